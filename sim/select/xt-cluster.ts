@@ -1,0 +1,100 @@
+/**
+ * The iptables `cluster` match (net/netfilter/xt_cluster.c, since 2.6.30),
+ * kernel-semantics §5.
+ *
+ *   IPv4: hash = jhash_1word(saddr as a CPU word, seed)      no ntohl: 10.0.0.1 -> 0x0100000a on LE
+ *   IPv6: hash = jhash2(address as four CPU words, 4, seed)
+ *   bucket = reciprocal_scale(hash, total_nodes); node K owns bucket K-1
+ *
+ * The address is the conntrack's *original* source, so reply packets hash
+ * their destination (measured 6.18.44). No conntrack, no match.
+ */
+import { F, L4, FAMILY_IPV4, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
+import { GOLDEN_RATIO } from '../hash/lookup2.ts';
+import { JHASH_INITVAL } from '../hash/lookup3.ts';
+import { jhash2 } from '../hash/lookup3.ts';
+import { jhash2Lookup2 } from '../hash/lookup2.ts';
+import { UsageError } from '../cli/errors.ts';
+import { endianFact, resolveProfile, type Fact } from './profile.ts';
+import { NO_BUCKET, bswap32, type Selector, type SelectorSpec } from './selector.ts';
+
+/** The kernel refuses more (EINVAL); iptables says "out of range (1-32)". */
+export const XT_CLUSTER_MAX_NODES = 32;
+
+type XtSpec = Extract<SelectorSpec, { backend: 'xt_cluster' }>;
+
+export function xtClusterSelector(spec: XtSpec): Selector {
+  const profile = resolveProfile(spec.kernel, spec.endian);
+  if (!profile.xtCluster) throw new UsageError(`--backend xt_cluster --kernel ${spec.kernel}: the cluster match arrived in Linux 2.6.30`);
+  const n = spec.totalNodes;
+  if (!Number.isInteger(n) || n < 1 || n > XT_CLUSTER_MAX_NODES) {
+    throw new UsageError(`--total-nodes: ${n} is out of range; the cluster match takes 1-${XT_CLUSTER_MAX_NODES} nodes`);
+  }
+  const facts: Fact[] = [...profile.jhashFacts];
+  facts.push(
+    profile.jhash === 'lookup3' && spec.endian === 'little'
+      ? { topic: 'xt_cluster IPv4', evidence: 'measured 6.18.44', note: 'jhash_1word(saddr as CPU word, seed), multiply-shift; every golden row matches' }
+      : { topic: 'xt_cluster IPv4', evidence: 'source', note: 'jhash_1word(saddr as CPU word, seed) with this era\'s jhash; read from source only' },
+    { topic: 'xt_cluster IPv6', evidence: 'source', note: 'jhash2 over the four address words; no IPv6 packet was measured' },
+  );
+  const ef = endianFact(spec.endian, 'xt_cluster hashes the address as a raw CPU word');
+  if (ef) facts.push(ef);
+
+  const little = spec.endian === 'little';
+  const seed = spec.hashSeed | 0;
+  const flavour = profile.jhash;
+  // jhash_1word constants per flavour: a += ka, b += kb (b = 0), c += kc (c = 0).
+  const ka = flavour === 'lookup3' ? (seed + JHASH_INITVAL + 4) | 0 : flavour === 'lookup3-transitional' ? JHASH_INITVAL | 0 : GOLDEN_RATIO | 0;
+  const kb = flavour === 'lookup3' ? ka : ka;
+  const kc = flavour === 'lookup3' ? ka : seed;
+  const lookup2 = flavour === 'lookup2';
+  const words = new Uint32Array(4);
+
+  const select = (b: TupleBatch, out: Int32Array, start = 0, end = b.count): void => {
+    const { family, flags, l4flags, saddr, daddr } = b;
+    for (let i = start; i < end; i++) {
+      const fam = family[i]!;
+      if ((l4flags[i]! & L4.CT_INVALID) !== 0) { out[i] = NO_BUCKET; continue; }
+      const reply = (flags[i]! & F.REPLY) !== 0;
+      let h: number;
+      if (fam === FAMILY_IPV4) {
+        const addr = reply ? daddr[i]! : saddr[i]!;
+        const w = little ? bswap32(addr) : addr | 0;
+        if (lookup2) {
+          let a = (w + ka) | 0, bb = kb, c = kc;
+          a = (a - bb - c) | 0; a ^= c >>> 13;
+          bb = (bb - c - a) | 0; bb ^= a << 8;
+          c = (c - a - bb) | 0; c ^= bb >>> 13;
+          a = (a - bb - c) | 0; a ^= c >>> 12;
+          bb = (bb - c - a) | 0; bb ^= a << 16;
+          c = (c - a - bb) | 0; c ^= bb >>> 5;
+          a = (a - bb - c) | 0; a ^= c >>> 3;
+          bb = (bb - c - a) | 0; bb ^= a << 10;
+          c = (c - a - bb) | 0; c ^= bb >>> 15;
+          h = c >>> 0;
+        } else {
+          let a = (w + ka) | 0, bb = kb, c = kc;
+          c ^= bb; c = (c - ((bb << 14) | (bb >>> 18))) | 0;
+          a ^= c; a = (a - ((c << 11) | (c >>> 21))) | 0;
+          bb ^= a; bb = (bb - ((a << 25) | (a >>> 7))) | 0;
+          c ^= bb; c = (c - ((bb << 16) | (bb >>> 16))) | 0;
+          a ^= c; a = (a - ((c << 4) | (c >>> 28))) | 0;
+          bb ^= a; bb = (bb - ((a << 14) | (a >>> 18))) | 0;
+          c ^= bb; c = (c - ((bb << 24) | (bb >>> 8))) | 0;
+          h = c >>> 0;
+        }
+      } else if (fam === FAMILY_IPV6) {
+        const lanes = reply ? b.daddr6 : b.saddr6;
+        const j = i << 2;
+        for (let k = 0; k < 4; k++) words[k] = little ? bswap32(lanes[j + k]!) : lanes[j + k]!;
+        h = lookup2 ? jhash2Lookup2(words, 4, seed) : jhash2(words, 4, seed);
+      } else {
+        out[i] = NO_BUCKET;
+        continue;
+      }
+      out[i] = ((h * n) / 4294967296) | 0;
+    }
+  };
+  const description = `xt_cluster, ${n} nodes, hash-seed 0x${(spec.hashSeed >>> 0).toString(16).padStart(8, '0')}, kernel ${profile.label}`;
+  return { spec, backend: 'xt_cluster', buckets: n, offset: 1, profile, description, facts, predictable: true, select };
+}

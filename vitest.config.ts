@@ -1,0 +1,27 @@
+import { defineConfig } from 'vitest/config';
+
+// Two projects: `unit` runs anywhere; `kernel` needs root, network namespaces,
+// real iptables/nft and (for CLUSTERIP) qemu, and runs serially.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['{sim,bench,kernel-glue,reports,test}/**/*.test.ts'],
+          exclude: ['**/*.kernel.test.ts', '**/node_modules/**'],
+          testTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: 'kernel',
+          include: ['{sim,bench,kernel-glue,reports,test}/**/*.kernel.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
