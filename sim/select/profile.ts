@@ -14,6 +14,8 @@ export interface Fact {
   readonly topic: string;
   readonly evidence: Evidence;
   readonly note: string;
+  /** Set when the fact only matters for IPv6 packets. */
+  readonly scope?: 'ipv6';
 }
 
 export type JhashFlavour = 'lookup2' | 'lookup3-transitional' | 'lookup3';

@@ -35,7 +35,7 @@ export function xtClusterSelector(spec: XtSpec): Selector {
     profile.jhash === 'lookup3' && spec.endian === 'little'
       ? { topic: 'xt_cluster IPv4', evidence: 'measured 6.18.44', note: 'jhash_1word(saddr as CPU word, seed), multiply-shift; every golden row matches' }
       : { topic: 'xt_cluster IPv4', evidence: 'source', note: 'jhash_1word(saddr as CPU word, seed) with this era\'s jhash; read from source only' },
-    { topic: 'xt_cluster IPv6', evidence: 'source', note: 'jhash2 over the four address words; no IPv6 packet was measured' },
+    { topic: 'xt_cluster IPv6', evidence: 'source', note: 'jhash2 over the four address words; no IPv6 packet was measured', scope: 'ipv6' },
   );
   const ef = endianFact(spec.endian, 'xt_cluster hashes the address as a raw CPU word');
   if (ef) facts.push(ef);
@@ -45,7 +45,7 @@ export function xtClusterSelector(spec: XtSpec): Selector {
   const flavour = profile.jhash;
   // jhash_1word constants per flavour: a += ka, b += kb (b = 0), c += kc (c = 0).
   const ka = flavour === 'lookup3' ? (seed + JHASH_INITVAL + 4) | 0 : flavour === 'lookup3-transitional' ? JHASH_INITVAL | 0 : GOLDEN_RATIO | 0;
-  const kb = flavour === 'lookup3' ? ka : ka;
+  const kb = ka; // b starts at the same constant as a in every flavour
   const kc = flavour === 'lookup3' ? ka : seed;
   const lookup2 = flavour === 'lookup2';
   const words = new Uint32Array(4);

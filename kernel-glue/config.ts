@@ -1,0 +1,207 @@
+/**
+ * The cluster config: one YAML file that `simulate` validates and kernel-glue
+ * applies. Its schema (zod) and every check that a deployment depends on live
+ * here; errors name the file, line, key and value.
+ *
+ * Numbering: `owns` lists kernel node numbers 1..N, the numbers CLUSTERIP shows
+ * in /proc/net/ipt_CLUSTERIP/<ip> and xt_cluster takes in --cluster-local-node
+ * (bucket k-1 belongs to node number k). nft rules use `offset 1` so the same
+ * numbers appear there.
+ *
+ *   cluster:
+ *     ip: 192.0.2.10
+ *     interface: eth0
+ *     mac: 01:00:5e:00:00:20
+ *     backend: xt_cluster            # clusterip | xt_cluster | nft
+ *     hashmode: sourceip             # CLUSTERIP only
+ *     seed: 0xdeadbeef               # --hash-init / --cluster-hash-seed / nft seed
+ *     total_nodes: 3
+ *     kernel: "6.18"                 # optional: the kernel the hosts run
+ *   nodes:
+ *     - { name: node1, owns: [1] }
+ *     - { name: node2, owns: [2], host: { ssh: root@node2.example } }
+ *     - { name: node3, owns: [3], host: { netns: ns3 } }
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { LineCounter, parseDocument, isNode } from 'yaml';
+import { DataError } from '../sim/cli/errors.ts';
+import { parseIPv4 } from '../sim/traffic/addr.ts';
+import { isMulticastMac } from '../sim/select/iptables-rule.ts';
+import { CLUSTERIP_MODES, type SelectorSpec } from '../sim/select/selector.ts';
+import { CLUSTERIP_MAX_NODES } from '../sim/select/clusterip.ts';
+import { XT_CLUSTER_MAX_NODES } from '../sim/select/xt-cluster.ts';
+import { CURRENT_KERNEL, DEFAULT_CLUSTERIP_KERNEL } from '../sim/select/profile.ts';
+
+const u32 = z.union([
+  z.number().int().min(0).max(0xffffffff),
+  z.string().regex(/^(0x[0-9a-fA-F]{1,8}|\d+)$/, 'a 32-bit number, decimal or 0x hex').transform((s) => (s.startsWith('0x') ? parseInt(s.slice(2), 16) : Number(s))).pipe(z.number().max(0xffffffff)),
+]);
+
+const ipv4 = z.string().refine((s) => parseIPv4(s) !== null, 'an IPv4 address such as 192.0.2.10');
+const ifname = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'an interface name (1-15 characters, no spaces or slashes)');
+const nodeName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a name of letters, digits, _ . - (starting with a letter or digit)');
+
+const HostSchema = z.union([
+  z.literal('local'),
+  z.object({ local: z.literal(true) }).strict(),
+  z.object({
+    ssh: z.string().regex(/^([A-Za-z0-9._-]+@)?[A-Za-z0-9._:-]+$/, 'user@host or host (no spaces, no options)'),
+    port: z.number().int().min(1).max(65535).optional(),
+    identity: z.string().optional(),
+    known_hosts: z.string().optional(),
+  }).strict(),
+  z.object({ netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a network namespace name') }).strict(),
+]);
+
+export const HeartbeatSchema = z.object({
+  interval_s: z.number().positive().default(1),
+  dead_after: z.number().int().min(1).default(3),
+  takeover_delay_s: z.number().min(0).default(0),
+  jitter_s: z.number().min(0).default(0),
+  port: z.number().int().min(1).max(65535).default(7946),
+  key_file: z.string().optional(),
+}).strict();
+
+export const ClusterConfigSchema = z.object({
+  cluster: z.object({
+    ip: ipv4,
+    interface: ifname.default('eth0'),
+    mac: z.string().refine(isMulticastMac, 'a multicast MAC such as 01:00:5e:00:00:20 (lowest bit of the first byte set)').default('01:00:5e:00:00:20'),
+    backend: z.enum(['clusterip', 'xt_cluster', 'nft']),
+    hashmode: z.enum(CLUSTERIP_MODES).optional(),
+    seed: u32.default(0),
+    total_nodes: z.number().int().min(1),
+    kernel: z.string().optional(),
+    endian: z.enum(['little', 'big']).default('little'),
+  }).strict(),
+  nodes: z.array(z.object({
+    name: nodeName,
+    owns: z.array(z.number().int()),
+    host: HostSchema.default('local'),
+    address: ipv4.optional(),
+  }).strict()).min(1),
+  heartbeat: HeartbeatSchema.optional(),
+}).strict();
+
+export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
+export type HostSpec = z.infer<typeof HostSchema>;
+
+export interface ConfigProblem {
+  /** Dotted key path, e.g. nodes[1].owns[0]. */
+  path: string;
+  message: string;
+  /** 1-based line in the YAML file, when known. */
+  line?: number;
+}
+
+function fmtPath(path: readonly PropertyKey[]): string {
+  let s = '';
+  for (const p of path) s += typeof p === 'number' ? `[${p}]` : `${s ? '.' : ''}${String(p)}`;
+  return s || '(top level)';
+}
+
+/**
+ * Checks beyond the shape: the ownership invariant (every node number 1..N
+ * owned by exactly one node) and the backend's limits.
+ */
+export function checkConfig(c: ClusterConfig): ConfigProblem[] {
+  const p: ConfigProblem[] = [];
+  const n = c.cluster.total_nodes;
+  const b = c.cluster.backend;
+  if (b === 'clusterip') {
+    if (n > CLUSTERIP_MAX_NODES) p.push({ path: 'cluster.total_nodes', message: `${n}: CLUSTERIP allows at most ${CLUSTERIP_MAX_NODES} nodes (iptables: out of range 0-16)` });
+    if (!c.cluster.hashmode) p.push({ path: 'cluster.hashmode', message: `the clusterip backend needs a hashmode (${CLUSTERIP_MODES.join(', ')})` });
+  } else {
+    if (c.cluster.hashmode && c.cluster.hashmode !== 'sourceip') {
+      p.push({ path: 'cluster.hashmode', message: `${c.cluster.hashmode}: the ${b} backend hashes only the conntrack's original source address (sourceip); remove hashmode` });
+    }
+    if (n > XT_CLUSTER_MAX_NODES) p.push({ path: 'cluster.total_nodes', message: `${n}: the cluster match allows at most ${XT_CLUSTER_MAX_NODES} nodes` });
+  }
+  const owner = new Map<number, string>();
+  const names = new Set<string>();
+  c.nodes.forEach((node, i) => {
+    if (names.has(node.name)) p.push({ path: `nodes[${i}].name`, message: `'${node.name}' is used by another node` });
+    names.add(node.name);
+    node.owns.forEach((k, j) => {
+      if (k < 1 || k > n) p.push({ path: `nodes[${i}].owns[${j}]`, message: `${k} is out of range: node numbers are 1..${n} (total_nodes)` });
+      else if (owner.has(k)) p.push({ path: `nodes[${i}].owns[${j}]`, message: `node number ${k} is also owned by ${owner.get(k)}: its packets would be accepted twice` });
+      else owner.set(k, node.name);
+    });
+  });
+  const orphans: number[] = [];
+  for (let k = 1; k <= n; k++) if (!owner.has(k)) orphans.push(k);
+  if (orphans.length) p.push({ path: 'nodes', message: `node number${orphans.length > 1 ? 's' : ''} ${orphans.join(', ')} owned by no node: their packets would be dropped everywhere` });
+  return p;
+}
+
+/** The selector that predicts this cluster's answer. */
+export function selectorSpecOf(c: ClusterConfig): SelectorSpec {
+  const { backend, total_nodes, seed, endian } = c.cluster;
+  if (backend === 'clusterip') {
+    return { backend, hashmode: c.cluster.hashmode ?? 'sourceip', totalNodes: total_nodes, hashInit: seed, kernel: c.cluster.kernel ?? DEFAULT_CLUSTERIP_KERNEL, endian };
+  }
+  if (backend === 'xt_cluster') return { backend, totalNodes: total_nodes, hashSeed: seed, kernel: c.cluster.kernel ?? CURRENT_KERNEL, endian };
+  // The nft rules kernel-glue writes are xt_cluster's exact equivalent (kernel-semantics §7).
+  return { backend: 'nft', expr: nftClusterExpr(c), kernel: c.cluster.kernel ?? CURRENT_KERNEL, endian };
+}
+
+export function nftClusterExpr(c: ClusterConfig): string {
+  return `jhash ct original ip saddr mod ${c.cluster.total_nodes} seed 0x${c.cluster.seed.toString(16).padStart(8, '0')} offset 1`;
+}
+
+export interface LoadedConfig {
+  config: ClusterConfig;
+  /** Problems found by checkConfig (the shape was valid). */
+  problems: ConfigProblem[];
+  file: string;
+}
+
+/**
+ * Parses and validates a config. A shape error (unknown key, wrong type) is a
+ * DataError naming file:line, key and value; invariant problems are returned
+ * so that callers can refuse (apply) or warn (simulate).
+ */
+export function parseConfig(text: string, file: string): LoadedConfig {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  if (doc.errors.length) {
+    const e = doc.errors[0]!;
+    const pos = lc.linePos(e.pos[0]);
+    throw new DataError(`${file}:${pos.line}`, `YAML: ${e.message.split('\n')[0]}`);
+  }
+  const lineOf = (path: readonly PropertyKey[]): number | undefined => {
+    for (let k = path.length; k >= 0; k--) {
+      const node = doc.getIn(path.slice(0, k) as (string | number)[], true);
+      if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
+    }
+    return undefined;
+  };
+  const res = ClusterConfigSchema.safeParse(doc.toJS());
+  if (!res.success) {
+    const msgs = res.error.issues.slice(0, 5).map((iss) => {
+      const line = lineOf(iss.path);
+      const val = doc.getIn(iss.path as (string | number)[]);
+      const shown = val === undefined || typeof val === 'object' ? '' : ` (value: ${JSON.stringify(val)})`;
+      const msg = iss.code === 'unrecognized_keys' ? `unknown key${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => `'${k}'`).join(', ')}` : iss.message;
+      return `${file}${line ? `:${line}` : ''}: ${fmtPath(iss.path)}: ${msg}${shown}`;
+    });
+    throw new DataError(file, `invalid cluster config:\n  ${msgs.join('\n  ')}`);
+  }
+  const problems = checkConfig(res.data).map((q) => ({ ...q, line: lineOf(q.path.split(/\.|\[|\]/).filter(Boolean).map((x) => (/^\d+$/.test(x) ? Number(x) : x))) }));
+  return { config: res.data, problems, file };
+}
+
+export function loadConfig(file: string): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new DataError(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message);
+  }
+  return parseConfig(text, file);
+}
+
+export function formatProblems(l: LoadedConfig): string {
+  return l.problems.map((q) => `${l.file}${q.line ? `:${q.line}` : ''}: ${q.path}: ${q.message}`).join('\n');
+}
