@@ -123,8 +123,8 @@ export function registerHash(program: Command): void {
     .command('hash')
     .summary('which node gets this flow? (one tuple, or CSV tuples)')
     .description(
-      'Computes, bit-exactly as the kernel does, the node (CLUSTERIP, xt_cluster: 1..N) or value (nft: offset..offset+N-1)\n' +
-        'that each tuple lands on. Input: one tuple as arguments, or CSV proto,saddr,sport,daddr,dport (header optional,\n' +
+      'Computes, bit-exactly as the kernel does, the node (CLUSTERIP, xt_cluster: 1..N) or value (nft: offset..offset+N-1) ' +
+        'that each tuple lands on. Input: one tuple as arguments, or CSV proto,saddr,sport,daddr,dport (header optional, ' +
         "proto as number or name, '-' for stdin). Output: CSV with a 'node' column (empty where no rule fires).",
     )
     .argument('[tuple...]', 'PROTO SADDR[:SPORT] DADDR[:DPORT], e.g. tcp 10.1.2.3:4000 192.0.2.10:80');

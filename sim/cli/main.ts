@@ -12,7 +12,7 @@ export function buildProgram(): Command {
   const program = new Command('clusterip-sim')
     .version(VERSION)
     .description(
-      'Predict, measure and deploy hash-based load sharing (iptables CLUSTERIP, the xt_cluster match, nftables jhash)\n' +
+      'Predict, measure and deploy hash-based load sharing (iptables CLUSTERIP, the xt_cluster match, nftables jhash) ' +
         'bit-exactly as the Linux kernel does it, for every kernel era and CPU byte order.',
     )
     .showHelpAfterError('(run with --help for usage)')
@@ -49,6 +49,12 @@ export async function main(argv: string[]): Promise<number> {
     return code;
   }
 }
+
+// A closed pipe (`clusterip-sim hash … | head`) is a normal way to stop reading.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 const isEntry = process.argv[1] !== undefined && /(?:main\.ts|clusterip-sim(?:\.js)?)$/.test(process.argv[1]);
 if (isEntry) {

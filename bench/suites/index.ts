@@ -1,0 +1,4 @@
+/** Every benchmark suite, one module each. Add a line here to add a suite. */
+import type { Suite } from '../harness.ts';
+
+export const SUITES: Suite[] = [];

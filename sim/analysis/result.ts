@@ -1,0 +1,168 @@
+/**
+ * The JSON results of `simulate` and `failover`: what `--json` prints, what
+ * reports render, and what `clusterip-sim report result.json` reads back.
+ * Field names are snake_case because scripts consume them.
+ */
+import type { SelectorSpec } from '../select/selector.ts';
+import type { Fact } from '../select/profile.ts';
+
+export interface ToolInfo {
+  name: 'clusterip-sim';
+  version: string;
+}
+
+export interface InputFile {
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+export interface InputSummary {
+  kind: 'pcap' | 'synthetic' | 'csv' | 'live';
+  files: InputFile[];
+  /** Synthetic scenario name and its parameters (seed included), when kind = synthetic. */
+  synthetic?: { scenario: string; seed: number; params: Record<string, unknown> };
+  packets: number;
+  bytes: number;
+  /** Capture time span (last ts - first ts). */
+  duration_s: number;
+  /** Packets not analysed and why (non-IP, truncated, unresolved fragments, malformed, …). */
+  skipped: Record<string, number>;
+}
+
+export type Metric = 'packets' | 'bytes' | 'flows' | 'connections';
+
+export interface DistributionStats {
+  metric: Metric;
+  total: number;
+  mean: number;
+  max_over_mean: number;
+  min_over_mean: number;
+  /** Coefficient of variation (stddev / mean). */
+  cv: number;
+  /** Jain's fairness index, 1/n..1. */
+  jain: number;
+  chi2: number;
+  chi2_df: number;
+  /** P-value of the chi-square test against a uniform spread. */
+  p_value: number;
+  /**
+   * max/mean that pure randomness would give for this many items over these
+   * nodes (95th percentile), so skew can be blamed on the traffic or the config.
+   */
+  random_max_over_mean_p95: number;
+}
+
+export interface TopSource {
+  addr: string;
+  packets: number;
+  bytes: number;
+}
+
+export interface NodeStats {
+  /** Kernel node number (1..N) or nft value. */
+  node: number;
+  /** Config node name owning it, when a cluster config was given. */
+  name?: string;
+  packets: number;
+  bytes: number;
+  flows: number;
+  connections: number;
+  new_connections_per_s: number;
+  top_sources: TopSource[];
+}
+
+export interface ConfigResult {
+  /** Short label used in comparisons, e.g. "A" or "clusterip/6.1/sourceip". */
+  id: string;
+  selector: { spec: SelectorSpec; description: string; facts: Fact[]; predictable: boolean; offset: number; buckets: number };
+  nodes: NodeStats[];
+  stats: DistributionStats[];
+  /** Packets no node accepts (no rule fires, no conntrack) and packets whose answer the capture cannot tell (snaplen). */
+  unassigned: { no_node: number; unknown: number };
+}
+
+export interface Migration {
+  from: string;
+  to: string;
+  flows_moved_share: number;
+  connections_moved_share: number;
+  bytes_moved_share: number;
+  packets_moved_share: number;
+  /** matrix[i][j]: flows from node index i (in `from`) to node index j (in `to`). */
+  matrix: number[][];
+  from_nodes: number[];
+  to_nodes: number[];
+}
+
+export interface MixedCluster {
+  /** Which config each node runs. */
+  members: { node: number; config: string }[];
+  packets_accepted_by_none: number;
+  packets_accepted_by_several: number;
+  flows_accepted_by_none: number;
+  flows_accepted_by_several: number;
+}
+
+export interface Gate {
+  name: string;
+  threshold: number;
+  value: number;
+  passed: boolean;
+}
+
+export interface RunInfo {
+  workers: number;
+  elapsed_s: number;
+  packets_per_s: number;
+  peak_rss_bytes: number;
+}
+
+export interface SimulateResult {
+  kind: 'simulate';
+  tool: ToolInfo;
+  generated_at: string;
+  input: InputSummary;
+  configs: ConfigResult[];
+  migrations: Migration[];
+  mixed?: MixedCluster;
+  gates: Gate[];
+  run: RunInfo;
+}
+
+export interface FailoverEvent {
+  t: number;
+  kind: 'crash' | 'leave' | 'rejoin' | 'partition' | 'heal' | 'heartbeat-loss' | 'detected' | 'takeover' | 'failback';
+  node?: string;
+  detail: string;
+}
+
+export interface FailoverPhaseLoad {
+  phase: 'before' | 'during' | 'after';
+  from_s: number;
+  to_s: number;
+  per_node: { node: string; packets: number; bytes: number; share: number }[];
+}
+
+export interface FailoverTotals {
+  lost_packets: number;
+  duplicated_packets: number;
+  broken_connections: number;
+  /** Seconds from the first fault to the moment every bucket has exactly one live owner again. */
+  recovery_s: number;
+}
+
+export interface FailoverResult {
+  kind: 'failover';
+  tool: ToolInfo;
+  generated_at: string;
+  input: InputSummary;
+  scenario: { name: string; config: unknown; heartbeat: Record<string, number>; policy: string; failback: string; events: unknown[] };
+  totals: FailoverTotals;
+  events: FailoverEvent[];
+  phases: FailoverPhaseLoad[];
+  /** Per time bin: packets accepted by each node, lost and duplicated. */
+  timeline: { bin_s: number; t0: number; nodes: string[]; per_node: number[][]; lost: number[]; duplicated: number[]; broken: number[] };
+  compare?: ({ policy: string } & FailoverTotals & { max_node_share: number })[];
+  run: RunInfo;
+}
