@@ -1,0 +1,265 @@
+/**
+ * `clusterip-sim simulate`: how will this traffic spread over the nodes, and
+ * what changes between configurations? The main job.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, statSync, existsSync, writeFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { GateError, UsageError } from './errors.ts';
+import { addSelectorOptions, selectorSpecFromFlags, type SelectorFlags } from './hash.ts';
+import { splitArgs } from '../select/iptables-rule.ts';
+import { buildSelector } from '../select/build.ts';
+import type { Selector, SelectorSpec } from '../select/selector.ts';
+import { loadConfig, formatProblems, selectorSpecOf, type ClusterConfig } from '../../kernel-glue/config.ts';
+import { parseIPv4 } from '../traffic/addr.ts';
+import { runSimulation, defaultWorkers } from '../engine/run.ts';
+import { directionDependent } from '../engine/share.ts';
+import type { SourceSpec } from '../engine/task.ts';
+import { analyse, migration, type AnalysisOptions } from '../analysis/distribution.ts';
+import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../analysis/result.ts';
+import { VERSION } from './version.ts';
+import { Progress } from './progress.ts';
+import { formatSimulate } from './simulate-format.ts';
+
+/** The built-in scenario when no input is given. */
+export const DEFAULT_SCENARIO = { name: 'default', packets: 200_000, seed: 1, clusterIp: '192.0.2.10' };
+
+interface SimulateFlags extends SelectorFlags {
+  pcap?: string[];
+  synthetic?: string;
+  csv?: string;
+  packets?: string;
+  seed?: string;
+  config?: string;
+  compare?: string[];
+  mixed?: string;
+  clusterIp?: string;
+  workers?: string;
+  json?: boolean;
+  report?: string;
+  maxImbalance?: string;
+  gateMetric?: string;
+  minPValue?: string;
+  maxMigration?: string;
+  lenient?: boolean;
+}
+
+interface Candidate {
+  id: string;
+  spec: SelectorSpec;
+  config?: ClusterConfig;
+}
+
+const ids = (i: number): string => String.fromCharCode(65 + (i % 26)) + (i >= 26 ? String(Math.floor(i / 26)) : '');
+
+function namesFor(sel: Selector, cfg?: ClusterConfig): string[] | undefined {
+  if (!cfg) return undefined;
+  const names = new Array<string>(sel.buckets).fill('');
+  for (const n of cfg.nodes) for (const k of n.owns) if (k >= 1 && k <= sel.buckets) names[k - 1] = n.name;
+  return names;
+}
+
+/** A --compare value: a cluster YAML file, or selector flags as one string. */
+function parseCompare(text: string, base: SelectorFlags): Candidate {
+  if (/\.ya?ml$/i.test(text.trim()) || existsSync(text.trim())) {
+    const l = loadConfig(text.trim());
+    return { id: '', spec: selectorSpecOf(l.config), config: l.config };
+  }
+  const words = splitArgs(text);
+  const o: Record<string, string> = {};
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (!w.startsWith('--')) throw new UsageError(`--compare '${text}': expected flags like --backend xt_cluster --total-nodes 4 --hash-seed 0x1, got '${w}'`);
+    const key = w.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    o[key] = words[++i] ?? '';
+  }
+  // Unspecified flags inherit from the main configuration: all of them for the same backend, the node
+  // count and byte order for another backend (its own seed, mode and kernel default apply).
+  const sameBackend = !o.backend || o.backend === base.backend;
+  const merged: SelectorFlags = sameBackend ? { ...base, ...o } : { totalNodes: base.totalNodes, endian: base.endian, ...o };
+  if (o.rule) { delete merged.backend; delete merged.hashmode; delete merged.totalNodes; delete merged.hashInit; delete merged.hashSeed; delete merged.nft; }
+  if (o.nft) { delete merged.totalNodes; delete merged.hashInit; delete merged.hashSeed; delete merged.hashmode; merged.backend = 'nft'; }
+  return { id: '', spec: selectorSpecFromFlags(merged).spec };
+}
+
+async function sha256(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+function num(v: string | undefined, flag: string, lo: number, hi: number): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!Number.isFinite(x) || x < lo || x > hi) throw new UsageError(`${flag}: '${v}' must be a number in ${lo}..${hi}`);
+  return x;
+}
+
+export function registerSimulate(program: Command): void {
+  const cmd = program
+    .command('simulate')
+    .summary('how will this traffic spread over the nodes? (the main job)')
+    .description(
+      'Runs captures or synthetic traffic through one or more cluster configurations exactly as the kernel would, and reports ' +
+        'per node packets, bytes, flows and connections, how uneven the spread is against what randomness alone gives, the ' +
+        'heaviest sources per node, and what share of flows moves between configurations. With no input it runs a built-in scenario.',
+    )
+    .option('--pcap <file...>', 'pcap or pcapng captures (.gz ok)')
+    .option('--synthetic <scenario>', 'synthetic traffic: default, uniform, cidr, zipf, nat, portscan, synflood')
+    .option('--csv <file>', 'CSV tuples proto,saddr,sport,daddr,dport[,ts,wirelen]')
+    .option('--packets <n>', 'packets of synthetic traffic', String(DEFAULT_SCENARIO.packets))
+    .option('--seed <n>', 'seed of synthetic traffic', String(DEFAULT_SCENARIO.seed))
+    .option('--config <cluster.yaml>', 'cluster config (the one kernel-glue applies); replaces the selector flags');
+  addSelectorOptions(cmd)
+    .option('--compare <spec...>', "more configurations over the same traffic: a cluster YAML, or flags in quotes, e.g. --compare '--backend xt_cluster --hash-seed 0x1' '--total-nodes 5'")
+    .option('--mixed <ids>', 'a mixed cluster: which configuration each node runs, e.g. A,A,B,A (node 3 runs B); reports packets no node or several nodes accept')
+    .option('--cluster-ip <ip>', 'only packets to this address are hashed (default: the config\'s ip; all packets if none)')
+    .option('--workers <n>', `worker threads (default ${defaultWorkers()}; 0 = in-process)`)
+    .option('--lenient', 'skip malformed capture records (counted) instead of stopping')
+    .option('--json', 'print the whole result as one JSON document')
+    .option('--report <out.html>', 'write a self-contained HTML report')
+    .option('--max-imbalance <x>', 'exit 3 if max/mean load of any configuration exceeds X (see --gate-metric)')
+    .addOption(new Option('--gate-metric <m>', 'metric for --max-imbalance').choices(['packets', 'bytes', 'flows', 'connections']).default('packets'))
+    .option('--min-p-value <p>', 'exit 3 if the chi-square test (flows) says the spread is less uniform than p')
+    .option('--max-migration <share>', 'exit 3 if more than this share (0-1) of flows changes node in any comparison')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  clusterip-sim simulate                                   built-in scenario, 4-node CLUSTERIP vs xt_cluster
+  clusterip-sim simulate --pcap edge.pcapng --config cluster.yaml --max-imbalance 1.2
+  clusterip-sim simulate --synthetic zipf --backend clusterip --hashmode sourceip --total-nodes 4 \\
+      --compare '--hashmode sourceip-sourceport' '--backend xt_cluster --hash-seed 0x1' --json
+  clusterip-sim simulate --pcap a.pcap --backend xt_cluster --total-nodes 4 --hash-seed 0 --compare '--total-nodes 5'
+
+Gates exit with 3 so a deployment pipeline can stop on them.`,
+    )
+    .action(async (o: SimulateFlags) => {
+      const err = (s: string): void => void process.stderr.write(s);
+      // Input.
+      const inputs: SourceSpec[] = [];
+      const files: InputFile[] = [];
+      let kind: SimulateResult['input']['kind'] = 'synthetic';
+      let synthetic: SimulateResult['input']['synthetic'];
+      const packets = num(o.packets, '--packets', 1, 1e12)!;
+      const seed = num(o.seed, '--seed', 0, 0xffffffff)!;
+      const given = [o.pcap?.length ? 'pcap' : null, o.synthetic ? 'synthetic' : null, o.csv ? 'csv' : null].filter(Boolean);
+      if (given.length > 1) throw new UsageError(`give one kind of input (got ${given.join(' and ')})`);
+      let builtIn = false;
+      if (o.pcap?.length) {
+        kind = 'pcap';
+        for (const p of o.pcap) {
+          if (!existsSync(p)) throw new UsageError(`--pcap ${p}: no such file`);
+          inputs.push({ kind: 'pcap', path: p, lenient: !!o.lenient });
+          files.push({ path: p, bytes: statSync(p).size, sha256: await sha256(p) });
+        }
+      } else if (o.csv) {
+        kind = 'csv';
+        if (!existsSync(o.csv)) throw new UsageError(`--csv ${o.csv}: no such file`);
+        inputs.push({ kind: 'csv', path: o.csv });
+        files.push({ path: o.csv, bytes: statSync(o.csv).size, sha256: await sha256(o.csv) });
+      } else {
+        builtIn = !o.synthetic;
+        const name = o.synthetic ?? DEFAULT_SCENARIO.name;
+        inputs.push({ kind: 'synthetic', name, seed, packets });
+        synthetic = { scenario: name, seed, params: { packets } };
+      }
+      // Configurations.
+      const cands: Candidate[] = [];
+      let clusterIpText = o.clusterIp;
+      if (o.config) {
+        const l = loadConfig(o.config);
+        if (l.problems.length) err(`warning: ${o.config} would not pass \`glue apply\`:\n${formatProblems(l)}\n`);
+        cands.push({ id: '', spec: selectorSpecOf(l.config), config: l.config });
+        clusterIpText ??= l.config.cluster.ip;
+      } else if (o.backend || o.nft || o.rule) {
+        cands.push({ id: '', spec: selectorSpecFromFlags(o).spec });
+      } else {
+        // Built-in comparison: what a CLUSTERIP cluster does today, and what moving to its successor changes.
+        cands.push({ id: '', spec: { backend: 'clusterip', hashmode: 'sourceip-sourceport', totalNodes: 4, hashInit: 0, kernel: '6.1', endian: 'little' } });
+        if (!o.compare?.length) cands.push({ id: '', spec: { backend: 'xt_cluster', totalNodes: 4, hashSeed: 0, kernel: '6.18', endian: 'little' } });
+      }
+      for (const c of o.compare ?? []) cands.push(parseCompare(c, cands[0]?.config ? {} : o));
+      cands.forEach((c, i) => (c.id = ids(i)));
+      const selectors = cands.map((c) => buildSelector(c.spec));
+      for (const s of selectors) {
+        if (s.buckets > 1 << 20) throw new UsageError(`${s.description}: ${s.buckets} buckets is more than simulate keeps per-bucket counters for (${1 << 20})`);
+      }
+      if (builtIn && !o.clusterIp) clusterIpText = DEFAULT_SCENARIO.clusterIp;
+      if (!clusterIpText && kind === 'synthetic') clusterIpText = DEFAULT_SCENARIO.clusterIp;
+      let clusterIp: number | null = null;
+      if (clusterIpText) {
+        clusterIp = parseIPv4(clusterIpText);
+        if (clusterIp === null) throw new UsageError(`--cluster-ip: '${clusterIpText}' is not an IPv4 address`);
+      }
+      let mixed: number[] | null = null;
+      if (o.mixed) {
+        const parts = o.mixed.split(',').map((x) => x.trim().toUpperCase());
+        mixed = parts.map((p) => {
+          const i = cands.findIndex((c) => c.id === p);
+          if (i < 0) throw new UsageError(`--mixed: '${p}' names no configuration (have ${cands.map((c) => c.id).join(', ')})`);
+          return i;
+        });
+        const n = selectors[mixed[0]!]!.buckets;
+        if (mixed.length !== n || mixed.some((i) => selectors[i]!.buckets !== n)) throw new UsageError(`--mixed: give one configuration per node (${n}), all with ${n} nodes`);
+      }
+      const workers = num(o.workers, '--workers', 0, 256) ?? defaultWorkers();
+      if (builtIn) err(`simulate: no input given, running the built-in scenario '${DEFAULT_SCENARIO.name}' (${packets.toLocaleString('en-US')} packets, seed ${seed}) to ${clusterIpText}\n`);
+      const progress = new Progress(process.stderr, kind === 'synthetic' ? packets : 0);
+      const run = await runSimulation({
+        inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers,
+        onProgress: (done, rss) => progress.update(done, rss),
+      });
+      progress.done();
+      const dirDep = selectors.map(directionDependent);
+      const aopts: AnalysisOptions = { ids: cands.map((c) => c.id), names: cands.map((c, i) => namesFor(selectors[i]!, c.config)), dirDep };
+      const { configs, reply, durationS } = analyse(run.merged, selectors, aopts);
+      const migrations = cands.slice(1).map((_, j) => migration(run.merged, reply, selectors, 0, j + 1, aopts));
+      const m = run.merged;
+      const skipped = { ...m.ingest.skipped };
+      if (m.notToCluster) skipped['not to the cluster ip'] = m.notToCluster;
+      const result: SimulateResult = {
+        kind: 'simulate',
+        tool: { name: 'clusterip-sim', version: VERSION },
+        generated_at: new Date().toISOString(),
+        input: { kind, files, ...(synthetic ? { synthetic } : {}), packets: m.ingest.packets, bytes: m.ingest.bytes, duration_s: durationS, skipped },
+        configs,
+        migrations,
+        ...(m.mixed && mixed ? { mixed: { members: mixed.map((c, k) => ({ node: k + 1, config: cands[c]!.id })), packets_accepted_by_none: m.mixed.none, packets_accepted_by_several: m.mixed.several, flows_accepted_by_none: 0, flows_accepted_by_several: 0 } } : {}),
+        gates: gates(o, configs, migrations.map((x) => x.flows_moved_share)),
+        run: { workers: run.workers, elapsed_s: run.elapsedS, packets_per_s: run.elapsedS > 0 ? m.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss },
+      };
+      if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+      else process.stdout.write(formatSimulate(result));
+      if (o.report) {
+        writeFileSync(o.report.replace(/\.html?$/i, '') + '.json', JSON.stringify(result, null, 2));
+        err(`report: wrote ${o.report.replace(/\.html?$/i, '')}.json (HTML rendering arrives with the reports module)\n`);
+      }
+      const failed = result.gates.filter((g) => !g.passed);
+      if (failed.length) throw new GateError(failed.map((g) => `gate ${g.name}: ${g.value.toFixed(4)} vs threshold ${g.threshold}`).join('; '));
+    });
+}
+
+function gates(o: SimulateFlags, configs: ConfigResult[], moved: number[]): Gate[] {
+  const out: Gate[] = [];
+  const metric = (o.gateMetric ?? 'packets') as Metric;
+  const maxImb = num(o.maxImbalance, '--max-imbalance', 1, 1e9);
+  if (maxImb !== undefined) {
+    for (const c of configs) {
+      const v = c.stats.find((s) => s.metric === metric)!.max_over_mean;
+      out.push({ name: `max-imbalance ${metric} ${c.id}`, threshold: maxImb, value: v, passed: v <= maxImb });
+    }
+  }
+  const minP = num(o.minPValue, '--min-p-value', 0, 1);
+  if (minP !== undefined) {
+    for (const c of configs) {
+      const v = c.stats.find((s) => s.metric === 'flows')!.p_value;
+      out.push({ name: `min-p-value flows ${c.id}`, threshold: minP, value: v, passed: v >= minP });
+    }
+  }
+  const maxMig = num(o.maxMigration, '--max-migration', 0, 1);
+  if (maxMig !== undefined) {
+    moved.forEach((v, j) => out.push({ name: `max-migration A->${ids(j + 1)}`, threshold: maxMig, value: v, passed: v <= maxMig }));
+  }
+  return out;
+}

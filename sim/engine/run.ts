@@ -1,0 +1,72 @@
+/**
+ * Runs a simulation: splits the input into shares, runs them on a piscina
+ * pool (or in-process with workers = 0), merges the partials.
+ */
+import os from 'node:os';
+import { Piscina } from 'piscina';
+import type { SelectorSpec } from '../select/selector.ts';
+import { processShare } from './share.ts';
+import { mergePartials, type MergedRun } from './merge.ts';
+import { planSourceShares } from './sources.ts';
+import type { SimPartial, SimTask, SourceSpec } from './task.ts';
+
+export interface RunOptions {
+  inputs: SourceSpec[];
+  selectors: SelectorSpec[];
+  buckets: number[];
+  clusterIp: number | null;
+  mixed: number[] | null;
+  /** 0 = in-process (no worker threads); default: the number of CPUs. */
+  workers?: number;
+  /** Called about every 200 ms with packets done so far and resident memory. */
+  onProgress?: (packets: number, rss: number) => void;
+}
+
+export interface RunOutput {
+  merged: MergedRun;
+  workers: number;
+  elapsedS: number;
+  peakRss: number;
+}
+
+export function defaultWorkers(): number {
+  return Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 16));
+}
+
+export async function runSimulation(o: RunOptions): Promise<RunOutput> {
+  const t0 = performance.now();
+  const workers = o.workers ?? defaultWorkers();
+  const shares: SourceSpec[] = o.inputs.flatMap((s) => planSourceShares(s, Math.max(1, workers)));
+  const progressBuf = new SharedArrayBuffer(8 * Math.max(1, shares.length));
+  const progress = new Float64Array(progressBuf);
+  const tasks: SimTask[] = shares.map((source, slot) => ({ source, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
+  let peakRss = process.memoryUsage().rss;
+  const tick = (): void => {
+    const rss = process.memoryUsage().rss;
+    if (rss > peakRss) peakRss = rss;
+    let done = 0;
+    for (let i = 0; i < progress.length; i++) done += progress[i]!;
+    o.onProgress?.(done, rss);
+  };
+  const timer = setInterval(tick, 200);
+  let parts: SimPartial[];
+  try {
+    if (workers === 0) {
+      parts = tasks.map(processShare);
+    } else {
+      const pool = new Piscina({ filename: new URL('./worker.mjs', import.meta.url).href, minThreads: Math.min(workers, tasks.length), maxThreads: workers, idleTimeout: 1000 });
+      try {
+        parts = await Promise.all(tasks.map((t) => pool.run(t) as Promise<SimPartial>));
+      } finally {
+        await pool.destroy();
+      }
+    }
+  } finally {
+    clearInterval(timer);
+    tick();
+  }
+  const merged = mergePartials(parts, o.buckets);
+  const rss = process.memoryUsage().rss;
+  if (rss > peakRss) peakRss = rss;
+  return { merged, workers, elapsedS: (performance.now() - t0) / 1000, peakRss };
+}

@@ -1,0 +1,49 @@
+/** What the main thread sends a worker, and what comes back. Plain data and typed arrays only. */
+import type { SelectorSpec } from '../select/selector.ts';
+import type { FlowColumns } from './flow-table.ts';
+
+export type SourceSpec =
+  | { kind: 'pcap'; path: string; start?: number; end?: number; lenient?: boolean; limit?: number; from?: number; to?: number }
+  | { kind: 'synthetic'; name: string; seed: number; packets: number; share?: { index: number; count: number } }
+  | { kind: 'csv'; path: string };
+
+export interface SimTask {
+  source: SourceSpec;
+  selectors: SelectorSpec[];
+  /** Numeric cluster IP: only packets to it are hashed by the cluster. null: every packet counts. */
+  clusterIp: number | null;
+  /** Mixed cluster: mixed[k-1] = index of the selector node k runs. */
+  mixed: number[] | null;
+  /** Progress: Float64Array(progress)[slot] = packets done, updated once per batch. */
+  progress?: { buffer: SharedArrayBuffer; slot: number };
+  batchCapacity?: number;
+}
+
+export interface IngestCounts {
+  packets: number;
+  bytes: number;
+  skipped: Record<string, number>;
+  firstTs: number;
+  lastTs: number;
+}
+
+export interface ConfigPartial {
+  /** Per-bucket packets/bytes counted packet by packet (exact); filled for direction-independent selectors only. */
+  packets: Float64Array;
+  bytes: Float64Array;
+  noNode: number;
+  unknown: number;
+}
+
+export interface SimPartial {
+  configs: ConfigPartial[];
+  flows: FlowColumns;
+  /** bucketOrig[f * C + c]: selector c's bucket for flow f's first packet read as the original direction. */
+  bucketOrig: Int32Array;
+  /** Same, read as the reply direction (differs only for selectors that hash the conntrack's original source). */
+  bucketReply: Int32Array;
+  mixed: { none: number; several: number; nonePkts: Float64Array; severalPkts: Float64Array } | null;
+  ingest: IngestCounts;
+  /** Packets not addressed to the cluster IP. */
+  notToCluster: number;
+}
