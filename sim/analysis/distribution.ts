@@ -152,3 +152,19 @@ export function migration(m: MergedRun, reply: Uint8Array, selectors: Selector[]
     to_nodes: Array.from({ length: sb.buckets }, (_, i) => i + sb.offset),
   };
 }
+
+/**
+ * Mixed cluster at flow level: node k runs selector mixed[k-1] and accepts a
+ * flow when that selector puts it in bucket k-1. Flows no node accepts are
+ * lost; flows several accept are duplicated.
+ */
+export function mixedFlows(m: MergedRun, reply: Uint8Array, mixed: number[]): { none: number; several: number } {
+  let none = 0, several = 0;
+  for (let g = 0; g < m.flows.count; g++) {
+    let acc = 0;
+    for (let k = 0; k < mixed.length; k++) if (flowBucket(m, reply, g, mixed[k]!) === k) acc++;
+    if (acc === 0) none++;
+    else if (acc > 1) several++;
+  }
+  return { none, several };
+}

@@ -60,9 +60,9 @@ export function formatSimulate(r: SimulateResult): string {
     s += `migration ${m.from} -> ${m.to}: ${pct(m.flows_moved_share)} of flows, ${pct(m.connections_moved_share)} of connections, ${pct(m.packets_moved_share)} of packets and ${pct(m.bytes_moved_share)} of bytes change node\n`;
   }
   if (r.mixed) {
-    s += `mixed cluster (${r.mixed.members.map((x) => `node ${x.node}: ${x.config}`).join(', ')}): ${int(r.mixed.packets_accepted_by_none)} packets accepted by no node (lost), ${int(r.mixed.packets_accepted_by_several)} by several (duplicated)\n`;
+    s += `mixed cluster (${r.mixed.members.map((x) => `node ${x.node}: ${x.config}`).join(', ')}): ${int(r.mixed.packets_accepted_by_none)} packets (${int(r.mixed.flows_accepted_by_none)} flows) accepted by no node (lost), ${int(r.mixed.packets_accepted_by_several)} packets (${int(r.mixed.flows_accepted_by_several)} flows) by several (duplicated)\n`;
   }
   for (const g of r.gates) s += `gate ${g.name}: ${g.value.toFixed(4)} (threshold ${g.threshold}) ${g.passed ? 'ok' : 'FAILED'}\n`;
-  s += `\n${int(i.packets)} packets in ${r.run.elapsed_s.toFixed(2)} s (${int(r.run.packets_per_s)} packets/s) on ${r.run.workers} worker${r.run.workers === 1 ? '' : 's'}, peak memory ${bytes(r.run.peak_rss_bytes)}\n`;
+  s += `\n${int(i.packets)} packets in ${r.run.elapsed_s.toFixed(2)} s (${int(r.run.packets_per_s)} packets/s) ${r.run.workers === 0 ? 'in-process' : `on ${r.run.workers} worker${r.run.workers === 1 ? '' : 's'}`}, peak memory ${bytes(r.run.peak_rss_bytes)}\n`;
   return s;
 }

@@ -15,7 +15,7 @@ import { parseIPv4 } from '../traffic/addr.ts';
 import { runSimulation, defaultWorkers } from '../engine/run.ts';
 import { directionDependent } from '../engine/share.ts';
 import type { SourceSpec } from '../engine/task.ts';
-import { analyse, migration, type AnalysisOptions } from '../analysis/distribution.ts';
+import { analyse, migration, mixedFlows, type AnalysisOptions } from '../analysis/distribution.ts';
 import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../analysis/result.ts';
 import { VERSION } from './version.ts';
 import { Progress } from './progress.ts';
@@ -225,7 +225,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
         input: { kind, files, ...(synthetic ? { synthetic } : {}), packets: m.ingest.packets, bytes: m.ingest.bytes, duration_s: durationS, skipped },
         configs,
         migrations,
-        ...(m.mixed && mixed ? { mixed: { members: mixed.map((c, k) => ({ node: k + 1, config: cands[c]!.id })), packets_accepted_by_none: m.mixed.none, packets_accepted_by_several: m.mixed.several, flows_accepted_by_none: 0, flows_accepted_by_several: 0 } } : {}),
+        ...(m.mixed && mixed ? { mixed: mixedResult(m.mixed, mixedFlows(m, reply, mixed), mixed, cands) } : {}),
         gates: gates(o, configs, migrations.map((x) => x.flows_moved_share)),
         run: { workers: run.workers, elapsed_s: run.elapsedS, packets_per_s: run.elapsedS > 0 ? m.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss },
       };
@@ -238,6 +238,16 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       const failed = result.gates.filter((g) => !g.passed);
       if (failed.length) throw new GateError(failed.map((g) => `gate ${g.name}: ${g.value.toFixed(4)} vs threshold ${g.threshold}`).join('; '));
     });
+}
+
+function mixedResult(pk: { none: number; several: number }, fl: { none: number; several: number }, mixed: number[], cands: Candidate[]): NonNullable<SimulateResult['mixed']> {
+  return {
+    members: mixed.map((c, k) => ({ node: k + 1, config: cands[c]!.id })),
+    packets_accepted_by_none: pk.none,
+    packets_accepted_by_several: pk.several,
+    flows_accepted_by_none: fl.none,
+    flows_accepted_by_several: fl.several,
+  };
 }
 
 function gates(o: SimulateFlags, configs: ConfigResult[], moved: number[]): Gate[] {

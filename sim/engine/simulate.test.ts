@@ -60,5 +60,28 @@ describe('simulate engine', () => {
     });
     // The nft tcp-port key fires only for TCP: something must have been unassigned.
     expect(configs[3]!.unassigned.no_node).toBeGreaterThan(0);
+
+    // A mixed cluster: a 3-node CLUSTERIP where node 2 runs an old kernel.
+    const mixedSpecs: SelectorSpec[] = [
+      { backend: 'clusterip', hashmode: 'sourceip', totalNodes: 3, hashInit: 0, kernel: '6.1', endian: 'little' },
+      { backend: 'clusterip', hashmode: 'sourceip', totalNodes: 3, hashInit: 0, kernel: '3.10', endian: 'little' },
+    ];
+    const ms = mixedSpecs.map(buildSelector);
+    const mixed = [0, 1, 0];
+    const mr = await runSimulation({ inputs: [{ kind: 'csv', path: csv }], selectors: mixedSpecs, buckets: [3, 3], clusterIp: null, mixed, workers: 0 });
+    let none = 0, several = 0;
+    const o0 = new Int32Array(1), o1 = new Int32Array(1);
+    for (const r of rows) {
+      writeTupleV4(b, 0, r.proto, r.s, r.sp, r.d, r.dp, 0, r.len);
+      b.count = 1;
+      ms[0]!.select(b, o0);
+      ms[1]!.select(b, o1);
+      const acc = mixed.filter((c, k) => (c === 0 ? o0[0] : o1[0]) === k).length;
+      if (acc === 0) none++;
+      else if (acc > 1) several++;
+    }
+    expect(mr.merged.mixed).toEqual({ none, several });
+    expect(none).toBeGreaterThan(0);
+    expect(several).toBeGreaterThan(0);
   });
 });
