@@ -31,6 +31,9 @@ function mix(h: number, k: number): number {
   h = (h << 13) | (h >>> 19);
   return (Math.imul(h, 5) + 0xe6546b64) | 0;
 }
+function hash4(a: number, b: number, c: number, d: number): number {
+  return fmix(mix(mix(mix(mix(0x9747b28c, a), b), c), d));
+}
 function fmix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
@@ -84,7 +87,13 @@ export class FlowTable implements FlowColumns {
     k[9] = reverse ? ((b.dport[i]! << 16) | b.sport[i]!) >>> 0 : ((b.sport[i]! << 16) | b.dport[i]!) >>> 0;
   }
 
+  /**
+   * IPv4 keys hash (and compare) only the four words that can differ: the
+   * other six are zero for every IPv4 key, and the family in word 0 keeps
+   * IPv4 and IPv6 keys apart.
+   */
   private hashKey(k: Uint32Array): number {
+    if (k[0]! >>> 8 !== FAMILY_IPV6) return hash4(k[0]!, k[1]!, k[5]!, k[9]!);
     let h = 0x9747b28c;
     for (let w = 0; w < KEY_WORDS; w++) h = mix(h, k[w]!);
     return fmix(h);
@@ -146,10 +155,28 @@ export class FlowTable implements FlowColumns {
     }
   }
 
-  /** Index of packet i's flow, created if new. */
+  /** Index of packet i's flow, created if new. The IPv4 path reads the batch lanes directly. */
   upsert(b: TupleBatch, i: number): number {
-    this.loadKey(b, i, false);
-    return this.find(this.k, true);
+    if (b.family[i] === FAMILY_IPV6) {
+      this.loadKey(b, i, false);
+      return this.find(this.k, true);
+    }
+    const k0 = (b.family[i]! << 8) | b.proto[i]!, sa = b.saddr[i]!, da = b.daddr[i]!;
+    const pp = ((b.sport[i]! << 16) | b.dport[i]!) >>> 0;
+    let s = hash4(k0, sa, da, pp) & this.mask;
+    const keys = this.keys, slots = this.slots;
+    for (;;) {
+      const idx = slots[s]!;
+      if (idx === EMPTY) break;
+      const o = idx * KEY_WORDS;
+      if (keys[o + 9] === pp && keys[o + 1] === sa && keys[o + 5] === da && keys[o] === k0) return idx;
+      s = (s + 1) & this.mask;
+    }
+    const k = this.k;
+    k.fill(0);
+    k[0] = k0; k[1] = sa; k[5] = da; k[9] = pp;
+    if (this.count + 1 > this.capacity) this.grow();
+    return this.insertAt(k);
   }
 
   /** Index of the flow in the opposite direction of packet i, or -1. */
