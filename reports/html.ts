@@ -107,6 +107,8 @@ function metricChart(ch: Charts, c: ConfigResult, metric: Metric): string {
     data: { labels: c.nodes.map(nodeLabel), datasets },
     options: {
       cisValueFormat: unit,
+      // Bars are coloured one by one (red outside the band); the legend shows the normal colour.
+      cisLegendColor: color(0),
       plugins: {
         title: { display: true, text: `${cap(METRIC_LABEL[metric])} per node — configuration ${c.id}`, font: { size: 15 } },
         subtitle: { display: sub !== '', text: sub },
@@ -181,8 +183,9 @@ function comparisonSection(ch: Charts, r: SimulateResult): string {
       cisValueFormat: 'percent',
       plugins: {
         title: { display: true, text: 'Share of packets per node, configurations side by side', font: { size: 15 } },
-        subtitle: { display: true, text: `an even spread gives ${even.toFixed(1)} % each` },
+        subtitle: { display: true, text: `dashed line: an even spread, ${even.toFixed(1)} % each` },
         legend: { position: 'bottom' },
+        cisBand: { lo: even, hi: even, mean: even },
       },
       scales: { x: { title: { display: true, text: 'node' } }, y: { beginAtZero: true, title: { display: true, text: 'share of packets (%)' }, cisFormat: 'percent' } },
     },
@@ -206,7 +209,7 @@ function migrationSection(m: Migration, i: number): string {
     const stays = m.from_nodes[r] === m.to_nodes[c];
     const alpha = (0.08 + 0.55 * (v / maxCell)).toFixed(3);
     const bg = stays ? `rgba(89,161,79,${alpha})` : `rgba(225,87,89,${alpha})`;
-    return `<td class="num" data-v="${v}" style="background:${bg}" title="${esc(`${fmtNum(share, 'pct1')} of node ${m.from_nodes[r]}'s flows`)}">${esc(fmtNum(v, 'int'))}<br><small>${esc(fmtNum(share, 'pct1'))}</small></td>`;
+    return `<td class="num" data-v="${v}" style="background:${bg}" title="${esc(`${fmtNum(share, 'pct1')} of node ${m.from_nodes[r]}'s flows`)}">${esc(fmtNum(v, 'int'))} <small class="sub">(${esc(fmtNum(share, 'pct1'))})</small></td>`;
   }).join('')}<td class="num" data-v="${rowTot[r]}">${esc(fmtNum(rowTot[r]!, 'int'))}</td></tr>`).join('\n');
   const cards = (['flows', 'connections', 'packets', 'bytes'] as const).map((k) => {
     const v = m[`${k}_moved_share`];
@@ -334,7 +337,7 @@ export function renderFailoverHtml(r: FailoverResult): string {
         legend: { position: 'bottom' },
         cisEvents: { items: markers },
       },
-      scales: { x: { ...xScale, offset: false }, y: { beginAtZero: true, stacked: true, title: { display: true, text: `packets per ${binTxt}` }, cisFormat: 'count' } },
+      scales: { x: { ...xScale, offset: false, grid: { offset: false } }, y: { beginAtZero: true, stacked: true, title: { display: true, text: `packets per ${binTxt}` }, cisFormat: 'count' } },
     },
   }, 'lost and duplicated packets over time', true));
   b.push(ch.canvas('failover-broken', {
@@ -348,7 +351,7 @@ export function renderFailoverHtml(r: FailoverResult): string {
         legend: { position: 'bottom' },
         cisEvents: { items: markers },
       },
-      scales: { x: { ...xScale, offset: false }, y: { beginAtZero: true, title: { display: true, text: `connections per ${binTxt}` }, cisFormat: 'count' } },
+      scales: { x: { ...xScale, offset: false, grid: { offset: false } }, y: { beginAtZero: true, title: { display: true, text: `connections per ${binTxt}` }, cisFormat: 'count' } },
     },
   }, 'connections broken over time', true));
   b.push(`</div>`);

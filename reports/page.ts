@@ -106,6 +106,7 @@ figure.chart.tall{height:420px}
 .card .big{font-size:22px;font-weight:650;font-variant-numeric:tabular-nums}.card .lbl{color:var(--muted);font-size:12px}
 .badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;border:1px solid currentColor;white-space:nowrap}
 .ok{color:var(--ok)}.bad{color:var(--bad)}.warn{color:var(--warn)}
+small.sub{display:block;color:var(--muted)}
 details{margin:8px 0}summary{cursor:pointer;color:var(--accent)}
 footer{margin-top:40px;color:var(--muted);font-size:12px}
 @media print{figure.chart{break-inside:avoid}}
@@ -153,6 +154,7 @@ data.charts.forEach(function(s){try{
  Object.keys(sc).forEach(function(k){var f=sc[k].cisFormat;if(f){sc[k].ticks=sc[k].ticks||{};sc[k].ticks.callback=function(x){return fmtFor(f)(x);};}});
  var vf=o.cisValueFormat;o.plugins=o.plugins||{};o.plugins.tooltip=o.plugins.tooltip||{};
  if(vf)o.plugins.tooltip.callbacks={label:function(ctx){var y=ctx.parsed[o.indexAxis==='y'?'x':'y'];return ' '+ctx.dataset.label+': '+fmtFor(vf)(y);}};
+ if(o.cisLegendColor){o.plugins.legend=o.plugins.legend||{};o.plugins.legend.labels={generateLabels:function(ch){var l=Chart.defaults.plugins.legend.labels.generateLabels(ch);if(l[0]){l[0].fillStyle=o.cisLegendColor;l[0].strokeStyle=o.cisLegendColor;}return l;}};}
  if(o.plugins.subtitle&&o.plugins.subtitle.display)o.plugins.subtitle.color=C.muted;
  new Chart(document.getElementById(s.id),cfg);drawn++;}catch(e){failed.push(s.id+': '+e);console.error('chart '+s.id+' failed: '+e);}});
 document.documentElement.setAttribute('data-charts-drawn',String(drawn));
