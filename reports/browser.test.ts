@@ -208,7 +208,7 @@ describe('reports in headless Chromium', () => {
     ph.forEach((row, k) => { expect(row[0]).toBe(want[k]!.p.phase); expect(row[3]).toBe(want[k]!.x.node); same(row[4]!, want[k]!.x.packets, 'phase packets'); same(row[6]!, want[k]!.x.share, 'phase share'); });
     // Event markers are drawn at the events' times on the load chart.
     const markers = await page.evaluate<number[]>(`Chart.getChart(document.getElementById('chart-1')).options.plugins.cisEvents.items.map((e) => e.x)`);
-    expect(markers).toEqual(r.events.map((e) => e.t));
+    expect(markers).toEqual([...new Set(r.events.map((e) => e.t))]);
     expect(problems).toEqual([]);
     await page.close();
 

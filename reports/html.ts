@@ -43,7 +43,10 @@ function evidenceBadge(e: Fact['evidence']): string {
 function factsTable(id: string, facts: readonly Fact[]): string {
   if (!facts.length) return '<p class="note">No kernel facts recorded for this configuration.</p>';
   const measured = facts.filter((f) => f.evidence.startsWith('measured')).length;
-  return `<p class="note">Kernel profile: ${measured} of ${facts.length} facts behind these answers were measured on a real kernel; the rest come from reading the kernel source.</p>` +
+  const what = measured === facts.length
+    ? `all ${facts.length} facts behind these answers were measured on a real kernel.`
+    : `${measured} of ${facts.length} facts behind these answers were measured on a real kernel; the others come from reading the kernel source only${facts.some((f) => f.evidence === 'unverified') ? ' or are unverified' : ''}.`;
+  return `<p class="note">Kernel profile: ${esc(what)}</p>` +
     table(id, [{ label: 'fact' }, { label: 'evidence' }, { label: 'note' }, { label: 'scope' }],
       facts.map((f) => [f.topic, raw(evidenceBadge(f.evidence)), f.note, f.scope ?? 'all']));
 }
@@ -98,9 +101,9 @@ function metricChart(ch: Charts, c: ConfigResult, metric: Metric): string {
     datasets.push({ type: 'line', label: 'range from randomness alone (95 %)', data: [], backgroundColor: BAND_LEGEND, borderColor: BAND_LEGEND });
     datasets.push({ type: 'line', label: 'mean', data: [], borderColor: '#3d8a3a', borderDash: [7, 4], backgroundColor: 'rgba(0,0,0,0)' });
   }
-  const sub = b && st
-    ? `labels: node ÷ mean; max/mean ${st.max_over_mean.toFixed(3)}; randomness alone stays below ${st.random_max_over_mean_p95.toFixed(3)} in 95 % of runs${values.some(outside) ? ' — red bars are outside that band' : ''}`
-    : st ? `max/mean ${st.max_over_mean.toFixed(3)}` : '';
+  // Two short lines: the subtitle must stay legible in a third of the page width.
+  const sub: string[] = st ? [`max/mean ${st.max_over_mean.toFixed(3)}${b ? ` · randomness alone (p95): ${st.random_max_over_mean_p95.toFixed(3)}` : ''}`] : [];
+  if (st && st.mean > 0) sub.push(`labels: node ÷ mean${values.some(outside) ? ' · red: outside the band' : ''}`);
   const max = Math.max(...values, b?.hi ?? 0);
   return ch.canvas(`${c.id}-${metric}`, {
     type: 'bar',
@@ -111,7 +114,7 @@ function metricChart(ch: Charts, c: ConfigResult, metric: Metric): string {
       cisLegendColor: color(0),
       plugins: {
         title: { display: true, text: `${cap(METRIC_LABEL[metric])} per node — configuration ${c.id}`, font: { size: 15 } },
-        subtitle: { display: sub !== '', text: sub },
+        subtitle: { display: sub.length > 0, text: sub },
         legend: { position: 'bottom' },
         cisBand: b ?? {},
         cisBarLabels: st && st.mean > 0 ? { labels: values.map((v) => `×${(v / st.mean).toFixed(3)}`) } : {},
@@ -234,7 +237,7 @@ export function renderSimulateHtml(r: SimulateResult): string {
   b.push(`<h2 id="what-ran">What ran</h2>${inputSection(r.input)}${runLine(r.run)}`);
   if (r.configs.length > 1) b.push(comparisonSection(ch, r));
   r.configs.forEach((c, i) => {
-    b.push(`<h2 id="config-${i}">Configuration ${esc(c.id)}</h2><p class="lead">${esc(c.selector.description)}</p>${dl(selectorItems(c))}`);
+    b.push(`<h2 id="config-${i}">Configuration ${esc(c.id)}</h2>${dl(selectorItems(c))}`);
     b.push(factsTable(`config-${i}-facts`, c.selector.facts));
     b.push(`<p class="note">Bars: what each node accepts. Shaded band: where nodes fall from randomness alone (its top edge is the largest node that a uniformly random spread of this many items still reaches in 95 % of cases; the bottom edge mirrors it). Dashed line: the mean.</p>`);
     b.push(`<div class="grid">${(['packets', 'bytes', 'flows'] as Metric[]).map((m) => metricChart(ch, c, m)).join('')}</div>`);
@@ -276,11 +279,20 @@ export function timelineSeries(t: FailoverResult['timeline']): number[][] {
   throw new DataError('timeline.per_node', `expected ${t.nodes.length} series of ${bins} bins (one per node in timeline.nodes), got ${t.per_node.length} rows of ${t.per_node.map((s) => s.length).join('/')} values`);
 }
 
-function eventMarkers(events: FailoverEvent[]): { x: number; label: string; color: string }[] {
-  return events.map((e) => ({ x: e.t, label: `${e.kind}${e.node ? ' ' + e.node : ''}`, color: EVENT_COLOR[e.kind] ?? '#777' }));
+/** One marker per event time; events at the same instant (detected + takeover) share it, so labels do not pile up. */
+export function eventMarkers(events: FailoverEvent[]): { x: number; label: string; color: string }[] {
+  const out: { x: number; label: string; color: string }[] = [];
+  for (const e of events) {
+    const label = `${e.kind}${e.node ? ' ' + e.node : ''}`;
+    const same = out.find((m) => m.x === e.t);
+    if (same) same.label += ` · ${label}`;
+    else out.push({ x: e.t, label, color: EVENT_COLOR[e.kind] ?? '#777' });
+  }
+  return out;
 }
-/** Room between the subtitle and the plot for up to four rows of event labels (drawn by cisEvents). */
-const EVENT_ROOM = { top: 4, bottom: 66 };
+/** Room between the subtitle and the plot for EVENT_ROWS rows of event labels (drawn by cisEvents, 15 px each). */
+const EVENT_ROWS = 3;
+const EVENT_ROOM = { top: 4, bottom: EVENT_ROWS * 15 + 6 };
 
 /** The failover report: per-node load over time with events, losses, broken connections. */
 export function renderFailoverHtml(r: FailoverResult): string {
@@ -296,7 +308,13 @@ export function renderFailoverHtml(r: FailoverResult): string {
   b.push(`<p class="lead">Policy <b>${esc(r.scenario.policy)}</b>, failback <b>${esc(r.scenario.failback)}</b>, ${t.nodes.length} nodes, ${r.events.length} events.</p>`);
   const card = (id: string, v: number, f: 'int' | 'f2', label: string, bad: boolean) =>
     `<div class="card" id="${id}"><div class="big num ${bad ? 'bad' : 'ok'}" data-v="${v}">${esc(fmtNum(v, f))}${f === 'f2' ? ' s' : ''}</div><div class="lbl">${esc(label)}</div></div>`;
+  b.push(`<h2 id="what-ran">What ran</h2>${inputSection(r.input)}`);
+  b.push(`<h3>Scenario</h3>${dl([['name', r.scenario.name], ['policy', r.scenario.policy], ['failback', r.scenario.failback],
+    ...Object.entries(r.scenario.heartbeat).map(([k, v]): [string, Cell] => [`heartbeat ${k}`, num(v, Number.isInteger(v) ? 'int' : 'f3')])])}`);
+  b.push(`<details><summary>Cluster configuration and scripted events (JSON)</summary><pre>${esc(JSON.stringify({ config: r.scenario.config, events: r.scenario.events }, null, 2))}</pre></details>`);
+  b.push(runLine(r.run));
   const T = r.totals;
+  b.push(`<h2 id="outcome">What happened</h2>`);
   b.push(`<div class="cards" id="totals">${card('total-lost', T.lost_packets, 'int', 'packets lost (no node took them)', T.lost_packets > 0)}${card('total-dup', T.duplicated_packets, 'int', 'packets duplicated (several nodes took them)', T.duplicated_packets > 0)}${card('total-broken', T.broken_connections, 'int', 'connections broken', T.broken_connections > 0)}${card('total-recovery', T.recovery_s, 'f2', 'from first fault to one owner per bucket', T.recovery_s > 0)}</div>`);
 
   // Load: one point per bin start plus the end of the last bin, drawn as steps so each bin reads as a flat level.
@@ -313,7 +331,7 @@ export function renderFailoverHtml(r: FailoverResult): string {
         title: { display: true, text: 'Load per node over time', font: { size: 15 } },
         subtitle: { display: true, text: `packets each node accepted per ${binTxt}; dashed lines mark the events`, padding: EVENT_ROOM },
         legend: { position: 'bottom' },
-        cisEvents: { items: markers },
+        cisEvents: { items: markers, rows: EVENT_ROWS },
       },
       scales: { x: xScale, y: { beginAtZero: true, title: { display: true, text: `packets per ${binTxt}` }, cisFormat: 'count' } },
     },
@@ -335,7 +353,7 @@ export function renderFailoverHtml(r: FailoverResult): string {
         title: { display: true, text: 'Lost and duplicated packets over time', font: { size: 15 } },
         subtitle: { display: true, text: `packets per ${binTxt}; ${fmtNum(T.lost_packets, 'int')} lost, ${fmtNum(T.duplicated_packets, 'int')} duplicated in all`, padding: EVENT_ROOM },
         legend: { position: 'bottom' },
-        cisEvents: { items: markers },
+        cisEvents: { items: markers, rows: EVENT_ROWS },
       },
       scales: { x: { ...xScale, offset: false, grid: { offset: false } }, y: { beginAtZero: true, stacked: true, title: { display: true, text: `packets per ${binTxt}` }, cisFormat: 'count' } },
     },
@@ -349,7 +367,7 @@ export function renderFailoverHtml(r: FailoverResult): string {
         title: { display: true, text: 'Connections broken over time', font: { size: 15 } },
         subtitle: { display: true, text: `connections per ${binTxt}; ${fmtNum(T.broken_connections, 'int')} in all`, padding: EVENT_ROOM },
         legend: { position: 'bottom' },
-        cisEvents: { items: markers },
+        cisEvents: { items: markers, rows: EVENT_ROWS },
       },
       scales: { x: { ...xScale, offset: false, grid: { offset: false } }, y: { beginAtZero: true, title: { display: true, text: `connections per ${binTxt}` }, cisFormat: 'count' } },
     },
@@ -383,11 +401,6 @@ export function renderFailoverHtml(r: FailoverResult): string {
       r.compare.map((c) => [c.policy, num(c.lost_packets), num(c.duplicated_packets), num(c.broken_connections), num(c.recovery_s, 'f2'), num(c.max_node_share, 'pct')])));
   }
 
-  b.push(`<h2 id="what-ran">What ran</h2>${inputSection(r.input)}`);
-  b.push(`<h3>Scenario</h3>${dl([['name', r.scenario.name], ['policy', r.scenario.policy], ['failback', r.scenario.failback],
-    ...Object.entries(r.scenario.heartbeat).map(([k, v]): [string, Cell] => [`heartbeat ${k}`, num(v, Number.isInteger(v) ? 'int' : 'f3')])])}`);
-  b.push(`<details><summary>Cluster configuration and scripted events (JSON)</summary><pre>${esc(JSON.stringify({ config: r.scenario.config, events: r.scenario.events }, null, 2))}</pre></details>`);
-  b.push(runLine(r.run));
   const tlRows: Cell[][] = xs.map((_, i) => [num(t.t0 + i * t.bin_s, 'f3'), ...series.map((s) => num(s[i]!)), num(t.lost[i]!), num(t.duplicated[i]!), num(t.broken[i]!)]);
   b.push(`<details><summary>Timeline numbers (${xs.length} bins of ${esc(binTxt)})</summary>` +
     table('timeline', [{ label: 'bin start (s)' }, ...t.nodes.map((n) => ({ label: n })), { label: 'lost' }, { label: 'duplicated' }, { label: 'broken' }], tlRows) + '</details>');
@@ -434,7 +447,12 @@ export function renderBenchHtml(cases: BenchCase[], meta: BenchMeta = {}): strin
       options: {
         indexAxis: 'y',
         cisValueFormat: 'ops',
-        plugins: { title: { display: true, text: `Throughput — suite ${s}`, font: { size: 15 } }, subtitle: { display: true, text: 'operations per second, higher is better; measured side by side in one run' }, legend: { position: 'bottom' } },
+        plugins: {
+          title: { display: true, text: `Throughput — suite ${s}`, font: { size: 15 } },
+          subtitle: { display: true, text: `operations per second, higher is better; measured side by side in one run${hasNative ? '; labels: ours ÷ native C' : ''}` },
+          legend: { position: 'bottom' },
+          cisBarLabels: hasNative ? { horizontal: true, labels: cs.map((c) => (c.native_ops_per_s ? `×${(c.ops_per_s / c.native_ops_per_s).toFixed(2)}` : null)) } : {},
+        },
         scales: { x: { beginAtZero: true, title: { display: true, text: 'operations per second' }, cisFormat: 'ops' }, y: { title: { display: true, text: 'case' } } },
       },
     }, `throughput of suite ${s}`, cs.length > 4));

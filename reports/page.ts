@@ -101,6 +101,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:14px;align-items:start}
 figure.chart{margin:8px 0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px;height:340px;position:relative}
 figure.chart.tall{height:420px}
+.grid figure.chart{height:420px}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin:10px 0}
 .card{border:1px solid var(--line);border-radius:8px;padding:10px 14px;min-width:150px;background:var(--card)}
 .card .big{font-size:22px;font-weight:650;font-variant-numeric:tabular-nums}.card .lbl{color:var(--muted);font-size:12px}
@@ -138,14 +139,15 @@ var band={id:'cisBand',beforeDatasetsDraw:function(ch,a,o){if(!o||o.hi==null)ret
  afterDatasetsDraw:function(ch,a,o){if(!o||o.hi==null)return;var y=ch.scales.y,r=ch.chartArea,c=ch.ctx;c.save();c.strokeStyle=C.bandline;
  function h(val,w,d){var p=y.getPixelForValue(val);if(p<r.top||p>r.bottom)return;c.lineWidth=w;c.setLineDash(d);c.beginPath();c.moveTo(r.left,p);c.lineTo(r.right,p);c.stroke();}
  h(o.hi,1,[2,3]);h(o.lo,1,[2,3]);h(o.mean,1.5,[7,4]);c.restore();}};
-var ev={id:'cisEvents',afterDatasetsDraw:function(ch,a,o){if(!o||!o.items)return;var x=ch.scales.x,r=ch.chartArea,c=ch.ctx;var last=[-1e9,-1e9,-1e9,-1e9];c.save();c.font='600 11px '+Chart.defaults.font.family;
+var ev={id:'cisEvents',afterDatasetsDraw:function(ch,a,o){if(!o||!o.items)return;var x=ch.scales.x,r=ch.chartArea,c=ch.ctx,rows=o.rows||3,last=[];for(var k=0;k<rows;k++)last.push(-1e9);c.save();c.font='600 11px '+Chart.defaults.font.family;
  for(var i=0;i<o.items.length;i++){var e=o.items[i];var px=x.getPixelForValue(e.x);if(px<r.left-1||px>r.right+1)continue;
-  c.strokeStyle=e.color;c.lineWidth=2;c.setLineDash([5,3]);var w=c.measureText(e.label).width+6,row=0;while(row<3&&last[row]>px-4)row++;last[row]=px+w;
-  var ty=r.top-4-(4-row)*15;c.beginPath();c.moveTo(px,ty+12);c.lineTo(px,r.bottom);c.stroke();c.setLineDash([]);
+  c.strokeStyle=e.color;c.lineWidth=2;c.setLineDash([5,3]);var w=c.measureText(e.label).width+6,row=0;while(row<rows-1&&last[row]>px-4)row++;last[row]=px+w;
+  var ty=r.top-4-(rows-row)*15;c.beginPath();c.moveTo(px,ty+12);c.lineTo(px,r.bottom);c.stroke();c.setLineDash([]);
   var tx=Math.min(px+3,ch.width-w);c.fillStyle=e.color;c.textBaseline='top';c.fillText(e.label,tx,ty);}
  c.restore();}};
 var bl={id:'cisBarLabels',afterDatasetsDraw:function(ch,a,o){if(!o||!o.labels)return;var m=ch.getDatasetMeta(0),c=ch.ctx;c.save();c.font='600 12px '+Chart.defaults.font.family;c.fillStyle=C.fg;c.textAlign='center';c.textBaseline='bottom';
- m.data.forEach(function(el,i){if(o.labels[i]!=null)c.fillText(o.labels[i],el.x,el.y-3);});c.restore();}};
+ if(o.horizontal){c.textAlign='left';c.textBaseline='middle';}
+ m.data.forEach(function(el,i){if(o.labels[i]!=null){if(o.horizontal)c.fillText(o.labels[i],el.x+5,el.y);else c.fillText(o.labels[i],el.x,el.y-3);}});c.restore();}};
 Chart.register(bg,band,ev,bl);
 function fmtFor(name){return FMT[name]||function(x){return String(x);};}
 var drawn=0,failed=[];
