@@ -3,7 +3,8 @@
  * what changes between configurations? The main job.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, statSync, existsSync, writeFileSync } from 'node:fs';
+import { createReadStream, statSync, existsSync } from 'node:fs';
+import { writeReport } from '../../reports/write.ts';
 import { Option, type Command } from 'commander';
 import { GateError, UsageError } from './errors.ts';
 import { addSelectorOptions, selectorSpecFromFlags, type SelectorFlags } from './hash.ts';
@@ -37,6 +38,7 @@ interface SimulateFlags extends SelectorFlags {
   workers?: string;
   json?: boolean;
   report?: string;
+  png?: string;
   maxImbalance?: string;
   gateMetric?: string;
   minPValue?: string;
@@ -117,7 +119,8 @@ export function registerSimulate(program: Command): void {
     .option('--workers <n>', `worker threads (default ${defaultWorkers()}; 0 = in-process)`)
     .option('--lenient', 'skip malformed capture records (counted) instead of stopping')
     .option('--json', 'print the whole result as one JSON document')
-    .option('--report <out.html>', 'write a self-contained HTML report')
+    .option('--report <out.html>', 'write a self-contained HTML report (charts, tables, what ran)')
+    .option('--png <dir>', 'also render each chart as a PNG into DIR (headless Chromium)')
     .option('--max-imbalance <x>', 'exit 3 if max/mean load of any configuration exceeds X (see --gate-metric)')
     .addOption(new Option('--gate-metric <m>', 'metric for --max-imbalance').choices(['packets', 'bytes', 'flows', 'connections']).default('packets'))
     .option('--min-p-value <p>', 'exit 3 if the chi-square test (flows) says the spread is less uniform than p')
@@ -231,9 +234,10 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       };
       if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
       else process.stdout.write(formatSimulate(result));
-      if (o.report) {
-        writeFileSync(o.report.replace(/\.html?$/i, '') + '.json', JSON.stringify(result, null, 2));
-        err(`report: wrote ${o.report.replace(/\.html?$/i, '')}.json (HTML rendering arrives with the reports module)\n`);
+      if (o.report || o.png) {
+        const html = o.report ?? 'clusterip-sim-report.html';
+        const w = await writeReport(result, html, o.png);
+        err(`report: ${w.html}${w.pngs.length ? ` and ${w.pngs.length} PNG charts in ${o.png}` : ''}\n`);
       }
       const failed = result.gates.filter((g) => !g.passed);
       if (failed.length) throw new GateError(failed.map((g) => `gate ${g.name}: ${g.value.toFixed(4)} vs threshold ${g.threshold}`).join('; '));

@@ -1,0 +1,86 @@
+/** The `simulate` command: JSON shape, gates and their exit codes, config errors, reports. */
+import { describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../../test/cli.ts';
+import type { SimulateResult } from '../analysis/result.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'cipsim-sim-'));
+const csv = join(dir, 'flows.csv');
+{
+  let s = 5;
+  const r = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
+  const lines: string[] = [];
+  for (let i = 0; i < 4000; i++) lines.push(`6,${r() >>> 24}.${r() >>> 24}.${r() >>> 24}.${(r() >>> 24) | 1},${1024 + (r() % 60000)},192.0.2.10,443,${i * 0.01},${60 + (r() % 1400)}`);
+  // One heavy source: 2000 packets of one flow.
+  for (let i = 0; i < 2000; i++) lines.push(`6,203.0.113.7,5555,192.0.2.10,443,${i * 0.02},1500`);
+  writeFileSync(csv, lines.join('\n') + '\n');
+}
+const SEL = ['--backend', 'clusterip', '--hashmode', 'sourceip-sourceport', '--total-nodes', '4'];
+
+describe('simulate command', () => {
+  it('--json gives per node packets, bytes, flows and the statistics', async () => {
+    const r = await runCli(['simulate', '--csv', csv, ...SEL, '--compare', '--backend xt_cluster --hash-seed 0x1', '--json', '--workers', '0']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout) as SimulateResult;
+    expect(j.kind).toBe('simulate');
+    expect(j.configs).toHaveLength(2);
+    const a = j.configs[0]!;
+    expect(a.nodes.map((n) => n.node)).toEqual([1, 2, 3, 4]);
+    expect(a.nodes.reduce((s, n) => s + n.packets, 0)).toBe(6000);
+    expect(a.nodes.reduce((s, n) => s + n.flows, 0)).toBe(4001);
+    for (const k of ['packets', 'bytes', 'flows', 'connections']) expect(a.stats.map((x) => x.metric)).toContain(k);
+    // The heavy flow makes packets far more uneven than flows, and the randomness band says it is the traffic's doing.
+    const pk = a.stats.find((x) => x.metric === 'packets')!, fl = a.stats.find((x) => x.metric === 'flows')!;
+    expect(pk.max_over_mean).toBeGreaterThan(fl.max_over_mean);
+    expect(pk.random_max_over_mean_p95).toBeGreaterThan(fl.random_max_over_mean_p95);
+    const hot = a.nodes.find((n) => n.top_sources[0]?.addr === '203.0.113.7')!;
+    expect(hot.top_sources[0]!.packets).toBe(2000);
+    expect(j.migrations[0]!.flows_moved_share).toBeGreaterThan(0.5);
+    expect(j.migrations[0]!.matrix.flat().reduce((s, x) => s + x, 0)).toBe(4001);
+  });
+  it('a failed gate exits 3 and says which', async () => {
+    const r = await runCli(['simulate', '--csv', csv, ...SEL, '--max-imbalance', '1.01', '--workers', '0']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/gate max-imbalance packets A/);
+    const ok = await runCli(['simulate', '--csv', csv, ...SEL, '--max-imbalance', '4', '--workers', '0']);
+    expect(ok.code).toBe(0);
+    const mig = await runCli(['simulate', '--csv', csv, ...SEL, '--compare', '--total-nodes 5', '--max-migration', '0.1', '--workers', '0']);
+    expect(mig.code).toBe(3);
+    // Multiply-shift keeps a flow when floor(4x) = floor(5x): intervals of total length 0.2+0.15+0.1+0.05 = 0.5.
+    const share = Number(/migration A -> B: ([\d.]+)% of flows/.exec(mig.stdout)![1]) / 100;
+    expect(share).toBeGreaterThan(0.45);
+    expect(share).toBeLessThan(0.55);
+  });
+  it('a config with an unknown key is exit 1 naming file and line', async () => {
+    const cfg = join(dir, 'bad.yaml');
+    writeFileSync(cfg, 'cluster:\n  ip: 192.0.2.10\n  backend: xt_cluster\n  total_nodes: 2\n  sede: 1\nnodes:\n  - { name: a, owns: [1] }\n  - { name: b, owns: [2] }\n');
+    const r = await runCli(['simulate', '--csv', csv, '--config', cfg]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/bad\.yaml:\d+: cluster: unknown key 'sede'/);
+  });
+  it('a config drives names and the cluster IP filter', async () => {
+    const cfg = join(dir, 'ok.yaml');
+    writeFileSync(cfg, 'cluster:\n  ip: 192.0.2.10\n  backend: nft\n  seed: 0x5\n  total_nodes: 3\nnodes:\n  - { name: alpha, owns: [1, 3] }\n  - { name: beta, owns: [2] }\n');
+    const r = await runCli(['simulate', '--csv', csv, '--config', cfg, '--json', '--workers', '0']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout) as SimulateResult;
+    expect(j.configs[0]!.nodes.map((n) => n.name)).toEqual(['alpha', 'beta', 'alpha']);
+    expect(j.configs[0]!.selector.description).toMatch(/jhash ct original ip saddr mod 3 seed 0x00000005 offset 1/);
+  });
+  it('--report writes a self-contained HTML file', async () => {
+    const out = join(dir, 'r.html');
+    const r = await runCli(['simulate', '--csv', csv, ...SEL, '--report', out, '--workers', '0']);
+    expect(r.code).toBe(0);
+    expect(existsSync(out)).toBe(true);
+    const html = readFileSync(out, 'utf8');
+    expect(html).not.toMatch(/<script[^>]+src=/);
+    expect(html).toMatch(/CLUSTERIP sourceip-sourceport, 4 nodes/);
+  });
+  it('usage errors exit 2', async () => {
+    expect((await runCli(['simulate', '--csv', csv, '--synthetic', 'zipf'])).code).toBe(2);
+    expect((await runCli(['simulate', '--csv', csv, ...SEL, '--mixed', 'A,Z,A,A'])).code).toBe(2);
+    expect((await runCli(['simulate', '--csv', csv, ...SEL, '--workers', '-1'])).code).toBe(2);
+  });
+});
