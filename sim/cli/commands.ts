@@ -2,10 +2,12 @@
 import type { Command } from 'commander';
 import { registerHash } from './hash.ts';
 import { registerTuples } from './tuples.ts';
+import { registerGen } from './gen.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
 export const COMMANDS: RegisterCommand[] = [
   registerHash,
   registerTuples,
+  registerGen,
 ];
