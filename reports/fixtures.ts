@@ -42,6 +42,7 @@ export function statsOf(metric: Metric, values: number[], randomP95: number): Di
     chi2_df: n - 1,
     p_value: chi2Sf3(values.reduce((a, v) => a + (v - mean) ** 2 / mean, 0)),
     random_max_over_mean_p95: randomP95,
+    independent_max_over_mean_p95: randomP95,
   };
 }
 

@@ -9,6 +9,7 @@ import { KEY_WORDS } from '../engine/flow-table.ts';
 import { compareKeys, type MergedRun } from '../engine/merge.ts';
 import type { Selector } from '../select/selector.ts';
 import { distributionStats } from './stats.ts';
+import { seedBand } from './seed-band.ts';
 import type { ConfigResult, Migration, NodeStats, TopSource } from './result.ts';
 
 const SYN_ONLY = 1;
@@ -101,15 +102,16 @@ export function analyse(m: MergedRun, selectors: Selector[], opts: AnalysisOptio
         top_sources: srcs,
       });
     }
+    const band = seedBand(m, reply, sel, opts.dirDep[c]!);
     return {
       id: opts.ids[c]!,
       selector: { spec: sel.spec, description: sel.description, facts: [...sel.facts], predictable: sel.predictable, offset: sel.offset, buckets: N },
       nodes,
       stats: [
-        distributionStats('packets', packets, sumP, sumP2),
-        distributionStats('bytes', bytes, sumB, sumB2),
-        distributionStats('flows', flows, f.count, f.count),
-        distributionStats('connections', conn, conns, conns),
+        distributionStats('packets', packets, sumP, sumP2, band?.packets),
+        distributionStats('bytes', bytes, sumB, sumB2, band?.bytes),
+        distributionStats('flows', flows, f.count, f.count, band?.flows),
+        distributionStats('connections', conn, conns, conns, band?.connections),
       ],
       unassigned: { no_node: m.perPacket[c]!.noNode, unknown: m.perPacket[c]!.unknown },
     };

@@ -47,10 +47,16 @@ export interface DistributionStats {
   /** P-value of the chi-square test against a uniform spread. */
   p_value: number;
   /**
-   * max/mean that pure randomness would give for this many items over these
-   * nodes (95th percentile), so skew can be blamed on the traffic or the config.
+   * max/mean that randomness alone gives for this traffic (95th percentile):
+   * measured by hashing the same flows under 32 other seeds of the same
+   * configuration, so flows that must stay together (one source under
+   * sourceip, an elephant flow) widen it; analytic for independent flows
+   * when the configuration has no seed. Skew beyond it is the seed's or the
+   * configuration's doing, skew within it the traffic's.
    */
   random_max_over_mean_p95: number;
+  /** The same band if every flow were hashed independently (analytic): above it, the traffic itself is lumpy. */
+  independent_max_over_mean_p95: number;
 }
 
 export interface TopSource {

@@ -83,12 +83,14 @@ export function randomMaxOverMeanP95(n: number, sumW: number, sumW2: number): nu
 }
 
 /**
- * Statistics of `loads` (one per node). `sumW`/`sumW2` are the sum and the
+ * Statistics of `loads` (one per node). `band`, when given, is the measured
+ * randomness band (see seed-band.ts); otherwise the analytic one for
+ * independent items is used. `sumW`/`sumW2` are the sum and the
  * sum of squares of the per-item weights that make up the loads; the
  * chi-square is scaled by sumW/sumW2 (the effective number of items), so a
  * handful of elephant flows is not mistaken for a biased hash.
  */
-export function distributionStats(metric: Metric, loads: ArrayLike<number>, sumW: number, sumW2: number): DistributionStats {
+export function distributionStats(metric: Metric, loads: ArrayLike<number>, sumW: number, sumW2: number, band?: number): DistributionStats {
   const n = loads.length;
   let total = 0, max = -Infinity, min = Infinity, sq = 0;
   for (let i = 0; i < n; i++) {
@@ -119,6 +121,7 @@ export function distributionStats(metric: Metric, loads: ArrayLike<number>, sumW
     chi2,
     chi2_df: df,
     p_value: mean > 0 ? chiSquarePValue(chi2, df) : 1,
-    random_max_over_mean_p95: randomMaxOverMeanP95(n, sumW, sumW2),
+    random_max_over_mean_p95: band ?? randomMaxOverMeanP95(n, sumW, sumW2),
+    independent_max_over_mean_p95: randomMaxOverMeanP95(n, sumW, sumW2),
   };
 }

@@ -3,11 +3,15 @@ import type { Command } from 'commander';
 import { registerHash } from './hash.ts';
 import { registerSimulate } from './simulate.ts';
 import { registerReport } from './report.ts';
+import { registerTuples } from './tuples.ts';
+import { registerGen } from './gen.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
 export const COMMANDS: RegisterCommand[] = [
   registerSimulate,
   registerHash,
+  registerTuples,
+  registerGen,
   registerReport,
 ];

@@ -19,8 +19,9 @@ function table(rows: string[][], right: boolean[]): string {
 /** One sentence on whether the skew is the configuration's fault or the traffic's. */
 export function verdict(s: DistributionStats): string {
   if (s.total === 0) return 'no traffic';
-  if (s.max_over_mean <= s.random_max_over_mean_p95) return 'as even as randomness allows';
-  return `more uneven than randomness gives (max/mean ${s.max_over_mean.toFixed(2)} > ${s.random_max_over_mean_p95.toFixed(2)})`;
+  if (s.max_over_mean > s.random_max_over_mean_p95) return 'worse than 95% of other seeds: this seed or configuration is unlucky';
+  if (s.max_over_mean > s.independent_max_over_mean_p95) return 'uneven because of the traffic (items that hash together); another seed would not help';
+  return 'as even as randomness allows';
 }
 
 function config(c: ConfigResult): string {

@@ -40,6 +40,21 @@ describe('simulate command', () => {
     expect(j.migrations[0]!.flows_moved_share).toBeGreaterThan(0.5);
     expect(j.migrations[0]!.matrix.flat().reduce((s, x) => s + x, 0)).toBe(4001);
   });
+  it('the randomness band is measured over other seeds: flows that hash together widen it', async () => {
+    // 40 sources with 100 connections each: under sourceip every source moves as one item.
+    const few = join(dir, 'few.csv');
+    const lines: string[] = [];
+    for (let src = 0; src < 40; src++) for (let c = 0; c < 100; c++) lines.push(`6,10.9.${src}.1,${2000 + c},192.0.2.10,80,${c},100`);
+    writeFileSync(few, lines.join('\n'));
+    const byMode = async (mode: string): Promise<SimulateResult['configs'][0]['stats'][0]> => {
+      const r = await runCli(['simulate', '--csv', few, '--backend', 'clusterip', '--hashmode', mode, '--total-nodes', '4', '--json', '--workers', '0']);
+      return (JSON.parse(r.stdout) as SimulateResult).configs[0]!.stats.find((x) => x.metric === 'flows')!;
+    };
+    const ip = await byMode('sourceip'), port = await byMode('sourceip-sourceport');
+    expect(ip.random_max_over_mean_p95).toBeGreaterThan(ip.independent_max_over_mean_p95 + 0.1);
+    expect(port.random_max_over_mean_p95).toBeLessThan(ip.random_max_over_mean_p95);
+    expect(port.random_max_over_mean_p95).toBeLessThan(port.independent_max_over_mean_p95 + 0.05);
+  });
   it('a failed gate exits 3 and says which', async () => {
     const r = await runCli(['simulate', '--csv', csv, ...SEL, '--max-imbalance', '1.01', '--workers', '0']);
     expect(r.code).toBe(3);

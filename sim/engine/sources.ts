@@ -1,23 +1,35 @@
 /** Opens the PacketSource a SourceSpec names (inside a worker or in-process), and splits inputs into shares. */
-import { UsageError } from '../cli/errors.ts';
-import { openCsvSource, type SyncPacketSource } from '../traffic/csv-source.ts';
+import { openCsvSource } from '../traffic/csv-source.ts';
+import { openCapture, planShares } from '../traffic/capture.ts';
+import { openSynthetic } from '../traffic/synthetic.ts';
+import type { PacketSource } from '../traffic/source.ts';
 import type { SourceSpec } from './task.ts';
 
-export function openSource(spec: SourceSpec): SyncPacketSource {
+export function openSource(spec: SourceSpec): PacketSource {
   switch (spec.kind) {
     case 'csv':
       return openCsvSource(spec.path);
-    default:
-      throw new UsageError(`input kind '${spec.kind}' is not available yet`);
+    case 'pcap':
+      return openCapture(spec.path, { start: spec.start, end: spec.end, lenient: spec.lenient, limit: spec.limit, from: spec.from, to: spec.to });
+    case 'synthetic':
+      return openSynthetic(spec.name, { seed: spec.seed, packets: spec.packets, share: spec.share });
   }
 }
 
-/** Splits one input into at most `parts` shares that workers read on their own. */
+/**
+ * Splits one input into at most `parts` shares that workers read on their own
+ * (DESIGN.md: each worker reads its own byte range of a capture; a synthetic
+ * scenario deals whole flows to shares).
+ */
 export function planSourceShares(spec: SourceSpec, parts: number): SourceSpec[] {
   switch (spec.kind) {
     case 'synthetic':
       return Array.from({ length: parts }, (_, index) => ({ ...spec, share: { index, count: parts } }));
-    default:
+    case 'pcap':
+      // A --limit counts packets from the start of the file, so it cannot be split.
+      if (spec.limit !== undefined || parts <= 1) return [spec];
+      return planShares(spec.path, parts).map((r) => ({ ...spec, start: r.start, end: r.end }));
+    case 'csv':
       return [spec];
   }
 }

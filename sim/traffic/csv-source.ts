@@ -6,15 +6,9 @@ import { readFileSync } from 'node:fs';
 import { DataError } from '../cli/errors.ts';
 import type { TupleBatch } from './batch.ts';
 import { parseTupleFields, writeParsed } from './csv-tuples.ts';
-import type { IngestCounts } from '../engine/task.ts';
+import type { IngestStats, PacketSource } from './source.ts';
 
-export interface SyncPacketSource {
-  fill(batch: TupleBatch): number;
-  readonly stats: IngestCounts;
-  close(): void;
-}
-
-export function openCsvSource(path: string): SyncPacketSource {
+export function openCsvSource(path: string): PacketSource {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -23,7 +17,7 @@ export function openCsvSource(path: string): SyncPacketSource {
   }
   const lines = text.split('\n');
   let ln = 0;
-  const stats: IngestCounts = { packets: 0, bytes: 0, skipped: {}, firstTs: 0, lastTs: 0 };
+  const stats: IngestStats = { packets: 0, bytes: 0, skipped: {}, firstTs: NaN, lastTs: NaN, truncated: 0, fragments: 0 };
   return {
     stats,
     close() {},
@@ -39,6 +33,8 @@ export function openCsvSource(path: string): SyncPacketSource {
         if (f[6] !== undefined && f[6].trim() !== '') b.wirelen[n] = Number(f[6]);
         stats.packets++;
         stats.bytes += b.wirelen[n]!;
+        if (!(b.ts[n]! >= stats.firstTs)) stats.firstTs = b.ts[n]!;
+        if (!(b.ts[n]! <= stats.lastTs)) stats.lastTs = b.ts[n]!;
         n++;
       }
       b.count = n;

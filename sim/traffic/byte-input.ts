@@ -1,0 +1,219 @@
+/**
+ * Synchronous byte input for capture readers: a reused window over a file, a
+ * gzip stream, stdin or a memory buffer. Measured here (DESIGN.md, Habits):
+ * `readSync` into a reused 256 KiB-1 MiB buffer beats `readFileSync` nine
+ * times and has no 2 GiB limit, and memory stays bounded for any file size.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import * as zlib from 'node:zlib';
+import { DataError } from '../cli/errors.ts';
+
+export const DEFAULT_WINDOW = 1 << 20;
+/** No record may need more than this in one piece (pcapng blocks are capped at 16 MiB by libpcap too). */
+export const MAX_WINDOW = 1 << 25;
+
+interface Pull {
+  /** Reads into dst[off, off+len) from absolute stream position `pos`; returns bytes read, 0 at end. */
+  read(dst: Uint8Array, off: number, len: number, pos: number): number;
+  close(): void;
+}
+
+function fileOpenError(name: string, e: unknown): DataError {
+  const err = e as NodeJS.ErrnoException;
+  return new DataError(name, err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message);
+}
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+function fdPull(fd: number, positional: boolean, owned: boolean): Pull {
+  return {
+    read(dst, off, len, pos) {
+      for (;;) {
+        try {
+          return readSync(fd, dst, off, len, positional ? pos : null);
+        } catch (e) {
+          // stdin set non-blocking by someone else: wait a little, retry.
+          if ((e as NodeJS.ErrnoException).code === 'EAGAIN') { Atomics.wait(sleepCell, 0, 0, 5); continue; }
+          if ((e as NodeJS.ErrnoException).code === 'EOF') return 0;
+          throw e;
+        }
+      }
+    },
+    close() { if (owned) try { closeSync(fd); } catch { /* already closed */ } },
+  };
+}
+
+/**
+ * Streaming gunzip without callbacks: drives the zlib handle's synchronous
+ * write directly (the public *Sync functions need the whole input at once).
+ */
+function gzipPull(inner: Pull, name: string): Pull {
+  const z = zlib.createGunzip() as unknown as { _handle: { writeSync: (...a: unknown[]) => void; onerror: (m: string, e: number) => void }; _writeState: Uint32Array; close(): void };
+  const handle = z._handle, state = z._writeState;
+  if (!handle || typeof handle.writeSync !== 'function' || !state) throw new DataError(name, 'this Node.js cannot stream gzip synchronously; gunzip the capture first');
+  let error: string | null = null;
+  handle.onerror = (m: string) => { error = m; };
+  const inBuf = new Uint8Array(64 * 1024);
+  let inStart = 0, inEnd = 0, inPos = 0, inEof = false, outPos = 0;
+  return {
+    read(dst, off, len, pos) {
+      if (pos !== outPos) throw new DataError(name, 'a gzip-compressed capture can only be read from the start (no byte ranges)');
+      for (;;) {
+        if (inStart === inEnd && !inEof) {
+          const n = inner.read(inBuf, 0, inBuf.length, inPos);
+          inPos += n; inStart = 0; inEnd = n;
+          if (n === 0) inEof = true;
+        }
+        const availIn = inEnd - inStart;
+        handle.writeSync(inEof ? zlib.constants.Z_FINISH : zlib.constants.Z_NO_FLUSH, inBuf, inStart, availIn, dst, off, len);
+        if (error !== null) throw new DataError(`${name}: compressed byte ${inPos - availIn}`, `gzip data is damaged (${error})`);
+        const produced = len - state[0]!;
+        inStart += availIn - state[1]!;
+        if (produced > 0) { outPos += produced; return produced; }
+        if (inEof && inStart === inEnd) return 0;
+        if (inEof && availIn - state[1]! === 0) return 0; // trailing garbage zlib will not consume
+      }
+    },
+    close() { inner.close(); try { z.close(); } catch { /* ignore */ } },
+  };
+}
+
+function memPull(data: Uint8Array): Pull {
+  return {
+    read(dst, off, len, pos) {
+      if (pos >= data.length) return 0;
+      const n = Math.min(len, data.length - pos);
+      dst.set(data.subarray(pos, pos + n), off);
+      return n;
+    },
+    close() { /* nothing */ },
+  };
+}
+
+/**
+ * A sliding window: `buf[pos..lim)` holds stream bytes `base+pos .. base+lim`.
+ * Readers parse directly from `buf` and call `ensure(n)` before touching n bytes.
+ */
+export class ByteInput {
+  buf: Uint8Array;
+  view: DataView;
+  pos = 0;
+  lim = 0;
+  /** Stream offset of buf[0]. */
+  base = 0;
+  eof = false;
+  /** Size of the underlying file when known (plain files), else -1. */
+  readonly size: number;
+  readonly gzip: boolean;
+  private pull: Pull;
+
+  constructor(readonly name: string, pull: Pull, size: number, gzip: boolean, start: number, window: number) {
+    this.pull = pull;
+    this.size = size;
+    this.gzip = gzip;
+    this.buf = new Uint8Array(window);
+    this.view = new DataView(this.buf.buffer);
+    this.base = start;
+  }
+
+  /** Stream offset of `buf[pos]`. */
+  get offset(): number { return this.base + this.pos; }
+
+  /**
+   * Makes at least `n` bytes available at `pos` unless the stream ends first;
+   * returns how many are available (< n only at end of stream).
+   */
+  ensure(n: number): number {
+    let have = this.lim - this.pos;
+    if (have >= n || this.eof) return have;
+    if (n > this.buf.length) {
+      const size = Math.min(MAX_WINDOW, Math.max(n, this.buf.length * 2));
+      if (n > size) throw new DataError(`${this.name}: byte ${this.offset}`, `a record of ${n} bytes is larger than the ${MAX_WINDOW}-byte limit`);
+      const nb = new Uint8Array(size);
+      nb.set(this.buf.subarray(this.pos, this.lim));
+      this.buf = nb;
+      this.view = new DataView(nb.buffer);
+    } else if (this.pos > 0) {
+      this.buf.copyWithin(0, this.pos, this.lim);
+    }
+    this.base += this.pos;
+    this.lim = have;
+    this.pos = 0;
+    while (this.lim < n) {
+      const got = this.pull.read(this.buf, this.lim, this.buf.length - this.lim, this.base + this.lim);
+      if (got === 0) { this.eof = true; break; }
+      this.lim += got;
+    }
+    have = this.lim;
+    return have;
+  }
+
+  /** Moves to stream offset `off` (forward only within plain files). */
+  seek(off: number): void {
+    if (off >= this.base && off <= this.base + this.lim) { this.pos = off - this.base; return; }
+    this.base = off;
+    this.pos = this.lim = 0;
+    this.eof = false;
+  }
+
+  /** Reads `len` bytes at absolute offset `off` without moving the window (plain files and memory only). */
+  peek(off: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    let got = 0;
+    while (got < len) {
+      const n = this.pull.read(out, got, len - got, off + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got === len ? out : out.subarray(0, got);
+  }
+
+  close(): void { this.pull.close(); }
+}
+
+/** Opens a path ('-' = stdin), a gzip file transparently (by its magic bytes), or a memory buffer. */
+export function openInput(path: string | Uint8Array, start = 0, window = DEFAULT_WINDOW, label?: string): ByteInput {
+  if (typeof path !== 'string') {
+    const name = label ?? '<memory>';
+    if (path.length >= 2 && path[0] === 0x1f && path[1] === 0x8b) return new ByteInput(name, gzipPull(memPull(path), name), -1, true, 0, window);
+    return new ByteInput(name, memPull(path), path.length, false, start, Math.min(window, Math.max(4096, path.length + 16)));
+  }
+  if (path === '-') {
+    const name = label ?? '<stdin>';
+    const raw = fdPull(0, false, false);
+    // Peek the first two bytes for the gzip magic, then replay them.
+    const head = new Uint8Array(2);
+    let n = 0;
+    while (n < 2) { const k = raw.read(head, n, 2 - n, n); if (k === 0) break; n += k; }
+    let replayed = false;
+    const replay: Pull = {
+      read(dst, off, len, pos) {
+        if (!replayed && pos < n) {
+          const k = Math.min(len, n - pos);
+          dst.set(head.subarray(pos, pos + k), off);
+          if (pos + k >= n) replayed = true;
+          return k;
+        }
+        return raw.read(dst, off, len, pos);
+      },
+      close() { raw.close(); },
+    };
+    if (n === 2 && head[0] === 0x1f && head[1] === 0x8b) return new ByteInput(name, gzipPull(replay, name), -1, true, 0, window);
+    return new ByteInput(name, replay, -1, false, 0, window);
+  }
+  const name = label ?? path;
+  let fd: number;
+  try { fd = openSync(path, 'r'); } catch (e) { throw fileOpenError(name, e); }
+  let size: number;
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    size = st.isFile() ? st.size : -1;
+  } catch (e) { closeSync(fd); throw fileOpenError(name, e); }
+  const pull = fdPull(fd, size >= 0, true);
+  const head = new Uint8Array(2);
+  const hn = size >= 0 ? pull.read(head, 0, 2, 0) : 0;
+  if (hn === 2 && head[0] === 0x1f && head[1] === 0x8b) return new ByteInput(name, gzipPull(pull, name), -1, true, 0, window);
+  const win = size >= 0 ? Math.min(window, Math.max(4096, size - start + 16)) : window;
+  return new ByteInput(name, pull, size, false, start, win);
+}
