@@ -113,7 +113,7 @@ export function registerSimulate(program: Command): void {
     .option('--seed <n>', 'seed of synthetic traffic', String(DEFAULT_SCENARIO.seed))
     .option('--config <cluster.yaml>', 'cluster config (the one kernel-glue applies); replaces the selector flags');
   addSelectorOptions(cmd)
-    .option('--compare <spec...>', "more configurations over the same traffic: a cluster YAML, or flags in quotes, e.g. --compare '--backend xt_cluster --hash-seed 0x1' '--total-nodes 5'")
+    .option('--compare <spec>', "another configuration over the same traffic (repeatable): a cluster YAML, or flags in quotes, e.g. --compare '--backend xt_cluster --hash-seed 0x1' --compare '--total-nodes 5'", (v: string, prev: string[] = []) => [...prev, v])
     .option('--mixed <ids>', 'a mixed cluster: which configuration each node runs, e.g. A,A,B,A (node 3 runs B); reports packets no node or several nodes accept')
     .option('--cluster-ip <ip>', 'only packets to this address are hashed (default: the config\'s ip; all packets if none)')
     .option('--workers <n>', `worker threads (default ${defaultWorkers()}; 0 = in-process)`)
@@ -132,7 +132,7 @@ Examples:
   clusterip-sim simulate                                   built-in scenario, 4-node CLUSTERIP vs xt_cluster
   clusterip-sim simulate --pcap edge.pcapng --config cluster.yaml --max-imbalance 1.2
   clusterip-sim simulate --synthetic zipf --backend clusterip --hashmode sourceip --total-nodes 4 \\
-      --compare '--hashmode sourceip-sourceport' '--backend xt_cluster --hash-seed 0x1' --json
+      --compare '--hashmode sourceip-sourceport' --compare '--backend xt_cluster --hash-seed 0x1' --json
   clusterip-sim simulate --pcap a.pcap --backend xt_cluster --total-nodes 4 --hash-seed 0 --compare '--total-nodes 5'
 
 Gates exit with 3 so a deployment pipeline can stop on them.`,
