@@ -322,6 +322,12 @@ static int nflog_open(uint16_t group) {
   struct nfulnl_msg_config_mode mode = { .copy_range = htonl(96), .copy_mode = NFULNL_COPY_PACKET };
   err = nl_config(fd, group, NFULA_CFG_MODE, &mode, sizeof mode);
   if (err) { errno = -err; die("NFLOG copy mode"); }
+  /* Instance queue threshold 1: send each packet at once. The default (100,
+   * flushed by a 1 s timer) would hold the sentinel back whenever its rule
+   * sets no --nflog-threshold. */
+  uint32_t qthresh = htonl(1);
+  err = nl_config(fd, group, NFULA_CFG_QTHRESH, &qthresh, sizeof qthresh);
+  if (err) { errno = -err; die("NFLOG queue threshold"); }
   return fd;
 }
 
