@@ -135,8 +135,10 @@ const PROC_STEPS: { label: string; write?: string; want: string }[] = [
   { label: 'more than 10 bytes', write: '+12345678901', want: 'err EIO 5' },
   { label: 'not a number', write: '+abc', want: 'err EINVAL 22' },
   { label: 'trailing junk', write: '+1x', want: 'err EINVAL 22' },
-  { label: 'add 1', write: '+1', want: 'ok 2' },
+  // The node number is narrowed to 16 bits (source says so; measured here): +65537 is +1, +65538 is +2.
+  { label: 'add 65537 = node 1', write: '+65537', want: 'ok 6' },
   { label: 'all three', want: 'read 6 1,2,3|' },
+  { label: 'add 65538 = node 2 again', write: '+65538', want: 'err ENOMEM 12' },
 ];
 
 /** §4.6: config A (sourceip, 4 nodes, hash-init 0) then a second --new rule asking for something else. */

@@ -420,12 +420,23 @@ async function buildImage(log: (msg: string) => void): Promise<GuestImage> {
     writeFileSync(join(stage, 'out', 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
     rmSync(dir, { recursive: true, force: true });
     renameSync(join(stage, 'out'), dir);
+    prune(root, key, Object.entries(packages).map(([n, v]) => debPrefix(n, v)));
     log(`qemu image ${key}: built in ${manifest.buildMs} ms (download ${downloadMs} ms), initramfs ${initramfs.length} bytes`);
     const img = loadManifest(dir);
     if (!img) throw new Error(`${dir}: image vanished right after it was built`);
     return img;
   } finally {
     rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+/** Keeps the cache bounded: drops images of other recipes and .deb files of other package versions. */
+function prune(root: string, key: string, debPrefixes: string[]): void {
+  for (const d of readdirSync(join(root, 'images'))) {
+    if (d !== key && !d.startsWith('.build-')) rmSync(join(root, 'images', d), { recursive: true, force: true });
+  }
+  for (const f of readdirSync(join(root, 'debs'))) {
+    if (!debPrefixes.some((p) => f.startsWith(p))) rmSync(join(root, 'debs', f), { force: true });
   }
 }
 

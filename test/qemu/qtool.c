@@ -18,6 +18,11 @@
  *                                  that does not match its tuple, then
  *                                  "P sent=<n> logged=<m> bad=<b>". Exit 2 when
  *                                  the sentinel does not arrive in time.
+ *   qtool pcap IFACE FILE [DSTMAC]
+ *                                  send every record of a classic pcap file
+ *                                  (Ethernet link type, either byte order) as
+ *                                  is, with the destination MAC replaced when
+ *                                  DSTMAC is given; prints "sent <n>".
  *   qtool nflog GROUP COUNT TIMEOUT_MS
  *                                  print "L <prefix> <saddr> <daddr> <proto> <ipid>"
  *                                  for up to COUNT logged packets.
@@ -429,6 +434,48 @@ static int cmd_inject(int argc, char **argv) {
   return 0;
 }
 
+static uint32_t rd32(const uint8_t *p, int swap) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return swap ? __builtin_bswap32(v) : v;
+}
+
+static int cmd_pcap(int argc, char **argv) {
+  if (argc < 4) fail("usage: qtool pcap IFACE FILE [DSTMAC]");
+  FILE *f = fopen(argv[3], "rb");
+  if (!f) die(argv[3]);
+  uint8_t gh[24];
+  if (fread(gh, 1, 24, f) != 24) fail("pcap: short global header");
+  uint32_t magic;
+  memcpy(&magic, gh, 4);
+  int swap;
+  if (magic == 0xa1b2c3d4u || magic == 0xa1b23c4du) swap = 0;
+  else if (magic == 0xd4c3b2a1u || magic == 0x4d3cb2a1u) swap = 1;
+  else fail("pcap: not a classic pcap file (pcapng is not supported)");
+  if (rd32(gh + 20, swap) != 1) fail("pcap: link type is not Ethernet (1)");
+  struct sender s;
+  sender_open(&s, argv[2], argc > 4 ? argv[4] : "00:00:00:00:00:00");
+  static uint8_t frame[65536];
+  uint8_t rh[16];
+  long n = 0, off = 24;
+  while (fread(rh, 1, 16, f) == 16) {
+    uint32_t caplen = rd32(rh + 8, swap);
+    if (caplen > sizeof frame) { fprintf(stderr, "qtool: %s: record at byte %ld: caplen %u too large\n", argv[3], off, caplen); exit(1); }
+    if (fread(frame, 1, caplen, f) != caplen) { fprintf(stderr, "qtool: %s: record at byte %ld is truncated\n", argv[3], off); exit(1); }
+    off += 16 + caplen;
+    if (caplen < 14) continue;
+    if (argc > 4) memcpy(frame, s.dmac, 6);
+    for (;;) {
+      if (sendto(s.fd, frame, caplen, 0, (struct sockaddr *)&s.to, sizeof s.to) == (ssize_t)caplen) break;
+      if (errno != ENOBUFS && errno != EAGAIN) die("sendto");
+      usleep(1000);
+    }
+    n++;
+  }
+  printf("sent %ld\n", n);
+  return 0;
+}
+
 struct lister { int left; };
 static void on_list(const struct logged *l, void *vctx) {
   struct lister *c = vctx;
@@ -465,11 +512,12 @@ static int cmd_write(int argc, char **argv) {
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOFBF, 1 << 16);
   crc32c_init();
-  if (argc < 2) fail("usage: qtool write|inject|probe|nflog ...");
+  if (argc < 2) fail("usage: qtool write|inject|probe|pcap|nflog ...");
   if (!strcmp(argv[1], "write")) return cmd_write(argc, argv);
   if (!strcmp(argv[1], "inject")) return cmd_inject(argc, argv);
   if (!strcmp(argv[1], "probe")) return cmd_probe(argc, argv);
   if (!strcmp(argv[1], "nflog")) return cmd_nflog(argc, argv);
+  if (!strcmp(argv[1], "pcap")) return cmd_pcap(argc, argv);
   fail("unknown command");
   return 1;
 }
