@@ -33,12 +33,14 @@ export interface ProbeTuple {
   sport: number;
   daddr: string;
   dport: number;
+  /** qtool variants, e.g. ['tcp=12'] (SYN|ACK), ['badsum'], ['rfc'] (UDP-Lite per RFC 3828); default: a valid first packet. */
+  opts?: string[];
 }
 
 /** The tuple file `qtool probe` reads: "proto saddr sport daddr dport" per line; line i goes out with IP ID i. */
 export function tupleFile(tuples: readonly ProbeTuple[]): string {
   if (tuples.length > 65535) throw new RangeError(`at most 65535 tuples per probe (IP ID 65535 is the sentinel's), got ${tuples.length}`);
-  return tuples.map((t) => `${t.proto} ${t.saddr} ${t.sport} ${t.daddr} ${t.dport}`).join('\n') + '\n';
+  return tuples.map((t) => `${t.proto} ${t.saddr} ${t.sport} ${t.daddr} ${t.dport}${t.opts?.length ? ' ' + t.opts.join(',') : ''}`).join('\n') + '\n';
 }
 
 export interface ClusteripRuleSet {

@@ -14,7 +14,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildSelector } from '../../sim/select/build.ts';
 import { CLUSTERIP_MODES, type ClusteripMode } from '../../sim/select/selector.ts';
-import { createBatch } from '../../sim/traffic/batch.ts';
+import { L4, createBatch } from '../../sim/traffic/batch.ts';
 import { writeTupleV4 } from '../../sim/traffic/tuple.ts';
 import { parseIPv4 } from '../../sim/traffic/addr.ts';
 import { runGuest, type GuestResult } from './guest.ts';
@@ -60,11 +60,17 @@ function genTuples(seed: number, n: number, ips: readonly string[]): ProbeTuple[
   return out;
 }
 
-/** The model's node (bucket + 1) for each tuple. */
-function modelNodes(tuples: readonly ProbeTuple[], hashmode: ClusteripMode, totalNodes: number, hashInit: number): number[] {
+/**
+ * The model's node (bucket + 1) for each tuple; 0 (NO_BUCKET + 1) for those in
+ * `invalid`, which the batch marks conntrack-INVALID (§4.3).
+ */
+function modelNodes(tuples: readonly ProbeTuple[], hashmode: ClusteripMode, totalNodes: number, hashInit: number, invalid?: ReadonlySet<number>): number[] {
   const sel = buildSelector({ backend: 'clusterip', hashmode, totalNodes, hashInit, kernel: '6.1', endian: 'little' });
   const b = createBatch(tuples.length);
-  tuples.forEach((t, i) => writeTupleV4(b, i, t.proto, parseIPv4(t.saddr)!, t.sport, parseIPv4(t.daddr)!, t.dport));
+  tuples.forEach((t, i) => {
+    writeTupleV4(b, i, t.proto, parseIPv4(t.saddr)!, t.sport, parseIPv4(t.daddr)!, t.dport);
+    if (invalid?.has(i)) b.l4flags[i]! |= L4.CT_INVALID;
+  });
   b.count = tuples.length;
   const out = new Int32Array(tuples.length);
   sel.select(b, out);
@@ -94,7 +100,12 @@ function compare(cfg: { id: string; totalNodes: number; tuples: ProbeTuple[] }, 
   cfg.tuples.forEach((t, i) => {
     const nodes = single.filter((r) => r.accepted.has(i)).map((r) => Number(r.round));
     const marks = all.accepted.get(i) ?? [];
-    const desc = `${cfg.id} tuple ${i} (${t.proto} ${t.saddr}:${t.sport} -> ${t.daddr}:${t.dport})`;
+    const desc = `${cfg.id} tuple ${i} (${t.proto} ${t.saddr}:${t.sport} -> ${t.daddr}:${t.dport}${t.opts ? ' ' + t.opts.join(',') : ''})`;
+    if (expected[i] === 0) {
+      // conntrack-INVALID: CLUSTERIP drops it on every node (§4.2 step 1).
+      if (nodes.length !== 0 || marks.length !== 0) errs.push(`${desc}: INVALID, yet accepted by node(s) [${nodes.join(',')}], all-nodes round [${marks.join(',')}]`);
+      return;
+    }
     if (nodes.length !== 1 || nodes[0] !== expected[i]) errs.push(`${desc}: accepted by node(s) [${nodes.join(',')}], model says ${expected[i]}`);
     if (marks.length !== 1 || marks[0] !== `m${expected[i]}`) errs.push(`${desc}: all-nodes round logged [${marks.join(',')}], model says m${expected[i]}`);
     for (const r of single) if ((r.accepted.get(i)?.length ?? 0) > 1) errs.push(`${desc}: logged ${r.accepted.get(i)!.length} times in round ${r.round}`);
@@ -147,6 +158,37 @@ const NEW_CFG = { id: 'first-new-wins', hashmode: 'sourceip' as const, totalNode
 const SECOND_NEW = `-d ${NEW_IP}/32 -i v1 -j CLUSTERIP --new --hashmode sourceip-sourceport-destport --clustermac 01:00:5E:00:00:20 --total-nodes 16 --local-node 9 --hash-init 7`;
 const OTHER_MAC = `-d ${NEW_IP}/32 -i v1 -j CLUSTERIP --new --hashmode sourceip --clustermac 01:00:5E:00:00:21 --total-nodes 4 --local-node 1`;
 
+/**
+ * §4.2/§4.3: packets conntrack calls INVALID are dropped by every node; valid
+ * first packets of the same flows (and a bare ACK, picked up with the default
+ * nf_conntrack_tcp_loose=1) go to the model's node.
+ */
+const INVALID_VARIANTS: { proto: number; opts?: string[]; invalid: boolean }[] = [
+  { proto: 6, invalid: false }, { proto: 6, opts: ['tcp=10'], invalid: false },
+  { proto: 17, invalid: false }, { proto: 136, invalid: false }, { proto: 33, invalid: false },
+  { proto: 132, invalid: false }, { proto: 1, invalid: false },
+  { proto: 6, opts: ['badsum'], invalid: true }, { proto: 17, opts: ['badsum'], invalid: true },
+  { proto: 136, opts: ['rfc'], invalid: true }, { proto: 33, opts: ['badsum'], invalid: true },
+  { proto: 132, opts: ['badsum'], invalid: true }, { proto: 1, opts: ['badsum'], invalid: true },
+  { proto: 6, opts: ['tcp=12'], invalid: true }, { proto: 6, opts: ['tcp=03'], invalid: true },
+  { proto: 6, opts: ['tcp=04'], invalid: true }, { proto: 6, opts: ['tcp=11'], invalid: true },
+  { proto: 6, opts: ['tcp=00'], invalid: true },
+];
+const INVALID_IP = '10.99.0.40';
+const INVALID_CFG = (() => {
+  const r = prng(0x1e7a11d);
+  const tuples: ProbeTuple[] = [];
+  const invalid = new Set<number>();
+  for (let n = 0; n < 20; n++) {
+    const saddr = dotted(r()), sport = r() & 0xffff, dport = r() & 0xffff;
+    for (const v of INVALID_VARIANTS) {
+      if (v.invalid) invalid.add(tuples.length);
+      tuples.push({ proto: v.proto, saddr, sport, daddr: INVALID_IP, dport, ...(v.opts ? { opts: v.opts } : {}) });
+    }
+  }
+  return { id: 'conntrack-invalid', hashmode: 'sourceip-sourceport-destport' as const, totalNodes: 3, hashInit: r(), tuples, invalid };
+})();
+
 function buildJob(): { script: string; files: Record<string, string> } {
   const files: Record<string, string> = {};
   const sh: string[] = ['set -u', GUEST_SH_LIB, 'echo "K $(uname -r)"'];
@@ -157,6 +199,14 @@ function buildJob(): { script: string; files: Record<string, string> } {
     for (let k = 1; k <= c.totalNodes; k++) sh.push(`cip_round ${c.id} ${k} "${MATRIX_IPS.join(' ')}" "${k}" t${n} || exit 1`);
     sh.push(`cip_round ${c.id} all "${MATRIX_IPS.join(' ')}" "${Array.from({ length: c.totalNodes }, (_, k) => k + 1).join(' ')}" t${n} || exit 1`);
   });
+
+  // §4.2/§4.3 conntrack-INVALID packets.
+  files.tinv = tupleFile(INVALID_CFG.tuples);
+  files.rinv = clusteripRestore({ ips: [INVALID_IP], hashmode: INVALID_CFG.hashmode, totalNodes: INVALID_CFG.totalNodes, hashInit: INVALID_CFG.hashInit });
+  sh.push('cip_flush || exit 1', 'iptables-legacy-restore < rinv || { echo "E restore rinv"; exit 1; }');
+  for (let k = 1; k <= INVALID_CFG.totalNodes; k++) sh.push(`cip_round ${INVALID_CFG.id} ${k} "${INVALID_IP}" "${k}" tinv || exit 1`);
+  sh.push(`cip_round ${INVALID_CFG.id} all "${INVALID_IP}" "1 2 3" tinv || exit 1`);
+  sh.push(`echo "V $(cat /proc/sys/net/netfilter/nf_conntrack_checksum) $(cat /proc/sys/net/netfilter/nf_conntrack_tcp_loose) $(cat /proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal)"`);
 
   // §4.4 /proc semantics.
   files.rproc = clusteripRestore({ ips: [PROC_IP], hashmode: 'sourceip', totalNodes: 3 });
@@ -216,6 +266,7 @@ describe('CLUSTERIP on the real Debian 6.1 kernel under qemu', () => {
       if (f[0] === 'S' || f[0] === 'F' || f[0] === 'D' || f[0] === 'K') tagged.set(`${f[0]} ${f[1]}`, f.slice(2).join(' '));
       if (f[0] === 'D') tagged.set('D', f.slice(1).join(' '));
       if (f[0] === 'K') tagged.set('K', f.slice(1).join(' '));
+      if (f[0] === 'V') tagged.set('V', f.slice(1).join(' '));
     }
   }, 1_200_000);
 
@@ -238,9 +289,19 @@ describe('CLUSTERIP on the real Debian 6.1 kernel under qemu', () => {
       errs.push(...compare(c, expected, rounds, MATRIX_IPS));
       compared += c.tuples.length;
     }
-    console.log(`[qemu] compared ${compared} tuples in ${matrix.length} configurations, ${rounds.filter((r) => r.config !== NEW_CFG.id).length} probe rounds: ${errs.length} mismatches`);
+    console.log(`[qemu] compared ${compared} tuples in ${matrix.length} configurations, ${rounds.filter((r) => matrix.some((c) => c.id === r.config)).length} probe rounds: ${errs.length} mismatches`);
     expect(errs.slice(0, 20)).toEqual([]);
     expect(compared).toBe(matrix.length * TUPLES_PER_CONFIG);
+  });
+
+  it('drops conntrack-INVALID packets on every node; valid first packets and a bare ACK hash normally (§4.2, §4.3)', () => {
+    // The defaults the expectations rest on (§4.3).
+    expect(tagged.get('V')).toBe('1 1 0');
+    const expected = modelNodes(INVALID_CFG.tuples, INVALID_CFG.hashmode, INVALID_CFG.totalNodes, INVALID_CFG.hashInit, INVALID_CFG.invalid);
+    expect(expected.filter((n) => n === 0).length).toBe(INVALID_CFG.invalid.size);
+    const errs = compare(INVALID_CFG, expected, rounds, [INVALID_IP]);
+    console.log(`[qemu] compared ${INVALID_CFG.tuples.length} tuples (${INVALID_CFG.invalid.size} conntrack-INVALID: bad TCP/UDP/DCCP/SCTP/ICMP checksums, RFC 3828 UDP-Lite, TCP SYN|ACK, SYN|FIN, RST, FIN|ACK, no flags): ${errs.length} mismatches`);
+    expect(errs.slice(0, 20)).toEqual([]);
   });
 
   it('/proc/net/ipt_CLUSTERIP/<ip>: +k/-k, empty file without local nodes, ENOMEM/ENOENT/EIO (§4.4)', () => {

@@ -27,8 +27,11 @@
  *                                  print "L <prefix> <saddr> <daddr> <proto> <ipid>"
  *                                  for up to COUNT logged packets.
  *
- * TUPLES is a text file, one tuple per line: "proto saddr sport daddr dport"
- * (decimal protocol and ports, dotted IPv4); '#' starts a comment. Tuple i
+ * TUPLES is a text file, one tuple per line: "proto saddr sport daddr dport [opts]"
+ * (decimal protocol and ports, dotted IPv4); '#' starts a comment. opts is a
+ * comma-separated list: "tcp=HEX" (TCP flags instead of SYN), "badsum"
+ * (corrupt the L4 checksum of TCP/UDP/UDP-Lite/DCCP/SCTP/ICMP), "rfc"
+ * (UDP-Lite checksummed with protocol 136 as RFC 3828 says). Tuple i
  * (0-based, at most 65535 tuples) goes out with IP ID i, so the NFLOG copy
  * names its tuple; the sentinel uses ID 65535.
  *
@@ -65,7 +68,14 @@
 #define MAX_TUPLES 65535
 #define SENTINEL_ID 0xffff
 
-struct tuple { uint8_t proto; uint32_t saddr, daddr; uint16_t sport, dport; };
+struct tuple {
+  uint8_t proto;
+  uint32_t saddr, daddr;
+  uint16_t sport, dport;
+  /* Variants (optional 6th column): TCP flags (default SYN), a corrupted L4
+   * checksum, UDP-Lite checksummed per RFC 3828 (protocol 136). */
+  uint8_t tcpflags, badsum, rfc_udplite;
+};
 
 static void die(const char *what) {
   fprintf(stderr, "qtool: %s: %s\n", what, strerror(errno));
@@ -91,11 +101,11 @@ static struct tuple *read_tuples(const char *path, int *count) {
     char *hash = strchr(line, '#');
     if (hash) *hash = 0;
     unsigned proto, sport, dport;
-    char sa[64], da[64];
-    int got = sscanf(line, "%u %63s %u %63s %u", &proto, sa, &sport, da, &dport);
+    char sa[64], da[64], opts[128] = "";
+    int got = sscanf(line, "%u %63s %u %63s %u %127s", &proto, sa, &sport, da, &dport, opts);
     if (got <= 0) continue;
     struct in_addr s, d;
-    if (got != 5 || proto > 255 || sport > 65535 || dport > 65535 || inet_pton(AF_INET, sa, &s) != 1 || inet_pton(AF_INET, da, &d) != 1) {
+    if (got < 5 || proto > 255 || sport > 65535 || dport > 65535 || inet_pton(AF_INET, sa, &s) != 1 || inet_pton(AF_INET, da, &d) != 1) {
       fprintf(stderr, "qtool: %s:%d: expected 'proto saddr sport daddr dport'\n", path, ln);
       exit(1);
     }
@@ -105,6 +115,14 @@ static struct tuple *read_tuples(const char *path, int *count) {
     t[n].daddr = d.s_addr;
     t[n].sport = (uint16_t)sport;
     t[n].dport = (uint16_t)dport;
+    t[n].tcpflags = 0x02;
+    for (char *o = strtok(opts, ","); o; o = strtok(NULL, ",")) {
+      unsigned fl;
+      if (!strcmp(o, "badsum") && (proto == 6 || proto == 17 || proto == 136 || proto == 33 || proto == 132 || proto == 1)) t[n].badsum = 1;
+      else if (sscanf(o, "tcp=%x", &fl) == 1 && fl <= 0xff && proto == 6) t[n].tcpflags = (uint8_t)fl;
+      else if (!strcmp(o, "rfc") && proto == 136) t[n].rfc_udplite = 1;
+      else { fprintf(stderr, "qtool: %s:%d: option '%s' is unknown or does not apply to protocol %u (badsum, tcp=HEX, rfc for UDP-Lite)\n", path, ln, o, proto); exit(1); }
+    }
     n++;
   }
   fclose(f);
@@ -163,7 +181,7 @@ static size_t build_l4(const struct tuple *t, uint8_t *l4, uint32_t seq) {
   case 6: /* TCP SYN, no options */
     put16(l4, t->sport); put16(l4 + 2, t->dport);
     put32(l4 + 4, 0x10000000u + seq);
-    l4[12] = 5 << 4; l4[13] = 0x02; put16(l4 + 14, 64240);
+    l4[12] = 5 << 4; l4[13] = t->tcpflags; put16(l4 + 14, 64240);
     len = 20;
     put16(l4 + 16, l4sum(t->saddr, t->daddr, 6, l4, len));
     break;
@@ -175,7 +193,7 @@ static size_t build_l4(const struct tuple *t, uint8_t *l4, uint32_t seq) {
     memcpy(l4 + 8, "qemu", 4);
     {
       /* 6.1 conntrack verifies UDP-Lite with protocol 17 in the pseudo-header (§4.3). */
-      uint16_t c = l4sum(t->saddr, t->daddr, 17, l4, len);
+      uint16_t c = l4sum(t->saddr, t->daddr, t->proto == 136 && t->rfc_udplite ? 136 : 17, l4, len);
       put16(l4 + 6, c ? c : 0xffff);
     }
     break;
@@ -223,6 +241,11 @@ static size_t build_l4(const struct tuple *t, uint8_t *l4, uint32_t seq) {
   default:
     put16(l4, t->sport); put16(l4 + 2, t->dport);
     len = 12;
+  }
+  if (t->badsum) {
+    /* Flip one bit of the stored checksum: conntrack must call the packet INVALID. */
+    size_t at = t->proto == 6 ? 16 : t->proto == 17 || t->proto == 136 || t->proto == 33 ? 6 : t->proto == 132 ? 8 : 2;
+    l4[at + 1] ^= 0x01;
   }
   return len;
 }
