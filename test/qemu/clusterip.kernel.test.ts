@@ -240,6 +240,15 @@ function buildJob(): { script: string; files: Record<string, string> } {
   );
   for (let k = 1; k <= NEW_CFG.totalNodes; k++) sh.push(`cip_round ${NEW_CFG.id} ${k} "${NEW_IP}" "${k}" tnew || exit 1`);
   sh.push(`cip_round ${NEW_CFG.id} all "${NEW_IP}" "1 2 3 4" tnew || exit 1`);
+  // §4.7: an ARP request for the cluster IP is answered with the cluster MAC. The
+  // asker needs its own namespace (v0 moves there; no probe uses v0 after this).
+  sh.push(
+    'unshare -n sleep 60 & NSPID=$!',
+    'i=0; while [ "$(readlink /proc/$NSPID/ns/net)" = "$(readlink /proc/self/ns/net)" ] && [ $i -lt 50 ]; do usleep 20000; i=$((i + 1)); done',
+    `ip link set v0 netns $NSPID && ip addr add ${NEW_IP}/24 dev v1`,
+    `echo "F arp $(nsenter -t $NSPID -n sh -c 'ip link set v0 up; ip addr add 10.99.0.31/24 dev v0; arping -c 1 -w 3 -I v0 ${NEW_IP}' | grep '^Unicast reply from ${NEW_IP} ' | cut -d'[' -f2 | cut -d']' -f1)"`,
+    'kill $NSPID',
+  );
   sh.push('cip_flush || exit 1', `echo "F mcast-after-flush $(${mcast})"`, `echo "F proc-after-flush $(ls /proc/net/ipt_CLUSTERIP | wc -l)"`);
   sh.push(`echo "D $(dmesg | grep -c 'ipt_CLUSTERIP: unknown protocol') $(dmesg | grep -c 'ipt_CLUSTERIP is deprecated')"`);
   return { script: sh.join('\n') + '\n', files };
@@ -315,7 +324,7 @@ describe('CLUSTERIP on the real Debian 6.1 kernel under qemu', () => {
     expect(tagged.get('S after-flush')).toBe('0');
   });
 
-  it('the first --new wins: a later --new for the same IP is accepted and ignored; the cluster MAC joins v1 (§4.6, §4.7)', () => {
+  it('the first --new wins: a later --new for the same IP is accepted and ignored; the cluster MAC joins v1 and answers ARP (§4.6, §4.7)', () => {
     expect(tagged.get('F mcast-before')).toBe('0');
     expect(tagged.get('F mcast-with-rule')).toBe('1');
     expect(tagged.get('F second-new-rc')).toBe('0');
@@ -334,6 +343,7 @@ describe('CLUSTERIP on the real Debian 6.1 kernel under qemu', () => {
     console.log(`[qemu] compared ${NEW_CFG.tuples.length} tuples against the first --new's config (${differ} of them would differ under the ignored one): ${errs.length} mismatches`);
     expect(differ).toBeGreaterThan(NEW_CFG.tuples.length / 2);
     expect(errs.slice(0, 20)).toEqual([]);
+    expect(tagged.get('F arp')).toBe('01:00:5e:00:00:20');
     expect(tagged.get('F mcast-after-flush')).toBe('0');
     expect(tagged.get('F proc-after-flush')).toBe('0');
   });
