@@ -272,10 +272,9 @@ describe('CLUSTERIP on the real Debian 6.1 kernel under qemu', () => {
     rounds = parseProbeOutput(run.output);
     for (const line of run.output.split('\n')) {
       const f = line.split(' ');
-      if (f[0] === 'S' || f[0] === 'F' || f[0] === 'D' || f[0] === 'K') tagged.set(`${f[0]} ${f[1]}`, f.slice(2).join(' '));
-      if (f[0] === 'D') tagged.set('D', f.slice(1).join(' '));
-      if (f[0] === 'K') tagged.set('K', f.slice(1).join(' '));
-      if (f[0] === 'V') tagged.set('V', f.slice(1).join(' '));
+      // "S <step> <answer>", "F <check> <answer>"; "K|V|D <values>" (kernel, conntrack sysctls, dmesg counts).
+      if (f[0] === 'S' || f[0] === 'F') tagged.set(`${f[0]} ${f[1]}`, f.slice(2).join(' '));
+      else if (f[0] === 'K' || f[0] === 'V' || f[0] === 'D') tagged.set(f[0], f.slice(1).join(' '));
     }
   }, 1_200_000);
 
