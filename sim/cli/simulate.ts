@@ -44,6 +44,7 @@ interface SimulateFlags extends SelectorFlags {
   minPValue?: string;
   maxMigration?: string;
   lenient?: boolean;
+  hash?: boolean;
 }
 
 interface Candidate {
@@ -118,6 +119,7 @@ export function registerSimulate(program: Command): void {
     .option('--cluster-ip <ip>', 'only packets to this address are hashed (default: the config\'s ip; all packets if none)')
     .option('--workers <n>', `worker threads (default ${defaultWorkers()}; 0 = in-process)`)
     .option('--lenient', 'skip malformed capture records (counted) instead of stopping')
+    .option('--no-hash', 'do not compute the SHA-256 of input files for the report header (saves a pass over huge captures)')
     .option('--json', 'print the whole result as one JSON document')
     .option('--report <out.html>', 'write a self-contained HTML report (charts, tables, what ran)')
     .option('--png <dir>', 'also render each chart as a PNG into DIR (headless Chromium)')
@@ -142,6 +144,11 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       // Input.
       const inputs: SourceSpec[] = [];
       const files: InputFile[] = [];
+      // Input hashes are computed while the workers run (the main thread is idle then).
+      const hashing: Promise<void>[] = [];
+      const hashInto = (f: InputFile): void => {
+        if (o.hash !== false) hashing.push(sha256(f.path).then((h) => void (f.sha256 = h)));
+      };
       let kind: SimulateResult['input']['kind'] = 'synthetic';
       let synthetic: SimulateResult['input']['synthetic'];
       const packets = num(o.packets, '--packets', 1, 1e12)!;
@@ -154,13 +161,17 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
         for (const p of o.pcap) {
           if (!existsSync(p)) throw new UsageError(`--pcap ${p}: no such file`);
           inputs.push({ kind: 'pcap', path: p, lenient: !!o.lenient });
-          files.push({ path: p, bytes: statSync(p).size, sha256: await sha256(p) });
+          const f: InputFile = { path: p, bytes: statSync(p).size, sha256: '' };
+          files.push(f);
+          hashInto(f);
         }
       } else if (o.csv) {
         kind = 'csv';
         if (!existsSync(o.csv)) throw new UsageError(`--csv ${o.csv}: no such file`);
         inputs.push({ kind: 'csv', path: o.csv });
-        files.push({ path: o.csv, bytes: statSync(o.csv).size, sha256: await sha256(o.csv) });
+        const f: InputFile = { path: o.csv, bytes: statSync(o.csv).size, sha256: '' };
+        files.push(f);
+        hashInto(f);
       } else {
         builtIn = !o.synthetic;
         const name = o.synthetic ?? DEFAULT_SCENARIO.name;
@@ -214,6 +225,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
         onProgress: (done, rss) => progress.update(done, rss),
       });
       progress.done();
+      await Promise.all(hashing);
       const dirDep = selectors.map(directionDependent);
       const aopts: AnalysisOptions = { ids: cands.map((c) => c.id), names: cands.map((c, i) => namesFor(selectors[i]!, c.config)), dirDep };
       const { configs, reply, durationS } = analyse(run.merged, selectors, aopts);
