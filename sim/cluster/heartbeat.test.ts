@@ -98,4 +98,18 @@ describe('heartbeat detection and takeover timing', () => {
     expect(tl.settled_at).toBeNull();
     expect(tl.windows.at(-1)!.to_s).toBe(Infinity);
   });
+  it('a node restarting into a partition believes it is alone: with immediate failback it takes everything until the heal', () => {
+    const ev = 'events:\n  - { at: 5s, crash: node2 }\n  - { at: 8s, partition: [[node1], [node2]] }\n  - { at: 20s, rejoin: node2 }\n  - { at: 30s, heal: true }';
+    const tl = buildTimeline(parseScenario(scenarioYaml(2, `failback: immediate\n${ev}`), 't.yaml'));
+    expect(at(tl, 22.9)).toEqual([1, 1]);
+    // node2 hears nobody by 23 s and takes buckets 1 and 2 at 23.5: both doubly owned.
+    expect(at(tl, 23.5)).toEqual([0b11, 0b11]);
+    // Heal: beats get through from 31 s; both reinstate each other and go home at 31.5.
+    expect(at(tl, 31.5)).toEqual([1, 2]);
+    expect(tl.windows.map((w) => [w.from_s, w.to_s, w.orphaned, w.doubled])).toEqual([[5, 8.5, [2], []], [23.5, 31.5, [], [1, 2]]]);
+    // With manual failback the lone restarted node waits for the operator: no split brain.
+    const manual = buildTimeline(parseScenario(scenarioYaml(2, `failback: manual\n${ev}`), 't.yaml'));
+    expect(manual.windows).toEqual([{ from_s: 5, to_s: 8.5, orphaned: [2], doubled: [] }]);
+    expect(at(manual, 40)).toEqual([1, 1]);
+  });
 });

@@ -26,7 +26,7 @@ import type { FailoverEvent } from '../analysis/result.ts';
 import type { Scenario } from './scenario.ts';
 import type { ScenarioEvent } from './events.ts';
 import { FAULT_KINDS } from './events.ts';
-import { allNodes, assignOwners, decide, initialState, type AgentEvent, type AgentState, type Measurements, type PolicyConfig } from './policies.ts';
+import { adoptView, allNodes, decide, initialState, type AgentEvent, type AgentState, type Measurements, type PolicyConfig } from './policies.ts';
 import { bucketBit, formatBuckets, ownersPerBucket, popcount32 } from './ownership.ts';
 
 const EPS = 1e-9;
@@ -170,10 +170,11 @@ function perceive(arr: Arrival[], node: number, from: number, to: number, alive:
       out.push({ t: lastHeard + D, kind: 'dead', restarted: false, node });
       alive = false;
     }
+    // knownInc < 0: a node we never heard before (we restarted alone); its first beat is not a restart.
     if (!alive) {
-      out.push({ t: a, kind: 'alive', restarted: inc !== knownInc, node });
+      out.push({ t: a, kind: 'alive', restarted: knownInc >= 0 && inc !== knownInc, node });
       alive = true;
-    } else if (inc !== knownInc) {
+    } else if (knownInc >= 0 && inc !== knownInc) {
       // Restarted faster than dead-after: it lost its buckets all the same.
       out.push({ t: a, kind: 'dead', restarted: false, node }, { t: a, kind: 'alive', restarted: true, node });
     }
@@ -290,7 +291,7 @@ export function buildTimeline(sc: Scenario, policy: PolicyConfig = sc.policy, me
           const b = w.beats(i, j).find((x) => x.a >= l.up - EPS);
           if (b && b.a < l.down && (!best || b.a < best.a)) best = { a: b.a, from: i };
         }
-        if (best) push({ t: best.a, j, inc: l.inc, kind: 'adopt', node: best.from, restarted: true });
+        if (best && best.a <= l.up + D) push({ t: best.a, j, inc: l.inc, kind: 'adopt', node: best.from, restarted: true });
         else if (l.up + D < Math.min(l.down, w.horizon)) push({ t: l.up + D, j, inc: l.inc, kind: 'adopt', node: -1, restarted: true });
       }
     }
@@ -325,16 +326,11 @@ export function buildTimeline(sc: Scenario, policy: PolicyConfig = sc.policy, me
     if (e.kind === 'adopt') {
       const from = e.node >= 0 ? states[e.node] : null;
       const fromOk = e.node >= 0 && from !== null && w.lifeAt(e.node, e.t)?.inc === stateInc[e.node];
-      if (fromOk) {
-        st = from!;
-        events.push({ t: e.t, kind: 'detected', node: names[j], detail: `${names[j]} (restarted) hears ${names[e.node]!} and adopts its view` });
-      } else {
-        const me = bucketBit(j);
-        st = { alive: me, eligible: me, waiting_since: names.map(() => null), owners: assignOwners(m, policy, me, meas) };
-        events.push({ t: e.t, kind: 'detected', node: names[j], detail: `${names[j]} (restarted) hears nobody for dead-after and believes it is alone` });
-      }
-      step({ kind: 'dead', node: j, t: e.t });
-      step({ kind: 'alive', node: j, t: e.t, restarted: true });
+      if (fromOk) events.push({ t: e.t, kind: 'detected', node: names[j], detail: `${names[j]} (restarted) hears ${names[e.node]!} and adopts its view` });
+      else events.push({ t: e.t, kind: 'detected', node: names[j], detail: `${names[j]} (restarted) hears no settled peer within dead-after and believes it is alone` });
+      const d = adoptView(m, policy, j, e.t, fromOk ? from! : null, meas);
+      st = d.state;
+      wake = d.wake_at;
       changed = true;
       for (let i = 0; i < n; i++) {
         if (i === j) continue;

@@ -202,3 +202,18 @@ export function decide(m: ClusterModel, p: PolicyConfig, s: AgentState, e: Agent
   const changed = owners.some((x, i) => x !== s.owners[i]);
   return { state: { alive, eligible, waiting_since: waiting, owners }, changed, wake_at: wake };
 }
+
+/**
+ * A restarted node's first decision. It owns nothing and knows nothing until it
+ * hears a peer; it then adopts that peer's view (`peer`, carried in the beat)
+ * and treats itself as a restarted node coming back, so the failback mode
+ * applies to it exactly as the peers apply it. With `peer` null (it heard
+ * nobody for dead-after) it believes it is alone and takes every bucket: on
+ * the wrong side of a partition, that is a split brain.
+ */
+export function adoptView(m: ClusterModel, p: PolicyConfig, self: number, t: number, peer: AgentState | null, meas?: Measurements): Decision {
+  const me = bucketBit(self);
+  let st: AgentState = peer ?? { alive: me, eligible: me, waiting_since: m.names.map(() => null), owners: assignOwners(m, p, me, meas) };
+  st = decide(m, p, st, { kind: 'dead', node: self, t }, meas).state;
+  return decide(m, p, st, { kind: 'alive', node: self, t, restarted: true }, meas);
+}
