@@ -117,7 +117,7 @@ export function formatFailover(r: FailoverResult, sc: Scenario, builtin: boolean
   const syn = r.input.synthetic;
   L.push(`Traffic:  ${r.input.kind}${syn ? ` (${String(syn.params.flows)} flows, seed ${syn.seed})` : ''}: ${r.input.packets} packets over ${r.input.duration_s.toFixed(1)} s`);
   L.push('', 'Timeline');
-  for (const e of r.events) L.push(`  ${f3(e.t).padStart(10)}  ${e.kind.padEnd(14)} ${e.detail}`);
+  for (const g of groupDetections(r.events)) L.push(`  ${g.when.padStart(10)}  ${g.kind.padEnd(14)} ${g.detail}`);
   if (r.windows?.length) {
     L.push('', 'Ownership invariant (every bucket owned by exactly one live node) broken:');
     for (const w of r.windows) {
@@ -167,4 +167,34 @@ export function rankPolicies(c: Cmp[]): Cmp[] {
     for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
     return 0;
   });
+}
+
+/**
+ * Timeline lines for people: consecutive detections of the same fact by several
+ * observers ("node1 declares node2 dead", "node3 declares node2 dead") become
+ * one line with the time range, so a 16-node cluster stays readable.
+ */
+export function groupDetections(events: FailoverResult['events']): { when: string; kind: string; detail: string }[] {
+  const out: { when: string; kind: string; detail: string }[] = [];
+  let i = 0;
+  while (i < events.length) {
+    const e = events[i]!;
+    const fact = e.kind === 'detected' && e.node && e.detail.startsWith(`${e.node} `) ? e.detail.slice(e.node.length + 1) : null;
+    let j = i + 1;
+    const who = [e.node];
+    if (fact !== null) {
+      while (j < events.length) {
+        const x = events[j]!;
+        if (x.kind !== 'detected' || !x.node || x.detail !== `${x.node} ${fact}`) break;
+        who.push(x.node);
+        j++;
+      }
+    }
+    if (j - i > 1) {
+      const verb = fact!.replace(/^declares /, 'declare ').replace(/^hears /, 'hear ');
+      out.push({ when: f3(e.t), kind: e.kind, detail: `${who.join(', ')} ${verb} (until ${f3(events[j - 1]!.t)} s)` });
+    } else out.push({ when: f3(e.t), kind: e.kind, detail: e.detail });
+    i = j;
+  }
+  return out;
 }

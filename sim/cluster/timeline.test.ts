@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseScenario, type Scenario } from './scenario.ts';
 import { buildTimeline } from './heartbeat.ts';
 import { generateTraffic, generatedSource, type GeneratedTraffic } from './flowgen.ts';
-import { FailoverEvaluator, mergeFailoverPartials, summarizeRun, type FailoverPartial } from './timeline.ts';
+import { BucketMeter, FailoverEvaluator, mergeFailoverPartials, summarizeRun, type FailoverPartial } from './timeline.ts';
 import { flowHash } from './conntrack.ts';
 import { runFailover } from './run.ts';
 import { buildSelector } from '../select/build.ts';
@@ -110,6 +110,24 @@ describe('2-node cluster, 1000 flows, node2 crashes at 10 s, dead after 3 x 1 s,
     expect(s.totals.recovery_s).toBe(3.5);
     // after the takeover node1 carries everything
     expect(s.phases[2]!.per_node[0]!.share).toBe(1);
+  });
+
+  it('nf_conntrack_tcp_loose=0: the first packet after the move is INVALID on the new node (lost) instead of reset', () => {
+    const strict = parseScenario(scenarioYaml(2, 'conntrack: { tcp_loose: false }\nevents:\n  - { at: 10s, crash: node2 }'), 't.yaml');
+    const p = evaluate(strict, g).runs[0]!;
+    expect(p.broken).toBe(r.broken);
+    expect(p.lost).toBe(r.lost + r.broken);
+    expect(p.after_break).toBe(r.after_break);
+  });
+
+  it('measures per-bucket traffic before the first fault for least-loaded', () => {
+    const meter = new BucketMeter(buildSelector(selectorSpecOf(sc.config)), 0, 10, 1000);
+    const src = generatedSource(g);
+    const b = createBatch(1000);
+    while (src.fill(b) > 0) meter.add(b);
+    const exp = [0, 0];
+    for (let j = 0; j < g.count; j++) if (g.ts[j]! < 10) exp[bk[j]!]!++;
+    expect(meter.measurements().bucket_load).toEqual(exp);
   });
 
   it('state sync (conntrackd) keeps every moved TCP connection', () => {
