@@ -112,4 +112,37 @@ describe('heartbeat detection and takeover timing', () => {
     expect(manual.windows).toEqual([{ from_s: 5, to_s: 8.5, orphaned: [2], doubled: [] }]);
     expect(at(manual, 40)).toEqual([1, 1]);
   });
+  it('walking beat runs gives the same timeline as walking every beat (random scenarios)', () => {
+    let seed = 12345;
+    const rnd = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+    for (let trial = 0; trial < 40; trial++) {
+      const n = 2 + Math.floor(rnd() * 4);
+      const names = Array.from({ length: n }, (_, i) => `node${i + 1}`);
+      const up = names.map(() => true);
+      const ev: string[] = [];
+      let t = 2;
+      let parted = false;
+      for (let k = 0; k < 6; k++) {
+        t += 0.3 + rnd() * 6;
+        const x = Math.floor(rnd() * n);
+        const y = (x + 1 + Math.floor(rnd() * (n - 1))) % n;
+        const r = rnd();
+        const at = t.toFixed(3);
+        if (r < 0.25 && up.filter(Boolean).length > 1 && up[x]) { ev.push(`  - { at: ${at}, ${rnd() < 0.5 ? 'crash' : 'leave'}: ${names[x]} }`); up[x] = false; }
+        else if (r < 0.5 && !up[x]) { ev.push(`  - { at: ${at}, rejoin: ${names[x]} }`); up[x] = true; }
+        else if (r < 0.65 && !parted) { ev.push(`  - { at: ${at}, partition: [[${names.slice(0, 1).join(', ')}], [${names.slice(1).join(', ')}]] }`); parted = true; }
+        else if (r < 0.8 && parted) { ev.push(`  - { at: ${at}, heal: true }`); parted = false; }
+        else ev.push(`  - { at: ${at}, heartbeat-loss: { from: ${names[x]}, to: ${names[y]}, for: ${(rnd() * 6).toFixed(2)}s } }`);
+      }
+      const I = [0.5, 1, 0.2][trial % 3]!;
+      const hb = `{ interval_s: ${I}, dead_after: ${1 + (trial % 4)}, takeover_delay_s: ${(trial % 2) * 0.3}, jitter_s: ${(rnd() * 0.8 * I).toFixed(3)}, seed: ${trial} }`;
+      const fb = ['immediate', 'stable', 'manual'][trial % 3];
+      const sc = parseScenario(scenarioYaml(n, `policy: ${['lowest', 'spread', 'backup'][trial % 3]}\nfailback: ${fb}\nstable_s: 3\nevents:\n${ev.join('\n')}`, hb), 't.yaml');
+      const fast = buildTimeline(sc);
+      const slow = buildTimeline(sc, sc.policy, undefined, { exhaustiveBeats: true });
+      expect(Array.from(fast.starts)).toEqual(Array.from(slow.starts));
+      expect(Array.from(fast.owners)).toEqual(Array.from(slow.owners));
+      expect(fast.events).toEqual(slow.events);
+    }
+  });
 });
