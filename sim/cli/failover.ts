@@ -72,7 +72,7 @@ interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s 
       const builtin = o.scenario === undefined;
       const sc: Scenario = builtin ? builtinScenario() : loadScenario(o.scenario!);
       const err = (s: string): void => void process.stderr.write(s);
-      if (builtin && !o.json) err('note: no --scenario given: running the built-in scenario (4 nodes, node2 crashes at 20 s and rejoins at 40 s)\n');
+      if (builtin) err('note: no --scenario given: running the built-in scenario (4 nodes, node2 crashes at 20 s and rejoins at 40 s)\n');
       const tp = { flows: 2000, duration_s: 60, seed: 1, tcp_share: 0.8, ...sc.traffic };
       tp.flows = posInt(o.flows, '--flows') ?? tp.flows;
       if (o.seed !== undefined) {

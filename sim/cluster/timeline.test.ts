@@ -220,6 +220,63 @@ describe('other events, exactly', () => {
   });
 });
 
+describe('each policy on 4 nodes x 2 buckets, node2 crashes at 10 s (state sync on, so load is just packets)', () => {
+  const y = (policy: string): string => `name: t
+cluster:
+  cluster: { ip: 192.0.2.10, backend: clusterip, hashmode: sourceip-sourceport, total_nodes: 8 }
+  nodes:
+    - { name: node1, owns: [1, 2] }
+    - { name: node2, owns: [3, 4] }
+    - { name: node3, owns: [5, 6] }
+    - { name: node4, owns: [7, 8] }
+heartbeat: { interval_s: 1, dead_after: 3, takeover_delay_s: 0.5 }
+conntrack: { state_sync: true }
+policy: ${policy}
+events:
+  - { at: 10s, crash: node2 }
+`;
+  const g = generateTraffic({ flows: 800, duration_s: 30, seed: 11, tcp_share: 0.8, server: SERVER });
+  const bk = bucketsOf(parseScenario(y('lowest'), 't.yaml'), g);
+  // Measured before the fault, per bucket.
+  const L = new Array<number>(8).fill(0);
+  for (let j = 0; j < g.count; j++) if (g.ts[j]! < 10) L[bk[j]!]!++;
+  // Hand-made owner of each bucket after the takeover, per policy (buckets 2 and 3 are node2's).
+  const home = [0, 0, 1, 1, 2, 2, 3, 3];
+  const leastLoaded = (): number[] => {
+    const load = [L[0]! + L[1]!, Infinity, L[4]! + L[5]!, L[6]! + L[7]!];
+    const own = [...home];
+    for (const b of L[2]! >= L[3]! ? [2, 3] : [3, 2]) {
+      const to = load.indexOf(Math.min(...load));
+      own[b] = to;
+      load[to]! += L[b]!;
+    }
+    return own;
+  };
+  const expected: Record<string, number[]> = {
+    lowest: [0, 0, 0, 0, 2, 2, 3, 3],
+    spread: [0, 0, 0, 2, 2, 2, 3, 3],
+    backup: [0, 0, 2, 2, 2, 2, 3, 3],
+    'least-loaded': leastLoaded(),
+  };
+  for (const [policy, owner] of Object.entries(expected)) {
+    it(`${policy}: the load after the takeover lands exactly where the policy says`, () => {
+      const sc = parseScenario(y(policy), 't.yaml');
+      const res = runFailover(sc, { open: () => generatedSource(g), input: { kind: 'synthetic', files: [], skipped: {} } });
+      const after = [0, 0, 0, 0];
+      let lost = 0;
+      for (let j = 0; j < g.count; j++) {
+        const t = g.ts[j]!, b = bk[j]!;
+        if (t >= 13.5) after[owner[b]!]!++;
+        else if (t >= 10 && home[b] === 1) lost++;
+      }
+      expect(res.phases[2]!.per_node.map((x) => x.packets)).toEqual(after);
+      expect(res.totals.lost_packets).toBe(lost);
+      expect(res.totals.broken_connections).toBe(0);
+      expect(res.totals.duplicated_packets).toBe(0);
+    });
+  }
+});
+
 describe('runFailover and compare', () => {
   it('least-loaded measures before the failure; policies differ only in where the buckets go', () => {
     const y = `name: t
