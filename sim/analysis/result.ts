@@ -161,6 +161,8 @@ export interface FailoverTotals {
   invalid_packets?: number;
   /** Packets no rule matches at all (e.g. IPv6 at CLUSTERIP). */
   no_node_packets?: number;
+  /** Packets whose bucket the capture cannot tell (snaplen cut the bytes the kernel hashed). */
+  unknown_packets?: number;
 }
 
 /** A stretch of time in which some bucket had no live owner (orphaned) or several (doubled). */

@@ -133,6 +133,7 @@ export function formatFailover(r: FailoverResult, sc: Scenario, builtin: boolean
   L.push(`  recovery            ${t.recovered === false ? `not recovered by the end (${f3(t.recovery_s)} s and counting)` : `${f3(t.recovery_s)} s from the first fault until every bucket had exactly one live owner`}`);
   if (t.invalid_packets) L.push(`  conntrack-INVALID   ${t.invalid_packets} packets, dropped by every node anyway`);
   if (t.no_node_packets) L.push(`  no rule matches     ${t.no_node_packets} packets`);
+  if (t.unknown_packets) L.push(`  bucket unknown      ${t.unknown_packets} packets (the capture cut the bytes the kernel hashed)`);
   L.push('', 'Load per node (packets accepted, share)');
   const cols = r.phases.map((p) => `${p.phase} ${p.from_s.toFixed(1)}-${p.to_s.toFixed(1)} s`);
   L.push(`  ${'node'.padEnd(10)}${cols.map((c) => c.padStart(24)).join('')}`);
