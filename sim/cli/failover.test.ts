@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { FailoverResult } from '../analysis/result.ts';
+import { EXAMPLE_SCENARIO } from './failover.ts';
+import { loadScenario } from '../cluster/scenario.ts';
+import { buildTimeline } from '../cluster/heartbeat.ts';
 
 const bin = new URL('../../bin/clusterip-sim.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'failover-cli-'));
@@ -57,5 +60,14 @@ events:
     expect(p.stderr).toContain(`${f}:5: events[0].crash: no node named 'zz'`);
     const q = spawnSync(process.execPath, [bin, 'failover', '--flows', 'many'], { encoding: 'utf8' });
     expect(q.status).toBe(2);
+  });
+
+  it('the scenario shown in --help is valid and times out as the help says', () => {
+    writeFileSync(join(dir, 'cluster.yaml'), 'cluster: { ip: 192.0.2.10, backend: xt_cluster, total_nodes: 3, seed: 1 }\nnodes:\n  - { name: node1, owns: [1] }\n  - { name: node2, owns: [2] }\n  - { name: node3, owns: [3] }\n');
+    writeFileSync(join(dir, 'example.yaml'), EXAMPLE_SCENARIO);
+    const tl = buildTimeline(loadScenario(join(dir, 'example.yaml')));
+    // crash at 12.5 s: last beat 12 s, dead at 15 s (+ up to 0.02 s jitter), takeover 0.5 s later
+    expect(tl.recovered_at!).toBeGreaterThanOrEqual(15.5);
+    expect(tl.recovered_at!).toBeLessThan(15.52);
   });
 });

@@ -13,6 +13,18 @@ import { builtinScenario, loadScenario, type Scenario } from '../cluster/scenari
 import { generateTraffic, generatedSource } from '../cluster/flowgen.ts';
 import { runFailover } from '../cluster/run.ts';
 
+/** The scenario shown in --help (a test parses it, so the help stays true). */
+export const EXAMPLE_SCENARIO = `name: node2 crashes
+cluster: cluster.yaml                 # path relative to the scenario, or the config inline
+heartbeat: { interval_s: 1, dead_after: 3, takeover_delay_s: 0.5, jitter_s: 0.02, seed: 1 }
+policy: lowest                        # lowest | least-loaded | spread | backup (with backup: {node2: [node3]})
+failback: immediate                   # immediate | stable (stable_s: 10) | manual (events: - {at: 50s, failback: node2})
+conntrack: { state_sync: false, tcp_loose: true }
+traffic: { flows: 2000, duration_s: 60, seed: 1 }
+events:
+  - { at: 12.5s, crash: node2 }       # also: leave, rejoin: NODE; partition: [[node1, node2], [node3]];
+  - { at: 30s, rejoin: node2 }        #       heal: true; heartbeat-loss: {from: node1, to: node2, for: 5s}`;
+
 interface FailoverFlags {
   scenario?: string;
   json?: boolean;
@@ -54,16 +66,7 @@ Examples:
   clusterip-sim failover --scenario crash.yaml --json | jq .totals
 
 A scenario:
-  name: node2 crashes
-  cluster: cluster.yaml                 # path relative to the scenario, or the config inline
-  heartbeat: { interval_s: 1, dead_after: 3, takeover_delay_s: 0.5, jitter_s: 0.02, seed: 1 }
-  policy: lowest                        # lowest | least-loaded | spread | backup (with backup: {node2: [node3]})
-  failback: immediate                   # immediate | stable (stable_s: 10) | manual (events: - {at: 50s, failback: node2})
-  conntrack: { state_sync: false, tcp_loose: true }
-  traffic: { flows: 2000, duration_s: 60, seed: 1 }
-  events:
-    - { at: 12.5s, crash: node2 }       # also: leave, rejoin: NODE; partition: [[node1, node2], [node3]];
-    - { at: 30s, rejoin: node2 }        #       heal: true; heartbeat-loss: {from: node1, to: node2, for: 5s}
+${EXAMPLE_SCENARIO.replace(/^/gm, '  ')}
 
 Timing: beats at k x interval; an event at t acts right after the beat at t, so a crash at 10 s with a 1 s
 interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s + takeover_delay_s.`,
