@@ -152,10 +152,17 @@ export function formatFailover(r: FailoverResult, sc: Scenario, builtin: boolean
     L.push(`  ${'policy'.padEnd(14)}${'lost'.padStart(10)}${'duplicated'.padStart(12)}${'broken'.padStart(9)}${'recovery_s'.padStart(12)}${'busiest node'.padStart(14)}`);
     for (const c of r.compare) L.push(`  ${c.policy.padEnd(14)}${String(c.lost_packets).padStart(10)}${String(c.duplicated_packets).padStart(12)}${String(c.broken_connections).padStart(9)}${f3(c.recovery_s).padStart(12)}${`${(100 * c.max_node_share).toFixed(1)}%`.padStart(14)}`);
     const best = rankPolicies(r.compare)[0]!;
+    const chosen = r.compare.find((c) => c.policy === sc.policy.policy)!;
     const ties = r.compare.filter((c) => sameScore(c, best)).map((c) => c.policy);
-    L.push(ties.length > 1
-      ? `  Best: ${ties.join(', ')} tie (fewest lost packets, then broken connections, busiest node's share, duplicates)`
-      : `  Best: ${best.policy} (fewest lost packets, then broken connections, busiest node's share, duplicates)`);
+    const why = '(ranked by lost packets, then broken connections, the busiest node\'s share, duplicates)';
+    if (ties.includes(chosen.policy)) L.push(`  ${chosen.policy} (the scenario's policy) did as well as any ${ties.length > 1 ? `(tied with ${ties.filter((x) => x !== chosen.policy).join(', ')}) ` : ''}${why}`);
+    else {
+      const diff: string[] = [];
+      if (best.lost_packets !== chosen.lost_packets) diff.push(`${best.lost_packets} lost packets instead of ${chosen.lost_packets}`);
+      if (best.broken_connections !== chosen.broken_connections) diff.push(`${best.broken_connections} broken connections instead of ${chosen.broken_connections}`);
+      if (Math.round(best.max_node_share * 1e3) !== Math.round(chosen.max_node_share * 1e3)) diff.push(`busiest node ${(100 * best.max_node_share).toFixed(1)}% instead of ${(100 * chosen.max_node_share).toFixed(1)}%`);
+      L.push(`  ${ties.join(', ')} would have done better than ${chosen.policy} on this traffic: ${diff.join(', ') || 'fewer duplicates'} ${why}`);
+    }
   }
   return L.join('\n') + '\n';
 }
