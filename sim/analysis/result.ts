@@ -141,7 +141,8 @@ export interface FailoverPhaseLoad {
   phase: 'before' | 'during' | 'after';
   from_s: number;
   to_s: number;
-  per_node: { node: string; packets: number; bytes: number; share: number }[];
+  /** `packets_per_s`: packets / phase duration (0 for an empty phase), to compare a node's load across phases. */
+  per_node: { node: string; packets: number; bytes: number; share: number; packets_per_s?: number }[];
 }
 
 export interface FailoverTotals {

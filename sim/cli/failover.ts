@@ -137,15 +137,17 @@ export function formatFailover(r: FailoverResult, sc: Scenario, builtin: boolean
   if (t.invalid_packets) L.push(`  conntrack-INVALID   ${t.invalid_packets} packets, dropped by every node anyway`);
   if (t.no_node_packets) L.push(`  no rule matches     ${t.no_node_packets} packets`);
   if (t.unknown_packets) L.push(`  bucket unknown      ${t.unknown_packets} packets (the capture cut the bytes the kernel hashed)`);
-  L.push('', 'Load per node (packets accepted, share)');
+  L.push('', 'Load per node (packets accepted, share of the phase, packet rate relative to before)');
   const cols = r.phases.map((p) => `${p.phase} ${p.from_s.toFixed(1)}-${p.to_s.toFixed(1)} s`);
-  L.push(`  ${'node'.padEnd(10)}${cols.map((c) => c.padStart(24)).join('')}`);
+  L.push(`  ${'node'.padEnd(10)}${cols.map((c) => c.padStart(28)).join('')}`);
   r.timeline.nodes.forEach((name, x) => {
-    const cells = r.phases.map((p) => {
+    const base = r.phases[0]!.per_node[x]!.packets_per_s ?? 0;
+    const cells = r.phases.map((p, ph) => {
       const n = p.per_node[x]!;
-      return `${n.packets} ${(100 * n.share).toFixed(1).padStart(5)}%`;
+      const rel = ph > 0 && base > 0 && p.to_s > p.from_s ? ` x${((n.packets_per_s ?? 0) / base).toFixed(2)}` : '      ';
+      return `${n.packets} ${(100 * n.share).toFixed(1).padStart(5)}%${rel}`;
     });
-    L.push(`  ${name.padEnd(10)}${cells.map((c) => c.padStart(24)).join('')}`);
+    L.push(`  ${name.padEnd(10)}${cells.map((c) => c.padStart(28)).join('')}`);
   });
   if (r.compare) {
     L.push('', `Policies on this traffic (same events, failback ${sc.policy.failback}):`);
