@@ -29,8 +29,9 @@ describe('assignOwners (pure, stateless)', () => {
     const backup = [[1], [3, 2], [0], [0]];
     expect(assignOwners(m, P('backup', { backup }), without(1))).toEqual([0b11, 0, 0b110000, 0b11001100]);
     expect(assignOwners(m, P('backup', { backup }), without(1, 3))).toEqual([0b11000011, 0, 0b111100, 0]);
-    // default backup: the next node in order
+    // default backup: the next node in order (also for a node the map leaves out)
     expect(assignOwners(m, P('backup'), without(3))).toEqual([0b11000011, 0b1100, 0b110000, 0]);
+    expect(assignOwners(m, P('backup', { backup: [[1], [], [], []] }), without(2))).toEqual([0b11, 0b1100, 0, 0b11110000]);
   });
   it('leaves every bucket orphaned when nobody is eligible', () => {
     expect(assignOwners(m, P('lowest'), 0)).toEqual([0, 0, 0, 0]);

@@ -39,7 +39,7 @@ export interface PolicyConfig {
    */
   failback: FailbackMode;
   stable_s: number;
-  /** For `backup`: per node index, the ordered node indexes that take over its buckets. */
+  /** For `backup`: per node index, the ordered node indexes that take over its buckets (missing or empty: the next nodes in config order). */
   backup?: number[][];
 }
 
@@ -117,7 +117,8 @@ export function assignOwners(m: ClusterModel, p: PolicyConfig, eligible: number,
     case 'backup':
       for (const b of orphans) {
         const h = m.home[b]!;
-        const list = h >= 0 ? (p.backup?.[h] ?? defaultBackup(h, n)) : [];
+        const named = h >= 0 ? p.backup?.[h] : undefined;
+        const list = h < 0 ? [] : named && named.length ? named : defaultBackup(h, n);
         const to = list.find((x) => (eligible >>> x) & 1);
         give(to ?? elig[0]!, b);
       }

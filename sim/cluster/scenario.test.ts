@@ -56,6 +56,15 @@ describe('scenario files', () => {
     expect(err(() => loadScenario(join(dir, 'missing.yaml')))).toMatch(/no such file/);
   });
 
+  it('reads a backup map as node indexes and refuses it with another policy', () => {
+    const sc = parseScenario(scenarioYaml(3, 'policy: backup\nbackup: { node1: [node3, node2] }'), 's.yaml');
+    expect(sc.policy.backup).toEqual([[2, 1], [], []]);
+    expect(err(() => parseScenario(scenarioYaml(3, 'policy: lowest\nbackup: { node1: [node3] }'), 's.yaml'))).toMatch(/only matters with policy: backup/);
+    expect(err(() => parseScenario(scenarioYaml(3, 'policy: backup\nbackup: { node1: [node1] }'), 's.yaml'))).toMatch(/its own backup/);
+    const hl = parseScenario(scenarioYaml(3, 'events:\n  - { at: 500ms, heartbeat-loss: { from: node1, to: node3, for: 2.5s } }'), 's.yaml').events[0]!;
+    expect(hl).toMatchObject({ t: 0.5, kind: 'heartbeat-loss', node: 0, to: 2, for_s: 2.5 });
+  });
+
   it('has a built-in scenario', () => {
     const sc = builtinScenario();
     expect(sc.model.names).toHaveLength(4);
