@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { registerHash } from './hash.ts';
 import { registerSimulate } from './simulate.ts';
+import { registerFailover } from './failover.ts';
 import { registerReport } from './report.ts';
 import { registerTuples } from './tuples.ts';
 import { registerGen } from './gen.ts';
@@ -10,6 +11,7 @@ export type RegisterCommand = (program: Command) => void;
 
 export const COMMANDS: RegisterCommand[] = [
   registerSimulate,
+  registerFailover,
   registerHash,
   registerTuples,
   registerGen,
