@@ -40,14 +40,17 @@ events:
     expect(r.input.packets).toBe(r.timeline.per_node.flat().reduce((a, x) => a + x, 0) + r.totals.lost_packets + r.totals.after_break_packets! - r.totals.duplicated_packets);
   });
 
-  it('runs the built-in scenario without --scenario and says so; --report writes the JSON next to it', () => {
+  it('runs the built-in scenario without --scenario and says so; --report writes the HTML report', () => {
     const out = join(dir, 'rep.html');
     const p = spawnSync(process.execPath, [bin, 'failover', '--report', out, '--flows', '300'], { encoding: 'utf8' });
     expect(p.status).toBe(0);
     expect(p.stderr).toMatch(/no --scenario given: running the built-in scenario/);
     expect(p.stdout).toMatch(/Load per node/);
     expect(p.stdout).toMatch(/lost packets/);
-    const r = JSON.parse(readFileSync(join(dir, 'rep.json'), 'utf8')) as FailoverResult;
+    const html = readFileSync(out, 'utf8');
+    const m = /<script type="application\/json" id="report-data">([\s\S]*?)<\/script>/.exec(html);
+    expect(m, 'report embeds its data').not.toBeNull();
+    const r = (JSON.parse(m![1]!.replace(/\\u003c/g, '<')) as { result: FailoverResult }).result;
     expect(r.scenario.builtin).toBe(true);
     expect(r.input.synthetic!.params.flows).toBe(300);
   });

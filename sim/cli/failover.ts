@@ -2,16 +2,18 @@
  * `clusterip-sim failover`: what a node failure, a voluntary leave, a
  * partition or a rejoin does to packets and connections, before it happens.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
+import { writeReport } from '../../reports/write.ts';
+import { runFailoverParallel, firstTimestamp } from '../engine/failover-run.ts';
+import { defaultWorkers } from '../engine/run.ts';
+import type { SourceSpec } from '../engine/task.ts';
 import { UsageError } from './errors.ts';
 import { buildSelector } from '../select/build.ts';
 import { selectorSpecOf } from '../../kernel-glue/config.ts';
 import { parseIPv4 } from '../traffic/addr.ts';
 import type { FailoverResult } from '../analysis/result.ts';
 import { builtinScenario, loadScenario, type Scenario } from '../cluster/scenario.ts';
-import { generateTraffic, generatedSource } from '../cluster/flowgen.ts';
-import { runFailover } from '../cluster/run.ts';
 
 /** The scenario shown in --help (a test parses it, so the help stays true). */
 export const EXAMPLE_SCENARIO = `name: node2 crashes
@@ -32,6 +34,12 @@ interface FailoverFlags {
   report?: string;
   flows?: string;
   seed?: string;
+  pcap?: string;
+  synthetic?: string;
+  packets?: string;
+  workers?: string;
+  png?: string;
+  lenient?: boolean;
 }
 
 const posInt = (v: string | undefined, flag: string): number | undefined => {
@@ -54,7 +62,13 @@ export function registerFailover(program: Command): void {
     .option('--scenario <file>', 'scenario YAML: cluster config, heartbeat, policy, failback, conntrack, events')
     .option('--json', 'print the result as JSON (lost_packets, duplicated_packets, broken_connections, recovery_s, per-node load per phase, timeline)')
     .option('--compare-policies', 'also run every other takeover policy on the same traffic and say which did best')
-    .option('--report <out.html>', 'write a report (for now: the JSON result next to it, as <out>.json)')
+    .option('--pcap <file>', 'replay this capture through the scenario (scenario time 0 = its first packet)')
+    .option('--synthetic <scenario>', 'synthetic traffic instead of the scenario\'s own flows: default, uniform, cidr, zipf, nat, portscan, synflood')
+    .option('--packets <n>', 'packets of --synthetic traffic', '200000')
+    .option('--workers <n>', `worker threads (default ${defaultWorkers()}; 0 = in-process); connections are dealt to workers whole`)
+    .option('--lenient', 'skip malformed capture records (counted) instead of stopping')
+    .option('--report <out.html>', 'write a self-contained HTML report: load per node over time with the events, lost/duplicated packets, broken connections')
+    .option('--png <dir>', 'also render each chart as a PNG into DIR (headless Chromium)')
     .option('--flows <n>', 'flows for the built-in traffic generator (default: the scenario\'s traffic.flows, or 2000)')
     .option('--seed <n>', 'seed for the built-in traffic generator')
     .addHelpText(
@@ -71,7 +85,7 @@ ${EXAMPLE_SCENARIO.replace(/^/gm, '  ')}
 Timing: beats at k x interval; an event at t acts right after the beat at t, so a crash at 10 s with a 1 s
 interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s + takeover_delay_s.`,
     )
-    .action((o: FailoverFlags) => {
+    .action(async (o: FailoverFlags) => {
       const builtin = o.scenario === undefined;
       const sc: Scenario = builtin ? builtinScenario() : loadScenario(o.scenario!);
       const err = (s: string): void => void process.stderr.write(s);
@@ -82,20 +96,31 @@ interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s 
         if (!/^\d+$/.test(o.seed)) throw new UsageError(`--seed: '${o.seed}' is not a whole number`);
         tp.seed = Number(o.seed);
       }
+      if (o.pcap !== undefined && o.synthetic !== undefined) throw new UsageError('give --pcap or --synthetic, not both');
       const server = parseIPv4(sc.config.cluster.ip) ?? 0;
-      const traffic = generateTraffic({ ...tp, server });
-      const tty = process.stderr.isTTY && !o.json;
-      const result = runFailover(sc, {
-        open: () => generatedSource(traffic),
-        input: { kind: 'synthetic', files: [], synthetic: { scenario: 'failover-flows', seed: tp.seed, params: { ...tp } }, skipped: {} },
-        comparePolicies: o.comparePolicies,
-        progress: tty ? (n) => err(`\r${n} packets`) : undefined,
-      });
-      if (tty) err('\r\x1b[K');
-      if (o.report !== undefined) {
-        const path = o.report.replace(/\.html?$/i, '') + '.json';
-        writeFileSync(path, JSON.stringify(result, null, 2) + '\n');
-        err(`note: the HTML report renderer is not wired to failover yet; wrote the JSON result to ${path}\n`);
+      let source: SourceSpec;
+      let input: Parameters<typeof runFailoverParallel>[1]['input'];
+      let t0 = 0;
+      if (o.pcap !== undefined) {
+        if (!existsSync(o.pcap)) throw new UsageError(`--pcap ${o.pcap}: no such file`);
+        source = { kind: 'pcap', path: o.pcap, lenient: !!o.lenient };
+        input = { kind: 'pcap', files: [{ path: o.pcap, bytes: statSync(o.pcap).size, sha256: '' }], skipped: {} };
+        t0 = firstTimestamp(source);
+      } else if (o.synthetic !== undefined) {
+        const packets = posInt(o.packets, '--packets')!;
+        source = { kind: 'synthetic', name: o.synthetic, seed: tp.seed, packets };
+        input = { kind: 'synthetic', files: [], synthetic: { scenario: o.synthetic, seed: tp.seed, params: { packets } }, skipped: {} };
+        t0 = firstTimestamp(source);
+      } else {
+        source = { kind: 'flowgen', params: { ...tp, server } };
+        input = { kind: 'synthetic', files: [], synthetic: { scenario: 'failover-flows', seed: tp.seed, params: { ...tp } }, skipped: {} };
+      }
+      const workers = o.workers === undefined ? defaultWorkers() : /^\d+$/.test(o.workers) ? Number(o.workers) : NaN;
+      if (!Number.isInteger(workers) || workers > 256) throw new UsageError(`--workers: '${o.workers}' must be a whole number 0-256`);
+      const result = await runFailoverParallel(sc, { source, input, workers, comparePolicies: o.comparePolicies, t0 });
+      if (o.report !== undefined || o.png !== undefined) {
+        const w = await writeReport(result, o.report ?? 'clusterip-sim-failover.html', o.png);
+        err(`report: ${w.html}${w.pngs.length ? ` and ${w.pngs.length} PNG charts in ${o.png}` : ''}\n`);
       }
       if (o.json) {
         process.stdout.write(JSON.stringify(result, null, 2) + '\n');

@@ -12,6 +12,7 @@
  * the answer is the same for any worker count. Partials are plain data
  * (structured-clone safe).
  */
+import { DataError } from '../cli/errors.ts';
 import { F, L4, PROTO, type TupleBatch } from '../traffic/batch.ts';
 import { NO_BUCKET, UNKNOWN_BUCKET, type Selector } from '../select/selector.ts';
 import type { FailoverPhaseLoad, FailoverTotals } from '../analysis/result.ts';
@@ -72,6 +73,9 @@ function emptyRun(nodes: number): RunPartial {
 }
 
 /** Evaluates batches against one or more timelines (same cluster, e.g. one per policy) in one pass. */
+/** Timeline bins one run may hold (a guard against timestamps far from the scenario's time 0). */
+export const MAX_BINS = 1_000_000;
+
 export class FailoverEvaluator {
   private readonly res: Int32Array;
   private readonly flows: FlowTable;
@@ -91,6 +95,9 @@ export class FailoverEvaluator {
 
   private growBins(bin: number): void {
     const N = this.p.nodes;
+    if (bin > MAX_BINS) {
+      throw new DataError('traffic', `a packet at scenario time ${(bin * this.p.bin_s).toFixed(1)} s would need ${bin + 1} timeline bins of ${this.p.bin_s} s (more than ${MAX_BINS}): its timestamps do not start near the scenario's time 0 (give t0 = the first packet's time) or span far longer than the scenario`);
+    }
     const to = Math.max(bin + 1, this.bins * 2, 64);
     for (const r of this.p.runs) {
       for (let i = this.bins * N; i < to * N; i++) r.bin_node.push(0);

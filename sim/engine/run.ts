@@ -51,16 +51,7 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
   const timer = setInterval(tick, 200);
   let parts: SimPartial[];
   try {
-    if (workers === 0) {
-      parts = tasks.map(processShare);
-    } else {
-      const pool = new Piscina({ filename: new URL('./worker.mjs', import.meta.url).href, minThreads: Math.min(workers, tasks.length), maxThreads: workers, idleTimeout: 1000 });
-      try {
-        parts = await Promise.all(tasks.map((t) => pool.run(t) as Promise<SimPartial>));
-      } finally {
-        await pool.destroy();
-      }
-    }
+    parts = await runTasks(tasks, workers, processShare);
   } finally {
     clearInterval(timer);
     tick();
@@ -69,4 +60,18 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
   const rss = process.memoryUsage().rss;
   if (rss > peakRss) peakRss = rss;
   return { merged, workers, elapsedS: (performance.now() - t0) / 1000, peakRss };
+}
+
+/**
+ * Runs tasks on a piscina pool of `workers` threads (each task is one large
+ * share, never single packets), or in this thread when workers = 0.
+ */
+export async function runTasks<T, R>(tasks: T[], workers: number, inProcess: (t: T) => R): Promise<R[]> {
+  if (workers === 0) return tasks.map(inProcess);
+  const pool = new Piscina({ filename: new URL('./worker.mjs', import.meta.url).href, minThreads: Math.min(workers, tasks.length), maxThreads: workers, idleTimeout: 1000 });
+  try {
+    return await Promise.all(tasks.map((t) => pool.run(t) as Promise<R>));
+  } finally {
+    await pool.destroy();
+  }
 }

@@ -133,7 +133,8 @@ export function processShare(task: SimTask): SimPartial {
   };
 }
 
-function copyPacket(b: TupleBatch, from: number, to: number): void {
+/** Moves packet `from` to index `to` within a batch (compaction). */
+export function copyPacket(b: TupleBatch, from: number, to: number): void {
   b.ts[to] = b.ts[from]!;
   b.wirelen[to] = b.wirelen[from]!;
   b.saddr[to] = b.saddr[from]!;

@@ -1,11 +1,16 @@
 /** What the main thread sends a worker, and what comes back. Plain data and typed arrays only. */
 import type { SelectorSpec } from '../select/selector.ts';
 import type { FlowColumns } from './flow-table.ts';
+import type { FlowGenParams } from '../cluster/flowgen.ts';
+import type { OwnershipTimeline } from '../cluster/heartbeat.ts';
+import type { EvalOptions } from '../cluster/timeline.ts';
 
 export type SourceSpec =
   | { kind: 'pcap'; path: string; start?: number; end?: number; lenient?: boolean; limit?: number; from?: number; to?: number }
   | { kind: 'synthetic'; name: string; seed: number; packets: number; share?: { index: number; count: number } }
-  | { kind: 'csv'; path: string };
+  | { kind: 'csv'; path: string }
+  /** The failover scenarios' own steady flow generator (sim/cluster/flowgen.ts). */
+  | { kind: 'flowgen'; params: FlowGenParams };
 
 export interface SimTask {
   source: SourceSpec;
@@ -46,4 +51,16 @@ export interface SimPartial {
   ingest: IngestCounts;
   /** Packets not addressed to the cluster IP. */
   notToCluster: number;
+}
+
+/** A failover share: the timelines are computed once in the main thread and shared by every worker. */
+export interface FailoverTask {
+  kind: 'failover';
+  source: SourceSpec;
+  /** Keep only the connections of this partition (null: the source is already a share of whole flows). */
+  partition: { index: number; count: number } | null;
+  selector: SelectorSpec;
+  timelines: OwnershipTimeline[];
+  eval: EvalOptions;
+  batchCapacity?: number;
 }

@@ -44,3 +44,26 @@ describe('worker-count invariance', () => {
     for (const w of [2, 3]) expect(comparable(await simulate(args, w))).toEqual(comparable(base));
   });
 });
+
+describe('failover worker-count invariance', () => {
+  async function failover(args: string[], workers: number): Promise<Record<string, unknown>> {
+    const r = await runCli(['failover', ...args, '--json', '--workers', String(workers)]);
+    expect(r.code, r.stderr).toBe(0);
+    const { run: _r, generated_at: _g, ...rest } = JSON.parse(r.stdout) as Record<string, unknown>;
+    return rest;
+  }
+  it('the built-in scenario (all policies compared): 0, 1, 2, 3 workers agree', async () => {
+    const base = await failover(['--compare-policies'], 0);
+    expect((base.totals as { lost_packets: number }).lost_packets).toBeGreaterThan(0);
+    for (const w of [1, 2, 3]) expect(await failover(['--compare-policies'], w)).toEqual(base);
+  });
+  it('synthetic shares and a pcap dealt by connection: 1 and 3 workers agree', async () => {
+    const syn = ['--synthetic', 'default', '--packets', '40000'];
+    expect(await failover(syn, 3)).toEqual(await failover(syn, 1));
+    const pcap = join(dir, 'fo.pcap');
+    expect((await runCli(['gen', 'default', '--out', pcap, '--packets', '40000', '--seed', '5'])).code).toBe(0);
+    const a = await failover(['--pcap', pcap], 1);
+    expect((a.input as { packets: number }).packets).toBe(40000);
+    expect(await failover(['--pcap', pcap], 3)).toEqual(a);
+  });
+});

@@ -1,0 +1,74 @@
+/**
+ * A failover run on the worker pool: measurements and ownership timelines are
+ * computed once here (they depend on the scenario and, for least-loaded, on
+ * traffic before the first fault); connections are dealt to workers whole (each
+ * worker reads the input and keeps the connections its hash selects), so
+ * per-connection conntrack state never crosses a thread and the sums merge to
+ * the same totals for any worker count.
+ */
+import { createBatch } from '../traffic/batch.ts';
+import { buildSelector } from '../select/build.ts';
+import { selectorSpecOf } from '../../kernel-glue/config.ts';
+import { buildTimeline } from '../cluster/heartbeat.ts';
+import { POLICIES, type Measurements, type PolicyConfig } from '../cluster/policies.ts';
+import { BucketMeter, mergeFailoverPartials, type FailoverPartial } from '../cluster/timeline.ts';
+import { binWidthOf, failoverResult, firstFaultOf } from '../cluster/run.ts';
+import type { Scenario } from '../cluster/scenario.ts';
+import type { FailoverResult, InputSummary } from '../analysis/result.ts';
+import { openSource } from './sources.ts';
+import { processFailoverShare } from './failover-share.ts';
+import { runTasks } from './run.ts';
+import type { FailoverTask, SourceSpec } from './task.ts';
+
+export interface FailoverRunOptions {
+  source: SourceSpec;
+  input: Omit<InputSummary, 'packets' | 'bytes' | 'duration_s'>;
+  /** 0 = in-process. */
+  workers: number;
+  comparePolicies?: boolean;
+  /** Capture time of scenario time 0: 0 for generated traffic; the first packet's time for a capture. */
+  t0?: number;
+  batchCapacity?: number;
+}
+
+/** Timestamp of the first packet of a source (scenario time 0 of a capture). */
+export function firstTimestamp(source: SourceSpec): number {
+  const b = createBatch(1);
+  const src = openSource(source);
+  try {
+    return src.fill(b) > 0 ? b.ts[0]! : 0;
+  } finally {
+    src.close();
+  }
+}
+
+export async function runFailoverParallel(sc: Scenario, o: FailoverRunOptions): Promise<FailoverResult> {
+  const started = performance.now();
+  const spec = selectorSpecOf(sc.config);
+  const sel = buildSelector(spec);
+  const t0 = o.t0 ?? 0;
+  const cap = o.batchCapacity ?? 65536;
+  const policies: PolicyConfig[] = [sc.policy];
+  if (o.comparePolicies) for (const p of POLICIES) if (p !== sc.policy.policy) policies.push({ ...sc.policy, policy: p });
+  let meas: Measurements | undefined;
+  if (policies.some((p) => p.policy === 'least-loaded')) {
+    // Traffic per bucket before the first fault: what a controller would have measured.
+    const meter = new BucketMeter(sel, t0, firstFaultOf(sc) ?? Infinity, cap);
+    const batch = createBatch(cap);
+    const src = openSource(o.source);
+    try {
+      while (src.fill(batch) > 0) meter.add(batch);
+    } finally {
+      src.close();
+    }
+    meas = meter.measurements();
+  }
+  const timelines = policies.map((p) => buildTimeline(sc, p, meas));
+  const evalOpts = { t0, bin_s: binWidthOf(sc), conntrack: sc.conntrack };
+  const n = Math.max(1, o.workers);
+  // Every worker reads the whole input and keeps its own connections (by a direction-free hash): a
+  // byte range of a capture or a generator share could split a connection's two directions.
+  const tasks: FailoverTask[] = Array.from({ length: n }, (_, index) => ({ kind: 'failover', source: o.source, partition: n > 1 ? { index, count: n } : null, selector: spec, timelines, eval: evalOpts, batchCapacity: cap }));
+  const parts = await runTasks<FailoverTask, FailoverPartial>(tasks, o.workers, processFailoverShare);
+  return failoverResult(sc, timelines, mergeFailoverPartials(parts), o.input, { workers: o.workers, elapsed_s: (performance.now() - started) / 1000 });
+}

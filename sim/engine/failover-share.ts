@@ -1,0 +1,24 @@
+/** One worker's part of a failover run: its connections through every policy's ownership timeline. */
+import { createBatch, DEFAULT_BATCH_CAPACITY } from '../traffic/batch.ts';
+import { buildSelector } from '../select/build.ts';
+import { FailoverEvaluator, type FailoverPartial } from '../cluster/timeline.ts';
+import { openSource } from './sources.ts';
+import { keepPartition } from './partition.ts';
+import { copyPacket } from './share.ts';
+import type { FailoverTask } from './task.ts';
+
+export function processFailoverShare(t: FailoverTask): FailoverPartial {
+  const cap = t.batchCapacity ?? DEFAULT_BATCH_CAPACITY;
+  const ev = new FailoverEvaluator(t.timelines, buildSelector(t.selector), t.eval, cap);
+  const batch = createBatch(cap);
+  const src = openSource(t.source);
+  try {
+    while (src.fill(batch) > 0) {
+      if (t.partition && keepPartition(batch, t.partition.index, t.partition.count, copyPacket) === 0) continue;
+      ev.add(batch);
+    }
+  } finally {
+    src.close();
+  }
+  return ev.partial();
+}
