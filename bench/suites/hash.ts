@@ -4,7 +4,9 @@
  *
  * Input: pre-built TupleBatches of the synthetic mix (sim/schemes/synthetic.ts:
  * 80 % TCP, 17 % UDP, 2 % ICMP, 1 % ESP, all IPv4), 4 batches of 64k packets
- * reused until >= 10 million selections per pass. Both sides read the same
+ * reused until >= 10 million selections per pass. Each selector runs through
+ * its default engine (the WebAssembly SIMD build) and, as "[ts]", through the
+ * TypeScript reference path, alternating with C round by round. All read the same
  * struct-of-arrays lanes and write one int32 per packet. Before timing, the C
  * output of every batch is compared with ours, packet by packet: a mismatch
  * fails the suite (the ratio of two different functions means nothing).
@@ -17,6 +19,8 @@ import type { TupleBatch } from '../../sim/traffic/batch.ts';
 import { syntheticPacketBatches } from '../../sim/schemes/synthetic.ts';
 import { measureRounds, plan, ratioCase, timeOps, type BenchContext, type Contender, type Suite } from '../harness.ts';
 import { buildNative, runNative } from '../native.ts';
+import { buildWasm } from '../../sim/select/wasm/build.ts';
+import { wasmModule, type Engine } from '../../sim/select/wasm.ts';
 
 export interface HashCase {
   name: string;
@@ -95,10 +99,17 @@ export const hashSuite: Suite = {
     writeHashData(dataFile, batches);
     const bin = buildNative(ctx.workDir, 'hash.c');
     const out = new Int32Array(batchSize);
+    const wasm = buildWasm();
+    if (!wasm.built) ctx.log(`no WebAssembly build (${wasm.reason}): measuring TypeScript only`);
     for (const c of HASH_CASES) {
-      const sel = buildSelector(c.spec);
-      const checked = verifyAgainstNative(bin, dataFile, ctx.workDir, c, sel, batches);
-      const ours: Contender = { name: 'ts', run: () => { let n = 0; return timeOps(tuples, () => { n = selectPass(sel, batches, out, tuples); }) * (n / tuples); } };
+      const engines: Engine[] = wasm.built && wasmModule() ? ['wasm', 'ts'] : ['ts'];
+      const sels = engines.map((engine) => buildSelector(c.spec, { engine }));
+      let checked = 0;
+      for (const sel of sels) checked = verifyAgainstNative(bin, dataFile, ctx.workDir, c, sel, batches);
+      const ours: Contender[] = sels.map((sel, k) => ({
+        name: engines[k]!,
+        run: () => { let n = 0; return timeOps(tuples, () => { n = selectPass(sel, batches, out, tuples); }) * (n / tuples); },
+      }));
       const native: Contender = {
         name: 'c',
         run: () => {
@@ -107,8 +118,13 @@ export const hashSuite: Suite = {
           return Number(line[1]);
         },
       };
-      const [o, n] = measureRounds([ours, native], repeats, warmup);
-      ctx.emit(ratioCase('hash', c.name, o!, n!, { tuples_per_pass: tuples, batch: batchSize, verified_packets: checked }));
+      const samples = measureRounds([...ours, native], repeats, warmup);
+      const n = samples[samples.length - 1]!;
+      engines.forEach((engine, k) => {
+        // The default engine's line carries the plain case name; the TypeScript reference gets "[ts]" when wasm is the default.
+        const name = k === 0 ? c.name : `${c.name} [${engine}]`;
+        ctx.emit(ratioCase('hash', name, samples[k]!, n, { engine, tuples_per_pass: tuples, batch: batchSize, verified_packets: checked }));
+      });
     }
   },
 };

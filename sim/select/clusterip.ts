@@ -15,6 +15,7 @@ import { JHASH_INITVAL } from '../hash/lookup3.ts';
 import { UsageError } from '../cli/errors.ts';
 import { endianFact, resolveProfile, type ClusteripEra, type Fact } from './profile.ts';
 import { compileSelect, FINAL3 } from './compile.ts';
+import { wasmFor, wasmSelect, type SelectorOptions } from './wasm.ts';
 import { CLUSTERIP_MODES, NO_BUCKET, UNKNOWN_BUCKET, bswap16, type ClusteripMode, type Selector, type SelectorSpec } from './selector.ts';
 
 /** Userspace (libipt_CLUSTERIP) accepts 0..16; the kernel itself never checks. */
@@ -36,7 +37,7 @@ function scratch(n: number): void {
  * `reference: true` forces the general two-pass path for every era, so that
  * tests can hold the fused fast path against it on arbitrary packets.
  */
-export function clusteripSelector(spec: ClusteripSpec, opts: { reference?: boolean } = {}): Selector {
+export function clusteripSelector(spec: ClusteripSpec, opts: SelectorOptions = {}): Selector {
   const profile = resolveProfile(spec.kernel, spec.endian);
   const era = profile.clusterip;
   if (!era) throw new UsageError(`--backend clusterip --kernel ${spec.kernel}: ${profile.clusteripAbsent}`);
@@ -67,7 +68,11 @@ export function clusteripSelector(spec: ClusteripSpec, opts: { reference?: boole
   // mode: no scratch passes, constants folded. Every other era takes the
   // general two-pass path below. Both are checked against the golden vectors.
   if (!opts.reference && era.id === 'D' && flavour === 'lookup3' && !modulo) {
-    const select = compileEraD(mode, (iv + JHASH_INITVAL + (nwords << 2)) | 0, n, little);
+    const s = (iv + JHASH_INITVAL + (nwords << 2)) | 0;
+    const m = wasmFor(opts);
+    const select = m
+      ? wasmSelect(m, { saddr: true, l4a: mode > 0, l4b: mode > 0, proto: mode > 0, flags: mode > 0 }, (count) => m.x.clusterip(count, mode, s, n, little ? 1 : 0))
+      : compileEraD(mode, s, n, little);
     const description = `CLUSTERIP ${spec.hashmode}, ${n} nodes, hash-init 0x${(spec.hashInit >>> 0).toString(16).padStart(8, '0')}, kernel ${profile.label}`;
     return { spec, backend: 'clusterip', buckets: n === 0 ? 1 : n, offset: 1, profile, description, facts, predictable: true, select };
   }

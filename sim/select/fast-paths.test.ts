@@ -1,11 +1,13 @@
 /**
- * The compiled fast paths (compile.ts) must give exactly what the general
- * selector code gives, on every kind of packet, not only on the tuples the
+ * The compiled fast paths (compile.ts) and the WebAssembly build (wasm.ts)
+ * must give exactly what the general selector code gives, on every kind of packet, not only on the tuples the
  * golden vectors cover: IPv6 and non-IP packets, conntrack-INVALID, reply
  * direction, truncated captures, short packets, AH/ESP/ICMP/GRE, both byte
  * orders, small and huge bucket counts.
  */
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildWasm } from './wasm/build.ts';
+import { wasmModule, type Engine } from './wasm.ts';
 import { createBatch, F, L4, type TupleBatch } from '../traffic/batch.ts';
 import { writeTupleV4, writeTupleV6 } from '../traffic/tuple.ts';
 import { rng } from '../schemes/synthetic.ts';
@@ -53,14 +55,19 @@ function same(fast: { select: (b: TupleBatch, o: Int32Array, s?: number, e?: num
   expect(Array.from(o3.subarray(100, 200))).toEqual(Array.from(o2.subarray(100, 200)));
 }
 
-describe('compiled fast paths equal the general selector code', () => {
+for (const engine of ['ts', 'wasm'] as Engine[]) describe(`${engine} fast paths equal the general selector code`, () => {
   const batches = [mixedBatch(1), mixedBatch(2)];
+  beforeAll(() => {
+    if (engine !== 'wasm') return;
+    expect(buildWasm().built).toBe(true);
+    expect(wasmModule()).not.toBeNull();
+  });
 
   it('CLUSTERIP era D, every mode, both byte orders, 0-16 nodes', () => {
     let cases = 0;
     for (const hashmode of CLUSTERIP_MODES) for (const endian of ['little', 'big'] as const) for (const totalNodes of [0, 1, 2, 5, 16]) {
       const spec = { backend: 'clusterip', hashmode, totalNodes, hashInit: 0x9abcdef0, kernel: '6.1', endian } as const;
-      for (const b of batches) same(clusteripSelector(spec), clusteripSelector(spec, { reference: true }), b, JSON.stringify(spec));
+      for (const b of batches) same(clusteripSelector(spec, { engine }), clusteripSelector(spec, { reference: true }), b, JSON.stringify(spec));
       cases++;
     }
     expect(cases).toBe(30);
@@ -69,7 +76,7 @@ describe('compiled fast paths equal the general selector code', () => {
   it('xt_cluster 4.1+, both byte orders, 1-32 nodes', () => {
     for (const endian of ['little', 'big'] as const) for (const totalNodes of [1, 3, 7, 32]) {
       const spec = { backend: 'xt_cluster', totalNodes, hashSeed: 0xdeadbeef, kernel: '6.18', endian } as const;
-      for (const b of batches) same(xtClusterSelector(spec), xtClusterSelector(spec, { reference: true }), b, JSON.stringify(spec));
+      for (const b of batches) same(xtClusterSelector(spec, { engine }), xtClusterSelector(spec, { reference: true }), b, JSON.stringify(spec));
     }
   });
 
@@ -83,7 +90,7 @@ describe('compiled fast paths equal the general selector code', () => {
     let cases = 0;
     for (const key of keys) for (const mod of [1, 7, 65535, 65536, 3000000, 2147483648]) for (const endian of ['little', 'big'] as const) {
       const spec: Extract<SelectorSpec, { backend: 'nft' }> = { backend: 'nft', expr: `jhash ${key} mod ${mod} seed 0x2a offset 3`, kernel: '6.18', endian };
-      for (const b of batches) same(nftSelector(spec), nftSelector(spec, { reference: true }), b, spec.expr + ' ' + endian);
+      for (const b of batches) same(nftSelector(spec, { engine }), nftSelector(spec, { reference: true }), b, spec.expr + ' ' + endian);
       cases++;
     }
     expect(cases).toBe(keys.length * 12);

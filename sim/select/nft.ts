@@ -15,6 +15,7 @@ import { MULSHIFT_FAST_MAX, multiplyShift } from '../hash/reduce.ts';
 import { UsageError } from '../cli/errors.ts';
 import { endianFact, resolveProfile, type Fact } from './profile.ts';
 import { bswap32Src, compileSelect, FINAL3, MIX3 } from './compile.ts';
+import { wasmFor, wasmSelect, type SelectorOptions } from './wasm.ts';
 import { parseNftHash, type NftFieldKind } from './nft-expr.ts';
 import { NO_BUCKET, UNKNOWN_BUCKET, bswap32, type Selector, type SelectorSpec } from './selector.ts';
 
@@ -32,7 +33,7 @@ const CODE: Record<NftFieldKind, K> = {
 };
 
 /** `reference: true` forces the general loop (tests hold the fast path against it). */
-export function nftSelector(spec: NftSpec, opts: { reference?: boolean } = {}): Selector {
+export function nftSelector(spec: NftSpec, opts: SelectorOptions = {}): Selector {
   const profile = resolveProfile(spec.kernel, spec.endian);
   if (!profile.nftHash) throw new UsageError(`--backend nft --kernel ${spec.kernel}: the nft hash expression arrived in Linux 4.9`);
   const expr = parseNftHash(spec.expr);
@@ -81,7 +82,13 @@ export function nftSelector(spec: NftSpec, opts: { reference?: boolean } = {}): 
   // repeated field), where the key bytes do not depend on the CPU's byte order
   // (<= 12 bytes) or the CPU is little-endian.
   if (!opts.reference && !needV6 && nwords <= 4 && (nwords <= 3 || little)) {
-    const fast4 = ipv4KeySelect(codes, nwords, needV4, needProto, needL4, needCt, init, mod);
+    const m = mod < 65536 ? wasmFor(opts) : null;
+    const W: Partial<Record<K, number>> = { [K.SADDR4]: 1, [K.DADDR4]: 2, [K.CT_SADDR4]: 3, [K.CT_DADDR4]: 4, [K.SPORT]: 5, [K.DPORT]: 6 };
+    const w = [0, 1, 2, 3].map((k) => (k < codes.length ? W[codes[k]!]! : 0));
+    const fast4 = m
+      ? wasmSelect(m, { saddr: true, daddr: true, l4a: needL4, proto: needProto >= 0, flags: true },
+        (count) => m.x.nft(count, nwords, w[0]!, w[1]!, w[2]!, w[3]!, init, mod, needV4 ? 1 : 0, needProto, needL4 ? 1 : 0, needCt ? 1 : 0))
+      : ipv4KeySelect(codes, nwords, needV4, needProto, needL4, needCt, init, mod);
     return { spec, backend: 'nft', buckets: mod, offset, profile, facts, predictable: true, description, select: fast4 };
   }
 

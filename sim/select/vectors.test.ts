@@ -2,17 +2,26 @@
  * Every row of every golden-vector file, recorded from real kernels
  * (CLUSTERIP on 6.1.192 under qemu; xt_cluster and nft jhash on 6.18.44),
  * must come out of our selectors exactly. No sample, no tolerance.
+ * Twice: through the TypeScript selectors and through the WebAssembly build.
  */
-import { describe, expect, it, afterAll } from 'vitest';
+import { describe, expect, it, afterAll, beforeAll } from 'vitest';
+import { buildWasm } from './wasm/build.ts';
+import { wasmModule, type Engine } from './wasm.ts';
 import { createBatch } from '../traffic/batch.ts';
 import { writeTupleV4 } from '../traffic/tuple.ts';
 import { formatIPv4 } from '../traffic/addr.ts';
 import { buildSelector } from './build.ts';
 import { VECTOR_FILES, loadVectorFile } from '../../test/vectors.ts';
 
-let totalPassed = 0;
-
-describe('golden vectors from real kernels', () => {
+for (const engine of ['ts', 'wasm'] as Engine[]) describe(`golden vectors from real kernels (${engine} selectors)`, () => {
+  let totalPassed = 0;
+  beforeAll(() => {
+    if (engine !== 'wasm') return;
+    // The wasm path must exist to be tested: a missing build fails here, it is not skipped.
+    const r = buildWasm();
+    expect(r.built, r.reason).toBe(true);
+    expect(wasmModule()).not.toBeNull();
+  });
   for (const [file, expectCounts] of Object.entries(VECTOR_FILES)) {
     it(`${file}: every row equals the kernel's answer`, () => {
       const { configs, rows } = loadVectorFile(file);
@@ -29,7 +38,7 @@ describe('golden vectors from real kernels', () => {
         for (let i = 0; i < n; i++) writeTupleV4(batch, i, cfg.proto[i]!, cfg.saddr[i]!, cfg.sport[i]!, cfg.daddr[i]!, cfg.dport[i]!);
         batch.count = n;
         const out = new Int32Array(n);
-        buildSelector(cfg.spec).select(batch, out);
+        buildSelector(cfg.spec, { engine }).select(batch, out);
         for (let i = 0; i < n; i++) {
           if (out[i] === cfg.bucket[i]) passed++;
           else if (mismatches.length < 20) {
@@ -44,6 +53,7 @@ describe('golden vectors from real kernels', () => {
   }
   afterAll(() => {
     // Printed so that a reader of the CI log sees the whole set ran.
-    console.log(`golden vectors: ${totalPassed} of 130130 rows match the kernel`);
+    console.log(`golden vectors (${engine} selectors): ${totalPassed} of 130130 rows match the kernel`);
+    expect(totalPassed).toBe(130130);
   });
 });

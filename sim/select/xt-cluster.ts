@@ -17,6 +17,7 @@ import { jhash2Lookup2 } from '../hash/lookup2.ts';
 import { UsageError } from '../cli/errors.ts';
 import { endianFact, resolveProfile, type Fact } from './profile.ts';
 import { bswap32Src, compileSelect, FINAL3 } from './compile.ts';
+import { wasmFor, wasmSelect, type SelectorOptions } from './wasm.ts';
 import { NO_BUCKET, bswap32, type Selector, type SelectorSpec } from './selector.ts';
 
 /** The kernel refuses more (EINVAL); iptables says "out of range (1-32)". */
@@ -25,7 +26,7 @@ export const XT_CLUSTER_MAX_NODES = 32;
 type XtSpec = Extract<SelectorSpec, { backend: 'xt_cluster' }>;
 
 /** `reference: true` forces the general loop (tests hold the fast path against it). */
-export function xtClusterSelector(spec: XtSpec, opts: { reference?: boolean } = {}): Selector {
+export function xtClusterSelector(spec: XtSpec, opts: SelectorOptions = {}): Selector {
   const profile = resolveProfile(spec.kernel, spec.endian);
   if (!profile.xtCluster) throw new UsageError(`--backend xt_cluster --kernel ${spec.kernel}: the cluster match arrived in Linux 2.6.30`);
   const n = spec.totalNodes;
@@ -75,7 +76,9 @@ export function xtClusterSelector(spec: XtSpec, opts: { reference?: boolean } = 
       ${FINAL3}
     } else if (fam === ${FAMILY_IPV6}) c = v6(b, i, reply);
     else { out[i] = ${NO_BUCKET}; continue; }`;
-    const select = compileSelect('xtCluster', ['family', 'flags', 'l4flags', 'saddr', 'daddr'], body, n, { v6 });
+    const ts = compileSelect('xtCluster', ['family', 'flags', 'l4flags', 'saddr', 'daddr'], body, n, { v6 });
+    const m = wasmFor(opts);
+    const select = m ? wasmSelect(m, { saddr: true, daddr: true, flags: true }, (count) => m.x.xtCluster(count, ka, n, little ? 1 : 0), ts) : ts;
     return { spec, backend: 'xt_cluster', buckets: n, offset: 1, profile, description, facts, predictable: true, select };
   }
 

@@ -1,0 +1,245 @@
+/**
+ * AssemblyScript (compiled to WebAssembly with SIMD by sim/select/wasm/build.ts)
+ * for the selectors' hottest forms, four packets per instruction:
+ * CLUSTERIP era D (4.1+ jhash, multiply-shift), xt_cluster IPv4 (4.1+) and
+ * nft jhash over IPv4 keys of up to 16 bytes. The TypeScript selectors are
+ * the reference; sim/select/wasm.test.ts holds this code to them and to every
+ * golden vector.
+ *
+ * Memory layout (JS copies a chunk of a batch in, calls, copies `out` back):
+ * u32 lanes at k * 4 * CHUNK: 0 saddr, 1 daddr, 2 l4a, 3 l4b, 4 out;
+ * u8 lanes at 20 * CHUNK + k * CHUNK: 0 family, 1 l4flags, 2 proto, 3 flags.
+ * The caller clears `family` of the padding up to a multiple of 16 packets:
+ * byte-lane tests run on 16 packets per instruction, the hash on 4.
+ */
+
+export const CHUNK: i32 = 16384;
+const SADDR: usize = 0;
+const DADDR: usize = 4 * CHUNK;
+const L4A: usize = 8 * CHUNK;
+const L4B: usize = 12 * CHUNK;
+const OUT: usize = 16 * CHUNK;
+const FAMILY: usize = 20 * CHUNK;
+const L4FLAGS: usize = 21 * CHUNK;
+const PROTO: usize = 22 * CHUNK;
+const FLAGS: usize = 23 * CHUNK;
+/** Bytes of memory the layout needs. */
+export const MEMORY_BYTES: i32 = 24 * CHUNK;
+
+// Bits of the batch lanes (sim/traffic/batch.ts F and L4).
+const F_TRUNCATED = 0x40;
+const F_REPLY = 0x80;
+const L4_HAS4 = 0x01;
+const L4_HAS8 = 0x02;
+const L4_CT_INVALID = 0x04;
+
+@inline function rol(x: v128, k: i32): v128 {
+  return v128.or(i32x4.shl(x, k), i32x4.shr_u(x, 32 - k));
+}
+
+/** bswap16 of the low 16 bits of each lane (high bits must be 0). */
+@inline function bswap16(x: v128): v128 {
+  return v128.or(i32x4.shr_u(x, 8), v128.and(i32x4.shl(x, 8), i32x4.splat(0xff00)));
+}
+
+/** bswap32 of each lane. */
+@inline function bswap32(x: v128): v128 {
+  return i8x16.shuffle(x, x, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12);
+}
+
+/** reciprocal_scale(h, n) for n < 2^16: (hi * n + (lo * n >>> 16)) >>> 16, exact (see compile.ts). */
+@inline function reduce(c: v128, n: v128): v128 {
+  const hi = i32x4.mul(i32x4.shr_u(c, 16), n);
+  const lo = i32x4.shr_u(i32x4.mul(v128.and(c, i32x4.splat(0xffff)), n), 16);
+  return i32x4.shr_u(i32x4.add(hi, lo), 16);
+}
+
+/** lookup3 final() on (a, b, c), returns c. */
+@inline function final3(a: v128, b: v128, c: v128): v128 {
+  c = v128.xor(c, b); c = i32x4.sub(c, rol(b, 14));
+  a = v128.xor(a, c); a = i32x4.sub(a, rol(c, 11));
+  b = v128.xor(b, a); b = i32x4.sub(b, rol(a, 25));
+  c = v128.xor(c, b); c = i32x4.sub(c, rol(b, 16));
+  a = v128.xor(a, c); a = i32x4.sub(a, rol(c, 4));
+  b = v128.xor(b, a); b = i32x4.sub(b, rol(a, 14));
+  c = v128.xor(c, b); c = i32x4.sub(c, rol(b, 24));
+  return c;
+}
+
+
+/** Lanes 4q..4q+3 of a byte mask (0 or 0xff per packet) as four i32 masks (0 or -1). */
+@inline function widen(m: v128, q: i32): v128 {
+  const h = q < 2 ? i16x8.extend_low_i8x16_s(m) : i16x8.extend_high_i8x16_s(m);
+  return (q & 1) == 0 ? i32x4.extend_low_i16x8_s(h) : i32x4.extend_high_i16x8_s(h);
+}
+
+@inline function bitSet8(x: v128, bit: i32): v128 {
+  return v128.not(i8x16.eq(v128.and(x, i8x16.splat(<i8>bit)), i8x16.splat(0)));
+}
+
+@inline function is8(x: v128, v: i32): v128 {
+  return i8x16.eq(x, i8x16.splat(<i8>v));
+}
+
+/** One CLUSTERIP quarter: 4 packets starting at byte offset o4 of the u32 lanes. */
+@inline function clusteripQuarter(o4: usize, mode: i32, little: i32, vs: v128, vn: v128, ok: v128, useA: v128, useB: v128, unk: v128): void {
+  const a = i32x4.add(v128.load(SADDR + o4), vs);
+  let b = vs, c = vs;
+  if (mode > 0) {
+    const w = v128.or(v128.and(v128.load(L4A + o4), useA), v128.and(v128.load(L4B + o4), useB));
+    let sp = i32x4.shr_u(w, 16);
+    let dp = v128.and(w, i32x4.splat(0xffff));
+    if (little) { sp = bswap16(sp); dp = bswap16(dp); }
+    b = i32x4.add(sp, vs);
+    if (mode > 1) c = i32x4.add(dp, vs);
+  }
+  const r = reduce(final3(a, b, c), vn);
+  v128.store(OUT + o4, v128.bitselect(v128.bitselect(i32x4.splat(-2), r, unk), i32x4.splat(-1), ok));
+}
+
+/**
+ * CLUSTERIP era D: mode 0 sourceip, 1 + sourceport, 2 + destport.
+ * s = hash_init + 0xdeadbeef + 4 * words; little = CPU byte order.
+ */
+export function clusterip(count: i32, mode: i32, s: i32, n: i32, little: i32): void {
+  const vs = i32x4.splat(s);
+  const vn = i32x4.splat(n);
+  for (let i: i32 = 0; i < count; i += 16) {
+    const o1 = <usize>i;
+    const o4 = <usize>i << 2;
+    const lf = v128.load(L4FLAGS + o1);
+    const ok = v128.andnot(is8(v128.load(FAMILY + o1), 4), bitSet8(lf, L4_CT_INVALID));
+    let useA = ok, useB = ok, unk = ok;
+    if (mode > 0) {
+      const p = v128.load(PROTO + o1);
+      // proto_ports_offset(): bytes 0-3 for TCP, UDP, DCCP, ESP, SCTP, UDP-Lite; 4-7 (the SPI) for AH.
+      const first = v128.or(v128.or(v128.or(is8(p, 6), is8(p, 17)), v128.or(is8(p, 33), is8(p, 50))), v128.or(is8(p, 132), is8(p, 136)));
+      const ah = is8(p, 51);
+      const has4 = bitSet8(lf, L4_HAS4), has8 = bitSet8(lf, L4_HAS8);
+      useA = v128.and(first, has4);
+      useB = v128.and(ah, has8);
+      // Ports missing because the capture cut them: unknown. Missing because the packet is short: 0/0.
+      unk = v128.and(v128.or(v128.andnot(first, has4), v128.andnot(ah, has8)), bitSet8(v128.load(FLAGS + o1), F_TRUNCATED));
+    } else {
+      unk = i8x16.splat(0);
+    }
+    clusteripQuarter(o4, mode, little, vs, vn, widen(ok, 0), widen(useA, 0), widen(useB, 0), widen(unk, 0));
+    clusteripQuarter(o4 + 16, mode, little, vs, vn, widen(ok, 1), widen(useA, 1), widen(useB, 1), widen(unk, 1));
+    clusteripQuarter(o4 + 32, mode, little, vs, vn, widen(ok, 2), widen(useA, 2), widen(useB, 2), widen(unk, 2));
+    clusteripQuarter(o4 + 48, mode, little, vs, vn, widen(ok, 3), widen(useA, 3), widen(useB, 3), widen(unk, 3));
+  }
+}
+
+@inline function xtQuarter(o4: usize, little: i32, vk: v128, vn: v128, ok: v128, v6: v128, reply: v128): void {
+  let addr = v128.bitselect(v128.load(DADDR + o4), v128.load(SADDR + o4), reply);
+  if (little) addr = bswap32(addr);
+  const r = reduce(final3(i32x4.add(addr, vk), vk, vk), vn);
+  v128.store(OUT + o4, v128.bitselect(r, v128.bitselect(i32x4.splat(-3), i32x4.splat(-1), v6), ok));
+}
+
+/**
+ * xt_cluster, IPv4, 4.1+ jhash: jhash_1word(address as CPU word, seed), the
+ * conntrack's original source (daddr for replies). k = seed + 0xdeadbeef + 4.
+ * IPv6 packets get -3 (the caller hashes them); returns how many there were.
+ */
+export function xtCluster(count: i32, k: i32, n: i32, little: i32): i32 {
+  const vk = i32x4.splat(k);
+  const vn = i32x4.splat(n);
+  let v6n = 0;
+  for (let i: i32 = 0; i < count; i += 16) {
+    const o1 = <usize>i;
+    const o4 = <usize>i << 2;
+    const fam = v128.load(FAMILY + o1);
+    const valid = v128.not(bitSet8(v128.load(L4FLAGS + o1), L4_CT_INVALID));
+    const ok = v128.and(is8(fam, 4), valid);
+    const v6 = v128.and(is8(fam, 6), valid);
+    v6n += popcnt(i8x16.bitmask(v6));
+    const reply = bitSet8(v128.load(FLAGS + o1), F_REPLY);
+    xtQuarter(o4, little, vk, vn, widen(ok, 0), widen(v6, 0), widen(reply, 0));
+    xtQuarter(o4 + 16, little, vk, vn, widen(ok, 1), widen(v6, 1), widen(reply, 1));
+    xtQuarter(o4 + 32, little, vk, vn, widen(ok, 2), widen(v6, 2), widen(reply, 2));
+    xtQuarter(o4 + 48, little, vk, vn, widen(ok, 3), widen(v6, 3), widen(reply, 3));
+  }
+  return v6n;
+}
+
+// Key word sources for nft (the caller maps sim/select/nft.ts's field codes to these).
+const W_S = 1;
+const W_D = 2;
+const W_CTS = 3;
+const W_CTD = 4;
+const W_SP = 5;
+const W_DP = 6;
+
+@inline function pick(code: i32, want: i32): v128 {
+  return i32x4.splat(code == want ? -1 : 0);
+}
+
+@inline function keyWord(code: i32, S: v128, D: v128, CS: v128, CD: v128, P: v128, Q: v128): v128 {
+  return v128.or(v128.or(v128.or(v128.and(S, pick(code, W_S)), v128.and(D, pick(code, W_D))), v128.or(v128.and(CS, pick(code, W_CTS)), v128.and(CD, pick(code, W_CTD)))),
+    v128.or(v128.and(P, pick(code, W_SP)), v128.and(Q, pick(code, W_DP))));
+}
+
+@inline function nftQuarter(o4: usize, nwords: i32, w0: i32, w1: i32, w2: i32, w3: i32, vinit: v128, vn: v128, needL4: i32, needCt: i32, ok: v128, unk: v128, reply: v128): void {
+  const S = bswap32(v128.load(SADDR + o4));
+  const D = bswap32(v128.load(DADDR + o4));
+  let CS = i32x4.splat(0), CD = i32x4.splat(0);
+  if (needCt) {
+    CS = v128.bitselect(D, S, reply);
+    CD = v128.bitselect(S, D, reply);
+  }
+  let P = i32x4.splat(0), Q = i32x4.splat(0);
+  if (needL4) {
+    const w = v128.load(L4A + o4);
+    P = bswap16(i32x4.shr_u(w, 16));
+    Q = bswap16(v128.and(w, i32x4.splat(0xffff)));
+  }
+  let a = i32x4.add(vinit, keyWord(w0, S, D, CS, CD, P, Q));
+  let b = i32x4.add(vinit, keyWord(w1, S, D, CS, CD, P, Q));
+  let c = i32x4.add(vinit, keyWord(w2, S, D, CS, CD, P, Q));
+  if (nwords == 4) {
+    // 16-byte key: the first 12 bytes through jhash's block loop, the last 4 as the tail.
+    a = i32x4.sub(a, c); a = v128.xor(a, rol(c, 4)); c = i32x4.add(c, b);
+    b = i32x4.sub(b, a); b = v128.xor(b, rol(a, 6)); a = i32x4.add(a, c);
+    c = i32x4.sub(c, b); c = v128.xor(c, rol(b, 8)); b = i32x4.add(b, a);
+    a = i32x4.sub(a, c); a = v128.xor(a, rol(c, 16)); c = i32x4.add(c, b);
+    b = i32x4.sub(b, a); b = v128.xor(b, rol(a, 19)); a = i32x4.add(a, c);
+    c = i32x4.sub(c, b); c = v128.xor(c, rol(b, 4)); b = i32x4.add(b, a);
+    a = i32x4.add(a, keyWord(w3, S, D, CS, CD, P, Q));
+  }
+  const r = reduce(final3(a, b, c), vn);
+  v128.store(OUT + o4, v128.bitselect(r, v128.bitselect(i32x4.splat(-2), i32x4.splat(-1), unk), ok));
+}
+
+/**
+ * nft jhash over an IPv4 key of 1-4 words (little-endian CPU, or <= 12 bytes
+ * on any): w0..w3 name each word's source (W_*), init = 0xdeadbeef + len + seed.
+ * needV4: an address is hashed (else any IPv4/IPv6 packet); proto: what the
+ * ports imply (-1: none); needL4: ports are hashed; needCt: a ct key.
+ */
+export function nft(count: i32, nwords: i32, w0: i32, w1: i32, w2: i32, w3: i32, init: i32, mod: i32,
+  needV4: i32, proto: i32, needL4: i32, needCt: i32): void {
+  const vinit = i32x4.splat(init);
+  const vn = i32x4.splat(mod);
+  for (let i: i32 = 0; i < count; i += 16) {
+    const o1 = <usize>i;
+    const o4 = <usize>i << 2;
+    const fam = v128.load(FAMILY + o1);
+    const lf = v128.load(L4FLAGS + o1);
+    const fl = v128.load(FLAGS + o1);
+    let ok = needV4 ? is8(fam, 4) : v128.or(is8(fam, 4), is8(fam, 6));
+    if (proto >= 0) ok = v128.and(ok, is8(v128.load(PROTO + o1), proto));
+    if (needCt) ok = v128.andnot(ok, bitSet8(lf, L4_CT_INVALID));
+    let unk = i8x16.splat(0);
+    if (needL4) {
+      const no4 = v128.not(bitSet8(lf, L4_HAS4));
+      unk = v128.and(v128.and(ok, no4), bitSet8(fl, F_TRUNCATED));
+      ok = v128.andnot(ok, no4);
+    }
+    const reply = bitSet8(fl, F_REPLY);
+    nftQuarter(o4, nwords, w0, w1, w2, w3, vinit, vn, needL4, needCt, widen(ok, 0), widen(unk, 0), widen(reply, 0));
+    nftQuarter(o4 + 16, nwords, w0, w1, w2, w3, vinit, vn, needL4, needCt, widen(ok, 1), widen(unk, 1), widen(reply, 1));
+    nftQuarter(o4 + 32, nwords, w0, w1, w2, w3, vinit, vn, needL4, needCt, widen(ok, 2), widen(unk, 2), widen(reply, 2));
+    nftQuarter(o4 + 48, nwords, w0, w1, w2, w3, vinit, vn, needL4, needCt, widen(ok, 3), widen(unk, 3), widen(reply, 3));
+  }
+}
