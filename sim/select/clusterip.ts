@@ -70,9 +70,8 @@ export function clusteripSelector(spec: ClusteripSpec, opts: SelectorOptions = {
   if (!opts.reference && era.id === 'D' && flavour === 'lookup3' && !modulo) {
     const s = (iv + JHASH_INITVAL + (nwords << 2)) | 0;
     const m = wasmFor(opts);
-    const select = m
-      ? wasmSelect(m, { saddr: true, l4a: mode > 0, l4b: mode > 0, proto: mode > 0, flags: mode > 0 }, (count) => m.x.clusterip(count, mode, s, n, little ? 1 : 0))
-      : compileEraD(mode, s, n, little);
+    const ts = compileEraD(mode, s, n, little);
+    const select = m ? wasmSelect(m, { saddr: true, l4a: mode > 0, proto: mode > 0 }, (count) => m.x.clusterip(count, mode, s, n, little ? 1 : 0), ts) : ts;
     const description = `CLUSTERIP ${spec.hashmode}, ${n} nodes, hash-init 0x${(spec.hashInit >>> 0).toString(16).padStart(8, '0')}, kernel ${profile.label}`;
     return { spec, backend: 'clusterip', buckets: n === 0 ? 1 : n, offset: 1, profile, description, facts, predictable: true, select };
   }

@@ -85,10 +85,12 @@ export function nftSelector(spec: NftSpec, opts: SelectorOptions = {}): Selector
     const m = mod < 65536 ? wasmFor(opts) : null;
     const W: Partial<Record<K, number>> = { [K.SADDR4]: 1, [K.DADDR4]: 2, [K.CT_SADDR4]: 3, [K.CT_DADDR4]: 4, [K.SPORT]: 5, [K.DPORT]: 6 };
     const w = [0, 1, 2, 3].map((k) => (k < codes.length ? W[codes[k]!]! : 0));
+    const ts = ipv4KeySelect(codes, nwords, needV4, needProto, needL4, needCt, init, mod);
+    const has = (...k: K[]): boolean => codes.some((c) => k.includes(c));
     const fast4 = m
-      ? wasmSelect(m, { saddr: true, daddr: true, l4a: needL4, proto: needProto >= 0, flags: true },
-        (count) => m.x.nft(count, nwords, w[0]!, w[1]!, w[2]!, w[3]!, init, mod, needV4 ? 1 : 0, needProto, needL4 ? 1 : 0, needCt ? 1 : 0))
-      : ipv4KeySelect(codes, nwords, needV4, needProto, needL4, needCt, init, mod);
+      ? wasmSelect(m, { saddr: has(K.SADDR4, K.CT_SADDR4, K.CT_DADDR4), daddr: has(K.DADDR4, K.CT_SADDR4, K.CT_DADDR4), l4a: needL4, proto: needProto >= 0, flags: needCt },
+        (count) => m.x.nft(count, nwords, w[0]!, w[1]!, w[2]!, w[3]!, init, mod, needV4 ? 1 : 0, needProto, needL4 ? 1 : 0, needCt ? 1 : 0), ts)
+      : ts;
     return { spec, backend: 'nft', buckets: mod, offset, profile, facts, predictable: true, description, select: fast4 };
   }
 

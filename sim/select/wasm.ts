@@ -30,9 +30,9 @@ const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 interface Exports {
   memory: { buffer: ArrayBuffer };
   CHUNK: { value: number };
-  clusterip(count: number, mode: number, s: number, n: number, little: number): void;
+  clusterip(count: number, mode: number, s: number, n: number, little: number): number;
   xtCluster(count: number, k: number, n: number, little: number): number;
-  nft(count: number, nwords: number, w0: number, w1: number, w2: number, w3: number, init: number, mod: number, needV4: number, proto: number, needL4: number, needCt: number): void;
+  nft(count: number, nwords: number, w0: number, w1: number, w2: number, w3: number, init: number, mod: number, needV4: number, proto: number, needL4: number, needCt: number): number;
 }
 
 interface Module {

@@ -27,10 +27,8 @@ const FLAGS: usize = 23 * CHUNK;
 export const MEMORY_BYTES: i32 = 24 * CHUNK;
 
 // Bits of the batch lanes (sim/traffic/batch.ts F and L4).
-const F_TRUNCATED = 0x40;
 const F_REPLY = 0x80;
 const L4_HAS4 = 0x01;
-const L4_HAS8 = 0x02;
 const L4_CT_INVALID = 0x04;
 
 @inline function rol(x: v128, k: i32): v128 {
@@ -82,11 +80,11 @@ const L4_CT_INVALID = 0x04;
 }
 
 /** One CLUSTERIP quarter: 4 packets starting at byte offset o4 of the u32 lanes. */
-@inline function clusteripQuarter(o4: usize, mode: i32, little: i32, vs: v128, vn: v128, ok: v128, useA: v128, useB: v128, unk: v128): void {
+@inline function clusteripQuarter(o4: usize, mode: i32, little: i32, vs: v128, vn: v128, ok: v128, useA: v128, rest: v128): void {
   const a = i32x4.add(v128.load(SADDR + o4), vs);
   let b = vs, c = vs;
   if (mode > 0) {
-    const w = v128.or(v128.and(v128.load(L4A + o4), useA), v128.and(v128.load(L4B + o4), useB));
+    const w = v128.and(v128.load(L4A + o4), useA);
     let sp = i32x4.shr_u(w, 16);
     let dp = v128.and(w, i32x4.splat(0xffff));
     if (little) { sp = bswap16(sp); dp = bswap16(dp); }
@@ -94,40 +92,41 @@ const L4_CT_INVALID = 0x04;
     if (mode > 1) c = i32x4.add(dp, vs);
   }
   const r = reduce(final3(a, b, c), vn);
-  v128.store(OUT + o4, v128.bitselect(v128.bitselect(i32x4.splat(-2), r, unk), i32x4.splat(-1), ok));
+  v128.store(OUT + o4, v128.bitselect(v128.bitselect(i32x4.splat(-3), r, rest), i32x4.splat(-1), ok));
 }
 
 /**
  * CLUSTERIP era D: mode 0 sourceip, 1 + sourceport, 2 + destport.
  * s = hash_init + 0xdeadbeef + 4 * words; little = CPU byte order.
+ * AH (ports at L4 offset 4) and packets without their port bytes are rare:
+ * they get -3 and the caller's TypeScript answers them (so the lanes they
+ * need, l4b and flags, are never copied in). Returns how many there were.
  */
-export function clusterip(count: i32, mode: i32, s: i32, n: i32, little: i32): void {
+export function clusterip(count: i32, mode: i32, s: i32, n: i32, little: i32): i32 {
   const vs = i32x4.splat(s);
   const vn = i32x4.splat(n);
+  let left = 0;
   for (let i: i32 = 0; i < count; i += 16) {
     const o1 = <usize>i;
     const o4 = <usize>i << 2;
     const lf = v128.load(L4FLAGS + o1);
     const ok = v128.andnot(is8(v128.load(FAMILY + o1), 4), bitSet8(lf, L4_CT_INVALID));
-    let useA = ok, useB = ok, unk = ok;
+    let useA = ok, rest = i8x16.splat(0);
     if (mode > 0) {
       const p = v128.load(PROTO + o1);
       // proto_ports_offset(): bytes 0-3 for TCP, UDP, DCCP, ESP, SCTP, UDP-Lite; 4-7 (the SPI) for AH.
       const first = v128.or(v128.or(v128.or(is8(p, 6), is8(p, 17)), v128.or(is8(p, 33), is8(p, 50))), v128.or(is8(p, 132), is8(p, 136)));
-      const ah = is8(p, 51);
-      const has4 = bitSet8(lf, L4_HAS4), has8 = bitSet8(lf, L4_HAS8);
+      const has4 = bitSet8(lf, L4_HAS4);
       useA = v128.and(first, has4);
-      useB = v128.and(ah, has8);
-      // Ports missing because the capture cut them: unknown. Missing because the packet is short: 0/0.
-      unk = v128.and(v128.or(v128.andnot(first, has4), v128.andnot(ah, has8)), bitSet8(v128.load(FLAGS + o1), F_TRUNCATED));
-    } else {
-      unk = i8x16.splat(0);
+      rest = v128.and(ok, v128.or(is8(p, 51), v128.andnot(first, has4)));
+      left += popcnt(i8x16.bitmask(rest));
     }
-    clusteripQuarter(o4, mode, little, vs, vn, widen(ok, 0), widen(useA, 0), widen(useB, 0), widen(unk, 0));
-    clusteripQuarter(o4 + 16, mode, little, vs, vn, widen(ok, 1), widen(useA, 1), widen(useB, 1), widen(unk, 1));
-    clusteripQuarter(o4 + 32, mode, little, vs, vn, widen(ok, 2), widen(useA, 2), widen(useB, 2), widen(unk, 2));
-    clusteripQuarter(o4 + 48, mode, little, vs, vn, widen(ok, 3), widen(useA, 3), widen(useB, 3), widen(unk, 3));
+    clusteripQuarter(o4, mode, little, vs, vn, widen(ok, 0), widen(useA, 0), widen(rest, 0));
+    clusteripQuarter(o4 + 16, mode, little, vs, vn, widen(ok, 1), widen(useA, 1), widen(rest, 1));
+    clusteripQuarter(o4 + 32, mode, little, vs, vn, widen(ok, 2), widen(useA, 2), widen(rest, 2));
+    clusteripQuarter(o4 + 48, mode, little, vs, vn, widen(ok, 3), widen(useA, 3), widen(rest, 3));
   }
+  return left;
 }
 
 @inline function xtQuarter(o4: usize, little: i32, vk: v128, vn: v128, ok: v128, v6: v128, reply: v128): void {
@@ -171,19 +170,22 @@ const W_CTD = 4;
 const W_SP = 5;
 const W_DP = 6;
 
-@inline function pick(code: i32, want: i32): v128 {
-  return i32x4.splat(code == want ? -1 : 0);
-}
-
+/** Key word from its source code: a branch on a loop-invariant scalar, predicted every time. */
 @inline function keyWord(code: i32, S: v128, D: v128, CS: v128, CD: v128, P: v128, Q: v128): v128 {
-  return v128.or(v128.or(v128.or(v128.and(S, pick(code, W_S)), v128.and(D, pick(code, W_D))), v128.or(v128.and(CS, pick(code, W_CTS)), v128.and(CD, pick(code, W_CTD)))),
-    v128.or(v128.and(P, pick(code, W_SP)), v128.and(Q, pick(code, W_DP))));
+  if (code == W_S) return S;
+  if (code == W_D) return D;
+  if (code == W_SP) return P;
+  if (code == W_DP) return Q;
+  if (code == W_CTS) return CS;
+  if (code == W_CTD) return CD;
+  return i32x4.splat(0);
 }
 
-@inline function nftQuarter(o4: usize, nwords: i32, w0: i32, w1: i32, w2: i32, w3: i32, vinit: v128, vn: v128, needL4: i32, needCt: i32, ok: v128, unk: v128, reply: v128): void {
-  const S = bswap32(v128.load(SADDR + o4));
-  const D = bswap32(v128.load(DADDR + o4));
-  let CS = i32x4.splat(0), CD = i32x4.splat(0);
+@inline function nftQuarter(o4: usize, nwords: i32, w0: i32, w1: i32, w2: i32, w3: i32, vinit: v128, vn: v128, needS: i32, needD: i32, needL4: i32, needCt: i32, ok: v128, rest: v128, reply: v128): void {
+  let S = i32x4.splat(0), D = i32x4.splat(0);
+  if (needS) S = bswap32(v128.load(SADDR + o4));
+  if (needD) D = bswap32(v128.load(DADDR + o4));
+  let CS = S, CD = D;
   if (needCt) {
     CS = v128.bitselect(D, S, reply);
     CD = v128.bitselect(S, D, reply);
@@ -195,8 +197,9 @@ const W_DP = 6;
     Q = bswap16(v128.and(w, i32x4.splat(0xffff)));
   }
   let a = i32x4.add(vinit, keyWord(w0, S, D, CS, CD, P, Q));
-  let b = i32x4.add(vinit, keyWord(w1, S, D, CS, CD, P, Q));
-  let c = i32x4.add(vinit, keyWord(w2, S, D, CS, CD, P, Q));
+  let b = vinit, c = vinit;
+  if (nwords > 1) b = i32x4.add(b, keyWord(w1, S, D, CS, CD, P, Q));
+  if (nwords > 2) c = i32x4.add(c, keyWord(w2, S, D, CS, CD, P, Q));
   if (nwords == 4) {
     // 16-byte key: the first 12 bytes through jhash's block loop, the last 4 as the tail.
     a = i32x4.sub(a, c); a = v128.xor(a, rol(c, 4)); c = i32x4.add(c, b);
@@ -208,7 +211,7 @@ const W_DP = 6;
     a = i32x4.add(a, keyWord(w3, S, D, CS, CD, P, Q));
   }
   const r = reduce(final3(a, b, c), vn);
-  v128.store(OUT + o4, v128.bitselect(r, v128.bitselect(i32x4.splat(-2), i32x4.splat(-1), unk), ok));
+  v128.store(OUT + o4, v128.bitselect(r, v128.bitselect(i32x4.splat(-3), i32x4.splat(-1), rest), ok));
 }
 
 /**
@@ -216,30 +219,50 @@ const W_DP = 6;
  * on any): w0..w3 name each word's source (W_*), init = 0xdeadbeef + len + seed.
  * needV4: an address is hashed (else any IPv4/IPv6 packet); proto: what the
  * ports imply (-1: none); needL4: ports are hashed; needCt: a ct key.
+ * Packets whose port bytes are missing are rare: -3, the caller answers them
+ * (so `flags` is copied in only for ct keys). Returns how many there were.
  */
 export function nft(count: i32, nwords: i32, w0: i32, w1: i32, w2: i32, w3: i32, init: i32, mod: i32,
-  needV4: i32, proto: i32, needL4: i32, needCt: i32): void {
+  needV4: i32, proto: i32, needL4: i32, needCt: i32): i32 {
   const vinit = i32x4.splat(init);
   const vn = i32x4.splat(mod);
+  let needS = 0, needD = 0;
+  for (let k = 0; k < nwords; k++) {
+    const w = k == 0 ? w0 : k == 1 ? w1 : k == 2 ? w2 : w3;
+    if (w == W_S || w == W_CTS || w == W_CTD) needS = 1;
+    if (w == W_D || w == W_CTS || w == W_CTD) needD = 1;
+  }
+  let left = 0;
   for (let i: i32 = 0; i < count; i += 16) {
     const o1 = <usize>i;
     const o4 = <usize>i << 2;
     const fam = v128.load(FAMILY + o1);
-    const lf = v128.load(L4FLAGS + o1);
-    const fl = v128.load(FLAGS + o1);
     let ok = needV4 ? is8(fam, 4) : v128.or(is8(fam, 4), is8(fam, 6));
     if (proto >= 0) ok = v128.and(ok, is8(v128.load(PROTO + o1), proto));
-    if (needCt) ok = v128.andnot(ok, bitSet8(lf, L4_CT_INVALID));
-    let unk = i8x16.splat(0);
-    if (needL4) {
-      const no4 = v128.not(bitSet8(lf, L4_HAS4));
-      unk = v128.and(v128.and(ok, no4), bitSet8(fl, F_TRUNCATED));
-      ok = v128.andnot(ok, no4);
+    let reply = i8x16.splat(0);
+    if (needCt || needL4) {
+      const lf = v128.load(L4FLAGS + o1);
+      if (needCt) {
+        ok = v128.andnot(ok, bitSet8(lf, L4_CT_INVALID));
+        reply = bitSet8(v128.load(FLAGS + o1), F_REPLY);
+      }
+      let rest = i8x16.splat(0);
+      if (needL4) {
+        rest = v128.andnot(ok, bitSet8(lf, L4_HAS4));
+        ok = v128.andnot(ok, rest);
+        left += popcnt(i8x16.bitmask(rest));
+      }
+      nftQuarter(o4, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, needL4, needCt, widen(ok, 0), widen(rest, 0), widen(reply, 0));
+      nftQuarter(o4 + 16, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, needL4, needCt, widen(ok, 1), widen(rest, 1), widen(reply, 1));
+      nftQuarter(o4 + 32, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, needL4, needCt, widen(ok, 2), widen(rest, 2), widen(reply, 2));
+      nftQuarter(o4 + 48, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, needL4, needCt, widen(ok, 3), widen(rest, 3), widen(reply, 3));
+    } else {
+      const z = i32x4.splat(0);
+      nftQuarter(o4, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, 0, 0, widen(ok, 0), z, z);
+      nftQuarter(o4 + 16, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, 0, 0, widen(ok, 1), z, z);
+      nftQuarter(o4 + 32, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, 0, 0, widen(ok, 2), z, z);
+      nftQuarter(o4 + 48, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, 0, 0, widen(ok, 3), z, z);
     }
-    const reply = bitSet8(fl, F_REPLY);
-    nftQuarter(o4, nwords, w0, w1, w2, w3, vinit, vn, needL4, needCt, widen(ok, 0), widen(unk, 0), widen(reply, 0));
-    nftQuarter(o4 + 16, nwords, w0, w1, w2, w3, vinit, vn, needL4, needCt, widen(ok, 1), widen(unk, 1), widen(reply, 1));
-    nftQuarter(o4 + 32, nwords, w0, w1, w2, w3, vinit, vn, needL4, needCt, widen(ok, 2), widen(unk, 2), widen(reply, 2));
-    nftQuarter(o4 + 48, nwords, w0, w1, w2, w3, vinit, vn, needL4, needCt, widen(ok, 3), widen(unk, 3), widen(reply, 3));
   }
+  return left;
 }
