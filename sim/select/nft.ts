@@ -82,7 +82,7 @@ export function nftSelector(spec: NftSpec, opts: SelectorOptions = {}): Selector
   // repeated field), where the key bytes do not depend on the CPU's byte order
   // (<= 12 bytes) or the CPU is little-endian.
   if (!opts.reference && !needV6 && nwords <= 4 && (nwords <= 3 || little)) {
-    const m = mod < 65536 ? wasmFor(opts) : null;
+    const m = wasmFor(opts);
     const W: Partial<Record<K, number>> = { [K.SADDR4]: 1, [K.DADDR4]: 2, [K.CT_SADDR4]: 3, [K.CT_DADDR4]: 4, [K.SPORT]: 5, [K.DPORT]: 6 };
     const w = [0, 1, 2, 3].map((k) => (k < codes.length ? W[codes[k]!]! : 0));
     const ts = ipv4KeySelect(codes, nwords, needV4, needProto, needL4, needCt, init, mod);

@@ -31,7 +31,11 @@ const F_REPLY = 0x80;
 const L4_HAS4 = 0x01;
 const L4_CT_INVALID = 0x04;
 
+/** Rotate left; by a multiple of 8 it is one byte shuffle instead of shift, shift, or. */
 @inline function rol(x: v128, k: i32): v128 {
+  if (k == 8) return i8x16.shuffle(x, x, 3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14);
+  if (k == 16) return i8x16.shuffle(x, x, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+  if (k == 24) return i8x16.shuffle(x, x, 1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12);
   return v128.or(i32x4.shl(x, k), i32x4.shr_u(x, 32 - k));
 }
 
@@ -45,14 +49,35 @@ const L4_CT_INVALID = 0x04;
   return i8x16.shuffle(x, x, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12);
 }
 
-/** reciprocal_scale(h, n) for n < 2^16: (hi * n + (lo * n >>> 16)) >>> 16, exact (see compile.ts). */
+/**
+ * reciprocal_scale(h, n) = ((u64)h * n) >> 32 for any u32 n: two widening
+ * 32x32->64 multiplies and a shuffle that keeps each product's high word.
+ */
 @inline function reduce(c: v128, n: v128): v128 {
-  const hi = i32x4.mul(i32x4.shr_u(c, 16), n);
-  const lo = i32x4.shr_u(i32x4.mul(v128.and(c, i32x4.splat(0xffff)), n), 16);
-  return i32x4.shr_u(i32x4.add(hi, lo), 16);
+  const lo = i64x2.extmul_low_i32x4_u(c, n);
+  const hi = i64x2.extmul_high_i32x4_u(c, n);
+  return i8x16.shuffle(lo, hi, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
 }
 
 /** lookup3 final() on (a, b, c), returns c. */
+/**
+ * final3 for a one-word key, where b and c start as the same constant s: the
+ * first step (c ^= b; c -= rol(b, 14)) and rol(c, 11) are constants, c0 and
+ * rc0, computed once per call by the caller.
+ */
+@inline function final3OneWord(a: v128, s: v128, c0: v128, rc0: v128): v128 {
+  let b = s, c = c0;
+  a = v128.xor(a, c); a = i32x4.sub(a, rc0);
+  b = v128.xor(b, a); b = i32x4.sub(b, rol(a, 25));
+  c = v128.xor(c, b); c = i32x4.sub(c, rol(b, 16));
+  a = v128.xor(a, c); a = i32x4.sub(a, rol(c, 4));
+  b = v128.xor(b, a); b = i32x4.sub(b, rol(a, 14));
+  c = v128.xor(c, b); c = i32x4.sub(c, rol(b, 24));
+  return c;
+}
+
+@inline function c0Of(s: i32): i32 { return 0 - rotl<i32>(s, 14); }
+
 @inline function final3(a: v128, b: v128, c: v128): v128 {
   c = v128.xor(c, b); c = i32x4.sub(c, rol(b, 14));
   a = v128.xor(a, c); a = i32x4.sub(a, rol(c, 11));
@@ -80,7 +105,7 @@ const L4_CT_INVALID = 0x04;
 }
 
 /** One CLUSTERIP quarter: 4 packets starting at byte offset o4 of the u32 lanes. */
-@inline function clusteripQuarter(o4: usize, mode: i32, little: i32, vs: v128, vn: v128, ok: v128, useA: v128, rest: v128): void {
+@inline function clusteripQuarter(o4: usize, mode: i32, little: i32, vs: v128, vn: v128, c0: v128, rc0: v128, ok: v128, useA: v128, rest: v128): void {
   const a = i32x4.add(v128.load(SADDR + o4), vs);
   let b = vs, c = vs;
   if (mode > 0) {
@@ -91,7 +116,8 @@ const L4_CT_INVALID = 0x04;
     b = i32x4.add(sp, vs);
     if (mode > 1) c = i32x4.add(dp, vs);
   }
-  const r = reduce(final3(a, b, c), vn);
+  const h = mode == 0 ? final3OneWord(a, vs, c0, rc0) : final3(a, b, c);
+  const r = reduce(h, vn);
   v128.store(OUT + o4, v128.bitselect(v128.bitselect(i32x4.splat(-3), r, rest), i32x4.splat(-1), ok));
 }
 
@@ -105,6 +131,7 @@ const L4_CT_INVALID = 0x04;
 export function clusterip(count: i32, mode: i32, s: i32, n: i32, little: i32): i32 {
   const vs = i32x4.splat(s);
   const vn = i32x4.splat(n);
+  const c0 = i32x4.splat(c0Of(s)), rc0 = i32x4.splat(rotl<i32>(c0Of(s), 11));
   let left = 0;
   for (let i: i32 = 0; i < count; i += 16) {
     const o1 = <usize>i;
@@ -121,18 +148,18 @@ export function clusterip(count: i32, mode: i32, s: i32, n: i32, little: i32): i
       rest = v128.and(ok, v128.or(is8(p, 51), v128.andnot(first, has4)));
       left += popcnt(i8x16.bitmask(rest));
     }
-    clusteripQuarter(o4, mode, little, vs, vn, widen(ok, 0), widen(useA, 0), widen(rest, 0));
-    clusteripQuarter(o4 + 16, mode, little, vs, vn, widen(ok, 1), widen(useA, 1), widen(rest, 1));
-    clusteripQuarter(o4 + 32, mode, little, vs, vn, widen(ok, 2), widen(useA, 2), widen(rest, 2));
-    clusteripQuarter(o4 + 48, mode, little, vs, vn, widen(ok, 3), widen(useA, 3), widen(rest, 3));
+    clusteripQuarter(o4, mode, little, vs, vn, c0, rc0, widen(ok, 0), widen(useA, 0), widen(rest, 0));
+    clusteripQuarter(o4 + 16, mode, little, vs, vn, c0, rc0, widen(ok, 1), widen(useA, 1), widen(rest, 1));
+    clusteripQuarter(o4 + 32, mode, little, vs, vn, c0, rc0, widen(ok, 2), widen(useA, 2), widen(rest, 2));
+    clusteripQuarter(o4 + 48, mode, little, vs, vn, c0, rc0, widen(ok, 3), widen(useA, 3), widen(rest, 3));
   }
   return left;
 }
 
-@inline function xtQuarter(o4: usize, little: i32, vk: v128, vn: v128, ok: v128, v6: v128, reply: v128): void {
+@inline function xtQuarter(o4: usize, little: i32, vk: v128, vn: v128, c0: v128, rc0: v128, ok: v128, v6: v128, reply: v128): void {
   let addr = v128.bitselect(v128.load(DADDR + o4), v128.load(SADDR + o4), reply);
   if (little) addr = bswap32(addr);
-  const r = reduce(final3(i32x4.add(addr, vk), vk, vk), vn);
+  const r = reduce(final3OneWord(i32x4.add(addr, vk), vk, c0, rc0), vn);
   v128.store(OUT + o4, v128.bitselect(r, v128.bitselect(i32x4.splat(-3), i32x4.splat(-1), v6), ok));
 }
 
@@ -144,6 +171,7 @@ export function clusterip(count: i32, mode: i32, s: i32, n: i32, little: i32): i
 export function xtCluster(count: i32, k: i32, n: i32, little: i32): i32 {
   const vk = i32x4.splat(k);
   const vn = i32x4.splat(n);
+  const c0 = i32x4.splat(c0Of(k)), rc0 = i32x4.splat(rotl<i32>(c0Of(k), 11));
   let v6n = 0;
   for (let i: i32 = 0; i < count; i += 16) {
     const o1 = <usize>i;
@@ -154,10 +182,10 @@ export function xtCluster(count: i32, k: i32, n: i32, little: i32): i32 {
     const v6 = v128.and(is8(fam, 6), valid);
     v6n += popcnt(i8x16.bitmask(v6));
     const reply = bitSet8(v128.load(FLAGS + o1), F_REPLY);
-    xtQuarter(o4, little, vk, vn, widen(ok, 0), widen(v6, 0), widen(reply, 0));
-    xtQuarter(o4 + 16, little, vk, vn, widen(ok, 1), widen(v6, 1), widen(reply, 1));
-    xtQuarter(o4 + 32, little, vk, vn, widen(ok, 2), widen(v6, 2), widen(reply, 2));
-    xtQuarter(o4 + 48, little, vk, vn, widen(ok, 3), widen(v6, 3), widen(reply, 3));
+    xtQuarter(o4, little, vk, vn, c0, rc0, widen(ok, 0), widen(v6, 0), widen(reply, 0));
+    xtQuarter(o4 + 16, little, vk, vn, c0, rc0, widen(ok, 1), widen(v6, 1), widen(reply, 1));
+    xtQuarter(o4 + 32, little, vk, vn, c0, rc0, widen(ok, 2), widen(v6, 2), widen(reply, 2));
+    xtQuarter(o4 + 48, little, vk, vn, c0, rc0, widen(ok, 3), widen(v6, 3), widen(reply, 3));
   }
   return v6n;
 }
@@ -181,7 +209,7 @@ const W_DP = 6;
   return i32x4.splat(0);
 }
 
-@inline function nftQuarter(o4: usize, nwords: i32, w0: i32, w1: i32, w2: i32, w3: i32, vinit: v128, vn: v128, needS: i32, needD: i32, needL4: i32, needCt: i32, ok: v128, rest: v128, reply: v128): void {
+@inline function nftQuarter(o4: usize, nwords: i32, w0: i32, w1: i32, w2: i32, w3: i32, vinit: v128, vn: v128, c0: v128, rc0: v128, needS: i32, needD: i32, needL4: i32, needCt: i32, ok: v128, rest: v128, reply: v128): void {
   let S = i32x4.splat(0), D = i32x4.splat(0);
   if (needS) S = bswap32(v128.load(SADDR + o4));
   if (needD) D = bswap32(v128.load(DADDR + o4));
@@ -210,7 +238,7 @@ const W_DP = 6;
     c = i32x4.sub(c, b); c = v128.xor(c, rol(b, 4)); b = i32x4.add(b, a);
     a = i32x4.add(a, keyWord(w3, S, D, CS, CD, P, Q));
   }
-  const r = reduce(final3(a, b, c), vn);
+  const r = reduce(nwords == 1 ? final3OneWord(a, vinit, c0, rc0) : final3(a, b, c), vn);
   v128.store(OUT + o4, v128.bitselect(r, v128.bitselect(i32x4.splat(-3), i32x4.splat(-1), rest), ok));
 }
 
@@ -226,6 +254,7 @@ export function nft(count: i32, nwords: i32, w0: i32, w1: i32, w2: i32, w3: i32,
   needV4: i32, proto: i32, needL4: i32, needCt: i32): i32 {
   const vinit = i32x4.splat(init);
   const vn = i32x4.splat(mod);
+  const c0 = i32x4.splat(c0Of(init)), rc0 = i32x4.splat(rotl<i32>(c0Of(init), 11));
   let needS = 0, needD = 0;
   for (let k = 0; k < nwords; k++) {
     const w = k == 0 ? w0 : k == 1 ? w1 : k == 2 ? w2 : w3;
@@ -252,16 +281,16 @@ export function nft(count: i32, nwords: i32, w0: i32, w1: i32, w2: i32, w3: i32,
         ok = v128.andnot(ok, rest);
         left += popcnt(i8x16.bitmask(rest));
       }
-      nftQuarter(o4, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, needL4, needCt, widen(ok, 0), widen(rest, 0), widen(reply, 0));
-      nftQuarter(o4 + 16, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, needL4, needCt, widen(ok, 1), widen(rest, 1), widen(reply, 1));
-      nftQuarter(o4 + 32, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, needL4, needCt, widen(ok, 2), widen(rest, 2), widen(reply, 2));
-      nftQuarter(o4 + 48, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, needL4, needCt, widen(ok, 3), widen(rest, 3), widen(reply, 3));
+      nftQuarter(o4, nwords, w0, w1, w2, w3, vinit, vn, c0, rc0, needS, needD, needL4, needCt, widen(ok, 0), widen(rest, 0), widen(reply, 0));
+      nftQuarter(o4 + 16, nwords, w0, w1, w2, w3, vinit, vn, c0, rc0, needS, needD, needL4, needCt, widen(ok, 1), widen(rest, 1), widen(reply, 1));
+      nftQuarter(o4 + 32, nwords, w0, w1, w2, w3, vinit, vn, c0, rc0, needS, needD, needL4, needCt, widen(ok, 2), widen(rest, 2), widen(reply, 2));
+      nftQuarter(o4 + 48, nwords, w0, w1, w2, w3, vinit, vn, c0, rc0, needS, needD, needL4, needCt, widen(ok, 3), widen(rest, 3), widen(reply, 3));
     } else {
       const z = i32x4.splat(0);
-      nftQuarter(o4, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, 0, 0, widen(ok, 0), z, z);
-      nftQuarter(o4 + 16, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, 0, 0, widen(ok, 1), z, z);
-      nftQuarter(o4 + 32, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, 0, 0, widen(ok, 2), z, z);
-      nftQuarter(o4 + 48, nwords, w0, w1, w2, w3, vinit, vn, needS, needD, 0, 0, widen(ok, 3), z, z);
+      nftQuarter(o4, nwords, w0, w1, w2, w3, vinit, vn, c0, rc0, needS, needD, 0, 0, widen(ok, 0), z, z);
+      nftQuarter(o4 + 16, nwords, w0, w1, w2, w3, vinit, vn, c0, rc0, needS, needD, 0, 0, widen(ok, 1), z, z);
+      nftQuarter(o4 + 32, nwords, w0, w1, w2, w3, vinit, vn, c0, rc0, needS, needD, 0, 0, widen(ok, 2), z, z);
+      nftQuarter(o4 + 48, nwords, w0, w1, w2, w3, vinit, vn, c0, rc0, needS, needD, 0, 0, widen(ok, 3), z, z);
     }
   }
   return left;
