@@ -5,8 +5,10 @@
  * Input: pre-built TupleBatches of the synthetic mix (sim/schemes/synthetic.ts:
  * 80 % TCP, 17 % UDP, 2 % ICMP, 1 % ESP, all IPv4), 4 batches of 64k packets
  * reused until >= 10 million selections per pass. Each selector runs through
- * its default engine (the WebAssembly SIMD build) and, as "[ts]", through the
- * TypeScript reference path, alternating with C round by round. All read the same
+ * its default engine (the WebAssembly SIMD build reading batches in place),
+ * as "[wasm-copy]" on batches in bare SharedArrayBuffers (copied in chunks, as
+ * in a worker), and as "[ts]" through the TypeScript path, alternating with C
+ * round by round. All read the same
  * struct-of-arrays lanes and write one int32 per packet. Before timing, the C
  * output of every batch is compared with ours, packet by packet: a mismatch
  * fails the suite (the ratio of two different functions means nothing).
@@ -15,12 +17,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildSelector } from '../../sim/select/build.ts';
 import type { Selector, SelectorSpec } from '../../sim/select/selector.ts';
-import type { TupleBatch } from '../../sim/traffic/batch.ts';
+import { BYTES_PER_PACKET, viewBatch, type TupleBatch } from '../../sim/traffic/batch.ts';
 import { syntheticPacketBatches } from '../../sim/schemes/synthetic.ts';
 import { measureRounds, plan, ratioCase, timeOps, type BenchContext, type Contender, type Suite } from '../harness.ts';
 import { buildNative, runNative } from '../native.ts';
 import { buildWasm } from '../../sim/select/wasm/build.ts';
-import { wasmModule, type Engine } from '../../sim/select/wasm.ts';
+import { wasmModule } from '../../sim/select/wasm.ts';
 
 export interface HashCase {
   name: string;
@@ -95,6 +97,11 @@ export const hashSuite: Suite = {
     const batchSize = ctx.quick ? 4096 : 65536;
     const tuples = ctx.quick ? 200_000 : 10_000_000;
     const batches = syntheticPacketBatches(4 * batchSize, 7, batchSize);
+    const sabBatches = batches.map((b) => {
+      const buf = new SharedArrayBuffer(BYTES_PER_PACKET * b.capacity);
+      new Uint8Array(buf).set(new Uint8Array(b.buffer, 0, BYTES_PER_PACKET * b.capacity));
+      return viewBatch(buf, b.capacity, b.count);
+    });
     const dataFile = join(ctx.workDir, 'hash-data.bin');
     writeHashData(dataFile, batches);
     const bin = buildNative(ctx.workDir, 'hash.c');
@@ -102,13 +109,17 @@ export const hashSuite: Suite = {
     const wasm = buildWasm();
     if (!wasm.built) ctx.log(`no WebAssembly build (${wasm.reason}): measuring TypeScript only`);
     for (const c of HASH_CASES) {
-      const engines: Engine[] = wasm.built && wasmModule() ? ['wasm', 'ts'] : ['ts'];
-      const sels = engines.map((engine) => buildSelector(c.spec, { engine }));
+      // wasm: batches in WebAssembly memory, read in place (what createBatch gives on this thread);
+      // wasm-copy: the same batches in bare SharedArrayBuffers (as a worker sees them), copied in chunks;
+      // ts: the TypeScript path.
+      const engines: string[] = wasm.built && wasmModule() ? ['wasm', 'wasm-copy', 'ts'] : ['ts'];
+      const sels = engines.map((e) => buildSelector(c.spec, { engine: e === 'ts' ? 'ts' : 'wasm' }));
+      const data = engines.map((e) => (e === 'wasm-copy' ? sabBatches : batches));
       let checked = 0;
-      for (const sel of sels) checked = verifyAgainstNative(bin, dataFile, ctx.workDir, c, sel, batches);
+      sels.forEach((sel, k) => { checked = verifyAgainstNative(bin, dataFile, ctx.workDir, c, sel, data[k]!); });
       const ours: Contender[] = sels.map((sel, k) => ({
         name: engines[k]!,
-        run: () => { let n = 0; return timeOps(tuples, () => { n = selectPass(sel, batches, out, tuples); }) * (n / tuples); },
+        run: () => { let n = 0; return timeOps(tuples, () => { n = selectPass(sel, data[k]!, out, tuples); }) * (n / tuples); },
       }));
       const native: Contender = {
         name: 'c',

@@ -71,7 +71,7 @@ export function clusteripSelector(spec: ClusteripSpec, opts: SelectorOptions = {
     const s = (iv + JHASH_INITVAL + (nwords << 2)) | 0;
     const m = wasmFor(opts);
     const ts = compileEraD(mode, s, n, little);
-    const select = m ? wasmSelect(m, { saddr: true, l4a: mode > 0, proto: mode > 0 }, (count) => m.x.clusterip(count, mode, s, n, little ? 1 : 0), ts) : ts;
+    const select = m ? wasmSelect(m, { saddr: true, l4a: mode > 0, proto: mode > 0 }, (x, count) => x.clusterip(count, mode, s, n, little ? 1 : 0), ts) : ts;
     const description = `CLUSTERIP ${spec.hashmode}, ${n} nodes, hash-init 0x${(spec.hashInit >>> 0).toString(16).padStart(8, '0')}, kernel ${profile.label}`;
     return { spec, backend: 'clusterip', buckets: n === 0 ? 1 : n, offset: 1, profile, description, facts, predictable: true, select };
   }

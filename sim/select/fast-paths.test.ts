@@ -8,7 +8,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildWasm } from './wasm/build.ts';
 import { wasmModule, type Engine } from './wasm.ts';
-import { createBatch, F, L4, type TupleBatch } from '../traffic/batch.ts';
+import { batchMemory, BYTES_PER_PACKET, createBatch, F, L4, viewBatch, type TupleBatch } from '../traffic/batch.ts';
 import { writeTupleV4, writeTupleV6 } from '../traffic/tuple.ts';
 import { rng } from '../schemes/synthetic.ts';
 import { clusteripSelector } from './clusterip.ts';
@@ -40,6 +40,15 @@ function mixedBatch(seed: number): TupleBatch {
   return b;
 }
 
+/** The batch copied into a bare SharedArrayBuffer (not WebAssembly memory). */
+function inSab(b: TupleBatch): TupleBatch {
+  const buf = new SharedArrayBuffer(BYTES_PER_PACKET * b.capacity);
+  new Uint8Array(buf).set(new Uint8Array(b.buffer, 0, BYTES_PER_PACKET * b.capacity));
+  const c = viewBatch(buf, b.capacity, b.count);
+  expect(batchMemory(c.buffer)).toBeUndefined();
+  return c;
+}
+
 function same(fast: { select: (b: TupleBatch, o: Int32Array, s?: number, e?: number) => void }, ref: typeof fast, b: TupleBatch, what: string): void {
   const o1 = new Int32Array(N), o2 = new Int32Array(N);
   fast.select(b, o1);
@@ -55,8 +64,10 @@ function same(fast: { select: (b: TupleBatch, o: Int32Array, s?: number, e?: num
   expect(Array.from(o3.subarray(100, 200))).toEqual(Array.from(o2.subarray(100, 200)));
 }
 
-for (const engine of ['ts', 'wasm'] as Engine[]) describe(`${engine} fast paths equal the general selector code`, () => {
-  const batches = [mixedBatch(1), mixedBatch(2)];
+for (const mode of ['ts', 'wasm', 'wasm-copy'] as const) describe(`${mode} fast paths equal the general selector code`, () => {
+  const engine: Engine = mode === 'ts' ? 'ts' : 'wasm';
+  // wasm-copy: the same batches in bare SharedArrayBuffers, which the wasm path copies chunk by chunk.
+  const batches = [mixedBatch(1), mixedBatch(2)].map((b) => (mode === 'wasm-copy' ? inSab(b) : b));
   beforeAll(() => {
     if (engine !== 'wasm') return;
     expect(buildWasm().built).toBe(true);

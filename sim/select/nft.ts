@@ -89,7 +89,7 @@ export function nftSelector(spec: NftSpec, opts: SelectorOptions = {}): Selector
     const has = (...k: K[]): boolean => codes.some((c) => k.includes(c));
     const fast4 = m
       ? wasmSelect(m, { saddr: has(K.SADDR4, K.CT_SADDR4, K.CT_DADDR4), daddr: has(K.DADDR4, K.CT_SADDR4, K.CT_DADDR4), l4a: needL4, proto: needProto >= 0, flags: needCt },
-        (count) => m.x.nft(count, nwords, w[0]!, w[1]!, w[2]!, w[3]!, init, mod, needV4 ? 1 : 0, needProto, needL4 ? 1 : 0, needCt ? 1 : 0), ts)
+        (x, count) => x.nft(count, nwords, w[0]!, w[1]!, w[2]!, w[3]!, init, mod, needV4 ? 1 : 0, needProto, needL4 ? 1 : 0, needCt ? 1 : 0), ts)
       : ts;
     return { spec, backend: 'nft', buckets: mod, offset, profile, facts, predictable: true, description, select: fast4 };
   }

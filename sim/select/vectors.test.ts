@@ -7,13 +7,16 @@
 import { describe, expect, it, afterAll, beforeAll } from 'vitest';
 import { buildWasm } from './wasm/build.ts';
 import { wasmModule, type Engine } from './wasm.ts';
-import { createBatch } from '../traffic/batch.ts';
+import { batchMemory, BYTES_PER_PACKET, createBatch, viewBatch } from '../traffic/batch.ts';
 import { writeTupleV4 } from '../traffic/tuple.ts';
 import { formatIPv4 } from '../traffic/addr.ts';
 import { buildSelector } from './build.ts';
 import { VECTOR_FILES, loadVectorFile } from '../../test/vectors.ts';
 
-for (const engine of ['ts', 'wasm'] as Engine[]) describe(`golden vectors from real kernels (${engine} selectors)`, () => {
+// wasm reads batches in place (createBatch puts them in WebAssembly memory); wasm-copy runs
+// the same kernels on a batch in a bare SharedArrayBuffer, which they copy chunk by chunk.
+for (const mode of ['ts', 'wasm', 'wasm-copy'] as const) describe(`golden vectors from real kernels (${mode} selectors)`, () => {
+  const engine: Engine = mode === 'ts' ? 'ts' : 'wasm';
   let totalPassed = 0;
   beforeAll(() => {
     if (engine !== 'wasm') return;
@@ -34,7 +37,8 @@ for (const engine of ['ts', 'wasm'] as Engine[]) describe(`golden vectors from r
         const per = expectCounts.perConfig;
         const want = typeof per === 'number' ? per : cfg.mode.includes(' tcp ') ? per.tcp : per.udp;
         expect(n, `${file} ${cfg.key}`).toBe(want);
-        const batch = createBatch(n);
+        const batch = mode === 'wasm-copy' ? viewBatch(new SharedArrayBuffer(BYTES_PER_PACKET * n), n, 0) : createBatch(n);
+        expect(batchMemory(batch.buffer) !== undefined).toBe(mode !== 'wasm-copy');
         for (let i = 0; i < n; i++) writeTupleV4(batch, i, cfg.proto[i]!, cfg.saddr[i]!, cfg.sport[i]!, cfg.daddr[i]!, cfg.dport[i]!);
         batch.count = n;
         const out = new Int32Array(n);
@@ -53,7 +57,7 @@ for (const engine of ['ts', 'wasm'] as Engine[]) describe(`golden vectors from r
   }
   afterAll(() => {
     // Printed so that a reader of the CI log sees the whole set ran.
-    console.log(`golden vectors (${engine} selectors): ${totalPassed} of 130130 rows match the kernel`);
+    console.log(`golden vectors (${mode} selectors): ${totalPassed} of 130130 rows match the kernel`);
     expect(totalPassed).toBe(130130);
   });
 });

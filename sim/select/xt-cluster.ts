@@ -78,7 +78,7 @@ export function xtClusterSelector(spec: XtSpec, opts: SelectorOptions = {}): Sel
     else { out[i] = ${NO_BUCKET}; continue; }`;
     const ts = compileSelect('xtCluster', ['family', 'flags', 'l4flags', 'saddr', 'daddr'], body, n, { v6 });
     const m = wasmFor(opts);
-    const select = m ? wasmSelect(m, { saddr: true, daddr: true, flags: true }, (count) => m.x.xtCluster(count, ka, n, little ? 1 : 0), ts) : ts;
+    const select = m ? wasmSelect(m, { saddr: true, daddr: true, flags: true }, (x, count) => x.xtCluster(count, ka, n, little ? 1 : 0), ts) : ts;
     return { spec, backend: 'xt_cluster', buckets: n, offset: 1, profile, description, facts, predictable: true, select };
   }
 

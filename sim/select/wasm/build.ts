@@ -18,7 +18,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export const WASM_SOURCE = join(HERE, 'assembly', 'select.ts');
 
 /** The flags the module is built with (part of what the tests pin). */
-export const ASC_FLAGS = ['-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd', '--initialMemory', '7'];
+export const ASC_FLAGS = ['-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd', '--enable', 'threads', '--importMemory', '--sharedMemory', '--initialMemory', '1', '--maximumMemory', '65536'];
 
 /** True when the module is missing or older than its source. */
 export function wasmStale(): boolean {

@@ -6,25 +6,37 @@
  * the reference; sim/select/wasm.test.ts holds this code to them and to every
  * golden vector.
  *
- * Memory layout (JS copies a chunk of a batch in, calls, copies `out` back):
- * u32 lanes at k * 4 * CHUNK: 0 saddr, 1 daddr, 2 l4a, 3 l4b, 4 out;
- * u8 lanes at 20 * CHUNK + k * CHUNK: 0 family, 1 l4flags, 2 proto, 3 flags.
- * The caller clears `family` of the padding up to a multiple of 16 packets:
- * byte-lane tests run on 16 packets per instruction, the hash on 4.
+ * The memory is imported and shared. A batch allocated in a WebAssembly
+ * memory (sim/traffic/batch.ts) is read in place; any other batch is copied
+ * chunk by chunk into a scratch memory laid out as: u32 lanes at k * 4 * CHUNK
+ * (0 saddr, 1 daddr, 2 l4a, 3 l4b, 4 out), u8 lanes at 20 * CHUNK + k * CHUNK
+ * (0 family, 1 l4flags, 2 proto, 3 flags). Packets are processed 16 at a time
+ * (byte-lane tests on 16 per instruction, the hash on 4); results for the
+ * packets past `count` in the last group are garbage the caller ignores.
  */
 
 export const CHUNK: i32 = 16384;
-const SADDR: usize = 0;
-const DADDR: usize = 4 * CHUNK;
-const L4A: usize = 8 * CHUNK;
-const L4B: usize = 12 * CHUNK;
-const OUT: usize = 16 * CHUNK;
-const FAMILY: usize = 20 * CHUNK;
-const L4FLAGS: usize = 21 * CHUNK;
-const PROTO: usize = 22 * CHUNK;
-const FLAGS: usize = 23 * CHUNK;
-/** Bytes of memory the layout needs. */
+/** Bytes of memory the copy layout needs (the caller's own memory). */
 export const MEMORY_BYTES: i32 = 24 * CHUNK;
+
+// Lane addresses, set by lanes() before a call: either the fixed copy layout
+// in a scratch memory, or the lanes of a TupleBatch that lives in this
+// module's (imported, shared) memory, which needs no copy at all.
+let SADDR: usize = 0;
+let DADDR: usize = 0;
+let L4A: usize = 0;
+let L4B: usize = 0;
+let OUT: usize = 0;
+let FAMILY: usize = 0;
+let L4FLAGS: usize = 0;
+let PROTO: usize = 0;
+let FLAGS: usize = 0;
+
+/** Points the kernels at the lanes (byte addresses of packet 0 of the range) and the output area. */
+export function lanes(saddr: usize, daddr: usize, l4a: usize, l4b: usize, out: usize, family: usize, l4flags: usize, proto: usize, flags: usize): void {
+  SADDR = saddr; DADDR = daddr; L4A = l4a; L4B = l4b; OUT = out;
+  FAMILY = family; L4FLAGS = l4flags; PROTO = proto; FLAGS = flags;
+}
 
 // Bits of the batch lanes (sim/traffic/batch.ts F and L4).
 const F_REPLY = 0x80;
