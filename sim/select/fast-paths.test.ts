@@ -8,7 +8,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildWasm } from './wasm/build.ts';
 import { wasmModule, type Engine } from './wasm.ts';
-import { batchMemory, BYTES_PER_PACKET, createBatch, F, L4, viewBatch, type TupleBatch } from '../traffic/batch.ts';
+import { batchHandle, batchMemory, BYTES_PER_PACKET, createBatch, F, L4, viewBatch, type TupleBatch } from '../traffic/batch.ts';
 import { writeTupleV4, writeTupleV6 } from '../traffic/tuple.ts';
 import { rng } from '../schemes/synthetic.ts';
 import { clusteripSelector } from './clusterip.ts';
@@ -105,5 +105,18 @@ for (const mode of ['ts', 'wasm', 'wasm-copy'] as const) describe(`${mode} fast 
       cases++;
     }
     expect(cases).toBe(keys.length * 12);
+  });
+});
+
+describe('a batch handle carries its WebAssembly memory', () => {
+  it('a batch re-viewed from a cloned handle is read in place and gives the same answers', () => {
+    expect(buildWasm().built).toBe(true);
+    const b = mixedBatch(3);
+    const h = structuredClone(batchHandle(b));
+    expect(h.memory).toBeDefined();
+    const v = viewBatch(h.buffer, h.capacity, h.count, h.memory);
+    expect(batchMemory(v.buffer)).toBe(h.memory);
+    const spec = { backend: 'xt_cluster', totalNodes: 5, hashSeed: 7, kernel: '6.18', endian: 'little' } as const;
+    same(xtClusterSelector(spec, { engine: 'wasm' }), xtClusterSelector(spec, { reference: true }), v, 'cloned handle');
   });
 });

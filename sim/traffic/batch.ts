@@ -140,7 +140,9 @@ export function batchMemory(buffer: SharedArrayBuffer): object | undefined {
  * Re-creates the typed-array views over a batch's buffer, e.g. in a worker
  * that received `{ buffer, capacity, count }` through postMessage.
  */
-export function viewBatch(buffer: SharedArrayBuffer, capacity: number, count: number): TupleBatch {
+export function viewBatch(buffer: SharedArrayBuffer, capacity: number, count: number, memory?: object): TupleBatch {
+  // A batch's WebAssembly memory travels with its handle (a shared memory can be posted to a worker).
+  if (memory && !memories.has(buffer)) memories.set(buffer, memory);
   let off = 0;
   const take = <T>(ctor: new (b: SharedArrayBuffer, o: number, n: number) => T, bytes: number, lanes = 1): T => {
     const v = new ctor(buffer, off, capacity * lanes);
@@ -169,10 +171,17 @@ export interface BatchHandle {
   buffer: SharedArrayBuffer;
   capacity: number;
   count: number;
+  /**
+   * The shared WebAssembly.Memory the buffer belongs to, when it has one:
+   * pass it to viewBatch so the receiving thread's wasm selectors read the
+   * batch in place instead of copying it.
+   */
+  memory?: object;
 }
 
 export function batchHandle(b: TupleBatch): BatchHandle {
-  return { buffer: b.buffer, capacity: b.capacity, count: b.count };
+  const memory = memories.get(b.buffer);
+  return memory ? { buffer: b.buffer, capacity: b.capacity, count: b.count, memory } : { buffer: b.buffer, capacity: b.capacity, count: b.count };
 }
 
 /** Clears packet i's lanes so a decoder can fill only what it finds. */
