@@ -119,6 +119,9 @@ export function ratioCase(suite: string, name: string, ours: number[], native: n
     c.native_ops_per_s = n.median;
     c.native_spread = n.spread;
     c.ratio = n.median > 0 ? o.median / n.median : Number.NaN;
+    // Samples taken round by round (measureRounds) pair up: the median of the
+    // per-round ratios shrugs off a load burst that hit one round.
+    if (native.length === ours.length) c.ratio_paired = summarize(ours.map((x, i) => x / native[i]!)).median;
   }
   return Object.assign(c, extra);
 }

@@ -104,7 +104,7 @@ export const hashSuite: Suite = {
     });
     const dataFile = join(ctx.workDir, 'hash-data.bin');
     writeHashData(dataFile, batches);
-    const bin = buildNative(ctx.workDir, 'hash.c');
+    const bin = buildNative(ctx.workDir, 'hash.c', ['-Werror']);
     const out = new Int32Array(batchSize);
     const wasm = buildWasm();
     if (!wasm.built) ctx.log(`no WebAssembly build (${wasm.reason}): measuring TypeScript only`);
