@@ -99,7 +99,8 @@ function fmtOps(x: number | undefined): string {
 function tableLine(c: BenchCase): string {
   const spread = c.spread !== undefined ? `±${((c.spread as number) * 50).toFixed(0)}%` : '';
   const ratio = c.ratio !== undefined ? (c.ratio as number).toFixed(2) : '-';
-  return `${c.suite.padEnd(8)} ${c.case.padEnd(44)} ${fmtOps(c.ops_per_s)}/s ${spread.padStart(5)}  native ${fmtOps(c.native_ops_per_s)}/s  ratio ${ratio.padStart(5)}`;
+  const paired = typeof c.ratio_paired === 'number' ? ` (per round ${c.ratio_paired.toFixed(2)})` : '';
+  return `${c.suite.padEnd(8)} ${c.case.padEnd(44)} ${fmtOps(c.ops_per_s)}/s ${spread.padStart(5)}  native ${fmtOps(c.native_ops_per_s)}/s  ratio ${ratio.padStart(5)}${paired}`;
 }
 
 /** Runs the chosen suites; returns the exit code (0, or 3 on a baseline regression). */
