@@ -114,16 +114,22 @@ export function wasmSelect(m: Module, lanes: Lanes, call: (x: Exports, count: nu
   };
   return (b: TupleBatch, out: Int32Array, start = 0, end = b.count): void => {
     if (end <= start) return;
-    const x = inPlaceInstance(m, b);
+    const x = fallback ? inPlaceInstance(m, b) : null;
     if (x) {
-      // In place: pointers to packet `start` of each lane; output in the batch's scratch.
-      const n = end - start;
-      const outByte = BYTES_PER_PACKET * b.capacity + 4 * start;
-      x.lanes(b.saddr.byteOffset + 4 * start, b.daddr.byteOffset + 4 * start, b.l4a.byteOffset + 4 * start, b.l4b.byteOffset + 4 * start, outByte,
-        b.family.byteOffset + start, b.l4flags.byteOffset + start, b.proto.byteOffset + start, b.flags.byteOffset + start);
-      const left = call(x, n) ?? 0;
-      out.set(new Int32Array(b.buffer, outByte, n), start);
-      finish(b, out, start, end, left);
+      // In place: pointers to packet `start` of each lane; output in the batch's
+      // scratch at the range's own slots, whole groups of 16 only, so that two
+      // threads selecting disjoint ranges of one batch never write each other's
+      // slots. The last < 16 packets go to the TypeScript path.
+      const n = (end - start) & ~15;
+      if (n > 0) {
+        const outByte = BYTES_PER_PACKET * b.capacity + 4 * start;
+        x.lanes(b.saddr.byteOffset + 4 * start, b.daddr.byteOffset + 4 * start, b.l4a.byteOffset + 4 * start, b.l4b.byteOffset + 4 * start, outByte,
+          b.family.byteOffset + start, b.l4flags.byteOffset + start, b.proto.byteOffset + start, b.flags.byteOffset + start);
+        const left = call(x, n) ?? 0;
+        out.set(new Int32Array(b.buffer, outByte, n), start);
+        finish(b, out, start, start + n, left);
+      }
+      if (start + n < end) fallback!(b, out, start + n, end);
       return;
     }
     S.x.lanes(4 * SADDR, 4 * DADDR, 4 * L4A, 4 * L4B, 4 * OUT, FAMILY, L4FLAGS, PROTO, FLAGS);

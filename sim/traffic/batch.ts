@@ -110,7 +110,8 @@ export function createBatch(capacity: number = DEFAULT_BATCH_CAPACITY): TupleBat
  * one-word hash). The buffer is still a SharedArrayBuffer with the same
  * layout from offset 0; past the lanes it has `capacity * 4 + 64` bytes of
  * scratch that selectors may write (their per-packet output, at
- * BYTES_PER_PACKET * capacity + 4 * packet index).
+ * BYTES_PER_PACKET * capacity + 4 * packet index, whole groups of 16 packets
+ * inside the range they were given).
  */
 const WASM_PAGE = 65536;
 const memories = new WeakMap<SharedArrayBuffer, object>();
