@@ -130,7 +130,8 @@ const L4_CT_INVALID = 0x04;
   }
   const h = mode == 0 ? final3OneWord(a, vs, c0, rc0) : final3(a, b, c);
   const r = reduce(h, vn);
-  v128.store(OUT + o4, v128.bitselect(v128.bitselect(i32x4.splat(-3), r, rest), i32x4.splat(-1), ok));
+  const r2 = mode > 0 ? v128.bitselect(i32x4.splat(-3), r, rest) : r;
+  v128.store(OUT + o4, v128.bitselect(r2, i32x4.splat(-1), ok));
 }
 
 /**
@@ -141,6 +142,13 @@ const L4_CT_INVALID = 0x04;
  * need, l4b and flags, are never copied in). Returns how many there were.
  */
 export function clusterip(count: i32, mode: i32, s: i32, n: i32, little: i32): i32 {
+  // One loop per mode and byte order (the mode and order fold away in each).
+  if (mode == 0) return clusteripLoop(count, 0, s, n, 1);
+  if (little) return mode == 1 ? clusteripLoop(count, 1, s, n, 1) : clusteripLoop(count, 2, s, n, 1);
+  return mode == 1 ? clusteripLoop(count, 1, s, n, 0) : clusteripLoop(count, 2, s, n, 0);
+}
+
+@inline function clusteripLoop(count: i32, mode: i32, s: i32, n: i32, little: i32): i32 {
   const vs = i32x4.splat(s);
   const vn = i32x4.splat(n);
   const c0 = i32x4.splat(c0Of(s)), rc0 = i32x4.splat(rotl<i32>(c0Of(s), 11));
@@ -263,6 +271,20 @@ const W_DP = 6;
  * (so `flags` is copied in only for ct keys). Returns how many there were.
  */
 export function nft(count: i32, nwords: i32, w0: i32, w1: i32, w2: i32, w3: i32, init: i32, mod: i32,
+  needV4: i32, proto: i32, needL4: i32, needCt: i32): i32 {
+  // The common shapes get loops of their own, with the shape folded in.
+  if (!needCt) {
+    if (nwords == 1 && !needL4 && needV4 && proto < 0) {
+      if (w0 == W_S) return nftLoop(count, 1, W_S, 0, 0, 0, init, mod, 1, -1, 0, 0);
+      if (w0 == W_D) return nftLoop(count, 1, W_D, 0, 0, 0, init, mod, 1, -1, 0, 0);
+    }
+    if (nwords == 3 && needL4 && needV4 && w0 == W_S && w1 == W_SP && w2 == W_DP) return nftLoop(count, 3, W_S, W_SP, W_DP, 0, init, mod, 1, proto, 1, 0);
+    if (nwords == 4 && needL4 && needV4 && w0 == W_S && w1 == W_D && w2 == W_SP && w3 == W_DP) return nftLoop(count, 4, W_S, W_D, W_SP, W_DP, init, mod, 1, proto, 1, 0);
+  }
+  return nftLoop(count, nwords, w0, w1, w2, w3, init, mod, needV4, proto, needL4, needCt);
+}
+
+@inline function nftLoop(count: i32, nwords: i32, w0: i32, w1: i32, w2: i32, w3: i32, init: i32, mod: i32,
   needV4: i32, proto: i32, needL4: i32, needCt: i32): i32 {
   const vinit = i32x4.splat(init);
   const vn = i32x4.splat(mod);
