@@ -68,7 +68,7 @@ export function formatCompare(r: CompareResult, label: string): string {
   for (const s of r.schemes) {
     const d = s.disruption;
     const mv = (x: { moved: number; ideal: number } | null): string => (x ? `${pct(x.moved)} (${pct(x.ideal)})`.padEnd(15) : '-'.padEnd(15));
-    lines.push(`${s.name.padEnd(15)} ${r3(s.balance.packets).padStart(5)}  ${r3(s.balance.bytes).padStart(5)}  ${r3(s.balance.flows).padStart(5)}  ${r3(s.balance_after_fail.flows).padStart(5)}  ${r3(s.balance_after_add).padStart(5)}  | ${mv(d.fail)}${mv(d.add)}${mv(d.return)}| ${(s.selections_per_s / 1e6).toFixed(1).padStart(6)}`);
+    lines.push(`${s.name.padEnd(15)} ${r3(s.balance.packets).padStart(5)}  ${r3(s.balance.bytes).padStart(5)}  ${r3(s.balance.flows).padStart(5)}  ${r3(s.balance_after_fail.flows).padStart(5)}  ${r3(s.balance_after_add).padStart(5)}  | ${mv(d.fail)}${mv(d.add)}${mv(d.return)}| ${(s.selections_per_s > 0 ? (s.selections_per_s / 1e6).toFixed(1) : '-').padStart(6)}`);
   }
   lines.push('');
   for (const s of r.schemes) {
