@@ -8,7 +8,7 @@
  * exits 0: the selectors then run their TypeScript paths.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -39,8 +39,11 @@ export function buildWasm(force = false): { built: boolean; reason?: string } {
     return { built: false, reason: 'assemblyscript is not installed (a devDependency); the TypeScript selectors run instead' };
   }
   mkdirSync(dirname(WASM_PATH), { recursive: true });
-  const r = spawnSync(process.execPath, [ascBin, WASM_SOURCE, ...ASC_FLAGS, '-o', WASM_PATH], { encoding: 'utf8' });
+  // Build beside it and rename: test files running in parallel may build and load at once.
+  const tmp = `${WASM_PATH}.${process.pid}.tmp`;
+  const r = spawnSync(process.execPath, [ascBin, WASM_SOURCE, ...ASC_FLAGS, '-o', tmp], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`asc ${WASM_SOURCE} failed (exit ${r.status}):\n${r.stderr}${r.stdout}`);
+  renameSync(tmp, WASM_PATH);
   return { built: true };
 }
 
