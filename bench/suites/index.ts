@@ -1,4 +1,9 @@
 /** Every benchmark suite, one module each. Add a line here to add a suite. */
 import type { Suite } from '../harness.ts';
+import { hashSuite } from './hash.ts';
+import { schemesSuite } from './schemes.ts';
 
-export const SUITES: Suite[] = [];
+export const SUITES: Suite[] = [
+  hashSuite,
+  schemesSuite,
+];

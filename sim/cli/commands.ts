@@ -6,6 +6,7 @@ import { registerFailover } from './failover.ts';
 import { registerReport } from './report.ts';
 import { registerTuples } from './tuples.ts';
 import { registerGen } from './gen.ts';
+import { registerCompareSchemes } from './compare-schemes.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -15,5 +16,6 @@ export const COMMANDS: RegisterCommand[] = [
   registerHash,
   registerTuples,
   registerGen,
+  registerCompareSchemes,
   registerReport,
 ];

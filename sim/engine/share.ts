@@ -20,7 +20,7 @@ export function directionDependent(sel: Selector): boolean {
 const SYN_ONLY = 1;
 
 export function processShare(task: SimTask): SimPartial {
-  const selectors = task.selectors.map(buildSelector);
+  const selectors = task.selectors.map((s) => buildSelector(s));
   const C = selectors.length;
   const dirDep = selectors.map(directionDependent);
   const anyDirDep = dirDep.some(Boolean);

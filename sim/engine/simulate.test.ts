@@ -39,7 +39,7 @@ describe('simulate engine', () => {
     const csv = join(dir, 't.csv');
     const ip = (v: number): string => `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
     writeFileSync(csv, rows.map((r, i) => `${r.proto},${ip(r.s)},${r.sp},${ip(r.d)},${r.dp},${i},${r.len}`).join('\n'));
-    const sels = SPECS.map(buildSelector);
+    const sels = SPECS.map((s) => buildSelector(s));
     const run = await runSimulation({ inputs: [{ kind: 'csv', path: csv }], selectors: SPECS, buckets: sels.map((s) => s.buckets), clusterIp: null, mixed: null, workers: 0 });
     const { configs } = analyse(run.merged, sels, { ids: SPECS.map((_, i) => String(i)), dirDep: sels.map(directionDependent) });
     // Independent expectation: hash each tuple on its own.
@@ -66,7 +66,7 @@ describe('simulate engine', () => {
       { backend: 'clusterip', hashmode: 'sourceip', totalNodes: 3, hashInit: 0, kernel: '6.1', endian: 'little' },
       { backend: 'clusterip', hashmode: 'sourceip', totalNodes: 3, hashInit: 0, kernel: '3.10', endian: 'little' },
     ];
-    const ms = mixedSpecs.map(buildSelector);
+    const ms = mixedSpecs.map((s) => buildSelector(s));
     const mixed = [0, 1, 0];
     const mr = await runSimulation({ inputs: [{ kind: 'csv', path: csv }], selectors: mixedSpecs, buckets: [3, 3], clusterIp: null, mixed, workers: 0 });
     let none = 0, several = 0;

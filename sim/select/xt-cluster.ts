@@ -16,6 +16,8 @@ import { jhash2 } from '../hash/lookup3.ts';
 import { jhash2Lookup2 } from '../hash/lookup2.ts';
 import { UsageError } from '../cli/errors.ts';
 import { endianFact, resolveProfile, type Fact } from './profile.ts';
+import { bswap32Src, compileSelect, FINAL3 } from './compile.ts';
+import { wasmFor, wasmSelect, type SelectorOptions } from './wasm.ts';
 import { NO_BUCKET, bswap32, type Selector, type SelectorSpec } from './selector.ts';
 
 /** The kernel refuses more (EINVAL); iptables says "out of range (1-32)". */
@@ -23,7 +25,8 @@ export const XT_CLUSTER_MAX_NODES = 32;
 
 type XtSpec = Extract<SelectorSpec, { backend: 'xt_cluster' }>;
 
-export function xtClusterSelector(spec: XtSpec): Selector {
+/** `reference: true` forces the general loop (tests hold the fast path against it). */
+export function xtClusterSelector(spec: XtSpec, opts: SelectorOptions = {}): Selector {
   const profile = resolveProfile(spec.kernel, spec.endian);
   if (!profile.xtCluster) throw new UsageError(`--backend xt_cluster --kernel ${spec.kernel}: the cluster match arrived in Linux 2.6.30`);
   const n = spec.totalNodes;
@@ -49,6 +52,35 @@ export function xtClusterSelector(spec: XtSpec): Selector {
   const kc = flavour === 'lookup3' ? ka : seed;
   const lookup2 = flavour === 'lookup2';
   const words = new Uint32Array(4);
+
+  const description = `xt_cluster, ${n} nodes, hash-seed 0x${(spec.hashSeed >>> 0).toString(16).padStart(8, '0')}, kernel ${profile.label}`;
+  if (!opts.reference && flavour === 'lookup3') {
+    // 4.1+: one loop compiled for this rule (compile.ts); IPv6 packets go to
+    // the general jhash2 code one by one.
+    const v6 = (b: TupleBatch, i: number, reply: boolean): number => {
+      const lanes = reply ? b.daddr6 : b.saddr6;
+      const j = i << 2;
+      for (let k = 0; k < 4; k++) words[k] = little ? bswap32(lanes[j + k]!) : lanes[j + k]!;
+      return jhash2(words, 4, seed) | 0;
+    };
+    const body = `
+    if ((l4flags[i] & ${L4.CT_INVALID}) !== 0) { out[i] = ${NO_BUCKET}; continue; }
+    const fam = family[i];
+    const reply = (flags[i] & ${F.REPLY}) !== 0;
+    let c;
+    if (fam === ${FAMILY_IPV4}) {
+      const addr = reply ? daddr[i] : saddr[i];
+      // The network-order address read as a CPU word: no ntohl (§5.1).
+      let a = (${little ? bswap32Src('addr') : 'addr'} + ${ka}) | 0, bb = ${ka};
+      c = ${ka};
+      ${FINAL3}
+    } else if (fam === ${FAMILY_IPV6}) c = v6(b, i, reply);
+    else { out[i] = ${NO_BUCKET}; continue; }`;
+    const ts = compileSelect('xtCluster', ['family', 'flags', 'l4flags', 'saddr', 'daddr'], body, n, { v6 });
+    const m = wasmFor(opts);
+    const select = m ? wasmSelect(m, { saddr: true, daddr: true, flags: true }, (x, count) => x.xtCluster(count, ka, n, little ? 1 : 0), ts) : ts;
+    return { spec, backend: 'xt_cluster', buckets: n, offset: 1, profile, description, facts, predictable: true, select };
+  }
 
   const select = (b: TupleBatch, out: Int32Array, start = 0, end = b.count): void => {
     const { family, flags, l4flags, saddr, daddr } = b;
@@ -95,6 +127,5 @@ export function xtClusterSelector(spec: XtSpec): Selector {
       out[i] = ((h * n) / 4294967296) | 0;
     }
   };
-  const description = `xt_cluster, ${n} nodes, hash-seed 0x${(spec.hashSeed >>> 0).toString(16).padStart(8, '0')}, kernel ${profile.label}`;
   return { spec, backend: 'xt_cluster', buckets: n, offset: 1, profile, description, facts, predictable: true, select };
 }
