@@ -1,9 +1,11 @@
 /** Every command, one module each. Add a line here to add a command. */
 import type { Command } from 'commander';
 import { registerHash } from './hash.ts';
+import { registerGlue } from './glue.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
 export const COMMANDS: RegisterCommand[] = [
   registerHash,
+  registerGlue,
 ];
