@@ -135,19 +135,20 @@ interface Prepared {
 /** Reads every host; returns reports for those that cannot go ahead. */
 async function readAll(c: ClusterConfig, nodes: NodeEntry[], o: GlueOptions, check: boolean): Promise<{ states: { node: NodeEntry; r: Runner; st: HostState }[]; bad: HostReport[] }> {
   const fp = fingerprint(c);
-  const states: { node: NodeEntry; r: Runner; st: HostState }[] = [];
-  const bad: HostReport[] = [];
-  for (const node of nodes) {
+  // Hosts are read in parallel (reads change nothing); changes later run one host at a time.
+  const results = await Promise.all(nodes.map(async (node) => {
     const r = (o.runnerOf ?? runnerOfDefault)(node);
     try {
       const st = await readHostState(r, c, fp);
       const why = check ? await preflight(r, c, st) : null;
-      if (why) bad.push({ host: node.name, where: r.where, outcome: 'refused', before: st.owners, after: st.owners, steps: [], error: `${node.name} (${r.where}): ${why}` });
-      else states.push({ node, r, st });
+      if (why) return { bad: { host: node.name, where: r.where, outcome: 'refused', before: st.owners, after: st.owners, steps: [], error: `${node.name} (${r.where}): ${why}` } as HostReport };
+      return { ok: { node, r, st } };
     } catch (e) {
-      bad.push({ host: node.name, where: r.where, outcome: 'unreachable', before: null, after: null, steps: [], error: errText(e) });
+      return { bad: { host: node.name, where: r.where, outcome: 'unreachable', before: null, after: null, steps: [], error: errText(e) } as HostReport };
     }
-  }
+  }));
+  const states = results.flatMap((x) => (x.ok ? [x.ok] : []));
+  const bad = results.flatMap((x) => (x.bad ? [x.bad] : []));
   return { states, bad };
 }
 
