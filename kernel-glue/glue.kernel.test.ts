@@ -202,6 +202,27 @@ describe('backend clusterip on the running kernel', () => {
   });
 });
 
+describe('unreachable hosts', () => {
+  it('stop apply before any host changes, naming host and command', async () => {
+    const { c } = config('nft');
+    const before = dumps();
+    const broken = structuredClone(c);
+    broken.cluster.seed = 0x5eed;
+    broken.nodes[1]!.host = { netns: `${PREFIX}gone` };
+    const badKey = structuredClone(broken);
+    badKey.nodes[1]!.host = c.nodes[1]!.host;
+    badKey.nodes[2]!.host = { ssh: ssh.dest, identity: `${ssh.identity}.pub`, known_hosts: ssh.known_hosts };
+    for (const cfg of [broken, badKey]) {
+      const rep = await applyConfig(cfg, opts());
+      expect(rep.ok).toBe(false);
+      const bad = rep.hosts.find((h) => h.outcome === 'unreachable')!;
+      expect(bad.error).toMatch(cfg === broken ? /^node2 \(netns cipsim-glue-gone\): 'uname -r' failed/ : /^node3 \(ssh root@10\.200\.0\.13 via netns cipsim-glue-c\): 'uname -r' failed \(exit 255\) \(ssh could not connect or log in/);
+      expect(rep.hosts.filter((h) => h !== bad).map((h) => h.outcome)).toEqual(['not attempted', 'not attempted']);
+      expect(dumps()).toEqual(before);
+    }
+  });
+});
+
 describe('the glue command line', () => {
   it('status --json and a no-op apply through the CLI, run from the client namespace (ssh to node3 for real)', () => {
     const { file } = config('nft');

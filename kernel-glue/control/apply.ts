@@ -22,7 +22,7 @@ import { runnerFor, type Runner } from '../exec/runner.ts';
 import { runPlan, runStep, StepError, type StepLog } from '../exec/steps.ts';
 import { readHostState, parseProcOwners, type HostState, type Snapshot } from './state.ts';
 
-export type Outcome = 'unchanged' | 'applied' | 'owners updated' | 'would change' | 'removed' | 'failed, rolled back' | 'rolled back' | 'not attempted' | 'refused' | 'unreachable';
+export type Outcome = 'unchanged' | 'applied' | 'owners updated' | 'would change' | 'removed' | 'failed' | 'failed, rolled back' | 'rolled back' | 'not attempted' | 'refused' | 'unreachable';
 
 export interface HostReport {
   host: string;
@@ -276,7 +276,7 @@ export async function removeConfig(c: ClusterConfig, o: GlueOptions = {}): Promi
       if (o.dryRun) rep.outcome = rep.steps.some((s) => s.outcome === 'would-run') ? 'would change' : 'unchanged';
       else if (!rep.steps.some((s) => s.outcome === 'ran')) rep.outcome = 'unchanged';
     } catch (e) {
-      rep.outcome = 'unreachable';
+      rep.outcome = rep.steps.length ? 'failed' : 'unreachable';
       rep.error = errText(e);
     }
   }
