@@ -13,7 +13,7 @@
 import type { ClusterConfig } from '../config.ts';
 import { checkConfig } from '../config.ts';
 import { DataError } from '../../sim/cli/errors.ts';
-import { fingerprint, maddrAdd, maddrDel, NFT_TABLE, ownersOf, procPath, TCP_LOOSE, type NodeEntry } from '../render/common.ts';
+import { fingerprint, maddrAdd, maddrDel, NFT_TABLE, ownersOf, procPath, TCP_LOOSE, whereOf, type NodeEntry } from '../render/common.ts';
 import { createPlan, ownerPlan, removePlan } from '../render/index.ts';
 import { IPT, IPT_RESTORE, removeChainSteps } from '../render/iptables.ts';
 import { clusteripRefusal, procWrites, PROC_GONE_TIMEOUT_MS } from '../render/clusterip.ts';
@@ -64,6 +64,23 @@ export function selectNodes(c: ClusterConfig, names?: string[]): NodeEntry[] {
 }
 
 const runnerOfDefault = (n: NodeEntry): Runner => runnerFor(n.name, n.host);
+
+/**
+ * One host carries one node's rules (our table and chain have fixed names), so
+ * two nodes on the same host would overwrite each other. A config written for
+ * `simulate` often has no `host` at all: every node is then 'local'.
+ */
+export function sameHostProblems(c: ClusterConfig): string[] {
+  const seen = new Map<string, number>();
+  const out: string[] = [];
+  c.nodes.forEach((n, i) => {
+    const key = whereOf(n.host).replace(/^ssh (?:[^@]+@)?/, 'ssh ');
+    const j = seen.get(key);
+    if (j !== undefined) out.push(`nodes[${i}].host: ${n.name} is on the same host as ${c.nodes[j]!.name} (${whereOf(n.host)}); each node needs its own host (give every node a 'host:' entry)`);
+    else seen.set(key, i);
+  });
+  return out;
+}
 
 /** Tools and kernel a backend needs on the host; a refusal in words, or null. */
 export async function preflight(r: Runner, c: ClusterConfig, st: HostState): Promise<string | null> {
@@ -212,6 +229,8 @@ export async function applyConfig(c: ClusterConfig, o: GlueOptions = {}): Promis
   if (problems.length && !o.force) {
     throw new DataError('config', `refusing to apply a config that fails validation (use --force to apply anyway):\n  ${problems.map((p) => `${p.path}: ${p.message}`).join('\n  ')}`);
   }
+  const shared = sameHostProblems(c);
+  if (shared.length) throw new DataError('config', `cannot apply:\n  ${shared.join('\n  ')}`);
   const { states, bad } = await readAll(c, selectNodes(c, o.hosts), o, true);
   if (bad.length) {
     return { ok: false, action: 'apply', hosts: [...bad, ...states.map((s): HostReport => ({ host: s.node.name, where: s.r.where, outcome: 'not attempted', before: s.st.owners, after: s.st.owners, steps: [], error: 'another host cannot be applied; nothing was changed' }))] };
