@@ -7,6 +7,7 @@ import { registerReport } from './report.ts';
 import { registerTuples } from './tuples.ts';
 import { registerGen } from './gen.ts';
 import { registerCompareSchemes } from './compare-schemes.ts';
+import { registerGlue } from './glue.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -17,5 +18,6 @@ export const COMMANDS: RegisterCommand[] = [
   registerTuples,
   registerGen,
   registerCompareSchemes,
+  registerGlue,
   registerReport,
 ];
