@@ -5,6 +5,7 @@ import { registerSimulate } from './simulate.ts';
 import { registerReport } from './report.ts';
 import { registerTuples } from './tuples.ts';
 import { registerGen } from './gen.ts';
+import { registerGlue } from './glue.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -14,4 +15,5 @@ export const COMMANDS: RegisterCommand[] = [
   registerTuples,
   registerGen,
   registerReport,
+  registerGlue,
 ];
