@@ -45,6 +45,11 @@ const SHB = 0x0a0d0d0a;
 const BOM = 0x1a2b3c4d;
 
 const STOP_FULL = 0, STOP_END = 1, STOP_FRAG = 2;
+// Module-local aliases: imported bindings are getter calls under tsx, too slow per packet.
+const decode = decodeFrame;
+const DEC_FRAGMENT = DEC.FRAGMENT;
+const DEC_OK = DEC.OK;
+const REASON: readonly string[] = DEC_REASON;
 
 function u32(buf: Uint8Array, o: number, le: boolean): number {
   return le
@@ -211,6 +216,15 @@ export class CaptureSource implements PacketSource {
    * capture's precision (Float64 seconds cannot hold nanoseconds since 1970).
    */
   formatTs(b: TupleBatch, i: number): string {
+    if (this.fmt === Fmt.PCAP) {
+      const ts = b.ts[i]!;
+      if (this.digits === 6) {
+        let sec = Math.floor(ts), us = Math.round((ts - sec) * 1e6);
+        if (us >= 1000000) { sec++; us -= 1000000; }
+        return `${sec}.${String(us).padStart(6, '0')}`;
+      }
+      return `${Math.round(ts - this.exNs[i]! * 1e-9)}.${String(this.exNs[i]!).padStart(9, '0')}`;
+    }
     const ns = this.exNs[i]!;
     const dig = this.exDig[i]!;
     const sec = Math.round(b.ts[i]! - ns * 1e-9);
@@ -325,17 +339,21 @@ export class CaptureSource implements PacketSource {
 
   private runPcap(dst: TupleBatch, n: number, max: number, exNs: Float64Array, exDig: Uint8Array): number {
     const inp = this.inp;
-    let buf = inp.buf, pos = inp.pos, lim = inp.lim;
+    let buf = inp.buf, dv = inp.view, pos = inp.pos, lim = inp.lim;
     const le = this.le, scale = this.scale, lt = this.linktype, end = this.end, from = this.from, to = this.to;
-    const nsMul = this.scale === 1e-6 ? 1000 : 1, dig = this.digits;
+    // Microsecond pcaps: the Float64 ts is exact enough to print; only nanoseconds need the side lane.
+    const nano = this.digits === 9;
     const maxCap = this.snaplen > PCAP_MAX_CAPLEN ? this.snaplen : PCAP_MAX_CAPLEN;
     const tsl = dst.ts, wl = dst.wirelen;
+    const sa = dst.saddr, da = dst.daddr, s6 = dst.saddr6, d6 = dst.daddr6, la = dst.l4a, lb = dst.l4b;
+    const spl = dst.sport, dpl = dst.dport, prl = dst.proto, fam = dst.family, fll = dst.flags, lfl = dst.l4flags;
+    const eth = lt === 1;
     this.stop = STOP_FULL;
     while (n < max) {
       if (lim - pos < 16) {
         inp.pos = pos;
         const have = inp.ensure(16);
-        buf = inp.buf; pos = inp.pos; lim = inp.lim;
+        buf = inp.buf; dv = inp.view; pos = inp.pos; lim = inp.lim;
         if (have < 16) {
           if (have > 0 && inp.base + pos < end) {
             this.bad(inp.base + pos, `file ends inside a record header (${have} of 16 bytes)`);
@@ -347,29 +365,19 @@ export class CaptureSource implements PacketSource {
       }
       const roff = inp.base + pos;
       if (roff >= end) { this.stop = STOP_END; break; }
-      let sec: number, frac: number, caplen: number, wirelen: number;
-      if (le) {
-        sec = (buf[pos]! | (buf[pos + 1]! << 8) | (buf[pos + 2]! << 16) | (buf[pos + 3]! << 24)) >>> 0;
-        frac = (buf[pos + 4]! | (buf[pos + 5]! << 8) | (buf[pos + 6]! << 16) | (buf[pos + 7]! << 24)) >>> 0;
-        caplen = (buf[pos + 8]! | (buf[pos + 9]! << 8) | (buf[pos + 10]! << 16) | (buf[pos + 11]! << 24)) >>> 0;
-        wirelen = (buf[pos + 12]! | (buf[pos + 13]! << 8) | (buf[pos + 14]! << 16) | (buf[pos + 15]! << 24)) >>> 0;
-      } else {
-        sec = ((buf[pos]! << 24) | (buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!) >>> 0;
-        frac = ((buf[pos + 4]! << 24) | (buf[pos + 5]! << 16) | (buf[pos + 6]! << 8) | buf[pos + 7]!) >>> 0;
-        caplen = ((buf[pos + 8]! << 24) | (buf[pos + 9]! << 16) | (buf[pos + 10]! << 8) | buf[pos + 11]!) >>> 0;
-        wirelen = ((buf[pos + 12]! << 24) | (buf[pos + 13]! << 16) | (buf[pos + 14]! << 8) | buf[pos + 15]!) >>> 0;
-      }
+      // DataView loads compile to one load (+bswap); byte-wise assembly was measured ~2x slower.
+      const sec = dv.getUint32(pos, le), frac = dv.getUint32(pos + 4, le), caplen = dv.getUint32(pos + 8, le), wirelen = dv.getUint32(pos + 12, le);
       if (caplen > maxCap) {
         inp.pos = pos;
         this.bad(roff, `record caplen ${caplen} is larger than any capture allows (${maxCap})`);
         this.resyncPcap();
-        buf = inp.buf; pos = inp.pos; lim = inp.lim;
+        buf = inp.buf; dv = inp.view; pos = inp.pos; lim = inp.lim;
         continue;
       }
       if (lim - pos < 16 + caplen) {
         inp.pos = pos;
         const have = inp.ensure(16 + caplen);
-        buf = inp.buf; pos = inp.pos; lim = inp.lim;
+        buf = inp.buf; dv = inp.view; pos = inp.pos; lim = inp.lim;
         if (have < 16 + caplen) {
           this.bad(roff, `file ends inside a record (caplen ${caplen}, ${have - 16} bytes left)`);
           pos = lim;
@@ -382,21 +390,57 @@ export class CaptureSource implements PacketSource {
       const ts = sec + frac * scale;
       if (ts < from) { countSkip(this.stats, 'before-window'); continue; }
       if (ts > to) { this.stop = STOP_END; break; }
-      const r = decodeFrame(buf, p, caplen, lt, dst, n);
+      // Fast path, the same decoding as decode.ts written out inline (measured: the
+      // calls cost more than the work): Ethernet, IPv4 without options, not a
+      // fragment, TCP or UDP with 14 captured L4 bytes. Everything else goes to decode().
+      if (eth && caplen >= 48 && (dv.getUint32(p + 12) >>> 8) === 0x080045 && (dv.getUint16(p + 20) & 0x3fff) === 0) {
+        const pr = buf[p + 23]!;
+        const tot = dv.getUint16(p + 16);
+        if ((pr === 6 && tot >= 40) || (pr === 17 && tot >= 28)) {
+          sa[n] = dv.getUint32(p + 26);
+          da[n] = dv.getUint32(p + 30);
+          const j = n << 2;
+          s6[j] = 0; s6[j + 1] = 0; s6[j + 2] = 0; s6[j + 3] = 0;
+          d6[j] = 0; d6[j + 1] = 0; d6[j + 2] = 0; d6[j + 3] = 0;
+          const a = dv.getUint32(p + 34);
+          la[n] = a;
+          lb[n] = dv.getUint32(p + 38);
+          spl[n] = a >>> 16;
+          dpl[n] = a & 0xffff;
+          prl[n] = pr;
+          fam[n] = 4;
+          lfl[n] = 3;
+          let fl = 1;
+          if (pr === 6) {
+            const t = buf[p + 47]!;
+            fl |= ((t & 0x02) << 1) | ((t & 0x10) >>> 1) | ((t & 0x04) << 2) | ((t & 0x01) << 5);
+            // 20 bytes of TCP header on the wire but fewer captured: cut by the snap length.
+            if (caplen < 54) fl |= 0x40;
+          }
+          fll[n] = fl;
+          tsl[n] = ts; wl[n] = wirelen;
+          if (nano) exNs[n] = frac;
+          n++;
+          continue;
+        }
+      }
+      const r = decode(buf, p, caplen, lt, dst, n);
       if (r === 0) {
-        tsl[n] = ts; wl[n] = wirelen; exNs[n] = frac * nsMul; exDig[n] = dig;
+        tsl[n] = ts; wl[n] = wirelen;
+        if (nano) exNs[n] = frac;
         n++;
         continue;
       }
-      if (r === DEC.FRAGMENT) {
-        tsl[n] = ts; wl[n] = wirelen; exNs[n] = frac * nsMul; exDig[n] = dig;
+      if (r === DEC_FRAGMENT) {
+        tsl[n] = ts; wl[n] = wirelen;
+        if (nano) exNs[n] = frac;
         this.lastTs = ts;
         this.stop = STOP_FRAG;
         inp.pos = pos;
         // Fragment data must stay readable for defrag.add: it is still in the window (pos is past it, nothing refills before).
         return n;
       }
-      countSkip(this.stats, DEC_REASON[r]!);
+      countSkip(this.stats, REASON[r]!);
     }
     inp.pos = pos;
     if (n > 0) this.lastTs = tsl[n - 1]!;
