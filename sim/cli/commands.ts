@@ -6,6 +6,7 @@ import { registerReport } from './report.ts';
 import { registerTuples } from './tuples.ts';
 import { registerGen } from './gen.ts';
 import { registerGlue } from './glue.ts';
+import { registerReplay } from './replay.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -16,4 +17,5 @@ export const COMMANDS: RegisterCommand[] = [
   registerGen,
   registerReport,
   registerGlue,
+  registerReplay,
 ];

@@ -112,6 +112,9 @@ export class CaptureSource implements PacketSource {
   // pcapng
   private ifaces: Iface[] = [];
   private spbTs = 0;
+  // raw-record mode (nextRaw): set while nextRaw reads a pcapng block
+  private raw: RawRecord | null = null;
+  private rawDummy: TupleBatch | null = null;
   // exact time of the slots last filled (ns within the second, and decimal digits to print)
   private exNs: Float64Array = new Float64Array(0);
   private exDig: Uint8Array = new Uint8Array(0);
@@ -620,6 +623,7 @@ export class CaptureSource implements PacketSource {
         if (ts < this.from) { countSkip(this.stats, 'before-window'); return 1; }
         if (ts > this.to) return 0;
         this.spbTs = ts;
+        if (this.raw) { setRaw(this.raw, buf, data, caplen, wirelen, iface.linktype, ts, off); return 2; }
         const r = decodeFrame(buf, data, caplen, iface.linktype, dst, n);
         if (r === DEC.OK || r === DEC.FRAGMENT) {
           dst.ts[n] = ts;
@@ -678,7 +682,78 @@ export class CaptureSource implements PacketSource {
     return this.fmt === Fmt.PCAP ? this.pcapChain(k) : this.ngChain(k);
   }
   get isPcapng(): boolean { return this.fmt === Fmt.PCAPNG; }
+
+  /**
+   * Raw-record iterator (replay needs the frames themselves, not tuples):
+   * the next record's bytes, link type, lengths and timestamp, or null at the
+   * end. `rec.data` is a view into the read window, valid until the next call.
+   * Honours `from`/`to`, `end` and `lenient` like fill(); no decoding, no
+   * defragmentation. Do not mix with fill() on the same source.
+   */
+  nextRaw(rec: RawRecord): RawRecord | null {
+    if (this.fmt === Fmt.PCAPNG) {
+      if (!this.rawDummy) this.rawDummy = createBatch(1);
+      const ex = new Float64Array(1), dg = new Uint8Array(1);
+      this.raw = rec;
+      try {
+        for (;;) {
+          const r = this.ngBlock(this.rawDummy, 0, ex, dg);
+          if (r === 0) return null;
+          if (r === 2) return rec;
+        }
+      } finally { this.raw = null; }
+    }
+    const inp = this.inp;
+    for (;;) {
+      const have = inp.ensure(16);
+      const roff = inp.offset;
+      if (have < 16 || roff >= this.end) {
+        if (have > 0 && have < 16 && roff < this.end) this.bad(roff, `file ends inside a record header (${have} of 16 bytes)`);
+        return null;
+      }
+      const dv = inp.view, pos = inp.pos, le = this.le;
+      const sec = dv.getUint32(pos, le), frac = dv.getUint32(pos + 4, le), caplen = dv.getUint32(pos + 8, le), wirelen = dv.getUint32(pos + 12, le);
+      const maxCap = this.snaplen > PCAP_MAX_CAPLEN ? this.snaplen : PCAP_MAX_CAPLEN;
+      if (caplen > maxCap) {
+        this.bad(roff, `record caplen ${caplen} is larger than any capture allows (${maxCap})`);
+        if (!this.resyncPcap()) return null;
+        continue;
+      }
+      if (inp.ensure(16 + caplen) < 16 + caplen) {
+        this.bad(roff, `file ends inside a record (caplen ${caplen})`);
+        inp.pos = inp.lim;
+        return null;
+      }
+      const p = inp.pos + 16;
+      inp.pos = p + caplen;
+      const ts = sec + frac * this.scale;
+      if (ts < this.from) continue;
+      if (ts > this.to) return null;
+      setRaw(rec, inp.buf, p, caplen, wirelen, this.linktype, ts, roff);
+      return rec;
+    }
+  }
   get input(): ByteInput { return this.inp; }
+}
+
+/** One capture record as read by CaptureSource.nextRaw. */
+export interface RawRecord {
+  /** The window the record sits in; the frame is buf[off, off + caplen). */
+  buf: Uint8Array;
+  off: number;
+  caplen: number;
+  wirelen: number;
+  linktype: number;
+  /** Seconds (Float64; sub-microsecond digits of nanosecond captures may round). */
+  ts: number;
+  /** Byte offset of the record in the file (for messages). */
+  fileOffset: number;
+}
+
+export const newRawRecord = (): RawRecord => ({ buf: new Uint8Array(0), off: 0, caplen: 0, wirelen: 0, linktype: 1, ts: 0, fileOffset: 0 });
+
+function setRaw(r: RawRecord, buf: Uint8Array, off: number, caplen: number, wirelen: number, linktype: number, ts: number, fileOffset: number): void {
+  r.buf = buf; r.off = off; r.caplen = caplen; r.wirelen = wirelen; r.linktype = linktype; r.ts = ts; r.fileOffset = fileOffset;
 }
 
 function createStaging(cap: number): TupleBatch {
