@@ -50,10 +50,32 @@ export function rateOf(o: Opts): Rate {
 
 const rateText = (r: Rate): string => (r.mode === 'top' ? 'top speed' : r.mode === 'pps' ? `${r.value} packets/s` : r.mode === 'mbps' ? `${r.value} Mbit/s` : `capture timing x${r.value}`);
 
-/** Achieved against requested, in the unit that was requested (null for top speed / multiplier without a target). */
-function achievedShare(r: Rate, s: SendResult): number | null {
+/**
+ * Achieved against requested, in the unit that was requested; for a
+ * multiplier, the scheduled duration over the real one (null at top speed).
+ */
+function achievedShare(r: Rate, s: SendResult, rw: Rewritten, loops: number): number | null {
   if (r.mode === 'pps') return s.pps / r.value;
   if (r.mode === 'mbps') return s.mbps / r.value;
+  if (r.mode === 'mult') {
+    const span = expectedSpan(rw, loops) / r.value;
+    const real = (s.lastNs - s.firstNs) / 1e9;
+    return span > 0 && real > 0 ? span / real : null;
+  }
+  return null;
+}
+
+/** The schedule's length at multiplier 1, as sender.c lays loops end to end (one mean gap between them). */
+function expectedSpan(rw: Rewritten, loops: number): number {
+  if (rw.count < 2) return 0;
+  const span = rw.ts[rw.count - 1]!;
+  return (loops - 1) * (span + span / (rw.count - 1)) + span;
+}
+
+function plannedSeconds(r: Rate, rw: Rewritten, loops: number): number | null {
+  if (r.mode === 'pps') return (rw.count * loops) / r.value;
+  if (r.mode === 'mbps') return (Array.from(rw.len).reduce((a, b) => a + b, 0) * 8 * loops) / (r.value * 1e6);
+  if (r.mode === 'mult') return expectedSpan(rw, loops) / r.value;
   return null;
 }
 
@@ -155,9 +177,11 @@ Exit codes: 0 ok (and, with --verify, every node counted exactly what was predic
       let diffs: Difference[] = [];
       let got: HostDelta[] = [];
       try {
+        const planned = plannedSeconds(rate, rw, loops);
+        if (process.stderr.isTTY && !o.json) warn(`sending ${rw.count * loops} frames via ${o.via} at ${rateText(rate)}${planned !== null ? ` (about ${planned.toFixed(1)} s)` : ''}...`);
         const sent = await sendFrames(rw, { iface: o.via, rate, loops });
         report.rate.sent = sent;
-        report.rate.achievedShare = achievedShare(rate, sent);
+        report.rate.achievedShare = achievedShare(rate, sent, rw, loops);
         if (o.verify && before && pred) {
           const after = await settle(c, runnerOf, before, rw.stats.datagrams * loops);
           got = deltas(before, after);
