@@ -18,7 +18,7 @@ interface Common {
 
 const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : s + '\n');
 const warn = (s: string): void => void process.stderr.write(s.endsWith('\n') ? s : s + '\n');
-const set = (s: readonly number[] | null): string => (s ? `{${s.join(',')}}` : '-');
+const set = (s: readonly number[] | null): string => (s ? `{${s.join(',')}}` : 'none');
 
 function load(o: Common, forApply: boolean, force = false): ClusterConfig {
   if (!o.config) throw new UsageError('--config FILE is required (the cluster YAML that simulate validated)');
