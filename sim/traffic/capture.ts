@@ -396,7 +396,7 @@ export class CaptureSource implements PacketSource {
       if (eth && caplen >= 48 && (dv.getUint32(p + 12) >>> 8) === 0x080045 && (dv.getUint16(p + 20) & 0x3fff) === 0) {
         const pr = buf[p + 23]!;
         const tot = dv.getUint16(p + 16);
-        if ((pr === 6 && tot >= 40) || (pr === 17 && tot >= 28)) {
+        if (((pr === 6 && tot >= 40) || (pr === 17 && tot >= 28)) && tot <= wirelen - 14) {
           sa[n] = dv.getUint32(p + 26);
           da[n] = dv.getUint32(p + 30);
           const j = n << 2;
@@ -424,7 +424,7 @@ export class CaptureSource implements PacketSource {
           continue;
         }
       }
-      const r = decode(buf, p, caplen, lt, dst, n);
+      const r = decode(buf, p, caplen, lt, dst, n, wirelen - caplen);
       if (r === 0) {
         tsl[n] = ts; wl[n] = wirelen;
         if (nano) exNs[n] = frac;
@@ -620,7 +620,7 @@ export class CaptureSource implements PacketSource {
         if (ts < this.from) { countSkip(this.stats, 'before-window'); return 1; }
         if (ts > this.to) return 0;
         this.spbTs = ts;
-        const r = decodeFrame(buf, data, caplen, iface.linktype, dst, n);
+        const r = decodeFrame(buf, data, caplen, iface.linktype, dst, n, wirelen - caplen);
         if (r === DEC.OK || r === DEC.FRAGMENT) {
           dst.ts[n] = ts;
           dst.wirelen[n] = wirelen;
