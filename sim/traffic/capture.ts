@@ -343,7 +343,7 @@ export class CaptureSource implements PacketSource {
     const le = this.le, scale = this.scale, lt = this.linktype, end = this.end, from = this.from, to = this.to;
     // Microsecond pcaps: the Float64 ts is exact enough to print; only nanoseconds need the side lane.
     const nano = this.digits === 9;
-    const maxCap = this.snaplen > PCAP_MAX_CAPLEN ? this.snaplen : PCAP_MAX_CAPLEN;
+    const maxCap = this.maxCaplen();
     const tsl = dst.ts, wl = dst.wirelen;
     const sa = dst.saddr, da = dst.daddr, s6 = dst.saddr6, d6 = dst.daddr6, la = dst.l4a, lb = dst.l4b;
     const spl = dst.sport, dpl = dst.dport, prl = dst.proto, fam = dst.family, fll = dst.flags, lfl = dst.l4flags;
@@ -447,6 +447,11 @@ export class CaptureSource implements PacketSource {
     return n;
   }
 
+  /** Largest believable caplen: libpcap's 262144, or a larger snaplen up to 16 MiB. */
+  private maxCaplen(): number {
+    return Math.min(Math.max(this.snaplen, PCAP_MAX_CAPLEN), PCAPNG_MAX_BLOCK);
+  }
+
   /** A damaged record: DataError, or (lenient) count it. */
   private bad(off: number, what: string): void {
     if (!this.lenient) throw new DataError(this.where(off), what);
@@ -458,7 +463,7 @@ export class CaptureSource implements PacketSource {
     const le = this.le;
     const frac = u32(buf, o + 4, le), caplen = u32(buf, o + 8, le), wirelen = u32(buf, o + 12, le);
     if (frac >= this.fracLimit || caplen > wirelen || wirelen > 0x100000) return false;
-    if (caplen > (this.snaplen > PCAP_MAX_CAPLEN ? this.snaplen : PCAP_MAX_CAPLEN)) return false;
+    if (caplen > this.maxCaplen()) return false;
     if (this.snaplen > 0 && caplen > this.snaplen && this.snaplen >= 64) return false;
     if (this.refSec >= 0) {
       const sec = u32(buf, o, le);
