@@ -6,7 +6,8 @@
  * struct-of-arrays lanes of a 65536-packet batch, exactly the lanes a
  * TupleBatch has. Fragments are only flagged (the bench captures have none).
  *
- * Usage: pcap_ingest FILE REPEATS   -> one line per repeat: packets seconds
+ * Usage: pcap_ingest FILE REPEATS   -> one line per repeat: packets, CPU seconds
+ * (CPU time: the bench machine is shared, wall time measures the neighbours)
  * Build: cc -O2 -o pcap_ingest pcap_ingest.c
  */
 #include <fcntl.h>

@@ -309,7 +309,7 @@ export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
   let n = 0;
   for (const { d, invalid } of vis) {
     const c = invalid ? CT.INVALID : ctClass(d, 0);
-    const res = decodeFrame(d, 0, d.length, 228, visible, n);
+    const res = decodeFrame(d, 0, d.length, 228, visible, n, 0);
     if (res !== 0) throw new DataError(path, `internal: a rewritten datagram did not decode (code ${res})`);
     ct[n] = c;
     if (c === CT.INVALID) visible.l4flags[n] = visible.l4flags[n]! | L4.CT_INVALID;

@@ -128,7 +128,7 @@ function truncL4(b: TupleBatch, i: number, proto: number): void {
   b.flags[i] = F_TRUNCATED;
 }
 
-function decodeIPv4(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number): number {
+function decodeIPv4(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number, missing: number): number {
   if (end - p < 20) return end > p && buf[p]! >> 4 !== 4 ? MALFORMED : TRUNC_IP;
   const v0 = buf[p]!;
   if (v0 >> 4 !== 4) return MALFORMED;
@@ -137,6 +137,8 @@ function decodeIPv4(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: n
   const tot = (buf[p + 2]! << 8) | buf[p + 3]!;
   // tot = 0 happens with TSO/GSO captures: the length is whatever was captured.
   if (tot !== 0 && tot < hl) return MALFORMED;
+  // A datagram longer than the frame on the wire: ip_rcv drops it (bytes the capture cut still count).
+  if (tot > end - p + missing) return MALFORMED;
   const proto = buf[p + 9]!;
   b.family[i] = V4;
   b.saddr[i] = ((buf[p + 12]! << 24) | (buf[p + 13]! << 16) | (buf[p + 14]! << 8) | buf[p + 15]!) >>> 0;
@@ -152,7 +154,7 @@ function decodeIPv4(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: n
   if (cap > wire) cap = wire;
   const fo = (buf[p + 6]! << 8) | buf[p + 7]!;
   if ((fo & 0x3fff) !== 0) {
-    if (cap < 0) { truncL4(b, i, proto); return OK; }
+    if (cap < 0) { truncL4(b, i, proto); b.flags[i] = F_TRUNCATED | 0x02; return OK; }
     fragInfo.v6 = false;
     fragInfo.id = (buf[p + 4]! << 8) | buf[p + 5]!;
     fragInfo.offset = (fo & 0x1fff) << 3;
@@ -169,10 +171,11 @@ function decodeIPv4(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: n
   return OK;
 }
 
-function decodeIPv6(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number): number {
+function decodeIPv6(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number, missing: number): number {
   if (end - p < 40) return end > p && buf[p]! >> 4 !== 6 ? MALFORMED : TRUNC_IP;
   if (buf[p]! >> 4 !== 6) return MALFORMED;
   const plen = (buf[p + 4]! << 8) | buf[p + 5]!;
+  if (40 + plen > end - p + missing) return MALFORMED;
   let nh = buf[p + 6]!;
   b.family[i] = V6;
   b.saddr[i] = 0;
@@ -236,59 +239,61 @@ function decodeIPv6(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: n
   return OK;
 }
 
-function decodeIP(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number): number {
+function decodeIP(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number, missing: number): number {
   if (p >= end) return TRUNC_IP;
   const v = buf[p]! >> 4;
-  if (v === 4) return decodeIPv4(buf, p, end, b, i);
-  if (v === 6) return decodeIPv6(buf, p, end, b, i);
+  if (v === 4) return decodeIPv4(buf, p, end, b, i, missing);
+  if (v === 6) return decodeIPv6(buf, p, end, b, i, missing);
   return MALFORMED;
 }
 
-function byEthertype(et: number, buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number): number {
+function byEthertype(et: number, buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number, missing: number): number {
   // 802.1Q, 802.1ad (QinQ) and the old 0x9100 QinQ tag: skip each 4-byte tag.
   while (et === 0x8100 || et === 0x88a8 || et === 0x9100) {
     if (end - p < 4) return TRUNC_IP;
     et = (buf[p + 2]! << 8) | buf[p + 3]!;
     p += 4;
   }
-  if (et === 0x0800) return decodeIPv4(buf, p, end, b, i);
-  if (et === 0x86dd) return decodeIPv6(buf, p, end, b, i);
+  if (et === 0x0800) return decodeIPv4(buf, p, end, b, i, missing);
+  if (et === 0x86dd) return decodeIPv6(buf, p, end, b, i, missing);
   return NON_IP;
 }
 
 /**
  * Decodes one frame of `caplen` captured bytes at buf[off] into slot i
- * (all lanes but ts and wirelen). Returns a DEC code.
+ * (all lanes but ts and wirelen). `missing` = wire length - caplen: bytes
+ * the capture cut, which the kernel did see. Returns a DEC code.
  */
-export function decodeFrame(buf: Uint8Array, off: number, caplen: number, linktype: number, b: TupleBatch, i: number): number {
+export function decodeFrame(buf: Uint8Array, off: number, caplen: number, linktype: number, b: TupleBatch, i: number, missing: number): number {
   const end = off + caplen;
+  if (missing < 0) missing = 0;
   switch (linktype) {
     case 1: {
       if (caplen < 14) return TRUNC_IP;
       const et = (buf[off + 12]! << 8) | buf[off + 13]!;
-      if (et === 0x0800) return decodeIPv4(buf, off + 14, end, b, i);
-      return byEthertype(et, buf, off + 14, end, b, i);
+      if (et === 0x0800) return decodeIPv4(buf, off + 14, end, b, i, missing);
+      return byEthertype(et, buf, off + 14, end, b, i, missing);
     }
     case 101: case 12: case 14:
-      return decodeIP(buf, off, end, b, i);
+      return decodeIP(buf, off, end, b, i, missing);
     case 228:
-      return decodeIPv4(buf, off, end, b, i);
+      return decodeIPv4(buf, off, end, b, i, missing);
     case 229:
-      return decodeIPv6(buf, off, end, b, i);
+      return decodeIPv6(buf, off, end, b, i, missing);
     case 113:
       if (caplen < 16) return TRUNC_IP;
-      return byEthertype((buf[off + 14]! << 8) | buf[off + 15]!, buf, off + 16, end, b, i);
+      return byEthertype((buf[off + 14]! << 8) | buf[off + 15]!, buf, off + 16, end, b, i, missing);
     case 276:
       if (caplen < 20) return TRUNC_IP;
-      return byEthertype((buf[off]! << 8) | buf[off + 1]!, buf, off + 20, end, b, i);
+      return byEthertype((buf[off]! << 8) | buf[off + 1]!, buf, off + 20, end, b, i, missing);
     case 0: case 108: {
       if (caplen < 4) return TRUNC_IP;
       // NULL: address family in the capturing host's byte order; LOOP: network order.
       const be = ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
       const le = ((buf[off + 3]! << 24) | (buf[off + 2]! << 16) | (buf[off + 1]! << 8) | buf[off]!) >>> 0;
       const fam = linktype === 108 ? be : be < 256 ? be : le;
-      if (fam === 2) return decodeIPv4(buf, off + 4, end, b, i);
-      if (fam === 10 || fam === 24 || fam === 28 || fam === 30) return decodeIPv6(buf, off + 4, end, b, i);
+      if (fam === 2) return decodeIPv4(buf, off + 4, end, b, i, missing);
+      if (fam === 10 || fam === 24 || fam === 28 || fam === 30) return decodeIPv6(buf, off + 4, end, b, i, missing);
       return NON_IP;
     }
     default:
