@@ -180,8 +180,15 @@ export function compare(p: Prediction, rw: Rewritten, got: HostDelta[], maxFlows
     for (const k of [...keys].sort((a, b) => a - b)) {
       const w = want.get(k) ?? 0, g = d.accepted.get(k) ?? 0;
       if (w === g) continue;
-      const flows: string[] = [];
-      for (let i = 0; i < p.node.length && flows.length < maxFlows; i++) if (p.node[i] === k) flows.push(describeFlow(rw, i));
+      // distinct flows in capture order, with how many of their datagrams were predicted here
+      const seen = new Map<string, number>();
+      for (let i = 0; i < p.node.length; i++) {
+        if (p.node[i] !== k) continue;
+        const f = describeFlow(rw, i);
+        if (seen.has(f)) seen.set(f, seen.get(f)! + 1);
+        else if (seen.size < maxFlows) seen.set(f, 1);
+      }
+      const flows = [...seen].map(([f, n]) => (n > 1 ? `${f} (${n} datagrams)` : f));
       diffs.push({ host: d.host, node: k, predicted: w, counted: g, flows });
     }
   }
