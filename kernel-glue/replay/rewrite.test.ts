@@ -137,6 +137,17 @@ describe('rewriteCapture', () => {
   });
 });
 
+describe('rewriteCapture limits', () => {
+  it('skips datagrams larger than the MTU (GRO super-packets) and calls a datagram longer than its whole frame malformed', () => {
+    const big = { f: eth(0x0800, ipv4(6, A, B, tcp(1, 2, 0x10, new Array(3000).fill(0)))) };
+    const liar = { f: eth(0x0800, ipv4(17, A, B, udp(1, 2, [1, 2]), { tot: 200 })) };
+    const ok = { f: eth(0x0800, ipv4(6, A, B, tcp(1, 2, 0x02))) };
+    const r = rewriteCapture(pcap([big, liar, ok]), { clusterIp: CIP, clusterMac: MAC, mtu: 1500 });
+    expect(r.count).toBe(1);
+    expect(r.stats.skipped).toEqual({ 'larger-than-mtu': 1, 'malformed-ip': 1 });
+  });
+});
+
 describe('ctClass (nf_conntrack_proto_tcp tcp_valid_flags / tcp_conntracks "new" column)', () => {
   const cls = (flags: number): number => ctClass(Uint8Array.from(ipv4(6, A, B, tcp(1, 2, flags))), 0);
   it.each([

@@ -35,6 +35,12 @@ export interface RewriteOptions {
   clusterMac: Uint8Array;
   /** Stop after this many records. */
   limit?: number;
+  /**
+   * Largest IP datagram the sending interface carries (its MTU). Bigger ones
+   * (GRO/TSO super-packets in captures taken on a host) are skipped and
+   * counted as 'larger-than-mtu': AF_PACKET refuses them.
+   */
+  mtu?: number;
   capture?: CaptureOptions;
 }
 
@@ -232,6 +238,7 @@ export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
   const vis: { d: Uint8Array; invalid: boolean }[] = [];
   const trains = new Map<string, Train>();
   const limit = o.limit ?? Infinity;
+  const mtu = o.mtu ?? 65535;
   let t0 = NaN;
   const cip = o.clusterIp >>> 0;
   try {
@@ -246,7 +253,8 @@ export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
       const tot = (b[ip + 2]! << 8) | b[ip + 3]!;
       if (ihl < 20 || tot < ihl) { skip('malformed-ip'); continue; }
       // A frame cut by the snap length cannot be sent as the original: its checksum would cover bytes we never saw.
-      if (ip + tot > capEnd) { skip('truncated'); continue; }
+      if (ip + tot > capEnd) { skip(rec.caplen < rec.wirelen ? 'truncated' : 'malformed-ip'); continue; }
+      if (tot > mtu) { skip('larger-than-mtu'); continue; }
       const proto = b[ip + 9]!;
       if (UNMODELLED.has(proto)) { skip(`protocol-${proto}`); continue; }
       const fragw = (b[ip + 6]! << 8) | b[ip + 7]!;

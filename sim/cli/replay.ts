@@ -5,6 +5,7 @@
  * counters node by node. The work lives in kernel-glue/replay/.
  */
 import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
 import { DataError, GateError, UsageError } from './errors.ts';
 import { formatProblems, loadConfig, type ClusterConfig } from '../../kernel-glue/config.ts';
 import { parseIPv4 } from '../traffic/addr.ts';
@@ -147,6 +148,7 @@ Exit codes: 0 ok (and, with --verify, every node counted exactly what was predic
       if (l.problems.length) warn(`warning: the config fails validation:\n${formatProblems(l)}`);
       const c: ClusterConfig = l.config;
       const rw = rewriteCapture(o.pcap!, {
+        mtu: o.via ? interfaceMtu(o.via) : undefined,
         clusterIp: parseIPv4(c.cluster.ip)!,
         clusterMac: parseMac(c.cluster.mac),
         limit: o.limit !== undefined ? positive(o.limit, '--limit', true) : undefined,
@@ -205,6 +207,17 @@ Exit codes: 0 ok (and, with --verify, every node counted exactly what was predic
       }
       finish(report, o);
     });
+}
+
+/** The interface's MTU in this network namespace, or undefined when it cannot be read (the sender then reports the error). */
+function interfaceMtu(iface: string): number | undefined {
+  if (!/^[A-Za-z0-9_.:@-]{1,15}$/.test(iface)) throw new UsageError(`--via: '${iface}' is not an interface name`);
+  try {
+    const v = Number(readFileSync(`/sys/class/net/${iface}/mtu`, 'utf8').trim());
+    return Number.isInteger(v) && v > 0 ? v : undefined;
+  } catch {
+    throw new DataError(`--via ${iface}`, 'no such interface in this network namespace');
+  }
 }
 
 function finish(r: Report, o: Opts): void {
