@@ -104,7 +104,8 @@ export function registerReplay(program: Command): void {
         'TCP/UDP/ICMP checksums (conntrack drops a packet with a bad one on every node), keeps source addresses and ports (they ' +
         'decide the bucket), strips VLAN tags, and sends the frames through an interface with AF_PACKET at a controlled rate. ' +
         'Fragments are sent as fragments, their L4 checksum fixed over the reassembled datagram. IPv6, non-IP, truncated (snaplen) ' +
-        'packets and DCCP/SCTP/UDP-Lite are skipped and counted.\n\n' +
+        'packets, datagrams larger than the interface MTU (GRO captures) and DCCP/SCTP/UDP-Lite are skipped and counted. ' +
+        'The rewritten capture is held in memory (like tcpreplay --preload-pcap).\n\n' +
         'The sender is a small C program built with the system compiler (cc) at first use and cached in ~/.cache/clusterip-sim.\n\n' +
         '--verify reads the per-node acceptance counters that `glue apply` installed, before and after, and compares them node by ' +
         'node with the simulator\'s prediction for the rewritten packets (exit 3 on any difference, first flows shown). During a ' +
