@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -134,6 +135,21 @@ describe('rewriteCapture', () => {
     expect(s.readUInt32LE(0)).toBe(rw.len[0]);
     expect(s.readBigUInt64LE(12 + rw.len[0]! + 4)).toBe(1_000_000n);
     expect(s.length).toBe(Array.from(rw.len).reduce((x, y) => x + 12 + y, 0));
+  });
+});
+
+describe('raw records from pcapng (nextRaw over enhanced packet blocks)', () => {
+  it('the same capture converted by editcap to pcapng and to nanosecond pcap rewrites to the same frames', () => {
+    const src = pcap(FRAMES);
+    const ref = rewriteCapture(src, { clusterIp: CIP, clusterMac: MAC });
+    for (const fmt of ['pcapng', 'nsecpcap']) {
+      const dst = `${src}.${fmt}`;
+      execFileSync('editcap', ['-F', fmt, src, dst]);
+      const r = rewriteCapture(dst, { clusterIp: CIP, clusterMac: MAC });
+      expect(r.count, fmt).toBe(ref.count);
+      expect(Buffer.from(r.bytes).equals(Buffer.from(ref.bytes)), fmt).toBe(true);
+      Array.from(r.ts).forEach((t, i) => expect(t).toBeCloseTo(ref.ts[i]!, 9));
+    }
   });
 });
 
