@@ -1,7 +1,7 @@
 /**
  * Replay into the real CLUSTERIP module (Debian's 6.1 kernel under qemu,
  * test/qemu): the captures are rewritten on the host exactly as `replay`
- * does, then inside one guest each of the three nodes in turn gets its rules
+ * does, then inside one guest, for each hash mode, each of the three nodes in turn gets its rules
  * from kernel-glue's own clusterip plan (planToShellScript), the replay sink,
  * and the frames through `qtool pcap` on v0; its counting rules (connmark per
  * node number after the CLUSTERIP target) are read with iptables-legacy-save
@@ -27,13 +27,15 @@ const ROOT = join(import.meta.dirname, '..', '..');
 const NODES = ['node1', 'node2', 'node3'];
 const FIXTURES = ['mix', 'real', 'vlan'] as const;
 
-const CONFIG = `cluster:
+const MODES = ['sourceip', 'sourceip-sourceport', 'sourceip-sourceport-destport'] as const;
+type Mode = (typeof MODES)[number];
+const configText = (mode: Mode, seed: string): string => `cluster:
   ip: 10.99.0.100
   interface: v1
   mac: 01:00:5e:00:00:20
   backend: clusterip
-  hashmode: sourceip-sourceport
-  seed: 0x2545f491
+  hashmode: ${mode}
+  seed: ${seed}
   total_nodes: 3
   kernel: "6.1"
 nodes:
@@ -42,20 +44,22 @@ nodes:
   - { name: node3, owns: [3] }
 `;
 
-let c: ClusterConfig;
+const SEEDS: Record<Mode, string> = { sourceip: '0', 'sourceip-sourceport': '0x2545f491', 'sourceip-sourceport-destport': '0xdeadbeef' };
+const cfg = {} as Record<Mode, ClusterConfig>;
 const rw: Record<string, Rewritten> = {};
 let guest: GuestResult;
 let dir = '';
 
-/** Sections "@@ <node> <fixture>" ... of the guest's output. */
-function section(node: string, fx: string): string {
-  const m = new RegExp(`^@@ ${node} ${fx}\\n([\\s\\S]*?)^@@ end$`, 'm').exec(guest.output);
-  if (!m) throw new Error(`no output for ${node} ${fx}:\n${guest.output}\n${guest.console.slice(-3000)}`);
+/** Sections "@@ <mode> <node> <fixture>" ... of the guest's output. */
+function section(mode: Mode, node: string, fx: string): string {
+  const m = new RegExp(`^@@ ${mode} ${node} ${fx}\\n([\\s\\S]*?)^@@ end$`, 'm').exec(guest.output);
+  if (!m) throw new Error(`no output for ${mode} ${node} ${fx}:\n${guest.output}\n${guest.console.slice(-3000)}`);
   return m[1]!;
 }
 
 beforeAll(async () => {
-  c = parseConfig(CONFIG, 'clusterip.yaml').config;
+  for (const m of MODES) cfg[m] = parseConfig(configText(m, SEEDS[m]), `${m}.yaml`).config;
+  const c = cfg.sourceip;
   dir = mkdtempSync(join(tmpdir(), 'cipsim-rpq-'));
   try {
     const mix = join(dir, 'mix.pcap');
@@ -76,16 +80,17 @@ beforeAll(async () => {
     }
     const lines = ['set -u', 'echo "@@ loose $(cat /proc/sys/net/netfilter/nf_conntrack_tcp_loose)"'];
     for (const s of sinkSteps(c, true)) lines.push(shellJoin(s.argv));
-    for (const node of NODES) {
-      files[`${node}.sh`] = Buffer.from(planToShellScript(clusteripCreatePlan(c, node)));
-      lines.push(`sh ${node}.sh || { echo "@@ plan ${node} failed"; exit 1; }`);
+    for (const mode of MODES) for (const node of NODES) {
+      // each node's plan removes the previous rules and waits for the old /proc entry to go (first --new wins, §4.6)
+      files[`${mode}-${node}.sh`] = Buffer.from(planToShellScript(clusteripCreatePlan(cfg[mode], node)));
+      lines.push(`sh ${mode}-${node}.sh || { echo "@@ plan ${mode} ${node} failed"; exit 1; }`);
       for (const fx of FIXTURES) {
         lines.push(
           'iptables-legacy -t mangle -Z CLUSTERIP_SIM',
           `qtool pcap v0 ${fx}.pcap >/dev/null`,
           // TCG needs ~20 us a packet; wait until the counters stop moving (bounded).
           'prev=; i=0; while [ $i -lt 50 ]; do sleep 0.2; cur=$(iptables-legacy-save -c -t mangle | grep CLUSTERIP_SIM); [ "$cur" = "$prev" ] && break; prev=$cur; i=$((i+1)); done',
-          `echo "@@ ${node} ${fx}"`, 'iptables-legacy-save -c -t mangle', 'echo "@@ end"',
+          `echo "@@ ${mode} ${node} ${fx}"`, 'iptables-legacy-save -c -t mangle', 'echo "@@ end"',
         );
       }
     }
@@ -96,13 +101,14 @@ beforeAll(async () => {
   }
 });
 
-describe('replay into CLUSTERIP on Debian 6.1 under qemu (sourceip-sourceport, 3 nodes)', () => {
-  it.each(FIXTURES)('%s: every node counts exactly the prediction', (fx) => {
+describe('replay into CLUSTERIP on Debian 6.1 under qemu (3 nodes)', () => {
+  it.each(MODES.flatMap((m) => FIXTURES.map((f) => [m, f] as const)))('%s, %s: every node counts exactly the prediction', (mode, fx) => {
+    const c = cfg[mode];
     const loose = /^@@ loose (\d)/m.exec(guest.output)![1] === '1';
     const p = predict(c, rw[fx]!, new Map(NODES.map((n) => [n, loose])), 1);
     let total = 0;
     for (const node of NODES) {
-      const counted = clusteripCountersOf(parseMangleSave(section(node, fx), c));
+      const counted = clusteripCountersOf(parseMangleSave(section(mode, node, fx), c));
       const got = Object.fromEntries(Object.entries(counted).map(([k, v]) => [k, v.packets]));
       const want: Record<string, number> = { 1: 0, 2: 0, 3: 0 };
       for (const [k, v] of p.perHost.get(node)!) want[k] = v;
