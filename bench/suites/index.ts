@@ -1,9 +1,11 @@
 /** Every benchmark suite, one module each. Add a line here to add a suite. */
 import type { Suite } from '../harness.ts';
 import { hashSuite } from './hash.ts';
+import { ingest } from './ingest.ts';
 import { schemesSuite } from './schemes.ts';
 
 export const SUITES: Suite[] = [
   hashSuite,
+  ingest,
   schemesSuite,
 ];

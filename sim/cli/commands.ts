@@ -8,6 +8,7 @@ import { registerTuples } from './tuples.ts';
 import { registerGen } from './gen.ts';
 import { registerCompareSchemes } from './compare-schemes.ts';
 import { registerGlue } from './glue.ts';
+import { registerReplay } from './replay.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -19,5 +20,6 @@ export const COMMANDS: RegisterCommand[] = [
   registerGen,
   registerCompareSchemes,
   registerGlue,
+  registerReplay,
   registerReport,
 ];

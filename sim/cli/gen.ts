@@ -22,8 +22,7 @@ export function registerGen(program: Command): void {
     .summary('write a synthetic traffic scenario as a pcap')
     .description(
       'Generates a seeded, reproducible scenario (the same packets the simulator uses when you name the scenario instead ' +
-        'of a capture) and writes it as an Ethernet pcap with valid IP/TCP/UDP/ICMP checksums and zero payload.\n\nScenarios:\n' +
-        Object.entries(SCENARIOS).map(([k, v]) => `  ${k.padEnd(9)} ${v.description}`).join('\n'),
+        'of a capture) and writes it as an Ethernet pcap with valid IP/TCP/UDP/ICMP checksums and zero payload.',
     )
     .argument('<scenario>', `one of ${Object.keys(SCENARIOS).join(', ')}`)
     .requiredOption('--out <file>', 'pcap to write')
@@ -33,6 +32,9 @@ export function registerGen(program: Command): void {
     .addHelpText(
       'after',
       `
+Scenarios (all toward the cluster IP 192.0.2.10):
+${Object.entries(SCENARIOS).map(([k, v]) => `  ${k.padEnd(9)} ${v.description}`).join('\n')}
+
 Examples:
   clusterip-sim gen default --out mix.pcap --packets 1000000
   clusterip-sim gen synflood --out flood.pcap --seed 7 && tcpdump -nn -r flood.pcap | head

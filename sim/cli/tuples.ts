@@ -37,6 +37,43 @@ function num(s: string | undefined, flag: string, int: boolean): number | undefi
   return v;
 }
 
+function row(b: TupleBatch, i: number, ts: string, json: boolean): string {
+  const ports = hasPorts(b, i);
+  if (json) {
+    const f = b.flags[i]!;
+    return `    {"ts":${ts},"proto":${b.proto[i]},"saddr":"${addr(b, i, true)}","sport":${ports ? b.sport[i] : 'null'},"daddr":"${addr(b, i, false)}","dport":${ports ? b.dport[i] : 'null'},"wirelen":${b.wirelen[i]}${f & F.FRAGMENT ? ',"fragment":true' : ''}${f & F.TRUNCATED ? ',"truncated":true' : ''}}`;
+  }
+  return `${ts},${b.proto[i]},${addr(b, i, true)},${ports ? b.sport[i] : ''},${addr(b, i, false)},${ports ? b.dport[i] : ''},${b.wirelen[i]}\n`;
+}
+
+async function liveTuples(device: string, filter: string | undefined, duration: number | undefined, limit: number | undefined, json: boolean): Promise<void> {
+  const { openLive } = await import('../traffic/live.ts');
+  const src = await openLive({ device, filter, duration, limit });
+  const out = process.stdout;
+  const b = createBatch(4096);
+  const stop = (): void => src.close();
+  process.once('SIGINT', stop);
+  let first = true;
+  out.write(json ? '{\n  "packets": [\n' : 'ts,proto,saddr,sport,daddr,dport,wirelen\n');
+  try {
+    for (;;) {
+      const n = await src.next(b);
+      if (n === 0) break;
+      let s = '';
+      for (let i = 0; i < n; i++) {
+        s += (json && !first ? ',\n' : '') + row(b, i, b.ts[i]!.toFixed(6), json);
+        first = false;
+      }
+      out.write(s);
+    }
+  } finally {
+    process.off('SIGINT', stop);
+    src.close();
+  }
+  if (json) out.write(`\n  ],\n  "stats": ${JSON.stringify(src.stats)}\n}\n`);
+  process.stderr.write(`${src.stats.packets} IP packets captured on ${device}; skipped: ${describeSkipped(src.stats)}\n`);
+}
+
 export function registerTuples(program: Command): void {
   program
     .command('tuples')
@@ -46,7 +83,10 @@ export function registerTuples(program: Command): void {
         'one line per IP packet: ts,proto,saddr,sport,daddr,dport,wirelen. Fragments carry their datagram\'s ports; ports are ' +
         'empty where the protocol has none or the capture cut them. What was skipped, and why, goes to stderr.',
     )
-    .argument('<file>', "capture file (pcap, pcapng, .gz) or '-' for stdin")
+    .argument('[file]', "capture file (pcap, pcapng, .gz) or '-' for stdin")
+    .option('--live <device>', "capture live from an interface instead (needs the optional 'cap' package and root)")
+    .option('--filter <bpf>', "with --live: a BPF filter, e.g. 'tcp port 80'")
+    .option('--duration <seconds>', 'with --live: stop after this long')
     .option('--limit <n>', 'stop after N packets')
     .option('--from <t>', 'skip packets before this time (seconds since 1970)')
     .option('--to <t>', 'stop at the first packet after this time')
@@ -59,15 +99,23 @@ Examples:
   clusterip-sim tuples capture.pcapng | head
   clusterip-sim tuples big.pcap.gz --limit 1000 --json
   tcpdump -i eth0 -w - -c 100 | clusterip-sim tuples -
+  clusterip-sim tuples --live eth0 --filter 'tcp port 443' --duration 10
   # compare with tshark:
   tshark -r capture.pcapng -T fields -E separator=, -e frame.time_epoch -e ip.proto -e ip.src -e tcp.srcport -e ip.dst -e tcp.dstport -e frame.len
 
 Exit codes: 0 ok, 1 damaged or unreadable capture (the message names the byte offset), 2 usage.`,
     )
-    .action((file: string, o: { limit?: string; from?: string; to?: string; lenient?: boolean; json?: boolean }) => {
+    .action(async (file: string | undefined, o: { limit?: string; from?: string; to?: string; lenient?: boolean; json?: boolean; live?: string; filter?: string; duration?: string }) => {
       const limit = num(o.limit, '--limit', true);
       const from = num(o.from, '--from', false);
       const to = num(o.to, '--to', false);
+      if (o.live !== undefined) {
+        if (file !== undefined) throw new UsageError('give a capture file or --live DEVICE, not both');
+        await liveTuples(o.live, o.filter, num(o.duration, '--duration', false), limit, o.json ?? false);
+        return;
+      }
+      if (file === undefined) throw new UsageError('give a capture file (or - for stdin), or --live DEVICE');
+      if (o.filter !== undefined || o.duration !== undefined) throw new UsageError('--filter and --duration go with --live');
       const src = openCapture(file, { limit, from, to, lenient: o.lenient ?? false });
       const out = process.stdout;
       const batch = createBatch(8192);
@@ -80,15 +128,8 @@ Exit codes: 0 ok, 1 damaged or unreadable capture (the message names the byte of
           if (n === 0) break;
           let s = '';
           for (let i = 0; i < n; i++) {
-            const ports = hasPorts(batch, i);
-            const ts = src.formatTs(batch, i);
-            if (o.json) {
-              const f = batch.flags[i]!;
-              s += `${first ? '' : ',\n'}    {"ts":${ts},"proto":${batch.proto[i]},"saddr":"${addr(batch, i, true)}","sport":${ports ? batch.sport[i] : 'null'},"daddr":"${addr(batch, i, false)}","dport":${ports ? batch.dport[i] : 'null'},"wirelen":${batch.wirelen[i]}${f & F.FRAGMENT ? ',"fragment":true' : ''}${f & F.TRUNCATED ? ',"truncated":true' : ''}}`;
-              first = false;
-            } else {
-              s += `${ts},${batch.proto[i]},${addr(batch, i, true)},${ports ? batch.sport[i] : ''},${addr(batch, i, false)},${ports ? batch.dport[i] : ''},${batch.wirelen[i]}\n`;
-            }
+            s += (o.json && !first ? ',\n' : '') + row(batch, i, src.formatTs(batch, i), o.json ?? false);
+            first = false;
           }
           out.write(s);
         }

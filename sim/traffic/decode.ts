@@ -7,7 +7,13 @@
  * runs first, kernel-semantics §4.2 "Fragments"), so fragments are only
  * decoded up to their IP header here and finished by ./defrag.ts.
  */
-import { F, L4, FAMILY_IPV4, FAMILY_IPV6, type TupleBatch } from './batch.ts';
+import type { TupleBatch } from './batch.ts';
+
+// Local copies of the lane constants: hot loops must not go through module
+// bindings (under tsx they compile to getter calls, measured 4x slower).
+const F_PORTS = 0x01, F_SYN = 0x04, F_ACK = 0x08, F_RST = 0x10, F_FIN = 0x20, F_TRUNCATED = 0x40;
+const HAS4 = 0x01, HAS48 = 0x03, CT_INVALID = 0x04, V4 = 4, V6 = 6;
+const OK = 0, NON_IP = 1, TRUNC_IP = 2, MALFORMED = 3, FRAGMENT = 4;
 
 /** decodeFrame results. */
 export const DEC = { OK: 0, NON_IP: 1, TRUNC_IP: 2, MALFORMED: 3, FRAGMENT: 4 } as const;
@@ -25,7 +31,7 @@ export function linktypeSupported(lt: number): boolean {
 }
 
 /**
- * Set by decodeFrame when it returns DEC.FRAGMENT (lanes family, addresses,
+ * Set by decodeFrame when it returns FRAGMENT (lanes family, addresses,
  * proto are written; L4 lanes are not). Offsets index the frame buffer.
  */
 export const fragInfo = {
@@ -66,24 +72,24 @@ export function writeL4(b: TupleBatch, i: number, proto: number, src: Uint8Array
   if (cap > wire) cap = wire;
   if (cap >= 4) {
     a = ((src[q]! << 24) | (src[q + 1]! << 16) | (src[q + 2]! << 8) | src[q + 3]!) >>> 0;
-    lf = L4.HAS4;
+    lf = HAS4;
     if (cap >= 8) {
       c = ((src[q + 4]! << 24) | (src[q + 5]! << 16) | (src[q + 6]! << 8) | src[q + 7]!) >>> 0;
-      lf = L4.HAS4 | L4.HAS8;
+      lf = HAS48;
     }
   }
   let need = l4Need(proto);
   switch (proto) {
     case 6: case 17: case 136: case 132: case 33:
-      if (cap >= 4) { sp = a >>> 16; dp = a & 0xffff; fl |= F.PORTS; }
+      if (cap >= 4) { sp = a >>> 16; dp = a & 0xffff; fl |= F_PORTS; }
       // conntrack rejects a header shorter than the protocol's minimum as INVALID (kernel-semantics §4.3).
-      if (wire < need) lf |= L4.CT_INVALID;
+      if (wire < need) lf |= CT_INVALID;
       if (proto === 6 && cap >= 14) {
         const t = src[q + 13]!;
-        if (t & 0x02) fl |= F.SYN;
-        if (t & 0x10) fl |= F.ACK;
-        if (t & 0x04) fl |= F.RST;
-        if (t & 0x01) fl |= F.FIN;
+        if (t & 0x02) fl |= F_SYN;
+        if (t & 0x10) fl |= F_ACK;
+        if (t & 0x04) fl |= F_RST;
+        if (t & 0x01) fl |= F_FIN;
       }
       break;
     case 1: case 58:
@@ -106,7 +112,7 @@ export function writeL4(b: TupleBatch, i: number, proto: number, src: Uint8Array
       }
       break;
   }
-  if (cap < (wire < need ? wire : need)) fl |= F.TRUNCATED;
+  if (cap < (wire < need ? wire : need)) fl |= F_TRUNCATED;
   b.l4a[i] = a;
   b.l4b[i] = c;
   b.l4flags[i] = lf;
@@ -119,20 +125,22 @@ export function writeL4(b: TupleBatch, i: number, proto: number, src: Uint8Array
 function truncL4(b: TupleBatch, i: number, proto: number): void {
   b.proto[i] = proto;
   b.l4a[i] = 0; b.l4b[i] = 0; b.l4flags[i] = 0; b.sport[i] = 0; b.dport[i] = 0;
-  b.flags[i] = F.TRUNCATED;
+  b.flags[i] = F_TRUNCATED;
 }
 
-function decodeIPv4(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number): number {
-  if (end - p < 20) return end > p && buf[p]! >> 4 !== 4 ? DEC.MALFORMED : DEC.TRUNC_IP;
+function decodeIPv4(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number, missing: number): number {
+  if (end - p < 20) return end > p && buf[p]! >> 4 !== 4 ? MALFORMED : TRUNC_IP;
   const v0 = buf[p]!;
-  if (v0 >> 4 !== 4) return DEC.MALFORMED;
+  if (v0 >> 4 !== 4) return MALFORMED;
   const hl = (v0 & 15) << 2;
-  if (hl < 20) return DEC.MALFORMED;
+  if (hl < 20) return MALFORMED;
   const tot = (buf[p + 2]! << 8) | buf[p + 3]!;
   // tot = 0 happens with TSO/GSO captures: the length is whatever was captured.
-  if (tot !== 0 && tot < hl) return DEC.MALFORMED;
+  if (tot !== 0 && tot < hl) return MALFORMED;
+  // A datagram longer than the frame on the wire: ip_rcv drops it (bytes the capture cut still count).
+  if (tot > end - p + missing) return MALFORMED;
   const proto = buf[p + 9]!;
-  b.family[i] = FAMILY_IPV4;
+  b.family[i] = V4;
   b.saddr[i] = ((buf[p + 12]! << 24) | (buf[p + 13]! << 16) | (buf[p + 14]! << 8) | buf[p + 15]!) >>> 0;
   b.daddr[i] = ((buf[p + 16]! << 24) | (buf[p + 17]! << 16) | (buf[p + 18]! << 8) | buf[p + 19]!) >>> 0;
   const j = i << 2;
@@ -146,7 +154,7 @@ function decodeIPv4(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: n
   if (cap > wire) cap = wire;
   const fo = (buf[p + 6]! << 8) | buf[p + 7]!;
   if ((fo & 0x3fff) !== 0) {
-    if (cap < 0) { truncL4(b, i, proto); return DEC.OK; }
+    if (cap < 0) { truncL4(b, i, proto); b.flags[i] = F_TRUNCATED | 0x02; return OK; }
     fragInfo.v6 = false;
     fragInfo.id = (buf[p + 4]! << 8) | buf[p + 5]!;
     fragInfo.offset = (fo & 0x1fff) << 3;
@@ -156,19 +164,20 @@ function decodeIPv4(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: n
     fragInfo.dataWire = wire;
     fragInfo.l4rel = fragInfo.offset === 0 ? 0 : -1;
     fragInfo.l4proto = proto;
-    return DEC.FRAGMENT;
+    return FRAGMENT;
   }
-  if (cap < 0) { truncL4(b, i, proto); return DEC.OK; }
+  if (cap < 0) { truncL4(b, i, proto); return OK; }
   writeL4(b, i, proto, buf, q, cap, wire, 0);
-  return DEC.OK;
+  return OK;
 }
 
-function decodeIPv6(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number): number {
-  if (end - p < 40) return end > p && buf[p]! >> 4 !== 6 ? DEC.MALFORMED : DEC.TRUNC_IP;
-  if (buf[p]! >> 4 !== 6) return DEC.MALFORMED;
+function decodeIPv6(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number, missing: number): number {
+  if (end - p < 40) return end > p && buf[p]! >> 4 !== 6 ? MALFORMED : TRUNC_IP;
+  if (buf[p]! >> 4 !== 6) return MALFORMED;
   const plen = (buf[p + 4]! << 8) | buf[p + 5]!;
+  if (40 + plen > end - p + missing) return MALFORMED;
   let nh = buf[p + 6]!;
-  b.family[i] = FAMILY_IPV6;
+  b.family[i] = V6;
   b.saddr[i] = 0;
   b.daddr[i] = 0;
   const j = i << 2;
@@ -186,14 +195,14 @@ function decodeIPv6(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: n
   let isFrag = false, fragData = 0;
   for (let hops = 0; hops < 32; hops++) {
     if (nh === 0 || nh === 43 || nh === 60) {
-      if (capEnd - q < 2) { if (wireEnd - q < 2) return DEC.MALFORMED; truncL4(b, i, nh); return DEC.OK; }
+      if (capEnd - q < 2) { if (wireEnd - q < 2) return MALFORMED; truncL4(b, i, nh); return OK; }
       const len = (buf[q + 1]! + 1) << 3;
       nh = buf[q]!;
       q += len;
       continue;
     }
     if (nh === 44) {
-      if (capEnd - q < 8) { if (wireEnd - q < 8) return DEC.MALFORMED; truncL4(b, i, nh); return DEC.OK; }
+      if (capEnd - q < 8) { if (wireEnd - q < 8) return MALFORMED; truncL4(b, i, nh); return OK; }
       const off = (buf[q + 2]! << 8) | buf[q + 3]!;
       const nnh = buf[q]!;
       const id = ((buf[q + 4]! << 24) | (buf[q + 5]! << 16) | (buf[q + 6]! << 8) | buf[q + 7]!) >>> 0;
@@ -211,81 +220,83 @@ function decodeIPv6(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: n
       fragInfo.dataCap = capEnd - q;
       fragInfo.l4rel = -1;
       fragInfo.l4proto = nh;
-      if (fragInfo.offset !== 0) { b.proto[i] = nh; return fragInfo.dataWire < 0 ? DEC.MALFORMED : DEC.FRAGMENT; }
+      if (fragInfo.offset !== 0) { b.proto[i] = nh; return fragInfo.dataWire < 0 ? MALFORMED : FRAGMENT; }
       continue;
     }
     break;
   }
   b.proto[i] = nh;
   if (isFrag) {
-    if (fragInfo.dataWire < 0) return DEC.MALFORMED;
+    if (fragInfo.dataWire < 0) return MALFORMED;
     if (fragInfo.dataCap < 0) fragInfo.dataCap = 0;
     fragInfo.l4rel = q - fragData;
     fragInfo.l4proto = nh;
-    return DEC.FRAGMENT;
+    return FRAGMENT;
   }
-  if (q > wireEnd) return DEC.MALFORMED;
-  if (q > capEnd) { truncL4(b, i, nh); return DEC.OK; }
+  if (q > wireEnd) return MALFORMED;
+  if (q > capEnd) { truncL4(b, i, nh); return OK; }
   writeL4(b, i, nh, buf, q, capEnd - q, wireEnd - q, 0);
-  return DEC.OK;
+  return OK;
 }
 
-function decodeIP(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number): number {
-  if (p >= end) return DEC.TRUNC_IP;
+function decodeIP(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number, missing: number): number {
+  if (p >= end) return TRUNC_IP;
   const v = buf[p]! >> 4;
-  if (v === 4) return decodeIPv4(buf, p, end, b, i);
-  if (v === 6) return decodeIPv6(buf, p, end, b, i);
-  return DEC.MALFORMED;
+  if (v === 4) return decodeIPv4(buf, p, end, b, i, missing);
+  if (v === 6) return decodeIPv6(buf, p, end, b, i, missing);
+  return MALFORMED;
 }
 
-function byEthertype(et: number, buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number): number {
+function byEthertype(et: number, buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number, missing: number): number {
   // 802.1Q, 802.1ad (QinQ) and the old 0x9100 QinQ tag: skip each 4-byte tag.
   while (et === 0x8100 || et === 0x88a8 || et === 0x9100) {
-    if (end - p < 4) return DEC.TRUNC_IP;
+    if (end - p < 4) return TRUNC_IP;
     et = (buf[p + 2]! << 8) | buf[p + 3]!;
     p += 4;
   }
-  if (et === 0x0800) return decodeIPv4(buf, p, end, b, i);
-  if (et === 0x86dd) return decodeIPv6(buf, p, end, b, i);
-  return DEC.NON_IP;
+  if (et === 0x0800) return decodeIPv4(buf, p, end, b, i, missing);
+  if (et === 0x86dd) return decodeIPv6(buf, p, end, b, i, missing);
+  return NON_IP;
 }
 
 /**
  * Decodes one frame of `caplen` captured bytes at buf[off] into slot i
- * (all lanes but ts and wirelen). Returns a DEC code.
+ * (all lanes but ts and wirelen). `missing` = wire length - caplen: bytes
+ * the capture cut, which the kernel did see. Returns a DEC code.
  */
-export function decodeFrame(buf: Uint8Array, off: number, caplen: number, linktype: number, b: TupleBatch, i: number): number {
+export function decodeFrame(buf: Uint8Array, off: number, caplen: number, linktype: number, b: TupleBatch, i: number, missing: number): number {
   const end = off + caplen;
+  if (missing < 0) missing = 0;
   switch (linktype) {
     case 1: {
-      if (caplen < 14) return DEC.TRUNC_IP;
+      if (caplen < 14) return TRUNC_IP;
       const et = (buf[off + 12]! << 8) | buf[off + 13]!;
-      if (et === 0x0800) return decodeIPv4(buf, off + 14, end, b, i);
-      return byEthertype(et, buf, off + 14, end, b, i);
+      if (et === 0x0800) return decodeIPv4(buf, off + 14, end, b, i, missing);
+      return byEthertype(et, buf, off + 14, end, b, i, missing);
     }
     case 101: case 12: case 14:
-      return decodeIP(buf, off, end, b, i);
+      return decodeIP(buf, off, end, b, i, missing);
     case 228:
-      return decodeIPv4(buf, off, end, b, i);
+      return decodeIPv4(buf, off, end, b, i, missing);
     case 229:
-      return decodeIPv6(buf, off, end, b, i);
+      return decodeIPv6(buf, off, end, b, i, missing);
     case 113:
-      if (caplen < 16) return DEC.TRUNC_IP;
-      return byEthertype((buf[off + 14]! << 8) | buf[off + 15]!, buf, off + 16, end, b, i);
+      if (caplen < 16) return TRUNC_IP;
+      return byEthertype((buf[off + 14]! << 8) | buf[off + 15]!, buf, off + 16, end, b, i, missing);
     case 276:
-      if (caplen < 20) return DEC.TRUNC_IP;
-      return byEthertype((buf[off]! << 8) | buf[off + 1]!, buf, off + 20, end, b, i);
+      if (caplen < 20) return TRUNC_IP;
+      return byEthertype((buf[off]! << 8) | buf[off + 1]!, buf, off + 20, end, b, i, missing);
     case 0: case 108: {
-      if (caplen < 4) return DEC.TRUNC_IP;
+      if (caplen < 4) return TRUNC_IP;
       // NULL: address family in the capturing host's byte order; LOOP: network order.
       const be = ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
       const le = ((buf[off + 3]! << 24) | (buf[off + 2]! << 16) | (buf[off + 1]! << 8) | buf[off]!) >>> 0;
       const fam = linktype === 108 ? be : be < 256 ? be : le;
-      if (fam === 2) return decodeIPv4(buf, off + 4, end, b, i);
-      if (fam === 10 || fam === 24 || fam === 28 || fam === 30) return decodeIPv6(buf, off + 4, end, b, i);
-      return DEC.NON_IP;
+      if (fam === 2) return decodeIPv4(buf, off + 4, end, b, i, missing);
+      if (fam === 10 || fam === 24 || fam === 28 || fam === 30) return decodeIPv6(buf, off + 4, end, b, i, missing);
+      return NON_IP;
     }
     default:
-      return DEC.NON_IP;
+      return NON_IP;
   }
 }

@@ -191,7 +191,7 @@ class SyntheticSource implements PacketSource {
     r = step(r);
     this.fCport[s] = this.scenario === 'portscan' ? 40000 + (f % 7) : 1024 + (rv % 64512);
     const kind = sh.kind;
-    this.fSport[s] = this.scenario === 'portscan' ? (f % 65535) + 1
+    this.fSport[s] = this.scenario === 'portscan' ? (f % 65535) + 1 : this.scenario === 'synflood' ? 80
       : kind === K_DNS ? 53 : kind === K_UDPSTREAM ? 443 : kind === K_PING ? f & 0xffff : (rv >>> 16) & 1 ? 443 : 80;
     r = step(r); this.fCseq[s] = rv;
     r = step(r); this.fSseq[s] = rv;

@@ -1,0 +1,387 @@
+/**
+ * Rewrites a capture for replay into a cluster: every IPv4 packet becomes an
+ * Ethernet frame to the cluster MAC carrying the cluster IP as destination,
+ * with a valid IP header checksum and a valid L4 checksum (conntrack marks a
+ * bad one INVALID and then no node accepts the packet, kernel-semantics §4.3,
+ * §11.3). Source addresses and ports are kept: they decide the bucket.
+ *
+ * Alongside the frames it produces what the kernel will see after
+ * defragmentation (conntrack reassembles before CLUSTERIP / xt_cluster / nft
+ * look at a packet, §4.2 "Fragments"): one IPv4 datagram per unfragmented
+ * packet and per complete fragment train, decoded into a TupleBatch, and per
+ * datagram the class of conntrack verdict a fresh packet gets (see `CT`).
+ *
+ * The whole rewritten capture is held in memory (like tcpreplay's
+ * --preload-pcap), so rate control never waits on the disk.
+ */
+import { DataError } from '../../sim/cli/errors.ts';
+import { createBatch, L4, type TupleBatch } from '../../sim/traffic/batch.ts';
+import { newRawRecord, openCapture, type CaptureOptions } from '../../sim/traffic/capture.ts';
+import { decodeFrame } from '../../sim/traffic/decode.ts';
+
+/** Conntrack verdict for a packet that meets no existing conntrack (nf_conntrack_proto_*.c, §4.2-§4.3). */
+export const CT = {
+  /** Creates a NEW conntrack: TCP SYN, UDP, ICMP echo/timestamp/info/mask requests, other protocols (generic tracker). */
+  NEW: 0,
+  /** TCP ACK-class packet without SYN/FIN/RST: picked up mid-stream only when nf_conntrack_tcp_loose=1. */
+  LOOSE: 1,
+  /** INVALID: no conntrack, so CLUSTERIP drops it on every node and xt_cluster / `ct` keys match nothing. */
+  INVALID: 2,
+} as const;
+
+export interface RewriteOptions {
+  clusterIp: number;
+  /** Six bytes. */
+  clusterMac: Uint8Array;
+  /** Stop after this many records. */
+  limit?: number;
+  /**
+   * Largest IP datagram the sending interface carries (its MTU). Bigger ones
+   * (GRO/TSO super-packets in captures taken on a host) are skipped and
+   * counted as 'larger-than-mtu': AF_PACKET refuses them.
+   */
+  mtu?: number;
+  capture?: CaptureOptions;
+}
+
+export interface RewriteStats {
+  records: number;
+  /** Frames that will be sent. */
+  frames: number;
+  /** Datagrams the kernel will see (unfragmented packets + complete fragment trains). */
+  datagrams: number;
+  vlanStripped: number;
+  fragments: number;
+  /** Complete fragment trains (their L4 checksum fixed over the reassembled datagram). */
+  fragmentTrains: number;
+  /** Fragment trains that never completed (sent anyway; the kernel's reassembly times them out). */
+  incompleteTrains: number;
+  /** Not sent, by reason. */
+  skipped: Record<string, number>;
+}
+
+export interface Rewritten {
+  /** Frame i is bytes[start[i], start[i] + len[i]). Source MAC is zero: the sender fills in its interface's address. */
+  bytes: Uint8Array;
+  start: Uint32Array;
+  len: Uint32Array;
+  /** Capture timestamp of frame i, seconds relative to the first frame. */
+  ts: Float64Array;
+  count: number;
+  /** What the kernel sees, one slot per datagram (daddr = cluster IP). */
+  visible: TupleBatch;
+  /** CT class per visible datagram. */
+  ct: Uint8Array;
+  stats: RewriteStats;
+}
+
+/** The pseudo-header checksummed protocols we can fix; anything else listed here is refused (see below). */
+const P_ICMP = 1, P_TCP = 6, P_UDP = 17;
+/**
+ * Protocols whose conntrack verdict we do not model exactly (DCCP and SCTP
+ * trackers check chunk/packet types, UDP-Lite's checksum quirk of §4.3):
+ * skipped and counted, so a verification never rests on a guess.
+ */
+const UNMODELLED = new Set([33, 132, 136]);
+
+function sum16(b: Uint8Array, from: number, to: number, s = 0): number {
+  let o = from;
+  for (; o + 1 < to; o += 2) s += (b[o]! << 8) | b[o + 1]!;
+  if (o < to) s += b[o]! << 8;
+  return s;
+}
+function fold(s: number): number {
+  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 65536);
+  return s;
+}
+
+/** Internet checksum of an IPv4 header at `ip` (its checksum field zeroed first). */
+export function fixIpChecksum(b: Uint8Array, ip: number): void {
+  const ihl = (b[ip]! & 15) * 4;
+  b[ip + 10] = 0; b[ip + 11] = 0;
+  const c = ~fold(sum16(b, ip, ip + ihl)) & 0xffff;
+  b[ip + 10] = c >>> 8; b[ip + 11] = c & 255;
+}
+
+/**
+ * Writes the L4 checksum of the datagram whose IPv4 header is at `ip` (whole,
+ * unfragmented; `l4len` bytes after the header). Returns false when the
+ * segment is too short to hold the checksum field.
+ */
+export function fixL4Checksum(b: Uint8Array, ip: number): boolean {
+  const ihl = (b[ip]! & 15) * 4;
+  const tot = (b[ip + 2]! << 8) | b[ip + 3]!;
+  const l4 = ip + ihl, len = tot - ihl, proto = b[ip + 9]!;
+  const pseudo = (): number => sum16(b, ip + 12, ip + 20) + proto + len;
+  if (proto === P_TCP) {
+    if (len < 20) return false;
+    b[l4 + 16] = 0; b[l4 + 17] = 0;
+    const c = ~fold(sum16(b, l4, l4 + len, pseudo())) & 0xffff;
+    b[l4 + 16] = c >>> 8; b[l4 + 17] = c & 255;
+  } else if (proto === P_UDP) {
+    if (len < 8) return false;
+    // Checksum 0 means "none" for UDP over IPv4 and conntrack accepts it (RFC 768).
+    if (b[l4 + 6] === 0 && b[l4 + 7] === 0) return true;
+    b[l4 + 6] = 0; b[l4 + 7] = 0;
+    let c = ~fold(sum16(b, l4, l4 + len, pseudo())) & 0xffff;
+    if (c === 0) c = 0xffff;
+    b[l4 + 6] = c >>> 8; b[l4 + 7] = c & 255;
+  } else if (proto === P_ICMP) {
+    if (len < 4) return false;
+    b[l4 + 2] = 0; b[l4 + 3] = 0;
+    const c = ~fold(sum16(b, l4, l4 + len)) & 0xffff;
+    b[l4 + 2] = c >>> 8; b[l4 + 3] = c & 255;
+  }
+  return true;
+}
+
+/** tcp_valid_flags[] of nf_conntrack_proto_tcp.c (flags without ECE, CWR, PSH). */
+const TCP_VALID = new Set([0x02, 0x22, 0x12, 0x04, 0x14, 0x11, 0x31, 0x10, 0x30]);
+
+/**
+ * The conntrack class of a whole IPv4 datagram at `ip` that meets no
+ * conntrack: tcp_error + tcp_new (the "new" column of tcp_conntracks),
+ * udp_error, icmp_error + the valid_new table of nf_conntrack_proto_icmp.c;
+ * everything else goes to the generic tracker, which always creates one.
+ */
+export function ctClass(b: Uint8Array, ip: number): number {
+  const ihl = (b[ip]! & 15) * 4;
+  const tot = (b[ip + 2]! << 8) | b[ip + 3]!;
+  const l4 = ip + ihl, len = tot - ihl, proto = b[ip + 9]!;
+  if (proto === P_TCP) {
+    if (len < 20) return CT.INVALID;
+    const doff = (b[l4 + 12]! >>> 4) * 4;
+    if (doff < 20 || doff > len) return CT.INVALID;
+    const fl = b[l4 + 13]! & 0x37;
+    if (!TCP_VALID.has(fl)) return CT.INVALID;
+    if (fl & 0x04) return CT.INVALID; // RST
+    if (fl & 0x02) return fl & 0x10 ? CT.INVALID : CT.NEW; // SYN|ACK cannot open; SYN can
+    if (fl & 0x01) return CT.INVALID; // FIN
+    return fl & 0x10 ? CT.LOOSE : CT.INVALID;
+  }
+  if (proto === P_UDP) {
+    if (len < 8) return CT.INVALID;
+    const ulen = (b[l4 + 4]! << 8) | b[l4 + 5]!;
+    return ulen < 8 || ulen > len ? CT.INVALID : CT.NEW;
+  }
+  if (proto === P_ICMP) {
+    if (len < 8) return CT.INVALID;
+    const t = b[l4]!;
+    // Errors need a related conntrack (none exists); only requests open one.
+    return t === 8 || t === 13 || t === 15 || t === 17 ? CT.NEW : CT.INVALID;
+  }
+  return CT.NEW;
+}
+
+/** Where the IP header starts and whether VLAN tags were stripped, or a skip reason. */
+function locateIp(buf: Uint8Array, off: number, cap: number, lt: number): { ip: number; vlan: boolean } | string {
+  let et: number, p: number, vlan = false;
+  switch (lt) {
+    case 1: {
+      if (cap < 14) return 'short-frame';
+      et = (buf[off + 12]! << 8) | buf[off + 13]!;
+      p = off + 14;
+      while (et === 0x8100 || et === 0x88a8 || et === 0x9100) {
+        if (p + 4 > off + cap) return 'short-frame';
+        et = (buf[p + 2]! << 8) | buf[p + 3]!;
+        p += 4;
+        vlan = true;
+      }
+      break;
+    }
+    case 113:
+      if (cap < 16) return 'short-frame';
+      et = (buf[off + 14]! << 8) | buf[off + 15]!;
+      p = off + 16;
+      break;
+    case 276:
+      if (cap < 20) return 'short-frame';
+      et = (buf[off]! << 8) | buf[off + 1]!;
+      p = off + 20;
+      break;
+    case 0: case 108: {
+      if (cap < 4) return 'short-frame';
+      const le = buf[off]! | (buf[off + 1]! << 8), be = (buf[off + 2]! << 8) | buf[off + 3]!;
+      et = le === 2 || be === 2 ? 0x0800 : 0;
+      p = off + 4;
+      break;
+    }
+    case 101: case 12: case 14: case 228: case 229:
+      et = cap > 0 && buf[off]! >>> 4 === 4 ? 0x0800 : 0x86dd;
+      p = off;
+      break;
+    default:
+      return `linktype-${lt}`;
+  }
+  if (et === 0x86dd) return 'ipv6';
+  if (et !== 0x0800) return 'non-ip';
+  return { ip: p, vlan };
+}
+
+interface Train {
+  /** Frame indexes of the fragments, in arrival order. */
+  frames: number[];
+  /** Original destination of the first fragment seen (collisions after the rewrite are refused). */
+  daddr: number;
+  collided: boolean;
+}
+
+/** Reads `path` and rewrites every record; see the module comment. */
+export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
+  const src = openCapture(path, o.capture);
+  const rec = newRawRecord();
+  const stats: RewriteStats = { records: 0, frames: 0, datagrams: 0, vlanStripped: 0, fragments: 0, fragmentTrains: 0, incompleteTrains: 0, skipped: {} };
+  const skip = (why: string): void => { stats.skipped[why] = (stats.skipped[why] ?? 0) + 1; };
+  let bytes = new Uint8Array(1 << 20), used = 0;
+  let start = new Uint32Array(1024), len = new Uint32Array(1024), ts = new Float64Array(1024), nf = 0;
+  // visible datagrams as raw IPv4 bytes (decoded at the end); order = order of completion
+  const vis: { d: Uint8Array; invalid: boolean }[] = [];
+  const trains = new Map<string, Train>();
+  const limit = o.limit ?? Infinity;
+  const mtu = o.mtu ?? 65535;
+  let t0 = NaN;
+  const cip = o.clusterIp >>> 0;
+  try {
+    while (stats.records < limit && src.nextRaw(rec)) {
+      stats.records++;
+      const r = locateIp(rec.buf, rec.off, rec.caplen, rec.linktype);
+      if (typeof r === 'string') { skip(r); continue; }
+      const ip = r.ip, b = rec.buf, capEnd = rec.off + rec.caplen;
+      if (ip + 20 > capEnd) { skip('truncated'); continue; }
+      if (b[ip]! >>> 4 !== 4) { skip('non-ip'); continue; }
+      const ihl = (b[ip]! & 15) * 4;
+      const tot = (b[ip + 2]! << 8) | b[ip + 3]!;
+      if (ihl < 20 || tot < ihl) { skip('malformed-ip'); continue; }
+      // A frame cut by the snap length cannot be sent as the original: its checksum would cover bytes we never saw.
+      if (ip + tot > capEnd) { skip(rec.caplen < rec.wirelen ? 'truncated' : 'malformed-ip'); continue; }
+      if (tot > mtu) { skip('larger-than-mtu'); continue; }
+      const proto = b[ip + 9]!;
+      if (UNMODELLED.has(proto)) { skip(`protocol-${proto}`); continue; }
+      const fragw = (b[ip + 6]! << 8) | b[ip + 7]!;
+      const isFrag = (fragw & 0x3fff) !== 0;
+      // Build the frame: cluster MAC, zero source MAC (the sender's), IPv4, the datagram rewritten.
+      const flen = 14 + tot;
+      if (used + flen > bytes.length) { const nb = new Uint8Array(Math.max(bytes.length * 2, used + flen)); nb.set(bytes.subarray(0, used)); bytes = nb; }
+      if (nf === start.length) {
+        const g = (a: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> => { const x = new Uint32Array(a.length * 2); x.set(a); return x; };
+        start = g(start); len = g(len);
+        const t = new Float64Array(ts.length * 2); t.set(ts); ts = t;
+      }
+      const f = used;
+      bytes.set(o.clusterMac, f);
+      bytes.fill(0, f + 6, f + 12);
+      bytes[f + 12] = 0x08; bytes[f + 13] = 0x00;
+      bytes.set(b.subarray(ip, ip + tot), f + 14);
+      const q = f + 14;
+      const origDaddr = ((bytes[q + 16]! << 24) | (bytes[q + 17]! << 16) | (bytes[q + 18]! << 8) | bytes[q + 19]!) >>> 0;
+      bytes[q + 16] = cip >>> 24; bytes[q + 17] = (cip >>> 16) & 255; bytes[q + 18] = (cip >>> 8) & 255; bytes[q + 19] = cip & 255;
+      fixIpChecksum(bytes, q);
+      if (!isFrag) {
+        if (!fixL4Checksum(bytes, q)) { skip('malformed-l4'); continue; }
+        vis.push({ d: bytes.slice(q, q + tot), invalid: false });
+      } else {
+        stats.fragments++;
+        const key = `${(bytes[q + 12]! << 24) | (bytes[q + 13]! << 16) | (bytes[q + 14]! << 8) | bytes[q + 15]!}/${(bytes[q + 4]! << 8) | bytes[q + 5]!}/${proto}`;
+        let t = trains.get(key);
+        if (!t) { t = { frames: [], daddr: origDaddr, collided: false }; trains.set(key, t); }
+        else if (t.daddr !== origDaddr) t.collided = true;
+        t.frames.push(nf);
+      }
+      if (r.vlan) stats.vlanStripped++;
+      if (Number.isNaN(t0)) t0 = rec.ts;
+      start[nf] = f; len[nf] = flen; ts[nf] = rec.ts - t0; nf++;
+      used += flen;
+      if (isFrag) {
+        // Complete? Then fix the train's L4 checksum over the reassembled datagram and release it.
+        const key = `${(bytes[q + 12]! << 24) | (bytes[q + 13]! << 16) | (bytes[q + 14]! << 8) | bytes[q + 15]!}/${(bytes[q + 4]! << 8) | bytes[q + 5]!}/${proto}`;
+        const t = trains.get(key)!;
+        const whole = reassemble(bytes, start, t.frames);
+        if (whole) {
+          trains.delete(key);
+          stats.fragmentTrains++;
+          if (t.collided) { skip('fragment-id-collision'); continue; }
+          const ok = fixL4Checksum(whole, 0);
+          if (ok) patchFirstFragment(bytes, start, t.frames, whole);
+          vis.push({ d: whole, invalid: !ok });
+        }
+      }
+    }
+  } finally {
+    src.close();
+  }
+  stats.incompleteTrains = trains.size;
+  stats.frames = nf;
+  stats.datagrams = vis.length;
+  const visible = createBatch(Math.max(1, vis.length));
+  const ct = new Uint8Array(Math.max(1, vis.length));
+  let n = 0;
+  for (const { d, invalid } of vis) {
+    const c = invalid ? CT.INVALID : ctClass(d, 0);
+    const res = decodeFrame(d, 0, d.length, 228, visible, n, 0);
+    if (res !== 0) throw new DataError(path, `internal: a rewritten datagram did not decode (code ${res})`);
+    ct[n] = c;
+    if (c === CT.INVALID) visible.l4flags[n] = visible.l4flags[n]! | L4.CT_INVALID;
+    n++;
+  }
+  visible.count = n;
+  return { bytes: bytes.subarray(0, used), start: start.subarray(0, nf), len: len.subarray(0, nf), ts: ts.subarray(0, nf), count: nf, visible, ct, stats };
+}
+
+/**
+ * The datagram of a fragment train as one unfragmented IPv4 packet, or null
+ * while incomplete. Overlapping fragments make Linux discard the whole train
+ * (ip_fragment.c since 4.19): they never complete here either.
+ */
+function reassemble(bytes: Uint8Array, start: Uint32Array, frames: readonly number[]): Uint8Array | null {
+  const parts: { off: number; q: number; len: number }[] = [];
+  let end = -1, first = -1;
+  for (const i of frames) {
+    const q = start[i]! + 14;
+    const ihl = (bytes[q]! & 15) * 4, tot = (bytes[q + 2]! << 8) | bytes[q + 3]!;
+    const w = (bytes[q + 6]! << 8) | bytes[q + 7]!;
+    const off = (w & 0x1fff) * 8;
+    if ((w & 0x2000) === 0) end = off + tot - ihl;
+    if (off === 0) first = i;
+    parts.push({ off, q: q + ihl, len: tot - ihl });
+  }
+  if (end < 0 || first < 0) return null;
+  parts.sort((a, b) => a.off - b.off);
+  let at = 0;
+  for (const p of parts) {
+    if (p.off !== at) return null; // a hole or an overlap
+    at += p.len;
+  }
+  if (at !== end) return null;
+  const q0 = start[first]! + 14, ihl0 = (bytes[q0]! & 15) * 4;
+  const out = new Uint8Array(ihl0 + end);
+  out.set(bytes.subarray(q0, q0 + ihl0), 0);
+  for (const p of parts) out.set(bytes.subarray(p.q, p.q + p.len), ihl0 + p.off);
+  out[2] = (ihl0 + end) >>> 8; out[3] = (ihl0 + end) & 255;
+  out[6] = 0; out[7] = 0;
+  fixIpChecksum(out, 0);
+  return out;
+}
+
+/** Copies the fixed L4 checksum of the reassembled datagram into the fragment at offset 0. */
+function patchFirstFragment(bytes: Uint8Array, start: Uint32Array, frames: readonly number[], whole: Uint8Array): void {
+  const proto = whole[9]!;
+  const at = proto === P_TCP ? 16 : proto === P_UDP ? 6 : proto === P_ICMP ? 2 : -1;
+  if (at < 0) return;
+  const ihlW = (whole[0]! & 15) * 4;
+  for (const i of frames) {
+    const q = start[i]! + 14;
+    const w = (bytes[q + 6]! << 8) | bytes[q + 7]!;
+    if ((w & 0x1fff) !== 0) continue;
+    const l4 = q + (bytes[q]! & 15) * 4, tot = (bytes[q + 2]! << 8) | bytes[q + 3]!;
+    if (l4 + at + 2 > q + tot) return;
+    bytes[l4 + at] = whole[ihlW + at]!;
+    bytes[l4 + at + 1] = whole[ihlW + at + 1]!;
+    return;
+  }
+}
+
+export function parseMac(s: string): Uint8Array {
+  const m = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(s);
+  if (!m) throw new DataError('cluster.mac', `'${s}' is not a MAC address`);
+  return Uint8Array.from(m.slice(1), (x) => parseInt(x, 16));
+}

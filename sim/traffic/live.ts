@@ -1,0 +1,142 @@
+/**
+ * Live capture through the optional `cap` package (libpcap), decoded into the
+ * same TupleBatches as captures. Main thread only: `cap` is a native addon
+ * with its own event loop handle, so it is imported lazily here and never
+ * inside workers. Packets are timestamped on arrival (cap does not pass
+ * libpcap's timestamp); fragments are resolved when their datagram completes
+ * within the capture, others are counted as unresolved (nothing is held back
+ * on a live link).
+ */
+import { isMainThread } from 'node:worker_threads';
+import { DataError, UsageError } from '../cli/errors.ts';
+import { createBatch, type TupleBatch } from './batch.ts';
+import { copySlot } from './capture.ts';
+import { DEC, DEC_REASON, decodeFrame } from './decode.ts';
+import { Defrag, FRAG_RESOLVED } from './defrag.ts';
+import { accountBatch, countSkip, newStats, type IngestStats } from './source.ts';
+
+export interface LiveOptions {
+  /** Interface name (default: libpcap's first device). */
+  device?: string;
+  /** BPF filter, e.g. 'tcp port 80'. */
+  filter?: string;
+  /** Seconds to capture (default: until `limit` or close()). */
+  duration?: number;
+  /** Stop after this many delivered packets. */
+  limit?: number;
+  /** libpcap buffer size in bytes (default 10 MiB). */
+  bufferSize?: number;
+}
+
+/** Like PacketSource, but asynchronous: packets arrive in real time. */
+export interface LiveSource {
+  /** Resolves with the batch filled (from 0); 0 when the capture is over. */
+  next(batch: TupleBatch): Promise<number>;
+  readonly stats: IngestStats;
+  readonly device: string;
+  readonly linktype: number;
+  close(): void;
+}
+
+const LINK: Record<string, number> = { ETHERNET: 1, NULL: 0, RAW: 101, LINKTYPE_LINUX_SLL: 113 };
+
+interface CapModule { Cap: { new(): CapHandle; findDevice(ip?: string): string | undefined; deviceList(): { name: string }[] } }
+interface CapHandle {
+  open(device: string, filter: string, bufSize: number, buffer: Buffer): string;
+  setMinBytes?(n: number): void;
+  on(ev: 'packet', fn: (nbytes: number, trunc: boolean) => void): void;
+  close(): void;
+}
+
+/** Loads `cap`, or explains how to get it. */
+async function loadCap(): Promise<CapModule> {
+  if (!isMainThread) throw new UsageError('live capture runs on the main thread only (cap is a native addon)');
+  try {
+    const name = 'cap'; // a variable: the package is optional and has no types
+    const m = (await import(name)) as CapModule & { default?: CapModule };
+    return m.Cap ? m : m.default!;
+  } catch (e) {
+    throw new UsageError(`live capture needs the optional package 'cap' (npm install cap; it builds against libpcap: apt-get install libpcap-dev build-essential): ${(e as Error).message}`);
+  }
+}
+
+export async function openLive(opts: LiveOptions = {}): Promise<LiveSource> {
+  const mod = await loadCap();
+  const cap = new mod.Cap();
+  const device = opts.device ?? mod.Cap.findDevice() ?? mod.Cap.deviceList()[0]?.name;
+  if (!device) throw new DataError('live capture', 'no capture device found');
+  const frame = Buffer.alloc(65536);
+  let lt: string;
+  try {
+    lt = cap.open(device, opts.filter ?? '', opts.bufferSize ?? 10 * 1024 * 1024, frame);
+  } catch (e) {
+    throw new DataError(`live capture on ${device}`, `${(e as Error).message}${opts.filter ? ` (filter '${opts.filter}')` : ''}`);
+  }
+  const linktype = LINK[lt];
+  if (linktype === undefined) { cap.close(); throw new DataError(`live capture on ${device}`, `link type ${lt} is not supported`); }
+  cap.setMinBytes?.(0);
+
+  const stats = newStats();
+  const ringCap = 65536;
+  const ring = createBatch(ringCap);
+  let head = 0, count = 0, closed = false, delivered = 0;
+  const limit = opts.limit ?? Infinity;
+  const defrag = new Defrag();
+  let wake: (() => void) | null = null;
+  const t0 = performance.timeOrigin;
+  let timer: NodeJS.Timeout | null = null;
+
+  const finish = (): void => {
+    if (closed) return;
+    closed = true;
+    if (timer) clearTimeout(timer);
+    try { cap.close(); } catch { /* already closed */ }
+    wake?.();
+  };
+  if (opts.duration !== undefined) timer = setTimeout(finish, opts.duration * 1000);
+
+  cap.on('packet', (nbytes: number) => {
+    if (closed) return;
+    if (count === ringCap) { countSkip(stats, 'overrun'); head = (head + 1) % ringCap; count--; }
+    const i = (head + count) % ringCap;
+    const r = decodeFrame(frame, 0, nbytes, linktype, ring, i, 0);
+    const ts = (t0 + performance.now()) / 1000;
+    if (r === DEC.OK || r === DEC.FRAGMENT) {
+      ring.ts[i] = ts;
+      ring.wirelen[i] = nbytes;
+      if (r === DEC.FRAGMENT) {
+        const res = defrag.add(ring, i, ts, frame);
+        if ((res & 1) !== FRAG_RESOLVED) { countSkip(stats, 'unresolved-fragment'); return; }
+        defrag.apply(res >>> 1, ring, i);
+      }
+      count++;
+      if (delivered + count >= limit) finish();
+      wake?.();
+    } else countSkip(stats, DEC_REASON[r]!);
+  });
+
+  return {
+    stats,
+    device,
+    linktype,
+    async next(batch: TupleBatch): Promise<number> {
+      while (count === 0 && !closed) {
+        await new Promise<void>((res) => { wake = res; });
+        wake = null;
+        // let a burst accumulate a little
+        if (count > 0 && count < batch.capacity && !closed) await new Promise((r) => setTimeout(r, 20));
+      }
+      let n = 0;
+      while (count > 0 && n < batch.capacity && delivered + n < limit) {
+        copySlot(ring, head, batch, n++);
+        head = (head + 1) % ringCap;
+        count--;
+      }
+      batch.count = n;
+      delivered += n;
+      accountBatch(stats, batch, 0, n);
+      return n;
+    },
+    close: finish,
+  };
+}
