@@ -31,7 +31,9 @@ function sh(args: string[], input?: string): string {
 const inNs = (ns: string, ...args: string[]): string => sh(['ip', 'netns', 'exec', ns, ...args]);
 
 async function startTcpdump(ns: string, args: string[], file: string): Promise<ChildProcess> {
-  const p = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-U', '-n', ...args, '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // --immediate-mode: without it libpcap hands packets over a TPACKET_V3 block at a
+  // time, and the last block (the end of the traffic) is lost when tcpdump is stopped.
+  const p = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '--immediate-mode', '-U', '-n', ...args, '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   await new Promise<void>((res, rej) => {
     let err = '';
     const t = setTimeout(() => rej(new Error(`tcpdump did not start: ${err}`)), 10_000);
@@ -41,7 +43,7 @@ async function startTcpdump(ns: string, args: string[], file: string): Promise<C
   return p;
 }
 async function stop(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null) return;
+  if (p.exitCode !== null || p.signalCode !== null) throw new Error(`tcpdump ended before the traffic was done (exit ${p.exitCode}, signal ${p.signalCode}): something on this machine killed it`);
   const done = new Promise<void>((res) => p.once('exit', () => res()));
   p.kill('SIGINT');
   await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
@@ -99,7 +101,7 @@ beforeAll(async () => {
       inNs(A, 'ping', '-c', '3', '-i', '0.2', '10.77.0.2');
       inNs(A, 'ping', '-c', '2', '-i', '0.2', '-s', '3000', '10.77.0.2');
       inNs(A, 'tcpreplay', '-q', '-i', 'vA', vlanFile);
-      inNs(A, 'tcpreplay', '-q', '--topspeed', '-i', 'vA', genFile);
+      inNs(A, 'tcpreplay', '-q', '--pps', '2000', '-i', 'vA', genFile);
       inNs(A, 'ping', '-6', '-c', '2', '-i', '0.2', 'fd77::2');
       inNs(A, 'ping', '-6', '-c', '2', '-i', '0.2', '-s', '3000', 'fd77::2');
       const client = `const n=require('net'),d=require('dgram');
@@ -109,7 +111,7 @@ beforeAll(async () => {
             const r=n.connect(1,'10.77.0.2');r.on('error',()=>{
               const c6=n.connect(8080,'fd77::2',()=>c6.write('x'));c6.on('data',()=>{});c6.on('end',()=>process.exit(0));});});});}));`;
       inNs(A, process.execPath, '-e', client);
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise((r) => setTimeout(r, 1000));
     } finally {
       server.kill('SIGKILL');
     }
@@ -120,7 +122,8 @@ beforeAll(async () => {
 
 afterAll(() => {
   cleanup();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (dir && !process.env.KEEP_CAPTURES) rmSync(dir, { recursive: true, force: true });
+  else if (dir) console.log('captures kept in', dir);
 });
 
 function same(file: string): number {
