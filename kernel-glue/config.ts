@@ -46,10 +46,12 @@ const HostSchema = z.union([
   z.literal('local'),
   z.object({ local: z.literal(true) }).strict(),
   z.object({
-    ssh: z.string().regex(/^([A-Za-z0-9._-]+@)?[A-Za-z0-9._:-]+$/, 'user@host or host (no spaces, no options)'),
+    // Never starting with '-': OpenSSH must not read the destination as an option.
+    ssh: z.string().regex(/^([A-Za-z0-9_][A-Za-z0-9._-]*@)?[A-Za-z0-9_[][A-Za-z0-9._:\]-]*$/, 'user@host or host (no spaces, no options)'),
     port: z.number().int().min(1).max(65535).optional(),
-    identity: z.string().optional(),
-    known_hosts: z.string().optional(),
+    // ssh -o UserKnownHostsFile splits its value at whitespace: paths without it.
+    identity: z.string().regex(/^[^\s-][^\s]*$/, 'a file path without spaces').optional(),
+    known_hosts: z.string().regex(/^[^\s-][^\s]*$/, 'a file path without spaces').optional(),
   }).strict(),
   z.object({ netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a network namespace name') }).strict(),
 ]);

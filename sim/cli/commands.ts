@@ -2,10 +2,12 @@
 import type { Command } from 'commander';
 import { registerHash } from './hash.ts';
 import { registerSimulate } from './simulate.ts';
+import { registerGlue } from './glue.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
 export const COMMANDS: RegisterCommand[] = [
   registerSimulate,
   registerHash,
+  registerGlue,
 ];

@@ -1,0 +1,85 @@
+/**
+ * What every backend renderer shares: the names of our own kernel objects,
+ * the config fingerprint that marks them, and small text helpers.
+ *
+ * We only ever touch objects we own: the iptables chain CHAIN in the mangle
+ * table plus one jump to it from PREROUTING, and the nft tables `ip TABLE` and
+ * `arp TABLE`. A fingerprint of the config's structure (everything except the
+ * owner sets) is stored in a comment on them, so that a second `apply` can see
+ * that nothing but (maybe) the owner set differs and change only that.
+ */
+import { createHash } from 'node:crypto';
+import { DataError } from '../../sim/cli/errors.ts';
+import type { ClusterConfig, HostSpec } from '../config.ts';
+
+/** nft table name, in both the `ip` and the `arp` family. */
+export const NFT_TABLE = 'clusterip_sim';
+/** Our iptables chain in the mangle table (iptables chain names: at most 28 characters). */
+export const IPT_CHAIN = 'CLUSTERIP_SIM';
+export const IPT_TABLE = 'mangle';
+/** Comment prefix on everything we create; the fingerprint follows `cfg=`. */
+export const MARK = 'clusterip-sim';
+/** Bumped whenever the rendered rules change shape, so old rules are replaced. */
+export const RENDER_VERSION = 1;
+
+export type NodeEntry = ClusterConfig['nodes'][number];
+
+export function nodeByName(c: ClusterConfig, name: string): NodeEntry {
+  const n = c.nodes.find((x) => x.name === name);
+  if (!n) throw new DataError(`--host ${name}`, `no node named '${name}' in the config (nodes: ${c.nodes.map((x) => x.name).join(', ')})`);
+  return n;
+}
+
+/** Where a node is reached, for messages: "local", "netns ns1", "ssh root@h:2222". */
+export function whereOf(h: HostSpec): string {
+  if (h === 'local' || 'local' in h) return 'local';
+  if ('netns' in h) return `netns ${h.netns}`;
+  return `ssh ${h.ssh}${h.port ? `:${h.port}` : ''}`;
+}
+
+/** Owned node numbers, ascending, without duplicates. */
+export function ownersOf(n: NodeEntry): number[] {
+  return [...new Set(n.owns)].sort((a, b) => a - b);
+}
+
+export const hex32 = (v: number): string => `0x${(v >>> 0).toString(16).padStart(8, '0')}`;
+
+/**
+ * 12 hex digits of SHA-256 over the parts of the config that shape the rules
+ * on every host (not the owner sets, which `move` changes in place).
+ */
+export function fingerprint(c: ClusterConfig): string {
+  const k = c.cluster;
+  const s = JSON.stringify({ v: RENDER_VERSION, backend: k.backend, ip: k.ip, iface: k.interface, mac: k.mac.toLowerCase(), n: k.total_nodes, seed: k.seed >>> 0, hashmode: k.backend === 'clusterip' ? k.hashmode : null });
+  return createHash('sha256').update(s).digest('hex').slice(0, 12);
+}
+
+export const cfgComment = (c: ClusterConfig): string => `${MARK} cfg=${fingerprint(c)}`;
+
+/** /proc/net/ipt_CLUSTERIP/<ip>: CLUSTERIP's per-cluster-IP owner set (§4.4). */
+export const procPath = (ip: string): string => `/proc/net/ipt_CLUSTERIP/${ip}`;
+
+export const TCP_LOOSE = '/proc/sys/net/netfilter/nf_conntrack_tcp_loose';
+
+/** Escapes a literal for a POSIX extended regular expression (grep -E). */
+export const ereEscape = (s: string): string => s.replace(/[.[\]{}()*+?^$|\\]/g, '\\$&');
+
+/**
+ * A probe that succeeds when MAC is on IF's link-layer multicast list.
+ * /proc/net/dev_mcast lines: "ifindex ifname users global addr-without-colons".
+ */
+export function maddrProbe(iface: string, mac: string): string[] {
+  const hex = mac.toLowerCase().replace(/:/g, '');
+  return ['grep', '-Eq', `^[0-9]+ +${ereEscape(iface)} +[0-9]+ +[0-9]+ +${hex}$`, '/proc/net/dev_mcast'];
+}
+
+/** The multicast MAC steps shared by xt_cluster and nft (CLUSTERIP joins the group itself, §4.7). */
+export function maddrAdd(c: ClusterConfig) {
+  const { interface: iface, mac } = c.cluster;
+  return { argv: ['ip', 'maddr', 'add', mac.toLowerCase(), 'dev', iface], unless: maddrProbe(iface, mac), why: `receive frames sent to the cluster MAC ${mac} on ${iface} (every node sees every packet; the hash picks one)` };
+}
+
+export function maddrDel(c: ClusterConfig) {
+  const { interface: iface, mac } = c.cluster;
+  return { argv: ['ip', 'maddr', 'del', mac.toLowerCase(), 'dev', iface], onlyIf: maddrProbe(iface, mac), why: `leave the cluster MAC's multicast group on ${iface}` };
+}
