@@ -150,6 +150,27 @@ export interface FailoverTotals {
   broken_connections: number;
   /** Seconds from the first fault to the moment every bucket has exactly one live owner again. */
   recovery_s: number;
+  /** False when some bucket still had no owner or several at the end (recovery_s then runs to the last packet). */
+  recovered?: boolean;
+  lost_bytes?: number;
+  /** Packets of broken TCP connections after the break (the client got a RST or stalled; a replay still carries them). */
+  after_break_packets?: number;
+  /** TCP connections seen (SYNs, and flows first seen mid-stream). */
+  connections?: number;
+  /** Conntrack-INVALID packets: dropped by every node, failover or not (kernel-semantics §4.2). */
+  invalid_packets?: number;
+  /** Packets no rule matches at all (e.g. IPv6 at CLUSTERIP). */
+  no_node_packets?: number;
+}
+
+/** A stretch of time in which some bucket had no live owner (orphaned) or several (doubled). */
+export interface FailoverWindow {
+  from_s: number;
+  /** null: still open at the end of the scenario. */
+  to_s: number | null;
+  /** Kernel node numbers (1..N) of the buckets concerned. */
+  orphaned: number[];
+  doubled: number[];
 }
 
 export interface FailoverResult {
@@ -157,12 +178,14 @@ export interface FailoverResult {
   tool: ToolInfo;
   generated_at: string;
   input: InputSummary;
-  scenario: { name: string; config: unknown; heartbeat: Record<string, number>; policy: string; failback: string; events: unknown[] };
+  scenario: { name: string; config: unknown; heartbeat: Record<string, number>; policy: string; failback: string; events: unknown[]; stable_s?: number; conntrack?: { state_sync: boolean; tcp_loose: boolean }; builtin?: boolean };
   totals: FailoverTotals;
   events: FailoverEvent[];
   phases: FailoverPhaseLoad[];
   /** Per time bin: packets accepted by each node, lost and duplicated. */
   timeline: { bin_s: number; t0: number; nodes: string[]; per_node: number[][]; lost: number[]; duplicated: number[]; broken: number[] };
   compare?: ({ policy: string } & FailoverTotals & { max_node_share: number })[];
+  /** Ownership invariant violations over time (scenario only, independent of the traffic). */
+  windows?: FailoverWindow[];
   run: RunInfo;
 }

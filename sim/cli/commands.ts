@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { registerHash } from './hash.ts';
 import { registerSimulate } from './simulate.ts';
 import { registerGlue } from './glue.ts';
+import { registerFailover } from './failover.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -10,4 +11,5 @@ export const COMMANDS: RegisterCommand[] = [
   registerSimulate,
   registerHash,
   registerGlue,
+  registerFailover,
 ];

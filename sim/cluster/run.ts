@@ -1,0 +1,131 @@
+/**
+ * One failover run, start to end, on one thread: measure (if a policy needs
+ * it), build the ownership timelines, evaluate the packets, summarise into the
+ * JSON result. The lead's engine can replace the middle with workers: the
+ * pieces (BucketMeter, buildTimeline, FailoverEvaluator, mergeFailoverPartials,
+ * summarizeRun) are what this file strings together.
+ */
+import type { FailoverResult, InputSummary } from '../analysis/result.ts';
+import { buildSelector } from '../select/build.ts';
+import { createBatch } from '../traffic/batch.ts';
+import { selectorSpecOf } from '../../kernel-glue/config.ts';
+import { VERSION } from '../cli/version.ts';
+import { buildTimeline, type OwnershipTimeline } from './heartbeat.ts';
+import { POLICIES, type Measurements, type PolicyConfig } from './policies.ts';
+import type { Scenario } from './scenario.ts';
+import type { PacketSource } from './flowgen.ts';
+import { BucketMeter, FailoverEvaluator, mergeFailoverPartials, summarizeRun, type FailoverPartial } from './timeline.ts';
+import { FAULT_KINDS } from './events.ts';
+
+export interface RunFailoverOptions {
+  /** Opens the traffic; called once per pass (twice when least-loaded needs measurements). */
+  open: () => PacketSource;
+  /** What the traffic is, for the result (packet counts and duration are filled in here). */
+  input: Omit<InputSummary, 'packets' | 'bytes' | 'duration_s'>;
+  /** Capture time of scenario time 0 (0 for synthetic traffic). */
+  t0?: number;
+  comparePolicies?: boolean;
+  batchCapacity?: number;
+  /** Called after each batch with the packets done so far (progress). */
+  progress?: (packets: number) => void;
+}
+
+/** The first fault's time, from the scenario alone. */
+export function firstFaultOf(sc: Scenario): number | null {
+  for (const e of sc.events) if (FAULT_KINDS.has(e.kind)) return e.t;
+  return null;
+}
+
+/** Bin width: the scenario's, else 1 s (at most ~600 bins over a known traffic span). */
+export function binWidthOf(sc: Scenario): number {
+  if (sc.bin_s) return sc.bin_s;
+  const span = sc.traffic?.duration_s ?? 60;
+  return span > 600 ? Math.ceil(span / 600) : 1;
+}
+
+export function runFailover(sc: Scenario, o: RunFailoverOptions): FailoverResult {
+  const started = process.hrtime.bigint();
+  const sel = buildSelector(selectorSpecOf(sc.config));
+  const t0 = o.t0 ?? 0;
+  const cap = o.batchCapacity ?? 65536;
+  const policies: PolicyConfig[] = [sc.policy];
+  if (o.comparePolicies) for (const p of POLICIES) if (p !== sc.policy.policy) policies.push({ ...sc.policy, policy: p });
+
+  let meas: Measurements | undefined;
+  const batch = createBatch(cap);
+  if (policies.some((p) => p.policy === 'least-loaded')) {
+    const ff = firstFaultOf(sc);
+    const meter = new BucketMeter(sel, t0, ff ?? Infinity, cap);
+    const src = o.open();
+    while (src.fill(batch) > 0) meter.add(batch);
+    meas = meter.measurements();
+  }
+  const timelines: OwnershipTimeline[] = policies.map((p) => buildTimeline(sc, p, meas));
+  const ev = new FailoverEvaluator(timelines, sel, { t0, bin_s: binWidthOf(sc), conntrack: sc.conntrack }, cap);
+  const src = o.open();
+  let done = 0;
+  while (src.fill(batch) > 0) {
+    ev.add(batch);
+    done += batch.count;
+    o.progress?.(done);
+  }
+  const part = mergeFailoverPartials([ev.partial()]);
+  return failoverResult(sc, timelines, part, o.input, { workers: 1, elapsed_s: Number(process.hrtime.bigint() - started) / 1e9 });
+}
+
+/** Builds the JSON result from merged partials (also for a multi-worker engine). */
+export function failoverResult(
+  sc: Scenario,
+  timelines: OwnershipTimeline[],
+  part: FailoverPartial,
+  input: Omit<InputSummary, 'packets' | 'bytes' | 'duration_s'>,
+  run: { workers: number; elapsed_s: number },
+): FailoverResult {
+  const tl = timelines[0]!;
+  const main = summarizeRun(part, 0, tl);
+  const N = part.nodes;
+  const bins = part.runs[0]!.bin_lost.length;
+  const r0 = part.runs[0]!;
+  const extra = { invalid_packets: part.invalid, no_node_packets: part.no_node };
+  const round = (x: number): number => Math.round(x * 1e9) / 1e9;
+  return {
+    kind: 'failover',
+    tool: { name: 'clusterip-sim', version: VERSION },
+    generated_at: new Date().toISOString(),
+    input: { ...input, packets: part.packets, bytes: part.bytes, duration_s: Number.isFinite(part.max_t) ? round(part.max_t - part.min_t) : 0 },
+    scenario: {
+      name: sc.name,
+      config: sc.config_source === 'inline' ? sc.config : { path: sc.config_source, ...sc.config },
+      heartbeat: { ...sc.heartbeat },
+      policy: sc.policy.policy,
+      failback: sc.policy.failback,
+      stable_s: sc.policy.stable_s,
+      conntrack: { ...sc.conntrack },
+      events: sc.raw_events,
+      builtin: sc.file === '(built-in scenario)' || undefined,
+    },
+    totals: { ...main.totals, recovery_s: round(main.totals.recovery_s), ...extra },
+    events: tl.events.map((e) => ({ ...e, t: round(e.t) })),
+    phases: main.phases.map((p) => ({ ...p, from_s: round(p.from_s), to_s: round(p.to_s) })),
+    timeline: {
+      bin_s: part.bin_s,
+      t0: part.t0,
+      nodes: tl.names,
+      per_node: tl.names.map((_, x) => Array.from({ length: bins }, (_, b) => r0.bin_node[b * N + x]!)),
+      lost: r0.bin_lost,
+      duplicated: r0.bin_dup,
+      broken: r0.bin_broken,
+    },
+    compare: timelines.length > 1 ? timelines.map((t, k) => {
+      const s = summarizeRun(part, k, t);
+      return { policy: t.policy.policy, ...s.totals, recovery_s: round(s.totals.recovery_s), max_node_share: s.max_node_share };
+    }) : undefined,
+    windows: tl.windows.map((w) => ({ from_s: round(w.from_s), to_s: w.to_s === Infinity ? null : round(w.to_s), orphaned: w.orphaned, doubled: w.doubled })),
+    run: {
+      workers: run.workers,
+      elapsed_s: run.elapsed_s,
+      packets_per_s: run.elapsed_s > 0 ? part.packets / run.elapsed_s : 0,
+      peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+    },
+  };
+}
