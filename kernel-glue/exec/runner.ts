@@ -100,3 +100,18 @@ export function runnerFor(host: string, spec: HostSpec): Runner {
   if ('netns' in spec) return netnsRunner(host, spec.netns);
   return sshRunner(host, spec);
 }
+
+/**
+ * Runs another runner's commands from inside network namespace `netns`: e.g.
+ * the ssh client from a management namespace that can reach the node.
+ */
+export function viaNetns(netns: string, inner: Runner): Runner {
+  return {
+    host: inner.host,
+    where: `${inner.where} via netns ${netns}`,
+    wrap: (argv) => ['ip', 'netns', 'exec', netns, ...inner.wrap(argv)],
+    run(argv, stdin, timeoutMs) {
+      return spawnArgv(this.wrap(argv), stdin, timeoutMs);
+    },
+  };
+}

@@ -1,0 +1,187 @@
+/**
+ * kernel-glue on the running kernel, in network namespaces: a bridge, a
+ * client and three nodes sharing the cluster IP; node 3 reached over a real
+ * sshd. For xt_cluster and nft: every client flow is answered by exactly the
+ * node the simulator predicts; per-node counters agree; move, status, a
+ * second apply (no change) and a failing apply (rolled back) behave.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { ClusterNet, CLUSTER_IP, SUBNET, sh } from '../test/netns-cluster.ts';
+import { parseConfig, selectorSpecOf, type ClusterConfig } from './config.ts';
+import { applyConfig, clusterStatus, moveBucket, removeConfig, type GlueOptions, type StatusReport } from './control/apply.ts';
+import { runnerFor, viaNetns } from './exec/runner.ts';
+import { predictNodeNumbers, predictNodes, type Flow } from './predict.ts';
+import { parseIPv4 } from '../sim/traffic/addr.ts';
+
+const PREFIX = 'cipsim-glue-';
+const PORT = 8080;
+const CLIENT_HOSTS = Array.from({ length: 70 }, (_, i) => 20 + i);
+const NAMES = ['node1', 'node2', 'node3'];
+
+let net: ClusterNet;
+let ssh: { identity: string; known_hosts: string; dest: string };
+let roundNo = 0;
+
+function configText(backend: 'xt_cluster' | 'nft', seed: string, owns: string[]): string {
+  return `cluster:
+  ip: ${CLUSTER_IP}
+  interface: eth0
+  mac: 01:00:5e:00:00:20
+  backend: ${backend}
+  seed: ${seed}
+  total_nodes: 3
+nodes:
+  - { name: node1, owns: ${owns[0]}, host: { netns: ${PREFIX}n1 } }
+  - { name: node2, owns: ${owns[1]}, host: { netns: ${PREFIX}n2 } }
+  - { name: node3, owns: ${owns[2]}, host: { ssh: ${ssh.dest}, identity: ${ssh.identity}, known_hosts: ${ssh.known_hosts} } }
+`;
+}
+
+function config(backend: 'xt_cluster' | 'nft', seed = '0x9e3779b9', owns = ['[1]', '[2]', '[3]']): { c: ClusterConfig; file: string } {
+  const text = configText(backend, seed, owns);
+  const file = join(net.dir, `${backend}-${seed}-${owns.join('').replace(/\W/g, '')}.yaml`);
+  writeFileSync(file, text);
+  return { c: parseConfig(text, file).config, file };
+}
+
+/** The test process is outside every namespace: ssh must start from the client namespace, which can reach node3. */
+const opts = (extra: GlueOptions = {}): GlueOptions => ({
+  runnerOf: (n) => (typeof n.host === 'object' && 'ssh' in n.host ? viaNetns(net.client, runnerFor(n.name, n.host)) : runnerFor(n.name, n.host)),
+  ...extra,
+});
+
+/** Everything of ours a host has, without counters: equal dumps = nothing changed. */
+function dump(i: number): string {
+  const ns = net.nodes[i]!;
+  return [
+    net.ns(ns, ['nft', '-s', 'list', 'ruleset']),
+    net.ns(ns, ['iptables-legacy-save']).replace(/^#.*$/gm, '').replace(/\[\d+:\d+\]/g, ''),
+    net.ns(ns, ['ip', 'maddr', 'show', 'dev', 'eth0']),
+    net.ns(ns, ['cat', '/proc/sys/net/netfilter/nf_conntrack_tcp_loose']),
+  ].join('\n---\n');
+}
+const dumps = (): string[] => [0, 1, 2].map(dump);
+
+/** One round of client flows, each answered by one node; compared with the simulator and with the counters. */
+async function trafficRound(c: ClusterConfig): Promise<{ answers: string[]; predicted: string[] }> {
+  const r = roundNo++;
+  const flows = CLIENT_HOSTS.flatMap((h, i) => [0, 1].map((j) => ({ src: `${SUBNET}.${h}`, sport: 20000 + r * 400 + j * 200 + i })));
+  const sim: Flow[] = flows.map((f) => ({ proto: 6, saddr: parseIPv4(f.src)!, sport: f.sport, daddr: parseIPv4(CLUSTER_IP)!, dport: PORT }));
+  const predicted = predictNodes(c, sim);
+  const before = await clusterStatus(c, opts());
+  const answers = net.connectAll(flows, PORT);
+  const after = await clusterStatus(c, opts());
+  expect(answers).toEqual(predicted);
+  // Per-node counters: on each host exactly the node numbers its flows hashed to went up.
+  const numbers = predictNodeNumbers(selectorSpecOf(c), sim);
+  for (const h of after.hosts) {
+    const prev = before.hosts.find((x) => x.host === h.host)!;
+    const rose = Object.keys(h.counters).map(Number).filter((k) => h.counters[k]!.packets > (prev.counters[k]?.packets ?? 0));
+    const hit = new Set(numbers.filter((_, i) => predicted[i] === h.host));
+    expect(new Set(rose), `${h.host}: node numbers whose counters rose`).toEqual(hit);
+    expect(h.dropped!.packets, `${h.host} drops what others own`).toBeGreaterThan(prev.dropped?.packets ?? 0);
+  }
+  return { answers, predicted };
+}
+
+function expectAsConfigured(s: StatusReport): void {
+  expect(s.hosts.map((h) => [h.host, h.reachable, h.matchesConfig, h.gaps])).toEqual(NAMES.map((n) => [n, true, true, []]));
+  expect(s.orphaned).toEqual([]);
+  expect(s.doublyOwned).toEqual([]);
+  expect(s.drift).toBe(false);
+}
+
+beforeAll(async () => {
+  net = new ClusterNet({ prefix: PREFIX, nodes: 3, clientHosts: CLIENT_HOSTS });
+  try {
+    net.setup();
+    ssh = await net.startSshd(2);
+    await net.startNameServers(NAMES, PORT);
+  } catch (e) {
+    net.teardown();
+    throw e;
+  }
+});
+
+afterAll(() => {
+  net?.teardown();
+});
+
+describe.each(['xt_cluster', 'nft'] as const)('backend %s on the running kernel', (backend) => {
+  it('apply puts every host in place; status reads it back; flows go to the predicted node', async () => {
+    await removeConfig(config('xt_cluster').c, opts());
+    const { c } = config(backend);
+    const rep = await applyConfig(c, opts());
+    expect(rep.hosts.map((h) => [h.host, h.outcome, h.error])).toEqual(NAMES.map((n) => [n, 'applied', undefined]));
+    const s = await clusterStatus(c, opts());
+    expectAsConfigured(s);
+    expect(s.hosts.map((h) => h.actual)).toEqual([[1], [2], [3]]);
+    const { answers } = await trafficRound(c);
+    // every node answered something: the spread is real, not one node taking all
+    for (const n of NAMES) expect(answers.filter((a) => a === n).length, n).toBeGreaterThan(10);
+  });
+
+  it('a second apply changes nothing (same rule dumps, every host unchanged)', async () => {
+    const { c } = config(backend);
+    const before = dumps();
+    const rep = await applyConfig(c, opts());
+    expect(rep.hosts.map((h) => h.outcome)).toEqual(['unchanged', 'unchanged', 'unchanged']);
+    expect(rep.hosts.every((h) => h.steps.length === 0)).toBe(true);
+    expect(dumps()).toEqual(before);
+  });
+
+  it('move shifts a bucket, traffic follows, status shows the drift; apply puts the config back', async () => {
+    const { c } = config(backend);
+    const rep = await moveBucket(c, 1, 'node3', 'add-first', opts());
+    expect(rep.ok).toBe(true);
+    expect(rep.hosts.map((h) => [h.host, h.before, h.after])).toEqual([['node3', [3], [1, 3]], ['node1', [1], []]]);
+    const s = await clusterStatus(c, opts());
+    expect(s.owners).toEqual({ 1: ['node3'], 2: ['node2'], 3: ['node3'] });
+    expect(s.drift).toBe(true);
+    expect(s.hosts.find((h) => h.host === 'node1')!.missing).toEqual([1]);
+    expect(s.hosts.find((h) => h.host === 'node3')!.extra).toEqual([1]);
+    const moved = config(backend, '0x9e3779b9', ['[]', '[2]', '[1, 3]']).c;
+    const { answers } = await trafficRound(moved);
+    expect(answers.includes('node1')).toBe(false);
+    const back = await applyConfig(c, opts());
+    expect(back.hosts.map((h) => [h.host, h.outcome])).toEqual([['node1', 'owners updated'], ['node2', 'unchanged'], ['node3', 'owners updated']]);
+    expectAsConfigured(await clusterStatus(c, opts()));
+  });
+
+  it('a command failing mid-apply leaves every host as it was', async () => {
+    const before = dumps();
+    const other = config(backend, '0x12345678', ['[3]', '[2]', '[1]']).c;
+    const rep = await applyConfig(other, opts({ inject: { host: 'node2', afterStep: 1, argv: ['false'] } }));
+    expect(rep.ok).toBe(false);
+    const by = Object.fromEntries(rep.hosts.map((h) => [h.host, h]));
+    // node2 keeps its owners, so it goes last: node1 and node3 (over ssh) were changed and are rolled back.
+    expect(rep.hosts.map((h) => h.host)).toEqual(['node1', 'node3', 'node2']);
+    expect(by.node2!.outcome).toBe('failed, rolled back');
+    expect(by.node2!.error).toMatch(/node2 \(netns cipsim-glue-n2\): 'false' failed \(exit 1\)/);
+    expect([by.node1!.outcome, by.node3!.outcome]).toEqual(['rolled back', 'rolled back']);
+    expect(dumps()).toEqual(before);
+    const { c } = config(backend);
+    expectAsConfigured(await clusterStatus(c, opts()));
+    await trafficRound(c);
+  });
+});
+
+describe('the glue command line', () => {
+  it('status --json and a no-op apply through the CLI, run from the client namespace (ssh to node3 for real)', () => {
+    const { file } = config('nft');
+    const cli = (args: string[]): string =>
+      execFileSync('ip', ['netns', 'exec', net.client, process.execPath, '--import', 'tsx', 'sim/cli/main.ts', 'glue', ...args, '--config', file], { encoding: 'utf8', cwd: join(import.meta.dirname, '..') });
+    const s = JSON.parse(cli(['status', '--json'])) as StatusReport;
+    expect(s.drift).toBe(false);
+    expect(s.hosts.map((h) => [h.host, h.where, h.actual])).toEqual([['node1', `netns ${PREFIX}n1`, [1]], ['node2', `netns ${PREFIX}n2`, [2]], ['node3', 'ssh root@10.200.0.13', [3]]]);
+    const a = JSON.parse(cli(['apply', '--json'])) as { ok: boolean; hosts: { outcome: string }[] };
+    expect(a.ok).toBe(true);
+    expect(a.hosts.map((h) => h.outcome)).toEqual(['unchanged', 'unchanged', 'unchanged']);
+    const r = JSON.parse(cli(['remove', '--json'])) as { ok: boolean; hosts: { outcome: string }[] };
+    expect(r.hosts.map((h) => h.outcome)).toEqual(['removed', 'removed', 'removed']);
+    for (const ns of net.nodes) expect(sh(['ip', 'netns', 'exec', ns, 'nft', 'list', 'tables'])).not.toContain('clusterip_sim');
+  });
+});

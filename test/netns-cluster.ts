@@ -1,0 +1,181 @@
+/**
+ * A small real cluster in network namespaces, for kernel-level tests:
+ *
+ *   <p>br   bridge br0 (multicast snooping off, so frames to the cluster MAC reach every port)
+ *   <p>c    client, eth0 10.200.0.2/24 plus extra source addresses
+ *   <p>n1.. nodes, eth0 10.200.0.1K/24 plus the shared cluster IP
+ *
+ * Every veth is created inside the bridge namespace with its peer moved
+ * straight into the node namespace: no interface or address ever appears in
+ * the host's namespace. IPv6 off, rp_filter 0 (kernel-semantics §11.3).
+ * `cleanupStale` removes namespaces a killed run left behind.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const SUBNET = '10.200.0';
+export const CLUSTER_IP = `${SUBNET}.100`;
+export const CLIENT_IP = `${SUBNET}.2`;
+export const nodeIp = (i: number): string => `${SUBNET}.${10 + i}`;
+
+export function sh(argv: string[], input?: string): string {
+  return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+export function tryRun(argv: string[]): boolean {
+  try {
+    sh(argv);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Namespaces whose name starts with `prefix` (as `ip netns list` shows them). */
+export function listNetns(prefix: string): string[] {
+  return sh(['ip', 'netns', 'list']).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n && n.startsWith(prefix));
+}
+
+/** Removes namespaces (and the processes in them) that an earlier, killed run of this test left. */
+export function cleanupStale(prefix: string): void {
+  for (const ns of listNetns(prefix)) {
+    for (const pid of sh(['ip', 'netns', 'pids', ns]).split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch { /* already gone */ }
+    }
+    tryRun(['ip', 'netns', 'del', ns]);
+  }
+}
+
+export interface TopologyOptions {
+  prefix: string;
+  nodes: number;
+  /** Extra client source addresses (10.200.0.X for X in this list). */
+  clientHosts: number[];
+}
+
+export class ClusterNet {
+  readonly br: string;
+  readonly client: string;
+  readonly nodes: string[];
+  readonly dir: string;
+  private procs: ChildProcess[] = [];
+
+  constructor(readonly o: TopologyOptions) {
+    this.br = `${o.prefix}br`;
+    this.client = `${o.prefix}c`;
+    this.nodes = Array.from({ length: o.nodes }, (_, i) => `${o.prefix}n${i + 1}`);
+    this.dir = mkdtempSync(join(tmpdir(), `${o.prefix}`));
+  }
+
+  ns(name: string, argv: string[], input?: string): string {
+    return sh(['ip', 'netns', 'exec', name, ...argv], input);
+  }
+
+  setup(): void {
+    cleanupStale(this.o.prefix);
+    const all = [this.br, this.client, ...this.nodes];
+    for (const n of all) {
+      sh(['ip', 'netns', 'add', n]);
+      this.ns(n, ['ip', 'link', 'set', 'lo', 'up']);
+      for (const k of ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']) {
+        this.ns(n, ['sysctl', '-qw', k]);
+      }
+    }
+    this.ns(this.br, ['ip', 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0']);
+    this.ns(this.br, ['ip', 'link', 'set', 'br0', 'up']);
+    [this.client, ...this.nodes].forEach((n, i) => {
+      const port = `p${i}`;
+      this.ns(this.br, ['ip', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', n]);
+      this.ns(this.br, ['ip', 'link', 'set', port, 'master', 'br0', 'up']);
+      this.ns(n, ['sysctl', '-qw', 'net.ipv4.conf.eth0.rp_filter=0']);
+      this.ns(n, ['ip', 'link', 'set', 'eth0', 'up']);
+    });
+    this.ns(this.client, ['ip', 'addr', 'add', `${CLIENT_IP}/24`, 'dev', 'eth0']);
+    for (const h of this.o.clientHosts) this.ns(this.client, ['ip', 'addr', 'add', `${SUBNET}.${h}/32`, 'dev', 'eth0']);
+    this.nodes.forEach((n, i) => {
+      this.ns(n, ['ip', 'addr', 'add', `${nodeIp(i + 1)}/24`, 'dev', 'eth0']);
+      this.ns(n, ['ip', 'addr', 'add', `${CLUSTER_IP}/32`, 'dev', 'eth0']);
+    });
+  }
+
+  /** Starts a long-running process in a namespace; it is killed by teardown. Resolves when it prints `ready`. */
+  startDaemon(ns: string, argv: string[], ready: RegExp, timeoutMs = 10_000): Promise<ChildProcess> {
+    const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.procs.push(p);
+    return new Promise((resolve, reject) => {
+      let seen = '';
+      const t = setTimeout(() => reject(new Error(`${argv[0]} in ${ns} not ready after ${timeoutMs} ms: ${seen}`)), timeoutMs);
+      const on = (d: Buffer): void => {
+        seen += d.toString();
+        if (ready.test(seen)) {
+          clearTimeout(t);
+          resolve(p);
+        }
+      };
+      p.stdout!.on('data', on);
+      p.stderr!.on('data', on);
+      p.on('exit', (code) => {
+        clearTimeout(t);
+        reject(new Error(`${argv.join(' ')} in ${ns} exited with ${code}: ${seen}`));
+      });
+    });
+  }
+
+  /** A TCP server on CLUSTER_IP:port in every node namespace that answers with the node's name. */
+  async startNameServers(names: string[], port: number): Promise<void> {
+    const code = "const net=require('net');const [name,ip,port]=process.argv.slice(1);net.createServer(s=>{s.on('error',()=>{});s.end(name+'\\n')}).listen(Number(port),ip,()=>console.log('ready'))";
+    await Promise.all(this.nodes.map((ns, i) => this.startDaemon(ns, [process.execPath, '-e', code, names[i]!, CLUSTER_IP, String(port)], /ready/)));
+  }
+
+  /**
+   * From the client namespace, opens one TCP connection per (source address,
+   * source port) to CLUSTER_IP:port and returns each answer ('' when none came).
+   */
+  connectAll(flows: { src: string; sport: number }[], port: number, timeoutMs = 3000): string[] {
+    const code = `const net=require('net');const flows=JSON.parse(require('fs').readFileSync(0,'utf8'));const out=new Array(flows.length).fill('');let next=0;
+function one(i){return new Promise(res=>{const f=flows[i];let buf='';const s=net.connect({host:${JSON.stringify(CLUSTER_IP)},port:${port},localAddress:f.src,localPort:f.sport});
+const t=setTimeout(()=>{s.destroy();res()},${timeoutMs});s.on('data',d=>buf+=d);s.on('error',()=>{});s.on('close',()=>{clearTimeout(t);out[i]=buf.trim();res()})})}
+async function worker(){while(next<flows.length){await one(next++)}}
+Promise.all(Array.from({length:16},worker)).then(()=>process.stdout.write(JSON.stringify(out)))`;
+    return JSON.parse(this.ns(this.client, [process.execPath, '-e', code], JSON.stringify(flows))) as string[];
+  }
+
+  /**
+   * sshd in a node namespace with a throwaway host key and client key; returns
+   * the ssh options a config needs (identity, known_hosts).
+   */
+  async startSshd(nodeIndex: number): Promise<{ identity: string; known_hosts: string; dest: string }> {
+    const d = join(this.dir, 'ssh');
+    mkdirSync(d, { recursive: true, mode: 0o700 });
+    mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+    sh(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', join(d, 'hostkey')]);
+    sh(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', join(d, 'id')]);
+    writeFileSync(join(d, 'authorized_keys'), readFileSync(join(d, 'id.pub')), { mode: 0o600 });
+    const ip = nodeIp(nodeIndex + 1);
+    writeFileSync(join(d, 'known_hosts'), `${ip} ${readFileSync(join(d, 'hostkey.pub'), 'utf8').split(' ').slice(0, 2).join(' ')}\n`);
+    writeFileSync(
+      join(d, 'sshd_config'),
+      [`ListenAddress ${ip}`, 'Port 22', `HostKey ${join(d, 'hostkey')}`, `AuthorizedKeysFile ${join(d, 'authorized_keys')}`, 'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', `PidFile ${join(d, 'sshd.pid')}`, 'LogLevel VERBOSE', ''].join('\n'),
+    );
+    await this.startDaemon(this.nodes[nodeIndex]!, ['/usr/sbin/sshd', '-D', '-e', '-f', join(d, 'sshd_config')], /Server listening/);
+    return { identity: join(d, 'id'), known_hosts: join(d, 'known_hosts'), dest: `root@${ip}` };
+  }
+
+  teardown(): void {
+    for (const p of this.procs) {
+      if (p.exitCode === null && p.pid) {
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch { /* gone */ }
+      }
+    }
+    this.procs = [];
+    cleanupStale(this.o.prefix);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
