@@ -79,6 +79,8 @@ export const FailoverSchema = z.object({
   policy: z.enum(['lowest', 'least-loaded', 'spread', 'backup']).default('lowest'),
   failback: z.enum(['immediate', 'stable', 'manual']).default('immediate'),
   stable_s: z.number().min(0).default(10),
+  /** Planned handovers (leave, failback): release-first (a few ms gap, SYNs retransmitted) or add-first (overlap: duplicate SYN answers reset connections). */
+  handover: z.enum(['release-first', 'add-first']).default('release-first'),
   /** policy backup: node name -> ordered node names that take over its buckets. */
   backup: z.record(z.string(), z.array(z.string())).optional(),
 }).strict();

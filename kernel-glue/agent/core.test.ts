@@ -6,7 +6,7 @@
  * failback mode, and partitions.
  */
 import { describe, expect, it } from 'vitest';
-import { AgentCore, numbersOf, type LogRecord } from './core.ts';
+import { AgentCore, numbersOf, type Handover, type LogRecord } from './core.ts';
 import { clusterModel } from '../../sim/cluster/ownership.ts';
 import { POLICIES, FAILBACKS, type PolicyConfig } from '../../sim/cluster/policies.ts';
 import { FailoverSchema, type ClusterConfig } from '../config.ts';
@@ -37,37 +37,50 @@ class Sim {
   /** Time (s) during which some bucket had no live owner, and with several. */
   orphanTime = 0;
   dupTime = 0;
-  constructor(readonly c: ClusterConfig, readonly p: PolicyConfig, readonly o: { takeover_delay_s?: number; leave_timeout_s?: number } = {}) {
+  constructor(readonly c: ClusterConfig, readonly p: PolicyConfig, readonly o: { takeover_delay_s?: number; leave_timeout_s?: number; handover?: Handover } = {}) {
     for (let i = 0; i < c.nodes.length; i++) this.start(i);
   }
   start(i: number): void {
-    const core = new AgentCore({ model: clusterModel(this.c), policy: this.p, self: i, interval_s: I, dead_after: D, takeover_delay_s: this.o.takeover_delay_s ?? 0, leave_timeout_s: this.o.leave_timeout_s ?? 2, t0: this.t, inc: Math.round(this.t * 1000) + 1 });
+    const core = new AgentCore({ model: clusterModel(this.c), policy: this.p, self: i, interval_s: I, dead_after: D, takeover_delay_s: this.o.takeover_delay_s ?? 0, leave_timeout_s: this.o.leave_timeout_s ?? 2, handover: this.o.handover, t0: this.t, inc: Math.round(this.t * 1000) + 1 });
     this.nodes[i] = { core, up: true, logs: this.nodes[i]?.logs ?? [], nextBeat: this.t };
   }
   /** Crash: the node stops (its kernel takes nothing from now on). */
   crash(i: number): void {
     this.nodes[i]!.up = false;
   }
+  /** Marks whether the kernels, as they are right now, leave a bucket unowned or doubly owned. */
+  private check(v: { orphan: boolean; dup: boolean }): void {
+    const per = new Array<number>(this.c.cluster.total_nodes).fill(0);
+    for (const n of this.nodes) if (n.up) for (const k of numbersOf(n.core.owned)) per[k - 1]!++;
+    if (per.some((x) => x === 0)) v.orphan = true;
+    if (per.some((x) => x > 1)) v.dup = true;
+  }
   run(until: number): void {
     while (this.t < until - 1e-9) {
       this.t = +(this.t + TICK).toFixed(6);
+      // A tick counts as orphaned / doubled when that held after any node's step within it.
+      const v = { orphan: false, dup: false };
       for (const [i, n] of this.nodes.entries()) {
         if (!n.up) continue;
-        if (this.t + 1e-9 >= n.nextBeat) {
-          n.nextBeat += I;
+        const send = (): void => {
           const b = n.core.beat(1e9 + this.t);
           for (const [j, m] of this.nodes.entries()) if (j !== i && m.up && this.link(i, j)) m.core.onBeat(b, this.t);
+        };
+        if (this.t + 1e-9 >= n.nextBeat) {
+          n.nextBeat += I;
+          send();
         }
         n.core.tick(this.t);
         const r = n.core.reconcile(this.t);
+        const changed = r.want !== n.core.owned;
         n.core.setOwned(r.want);
+        if (changed) send(); // as the daemon does: peers learn of a claim or release at once
         if (n.core.leftCluster) n.up = false;
         n.logs.push(...n.core.drainLog().map((x) => ({ ...x, t: this.t })));
+        this.check(v);
       }
-      const per = new Array<number>(this.c.cluster.total_nodes).fill(0);
-      for (const n of this.nodes) if (n.up) for (const k of numbersOf(n.core.owned)) per[k - 1]!++;
-      if (this.t > 1 && per.some((x) => x === 0)) this.orphanTime += TICK;
-      if (this.t > 1 && per.some((x) => x > 1)) this.dupTime += TICK;
+      if (this.t > 1 && v.orphan) this.orphanTime += TICK;
+      if (this.t > 1 && v.dup) this.dupTime += TICK;
     }
   }
   owned(): number[][] {
@@ -85,7 +98,10 @@ describe('start-up', () => {
     const s = new Sim(config(3), pol('lowest'));
     s.run(1.5);
     expect(s.owned()).toEqual([[1], [2], [3]]);
-    for (let i = 0; i < 3; i++) expect(s.events(i, 'established')[0]).toMatchObject({ mode: 'cold-start' });
+    // The first to finish its window forms the cluster; the others may already hear it established and join.
+    const modes = [0, 1, 2].map((i) => s.events(i, 'established')[0]!.mode);
+    expect(modes[0]).toBe('cold-start');
+    for (let i = 1; i < 3; i++) expect(JSON.stringify(s.nodes[i]!.core.state)).toBe(JSON.stringify(s.nodes[0]!.core.state));
     expect(s.orphanTime).toBe(0);
   });
 });
@@ -151,20 +167,30 @@ describe('determinism across survivors', () => {
 });
 
 describe('voluntary leave', () => {
-  it('hands over make-before-break: no moment without an owner, then the leaver holds nothing', () => {
+  it('release-first (default): the leaver releases once the taker agrees, the taker adds on the release; no overlap, a gap of at most one tick', () => {
     const s = new Sim(config(3), pol('lowest'));
     s.run(2);
     s.nodes[1]!.core.startLeave(s.t, 'test');
     s.run(3);
     expect(s.nodes[1]!.up).toBe(false);
     expect(s.owned()).toEqual([[1, 2], [], [3]]);
-    expect(s.orphanTime).toBe(0);
-    const rel = s.events(1, 'leave');
-    expect(rel[0]).toMatchObject({ reason: 'test' });
-    // The leaver released only after node1 claimed bucket 2 (so the overlap is short, never a gap).
-    expect(s.dupTime).toBeGreaterThan(0);
-    expect(s.dupTime).toBeLessThanOrEqual(2 * I + 1e-9);
+    expect(s.events(1, 'leave')[0]).toMatchObject({ reason: 'test' });
+    expect(s.dupTime).toBe(0);
+    expect(s.orphanTime).toBeGreaterThan(0);
+    expect(s.orphanTime).toBeLessThanOrEqual(TICK + 1e-9);
     expect(s.events(0, 'dead')).toHaveLength(0);
+  });
+
+  it('add-first: the taker claims first, the leaver releases on the claim; no gap, an overlap of at most one tick', () => {
+    const s = new Sim(config(3), pol('lowest'), { handover: 'add-first' });
+    s.run(2);
+    s.nodes[1]!.core.startLeave(s.t, 'test');
+    s.run(3);
+    expect(s.nodes[1]!.up).toBe(false);
+    expect(s.owned()).toEqual([[1, 2], [], [3]]);
+    expect(s.orphanTime).toBe(0);
+    expect(s.dupTime).toBeGreaterThan(0);
+    expect(s.dupTime).toBeLessThanOrEqual(TICK + 1e-9);
   });
 
   it('the last node standing gives up after the leave timeout', () => {
@@ -199,8 +225,9 @@ describe('rejoin and failback', () => {
         expect(s.owned()).toEqual([[1], [2], [3]]);
       }
       expect(s.events(0, 'rejoin')[0]).toMatchObject({ peer: 'node2', restarted: true });
-      // Giving back is make-before-break too (the rejoin itself starts with bucket 2 held by node1 only).
-      expect(s.orphanTime).toBeLessThanOrEqual(D * I + TICK + 1e-9); // only the crash's detection window
+      // Only the crash's detection window, plus at most one tick of release-first handover gap.
+      expect(s.orphanTime).toBeLessThanOrEqual(D * I + 2 * TICK + 1e-9);
+      expect(s.dupTime).toBe(0);
     });
   }
 });

@@ -12,10 +12,16 @@
  *
  *  - it ADDS the buckets the policy gives it (after `takeover_delay_s` when
  *    the cause is a dead node; at once for a handover);
- *  - it REMOVES a bucket only once the bucket's new owner claims it in an
- *    authenticated beat (the claim is what that node's kernel really has), so
- *    a handover is make-before-break and a bucket is never left unowned by a
- *    disagreement; a leaving node stops waiting after `leave_timeout_s`.
+ *  - a planned handover (leave, failback) is acknowledged through beats:
+ *    with `release-first` (default) the old owner releases once the new
+ *    owner's beat shows the same view, and the new owner adds the bucket when
+ *    it sees the release (a gap of a few ms: a SYN is retransmitted, nothing
+ *    breaks); with `add-first` the new owner adds first and the old owner
+ *    releases once the new owner claims it (no gap, but an overlap in which
+ *    both nodes answer a SYN, which resets the client's connection: measured
+ *    in agent.kernel.test.ts). A bucket held by a node we consider dead is
+ *    taken without waiting; a leaving node stops waiting after
+ *    `leave_timeout_s`.
  *
  * Safety nets, both deterministic: a bucket that no live node claims for
  * longer than the grace period is claimed by the lowest live node (covers
@@ -47,7 +53,17 @@ export interface CoreOptions {
   t0: number;
   /** Incarnation (start time in ms since the epoch). */
   inc: number;
+  /**
+   * Planned handovers (leave, failback): `release-first` (default): the old owner releases once the new
+   * owner's view agrees, the new owner adds on seeing the release: a gap of one beat delivery plus one
+   * kernel update, in which a SYN is dropped and retransmitted. `add-first`: the new owner adds, the old
+   * one releases once it sees the claim: no gap, but both nodes answer new connections during the overlap,
+   * and the client's connection is reset (measured in agent.kernel.test.ts).
+   */
+  handover?: Handover;
 }
+
+export type Handover = 'release-first' | 'add-first';
 
 /** One structured log record (the daemon adds time and node). */
 export interface LogRecord {
@@ -111,7 +127,7 @@ export class AgentCore {
   private logs: LogRecord[] = [];
 
   constructor(opts: CoreOptions) {
-    this.o = { startup_s: opts.dead_after * opts.interval_s, ...opts };
+    this.o = { ...opts, startup_s: opts.startup_s ?? opts.dead_after * opts.interval_s, handover: opts.handover ?? 'release-first' };
     this.m = opts.model;
     this.p = opts.policy;
     this.self = opts.self;
@@ -278,7 +294,8 @@ export class AgentCore {
         this.apply({ kind: 'tick', t }, t, 'failback');
       }
     }
-    for (const b of bitsOf(this.state.owners[this.self]!)) this.cause[b] = 'start';
+    // Joining a running cluster after a restart: getting our buckets back is a failback.
+    for (const b of bitsOf(this.state.owners[this.self]!)) this.cause[b] = est < 0 ? 'start' : 'failback';
     if (this.leaving) this.apply({ kind: 'leave', node: this.self, t }, t, 'leave');
   }
 
@@ -303,12 +320,16 @@ export class AgentCore {
     if (this.wakeAt !== null && t + 1e-9 >= this.wakeAt) this.apply({ kind: 'tick', t }, t, 'failback');
   }
 
-  /** Live nodes' claims (ours = our kernel), per bucket as a node-index mask. */
-  private claimants(): number[] {
-    const s = this.state!;
+  /**
+   * Live nodes' claims (ours = our kernel), per bucket as a node-index mask. Live = heard within
+   * dead_after intervals: a leaving node is no longer eligible but its kernel still answers until it
+   * releases, and a restarting node's kernel may hold buckets before it decides anything.
+   */
+  private claimants(t: number): number[] {
     const out = new Array<number>(this.m.buckets).fill(0);
+    const limit = this.o.dead_after * this.o.interval_s;
     for (let i = 0; i < this.m.names.length; i++) {
-      const c = i === this.self ? this.owned : (s.alive >>> i) & 1 ? this.peers[i]!.claims : 0;
+      const c = i === this.self ? this.owned : t - this.peers[i]!.lastHeard <= limit ? this.peers[i]!.claims : 0;
       for (const b of bitsOf(c)) if (b < out.length) out[b] = (out[b]! | bucketBit(i)) >>> 0;
     }
     return out;
@@ -329,21 +350,28 @@ export class AgentCore {
       return res;
     }
     const target = s.owners[this.self]!;
-    const claim = this.claimants();
+    const claim = this.claimants(t);
     let want = this.owned;
+    const releaseFirst = this.o.handover === 'release-first';
+    const selfBit = bucketBit(this.self);
     for (const b of bitsOf((target & ~this.owned) >>> 0)) {
-      if (t + 1e-9 >= this.notBefore[b]!) {
-        want = (want | bucketBit(b)) >>> 0;
-        res.added.push({ bucket: b + 1, cause: this.cause[b]! });
-      }
+      if (t + 1e-9 < this.notBefore[b]!) continue;
+      // release-first: a live node still holds it, so wait for its release (it follows in its next beat).
+      if (releaseFirst && (claim[b]! & ~selfBit) >>> 0) continue;
+      want = (want | bucketBit(b)) >>> 0;
+      res.added.push({ bucket: b + 1, cause: this.cause[b]! });
     }
     for (const b of bitsOf((this.owned & ~target) >>> 0)) {
       const newOwner = s.owners.findIndex((mask, i) => i !== this.self && (mask >>> b) & 1);
       const acked = newOwner >= 0 && ((claim[b]! >>> newOwner) & 1) === 1;
+      // release-first: the new owner is live, established, and its view (eligible nodes) equals ours, so it
+      // computes the same owner sets and takes the bucket as soon as it sees our release.
+      const np = newOwner >= 0 ? this.peers[newOwner]! : null;
+      const ready = releaseFirst && np !== null && ((s.alive >>> newOwner) & 1) === 1 && np.est && !np.leaving && np.eligible === s.eligible;
       const expired = this.leaving && t >= this.leaveDeadline;
-      if (acked || expired) {
+      if (acked || ready || expired) {
         want = (want & ~bucketBit(b)) >>> 0;
-        res.removed.push({ bucket: b + 1, cause: acked ? `claimed by ${this.m.names[newOwner]}` : `leave timeout (${this.o.leave_timeout_s} s) without takeover acknowledgement` });
+        res.removed.push({ bucket: b + 1, cause: acked ? `claimed by ${this.m.names[newOwner]}` : ready ? `handed to ${this.m.names[newOwner]} (its view agrees; it takes the bucket on our release)` : `leave timeout (${this.o.leave_timeout_s} s) without takeover acknowledgement` });
       }
     }
     // Orphans and duplicates, as the live nodes' kernels have them.

@@ -21,7 +21,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import type { ClusterConfig } from '../config.ts';
+import { FailoverSchema, type ClusterConfig } from '../config.ts';
 import { DataError } from '../../sim/cli/errors.ts';
 import { clusterModel } from '../../sim/cluster/ownership.ts';
 import type { PolicyConfig } from '../../sim/cluster/policies.ts';
@@ -52,7 +52,7 @@ export interface AgentOptions {
 
 /** The policy section of the config, names resolved to node indexes. */
 export function policyOf(c: ClusterConfig): PolicyConfig {
-  const f = c.failover ?? { policy: 'lowest' as const, failback: 'immediate' as const, stable_s: 10 };
+  const f = c.failover ?? FailoverSchema.parse({});
   const names = c.nodes.map((n) => n.name);
   const idx = (n: string, key: string): number => {
     const i = names.indexOf(n);
@@ -95,7 +95,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const t0 = performance.now() / 1000;
   const inc = Date.now();
   const now = (): number => performance.now() / 1000;
-  const core = new AgentCore({ model, policy, self, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, leave_timeout_s: o.leaveTimeout_s ?? Math.max(5, 4 * hb.dead_after * hb.interval_s), t0, inc });
+  const core = new AgentCore({ model, policy, self, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, leave_timeout_s: o.leaveTimeout_s ?? Math.max(5, 4 * hb.dead_after * hb.interval_s), t0, inc, handover: (c.failover ?? FailoverSchema.parse({})).handover });
   const actions = o.actions ?? glueActions(c, o.node);
   const logFd = o.jsonLog ? openSync(o.jsonLog, 'a') : null;
   const toStderr = o.stderr ?? true;
@@ -110,7 +110,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const guard = new ReplayGuard(o.clockWindow_s ?? Math.max(10, 2 * hb.dead_after * hb.interval_s));
   const peers = c.nodes.filter((_, i) => i !== self).map((n) => n.address!);
 
-  emit({ event: 'start', backend: c.cluster.backend, policy: policy.policy, failback: policy.failback, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, port: hb.port, peers: c.nodes.filter((_, i) => i !== self).map((n) => `${n.name}@${n.address}`) });
+  emit({ event: 'start', backend: c.cluster.backend, policy: policy.policy, failback: policy.failback, handover: (c.failover ?? FailoverSchema.parse({})).handover, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, port: hb.port, peers: c.nodes.filter((_, i) => i !== self).map((n) => `${n.name}@${n.address}`) });
   const kv = await actions.prepare();
   core.setOwned(maskOfNums(kv.owned), kv.load);
   emit({ event: 'kernel', owned: kv.owned, note: 'owner set found on this host at start' });
@@ -132,6 +132,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     }
     core.onBeat(v.beat, now());
     flush();
+    void reconcile(); // a peer's release or claim is acted on at once, not at the next tick
   });
 
   let stopped = false;
