@@ -141,7 +141,8 @@ export interface FailoverPhaseLoad {
   phase: 'before' | 'during' | 'after';
   from_s: number;
   to_s: number;
-  per_node: { node: string; packets: number; bytes: number; share: number }[];
+  /** `packets_per_s`: packets / phase duration (0 for an empty phase), to compare a node's load across phases. */
+  per_node: { node: string; packets: number; bytes: number; share: number; packets_per_s?: number }[];
 }
 
 export interface FailoverTotals {
@@ -161,6 +162,8 @@ export interface FailoverTotals {
   invalid_packets?: number;
   /** Packets no rule matches at all (e.g. IPv6 at CLUSTERIP). */
   no_node_packets?: number;
+  /** Packets whose bucket the capture cannot tell (snaplen cut the bytes the kernel hashed). */
+  unknown_packets?: number;
 }
 
 /** A stretch of time in which some bucket had no live owner (orphaned) or several (doubled). */

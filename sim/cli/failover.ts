@@ -13,6 +13,18 @@ import { builtinScenario, loadScenario, type Scenario } from '../cluster/scenari
 import { generateTraffic, generatedSource } from '../cluster/flowgen.ts';
 import { runFailover } from '../cluster/run.ts';
 
+/** The scenario shown in --help (a test parses it, so the help stays true). */
+export const EXAMPLE_SCENARIO = `name: node2 crashes
+cluster: cluster.yaml                 # path relative to the scenario, or the config inline
+heartbeat: { interval_s: 1, dead_after: 3, takeover_delay_s: 0.5, jitter_s: 0.02, seed: 1 }
+policy: lowest                        # lowest | least-loaded | spread | backup (with backup: {node2: [node3]})
+failback: immediate                   # immediate | stable (stable_s: 10) | manual (events: - {at: 50s, failback: node2})
+conntrack: { state_sync: false, tcp_loose: true }
+traffic: { flows: 2000, duration_s: 60, seed: 1 }
+events:
+  - { at: 12.5s, crash: node2 }       # also: leave, rejoin: NODE; partition: [[node1, node2], [node3]];
+  - { at: 30s, rejoin: node2 }        #       heal: true; heartbeat-loss: {from: node1, to: node2, for: 5s}`;
+
 interface FailoverFlags {
   scenario?: string;
   json?: boolean;
@@ -54,16 +66,7 @@ Examples:
   clusterip-sim failover --scenario crash.yaml --json | jq .totals
 
 A scenario:
-  name: node2 crashes
-  cluster: cluster.yaml                 # path relative to the scenario, or the config inline
-  heartbeat: { interval_s: 1, dead_after: 3, takeover_delay_s: 0.5, jitter_s: 0.02, seed: 1 }
-  policy: lowest                        # lowest | least-loaded | spread | backup (with backup: {node2: [node3]})
-  failback: immediate                   # immediate | stable (stable_s: 10) | manual (events: - {at: 50s, failback: node2})
-  conntrack: { state_sync: false, tcp_loose: true }
-  traffic: { flows: 2000, duration_s: 60, seed: 1 }
-  events:
-    - { at: 12.5s, crash: node2 }       # also: leave, rejoin: NODE; partition: [[node1, node2], [node3]];
-    - { at: 30s, rejoin: node2 }        #       heal: true; heartbeat-loss: {from: node1, to: node2, for: 5s}
+${EXAMPLE_SCENARIO.replace(/^/gm, '  ')}
 
 Timing: beats at k x interval; an event at t acts right after the beat at t, so a crash at 10 s with a 1 s
 interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s + takeover_delay_s.`,
@@ -72,7 +75,7 @@ interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s 
       const builtin = o.scenario === undefined;
       const sc: Scenario = builtin ? builtinScenario() : loadScenario(o.scenario!);
       const err = (s: string): void => void process.stderr.write(s);
-      if (builtin && !o.json) err('note: no --scenario given: running the built-in scenario (4 nodes, node2 crashes at 20 s and rejoins at 40 s)\n');
+      if (builtin) err('note: no --scenario given: running the built-in scenario (4 nodes, node2 crashes at 20 s and rejoins at 40 s)\n');
       const tp = { flows: 2000, duration_s: 60, seed: 1, tcp_share: 0.8, ...sc.traffic };
       tp.flows = posInt(o.flows, '--flows') ?? tp.flows;
       if (o.seed !== undefined) {
@@ -117,7 +120,7 @@ export function formatFailover(r: FailoverResult, sc: Scenario, builtin: boolean
   const syn = r.input.synthetic;
   L.push(`Traffic:  ${r.input.kind}${syn ? ` (${String(syn.params.flows)} flows, seed ${syn.seed})` : ''}: ${r.input.packets} packets over ${r.input.duration_s.toFixed(1)} s`);
   L.push('', 'Timeline');
-  for (const e of r.events) L.push(`  ${f3(e.t).padStart(10)}  ${e.kind.padEnd(14)} ${e.detail}`);
+  for (const g of groupDetections(r.events)) L.push(`  ${g.when.padStart(10)}  ${g.kind.padEnd(14)} ${g.detail}`);
   if (r.windows?.length) {
     L.push('', 'Ownership invariant (every bucket owned by exactly one live node) broken:');
     for (const w of r.windows) {
@@ -133,25 +136,35 @@ export function formatFailover(r: FailoverResult, sc: Scenario, builtin: boolean
   L.push(`  recovery            ${t.recovered === false ? `not recovered by the end (${f3(t.recovery_s)} s and counting)` : `${f3(t.recovery_s)} s from the first fault until every bucket had exactly one live owner`}`);
   if (t.invalid_packets) L.push(`  conntrack-INVALID   ${t.invalid_packets} packets, dropped by every node anyway`);
   if (t.no_node_packets) L.push(`  no rule matches     ${t.no_node_packets} packets`);
-  L.push('', 'Load per node (packets accepted, share)');
+  if (t.unknown_packets) L.push(`  bucket unknown      ${t.unknown_packets} packets (the capture cut the bytes the kernel hashed)`);
+  L.push('', 'Load per node (packets accepted, share of the phase, packet rate relative to before)');
   const cols = r.phases.map((p) => `${p.phase} ${p.from_s.toFixed(1)}-${p.to_s.toFixed(1)} s`);
-  L.push(`  ${'node'.padEnd(10)}${cols.map((c) => c.padStart(24)).join('')}`);
+  L.push(`  ${'node'.padEnd(10)}${cols.map((c) => c.padStart(28)).join('')}`);
   r.timeline.nodes.forEach((name, x) => {
-    const cells = r.phases.map((p) => {
+    const base = r.phases[0]!.per_node[x]!.packets_per_s ?? 0;
+    const cells = r.phases.map((p, ph) => {
       const n = p.per_node[x]!;
-      return `${n.packets} ${(100 * n.share).toFixed(1).padStart(5)}%`;
+      const rel = ph > 0 && base > 0 && p.to_s > p.from_s ? ` x${((n.packets_per_s ?? 0) / base).toFixed(2)}` : '      ';
+      return `${n.packets} ${(100 * n.share).toFixed(1).padStart(5)}%${rel}`;
     });
-    L.push(`  ${name.padEnd(10)}${cells.map((c) => c.padStart(24)).join('')}`);
+    L.push(`  ${name.padEnd(10)}${cells.map((c) => c.padStart(28)).join('')}`);
   });
   if (r.compare) {
     L.push('', `Policies on this traffic (same events, failback ${sc.policy.failback}):`);
     L.push(`  ${'policy'.padEnd(14)}${'lost'.padStart(10)}${'duplicated'.padStart(12)}${'broken'.padStart(9)}${'recovery_s'.padStart(12)}${'busiest node'.padStart(14)}`);
     for (const c of r.compare) L.push(`  ${c.policy.padEnd(14)}${String(c.lost_packets).padStart(10)}${String(c.duplicated_packets).padStart(12)}${String(c.broken_connections).padStart(9)}${f3(c.recovery_s).padStart(12)}${`${(100 * c.max_node_share).toFixed(1)}%`.padStart(14)}`);
     const best = rankPolicies(r.compare)[0]!;
+    const chosen = r.compare.find((c) => c.policy === sc.policy.policy)!;
     const ties = r.compare.filter((c) => sameScore(c, best)).map((c) => c.policy);
-    L.push(ties.length > 1
-      ? `  Best: ${ties.join(', ')} tie (fewest lost packets, then broken connections, busiest node's share, duplicates)`
-      : `  Best: ${best.policy} (fewest lost packets, then broken connections, busiest node's share, duplicates)`);
+    const why = '(ranked by lost packets, then broken connections, the busiest node\'s share, duplicates)';
+    if (ties.includes(chosen.policy)) L.push(`  ${chosen.policy} (the scenario's policy) did as well as any ${ties.length > 1 ? `(tied with ${ties.filter((x) => x !== chosen.policy).join(', ')}) ` : ''}${why}`);
+    else {
+      const diff: string[] = [];
+      if (best.lost_packets !== chosen.lost_packets) diff.push(`${best.lost_packets} lost packets instead of ${chosen.lost_packets}`);
+      if (best.broken_connections !== chosen.broken_connections) diff.push(`${best.broken_connections} broken connections instead of ${chosen.broken_connections}`);
+      if (Math.round(best.max_node_share * 1e3) !== Math.round(chosen.max_node_share * 1e3)) diff.push(`busiest node ${(100 * best.max_node_share).toFixed(1)}% instead of ${(100 * chosen.max_node_share).toFixed(1)}%`);
+      L.push(`  ${ties.join(', ')} would have done better than ${chosen.policy} on this traffic: ${diff.join(', ') || 'fewer duplicates'} ${why}`);
+    }
   }
   return L.join('\n') + '\n';
 }
@@ -167,4 +180,34 @@ export function rankPolicies(c: Cmp[]): Cmp[] {
     for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
     return 0;
   });
+}
+
+/**
+ * Timeline lines for people: consecutive detections of the same fact by several
+ * observers ("node1 declares node2 dead", "node3 declares node2 dead") become
+ * one line with the time range, so a 16-node cluster stays readable.
+ */
+export function groupDetections(events: FailoverResult['events']): { when: string; kind: string; detail: string }[] {
+  const out: { when: string; kind: string; detail: string }[] = [];
+  let i = 0;
+  while (i < events.length) {
+    const e = events[i]!;
+    const fact = e.kind === 'detected' && e.node && e.detail.startsWith(`${e.node} `) ? e.detail.slice(e.node.length + 1) : null;
+    let j = i + 1;
+    const who = [e.node];
+    if (fact !== null) {
+      while (j < events.length) {
+        const x = events[j]!;
+        if (x.kind !== 'detected' || !x.node || x.detail !== `${x.node} ${fact}`) break;
+        who.push(x.node);
+        j++;
+      }
+    }
+    if (j - i > 1) {
+      const verb = fact!.replace(/^declares /, 'declare ').replace(/^hears /, 'hear ');
+      out.push({ when: f3(e.t), kind: e.kind, detail: `${who.join(', ')} ${verb} (until ${f3(events[j - 1]!.t)} s)` });
+    } else out.push({ when: f3(e.t), kind: e.kind, detail: e.detail });
+    i = j;
+  }
+  return out;
 }

@@ -1,7 +1,8 @@
 /**
  * A tiny deterministic flow generator for failover scenarios and tests:
  * clients opening TCP connections (SYN, data ACKs, FIN|ACK) and UDP flows to
- * the cluster IP, over a time span. Same seed, same packets. Packets come out
+ * the cluster IP, over a time span, at a steady rate (connections already open
+ * at t = 0 appear mid-stream, without their SYN). Same seed, same packets. Packets come out
  * in time order (ties broken by flow and packet number), as a capture would.
  *
  * The traffic helper's `openSynthetic` / `openCapture` give richer sources; the
@@ -26,6 +27,9 @@ export interface FlowGenParams {
   /** Destination (the cluster IP) as a number. */
   server: number;
 }
+
+/** Flows start up to this long before t = 0 (about a long flow's life), so traffic is steady from the start. */
+const WARMUP_S = 20;
 
 /** mulberry32: small, fast, deterministic. */
 function rng(seed: number): () => number {
@@ -66,12 +70,15 @@ export function generateTraffic(p: FlowGenParams): GeneratedTraffic {
     const sport = 1024 + Math.floor(r() * 64000);
     const dport = tcp ? (r() < 0.7 ? 443 : 80) : r() < 0.5 ? 53 : 4500;
     meta.push({ s: saddr, sp: sport, dp: dport, pr: tcp ? PROTO.TCP : PROTO.UDP });
-    const start = r() * p.duration_s * 0.95;
+    // Starts spread over [-WARMUP, duration): the load is steady from t = 0 on (flows already
+    // running at 0 show up mid-stream, as in a capture), so phases can be compared by rate.
+    const start = -WARMUP_S + r() * (p.duration_s + WARMUP_S);
     const npk = 3 + Math.floor(r() * r() * 80);
     const gap = 0.05 + r() * 0.9;
     for (let k = 0; k < npk; k++) {
       const t = start + k * gap;
       if (t >= p.duration_s) break;
+      if (t < 0) continue;
       let flags = F.PORTS;
       let len = 60 + Math.floor(r() * 1400);
       if (tcp) {

@@ -26,7 +26,7 @@ import type { FailoverEvent } from '../analysis/result.ts';
 import type { Scenario } from './scenario.ts';
 import type { ScenarioEvent } from './events.ts';
 import { FAULT_KINDS } from './events.ts';
-import { allNodes, assignOwners, decide, initialState, type AgentEvent, type AgentState, type Measurements, type PolicyConfig } from './policies.ts';
+import { adoptView, allNodes, decide, initialState, type AgentEvent, type AgentState, type Measurements, type PolicyConfig } from './policies.ts';
 import { bucketBit, formatBuckets, ownersPerBucket, popcount32 } from './ownership.ts';
 
 const EPS = 1e-9;
@@ -91,9 +91,9 @@ class World {
   readonly lives: Incarnation[][];
   private readonly partitions: { t: number; group: number[] | null }[] = [];
   private readonly losses: ScenarioEvent[];
-  private readonly arrivals = new Map<number, Arrival[]>();
+  private readonly trains = new Map<number, BeatTrain>();
 
-  constructor(readonly sc: Scenario) {
+  constructor(readonly sc: Scenario, private readonly exhaustive = false) {
     const hb = sc.heartbeat;
     this.n = sc.model.names.length;
     this.I = hb.interval_s;
@@ -133,27 +133,113 @@ class World {
     return true;
   }
 
-  /** Beat arrivals from i at j, in arrival order, up to a little past the horizon. */
-  beats(i: number, j: number): Arrival[] {
+  /**
+   * The beats from i that reach j, as runs of consecutive beat numbers (a run
+   * ends where i goes down or the link fails), so that long scenarios with
+   * many nodes cost O(runs), not O(beats).
+   */
+  beats(i: number, j: number): BeatTrain {
     const key = i * 64 + j;
-    let arr = this.arrivals.get(key);
-    if (arr) return arr;
-    arr = [];
+    let tr = this.trains.get(key);
+    if (tr) return tr;
     const { I } = this;
     const end = this.horizon + this.D + 2 * I;
-    const jit = this.sc.heartbeat.jitter_s;
+    const runs: BeatRun[] = [];
+    // Link state can only change at these times; check the beats around each.
+    const bounds: number[] = [];
+    for (const p of this.partitions) bounds.push(p.t);
+    for (const e of this.losses) if (e.kind === 'heartbeat-loss' && e.node === i && e.to === j) bounds.push(e.t, e.t + e.for_s);
     for (const l of this.lives[i]!) {
       const k0 = Math.max(0, Math.ceil(l.up / I - EPS));
       const k1 = Math.floor(Math.min(l.down, end) / I + EPS);
-      for (let k = k0; k <= k1; k++) {
-        const s = k * I;
-        if (!this.linkUp(i, j, s)) continue;
-        arr.push({ a: s + (jit > 0 ? jit * jitterUnit(this.sc.heartbeat.seed, i, j, k) : 0), inc: l.inc });
+      if (k1 < k0) continue;
+      const checks = new Set<number>([k0]);
+      if (this.exhaustive) for (let k = k0 + 1; k <= k1; k++) checks.add(k);
+      else for (const b of bounds) {
+        const kb = Math.floor(b / I + EPS);
+        for (let k = kb - 1; k <= kb + 1; k++) if (k > k0 && k <= k1) checks.add(k);
       }
+      const cs = [...checks].sort((a, b) => a - b);
+      cs.forEach((c, m) => {
+        const last = m + 1 < cs.length ? cs[m + 1]! - 1 : k1;
+        if (!this.linkUp(i, j, c * I)) return;
+        const prev = runs.at(-1);
+        if (prev && prev.inc === l.inc && prev.k1 === c - 1) prev.k1 = last;
+        else runs.push({ k0: c, k1: last, inc: l.inc });
+      });
     }
-    if (jit >= I) arr.sort((x, y) => x.a - y.a);
-    this.arrivals.set(key, arr);
-    return arr;
+    tr = new BeatTrain(runs, I, this.sc.heartbeat.jitter_s, this.sc.heartbeat.seed, i, j, this.exhaustive ? -Infinity : this.D);
+    this.trains.set(key, tr);
+    return tr;
+  }
+}
+
+interface BeatRun { k0: number; k1: number; inc: number }
+
+/**
+ * The beats from one node at another. Beat k is sent at k * I and arrives
+ * after a jitter in [0, jitter_s). When jitter_s < I and I + jitter_s <= D,
+ * arrivals are in beat order and no gap inside a run can reach dead-after, so
+ * only each run's first and last arrival matter (the fast path). Otherwise
+ * every arrival is listed and sorted.
+ */
+class BeatTrain {
+  readonly fast: boolean;
+  private list: Arrival[] | null = null;
+  constructor(readonly runs: BeatRun[], private readonly I: number, private readonly jit: number, private readonly seed: number, private readonly from: number, private readonly to: number, D: number) {
+    this.fast = jit < I && I + jit <= D + EPS;
+  }
+
+  arrival(k: number): number {
+    return k * this.I + (this.jit > 0 ? this.jit * jitterUnit(this.seed, this.from, this.to, k) : 0);
+  }
+
+  /** Every arrival in time order (slow path). */
+  all(): Arrival[] {
+    if (this.list) return this.list;
+    const out: Arrival[] = [];
+    for (const r of this.runs) for (let k = r.k0; k <= r.k1; k++) out.push({ a: this.arrival(k), inc: r.inc });
+    out.sort((x, y) => x.a - y.a);
+    return (this.list = out);
+  }
+
+  /** First and last beat numbers of run r arriving in [from, to), or null (fast path only). */
+  span(r: BeatRun, from: number, to: number): [number, number] | null {
+    let ka = Math.max(r.k0, Math.ceil((from - this.jit) / this.I - EPS) - 1);
+    while (ka <= r.k1 && this.arrival(ka) < from - EPS) ka++;
+    let kb = Math.min(r.k1, Math.floor(to / this.I + EPS) + 1);
+    while (kb >= ka && this.arrival(kb) >= to) kb--;
+    return ka <= kb ? [ka, kb] : null;
+  }
+
+  /** The first arrival at or after t (and before `before`), or null. */
+  firstFrom(t: number, before = Infinity): number | null {
+    if (!this.fast) {
+      const b = this.all().find((x) => x.a >= t - EPS);
+      return b && b.a < before ? b.a : null;
+    }
+    for (const r of this.runs) {
+      const sp = this.span(r, t, before);
+      if (sp) return this.arrival(sp[0]);
+    }
+    return null;
+  }
+
+  /** The incarnation of the last beat that arrived by time t (0 if none). */
+  incBy(t: number): number {
+    let inc = 0;
+    if (!this.fast) {
+      for (const b of this.all()) {
+        if (b.a > t + EPS) break;
+        inc = b.inc;
+      }
+      return inc;
+    }
+    for (const r of this.runs) {
+      if (this.arrival(r.k0) > t + EPS) break;
+      inc = r.inc;
+    }
+    return inc;
   }
 }
 
@@ -161,24 +247,38 @@ class World {
  * What j concludes about i from i's beats between `from` and `to`, starting
  * from a belief (alive or not, last heard, known incarnation).
  */
-function perceive(arr: Arrival[], node: number, from: number, to: number, alive: boolean, lastHeard: number, knownInc: number, D: number): Transition[] {
+function perceive(tr: BeatTrain, node: number, from: number, to: number, alive: boolean, lastHeard: number, knownInc: number, D: number): Transition[] {
   const out: Transition[] = [];
-  for (const { a, inc } of arr) {
-    if (a < from - EPS) continue;
-    if (a >= to) break;
+  const hear = (a: number, inc: number): void => {
     if (alive && a > lastHeard + D + EPS) {
       out.push({ t: lastHeard + D, kind: 'dead', restarted: false, node });
       alive = false;
     }
+    // knownInc < 0: a node we never heard before (we restarted alone); its first beat is not a restart.
     if (!alive) {
-      out.push({ t: a, kind: 'alive', restarted: inc !== knownInc, node });
+      out.push({ t: a, kind: 'alive', restarted: knownInc >= 0 && inc !== knownInc, node });
       alive = true;
-    } else if (inc !== knownInc) {
+    } else if (knownInc >= 0 && inc !== knownInc) {
       // Restarted faster than dead-after: it lost its buckets all the same.
       out.push({ t: a, kind: 'dead', restarted: false, node }, { t: a, kind: 'alive', restarted: true, node });
     }
     lastHeard = a;
     knownInc = inc;
+  };
+  if (tr.fast) {
+    for (const r of tr.runs) {
+      const sp = tr.span(r, from, to);
+      if (!sp) continue;
+      hear(tr.arrival(sp[0]), r.inc);
+      // The beats in between arrive less than dead-after apart: nothing to conclude from them.
+      lastHeard = tr.arrival(sp[1]);
+    }
+  } else {
+    for (const { a, inc } of tr.all()) {
+      if (a < from - EPS) continue;
+      if (a >= to) break;
+      hear(a, inc);
+    }
   }
   if (alive && lastHeard + D < to) out.push({ t: lastHeard + D, kind: 'dead', restarted: false, node });
   return out;
@@ -236,10 +336,11 @@ interface MaskOp { t: number; seq: number; inc: number; type: 'down' | 'up' | 'a
 /**
  * Runs every node's controller through the scenario and returns the
  * ownership timeline. `meas` feeds least-loaded (traffic measured before the
- * first fault); `policy` overrides the scenario's (for --compare-policies).
+ * first fault); `policy` overrides the scenario's (for --compare-policies);
+ * `exhaustiveBeats` walks every beat instead of runs (a cross-check for tests).
  */
-export function buildTimeline(sc: Scenario, policy: PolicyConfig = sc.policy, meas?: Measurements): OwnershipTimeline {
-  const w = new World(sc);
+export function buildTimeline(sc: Scenario, policy: PolicyConfig = sc.policy, meas?: Measurements, opts: { exhaustiveBeats?: boolean } = {}): OwnershipTimeline {
+  const w = new World(sc, opts.exhaustiveBeats);
   const { n, D } = w;
   const m = sc.model;
   const delay = sc.heartbeat.takeover_delay_s;
@@ -287,24 +388,17 @@ export function buildTimeline(sc: Scenario, policy: PolicyConfig = sc.policy, me
         let best: { a: number; from: number } | null = null;
         for (let i = 0; i < n; i++) {
           if (i === j) continue;
-          const b = w.beats(i, j).find((x) => x.a >= l.up - EPS);
-          if (b && b.a < l.down && (!best || b.a < best.a)) best = { a: b.a, from: i };
+          const a = w.beats(i, j).firstFrom(l.up, l.down);
+          if (a !== null && (!best || a < best.a)) best = { a, from: i };
         }
-        if (best) push({ t: best.a, j, inc: l.inc, kind: 'adopt', node: best.from, restarted: true });
+        if (best && best.a <= l.up + D) push({ t: best.a, j, inc: l.inc, kind: 'adopt', node: best.from, restarted: true });
         else if (l.up + D < Math.min(l.down, w.horizon)) push({ t: l.up + D, j, inc: l.inc, kind: 'adopt', node: -1, restarted: true });
       }
     }
   }
 
   // Last incarnation each observer heard from each node (for adoption).
-  const heardInc = (obs: number, i: number, t: number): number => {
-    let inc = 0;
-    for (const b of w.beats(i, obs)) {
-      if (b.a > t + EPS) break;
-      inc = b.inc;
-    }
-    return inc;
-  };
+  const heardInc = (obs: number, i: number, t: number): number => w.beats(i, obs).incBy(t);
 
   const ticks = new Set<string>();
   for (let e = heap.pop(); e; e = heap.pop()) {
@@ -325,16 +419,11 @@ export function buildTimeline(sc: Scenario, policy: PolicyConfig = sc.policy, me
     if (e.kind === 'adopt') {
       const from = e.node >= 0 ? states[e.node] : null;
       const fromOk = e.node >= 0 && from !== null && w.lifeAt(e.node, e.t)?.inc === stateInc[e.node];
-      if (fromOk) {
-        st = from!;
-        events.push({ t: e.t, kind: 'detected', node: names[j], detail: `${names[j]} (restarted) hears ${names[e.node]!} and adopts its view` });
-      } else {
-        const me = bucketBit(j);
-        st = { alive: me, eligible: me, waiting_since: names.map(() => null), owners: assignOwners(m, policy, me, meas) };
-        events.push({ t: e.t, kind: 'detected', node: names[j], detail: `${names[j]} (restarted) hears nobody for dead-after and believes it is alone` });
-      }
-      step({ kind: 'dead', node: j, t: e.t });
-      step({ kind: 'alive', node: j, t: e.t, restarted: true });
+      if (fromOk) events.push({ t: e.t, kind: 'detected', node: names[j], detail: `${names[j]} (restarted) hears ${names[e.node]!} and adopts its view` });
+      else events.push({ t: e.t, kind: 'detected', node: names[j], detail: `${names[j]} (restarted) hears no settled peer within dead-after and believes it is alone` });
+      const d = adoptView(m, policy, j, e.t, fromOk ? from! : null, meas);
+      st = d.state;
+      wake = d.wake_at;
       changed = true;
       for (let i = 0; i < n; i++) {
         if (i === j) continue;

@@ -39,7 +39,7 @@ export interface PolicyConfig {
    */
   failback: FailbackMode;
   stable_s: number;
-  /** For `backup`: per node index, the ordered node indexes that take over its buckets. */
+  /** For `backup`: per node index, the ordered node indexes that take over its buckets (missing or empty: the next nodes in config order). */
   backup?: number[][];
 }
 
@@ -117,7 +117,8 @@ export function assignOwners(m: ClusterModel, p: PolicyConfig, eligible: number,
     case 'backup':
       for (const b of orphans) {
         const h = m.home[b]!;
-        const list = h >= 0 ? (p.backup?.[h] ?? defaultBackup(h, n)) : [];
+        const named = h >= 0 ? p.backup?.[h] : undefined;
+        const list = h < 0 ? [] : named && named.length ? named : defaultBackup(h, n);
         const to = list.find((x) => (eligible >>> x) & 1);
         give(to ?? elig[0]!, b);
       }
@@ -201,4 +202,19 @@ export function decide(m: ClusterModel, p: PolicyConfig, s: AgentState, e: Agent
   const owners = eligible === s.eligible ? s.owners : assignOwners(m, p, eligible, meas);
   const changed = owners.some((x, i) => x !== s.owners[i]);
   return { state: { alive, eligible, waiting_since: waiting, owners }, changed, wake_at: wake };
+}
+
+/**
+ * A restarted node's first decision. It owns nothing and knows nothing until it
+ * hears a peer; it then adopts that peer's view (`peer`, carried in the beat)
+ * and treats itself as a restarted node coming back, so the failback mode
+ * applies to it exactly as the peers apply it. With `peer` null (it heard
+ * nobody for dead-after) it believes it is alone and takes every bucket: on
+ * the wrong side of a partition, that is a split brain.
+ */
+export function adoptView(m: ClusterModel, p: PolicyConfig, self: number, t: number, peer: AgentState | null, meas?: Measurements): Decision {
+  const me = bucketBit(self);
+  let st: AgentState = peer ?? { alive: me, eligible: me, waiting_since: m.names.map(() => null), owners: assignOwners(m, p, me, meas) };
+  st = decide(m, p, st, { kind: 'dead', node: self, t }, meas).state;
+  return decide(m, p, st, { kind: 'alive', node: self, t, restarted: true }, meas);
 }

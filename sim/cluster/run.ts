@@ -86,7 +86,7 @@ export function failoverResult(
   const N = part.nodes;
   const bins = part.runs[0]!.bin_lost.length;
   const r0 = part.runs[0]!;
-  const extra = { invalid_packets: part.invalid, no_node_packets: part.no_node };
+  const extra = { invalid_packets: part.invalid, no_node_packets: part.no_node, unknown_packets: part.unknown };
   const round = (x: number): number => Math.round(x * 1e9) / 1e9;
   return {
     kind: 'failover',

@@ -25,7 +25,7 @@ import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { DataError } from '../cli/errors.ts';
-import { ClusterConfigSchema, HeartbeatSchema, checkConfig, loadConfig, type ClusterConfig } from '../../kernel-glue/config.ts';
+import { ClusterConfigSchema, checkConfig, loadConfig, type ClusterConfig } from '../../kernel-glue/config.ts';
 import { clusterModel, type ClusterModel } from './ownership.ts';
 import { FAILBACKS, POLICIES, type PolicyConfig } from './policies.ts';
 import { parseDuration, type ScenarioEvent } from './events.ts';
@@ -54,7 +54,14 @@ export const TrafficSchema = z.object({
 export const ScenarioSchema = z.object({
   name: z.string().default('scenario'),
   cluster: z.union([z.string(), z.record(z.string(), z.unknown())]),
-  heartbeat: HeartbeatSchema.omit({ port: true, key_file: true }).extend({ seed: z.number().int().default(1) }).partial().strict().optional(),
+  // No defaults here: unset keys fall back to the cluster config's heartbeat section, then to its defaults.
+  heartbeat: z.object({
+    interval_s: z.number().positive().optional(),
+    dead_after: z.number().int().min(1).optional(),
+    takeover_delay_s: z.number().min(0).optional(),
+    jitter_s: z.number().min(0).optional(),
+    seed: z.number().int().optional(),
+  }).strict().optional(),
   policy: z.enum(POLICIES).default('lowest'),
   backup: z.record(z.string(), z.array(z.string())).optional(),
   failback: z.enum(FAILBACKS).default('immediate'),

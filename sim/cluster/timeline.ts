@@ -315,11 +315,15 @@ export function summarizeRun(p: FailoverPartial, k: number, tl: OwnershipTimelin
   const phases: FailoverPhaseLoad[] = names.map((phase, ph) => {
     let tot = 0;
     for (let x = 0; x < N; x++) tot += r.phase_packets[ph * N + x]!;
+    const from = bounds[ph]![0], to = Math.max(bounds[ph]![0], bounds[ph]![1]);
     return {
       phase,
-      from_s: bounds[ph]![0],
-      to_s: Math.max(bounds[ph]![0], bounds[ph]![1]),
-      per_node: tl.names.map((node, x) => ({ node, packets: r.phase_packets[ph * N + x]!, bytes: r.phase_bytes[ph * N + x]!, share: tot ? r.phase_packets[ph * N + x]! / tot : 0 })),
+      from_s: from,
+      to_s: to,
+      per_node: tl.names.map((node, x) => {
+        const packets = r.phase_packets[ph * N + x]!;
+        return { node, packets, bytes: r.phase_bytes[ph * N + x]!, share: tot ? packets / tot : 0, packets_per_s: to > from ? packets / (to - from) : 0 };
+      }),
     };
   });
   // The busiest node while the cluster is degraded or settling (during and after the first fault).
