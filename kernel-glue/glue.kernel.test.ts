@@ -13,6 +13,8 @@ import { ClusterNet, CLUSTER_IP, SUBNET, sh } from '../test/netns-cluster.ts';
 import { parseConfig, selectorSpecOf, type ClusterConfig } from './config.ts';
 import { applyConfig, clusterStatus, moveBucket, removeConfig, type GlueOptions, type StatusReport } from './control/apply.ts';
 import { runnerFor, viaNetns } from './exec/runner.ts';
+import { createPlan } from './render/index.ts';
+import { isRun, planToShellScript, type RunStep } from './plan.ts';
 import { predictNodeNumbers, predictNodes, type Flow } from './predict.ts';
 import { parseIPv4 } from '../sim/traffic/addr.ts';
 
@@ -116,12 +118,17 @@ describe.each(['xt_cluster', 'nft'] as const)('backend %s on the running kernel'
     const { c } = config(backend);
     const rep = await applyConfig(c, opts());
     expect(rep.hosts.map((h) => [h.host, h.outcome, h.error])).toEqual(NAMES.map((n) => [n, 'applied', undefined]));
+    // Between 'remove' and this apply no ARP mangling existed: a node's own ARP request for a client may have taught
+    // the client that node's real MAC for the cluster IP (the poisoning of §4.7). Real migrations have the same gap.
+    net.ns(net.client, ['ip', 'neigh', 'flush', 'to', CLUSTER_IP]);
     const s = await clusterStatus(c, opts());
     expectAsConfigured(s);
     expect(s.hosts.map((h) => h.actual)).toEqual([[1], [2], [3]]);
     const { answers } = await trafficRound(c);
     // every node answered something: the spread is real, not one node taking all
     for (const n of NAMES) expect(answers.filter((a) => a === n).length, n).toBeGreaterThan(10);
+    // ARP for the cluster IP was answered with the cluster MAC (nft arp mangling), so the client sends to the multicast MAC.
+    expect(net.ns(net.client, ['ip', 'neigh', 'show', CLUSTER_IP, 'dev', 'eth0'])).toContain('lladdr 01:00:5e:00:00:20');
   });
 
   it('a second apply changes nothing (same rule dumps, every host unchanged)', async () => {
@@ -169,6 +176,22 @@ describe.each(['xt_cluster', 'nft'] as const)('backend %s on the running kernel'
   });
 });
 
+describe('backend clusterip on the running kernel', () => {
+  it('is refused on a 6.3+ kernel before anything changes, saying what to use instead', async () => {
+    const kernel = sh(['uname', '-r']).trim();
+    const m = /^(\d+)\.(\d+)/.exec(kernel)!;
+    if (Number(m[1]) * 1000 + Number(m[2]) < 6003) return expect.fail(`this test expects a 6.3+ kernel (CLUSTERIP itself is tested under qemu), got ${kernel}`);
+    const before = dumps();
+    const text = configText('nft', '0x1', ['[1]', '[2]', '[3]']).replace('backend: nft', 'backend: clusterip\n  hashmode: sourceip');
+    const c = parseConfig(text, 'clusterip.yaml').config;
+    const rep = await applyConfig(c, opts());
+    expect(rep.ok).toBe(false);
+    expect(rep.hosts.map((h) => h.outcome)).toEqual(['refused', 'refused', 'refused']);
+    expect(rep.hosts[0]!.error).toContain(`kernel ${kernel} has no CLUSTERIP target (removed in Linux 6.3); use backend xt_cluster or nft`);
+    expect(dumps()).toEqual(before);
+  });
+});
+
 describe('the glue command line', () => {
   it('status --json and a no-op apply through the CLI, run from the client namespace (ssh to node3 for real)', () => {
     const { file } = config('nft');
@@ -177,11 +200,39 @@ describe('the glue command line', () => {
     const s = JSON.parse(cli(['status', '--json'])) as StatusReport;
     expect(s.drift).toBe(false);
     expect(s.hosts.map((h) => [h.host, h.where, h.actual])).toEqual([['node1', `netns ${PREFIX}n1`, [1]], ['node2', `netns ${PREFIX}n2`, [2]], ['node3', 'ssh root@10.200.0.13', [3]]]);
+    expect(cli(['plan']).match(/apply would change nothing here/g)?.length).toBe(3);
     const a = JSON.parse(cli(['apply', '--json'])) as { ok: boolean; hosts: { outcome: string }[] };
     expect(a.ok).toBe(true);
     expect(a.hosts.map((h) => h.outcome)).toEqual(['unchanged', 'unchanged', 'unchanged']);
     const r = JSON.parse(cli(['remove', '--json'])) as { ok: boolean; hosts: { outcome: string }[] };
     expect(r.hosts.map((h) => h.outcome)).toEqual(['removed', 'removed', 'removed']);
     for (const ns of net.nodes) expect(sh(['ip', 'netns', 'exec', ns, 'nft', 'list', 'tables'])).not.toContain('clusterip_sim');
+  });
+});
+
+describe('plans as shell scripts', () => {
+  it('the nft plans, run as POSIX sh scripts in the node namespaces, give the same cluster as apply', async () => {
+    const { c } = config('nft');
+    for (const [i, n] of NAMES.entries()) net.ns(net.nodes[i]!, ['sh', '-c', planToShellScript(createPlan(c, n))]);
+    net.ns(net.client, ['ip', 'neigh', 'flush', 'to', CLUSTER_IP]);
+    expectAsConfigured(await clusterStatus(c, opts()));
+    await trafficRound(c);
+    // and the script is idempotent too
+    const before = dumps();
+    net.ns(net.nodes[0]!, ['sh', '-c', planToShellScript(createPlan(c, 'node1'))]);
+    expect(dumps()).toEqual(before);
+    await removeConfig(c, opts());
+  });
+
+  it('the clusterip rule set passes iptables-legacy-restore --test (libipt_CLUSTERIP option checks)', () => {
+    const text = configText('nft', '0xfeedface', ['[]', '[1, 3]', '[2]']).replace('backend: nft', 'backend: clusterip\n  hashmode: sourceip-sourceport-destport');
+    const c = parseConfig(text, 'clusterip.yaml').config;
+    for (const n of NAMES) {
+      const restore = createPlan(c, n).steps.find((s): s is RunStep => isRun(s) && s.argv[0] === 'iptables-legacy-restore')!;
+      expect(net.ns(net.client, ['iptables-legacy-restore', '--test', '--noflush'], restore.stdin)).toBe('');
+    }
+    // and the userspace check really runs: a unicast cluster MAC is refused
+    const bad = createPlan(c, 'node1').steps.find((s): s is RunStep => isRun(s) && s.argv[0] === 'iptables-legacy-restore')!.stdin!.replace('01:00:5E:00:00:20', '02:00:5E:00:00:20');
+    expect(() => net.ns(net.client, ['iptables-legacy-restore', '--test', '--noflush'], bad)).toThrow(/multicast/);
   });
 });

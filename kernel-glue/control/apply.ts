@@ -310,6 +310,8 @@ export interface StatusReport {
   doublyOwned: number[];
   /** Anything differs from the config (or a host could not be read). */
   drift: boolean;
+  /** Only some hosts were read (--host): orphaned / doubly owned are not computed. */
+  partial: boolean;
 }
 
 export async function clusterStatus(c: ClusterConfig, o: GlueOptions = {}): Promise<StatusReport> {
@@ -331,10 +333,11 @@ export async function clusterStatus(c: ClusterConfig, o: GlueOptions = {}): Prom
   const owners: Record<number, string[]> = {};
   for (let k = 1; k <= c.cluster.total_nodes; k++) owners[k] = [];
   for (const h of hosts) for (const k of h.actual ?? []) (owners[k] ??= []).push(h.host);
-  const orphaned = Object.keys(owners).map(Number).filter((k) => owners[k]!.length === 0);
+  const partial = !!o.hosts?.length && hosts.length < c.nodes.length;
+  const orphaned = partial ? [] : Object.keys(owners).map(Number).filter((k) => owners[k]!.length === 0);
   const doublyOwned = Object.keys(owners).map(Number).filter((k) => owners[k]!.length > 1);
   const drift = hosts.some((h) => !h.reachable || !h.matchesConfig || h.missing.length > 0 || h.extra.length > 0) || orphaned.length > 0 || doublyOwned.length > 0;
-  return { cluster: { ip: c.cluster.ip, backend: c.cluster.backend, total_nodes: c.cluster.total_nodes, fingerprint: fingerprint(c) }, hosts, owners, orphaned, doublyOwned, drift };
+  return { cluster: { ip: c.cluster.ip, backend: c.cluster.backend, total_nodes: c.cluster.total_nodes, fingerprint: fingerprint(c) }, hosts, owners, orphaned, doublyOwned, drift, partial };
 }
 
 /** For `glue plan`: per host, the current state (when readable) and the plan apply would run. */

@@ -101,6 +101,9 @@ export function nftOwnerStep(from: readonly number[], to: readonly number[]): Ru
   return { argv: ['nft', '-f', '-'], stdin: lines.join('\n') + '\n', why: `owner set ${fmtSet(from)} -> ${fmtSet(to)} in one atomic transaction` };
 }
 
+/** Said on every remove: without the ARP mangling, neighbours can learn a node's own MAC for the cluster IP. */
+export const ARP_GAP_NOTE = 'after this, ARP replies and requests from the cluster IP carry the node\'s own MAC again: neighbours may send the cluster IP\'s traffic to one node only until their ARP entry is refreshed (apply the replacement backend first, or flush neighbour caches)';
+
 export const fmtSet = (s: readonly number[]): string => `{${s.join(',')}}`;
 
 export function nftCreatePlan(c: ClusterConfig, nodeName: string): Plan {
@@ -125,7 +128,7 @@ export function nftRemovePlan(c: ClusterConfig, nodeName: string): Plan {
     host: node.name,
     where: whereOf(node.host),
     backend: 'nft',
-    notes: ['nf_conntrack_tcp_loose is left at its current value'],
+    notes: ['nf_conntrack_tcp_loose is left at its current value', ARP_GAP_NOTE],
     steps: [{ argv: ['nft', '-f', '-'], stdin: nftRemoveTransaction(), why: `delete tables ip/arp ${NFT_TABLE} (no error when absent)` }, maddrDel(c)],
   };
 }

@@ -14,7 +14,7 @@ import type { ClusterConfig } from '../config.ts';
 import type { Plan, Step } from '../plan.ts';
 import { cfgComment, hex32, maddrAdd, maddrDel, MARK, nodeByName, ownersOf, whereOf } from './common.ts';
 import { ensureJumpStep, removeChainSteps, restoreChainStep, ruleComment } from './iptables.ts';
-import { fmtSet, nftRemoveTransaction, nftReplaceTransaction, tcpLooseStep } from './nft.ts';
+import { ARP_GAP_NOTE, fmtSet, nftRemoveTransaction, nftReplaceTransaction, tcpLooseStep } from './nft.ts';
 
 /** The chain's rules (without `-A CHAIN`), in the order iptables evaluates them. */
 export function xtClusterRules(c: ClusterConfig, owners: readonly number[]): string[] {
@@ -52,7 +52,7 @@ export function xtClusterRemovePlan(c: ClusterConfig, nodeName: string): Plan {
     host: node.name,
     where: whereOf(node.host),
     backend: 'xt_cluster',
-    notes: ['nf_conntrack_tcp_loose is left at its current value'],
+    notes: ['nf_conntrack_tcp_loose is left at its current value', ARP_GAP_NOTE],
     steps: [...removeChainSteps(c), { argv: ['nft', '-f', '-'], stdin: nftRemoveTransaction(true), why: 'delete the ARP table (no error when absent)' }, maddrDel(c)],
   };
 }
