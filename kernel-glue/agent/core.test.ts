@@ -63,7 +63,7 @@ class Sim {
       for (const [i, n] of this.nodes.entries()) {
         if (!n.up) continue;
         const send = (): void => {
-          const b = n.core.beat(1e9 + this.t);
+          const b = n.core.beat(1e9 + this.t, this.t);
           for (const [j, m] of this.nodes.entries()) if (j !== i && m.up && this.link(i, j)) m.core.onBeat(b, this.t);
         };
         if (this.t + 1e-9 >= n.nextBeat) {

@@ -32,9 +32,9 @@
  * effect at once (kernel-semantics §4.2, §10 item 4), so the owner sets the
  * kernels hold are the whole truth about who answers.
  */
-import { assignOwners, decide, type AgentEvent, type AgentState, type Measurements, type PolicyConfig } from '../../sim/cluster/policies.ts';
+import { adoptView, assignOwners, decide, type AgentEvent, type AgentState, type Measurements, type PolicyConfig } from '../../sim/cluster/policies.ts';
 import { bitsOf, bucketBit, type ClusterModel } from '../../sim/cluster/ownership.ts';
-import { PROTOCOL_VERSION, type BeatBody, type Health } from './protocol.ts';
+import { PROTOCOL_VERSION, type BeatBody, type BeatView, type Health } from './protocol.ts';
 
 export interface CoreOptions {
   model: ClusterModel;
@@ -76,9 +76,13 @@ interface Peer {
   lastHeard: number;
   /** Bucket mask (bit b = node number b+1) the peer's kernel holds, from its latest beat. */
   claims: number;
-  est: boolean;
+  /** The peer's policy state from its latest beat, times on our clock; null while it is starting up. */
+  view: AgentState | null;
+  /** The incarnation the peer last heard from us (from its view). */
+  knowsOurInc: number;
+  /** We have had a beat from it since we started, so `claims` is what its kernel holds (not just unknown). */
+  claimsKnown: boolean;
   leaving: boolean;
-  eligible: number;
   fb: number;
   lossLogged: boolean;
   /** The incarnation that announced a leave: its later beats do not make it alive again. */
@@ -133,7 +137,7 @@ export class AgentCore {
     this.self = opts.self;
     this.inc = opts.inc;
     const n = this.m.names.length, nb = this.m.buckets;
-    this.peers = this.m.names.map(() => ({ inc: null, lastHeard: -Infinity, claims: 0, est: false, leaving: false, eligible: 0, fb: 0, lossLogged: false, leftInc: null }));
+    this.peers = this.m.names.map(() => ({ inc: null, lastHeard: -Infinity, claims: 0, view: null, knowsOurInc: 0, claimsKnown: false, leaving: false, fb: 0, lossLogged: false, leftInc: null }));
     this.notBefore = new Array<number>(nb).fill(0);
     this.cause = new Array<string>(nb).fill('start');
     this.orphanSince = new Array<number | null>(nb).fill(null);
@@ -175,9 +179,13 @@ export class AgentCore {
     if (loadByNumber) for (const [k, v] of Object.entries(loadByNumber)) if (Number(k) >= 1 && Number(k) <= this.m.buckets) this.meas.bucket_load[Number(k) - 1] = v;
   }
 
-  /** The next beat to send. `wall` is seconds since the epoch. */
-  beat(wall: number): BeatBody {
+  /** The next beat to send. `wall` is seconds since the epoch, `t` our (monotonic) clock. */
+  beat(wall: number, t: number): BeatBody {
     const owned = numbersOf(this.owned);
+    const s = this.state;
+    const view: BeatView | null = s
+      ? { alive: s.alive, eligible: s.eligible, owners: [...s.owners], waiting_ago: s.waiting_since.map((w) => (w === null ? null : Math.max(0, +(t - w).toFixed(4)))), incs: this.peers.map((p, i) => (i === this.self ? this.inc : (p.inc ?? 0))) }
+      : null;
     return {
       v: PROTOCOL_VERSION,
       node: this.name,
@@ -186,9 +194,8 @@ export class AgentCore {
       ts: wall,
       owned,
       health: this.leaving ? 'leaving' : this.health,
-      est: this.established,
       leaving: this.leaving,
-      eligible: this.state?.eligible ?? 0,
+      view,
       fb: this.fb,
       load: owned.map((k) => this.meas.bucket_load[k - 1] ?? 0),
     };
@@ -219,12 +226,20 @@ export class AgentCore {
     const newInc = knownInc !== null && b.inc !== knownInc;
     const fbBefore = newInc ? b.fb : p.fb;
     if (p.lossLogged) this.log({ event: 'beat-resumed', peer: b.node, silent_s: +(t - p.lastHeard).toFixed(3) });
-    Object.assign(p, { inc: b.inc, lastHeard: t, claims: maskOf(b.owned, this.m.buckets), est: b.est, leaving: b.leaving, eligible: b.eligible >>> 0, fb: b.fb, lossLogged: false });
+    const v = b.view;
+    const view: AgentState | null = v && v.owners.length === this.m.names.length && v.waiting_ago.length === this.m.names.length
+      ? { alive: v.alive >>> 0, eligible: v.eligible >>> 0, owners: v.owners.map((x) => x >>> 0), waiting_since: v.waiting_ago.map((a) => (a === null ? null : t - a)) }
+      : null;
+    Object.assign(p, { inc: b.inc, lastHeard: t, claims: maskOf(b.owned, this.m.buckets), view, knowsOurInc: v?.incs[this.self] ?? 0, claimsKnown: true, leaving: b.leaving, fb: b.fb, lossLogged: false });
     b.owned.forEach((k, j) => {
       if (k >= 1 && k <= this.m.buckets && b.load[j] !== undefined) this.meas.bucket_load[k - 1] = b.load[j]!;
     });
     if (newInc) p.leftInc = null;
-    if (!this.state) return; // still listening: establish() reads the peers
+    if (!this.state) {
+      // Starting up: the first established peer's view is adopted at once (the failover model's join).
+      if (view && !b.leaving) this.join(i, t);
+      return;
+    }
     const alive = ((this.state.alive >>> i) & 1) === 1;
     if (b.leaving) {
       if (p.leftInc !== b.inc) {
@@ -237,7 +252,7 @@ export class AgentCore {
     if (p.leftInc === b.inc) return;
     if (!alive) {
       // A node we never knew that is already established was cut off from us (partition), not restarted.
-      const restarted = knownInc === null ? !b.est : newInc;
+      const restarted = knownInc === null ? view === null : newInc;
       this.log({ event: 'rejoin', peer: b.node, restarted, incarnation: b.inc, failback: this.p.failback });
       this.apply({ kind: 'alive', node: i, t, restarted }, t, 'failback');
     } else if (newInc) {
@@ -269,40 +284,49 @@ export class AgentCore {
     if (this.state) this.apply({ kind: 'leave', node: this.self, t }, t, 'leave');
   }
 
-  private establish(t: number): void {
-    const self = bucketBit(this.self);
-    let heard = 0, est = -1;
+  /**
+   * We (re)started into a running cluster: adopt the view of the established peer we heard first and
+   * come back as a restarted node, so the failback mode applies to us exactly as our peers apply it
+   * (sim/cluster/policies.ts adoptView, the same function the failover model runs).
+   */
+  private join(from: number, t: number): void {
+    const peer = this.peers[from]!;
+    // A peer that already heard this incarnation of ours has applied our (re)start to its view (or counted
+    // us in while the cluster formed): that view is ours as it is. Otherwise we come back as restarted.
+    const known = peer.knowsOurInc === this.inc;
+    const d = known ? decide(this.m, this.p, peer.view!, { kind: 'tick', t }, this.meas) : adoptView(this.m, this.p, this.self, t, peer.view, this.meas);
+    this.state = d.state;
+    this.wakeAt = d.wake_at;
+    // Nodes the adopted view holds alive: heard "now" until the detector learns otherwise.
     this.peers.forEach((p, i) => {
-      if (i === this.self || p.lastHeard < this.o.t0 || p.leaving) return;
-      heard = (heard | bucketBit(i)) >>> 0;
-      if (p.est && est < 0) est = i;
+      if (i !== this.self && (d.state.alive >>> i) & 1 && p.lastHeard < this.o.t0) p.lastHeard = t;
     });
-    const alive = (heard | self) >>> 0;
-    const waiting = this.m.names.map(() => null);
-    if (est < 0) {
-      this.state = { alive, eligible: alive, waiting_since: waiting, owners: assignOwners(this.m, this.p, alive, this.meas) };
-      this.log({ event: 'established', mode: 'cold-start', alive: this.names(alive), owners: this.ownersView(this.state), note: 'no established peer heard: every node heard in the start-up window is eligible' });
-    } else {
-      const pe = this.peers[est]!.eligible;
-      const selfElig = ((pe >>> this.self) & 1) === 1;
-      const eligible = ((pe & alive & ~self) | (selfElig ? self : 0)) >>> 0;
-      this.state = { alive, eligible, waiting_since: waiting, owners: assignOwners(this.m, this.p, eligible, this.meas) };
-      this.log({ event: 'established', mode: 'join', view_from: this.m.names[est], alive: this.names(alive), eligible: this.names(eligible), owners: this.ownersView(this.state) });
-      if (!selfElig) {
-        // We restarted: our own failback follows the policy, timed from our start as our peers time it from our first beat.
-        this.apply({ kind: 'alive', node: this.self, t: this.o.t0, restarted: true }, t, 'failback');
-        this.apply({ kind: 'tick', t }, t, 'failback');
-      }
-    }
-    // Joining a running cluster after a restart: getting our buckets back is a failback.
-    for (const b of bitsOf(this.state.owners[this.self]!)) this.cause[b] = est < 0 ? 'start' : 'failback';
+    this.log({ event: 'established', mode: 'join', view_from: this.m.names[from], knew_us: known, alive: this.names(d.state.alive), eligible: this.names(d.state.eligible), owners: this.ownersView(d.state), failback: this.p.failback });
+    for (const b of bitsOf(d.state.owners[this.self]!)) this.cause[b] = 'rejoin';
+    if (this.leaving) this.apply({ kind: 'leave', node: this.self, t }, t, 'leave');
+  }
+
+  /**
+   * No established peer within the start-up window: the cluster is forming (every node heard in the
+   * window is eligible), or we are alone (then we take every bucket: on the wrong side of a partition
+   * that is a split brain, reported and resolved when it heals).
+   */
+  private coldStart(t: number): void {
+    let heard = 0;
+    this.peers.forEach((p, i) => {
+      if (i !== this.self && p.lastHeard >= this.o.t0 && !p.leaving) heard = (heard | bucketBit(i)) >>> 0;
+    });
+    const alive = (heard | bucketBit(this.self)) >>> 0;
+    this.state = { alive, eligible: alive, waiting_since: this.m.names.map(() => null), owners: assignOwners(this.m, this.p, alive, this.meas) };
+    this.log({ event: 'established', mode: heard ? 'cold-start' : 'alone', alive: this.names(alive), owners: this.ownersView(this.state), note: heard ? 'no established peer heard: every node heard in the start-up window is eligible' : 'no peer heard within dead_after intervals: taking every bucket' });
+    for (const b of bitsOf(this.state.owners[this.self]!)) this.cause[b] = 'start';
     if (this.leaving) this.apply({ kind: 'leave', node: this.self, t }, t, 'leave');
   }
 
   /** Time passes: start-up window, failure detection, stable-failback wake-ups. */
   tick(t: number): void {
     if (!this.state) {
-      if (t + 1e-9 >= this.o.t0 + this.o.startup_s) this.establish(t);
+      if (t + 1e-9 >= this.o.t0 + this.o.startup_s) this.coldStart(t);
       return;
     }
     const iv = this.o.interval_s, limit = this.o.dead_after * iv;
@@ -354,8 +378,12 @@ export class AgentCore {
     let want = this.owned;
     const releaseFirst = this.o.handover === 'release-first';
     const selfBit = bucketBit(this.self);
+    // release-first after a join: a live node we have not heard yet may hold anything; wait for its beat
+    // (at most one interval; if it never comes the detector declares it dead).
+    const unknownClaims = releaseFirst && this.peers.some((p, i) => i !== this.self && (s.alive >>> i) & 1 && !p.claimsKnown);
     for (const b of bitsOf((target & ~this.owned) >>> 0)) {
       if (t + 1e-9 < this.notBefore[b]!) continue;
+      if (unknownClaims) continue;
       // release-first: a live node still holds it, so wait for its release (it follows in its next beat).
       if (releaseFirst && (claim[b]! & ~selfBit) >>> 0) continue;
       want = (want | bucketBit(b)) >>> 0;
@@ -367,7 +395,7 @@ export class AgentCore {
       // release-first: the new owner is live, established, and its view (eligible nodes) equals ours, so it
       // computes the same owner sets and takes the bucket as soon as it sees our release.
       const np = newOwner >= 0 ? this.peers[newOwner]! : null;
-      const ready = releaseFirst && np !== null && ((s.alive >>> newOwner) & 1) === 1 && np.est && !np.leaving && np.eligible === s.eligible;
+      const ready = releaseFirst && np !== null && np.view !== null && ((s.alive >>> newOwner) & 1) === 1 && !np.leaving && np.view.eligible === s.eligible;
       const expired = this.leaving && t >= this.leaveDeadline;
       if (acked || ready || expired) {
         want = (want & ~bucketBit(b)) >>> 0;
@@ -379,7 +407,7 @@ export class AgentCore {
     const orphans: number[] = [], dups: string[] = [];
     let lowest = -1;
     for (let i = 0; i < this.m.names.length; i++) {
-      if ((s.alive >>> i) & 1 && (i === this.self ? !this.leaving : this.peers[i]!.est && !this.peers[i]!.leaving)) { lowest = i; break; }
+      if ((s.alive >>> i) & 1 && (i === this.self ? !this.leaving : this.peers[i]!.view !== null && !this.peers[i]!.leaving)) { lowest = i; break; }
     }
     for (let b = 0; b < this.m.buckets; b++) {
       const c = claim[b]!;

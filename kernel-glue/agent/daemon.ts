@@ -140,7 +140,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const done = new Promise<number>((r) => (resolveDone = r));
   const sendBeat = (): void => {
     if (stopped) return;
-    const msg = encodeBeat(core.beat(Date.now() / 1000), o.key);
+    const msg = encodeBeat(core.beat(Date.now() / 1000, now()), o.key);
     for (const a of peers) sock.send(msg, hb.port, a);
   };
 
@@ -175,7 +175,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       await actions.set(from, to);
       const back = await actions.read();
       core.setOwned(maskOfNums(back.owned), back.load);
-      for (const a of r.added) emit({ event: a.cause === 'takeover' ? 'takeover' : a.cause.startsWith('orphan') ? 'orphan-claim' : a.cause === 'leave' ? 'leave-takeover' : a.cause === 'failback' ? 'failback' : 'claim', bucket: a.bucket, cause: a.cause });
+      for (const a of r.added) emit({ event: a.cause === 'takeover' ? 'takeover' : a.cause.startsWith('orphan') ? 'orphan-claim' : a.cause === 'leave' ? 'leave-takeover' : a.cause === 'failback' || a.cause === 'rejoin' ? 'failback' : 'claim', bucket: a.bucket, cause: a.cause });
       for (const x of r.removed) emit({ event: core.leaving ? 'leave-release' : 'release', bucket: x.bucket, cause: x.cause });
       emit({ event: 'applied', from, to, kernel: back.owned, took_ms: +((now() - started) * 1000).toFixed(1) });
       sendBeat(); // tell the peers at once: a claim is what lets them release (make-before-break)

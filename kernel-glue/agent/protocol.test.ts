@@ -9,7 +9,7 @@ const OTHER = Buffer.from('fedcba9876543210fedcba9876543210');
 const NOW = 1_800_000_000;
 
 function beat(over: Partial<BeatBody> = {}): BeatBody {
-  return { v: PROTOCOL_VERSION, node: 'node2', inc: 1000, seq: 1, ts: NOW, owned: [2], health: 'ok', est: true, leaving: false, eligible: 7, fb: 0, load: [10], ...over };
+  return { v: PROTOCOL_VERSION, node: 'node2', inc: 1000, seq: 1, ts: NOW, owned: [2], health: 'ok', leaving: false, view: { alive: 7, eligible: 7, owners: [1, 2, 4], waiting_ago: [null, null, null], incs: [1, 1000, 1] }, fb: 0, load: [10], ...over };
 }
 const dir: PeerDirectory = { self: 'node1', addresses: new Map([['node1', '10.0.0.1'], ['node2', '10.0.0.2'], ['node3', null]]) };
 
@@ -41,6 +41,9 @@ describe('beat authentication', () => {
     const bad = { ...beat(), seq: 'x' } as unknown as BeatBody;
     expect(decodeBeat(encodeBeat(bad, KEY), KEY)).toMatchObject({ ok: false, reason: 'malformed' });
     expect(decodeBeat(encodeBeat({ ...beat(), v: 99 }, KEY), KEY)).toMatchObject({ ok: false, reason: 'malformed' });
+    const badView = { ...beat(), view: { alive: 7, eligible: 7, owners: [1], waiting_ago: [-1], incs: [] } } as BeatBody;
+    expect(decodeBeat(encodeBeat(badView, KEY), KEY)).toMatchObject({ ok: false, reason: 'malformed' });
+    expect(decodeBeat(encodeBeat(beat({ view: null }), KEY), KEY).ok).toBe(true);
   });
 });
 

@@ -27,6 +27,22 @@ export const MAX_BEAT_BYTES = 4096;
 
 export type Health = 'ok' | 'failing' | 'leaving';
 
+/**
+ * sim/cluster's AgentState on the wire. Times are relative ("seconds ago" at
+ * sending), since each node's clock for them is its own monotonic clock.
+ */
+export interface BeatView {
+  /** Node-index masks. */
+  alive: number;
+  eligible: number;
+  /** Per node index: bucket mask it should own. */
+  owners: number[];
+  /** Per node index: how long ago it was heard again and started waiting for a stable failback, or null. */
+  waiting_ago: (number | null)[];
+  /** Per node index: the incarnation the sender last heard from it (its own for itself; 0 = never). */
+  incs: number[];
+}
+
 /** What a beat says. Node numbers are kernel numbers 1..N, as in the config's `owns`. */
 export interface BeatBody {
   v: number;
@@ -41,12 +57,10 @@ export interface BeatBody {
   /** Node numbers the sender's kernel accepts right now (read back, not intended). */
   owned: number[];
   health: Health;
-  /** The sender finished its start-up listening window and runs the policy. */
-  est: boolean;
   /** The sender hands its buckets over and will stop (voluntary leave). */
   leaving: boolean;
-  /** The sender's view: node-index mask of the nodes it lets own buckets. */
-  eligible: number;
+  /** The sender's view (its policy state), or null while it is still starting up. A restarted node adopts it. */
+  view: BeatView | null;
   /** Count of operator failback requests made on the sender (SIGUSR1); an increase asks everyone to fail back to it. */
   fb: number;
   /** Measured packets per owned node number (same order as `owned`), for least-loaded. */
@@ -86,6 +100,14 @@ export type Verdict = { ok: true; beat: BeatBody } | { ok: false; reason: Reject
 const isInt = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x);
 const isNumArr = (x: unknown): x is number[] => Array.isArray(x) && x.length <= 64 && x.every((v) => typeof v === 'number' && Number.isFinite(v));
 
+function isView(x: unknown): x is BeatView | null {
+  if (x === null) return true;
+  if (typeof x !== 'object') return false;
+  const v = x as Record<string, unknown>;
+  return isInt(v.alive) && isInt(v.eligible) && isNumArr(v.owners) && isNumArr(v.incs) && Array.isArray(v.waiting_ago) && v.waiting_ago.length <= 64 &&
+    v.waiting_ago.every((w) => w === null || (typeof w === 'number' && Number.isFinite(w) && w >= 0));
+}
+
 /** Checks the MAC, then the shape. Does not look at replay state. */
 export function decodeBeat(buf: Buffer, key: Buffer): Verdict {
   if (buf.length > MAX_BEAT_BYTES) return { ok: false, reason: 'malformed', detail: `${buf.length} bytes (max ${MAX_BEAT_BYTES})` };
@@ -106,8 +128,8 @@ export function decodeBeat(buf: Buffer, key: Buffer): Verdict {
   }
   if (
     o === null || typeof o !== 'object' || o.v !== PROTOCOL_VERSION || typeof o.node !== 'string' || !isInt(o.inc) || !isInt(o.seq) || o.seq < 1 ||
-    typeof o.ts !== 'number' || !isNumArr(o.owned) || !isNumArr(o.load) || typeof o.est !== 'boolean' || typeof o.leaving !== 'boolean' ||
-    !isInt(o.eligible) || !isInt(o.fb) || (o.health !== 'ok' && o.health !== 'failing' && o.health !== 'leaving')
+    typeof o.ts !== 'number' || !isNumArr(o.owned) || !isNumArr(o.load) || typeof o.leaving !== 'boolean' ||
+    !isView(o.view) || !isInt(o.fb) || (o.health !== 'ok' && o.health !== 'failing' && o.health !== 'leaving')
   ) {
     return { ok: false, reason: 'malformed', detail: `not a version ${PROTOCOL_VERSION} beat`, node: typeof o?.node === 'string' ? o.node : undefined };
   }
