@@ -131,9 +131,9 @@ async function until<T>(what: string, fn: () => T | null | undefined | false | P
 class Agents {
   procs: (ChildProcess | null)[] = [null, null, null];
   exits: (Promise<number | null> | null)[] = [null, null, null];
-  constructor(readonly file: string, readonly logs: string[]) {}
+  constructor(readonly file: string, readonly logs: string[], readonly extra: string[][] = [[], [], []]) {}
   async start(i: number): Promise<void> {
-    const p = await net.startDaemon(net.nodes[i]!, [process.execPath, '--import', 'tsx', MAIN, 'glue', 'agent', '--config', this.file, '--node', NAMES[i]!, '--json-log', this.logs[i]!, '--leave-timeout', '3'], /"event":"start"/, 60_000).catch((e) => {
+    const p = await net.startDaemon(net.nodes[i]!, [process.execPath, '--import', 'tsx', MAIN, 'glue', 'agent', '--config', this.file, '--node', NAMES[i]!, '--json-log', this.logs[i]!, '--leave-timeout', '3', ...this.extra[i]!], /"event":"start"/, 60_000).catch((e) => {
       throw new Error(`agent ${NAMES[i]}: ${(e as Error).message}\n${readFileSync(this.logs[i]!, 'utf8')}`);
     });
     this.procs[i] = p;
@@ -186,7 +186,9 @@ describe.each(['nft', 'xt_cluster'] as const)('heartbeat agent, backend %s, on t
     writeFileSync(file, configText(backend, keyFile));
     const c: ClusterConfig = parseConfig(readFileSync(file, 'utf8'), file).config;
     const logs = NAMES.map((n) => join(net.dir, `${backend}-${n}.jsonl`));
-    const agents = new Agents(file, logs);
+    // nft: node2 leaves on SIGTERM; xt_cluster: on its health command failing 3 times in a row.
+    const sick = join(net.dir, `${backend}-node2-sick`);
+    const agents = new Agents(file, logs, [[], backend === 'xt_cluster' ? ['--health-cmd', `test ! -e '${sick}'`, '--health-fails', '3'] : [], []]);
     const probe = new Probe();
     const status = async (hosts = NAMES): Promise<Record<string, number[] | null>> => {
       const s = await clusterStatus(c, { ...opts, hosts });
@@ -286,13 +288,17 @@ events: [ { at: ${(10 + phase).toFixed(4)}, crash: node3 } ]
 
       // 4. node2 leaves voluntarily.
       const tl = Date.now();
-      agents.kill(1, 'SIGTERM');
+      if (backend === 'xt_cluster') writeFileSync(sick, '');
+      else agents.kill(1, 'SIGTERM');
       const code = await Promise.race([agents.exits[1]!, sleep(8000).then(() => 'timeout')]);
       const tlDone = Date.now();
       expect(code, 'the leaving agent exits 0').toBe(0);
       expect(await status()).toEqual({ node1: [1, 2], node2: [], node3: [3] });
       const l2 = readLog(logs[1]!);
-      expect(l2.find((l) => l.event === 'leave')).toMatchObject({ reason: 'SIGTERM' });
+      if (backend === 'xt_cluster') {
+        expect(l2.filter((l) => l.event === 'health-fail').map((l) => l.count)).toEqual([1, 2, 3]);
+        expect(l2.find((l) => l.event === 'leave')).toMatchObject({ reason: 'health command failed 3 times in a row' });
+      } else expect(l2.find((l) => l.event === 'leave')).toMatchObject({ reason: 'SIGTERM' });
       expect(l2.some((l) => l.event === 'leave-release' && l.bucket === 2 && String(l.cause).includes('handed to node1'))).toBe(true);
       expect(readLog(logs[0]!).some((l) => l.event === 'dead' && l.peer === 'node2')).toBe(false);
       await sleep(PROBE_TIMEOUT_MS + 300);
