@@ -73,13 +73,13 @@ class Probe {
   lines: Attempt[] = [];
   proc!: ChildProcess;
   private rest = '';
-  async start(srcs: string[]): Promise<void> {
+  async start(srcs: string[], everyMs = PROBE_MS): Promise<void> {
     const code = `const net=require('net');const [ip,port,every,tmo]=process.argv.slice(1,5).map((x,i)=>i?Number(x):x);const srcs=JSON.parse(process.argv[5]);
 function attempt(src){const t0=Date.now();let buf='',done=false;const s=net.connect({host:ip,port,localAddress:src});
 const fin=()=>{if(done)return;done=true;clearTimeout(tm);s.destroy();process.stdout.write(JSON.stringify({t:t0,src,a:buf.trim(),ms:Date.now()-t0})+'\\n')};
 const tm=setTimeout(fin,tmo);s.on('data',d=>buf+=d);s.on('error',fin);s.on('close',fin)}
 console.log('ready');const stop=Date.now()+120000;const iv=setInterval(()=>{if(Date.now()>stop){clearInterval(iv);return}for(const s of srcs)attempt(s)},every)`;
-    this.proc = await net.startDaemon(net.client, [process.execPath, '-e', code, CLUSTER_IP, String(PORT), String(PROBE_MS), String(PROBE_TIMEOUT_MS), JSON.stringify(srcs)], /ready/);
+    this.proc = await net.startDaemon(net.client, [process.execPath, '-e', code, CLUSTER_IP, String(PORT), String(everyMs), String(PROBE_TIMEOUT_MS), JSON.stringify(srcs)], /ready/);
     this.proc.stdout!.on('data', (d: Buffer) => {
       const parts = (this.rest + d.toString()).split('\n');
       this.rest = parts.pop()!;
@@ -95,7 +95,7 @@ console.log('ready');const stop=Date.now()+120000;const iv=setInterval(()=>{if(D
   }
 }
 
-function configText(backend: 'xt_cluster' | 'nft', keyFile: string, node3Owns = '[3]'): string {
+function configText(backend: 'xt_cluster' | 'nft', keyFile: string, node3Owns = '[3]', handover = 'release-first'): string {
   return `cluster:
   ip: ${CLUSTER_IP}
   interface: eth0
@@ -108,7 +108,7 @@ nodes:
   - { name: node2, owns: [2], host: { netns: ${PREFIX}n2 }, address: ${nodeIp(2)} }
   - { name: node3, owns: ${node3Owns}, host: { netns: ${PREFIX}n3 }, address: ${nodeIp(3)} }
 heartbeat: { interval_s: ${INTERVAL}, dead_after: ${DEAD_AFTER}, takeover_delay_s: 0, jitter_s: 0, port: ${HB_PORT}, key_file: ${keyFile} }
-failover: { policy: lowest, failback: immediate }
+failover: { policy: lowest, failback: immediate, handover: ${handover} }
 `;
 }
 
@@ -325,6 +325,61 @@ events: [ { at: ${(10 + phase).toFixed(4)}, crash: node3 } ]
     } catch (e) {
       for (const f of logs) console.log(`--- ${f}\n${readLog(f).slice(-25).map((l) => JSON.stringify(l)).join('\n')}`);
       throw e;
+    } finally {
+      probe.proc && probe.stop();
+      agents.killAll();
+      await removeConfig(c, opts).catch(() => undefined);
+    }
+  });
+});
+
+/**
+ * Why release-first is the default: with add-first the taker adds the bucket before the leaver releases
+ * it, and during that overlap both nodes answer a SYN. The client keeps the first SYN-ACK; the other
+ * node's TCP answers the client's ACK with a RST that the client accepts, so the connection breaks.
+ */
+describe('heartbeat agent, handover add-first (nft)', () => {
+  it('the overlap of a voluntary leave is reported as duplicate ownership, and new connections started in it are reset', async () => {
+    const keyFile = join(net.dir, 'addfirst.key');
+    writeFileSync(keyFile, KEY + '\n');
+    chmodSync(keyFile, 0o600);
+    const file = join(net.dir, 'addfirst.yaml');
+    writeFileSync(file, configText('nft', keyFile, '[3]', 'add-first'));
+    const c: ClusterConfig = parseConfig(readFileSync(file, 'utf8'), file).config;
+    const logs = NAMES.map((n) => join(net.dir, `addfirst-${n}.jsonl`));
+    const agents = new Agents(file, logs);
+    const probe = new Probe();
+    const cand = CLIENT_HOSTS.map((h) => `${SUBNET}.${h}`);
+    const buckets = predictNodeNumbers({ backend: 'nft', expr: `jhash ct original ip saddr mod 3 seed 0x2545f491 offset 1`, kernel: '6.18', endian: 'little' }, cand.map((x) => ({ proto: 6, saddr: parseIPv4(x)!, sport: 40000, daddr: parseIPv4(CLUSTER_IP)!, dport: PORT })));
+    const b2 = cand.filter((_, i) => buckets[i] === 2).slice(0, 2);
+    expect(b2).toHaveLength(2);
+    try {
+      await removeConfig(c, opts);
+      await Promise.all([0, 1, 2].map((i) => agents.start(i)));
+      await until('owner sets as configured', async () => {
+        const st = await clusterStatus(c, opts);
+        return JSON.stringify(st.hosts.map((h) => h.actual)) === '[[1],[2],[3]]';
+      }, 30_000, 100);
+      await probe.start(b2, 5); // 400 new connections a second into bucket 2
+      await sleep(500);
+      const tl = Date.now();
+      agents.kill(1, 'SIGTERM');
+      expect(await Promise.race([agents.exits[1]!, sleep(8000).then(() => 'timeout')])).toBe(0);
+      const tlDone = Date.now();
+      await sleep(PROBE_TIMEOUT_MS + 300);
+      const xs = probe.between(tl, tlDone + 200);
+      const dup = readLog(logs[0]!).find((l) => l.event === 'duplicate' && wall(l) >= tl);
+      expect(dup, 'node1 reported the overlap').toBeTruthy();
+      const claim = readLog(logs[0]!).find((l) => l.event === 'applied' && (l.to as number[]).includes(2) && wall(l) >= tl)!;
+      const release = readLog(logs[1]!).find((l) => l.event === 'applied' && !(l.to as number[]).includes(2) && wall(l) >= tl)!;
+      const broken = xs.filter((x) => x.a === '');
+      console.log(`[add-first] overlap from node1's claim to node2's release: ${wall(release) - wall(claim)} ms (+ command times); ${xs.length} new connections during the leave, ${broken.length} reset`);
+      expect(broken.length, 'connections reset in the overlap').toBeGreaterThan(0);
+      // Each broken one started while both nodes held bucket 2 (allowing one kernel command either side).
+      for (const x of broken) {
+        expect(x.t).toBeGreaterThanOrEqual(wall(claim) - 150);
+        expect(x.t).toBeLessThanOrEqual(wall(release) + 50);
+      }
     } finally {
       probe.proc && probe.stop();
       agents.killAll();
