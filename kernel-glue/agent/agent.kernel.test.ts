@@ -387,3 +387,62 @@ describe('heartbeat agent, handover add-first (nft)', () => {
     }
   });
 });
+
+describe('heartbeat agent, network partition (nft)', () => {
+  it('each side keeps every bucket owned (split brain, reported as duplicates); the heal resolves them to the policy owners', async () => {
+    const keyFile = join(net.dir, 'part.key');
+    writeFileSync(keyFile, KEY + '\n');
+    chmodSync(keyFile, 0o600);
+    const file = join(net.dir, 'part.yaml');
+    writeFileSync(file, configText('nft', keyFile));
+    const c: ClusterConfig = parseConfig(readFileSync(file, 'utf8'), file).config;
+    const logs = NAMES.map((n) => join(net.dir, `part-${n}.jsonl`));
+    const agents = new Agents(file, logs);
+    const owners = async (): Promise<{ hosts: (number[] | null)[]; orphaned: number[]; doubly: number[] }> => {
+      const st = await clusterStatus(c, opts);
+      return { hosts: st.hosts.map((h) => h.actual), orphaned: st.orphaned, doubly: st.doublyOwned };
+    };
+    // The partition: node1 drops heartbeats from node2 and node3 and they drop node1's (a table of the test's own).
+    const cut = (i: number, from: string[]): void => void net.ns(net.nodes[i]!, ['nft', '-f', '-'], `table ip agenttest {\n chain input {\n  type filter hook input priority -10; policy accept;\n  udp dport ${HB_PORT} ip saddr { ${from.join(', ')} } drop\n }\n}\n`);
+    const heal = (i: number): void => void net.ns(net.nodes[i]!, ['nft', 'delete', 'table', 'ip', 'agenttest']);
+    try {
+      await removeConfig(c, opts);
+      await Promise.all([0, 1, 2].map((i) => agents.start(i)));
+      await until('owner sets as configured', async () => JSON.stringify((await owners()).hosts) === '[[1],[2],[3]]', 30_000, 100);
+      const tp = Date.now();
+      cut(0, [nodeIp(2), nodeIp(3)]);
+      cut(1, [nodeIp(1)]);
+      cut(2, [nodeIp(1)]);
+      // node1 alone takes every bucket; node2 and node3 take node1's bucket 1 (lowest of them: node2).
+      const split = await until('both sides took over', async () => {
+        const o = await owners();
+        return JSON.stringify(o.hosts) === '[[1,2,3],[1,2],[3]]' ? o : null;
+      }, 5000, 50);
+      expect(split.orphaned).toEqual([]);
+      expect(split.doubly).toEqual([1, 2, 3]);
+      expect(readLog(logs[0]!).filter((l) => l.event === 'dead' && wall(l) >= tp).map((l) => l.peer).sort()).toEqual(['node2', 'node3']);
+      expect(readLog(logs[1]!).some((l) => l.event === 'dead' && l.peer === 'node1' && wall(l) >= tp)).toBe(true);
+      const th = Date.now();
+      for (const i of [0, 1, 2]) heal(i);
+      const healed = await until('the heal resolves the duplicates', async () => {
+        const o = await owners();
+        return JSON.stringify(o.hosts) === '[[1],[2],[3]]' ? o : null;
+      }, 5000, 50);
+      expect(healed.orphaned).toEqual([]);
+      expect(healed.doubly).toEqual([]);
+      for (const f of logs) {
+        const l = readLog(f).filter((x) => wall(x) >= th);
+        expect(l.some((x) => x.event === 'rejoin' && x.restarted === false), `${f}: heard again, not restarted`).toBe(true);
+      }
+      // The heal was seen as duplicate ownership and its resolution.
+      const l1 = readLog(logs[1]!).filter((x) => wall(x) >= th);
+      expect(l1.some((x) => x.event === 'duplicate')).toBe(true);
+      expect(l1.some((x) => x.event === 'duplicates-resolved')).toBe(true);
+      console.log(`[partition] heal resolved in ${((Date.now() - th) / 1000).toFixed(3)} s (status polls included)`);
+    } finally {
+      for (const i of [0, 1, 2]) { try { heal(i); } catch { /* not there */ } }
+      agents.killAll();
+      await removeConfig(c, opts).catch(() => undefined);
+    }
+  });
+});
