@@ -138,6 +138,11 @@ describe.each(['xt_cluster', 'nft'] as const)('backend %s on the running kernel'
     expect(rep.hosts.map((h) => h.outcome)).toEqual(['unchanged', 'unchanged', 'unchanged']);
     expect(rep.hosts.every((h) => h.steps.length === 0)).toBe(true);
     expect(dumps()).toEqual(before);
+    // --dry-run with another config: says what it would do, changes nothing
+    const dry = await applyConfig(config(backend, '0x1', ['[2]', '[3]', '[1]']).c, opts({ dryRun: true }));
+    expect(dry.hosts.map((h) => h.outcome)).toEqual(['would change', 'would change', 'would change']);
+    expect(dry.hosts[0]!.steps.some((x) => x.outcome === 'would-run')).toBe(true);
+    expect(dumps()).toEqual(before);
   });
 
   it('move shifts a bucket, traffic follows, status shows the drift; apply puts the config back', async () => {
@@ -153,8 +158,13 @@ describe.each(['xt_cluster', 'nft'] as const)('backend %s on the running kernel'
     const moved = config(backend, '0x9e3779b9', ['[]', '[2]', '[1, 3]']).c;
     const { answers } = await trafficRound(moved);
     expect(answers.includes('node1')).toBe(false);
+    // remove-first: the old owner lets go before the new one takes it
+    const rf = await moveBucket(c, 2, 'node1', 'remove-first', opts());
+    expect(rf.hosts.map((h) => [h.host, h.before, h.after])).toEqual([['node2', [2], []], ['node1', [], [2]]]);
+    expect((await clusterStatus(c, opts())).owners).toEqual({ 1: ['node3'], 2: ['node1'], 3: ['node3'] });
     const back = await applyConfig(c, opts());
-    expect(back.hosts.map((h) => [h.host, h.outcome])).toEqual([['node1', 'owners updated'], ['node2', 'unchanged'], ['node3', 'owners updated']]);
+    // gainers first: node2 gets 2 back, node1 swaps 2 for 1, node3 gives 1 up
+    expect(back.hosts.map((h) => [h.host, h.outcome])).toEqual([['node2', 'owners updated'], ['node1', 'owners updated'], ['node3', 'owners updated']]);
     expectAsConfigured(await clusterStatus(c, opts()));
   });
 
@@ -189,6 +199,27 @@ describe('backend clusterip on the running kernel', () => {
     expect(rep.hosts.map((h) => h.outcome)).toEqual(['refused', 'refused', 'refused']);
     expect(rep.hosts[0]!.error).toContain(`kernel ${kernel} has no CLUSTERIP target (removed in Linux 6.3); use backend xt_cluster or nft`);
     expect(dumps()).toEqual(before);
+  });
+});
+
+describe('unreachable hosts', () => {
+  it('stop apply before any host changes, naming host and command', async () => {
+    const { c } = config('nft');
+    const before = dumps();
+    const broken = structuredClone(c);
+    broken.cluster.seed = 0x5eed;
+    broken.nodes[1]!.host = { netns: `${PREFIX}gone` };
+    const badKey = structuredClone(broken);
+    badKey.nodes[1]!.host = c.nodes[1]!.host;
+    badKey.nodes[2]!.host = { ssh: ssh.dest, identity: `${ssh.identity}.pub`, known_hosts: ssh.known_hosts };
+    for (const cfg of [broken, badKey]) {
+      const rep = await applyConfig(cfg, opts());
+      expect(rep.ok).toBe(false);
+      const bad = rep.hosts.find((h) => h.outcome === 'unreachable')!;
+      expect(bad.error).toMatch(cfg === broken ? /^node2 \(netns cipsim-glue-gone\): 'uname -r' failed/ : /^node3 \(ssh root@10\.200\.0\.13 via netns cipsim-glue-c\): 'uname -r' failed \(exit 255\) \(ssh could not connect or log in/);
+      expect(rep.hosts.filter((h) => h !== bad).map((h) => h.outcome)).toEqual(['not attempted', 'not attempted']);
+      expect(dumps()).toEqual(before);
+    }
   });
 });
 

@@ -13,7 +13,7 @@
 import type { ClusterConfig } from '../config.ts';
 import { checkConfig } from '../config.ts';
 import { DataError } from '../../sim/cli/errors.ts';
-import { fingerprint, maddrAdd, maddrDel, NFT_TABLE, ownersOf, procPath, TCP_LOOSE, type NodeEntry } from '../render/common.ts';
+import { fingerprint, maddrAdd, maddrDel, NFT_TABLE, ownersOf, procPath, TCP_LOOSE, whereOf, type NodeEntry } from '../render/common.ts';
 import { createPlan, ownerPlan, removePlan } from '../render/index.ts';
 import { IPT, IPT_RESTORE, removeChainSteps } from '../render/iptables.ts';
 import { clusteripRefusal, procWrites, PROC_GONE_TIMEOUT_MS } from '../render/clusterip.ts';
@@ -22,7 +22,7 @@ import { runnerFor, type Runner } from '../exec/runner.ts';
 import { runPlan, runStep, StepError, type StepLog } from '../exec/steps.ts';
 import { readHostState, parseProcOwners, type HostState, type Snapshot } from './state.ts';
 
-export type Outcome = 'unchanged' | 'applied' | 'owners updated' | 'would change' | 'removed' | 'failed, rolled back' | 'rolled back' | 'not attempted' | 'refused' | 'unreachable';
+export type Outcome = 'unchanged' | 'applied' | 'owners updated' | 'would change' | 'removed' | 'failed' | 'failed, rolled back' | 'rolled back' | 'not attempted' | 'refused' | 'unreachable';
 
 export interface HostReport {
   host: string;
@@ -64,6 +64,23 @@ export function selectNodes(c: ClusterConfig, names?: string[]): NodeEntry[] {
 }
 
 const runnerOfDefault = (n: NodeEntry): Runner => runnerFor(n.name, n.host);
+
+/**
+ * One host carries one node's rules (our table and chain have fixed names), so
+ * two nodes on the same host would overwrite each other. A config written for
+ * `simulate` often has no `host` at all: every node is then 'local'.
+ */
+export function sameHostProblems(c: ClusterConfig): string[] {
+  const seen = new Map<string, number>();
+  const out: string[] = [];
+  c.nodes.forEach((n, i) => {
+    const key = whereOf(n.host).replace(/^ssh (?:[^@]+@)?/, 'ssh ');
+    const j = seen.get(key);
+    if (j !== undefined) out.push(`nodes[${i}].host: ${n.name} is on the same host as ${c.nodes[j]!.name} (${whereOf(n.host)}); each node needs its own host (give every node a 'host:' entry)`);
+    else seen.set(key, i);
+  });
+  return out;
+}
 
 /** Tools and kernel a backend needs on the host; a refusal in words, or null. */
 export async function preflight(r: Runner, c: ClusterConfig, st: HostState): Promise<string | null> {
@@ -135,19 +152,20 @@ interface Prepared {
 /** Reads every host; returns reports for those that cannot go ahead. */
 async function readAll(c: ClusterConfig, nodes: NodeEntry[], o: GlueOptions, check: boolean): Promise<{ states: { node: NodeEntry; r: Runner; st: HostState }[]; bad: HostReport[] }> {
   const fp = fingerprint(c);
-  const states: { node: NodeEntry; r: Runner; st: HostState }[] = [];
-  const bad: HostReport[] = [];
-  for (const node of nodes) {
+  // Hosts are read in parallel (reads change nothing); changes later run one host at a time.
+  const results = await Promise.all(nodes.map(async (node) => {
     const r = (o.runnerOf ?? runnerOfDefault)(node);
     try {
       const st = await readHostState(r, c, fp);
       const why = check ? await preflight(r, c, st) : null;
-      if (why) bad.push({ host: node.name, where: r.where, outcome: 'refused', before: st.owners, after: st.owners, steps: [], error: `${node.name} (${r.where}): ${why}` });
-      else states.push({ node, r, st });
+      if (why) return { bad: { host: node.name, where: r.where, outcome: 'refused', before: st.owners, after: st.owners, steps: [], error: `${node.name} (${r.where}): ${why}` } as HostReport };
+      return { ok: { node, r, st } };
     } catch (e) {
-      bad.push({ host: node.name, where: r.where, outcome: 'unreachable', before: null, after: null, steps: [], error: errText(e) });
+      return { bad: { host: node.name, where: r.where, outcome: 'unreachable', before: null, after: null, steps: [], error: errText(e) } as HostReport };
     }
-  }
+  }));
+  const states = results.flatMap((x) => (x.ok ? [x.ok] : []));
+  const bad = results.flatMap((x) => (x.bad ? [x.bad] : []));
   return { states, bad };
 }
 
@@ -211,6 +229,8 @@ export async function applyConfig(c: ClusterConfig, o: GlueOptions = {}): Promis
   if (problems.length && !o.force) {
     throw new DataError('config', `refusing to apply a config that fails validation (use --force to apply anyway):\n  ${problems.map((p) => `${p.path}: ${p.message}`).join('\n  ')}`);
   }
+  const shared = sameHostProblems(c);
+  if (shared.length) throw new DataError('config', `cannot apply:\n  ${shared.join('\n  ')}`);
   const { states, bad } = await readAll(c, selectNodes(c, o.hosts), o, true);
   if (bad.length) {
     return { ok: false, action: 'apply', hosts: [...bad, ...states.map((s): HostReport => ({ host: s.node.name, where: s.r.where, outcome: 'not attempted', before: s.st.owners, after: s.st.owners, steps: [], error: 'another host cannot be applied; nothing was changed' }))] };
@@ -275,7 +295,7 @@ export async function removeConfig(c: ClusterConfig, o: GlueOptions = {}): Promi
       if (o.dryRun) rep.outcome = rep.steps.some((s) => s.outcome === 'would-run') ? 'would change' : 'unchanged';
       else if (!rep.steps.some((s) => s.outcome === 'ran')) rep.outcome = 'unchanged';
     } catch (e) {
-      rep.outcome = 'unreachable';
+      rep.outcome = rep.steps.length ? 'failed' : 'unreachable';
       rep.error = errText(e);
     }
   }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config.ts';
 import { clusteripCountersOf, fpOf, parseMangleSave, parseNftTable, parseProcOwners, xtOwnersOf } from './state.ts';
-import { applyConfig } from './apply.ts';
+import { applyConfig, sameHostProblems } from './apply.ts';
 import { migrationView, predictNodes, syntheticFlows } from '../predict.ts';
 
 const c = parseConfig(`cluster: { ip: 10.200.0.100, interface: eth0, backend: xt_cluster, total_nodes: 6, seed: 7 }
@@ -98,5 +98,16 @@ describe('migration view', () => {
     expect(v.moved).toBe(asXt.filter((n, i) => n !== asClip[i]).length);
     expect(v.share).toBeGreaterThan(0.2); // different byte order: a large share moves
     expect(v.warning).toMatch(/moves \d+\.\d% of flows/);
+  });
+});
+
+describe('one node per host', () => {
+  it('refuses two nodes on the same host (a simulate config without hosts puts every node on local)', async () => {
+    const noHosts = parseConfig('cluster: { ip: 10.0.0.1, backend: nft, total_nodes: 2 }\nnodes:\n  - { name: a, owns: [1] }\n  - { name: b, owns: [2] }\n', 'n.yaml').config;
+    expect(sameHostProblems(noHosts)).toEqual(["nodes[1].host: b is on the same host as a (local); each node needs its own host (give every node a 'host:' entry)"]);
+    await expect(applyConfig(noHosts)).rejects.toThrow(/cannot apply:[\s\S]*b is on the same host as a/);
+    const sshTwice = parseConfig('cluster: { ip: 10.0.0.1, backend: nft, total_nodes: 2 }\nnodes:\n  - { name: a, owns: [1], host: { ssh: root@h1 } }\n  - { name: b, owns: [2], host: { ssh: admin@h1 } }\n', 'n.yaml').config;
+    expect(sameHostProblems(sshTwice)).toHaveLength(1);
+    expect(sameHostProblems(c)).toEqual([]);
   });
 });

@@ -159,9 +159,10 @@ export async function readHostState(r: Runner, c: ClusterConfig, expectFp: strin
   let present = false, fingerprint: string | null = null, owners: number[] | null = null, counters: Record<number, Counter> = {}, dropped: Counter | null = null;
 
   if (b === 'nft' || b === 'xt_cluster') {
-    snap.nftArp = await cmdOut(r, ['nft', 'list', 'table', 'arp', NFT_TABLE]);
-    snap.maddr = (await r.run(maddrProbe(c.cluster.interface, c.cluster.mac))).code === 0;
-    snap.tcpLoose = (await readFileOn(r, TCP_LOOSE))?.trim() ?? null;
+    const [arp, maddr, loose] = await Promise.all([cmdOut(r, ['nft', 'list', 'table', 'arp', NFT_TABLE]), r.run(maddrProbe(c.cluster.interface, c.cluster.mac)), readFileOn(r, TCP_LOOSE)]);
+    snap.nftArp = arp;
+    snap.maddr = maddr.code === 0;
+    snap.tcpLoose = loose?.trim() ?? null;
     if (fpOf(snap.nftArp) !== expectFp) gaps.push(snap.nftArp === null ? `no table arp ${NFT_TABLE}` : `table arp ${NFT_TABLE} is from another config`);
     if (!snap.maddr) gaps.push(`${c.cluster.mac} not on ${c.cluster.interface}'s multicast list`);
     if (snap.tcpLoose !== '0') gaps.push(`nf_conntrack_tcp_loose is ${snap.tcpLoose ?? 'unreadable'}, not 0`);

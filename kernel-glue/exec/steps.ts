@@ -10,7 +10,8 @@ import type { Runner } from './runner.ts';
 /** A command failed on a host: exit 1, naming host, place and command. */
 export class StepError extends DataError {
   constructor(readonly host: string, readonly place: string, readonly command: string, readonly code: number, readonly stderr: string) {
-    super(`${host} (${place})`, `'${command}' failed (exit ${code})${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`);
+    const hint = code === 255 && place.startsWith('ssh') ? ' (ssh could not connect or log in: BatchMode never prompts; check identity, known_hosts and that sshd runs)' : code === 127 ? ' (command not found on that host)' : '';
+    super(`${host} (${place})`, `'${command}' failed (exit ${code})${hint}${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`);
   }
 }
 
