@@ -323,8 +323,11 @@ export class AgentCore {
     if (this.leaving) this.apply({ kind: 'leave', node: this.self, t }, t, 'leave');
   }
 
-  /** Time passes: start-up window, failure detection, stable-failback wake-ups. */
-  tick(t: number): void {
+  /**
+   * Time passes: start-up window, failure detection, stable-failback wake-ups. `detect` false skips
+   * declaring peers dead this time (the daemon's loop stalled: beats may sit unread in the socket).
+   */
+  tick(t: number, detect = true): void {
     if (!this.state) {
       if (t + 1e-9 >= this.o.t0 + this.o.startup_s) this.coldStart(t);
       return;
@@ -333,7 +336,7 @@ export class AgentCore {
     this.peers.forEach((p, i) => {
       if (i === this.self || !((this.state!.alive >>> i) & 1)) return;
       const silent = t - p.lastHeard;
-      if (silent > limit) {
+      if (silent > limit && detect) {
         this.log({ event: 'dead', peer: this.m.names[i], silent_s: +silent.toFixed(3), missed_beats: Math.floor(silent / iv), dead_after: this.o.dead_after, claimed: numbersOf(p.claims) });
         this.apply({ kind: 'dead', node: i, t }, t, 'takeover');
       } else if (silent > 1.5 * iv && !p.lossLogged) {

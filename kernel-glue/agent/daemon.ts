@@ -94,8 +94,8 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const model = clusterModel(c);
   const t0 = performance.now() / 1000;
   const inc = Date.now();
+  const handover = (c.failover ?? FailoverSchema.parse({})).handover;
   const now = (): number => performance.now() / 1000;
-  const core = new AgentCore({ model, policy, self, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, leave_timeout_s: o.leaveTimeout_s ?? Math.max(5, 4 * hb.dead_after * hb.interval_s), t0, inc, handover: (c.failover ?? FailoverSchema.parse({})).handover });
   const actions = o.actions ?? glueActions(c, o.node);
   const logFd = o.jsonLog ? openSync(o.jsonLog, 'a') : null;
   const toStderr = o.stderr ?? true;
@@ -104,15 +104,13 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     if (logFd !== null) writeSync(logFd, line);
     if (toStderr) process.stderr.write(line);
   };
-  const flush = (): void => core.drainLog().forEach(emit);
 
   const dir: PeerDirectory = { self: o.node, addresses: new Map(c.nodes.map((n) => [n.name, n.address ?? null])) };
   const guard = new ReplayGuard(o.clockWindow_s ?? Math.max(10, 2 * hb.dead_after * hb.interval_s));
   const peers = c.nodes.filter((_, i) => i !== self).map((n) => n.address!);
 
-  emit({ event: 'start', backend: c.cluster.backend, policy: policy.policy, failback: policy.failback, handover: (c.failover ?? FailoverSchema.parse({})).handover, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, port: hb.port, peers: c.nodes.filter((_, i) => i !== self).map((n) => `${n.name}@${n.address}`) });
+  emit({ event: 'start', backend: c.cluster.backend, policy: policy.policy, failback: policy.failback, handover, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, port: hb.port, peers: c.nodes.filter((_, i) => i !== self).map((n) => `${n.name}@${n.address}`) });
   const kv = await actions.prepare();
-  core.setOwned(maskOfNums(kv.owned), kv.load);
   emit({ event: 'kernel', owned: kv.owned, note: 'owner set found on this host at start' });
 
   const sock: Socket = createSocket({ type: 'udp4', reuseAddr: false });
@@ -124,6 +122,10 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     });
   });
   sock.on('error', (e) => emit({ event: 'socket-error', error: e.message }));
+  // The start-up listening window begins now that beats can arrive (preparing the kernel may take a while).
+  const core = new AgentCore({ model, policy, self, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, leave_timeout_s: o.leaveTimeout_s ?? Math.max(5, 4 * hb.dead_after * hb.interval_s), t0: now(), inc, handover });
+  core.setOwned(maskOfNums(kv.owned), kv.load);
+  const flush = (): void => core.drainLog().forEach(emit);
   sock.on('message', (buf, rinfo) => {
     const v = verifyDatagram(buf, rinfo.address, o.key, dir, guard, Date.now() / 1000);
     if (!v.ok) {
@@ -192,8 +194,16 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   };
 
   const tickMs = Math.max(20, Math.min(250, (hb.interval_s * 1000) / 5));
+  let lastTick = now();
   const ticker = setInterval(() => {
-    core.tick(now());
+    // After a stall of our own event loop (timers run before queued datagrams are read), detect nothing
+    // this tick: the silence may be ours, not the peers'. The next tick runs after the socket is read.
+    const t = now();
+    const lag = t - lastTick;
+    const stalled = lag > (2 * tickMs) / 1000 + 0.05;
+    lastTick = t;
+    if (stalled) emit({ event: 'stall', lag_s: +lag.toFixed(3), note: 'event loop stalled; failure detection deferred one tick' });
+    core.tick(t, !stalled);
     flush();
     void reconcile();
   }, tickMs);
