@@ -335,11 +335,12 @@ events: [ { at: ${(10 + phase).toFixed(4)}, crash: node3 } ]
 
 /**
  * Why release-first is the default: with add-first the taker adds the bucket before the leaver releases
- * it, and during that overlap both nodes answer a SYN. The client keeps the first SYN-ACK; the other
- * node's TCP answers the client's ACK with a RST that the client accepts, so the connection breaks.
+ * it, and during that overlap both nodes accept the SYN and answer it; new connections started in the
+ * overlap are reset. The overlap of a real leave is only a few tens of ms (its resets are reported, not
+ * asserted); the same state held open for 1.5 s through glue shows the effect reliably.
  */
 describe('heartbeat agent, handover add-first (nft)', () => {
-  it('the overlap of a voluntary leave is reported as duplicate ownership, and new connections started in it are reset', async () => {
+  it('add-first claims before the leaver releases (no gap); two owners of a bucket reset new connections', async () => {
     const keyFile = join(net.dir, 'addfirst.key');
     writeFileSync(keyFile, KEY + '\n');
     chmodSync(keyFile, 0o600);
@@ -368,18 +369,30 @@ describe('heartbeat agent, handover add-first (nft)', () => {
       const tlDone = Date.now();
       await sleep(PROBE_TIMEOUT_MS + 300);
       const xs = probe.between(tl, tlDone + 200);
-      const dup = readLog(logs[0]!).find((l) => l.event === 'duplicate' && wall(l) >= tl);
-      expect(dup, 'node1 reported the overlap').toBeTruthy();
       const claim = readLog(logs[0]!).find((l) => l.event === 'applied' && (l.to as number[]).includes(2) && wall(l) >= tl)!;
       const release = readLog(logs[1]!).find((l) => l.event === 'applied' && !(l.to as number[]).includes(2) && wall(l) >= tl)!;
-      const broken = xs.filter((x) => x.a === '');
-      console.log(`[add-first] overlap from node1's claim to node2's release: ${wall(release) - wall(claim)} ms (+ command times); ${xs.length} new connections during the leave, ${broken.length} reset`);
-      expect(broken.length, 'connections reset in the overlap').toBeGreaterThan(0);
-      // Each broken one started while both nodes held bucket 2 (allowing one kernel command either side).
-      for (const x of broken) {
-        expect(x.t).toBeGreaterThanOrEqual(wall(claim) - 150);
-        expect(x.t).toBeLessThanOrEqual(wall(release) + 50);
-      }
+      // add-first: node1 held bucket 2 before node2 let it go (the release names node1's claim); no gap, so no SYN was lost.
+      expect(wall(claim)).toBeLessThanOrEqual(wall(release));
+      expect(readLog(logs[1]!).some((l) => l.event === 'leave-release' && l.bucket === 2 && String(l.cause).includes('claimed by node1'))).toBe(true);
+      expect(xs.filter((x) => x.ms >= DELAYED_MS)).toEqual([]);
+      const resetInLeave = xs.filter((x) => x.a === '').length;
+      agents.killAll();
+
+      // What the overlap does, held open long enough to count: node1 and node2 both own bucket 2 (glue, forced).
+      const dupCfg = parseConfig(configText('nft', keyFile, '[3]').replace('owns: [1],', 'owns: [1, 2],'), file).config;
+      const rep = await applyConfig(dupCfg, { ...opts, force: true });
+      expect(rep.ok, JSON.stringify(rep)).toBe(true);
+      expect((await clusterStatus(dupCfg, opts)).doublyOwned).toEqual([2]);
+      const td = Date.now();
+      await sleep(1500);
+      const tdEnd = Date.now();
+      await sleep(PROBE_TIMEOUT_MS + 200);
+      const dx = probe.between(td, tdEnd);
+      const reset = dx.filter((x) => x.a === '');
+      const by = (n: string): number => dx.filter((x) => x.a === n).length;
+      console.log(`[add-first] leave: ${xs.length} new connections, ${resetInLeave} reset in the overlap (${wall(release) - wall(claim)} ms between the two kernel updates); held duplicate ownership of bucket 2 for 1.5 s: ${dx.length} new connections, ${by('node1')} answered by node1, ${by('node2')} by node2, ${reset.length} reset`);
+      expect(dx.length).toBeGreaterThan(100);
+      expect(reset.length, 'connections reset while two nodes own the bucket').toBeGreaterThan(0);
     } finally {
       probe.proc && probe.stop();
       agents.killAll();
