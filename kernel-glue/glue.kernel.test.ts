@@ -6,7 +6,7 @@
  * second apply (no change) and a failing apply (rolled back) behave.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { ClusterNet, CLUSTER_IP, SUBNET, sh } from '../test/netns-cluster.ts';
@@ -235,6 +235,12 @@ describe('the glue command line', () => {
     const a = JSON.parse(cli(['apply', '--json'])) as { ok: boolean; hosts: { outcome: string }[] };
     expect(a.ok).toBe(true);
     expect(a.hosts.map((h) => h.outcome)).toEqual(['unchanged', 'unchanged', 'unchanged']);
+    // move --save: the hosts and the file change together, so status shows no drift afterwards
+    const m = JSON.parse(cli(['move', '--bucket', '1', '--to', 'node2', '--save', '--json'])) as { ok: boolean };
+    expect(m.ok).toBe(true);
+    const s2 = JSON.parse(cli(['status', '--json'])) as StatusReport;
+    expect([s2.drift, s2.owners]).toEqual([false, { 1: ['node2'], 2: ['node2'], 3: ['node3'] }]);
+    expect(readFileSync(file, 'utf8')).toContain('- { name: node2, owns: [ 1, 2 ]');
     const r = JSON.parse(cli(['remove', '--json'])) as { ok: boolean; hosts: { outcome: string }[] };
     expect(r.hosts.map((h) => h.outcome)).toEqual(['removed', 'removed', 'removed']);
     for (const ns of net.nodes) expect(sh(['ip', 'netns', 'exec', ns, 'nft', 'list', 'tables'])).not.toContain('clusterip_sim');

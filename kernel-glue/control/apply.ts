@@ -17,9 +17,9 @@ import { fingerprint, maddrAdd, maddrDel, NFT_TABLE, ownersOf, procPath, TCP_LOO
 import { createPlan, ownerPlan, removePlan } from '../render/index.ts';
 import { IPT, IPT_RESTORE, removeChainSteps } from '../render/iptables.ts';
 import { clusteripRefusal, procWrites, PROC_GONE_TIMEOUT_MS } from '../render/clusterip.ts';
-import { isRun, type Plan, type Step } from '../plan.ts';
+import type { Plan, Step } from '../plan.ts';
 import { runnerFor, type Runner } from '../exec/runner.ts';
-import { runPlan, runStep, StepError, type StepLog } from '../exec/steps.ts';
+import { runPlan, runStep, type StepLog } from '../exec/steps.ts';
 import { readHostState, parseProcOwners, type HostState, type Snapshot } from './state.ts';
 
 export type Outcome = 'unchanged' | 'applied' | 'owners updated' | 'would change' | 'removed' | 'failed' | 'failed, rolled back' | 'rolled back' | 'not attempted' | 'refused' | 'unreachable';
@@ -376,5 +376,3 @@ export async function planAll(c: ClusterConfig, o: GlueOptions = {}): Promise<{ 
   }
   return out;
 }
-
-export { isRun, StepError };

@@ -7,7 +7,7 @@
 import type { ClusterConfig } from '../config.ts';
 import { IPT_CHAIN, IPT_TABLE, MARK, NFT_TABLE, procPath, TCP_LOOSE, maddrProbe } from '../render/common.ts';
 import { IPT_SAVE } from '../render/iptables.ts';
-import { readFileOn } from '../exec/steps.ts';
+import { readFileOn, StepError } from '../exec/steps.ts';
 import type { Runner } from '../exec/runner.ts';
 
 export interface Counter {
@@ -149,7 +149,6 @@ async function cmdOut(r: Runner, argv: string[]): Promise<string | null> {
 export async function readHostState(r: Runner, c: ClusterConfig, expectFp: string): Promise<HostState> {
   const uname = await r.run(['uname', '-r']);
   if (uname.code !== 0) {
-    const { StepError } = await import('../exec/steps.ts');
     throw new StepError(r.host, r.where, 'uname -r', uname.code, uname.stderr);
   }
   const kernel = uname.stdout.trim();

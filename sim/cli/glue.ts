@@ -9,6 +9,7 @@ import { formatProblems, loadConfig, type ClusterConfig } from '../../kernel-glu
 import { formatPlan, planToShellScript } from '../../kernel-glue/plan.ts';
 import { applyConfig, clusterStatus, moveBucket, planAll, removeConfig, type RunReport, type StatusReport } from '../../kernel-glue/control/apply.ts';
 import { migrationView } from '../../kernel-glue/predict.ts';
+import { ownersAfterMove, saveOwners } from '../../kernel-glue/config-edit.ts';
 import { registerGlueAgent } from './glue-agent.ts';
 
 interface Common {
@@ -19,7 +20,7 @@ interface Common {
 
 const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : s + '\n');
 const warn = (s: string): void => void process.stderr.write(s.endsWith('\n') ? s : s + '\n');
-const set = (s: readonly number[] | null): string => (s ? `{${s.join(',')}}` : '-');
+const set = (s: readonly number[] | null): string => (s ? `{${s.join(',')}}` : 'none');
 
 function load(o: Common, forApply: boolean, force = false): ClusterConfig {
   if (!o.config) throw new UsageError('--config FILE is required (the cluster YAML that simulate validated)');
@@ -150,12 +151,19 @@ and the next 'apply' puts the config's owners back.`,
     .requiredOption('--to <name>', 'the node that takes it')
     .addOption(new Option('--order <order>', 'add-first: brief duplicates; remove-first: brief loss').choices(['add-first', 'remove-first']).default('add-first'))
     .option('--dry-run', 'show what would run')
+    .option('--save', 'after a successful move, write the new owner sets into the config file (comments kept)')
     .option('--json', 'report as JSON')
-    .addHelpText('after', '\nExample:\n  clusterip-sim glue move --config cluster.yaml --bucket 2 --to node3 --order add-first\n')
-    .action(async (o: Common & { bucket: string; to: string; order: 'add-first' | 'remove-first'; dryRun?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  clusterip-sim glue move --config cluster.yaml --bucket 2 --to node3 --order add-first\n  clusterip-sim glue move --config cluster.yaml --bucket 2 --to node3 --save     the file follows: no drift afterwards\n')
+    .action(async (o: Common & { bucket: string; to: string; order: 'add-first' | 'remove-first'; dryRun?: boolean; save?: boolean }) => {
       if (!/^\d+$/.test(o.bucket)) throw new UsageError(`--bucket: '${o.bucket}' is not a node number`);
+      if (o.save && o.dryRun) throw new UsageError('--save and --dry-run exclude each other');
       const c = load(o, false);
-      printRun(await moveBucket(c, Number(o.bucket), o.to, o.order, { dryRun: o.dryRun }), o.json);
+      const rep = await moveBucket(c, Number(o.bucket), o.to, o.order, { dryRun: o.dryRun });
+      printRun(rep, o.json);
+      if (rep.ok && o.save) {
+        saveOwners(o.config, ownersAfterMove(c, Number(o.bucket), o.to));
+        if (!o.json) out(`saved: ${o.config} now gives node number ${o.bucket} to ${o.to}`);
+      }
     });
 
   glue
