@@ -10,6 +10,7 @@ import { AgentCore, numbersOf, type Handover, type LogRecord } from './core.ts';
 import { clusterModel } from '../../sim/cluster/ownership.ts';
 import { POLICIES, FAILBACKS, type PolicyConfig } from '../../sim/cluster/policies.ts';
 import { FailoverSchema, type ClusterConfig } from '../config.ts';
+import { policyOf } from './daemon.ts';
 
 const I = 0.2, D = 3, TICK = 0.04;
 
@@ -232,6 +233,24 @@ describe('rejoin and failback', () => {
   }
 });
 
+describe('join', () => {
+  it('a restarted node adds nothing while a live node of its adopted view has not been heard (its claims are unknown)', () => {
+    const s = new Sim(config(3), pol('lowest'));
+    s.run(2);
+    s.crash(1);
+    s.run(3); // node1 holds 1 and 2
+    s.link = (i, j) => !(i === 0 && j === 1); // node2 does not hear node1 yet
+    s.start(1);
+    s.run(3.45); // joined at ~3.24 through node3's view; node1 unheard for less than dead_after intervals
+    expect(s.events(1, 'established').at(-1)).toMatchObject({ mode: 'join', view_from: 'node3' });
+    expect(s.owned()[1]).toEqual([]); // taking 2 now could duplicate it: node1 may still hold it
+    s.link = () => true;
+    s.run(4.3);
+    expect(s.owned()).toEqual([[1], [2], [3]]);
+    expect(s.dupTime).toBe(0);
+  });
+});
+
 describe('partition', () => {
   it('each side keeps every bucket owned; the heal reports the duplicates and resolves them to the policy owner', () => {
     const s = new Sim(config(3), pol('lowest'));
@@ -252,6 +271,15 @@ describe('partition', () => {
 });
 
 describe('config', () => {
+  it('policyOf resolves the backup map to node indexes and names a wrong node', () => {
+    const c = config(3);
+    expect(policyOf(c)).toEqual({ policy: 'lowest', failback: 'immediate', stable_s: 10, backup: undefined });
+    c.failover = { policy: 'backup', failback: 'stable', stable_s: 5, handover: 'release-first', backup: { node1: ['node3', 'node2'] } };
+    expect(policyOf(c)).toEqual({ policy: 'backup', failback: 'stable', stable_s: 5, backup: [[2, 1], [], []] });
+    c.failover.backup = { node1: ['node7'] };
+    expect(() => policyOf(c)).toThrow(/failover\.backup\.node1\[0\]: no node named 'node7'/);
+  });
+
   it('the failover section lists exactly the policies and failback modes of sim/cluster', () => {
     expect(FailoverSchema.shape.policy.unwrap().options).toEqual([...POLICIES]);
     expect(FailoverSchema.shape.failback.unwrap().options).toEqual([...FAILBACKS]);
