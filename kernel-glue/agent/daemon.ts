@@ -13,6 +13,14 @@
  *    start a voluntary leave: announce, wait for the takeover acknowledgement
  *    (bounded), release, exit 0. SIGUSR1 asks for failback (failback: manual).
  *
+ * Log events (one JSON object per line; `ts`, `t` seconds since start, `node`, `inc` on each):
+ * start, kernel, established (cold-start | join | alone), beat-loss, beat-resumed, dead, rejoin,
+ * restart, leave, decision (new owner sets and why), takeover / failback / claim / orphan-claim
+ * (a bucket added), release / leave-release (a bucket removed), applied, apply-error, orphaned,
+ * orphans-resolved, duplicate, duplicates-resolved, beat-rejected (bad-mac, replayed, stale,
+ * old-incarnation, wrong-source, unknown-node, self, malformed), health-fail, health-ok,
+ * failback-request, kernel-changed, stall, left, exit.
+ *
  * The health command is the one place a shell runs: it is the operator's own
  * command line, given as a flag, run as `/bin/sh -c CMD` (never built from
  * config values).
@@ -126,10 +134,20 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const core = new AgentCore({ model, policy, self, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, leave_timeout_s: o.leaveTimeout_s ?? Math.max(5, 4 * hb.dead_after * hb.interval_s), t0: now(), inc, handover });
   core.setOwned(maskOfNums(kv.owned), kv.load);
   const flush = (): void => core.drainLog().forEach(emit);
+  // Refused datagrams are logged at most once a second per (reason, source address), with a count of
+  // the ones left out, so nobody can fill the disk by sending garbage.
+  const rejectSeen = new Map<string, { at: number; suppressed: number }>();
   sock.on('message', (buf, rinfo) => {
     const v = verifyDatagram(buf, rinfo.address, o.key, dir, guard, Date.now() / 1000);
     if (!v.ok) {
-      emit({ event: 'beat-rejected', reason: v.reason, detail: v.detail, claimed_node: v.node ?? null, from: `${rinfo.address}:${rinfo.port}`, bytes: buf.length });
+      const k = `${v.reason} ${rinfo.address}`, t = now(), r = rejectSeen.get(k);
+      if (r && t - r.at < 1) {
+        r.suppressed++;
+        return;
+      }
+      if (rejectSeen.size > 1000) rejectSeen.clear();
+      rejectSeen.set(k, { at: t, suppressed: 0 });
+      emit({ event: 'beat-rejected', reason: v.reason, detail: v.detail, claimed_node: v.node ?? null, from: `${rinfo.address}:${rinfo.port}`, bytes: buf.length, ...(r?.suppressed ? { suppressed_before: r.suppressed } : {}) });
       return;
     }
     core.onBeat(v.beat, now());
