@@ -207,6 +207,9 @@ describe.each(['nft', 'xt_cluster'] as const)('heartbeat agent, backend %s, on t
       await Promise.all([0, 1, 2].map((i) => agents.start(i)));
       await until('every agent established', () => logs.every((f) => readLog(f).some((l) => l.event === 'established')), 30_000);
       await until('owner sets as configured', async () => JSON.stringify(await status()) === JSON.stringify({ node1: [1], node2: [2], node3: [3] }), 10_000, 100);
+      // Before the agents installed the ARP mangling a node may have taught the client its own MAC for the
+      // cluster IP (kernel-semantics §4.7); start from a clean neighbour entry.
+      net.ns(net.client, ['ip', 'neigh', 'flush', 'to', CLUSTER_IP]);
       // Agents that start within one start-up window of each other form the cluster cold; a slower one joins it.
       // (The first may even be alone when the others' start-up takes longer than its window.)
       const est = logs.map((f) => readLog(f).find((l) => l.event === 'established')!).sort((x, y) => wall(x) - wall(y));
@@ -361,6 +364,7 @@ describe('heartbeat agent, handover add-first (nft)', () => {
         const st = await clusterStatus(c, opts);
         return JSON.stringify(st.hosts.map((h) => h.actual)) === '[[1],[2],[3]]';
       }, 30_000, 100);
+      net.ns(net.client, ['ip', 'neigh', 'flush', 'to', CLUSTER_IP]);
       await probe.start(b2, 5); // 400 new connections a second into bucket 2
       await sleep(500);
       const tl = Date.now();
