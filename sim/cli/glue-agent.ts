@@ -43,7 +43,7 @@ export function registerGlueAgent(glue: Command): void {
     .option('--health-interval <s>', 'seconds between health checks (default: heartbeat.interval_s)')
     .option('--leave-timeout <s>', 'how long a leave waits for the takeover acknowledgement (default: max(5, 4 x dead_after x interval_s))')
     .option('--key-file <file>', 'shared heartbeat key (overrides heartbeat.key_file); must not be readable by others')
-    .option('--json-log <file>', 'append the JSON decision log to this file (it always goes to stderr too)')
+    .option('--json-log <file>', 'append the JSON decision log to this file (also copied to stderr unless --quiet)')
     .option('--quiet', 'do not copy the log to stderr')
     .addHelpText(
       'after',
@@ -55,7 +55,7 @@ Examples:
 Signals: SIGTERM/SIGINT = leave voluntarily (hand the buckets over, wait for the takeover, release, exit 0);
 SIGUSR1 = ask the cluster to give this node its buckets back (failover.failback: manual).
 The config needs, besides the cluster: nodes[].address (heartbeat address), heartbeat.key_file (or --key-file),
-optionally heartbeat {interval_s, dead_after, takeover_delay_s, jitter_s, port} and failover {policy, failback, stable_s, backup}.
+optionally heartbeat {interval_s, dead_after, takeover_delay_s, jitter_s, port} and failover {policy, failback, stable_s, backup, handover}.
 The agent changes only its own host's owner set (kernel-glue's rules, installed on start if missing).`,
     )
     .action(async (o: AgentFlags) => {
