@@ -95,7 +95,7 @@ console.log('ready');const stop=Date.now()+120000;const iv=setInterval(()=>{if(D
   }
 }
 
-function configText(backend: 'xt_cluster' | 'nft', keyFile: string, node3Owns = '[3]', handover = 'release-first'): string {
+function configText(backend: 'xt_cluster' | 'nft', keyFile: string, node3Owns = '[3]', handover = 'release-first', failback = 'immediate'): string {
   return `cluster:
   ip: ${CLUSTER_IP}
   interface: eth0
@@ -108,7 +108,7 @@ nodes:
   - { name: node2, owns: [2], host: { netns: ${PREFIX}n2 }, address: ${nodeIp(2)} }
   - { name: node3, owns: ${node3Owns}, host: { netns: ${PREFIX}n3 }, address: ${nodeIp(3)} }
 heartbeat: { interval_s: ${INTERVAL}, dead_after: ${DEAD_AFTER}, takeover_delay_s: 0, jitter_s: 0, port: ${HB_PORT}, key_file: ${keyFile} }
-failover: { policy: lowest, failback: immediate, handover: ${handover} }
+failover: { policy: lowest, failback: ${failback}, handover: ${handover} }
 `;
 }
 
@@ -461,6 +461,43 @@ describe('heartbeat agent, network partition (nft)', () => {
       console.log(`[partition] heal resolved in ${((Date.now() - th) / 1000).toFixed(3)} s (status polls included)`);
     } finally {
       for (const i of [0, 1, 2]) { try { heal(i); } catch { /* not there */ } }
+      agents.killAll();
+      await removeConfig(c, opts).catch(() => undefined);
+    }
+  });
+});
+
+describe('heartbeat agent, failback manual (nft)', () => {
+  it('a restarted node gets nothing back until SIGUSR1 asks for it; then every node fails back to it', async () => {
+    const keyFile = join(net.dir, 'manual.key');
+    writeFileSync(keyFile, KEY + '\n');
+    chmodSync(keyFile, 0o600);
+    const file = join(net.dir, 'manual.yaml');
+    writeFileSync(file, configText('nft', keyFile, '[3]', 'release-first', 'manual'));
+    const c: ClusterConfig = parseConfig(readFileSync(file, 'utf8'), file).config;
+    const logs = NAMES.map((n) => join(net.dir, `manual-${n}.jsonl`));
+    const agents = new Agents(file, logs);
+    const hosts = async (): Promise<string> => JSON.stringify((await clusterStatus(c, opts)).hosts.map((h) => h.actual));
+    try {
+      await removeConfig(c, opts);
+      await Promise.all([0, 1, 2].map((i) => agents.start(i)));
+      await until('owner sets as configured', async () => (await hosts()) === '[[1],[2],[3]]', 30_000, 100);
+      agents.kill(2, 'SIGKILL');
+      net.ns(net.nodes[2]!, ['ip', 'link', 'set', 'eth0', 'down']);
+      await until('node1 took bucket 3', async () => JSON.stringify((await clusterStatus(c, { ...opts, hosts: ['node1'] })).hosts[0]!.actual) === '[1,3]', 5000, 50);
+      const c3: ClusterConfig = parseConfig(configText('nft', keyFile, '[]', 'release-first', 'manual'), file).config;
+      expect((await applyConfig(c3, { ...opts, hosts: ['node3'], force: true })).ok).toBe(true);
+      net.ns(net.nodes[2]!, ['ip', 'link', 'set', 'eth0', 'up']);
+      await agents.start(2);
+      await until('node3 joined', () => readLog(logs[2]!).filter((l) => l.event === 'established').length === 2, 10_000);
+      await sleep(5 * INTERVAL * 1000);
+      expect(await hosts(), 'manual: no failback by itself').toBe('[[1,3],[2],[]]');
+      const tf = Date.now();
+      agents.kill(2, 'SIGUSR1');
+      await until('failback after SIGUSR1', async () => (await hosts()) === '[[1],[2],[3]]', 5000, 50);
+      for (const i of [0, 1]) expect(readLog(logs[i]!).some((l) => l.event === 'failback-request' && l.peer === 'node3' && wall(l) >= tf)).toBe(true);
+      expect(readLog(logs[0]!).some((l) => l.event === 'release' && l.bucket === 3 && wall(l) >= tf)).toBe(true);
+    } finally {
       agents.killAll();
       await removeConfig(c, opts).catch(() => undefined);
     }
