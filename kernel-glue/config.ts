@@ -21,6 +21,11 @@
  *     - { name: node1, owns: [1] }
  *     - { name: node2, owns: [2], host: { ssh: root@node2.example } }
  *     - { name: node3, owns: [3], host: { netns: ns3 } }
+ *   heartbeat:                       # optional: the agent (glue agent)
+ *     { interval_s: 1, dead_after: 3, port: 7946, key_file: /etc/clusterip-sim/hb.key }
+ *   failover: { policy: lowest, failback: immediate }   # optional: the agent's policy
+ *
+ * The agent also needs every node's heartbeat `address` (nodes[].address).
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
@@ -65,6 +70,21 @@ export const HeartbeatSchema = z.object({
   key_file: z.string().optional(),
 }).strict();
 
+/**
+ * How the heartbeat agent (kernel-glue/agent) redistributes buckets: the
+ * policy names of sim/cluster/policies.ts (POLICIES, FAILBACKS; a unit test
+ * keeps the lists equal). Every node must run with the same section.
+ */
+export const FailoverSchema = z.object({
+  policy: z.enum(['lowest', 'least-loaded', 'spread', 'backup']).default('lowest'),
+  failback: z.enum(['immediate', 'stable', 'manual']).default('immediate'),
+  stable_s: z.number().min(0).default(10),
+  /** Planned handovers (leave, failback): release-first (a few ms gap, SYNs retransmitted) or add-first (overlap: duplicate SYN answers reset connections). */
+  handover: z.enum(['release-first', 'add-first']).default('release-first'),
+  /** policy backup: node name -> ordered node names that take over its buckets. */
+  backup: z.record(z.string(), z.array(z.string())).optional(),
+}).strict();
+
 export const ClusterConfigSchema = z.object({
   cluster: z.object({
     ip: ipv4,
@@ -84,6 +104,7 @@ export const ClusterConfigSchema = z.object({
     address: ipv4.optional(),
   }).strict()).min(1),
   heartbeat: HeartbeatSchema.optional(),
+  failover: FailoverSchema.optional(),
 }).strict();
 
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;

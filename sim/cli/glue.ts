@@ -10,6 +10,7 @@ import { formatPlan, planToShellScript } from '../../kernel-glue/plan.ts';
 import { applyConfig, clusterStatus, moveBucket, planAll, removeConfig, type RunReport, type StatusReport } from '../../kernel-glue/control/apply.ts';
 import { migrationView } from '../../kernel-glue/predict.ts';
 import { ownersAfterMove, saveOwners } from '../../kernel-glue/config-edit.ts';
+import { registerGlueAgent } from './glue-agent.ts';
 
 interface Common {
   config: string;
@@ -192,4 +193,6 @@ and the next 'apply' puts the config's owners back.`,
       const c = load(o, false);
       printRun(await removeConfig(c, { hosts: o.host, dryRun: o.dryRun }), o.json);
     });
+
+  registerGlueAgent(glue);
 }
