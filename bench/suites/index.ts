@@ -2,10 +2,12 @@
 import type { Suite } from '../harness.ts';
 import { hashSuite } from './hash.ts';
 import { ingest } from './ingest.ts';
+import { simulateSuite } from './simulate.ts';
 import { schemesSuite } from './schemes.ts';
 
 export const SUITES: Suite[] = [
   hashSuite,
   ingest,
+  simulateSuite,
   schemesSuite,
 ];

@@ -25,7 +25,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const NATIVE_SRC = resolve(here, '../native/pcap_ingest.c');
 
 /** Generates (once, cached by name) a capture of the default mix. */
-function ensureCapture(ctx: BenchContext, packets: number, snaplen: number): string {
+export function ensureCapture(ctx: BenchContext, packets: number, snaplen: number): string {
   const file = join(ctx.workDir, `ingest-default-${packets}-snap${snaplen}.pcap`);
   if (existsSync(file)) return file;
   ctx.log(`generating ${file} (${packets} packets)`);
@@ -39,7 +39,7 @@ function ensureCapture(ctx: BenchContext, packets: number, snaplen: number): str
   return file;
 }
 
-function buildNative(ctx: BenchContext): string {
+export function buildNative(ctx: BenchContext): string {
   const exe = join(ctx.workDir, 'pcap_ingest');
   const stamp = `${exe}.src`;
   const src = readFileSync(NATIVE_SRC, 'utf8');
@@ -59,7 +59,7 @@ function cpuRate(fn: () => number): number {
 }
 
 /** Our reader: open, fill batches to the end, return packets. */
-function ours(file: string): () => number {
+export function ours(file: string): () => number {
   const b = createBatch();
   return () => {
     const s = openCapture(file);
@@ -71,7 +71,7 @@ function ours(file: string): () => number {
 }
 
 /** One run of the C reader; it reports packets and its own CPU seconds. */
-function native(exe: string, file: string): number {
+export function native(exe: string, file: string): number {
   const [p, s] = execFileSync(exe, [file, '1'], { encoding: 'utf8' }).trim().split(' ').map(Number);
   return p! / s!;
 }
@@ -81,7 +81,7 @@ function native(exe: string, file: string): number {
  * set so glibc does not stat /etc/localtime for every printed timestamp
  * (measured: without it tcpdump spends most of its time in newfstatat).
  */
-function tcpdump(file: string, packets: number): number | undefined {
+export function tcpdump(file: string, packets: number): number | undefined {
   const r = spawnSync('bash', ['-c', 'tcpdump -r "$1" -nn -q > /dev/null 2>&1 || exit 9; times', 'bash', file], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } });
   if (r.status !== 0) return undefined;
   const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s\s*$/.exec(r.stdout.trim());

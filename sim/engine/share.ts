@@ -37,6 +37,9 @@ export function processShare(task: SimTask): SimPartial {
   const flowIdx = new Int32Array(cap);
   const firstOfFlow = new Uint8Array(cap);
   const flows = new FlowTable(1 << 14);
+  // Per-flow packets, bytes, first and last timestamp, interleaved (stride 4): one cache line per
+  // packet instead of four separate arrays; copied into the table's columns at the end.
+  let acc = new Float64Array(flows.capacity * 4);
   let bucketOrig = new Int32Array(flows.capacity * C);
   let bucketReply = new Int32Array(flows.capacity * C);
   const mixed = task.mixed;
@@ -68,14 +71,25 @@ export function processShare(task: SimTask): SimPartial {
       for (let i = 0; i < m; i++) {
         const f = flows.upsert(batch, i);
         flowIdx[i] = f;
-        const first = flows.packets[f] === 0;
-        firstOfFlow[i] = first ? 1 : 0;
-        if (first && (batch.flags[i]! & (F.SYN | F.ACK)) === F.SYN) flows.flags[f] = SYN_ONLY;
-        flows.packets[f] = flows.packets[f]! + 1;
-        flows.bytes[f] = flows.bytes[f]! + batch.wirelen[i]!;
+        if (f * 4 >= acc.length) {
+          const a = new Float64Array(flows.capacity * 4);
+          a.set(acc);
+          acc = a;
+        }
+        const o = f * 4;
         const t = batch.ts[i]!;
-        if (t < flows.firstTs[f]!) flows.firstTs[f] = t;
-        if (t > flows.lastTs[f]!) flows.lastTs[f] = t;
+        if (acc[o] === 0) {
+          firstOfFlow[i] = 1;
+          if ((batch.flags[i]! & (F.SYN | F.ACK)) === F.SYN) flows.flags[f] = SYN_ONLY;
+          acc[o + 2] = t;
+          acc[o + 3] = t;
+        } else {
+          firstOfFlow[i] = 0;
+          if (t < acc[o + 2]!) acc[o + 2] = t;
+          if (t > acc[o + 3]!) acc[o + 3] = t;
+        }
+        acc[o] = acc[o]! + 1;
+        acc[o + 1] = acc[o + 1]! + batch.wirelen[i]!;
       }
       if (flows.capacity * C > bucketOrig.length) {
         const o = new Int32Array(flows.capacity * C); o.set(bucketOrig); bucketOrig = o;
@@ -122,6 +136,12 @@ export function processShare(task: SimTask): SimPartial {
     src.close();
   }
   const n = flows.count;
+  for (let f = 0; f < n; f++) {
+    flows.packets[f] = acc[f * 4]!;
+    flows.bytes[f] = acc[f * 4 + 1]!;
+    flows.firstTs[f] = acc[f * 4 + 2]!;
+    flows.lastTs[f] = acc[f * 4 + 3]!;
+  }
   return {
     configs,
     flows: flows.columns(),

@@ -1,0 +1,97 @@
+/**
+ * simulate: the main job end to end on a capture (decode, flows, selectors,
+ * merge, analysis) with 1 and 2 workers, in wall time, against in the same
+ * run: ingest only (our reader, one thread), our C reader (bench/native/
+ * pcap_ingest.c, one thread) and tcpdump. Goals (issue 4, 2-core machine):
+ * 2 workers >= 1.5x the C reader, >= 50x tcpdump, scaling 1 -> 2 >= 1.8.
+ * A second case runs the CLI in fresh processes on captures of two sizes and
+ * reports their peak memory: it should stay flat as the capture grows.
+ *
+ * The runs alternate round by round so that a burst of load from the shared
+ * machine hits every contender.
+ */
+import { spawnSync } from 'node:child_process';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { plan, summarize, type Suite } from '../harness.ts';
+import { buildNative, ensureCapture, native, ours, tcpdump } from './ingest.ts';
+import { runSimulation } from '../../sim/engine/run.ts';
+import { analyse } from '../../sim/analysis/distribution.ts';
+import { buildSelector } from '../../sim/select/build.ts';
+import { directionDependent } from '../../sim/engine/share.ts';
+import type { SelectorSpec } from '../../sim/select/selector.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const SPEC: SelectorSpec = { backend: 'clusterip', hashmode: 'sourceip-sourceport', totalNodes: 4, hashInit: 0, kernel: '6.1', endian: 'little' };
+
+/** Packets per wall second of one whole simulation (pool start, shares, merge, analysis). */
+async function simulateOnce(file: string, workers: number): Promise<{ pps: number; packets: number }> {
+  const sel = buildSelector(SPEC);
+  const t0 = performance.now();
+  const run = await runSimulation({ inputs: [{ kind: 'pcap', path: file }], selectors: [SPEC], buckets: [sel.buckets], clusterIp: null, mixed: null, workers });
+  analyse(run.merged, [sel], { ids: ['A'], dirDep: [directionDependent(sel)] });
+  const s = (performance.now() - t0) / 1000;
+  return { pps: run.merged.ingest.packets / s, packets: run.merged.ingest.packets };
+}
+
+function wallRate(fn: () => number): number {
+  const t0 = performance.now();
+  const n = fn();
+  return n / ((performance.now() - t0) / 1000);
+}
+
+/** Peak resident memory of a fresh `simulate` process over `file`. */
+function peakRss(file: string): number {
+  const r = spawnSync(process.execPath, ['bin/clusterip-sim.js', 'simulate', '--pcap', file, '--backend', 'clusterip', '--hashmode', 'sourceip-sourceport', '--total-nodes', '4', '--workers', '2', '--no-hash', '--json'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`simulate failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { run: { peak_rss_bytes: number } }).run.peak_rss_bytes;
+}
+
+export const simulateSuite: Suite = {
+  name: 'simulate',
+  description: 'simulate end to end on a pcap, 1 and 2 workers, vs ingest only, our C reader and tcpdump; peak memory as the capture grows',
+  async run(ctx) {
+    const packets = ctx.quick ? 100_000 : 5_000_000;
+    const { repeats, warmup } = plan(ctx);
+    const file = ensureCapture(ctx, packets, 262144);
+    const exe = buildNative(ctx);
+    const ingestOnly = ours(file);
+    const one: number[] = [], two: number[] = [], ing: number[] = [], c: number[] = [];
+    for (let r = -warmup; r < repeats; r++) {
+      const a = (await simulateOnce(file, 1)).pps;
+      const b = (await simulateOnce(file, 2)).pps;
+      const i = wallRate(ingestOnly);
+      const n = native(exe, file);
+      if (r < 0) continue;
+      one.push(a); two.push(b); ing.push(i); c.push(n);
+      ctx.log(`round ${r + 1}/${repeats}: 1 worker ${(a / 1e6).toFixed(2)} M/s, 2 workers ${(b / 1e6).toFixed(2)} M/s, ingest ${(i / 1e6).toFixed(2)} M/s, C ${(n / 1e6).toFixed(2)} M/s`);
+    }
+    const s1 = summarize(one), s2 = summarize(two), si = summarize(ing), sc = summarize(c);
+    const td = ctx.quick ? undefined : tcpdump(file, packets);
+    for (const [workers, s] of [[1, s1], [2, s2]] as const) {
+      ctx.emit({
+        suite: 'simulate',
+        case: `end to end, ${workers} worker${workers > 1 ? 's' : ''}, ${packets} packets`,
+        ops_per_s: s.median,
+        spread: s.spread,
+        native_ops_per_s: sc.median,
+        ratio: s.median / sc.median,
+        ingest_ops_per_s: si.median,
+        ratio_ingest: s.median / si.median,
+        scaling: workers === 2 ? s2.median / s1.median : 1,
+        ...(td ? { tcpdump_ops_per_s: td, ratio_tcpdump: s.median / td } : {}),
+      });
+    }
+    // Memory: a capture five times smaller against the full one, each in a fresh process.
+    const small = ensureCapture(ctx, Math.max(20_000, Math.floor(packets / 5)), 262144);
+    const mSmall = peakRss(small), mLarge = peakRss(file);
+    ctx.emit({
+      suite: 'simulate',
+      case: `peak memory, ${Math.floor(packets / 5)} vs ${packets} packets`,
+      ops_per_s: s2.median,
+      peak_rss_small: mSmall,
+      peak_rss_large: mLarge,
+      memory_growth: mLarge / mSmall,
+    });
+  },
+};
