@@ -25,7 +25,9 @@ options:
   --repeats N       measured repeats per case (default 5; 2 with --quick)
   --warmup N        unmeasured warm-up runs per case (default 1; 0 with --quick)
   --out FILE        also write the JSON lines to FILE (feed it to --baseline
-                    later, or to the report renderer)
+                    later, or to 'clusterip-sim report')
+  --report FILE     write a self-contained HTML report of this run
+  --png DIR         also render its charts as PNG files into DIR
   --baseline FILE   compare with a saved run; exit 3 when a case got slower by
                     more than the noise of both runs (ratio when both have one)
   --list            list the suites and exit
@@ -49,6 +51,9 @@ export interface BenchOptions {
   warmup?: number;
   out?: string;
   baseline?: string;
+  /** HTML report of this run (the report renderer), and PNG charts. */
+  report?: string;
+  png?: string;
 }
 
 class Usage extends Error {}
@@ -76,7 +81,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' |
       case '--warmup': o.warmup = count(value(i, a), a, 0); i++; break;
       case '--out': o.out = value(i, a); i++; break;
       case '--baseline': o.baseline = value(i, a); i++; break;
-      case '--report': throw new Usage('--report is not wired yet: write --out FILE and render it with the report renderer');
+      case '--report': o.report = value(i, a); i++; break;
+      case '--png': o.png = value(i, a); i++; break;
       default:
         if (a.startsWith('-')) throw new Usage(`unknown option ${a} (see --help)`);
         names.push(a);
@@ -126,6 +132,11 @@ export async function runBench(o: BenchOptions): Promise<number> {
     mkdirSync(dirname(resolve(o.out)), { recursive: true });
     writeFileSync(o.out, results.map((c) => JSON.stringify(c)).join('\n') + '\n');
     process.stderr.write(`wrote ${results.length} result lines to ${o.out}\n`);
+  }
+  if (o.report || o.png) {
+    const { writeReport } = await import('../reports/write.ts');
+    const w = await writeReport({ kind: 'bench', cases: results, generated_at: new Date().toISOString(), quick: o.quick, command: `npm run bench -- ${o.suites.map((x) => x.name).join(' ')}` }, o.report ?? 'out/bench/report.html', o.png);
+    process.stderr.write(`report: ${w.html}${w.pngs.length ? ` and ${w.pngs.length} PNG charts in ${o.png}` : ''}\n`);
   }
   if (o.baseline) {
     const cmp = compareWithBaseline(results, readBenchLines(o.baseline));

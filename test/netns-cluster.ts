@@ -160,7 +160,10 @@ Promise.all(Array.from({length:16},worker)).then(()=>process.stdout.write(JSON.s
     writeFileSync(
       join(d, 'sshd_config'),
       [`ListenAddress ${ip}`, 'Port 22', `HostKey ${join(d, 'hostkey')}`, `AuthorizedKeysFile ${join(d, 'authorized_keys')}`, 'PermitRootLogin prohibit-password',
-        'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', `PidFile ${join(d, 'sshd.pid')}`, 'LogLevel VERBOSE', ''].join('\n'),
+        'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no',
+        // Remote commands run root's shell, which reads ~/.bashrc; on machines whose .bashrc runs
+        // `pyenv init`, a stale rehash lock would stall every command for 60 s.
+        'SetEnv PYENV_REHASH_TIMEOUT=1', `PidFile ${join(d, 'sshd.pid')}`, 'LogLevel VERBOSE', ''].join('\n'),
     );
     await this.startDaemon(this.nodes[nodeIndex]!, ['/usr/sbin/sshd', '-D', '-e', '-f', join(d, 'sshd_config')], /Server listening/);
     return { identity: join(d, 'id'), known_hosts: join(d, 'known_hosts'), dest: `root@${ip}` };

@@ -3,11 +3,15 @@ import type { Suite } from '../harness.ts';
 import { hashSuite } from './hash.ts';
 import { ingest } from './ingest.ts';
 import { simulateSuite } from './simulate.ts';
+import { failoverSuite } from './failover.ts';
+import { memorySuite } from './memory.ts';
 import { schemesSuite } from './schemes.ts';
 
 export const SUITES: Suite[] = [
   hashSuite,
   ingest,
   simulateSuite,
+  failoverSuite,
+  memorySuite,
   schemesSuite,
 ];

@@ -201,6 +201,11 @@ export class FlowTable implements FlowColumns {
     return this.find(k, false);
   }
 
+  /** Bytes the table's typed arrays hold (keys, values, hash slots), capacity included. */
+  byteSize(): number {
+    return this.keys.byteLength + this.packets.byteLength + this.bytes.byteLength + this.firstTs.byteLength + this.lastTs.byteLength + this.flags.byteLength + this.slots.byteLength;
+  }
+
   /** Trimmed copies of the columns, for posting back to the main thread. */
   columns(): FlowColumns {
     const n = this.count;
