@@ -7,6 +7,7 @@
 import type { BenchCase } from '../bench/harness.ts';
 import type { ConfigResult, DistributionStats, FailoverEvent, FailoverResult, InputSummary, Metric, Migration, NodeStats, RunInfo, SimulateResult, ToolInfo } from '../sim/analysis/result.ts';
 import type { Fact } from '../sim/select/profile.ts';
+import type { CompareResult } from '../sim/schemes/compare.ts';
 import { DataError } from '../sim/cli/errors.ts';
 import { esc, fmtNum, si } from './format.ts';
 import { Charts, color, dl, num, page, raw, table, type Cell } from './page.ts';
@@ -26,7 +27,9 @@ export interface BenchMeta {
 /** A saved bench result: `{kind:'bench', cases:[...]}` plus the run's metadata. */
 export type BenchReport = { kind: 'bench'; cases: BenchCase[] } & BenchMeta;
 
-export type ReportInput = SimulateResult | FailoverResult | BenchReport;
+/** A saved `compare-schemes --json` result. */
+export type SchemesReport = { kind: 'schemes'; input?: string; tool?: ToolInfo; generated_at?: string } & CompareResult;
+export type ReportInput = SimulateResult | FailoverResult | BenchReport | SchemesReport;
 
 const BAD = '#e15759';
 const BAND_LEGEND = 'rgba(89,161,79,0.35)';
@@ -464,6 +467,65 @@ export function renderBenchHtml(cases: BenchCase[], meta: BenchMeta = {}): strin
   return page({ title: `clusterip-sim: benchmark report${meta.generated_at ? ` (${meta.generated_at})` : ''}`, body: b.join('\n'), charts: ch.list, result: { kind: 'bench', ...meta, cases } });
 }
 
+// ---------------------------------------------------------------- schemes
+
+/** CLUSTERIP-style buckets against Maglev, rendezvous and jump: balance, disruption, speed. */
+export function renderSchemesHtml(r: SchemesReport): string {
+  const ch = new Charts();
+  const b: string[] = [];
+  const names = r.schemes.map((x) => x.name);
+  b.push(`<h1>Load-sharing schemes compared</h1>${toolLine(r.tool, r.generated_at)}`);
+  b.push(`<p class="lead">${r.nodes} nodes; node ${r.fail_node} fails, then returns. ${num(r.flows)} flows, ${num(r.packets)} packets${r.input ? ` (${esc(r.input)})` : ''}.</p>`);
+  b.push(ch.canvas('schemes-balance', {
+    type: 'bar',
+    data: { labels: names, datasets: [
+      { label: 'flows, all nodes up', backgroundColor: color(0), data: r.schemes.map((x) => x.balance.flows) },
+      { label: 'packets, all nodes up', backgroundColor: color(1), data: r.schemes.map((x) => x.balance.packets) },
+      { label: `flows, node ${r.fail_node} failed`, backgroundColor: color(3), data: r.schemes.map((x) => x.balance_after_fail.flows) },
+    ] },
+    options: {
+      plugins: { title: { display: true, text: 'Balance: busiest node ÷ mean', font: { size: 15 } }, subtitle: { display: true, text: '1.00 is perfect; lower is better' }, legend: { position: 'bottom' } },
+      scales: { y: { beginAtZero: true, title: { display: true, text: 'max / mean load' } }, x: { title: { display: true, text: 'scheme' } } },
+    },
+  }, 'balance per scheme'));
+  const moved = (k: 'fail' | 'add' | 'return') => r.schemes.map((x) => 100 * (x.disruption[k]?.moved ?? 0));
+  const ideal = (k: 'fail' | 'add' | 'return') => r.schemes.map((x) => 100 * (x.disruption[k]?.ideal ?? 0));
+  b.push(ch.canvas('schemes-disruption', {
+    type: 'bar',
+    data: { labels: names, datasets: [
+      { label: 'node fails: moved', backgroundColor: color(3), data: moved('fail') },
+      { label: 'node fails: minimum', backgroundColor: color(7), data: ideal('fail') },
+      { label: 'node added: moved', backgroundColor: color(2), data: moved('add') },
+      { label: 'node added: minimum', backgroundColor: color(8), data: ideal('add') },
+      { label: 'node returns: moved', backgroundColor: color(4), data: moved('return') },
+    ] },
+    options: {
+      cisValueFormat: 'percent',
+      plugins: { title: { display: true, text: 'Disruption: share of flows that change node', font: { size: 15 } }, subtitle: { display: true, text: 'against the minimum any scheme must move; lower is better' }, legend: { position: 'bottom' } },
+      scales: { y: { beginAtZero: true, title: { display: true, text: '% of flows' }, cisFormat: 'percent' }, x: { title: { display: true, text: 'scheme' } } },
+    },
+  }, 'disruption per scheme'));
+  b.push(ch.canvas('schemes-speed', {
+    type: 'bar',
+    data: { labels: names, datasets: [{ label: 'selections per second', backgroundColor: color(0), data: r.schemes.map((x) => x.selections_per_s) }] },
+    options: {
+      indexAxis: 'y',
+      cisValueFormat: 'ops',
+      plugins: { title: { display: true, text: 'Speed: selections per second', font: { size: 15 } }, subtitle: { display: true, text: 'one thread; higher is better' }, legend: { display: false } },
+      scales: { x: { beginAtZero: true, title: { display: true, text: 'selections per second' }, cisFormat: 'ops' } },
+    },
+  }, 'speed per scheme'));
+  b.push(table('schemes', [{ label: 'scheme' }, { label: 'buckets' }, { label: 'max/mean flows' }, { label: 'max/mean packets' }, { label: 'after fail (flows)' }, { label: 'moved on fail' }, { label: 'minimum' }, { label: 'moved on add' }, { label: 'minimum' }, { label: 'selections/s' }],
+    r.schemes.map((x) => [x.name, x.buckets === null ? '' : num(x.buckets), num(x.balance.flows, 'f3'), num(x.balance.packets, 'f3'), num(x.balance_after_fail.flows, 'f3'), num(x.disruption.fail.moved, 'pct1'), num(x.disruption.fail.ideal, 'pct1'),
+      x.disruption.add ? num(x.disruption.add.moved, 'pct1') : '', x.disruption.add ? num(x.disruption.add.ideal, 'pct1') : '', num(x.selections_per_s)])));
+  if (r.wins.length) {
+    b.push('<h2>Where each scheme wins</h2>');
+    b.push(table('schemes-wins', [{ label: 'aspect' }, { label: 'scheme' }, { label: 'why' }], r.wins.map((w) => [w.aspect, w.scheme, w.note])));
+  }
+  b.push(table('schemes-descriptions', [{ label: 'scheme' }, { label: 'what it is' }], r.schemes.map((x) => [x.name, x.description + (x.notes.length ? ` (${x.notes.join('; ')})` : '')])));
+  return page({ title: 'clusterip-sim: load-sharing schemes compared', body: b.join('\n'), charts: ch.list, result: r });
+}
+
 // ---------------------------------------------------------------- dispatch
 
 /**
@@ -488,7 +550,10 @@ export function renderReport(json: unknown): string {
       const { cases, kind: _k, ...meta } = o as BenchReport;
       return renderBenchHtml(cases, meta);
     }
+    case 'schemes':
+      need('schemes', Array.isArray(o.schemes), 'expected an array of schemes');
+      return renderSchemesHtml(json as SchemesReport);
     default:
-      throw new DataError('$.kind', `unknown report kind ${JSON.stringify(o.kind)}; expected "simulate", "failover" or "bench"`);
+      throw new DataError('$.kind', `unknown report kind ${JSON.stringify(o.kind)}; expected "simulate", "failover", "bench" or "schemes"`);
   }
 }

@@ -4,6 +4,8 @@
  * jump consistent hashing over the same traffic: balance, disruption when a
  * node fails, is added or returns, and speed.
  */
+import { writeReport } from '../../reports/write.ts';
+import { VERSION } from './version.ts';
 import { Command, Option } from 'commander';
 import { UsageError } from './errors.ts';
 import { collectFlows } from '../schemes/flows.ts';
@@ -26,6 +28,8 @@ interface Flags {
   schemes?: string;
   speedSeconds: string;
   json?: boolean;
+  report?: string;
+  png?: string;
 }
 
 function int(v: string, flag: string, lo: number, hi: number): number {
@@ -99,6 +103,8 @@ export function registerCompareSchemes(program: Command): void {
     .option('--schemes <list>', `comma-separated subset of: ${allSchemes().map((s) => s.name).join(', ')}`)
     .addOption(new Option('--speed-seconds <s>', 'timing per scheme; 0 skips it').default('0.2'))
     .option('--json', 'one JSON document with every number')
+    .option('--report <out.html>', 'write a self-contained HTML report (balance, disruption, speed charts)')
+    .option('--png <dir>', 'also render its charts as PNG files into DIR (headless Chromium)')
     .addHelpText('after', `
 Disruption is the share of flows that change node; "ideal" is the least any scheme must move
 (the failed node's flows; the flows the new node takes; the flows the returning node takes back).
@@ -128,6 +134,11 @@ Examples:
       const r = compareSchemes(fs, { nodes, failNode, schemes, speedSeconds });
       if (tty) process.stderr.write(' '.repeat(60) + '\r');
       if (!r.schemes.length) throw new UsageError(`none of the chosen schemes can run ${nodes} nodes`);
-      process.stdout.write(o.json ? JSON.stringify({ input: label, ...r }, null, 2) + '\n' : formatCompare(r, label));
+      const doc = { kind: 'schemes' as const, input: label, tool: { name: 'clusterip-sim' as const, version: VERSION }, generated_at: new Date().toISOString(), ...r };
+      process.stdout.write(o.json ? JSON.stringify(doc, null, 2) + '\n' : formatCompare(r, label));
+      if (o.report || o.png) {
+        const w = await writeReport(doc, o.report ?? 'clusterip-sim-schemes.html', o.png);
+        process.stderr.write(`report: ${w.html}${w.pngs.length ? ` and ${w.pngs.length} PNG charts in ${o.png}` : ''}\n`);
+      }
     });
 }
