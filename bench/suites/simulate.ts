@@ -89,6 +89,7 @@ export const simulateSuite: Suite = {
       suite: 'simulate',
       case: `peak memory, ${Math.floor(packets / 5)} vs ${packets} packets`,
       ops_per_s: s2.median,
+      spread: 0, // one fresh process per size: a single measurement
       peak_rss_small: mSmall,
       peak_rss_large: mLarge,
       memory_growth: mLarge / mSmall,
