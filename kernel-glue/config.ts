@@ -27,10 +27,9 @@
  *
  * The agent also needs every node's heartbeat `address` (nodes[].address).
  */
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { LineCounter, parseDocument, isNode } from 'yaml';
-import { DataError } from '../sim/cli/errors.ts';
+import { DataError, readTextFile } from '../sim/cli/errors.ts';
 import { parseIPv4 } from '../sim/traffic/addr.ts';
 import { isMulticastMac } from '../sim/select/iptables-rule.ts';
 import { CLUSTERIP_MODES, type SelectorSpec } from '../sim/select/selector.ts';
@@ -216,12 +215,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
 }
 
 export function loadConfig(file: string): LoadedConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new DataError(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message);
-  }
+  const text = readTextFile(file);
   return parseConfig(text, file);
 }
 

@@ -2,6 +2,7 @@
  * Errors that cross the CLI boundary, each with the exit code CI can gate on
  * (DESIGN.md: 0 ok, 1 error, 2 usage, 3 a validation threshold failed).
  */
+import { readFileSync } from 'node:fs';
 
 export const EXIT = { OK: 0, ERROR: 1, USAGE: 2, GATE: 3 } as const;
 
@@ -37,4 +38,13 @@ export function exitCodeOf(err: unknown): number {
     return (err as { exitCode: number }).exitCode;
   }
   return EXIT.ERROR;
+}
+
+/** Reads a whole text file; a missing or unreadable file is a DataError naming it. */
+export function readTextFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new DataError(path, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message);
+  }
 }

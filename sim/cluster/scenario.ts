@@ -20,11 +20,10 @@
  *     - { at: 50s, heal: true }
  *     - { at: 55s, heartbeat-loss: { from: node1, to: node2, for: 5s } }
  */
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
-import { DataError } from '../cli/errors.ts';
+import { DataError, readTextFile } from '../cli/errors.ts';
 import { ClusterConfigSchema, checkConfig, loadConfig, type ClusterConfig } from '../../kernel-glue/config.ts';
 import { clusterModel, type ClusterModel } from './ownership.ts';
 import { FAILBACKS, POLICIES, type PolicyConfig } from './policies.ts';
@@ -278,12 +277,7 @@ export function parseScenario(text: string, file: string, baseDir = dirname(file
 }
 
 export function loadScenario(file: string): Scenario {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new DataError(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message);
-  }
+  const text = readTextFile(file);
   return parseScenario(text, file);
 }
 

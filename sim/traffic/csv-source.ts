@@ -2,19 +2,13 @@
  * CSV tuples as a synchronous PacketSource (for workers): the file is read
  * once; tuple files are small next to captures.
  */
-import { readFileSync } from 'node:fs';
-import { DataError } from '../cli/errors.ts';
+import { readTextFile } from '../cli/errors.ts';
 import type { TupleBatch } from './batch.ts';
 import { parseTupleFields, writeParsed } from './csv-tuples.ts';
 import type { IngestStats, PacketSource } from './source.ts';
 
 export function openCsvSource(path: string): PacketSource {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new DataError(path, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message);
-  }
+  const text = readTextFile(path);
   const lines = text.split('\n');
   let ln = 0;
   const stats: IngestStats = { packets: 0, bytes: 0, skipped: {}, firstTs: NaN, lastTs: NaN, truncated: 0, fragments: 0 };
