@@ -23,6 +23,7 @@
  * under its original direction, so both directions share one entry.
  */
 import { F, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
+import { mix32 } from '../hash/mix.ts';
 
 /** Flow states (one per flow and timeline). */
 export const FS = {
@@ -51,28 +52,20 @@ export function flowHash(b: TupleBatch, i: number): number {
     const s = reply ? b.saddr6 : b.daddr6;
     const j = i << 2;
     for (let k = 0; k < 4; k++) {
-      h = mix(h, c[j + k]!);
-      h = mix(h, s[j + k]!);
+      h = mix32(h, c[j + k]!);
+      h = mix32(h, s[j + k]!);
     }
   } else {
-    h = mix(h, reply ? b.daddr[i]! : b.saddr[i]!);
-    h = mix(h, reply ? b.saddr[i]! : b.daddr[i]!);
+    h = mix32(h, reply ? b.daddr[i]! : b.saddr[i]!);
+    h = mix32(h, reply ? b.saddr[i]! : b.daddr[i]!);
   }
-  h = mix(h, ((cport << 16) | sport) >>> 0);
+  h = mix32(h, ((cport << 16) | sport) >>> 0);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   return h >>> 0;
 }
 
-function mix(h: number, v: number): number {
-  let k = Math.imul(v, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, 0x1b873593);
-  h ^= k;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
 
 /**
  * Flow table with `runs` independent value lanes (one per simulated timeline,

@@ -6,6 +6,7 @@
  * thread to union the workers' tables.
  */
 import { FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
+import { fmix32, mix32 } from '../hash/mix.ts';
 
 export const KEY_WORDS = 10;
 
@@ -23,23 +24,8 @@ export interface FlowColumns {
 
 const EMPTY = -1;
 
-function mix(h: number, k: number): number {
-  k = Math.imul(k, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, 0x1b873593);
-  h ^= k;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
 function hash4(a: number, b: number, c: number, d: number): number {
-  return fmix(mix(mix(mix(mix(0x9747b28c, a), b), c), d));
-}
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
+  return fmix32(mix32(mix32(mix32(mix32(0x9747b28c, a), b), c), d));
 }
 
 export class FlowTable implements FlowColumns {
@@ -95,8 +81,8 @@ export class FlowTable implements FlowColumns {
   private hashKey(k: Uint32Array): number {
     if (k[0]! >>> 8 !== FAMILY_IPV6) return hash4(k[0]!, k[1]!, k[5]!, k[9]!);
     let h = 0x9747b28c;
-    for (let w = 0; w < KEY_WORDS; w++) h = mix(h, k[w]!);
-    return fmix(h);
+    for (let w = 0; w < KEY_WORDS; w++) h = mix32(h, k[w]!);
+    return fmix32(h);
   }
 
   private find(k: Uint32Array, insert: boolean): number {
