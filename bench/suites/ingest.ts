@@ -90,14 +90,29 @@ export function tcpdump(file: string, packets: number): number | undefined {
   return cpu > 0 ? packets / cpu : undefined;
 }
 
+/**
+ * tshark's CPU time extracting the 5-tuple fields (what `tuples` prints) from
+ * a smaller capture: tshark dissects every layer and is far slower, so it gets
+ * 1/25 of the packets; the rate is per packet either way.
+ */
+export function tshark(file: string, packets: number): number | undefined {
+  const r = spawnSync('bash', ['-c', 'tshark -n -r "$1" -T fields -e ip.proto -e ip.src -e tcp.srcport -e ip.dst -e tcp.dstport > /dev/null 2>&1 || exit 9; times', 'bash', file], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } });
+  if (r.status !== 0) return undefined;
+  const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s\s*$/.exec(r.stdout.trim());
+  if (!m) return undefined;
+  const cpu = Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]);
+  return cpu > 0 ? packets / cpu : undefined;
+}
+
 export const ingest: Suite = {
   name: 'ingest',
-  description: 'pcap -> TupleBatch decoding, single thread, vs our C reader and tcpdump',
+  description: 'pcap -> TupleBatch decoding, single thread, vs our C reader, tcpdump and (on a smaller file) tshark',
   async run(ctx) {
     const packets = ctx.quick ? 200_000 : 5_000_000;
     const repeats = ctx.quick ? 3 : 5;
     const exe = buildNative(ctx);
     const hasTcpdump = spawnSync('sh', ['-c', 'command -v tcpdump']).status === 0;
+    const hasTshark = spawnSync('sh', ['-c', 'command -v tshark']).status === 0;
     for (const [name, snap] of [['internet-mix', 262144], ['snaplen-96', 96]] as const) {
       const file = ensureCapture(ctx, packets, snap);
       // Page cache and JIT: one unmeasured run of each.
@@ -113,6 +128,8 @@ export const ingest: Suite = {
       const c = summarize(cRates);
       const wall = summarize(measure(run, 1, 0));
       const td = hasTcpdump ? tcpdump(file, packets) : undefined;
+      const smallPackets = Math.max(20_000, Math.floor(packets / 25));
+      const ts = hasTshark ? tshark(ensureCapture(ctx, smallPackets, snap), smallPackets) : undefined;
       ctx.emit({
         suite: 'ingest',
         case: `${name} ${packets} packets`,
@@ -122,6 +139,9 @@ export const ingest: Suite = {
         ratio: js.median / c.median,
         tcpdump_ops_per_s: td,
         ratio_tcpdump: td ? js.median / td : undefined,
+        tshark_ops_per_s: ts,
+        ratio_tshark: ts ? js.median / ts : undefined,
+        tshark_packets: ts ? smallPackets : undefined,
         file_bytes: statSync(file).size,
         clock: 'cpu',
         wall_ops_per_s: wall.median,
