@@ -4,7 +4,6 @@ import { buildSelector } from '../select/build.ts';
 import { FailoverEvaluator, type FailoverPartial } from '../cluster/timeline.ts';
 import { openSource } from './sources.ts';
 import { keepPartition } from './partition.ts';
-import { copyPacket } from './share.ts';
 import type { FailoverTask } from './task.ts';
 
 export function processFailoverShare(t: FailoverTask): FailoverPartial {
@@ -14,7 +13,7 @@ export function processFailoverShare(t: FailoverTask): FailoverPartial {
   const src = openSource(t.source);
   try {
     while (src.fill(batch) > 0) {
-      if (t.partition && keepPartition(batch, t.partition.index, t.partition.count, copyPacket) === 0) continue;
+      if (t.partition && keepPartition(batch, t.partition.index, t.partition.count) === 0) continue;
       ev.add(batch);
     }
   } finally {

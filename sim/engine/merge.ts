@@ -4,7 +4,8 @@
  * Every rule is order-independent, so 1 or N workers give the same result.
  */
 import { FlowTable, KEY_WORDS } from './flow-table.ts';
-import type { IngestCounts, SimPartial } from './task.ts';
+import type { SimPartial } from './task.ts';
+import { newStats, type IngestStats } from '../traffic/source.ts';
 
 export interface MergedRun {
   C: number;
@@ -13,7 +14,7 @@ export interface MergedRun {
   bucketOrig: Int32Array;
   bucketReply: Int32Array;
   mixed: { none: number; several: number } | null;
-  ingest: IngestCounts;
+  ingest: IngestStats;
   notToCluster: number;
 }
 
@@ -24,7 +25,9 @@ export function mergePartials(parts: SimPartial[], bucketsPerConfig: number[]): 
   const flows = new FlowTable(Math.max(16, total));
   let bucketOrig = new Int32Array(flows.capacity * C);
   let bucketReply = new Int32Array(flows.capacity * C);
-  const ingest: IngestCounts = { packets: 0, bytes: 0, skipped: {}, firstTs: Infinity, lastTs: -Infinity };
+  const ingest = newStats();
+  ingest.firstTs = Infinity;
+  ingest.lastTs = -Infinity;
   let mixed: MergedRun['mixed'] = null;
   let notToCluster = 0;
   for (const p of parts) {
@@ -72,6 +75,8 @@ export function mergePartials(parts: SimPartial[], bucketsPerConfig: number[]): 
     }
     ingest.packets += p.ingest.packets;
     ingest.bytes += p.ingest.bytes;
+    ingest.truncated += p.ingest.truncated;
+    ingest.fragments += p.ingest.fragments;
     for (const [k, v] of Object.entries(p.ingest.skipped)) ingest.skipped[k] = (ingest.skipped[k] ?? 0) + v;
     if (p.ingest.packets > 0) {
       ingest.firstTs = Math.min(ingest.firstTs, p.ingest.firstTs);

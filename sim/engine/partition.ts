@@ -4,7 +4,7 @@
  * canonical order, so both directions of a connection land on the same worker
  * whatever the capture's direction flags say.
  */
-import { FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
+import { copySlot, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
 import { mix32 } from '../hash/mix.ts';
 
 
@@ -29,11 +29,11 @@ export function connectionHash(b: TupleBatch, i: number): number {
 }
 
 /** Keeps, in place, the packets of `b` whose connection belongs to partition `index` of `count`; returns the new count. */
-export function keepPartition(b: TupleBatch, index: number, count: number, copy: (b: TupleBatch, from: number, to: number) => void): number {
+export function keepPartition(b: TupleBatch, index: number, count: number): number {
   let w = 0;
   for (let i = 0; i < b.count; i++) {
     if (connectionHash(b, i) % count === index) {
-      if (w !== i) copy(b, i, w);
+      if (w !== i) copySlot(b, i, b, w);
       w++;
     }
   }

@@ -4,7 +4,7 @@
  * Runs inside a worker or in-process; everything it returns merges by sums
  * and unions, so the answer does not depend on how the input was split.
  */
-import { createBatch, F, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, type TupleBatch } from '../traffic/batch.ts';
+import { copySlot, createBatch, F, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, type TupleBatch } from '../traffic/batch.ts';
 import { buildSelector } from '../select/build.ts';
 import type { Selector } from '../select/selector.ts';
 import { FlowTable } from './flow-table.ts';
@@ -59,7 +59,7 @@ export function processShare(task: SimTask): SimPartial {
         let w = 0;
         for (let i = 0; i < n; i++) {
           if (batch.family[i] === FAMILY_IPV4 && batch.daddr[i] === (clusterIp >>> 0)) {
-            if (w !== i) copyPacket(batch, i, w);
+            if (w !== i) copySlot(batch, i, batch, w);
             w++;
           }
         }
@@ -153,20 +153,3 @@ export function processShare(task: SimTask): SimPartial {
   };
 }
 
-/** Moves packet `from` to index `to` within a batch (compaction). */
-export function copyPacket(b: TupleBatch, from: number, to: number): void {
-  b.ts[to] = b.ts[from]!;
-  b.wirelen[to] = b.wirelen[from]!;
-  b.saddr[to] = b.saddr[from]!;
-  b.daddr[to] = b.daddr[from]!;
-  b.saddr6.copyWithin(to << 2, from << 2, (from << 2) + 4);
-  b.daddr6.copyWithin(to << 2, from << 2, (from << 2) + 4);
-  b.l4a[to] = b.l4a[from]!;
-  b.l4b[to] = b.l4b[from]!;
-  b.sport[to] = b.sport[from]!;
-  b.dport[to] = b.dport[from]!;
-  b.proto[to] = b.proto[from]!;
-  b.family[to] = b.family[from]!;
-  b.flags[to] = b.flags[from]!;
-  b.l4flags[to] = b.l4flags[from]!;
-}

@@ -3,7 +3,7 @@ import { openCsvSource } from '../traffic/csv-source.ts';
 import { openCapture, planShares } from '../traffic/capture.ts';
 import { openSynthetic } from '../traffic/synthetic.ts';
 import { generateTraffic, generatedSource } from '../cluster/flowgen.ts';
-import type { PacketSource } from '../traffic/source.ts';
+import { newStats, type PacketSource } from '../traffic/source.ts';
 import type { SourceSpec } from './task.ts';
 
 export function openSource(spec: SourceSpec): PacketSource {
@@ -16,7 +16,7 @@ export function openSource(spec: SourceSpec): PacketSource {
       return openSynthetic(spec.name, { seed: spec.seed, packets: spec.packets, share: spec.share });
     case 'flowgen': {
       const g = generatedSource(generateTraffic(spec.params));
-      return { fill: (b) => g.fill(b), stats: { packets: 0, bytes: 0, skipped: {}, firstTs: NaN, lastTs: NaN, truncated: 0, fragments: 0 }, close() {} };
+      return { fill: (b) => g.fill(b), stats: newStats(), close() {} };
     }
   }
 }

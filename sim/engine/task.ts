@@ -1,6 +1,7 @@
 /** What the main thread sends a worker, and what comes back. Plain data and typed arrays only. */
 import type { SelectorSpec } from '../select/selector.ts';
 import type { FlowColumns } from './flow-table.ts';
+import type { IngestStats } from '../traffic/source.ts';
 import type { FlowGenParams } from '../cluster/flowgen.ts';
 import type { OwnershipTimeline } from '../cluster/heartbeat.ts';
 import type { EvalOptions } from '../cluster/timeline.ts';
@@ -24,14 +25,6 @@ export interface SimTask {
   batchCapacity?: number;
 }
 
-export interface IngestCounts {
-  packets: number;
-  bytes: number;
-  skipped: Record<string, number>;
-  firstTs: number;
-  lastTs: number;
-}
-
 export interface ConfigPartial {
   /** Per-bucket packets/bytes counted packet by packet (exact); filled for direction-independent selectors only. */
   packets: Float64Array;
@@ -48,7 +41,7 @@ export interface SimPartial {
   /** Same, read as the reply direction (differs only for selectors that hash the conntrack's original source). */
   bucketReply: Int32Array;
   mixed: { none: number; several: number; nonePkts: Float64Array; severalPkts: Float64Array } | null;
-  ingest: IngestCounts;
+  ingest: IngestStats;
   /** Packets not addressed to the cluster IP. */
   notToCluster: number;
 }

@@ -4,7 +4,7 @@
  * Seeded, so that a scheme can draw two independent hashes (jump's 64-bit key).
  */
 import { FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
-import { JHASH_INITVAL } from '../hash/lookup3.ts';
+import { JHASH_INITVAL, final3 } from '../hash/lookup3.ts';
 
 /** Writes one 32-bit hash per flow (as int32) to out[0..count). */
 export function flowHashes(b: TupleBatch, seed: number, out: Int32Array): void {
@@ -34,15 +34,7 @@ export function flowHashes(b: TupleBatch, seed: number, out: Int32Array): void {
 
 /** lookup3 final mix of two words: a well-spread 32-bit value (rendezvous scores, node name hashes). */
 export function mix2(x: number, y: number): number {
-  let a = (x + 0x2545f491) | 0, bb = (y + 0x2545f491) | 0, c = 0x2545f491;
-  c ^= bb; c = (c - ((bb << 14) | (bb >>> 18))) | 0;
-  a ^= c; a = (a - ((c << 11) | (c >>> 21))) | 0;
-  bb ^= a; bb = (bb - ((a << 25) | (a >>> 7))) | 0;
-  c ^= bb; c = (c - ((bb << 16) | (bb >>> 16))) | 0;
-  a ^= c; a = (a - ((c << 4) | (c >>> 28))) | 0;
-  bb ^= a; bb = (bb - ((a << 14) | (a >>> 18))) | 0;
-  c ^= bb; c = (c - ((bb << 24) | (bb >>> 8))) | 0;
-  return c >>> 0;
+  return final3((x + 0x2545f491) | 0, (y + 0x2545f491) | 0, 0x2545f491);
 }
 
 /** Scratch for one pass (grown on demand, reused). */

@@ -7,7 +7,7 @@
  * every scheme here sends to one node. The table is open addressing over
  * typed arrays (no per-packet objects).
  */
-import { createBatch, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
+import { copySlot, createBatch, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
 import { jhash2 } from '../hash/lookup3.ts';
 
 export interface FlowSet {
@@ -19,25 +19,6 @@ export interface FlowSet {
   totalBytes: number;
 }
 
-/** Copies every lane of packet i of `src` to slot j of `dst`. */
-export function copyPacket(src: TupleBatch, i: number, dst: TupleBatch, j: number): void {
-  dst.ts[j] = src.ts[i]!;
-  dst.wirelen[j] = src.wirelen[i]!;
-  dst.saddr[j] = src.saddr[i]!;
-  dst.daddr[j] = src.daddr[i]!;
-  for (let k = 0; k < 4; k++) {
-    dst.saddr6[(j << 2) + k] = src.saddr6[(i << 2) + k]!;
-    dst.daddr6[(j << 2) + k] = src.daddr6[(i << 2) + k]!;
-  }
-  dst.l4a[j] = src.l4a[i]!;
-  dst.l4b[j] = src.l4b[i]!;
-  dst.sport[j] = src.sport[i]!;
-  dst.dport[j] = src.dport[i]!;
-  dst.proto[j] = src.proto[i]!;
-  dst.family[j] = src.family[i]!;
-  dst.flags[j] = src.flags[i]!;
-  dst.l4flags[j] = src.l4flags[i]!;
-}
 
 /** Accumulates flows from batches; `add` consumes a batch at once (batches may be reused by their source). */
 export class FlowTable {
@@ -80,7 +61,7 @@ export class FlowTable {
   private grow(): void {
     const cap = this.cap * 2;
     const nb = createBatch(cap);
-    for (let f = 0; f < this.n; f++) copyPacket(this.batch, f, nb, f);
+    for (let f = 0; f < this.n; f++) copySlot(this.batch, f, nb, f);
     const pk = new Float64Array(cap); pk.set(this.pk);
     const by = new Float64Array(cap); by.set(this.by);
     const hs = new Int32Array(cap); hs.set(this.hashes);
@@ -110,7 +91,7 @@ export class FlowTable {
           continue;
         }
         f = this.n++;
-        copyPacket(b, i, this.batch, f);
+        copySlot(b, i, this.batch, f);
         this.hashes[f] = h;
         this.slots[s] = f;
       }

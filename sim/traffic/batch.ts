@@ -204,6 +204,24 @@ export function clearPacket(b: TupleBatch, i: number): void {
   b.l4flags[i] = 0;
 }
 
+/** Copies every lane of slot i of `a` into slot j of `b` (the same batch too: compaction, i >= j). */
+export function copySlot(a: TupleBatch, i: number, b: TupleBatch, j: number): void {
+  b.ts[j] = a.ts[i]!;
+  b.wirelen[j] = a.wirelen[i]!;
+  b.saddr[j] = a.saddr[i]!;
+  b.daddr[j] = a.daddr[i]!;
+  const x = i << 2, y = j << 2;
+  for (let k = 0; k < 4; k++) { b.saddr6[y + k] = a.saddr6[x + k]!; b.daddr6[y + k] = a.daddr6[x + k]!; }
+  b.l4a[j] = a.l4a[i]!;
+  b.l4b[j] = a.l4b[i]!;
+  b.sport[j] = a.sport[i]!;
+  b.dport[j] = a.dport[i]!;
+  b.proto[j] = a.proto[i]!;
+  b.family[j] = a.family[i]!;
+  b.flags[j] = a.flags[i]!;
+  b.l4flags[j] = a.l4flags[i]!;
+}
+
 /** IPv4 protocol numbers this project names. */
 export const PROTO = {
   ICMP: 1,

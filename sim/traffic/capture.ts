@@ -15,7 +15,7 @@
  * to the next plausible record and counts it.
  */
 import { DataError } from '../cli/errors.ts';
-import { createBatch, type TupleBatch } from './batch.ts';
+import { copySlot, createBatch, type TupleBatch } from './batch.ts';
 import { ByteInput, openInput } from './byte-input.ts';
 import { DEC, DEC_REASON, decodeFrame, linktypeSupported, LINKTYPES } from './decode.ts';
 import { Defrag, FRAG_RESOLVED, type DefragLimits } from './defrag.ts';
@@ -792,23 +792,6 @@ function createStaging(cap: number): TupleBatch {
   return createBatch(cap);
 }
 
-/** Copies every lane of slot i of a into slot j of b. */
-export function copySlot(a: TupleBatch, i: number, b: TupleBatch, j: number): void {
-  b.ts[j] = a.ts[i]!;
-  b.wirelen[j] = a.wirelen[i]!;
-  b.saddr[j] = a.saddr[i]!;
-  b.daddr[j] = a.daddr[i]!;
-  const x = i << 2, y = j << 2;
-  for (let k = 0; k < 4; k++) { b.saddr6[y + k] = a.saddr6[x + k]!; b.daddr6[y + k] = a.daddr6[x + k]!; }
-  b.l4a[j] = a.l4a[i]!;
-  b.l4b[j] = a.l4b[i]!;
-  b.sport[j] = a.sport[i]!;
-  b.dport[j] = a.dport[i]!;
-  b.proto[j] = a.proto[i]!;
-  b.family[j] = a.family[i]!;
-  b.flags[j] = a.flags[i]!;
-  b.l4flags[j] = a.l4flags[i]!;
-}
 
 /** Opens a capture file ('-' = stdin, .gz transparently) as a PacketSource. */
 export function openCapture(path: string, opts: CaptureOptions = {}): CaptureSource {

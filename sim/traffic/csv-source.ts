@@ -5,13 +5,13 @@
 import { readTextFile } from '../cli/errors.ts';
 import type { TupleBatch } from './batch.ts';
 import { parseTupleFields, writeParsed } from './csv-tuples.ts';
-import type { IngestStats, PacketSource } from './source.ts';
+import { newStats, type PacketSource } from './source.ts';
 
 export function openCsvSource(path: string): PacketSource {
   const text = readTextFile(path);
   const lines = text.split('\n');
   let ln = 0;
-  const stats: IngestStats = { packets: 0, bytes: 0, skipped: {}, firstTs: NaN, lastTs: NaN, truncated: 0, fragments: 0 };
+  const stats = newStats();
   return {
     stats,
     close() {},

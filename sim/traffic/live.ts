@@ -9,8 +9,7 @@
  */
 import { isMainThread } from 'node:worker_threads';
 import { DataError, UsageError } from '../cli/errors.ts';
-import { createBatch, type TupleBatch } from './batch.ts';
-import { copySlot } from './capture.ts';
+import { copySlot, createBatch, type TupleBatch } from './batch.ts';
 import { DEC, DEC_REASON, decodeFrame } from './decode.ts';
 import { Defrag, FRAG_RESOLVED } from './defrag.ts';
 import { accountBatch, countSkip, newStats, type IngestStats } from './source.ts';
