@@ -3,48 +3,15 @@
  * flows, connections, heaviest sources, imbalance statistics, and the share
  * of traffic that moves between two configurations.
  */
-import { FAMILY_IPV6 } from '../traffic/batch.ts';
 import { formatIPv4, formatIPv6 } from '../traffic/addr.ts';
-import { KEY_WORDS } from '../engine/flow-table.ts';
-import { compareKeys, type MergedRun } from '../engine/merge.ts';
+import type { MergedRun } from '../engine/merge.ts';
+import { SRC_KW, type SourceCounts } from '../engine/flow-sink.ts';
 import type { Selector } from '../select/selector.ts';
 import { distributionStats } from './stats.ts';
-import { seedBand } from './seed-band.ts';
+import { bandP95 } from './seed-band.ts';
 import type { ConfigResult, Migration, NodeStats, TopSource } from './result.ts';
 
-const SYN_ONLY = 1;
 const TOP_SOURCES = 5;
-
-/**
- * Which flows are the reply direction of a connection: the opposite flow exists
- * and opened the connection (a SYN without ACK) or, failing that, was seen first.
- */
-export function replyFlags(m: MergedRun): Uint8Array {
-  const f = m.flows;
-  const reply = new Uint8Array(f.count);
-  for (let g = 0; g < f.count; g++) {
-    const r = f.lookupReverseKey(f.keys, g);
-    if (r < 0 || r === g) continue;
-    const gs = (f.flags[g]! & SYN_ONLY) !== 0, rs = (f.flags[r]! & SYN_ONLY) !== 0;
-    let iAmReply: boolean;
-    if (gs !== rs) iAmReply = rs;
-    else if (f.firstTs[g] !== f.firstTs[r]) iAmReply = f.firstTs[r]! < f.firstTs[g]!;
-    else iAmReply = compareKeys(f.keys, r, g) < 0;
-    reply[g] = iAmReply ? 1 : 0;
-  }
-  return reply;
-}
-
-/** Bucket of flow g under selector c, with the conntrack direction resolved. */
-export function flowBucket(m: MergedRun, reply: Uint8Array, g: number, c: number): number {
-  return reply[g] ? m.bucketReply[g * m.C + c]! : m.bucketOrig[g * m.C + c]!;
-}
-
-function sourceText(keys: Uint32Array, g: number): string {
-  const o = g * KEY_WORDS;
-  if (keys[o]! >>> 8 === FAMILY_IPV6) return formatIPv6(keys, o + 1);
-  return formatIPv4(keys[o + 1]!);
-}
 
 export interface AnalysisOptions {
   ids: string[];
@@ -53,94 +20,76 @@ export interface AnalysisOptions {
   dirDep: boolean[];
 }
 
-export function analyse(m: MergedRun, selectors: Selector[], opts: AnalysisOptions): { configs: ConfigResult[]; reply: Uint8Array; durationS: number } {
+/** The TOP_SOURCES heaviest sources of every node of configuration c (by packets, then bytes, then address). */
+function topSources(src: SourceCounts, c: number, N: number): TopSource[][] {
+  const per: number[][] = Array.from({ length: N }, () => []);
+  // A source can be left at zero when merge.ts replaced two halves of a connection by the whole.
+  for (let i = 0; i < src.count; i++) if (src.keys[i * SRC_KW] === c && src.vals[i * 2]! > 0) per[src.keys[i * SRC_KW + 1]!]!.push(i);
+  const addr = (i: number): string => (src.keys[i * SRC_KW + 2] === 6 ? formatIPv6(src.keys, i * SRC_KW + 3) : formatIPv4(src.keys[i * SRC_KW + 3]!));
+  return per.map((idx) => {
+    const rows = idx.map((i) => ({ addr: addr(i), packets: src.vals[i * 2]!, bytes: src.vals[i * 2 + 1]! }));
+    return rows.sort((x, y) => y.packets - x.packets || y.bytes - x.bytes || (x.addr < y.addr ? -1 : 1)).slice(0, TOP_SOURCES);
+  });
+}
+
+export function analyse(m: MergedRun, selectors: Selector[], opts: AnalysisOptions): { configs: ConfigResult[]; durationS: number } {
   const f = m.flows;
-  const reply = replyFlags(m);
-  let t0 = Infinity, t1 = -Infinity;
-  for (let g = 0; g < f.count; g++) {
-    if (f.firstTs[g]! < t0) t0 = f.firstTs[g]!;
-    if (f.lastTs[g]! > t1) t1 = f.lastTs[g]!;
-  }
-  const durationS = f.count && t1 > t0 ? t1 - t0 : 0;
-  // Weights behind each metric's randomness band.
-  let sumP = 0, sumP2 = 0, sumB = 0, sumB2 = 0, conns = 0;
-  for (let g = 0; g < f.count; g++) {
-    sumP += f.packets[g]!; sumP2 += f.packets[g]! * f.packets[g]!;
-    sumB += f.bytes[g]!; sumB2 += f.bytes[g]! * f.bytes[g]!;
-    if (!reply[g]) conns++;
-  }
+  const durationS = f.flows && f.lastTs > f.firstTs ? f.lastTs - f.firstTs : 0;
   const configs = selectors.map((sel, c): ConfigResult => {
-    const N = sel.buckets;
-    const packets = opts.dirDep[c] ? new Float64Array(N) : m.perPacket[c]!.packets;
-    const bytes = opts.dirDep[c] ? new Float64Array(N) : m.perPacket[c]!.bytes;
-    const flows = new Float64Array(N), conn = new Float64Array(N);
-    const top: Map<string, TopSource>[] = [];
-    for (let b = 0; b < N; b++) top.push(new Map());
-    for (let g = 0; g < f.count; g++) {
-      const b = flowBucket(m, reply, g, c);
-      if (b < 0) continue;
-      flows[b] = flows[b]! + 1;
-      if (!reply[g]) conn[b] = conn[b]! + 1;
-      if (opts.dirDep[c]) {
-        packets[b] = packets[b]! + f.packets[g]!;
-        bytes[b] = bytes[b]! + f.bytes[g]!;
-      }
-      const key = sourceText(f.keys, g);
-      const t = top[b]!.get(key);
-      if (t) { t.packets += f.packets[g]!; t.bytes += f.bytes[g]!; }
-      else top[b]!.set(key, { addr: key, packets: f.packets[g]!, bytes: f.bytes[g]! });
-    }
+    const N = sel.buckets, cf = f.configs[c]!;
+    // Direction-dependent selectors count packets per connection (the direction is known when it ends).
+    const packets = opts.dirDep[c] ? cf.packets : m.perPacket[c]!.packets;
+    const bytes = opts.dirDep[c] ? cf.bytes : m.perPacket[c]!.bytes;
+    const top = topSources(f.sources, c, N);
     const nodes: NodeStats[] = [];
     for (let b = 0; b < N; b++) {
-      const srcs = [...top[b]!.values()].sort((x, y) => y.packets - x.packets || y.bytes - x.bytes || (x.addr < y.addr ? -1 : 1)).slice(0, TOP_SOURCES);
       const name = opts.names?.[c]?.[b];
       nodes.push({
         node: b + sel.offset,
         ...(name ? { name } : {}),
-        packets: packets[b]!, bytes: bytes[b]!, flows: flows[b]!, connections: conn[b]!,
-        new_connections_per_s: durationS > 0 ? conn[b]! / durationS : 0,
-        top_sources: srcs,
+        packets: packets[b]!, bytes: bytes[b]!, flows: cf.flows[b]!, connections: cf.connections[b]!,
+        new_connections_per_s: durationS > 0 ? cf.connections[b]! / durationS : 0,
+        top_sources: top[b]!,
       });
     }
-    const band = seedBand(m, reply, sel, opts.dirDep[c]!);
+    const band = cf.band ? bandP95(cf.band, N) : null;
     return {
       id: opts.ids[c]!,
       selector: { spec: sel.spec, description: sel.description, facts: [...sel.facts], predictable: sel.predictable, offset: sel.offset, buckets: N },
       nodes,
       stats: [
-        distributionStats('packets', packets, sumP, sumP2, band?.packets),
-        distributionStats('bytes', bytes, sumB, sumB2, band?.bytes),
-        distributionStats('flows', flows, f.count, f.count, band?.flows),
-        distributionStats('connections', conn, conns, conns, band?.connections),
+        distributionStats('packets', packets, f.sumP, f.sumP2, band?.packets),
+        distributionStats('bytes', bytes, f.sumB, f.sumB2, band?.bytes),
+        distributionStats('flows', cf.flows, f.flows, f.flows, band?.flows),
+        distributionStats('connections', cf.connections, f.connections, f.connections, band?.connections),
       ],
       unassigned: { no_node: m.perPacket[c]!.noNode, unknown: m.perPacket[c]!.unknown },
     };
   });
-  return { configs, reply, durationS };
+  return { configs, durationS };
 }
 
 /**
  * Share of flows, connections, packets and bytes whose node changes from
- * configuration a to b. Nodes are compared by owner name when both sides have
- * names (a cluster config), else by kernel node number.
+ * configuration 0 to b (the summaries keep 0 -> every other one). Nodes are
+ * compared by owner name when both sides have names (a cluster config), else
+ * by kernel node number.
  */
-export function migration(m: MergedRun, reply: Uint8Array, selectors: Selector[], a: number, b: number, opts: AnalysisOptions): Migration {
-  const f = m.flows;
+export function migration(m: MergedRun, selectors: Selector[], b: number, opts: AnalysisOptions): Migration {
+  const a = 0;
   const sa = selectors[a]!, sb = selectors[b]!;
+  const mm = m.flows.migrations[b - 1]!;
   const label = (c: number, bucket: number): string => opts.names?.[c]?.[bucket] ?? String(bucket + selectors[c]!.offset);
   const byName = !!(opts.names?.[a] && opts.names?.[b]);
   const matrix: number[][] = Array.from({ length: sa.buckets }, () => new Array<number>(sb.buckets).fill(0));
   let flows = 0, moved = 0, conns = 0, connMoved = 0, pk = 0, pkMoved = 0, by = 0, byMoved = 0;
-  for (let g = 0; g < f.count; g++) {
-    const x = flowBucket(m, reply, g, a), y = flowBucket(m, reply, g, b);
-    if (x < 0 || y < 0) continue;
-    matrix[x]![y]! += 1;
-    const changed = byName ? label(a, x) !== label(b, y) : x + sa.offset !== y + sb.offset;
-    flows++; pk += f.packets[g]!; by += f.bytes[g]!;
-    if (!reply[g]) conns++;
-    if (changed) {
-      moved++; pkMoved += f.packets[g]!; byMoved += f.bytes[g]!;
-      if (!reply[g]) connMoved++;
+  for (let x = 0; x < sa.buckets; x++) {
+    for (let y = 0; y < sb.buckets; y++) {
+      const cell = x * sb.buckets + y;
+      matrix[x]![y] = mm.flows[cell]!;
+      const changed = byName ? label(a, x) !== label(b, y) : x + sa.offset !== y + sb.offset;
+      flows += mm.flows[cell]!; conns += mm.connections[cell]!; pk += mm.packets[cell]!; by += mm.bytes[cell]!;
+      if (changed) { moved += mm.flows[cell]!; connMoved += mm.connections[cell]!; pkMoved += mm.packets[cell]!; byMoved += mm.bytes[cell]!; }
     }
   }
   return {
@@ -153,20 +102,4 @@ export function migration(m: MergedRun, reply: Uint8Array, selectors: Selector[]
     from_nodes: Array.from({ length: sa.buckets }, (_, i) => i + sa.offset),
     to_nodes: Array.from({ length: sb.buckets }, (_, i) => i + sb.offset),
   };
-}
-
-/**
- * Mixed cluster at flow level: node k runs selector mixed[k-1] and accepts a
- * flow when that selector puts it in bucket k-1. Flows no node accepts are
- * lost; flows several accept are duplicated.
- */
-export function mixedFlows(m: MergedRun, reply: Uint8Array, mixed: number[]): { none: number; several: number } {
-  let none = 0, several = 0;
-  for (let g = 0; g < m.flows.count; g++) {
-    let acc = 0;
-    for (let k = 0; k < mixed.length; k++) if (flowBucket(m, reply, g, mixed[k]!) === k) acc++;
-    if (acc === 0) none++;
-    else if (acc > 1) several++;
-  }
-  return { none, several };
 }

@@ -16,7 +16,8 @@ import { parseIPv4 } from '../traffic/addr.ts';
 import { runSimulation, defaultWorkers } from '../engine/run.ts';
 import { directionDependent } from '../engine/share.ts';
 import type { SourceSpec } from '../engine/task.ts';
-import { analyse, migration, mixedFlows, type AnalysisOptions } from '../analysis/distribution.ts';
+import { analyse, migration, type AnalysisOptions } from '../analysis/distribution.ts';
+import { DEFAULT_FLOW_TIMEOUT } from '../engine/conn-table.ts';
 import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../analysis/result.ts';
 import { VERSION } from './version.ts';
 import { Progress } from './progress.ts';
@@ -36,6 +37,7 @@ interface SimulateFlags extends SelectorFlags {
   mixed?: string;
   clusterIp?: string;
   workers?: string;
+  flowTimeout?: string;
   json?: boolean;
   report?: string;
   png?: string;
@@ -118,6 +120,9 @@ export function registerSimulate(program: Command): void {
     .option('--mixed <ids>', 'a mixed cluster: which configuration each node runs, e.g. A,A,B,A (node 3 runs B); reports packets no node or several nodes accept')
     .option('--cluster-ip <ip>', 'only packets to this address are hashed (default: the config\'s ip; all packets if none)')
     .option('--workers <n>', `worker threads (default ${defaultWorkers()}; 0 = in-process)`)
+    .option('--flow-timeout <s>', 'a connection (both directions of a 5-tuple) ends after this many seconds without a packet; ' +
+      'the next packet of that 5-tuple opens a new one. Bounds memory on long captures (the table holds only what was active ' +
+      'within the timeout). The kernel keeps idle UDP 30-120 s and idle established TCP 5 days', String(DEFAULT_FLOW_TIMEOUT))
     .option('--lenient', 'skip malformed capture records (counted) instead of stopping')
     .option('--no-hash', 'do not compute the SHA-256 of input files for the report header (saves a pass over huge captures)')
     .option('--json', 'print the whole result as one JSON document')
@@ -218,18 +223,19 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
         if (mixed.length !== n || mixed.some((i) => selectors[i]!.buckets !== n)) throw new UsageError(`--mixed: give one configuration per node (${n}), all with ${n} nodes`);
       }
       const workers = num(o.workers, '--workers', 0, 256) ?? defaultWorkers();
+      const flowTimeout = num(o.flowTimeout, '--flow-timeout', 0.001, 1e9)!;
       if (builtIn) err(`simulate: no input given, running the built-in scenario '${DEFAULT_SCENARIO.name}' (${packets.toLocaleString('en-US')} packets, seed ${seed}) to ${clusterIpText}\n`);
       const progress = new Progress(process.stderr, kind === 'synthetic' ? packets : 0);
       const run = await runSimulation({
-        inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers,
+        inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers, flowTimeout,
         onProgress: (done, rss) => progress.update(done, rss),
       });
       progress.done();
       await Promise.all(hashing);
       const dirDep = selectors.map(directionDependent);
       const aopts: AnalysisOptions = { ids: cands.map((c) => c.id), names: cands.map((c, i) => namesFor(selectors[i]!, c.config)), dirDep };
-      const { configs, reply, durationS } = analyse(run.merged, selectors, aopts);
-      const migrations = cands.slice(1).map((_, j) => migration(run.merged, reply, selectors, 0, j + 1, aopts));
+      const { configs, durationS } = analyse(run.merged, selectors, aopts);
+      const migrations = cands.slice(1).map((_, j) => migration(run.merged, selectors, j + 1, aopts));
       const m = run.merged;
       const skipped = { ...m.ingest.skipped };
       if (m.notToCluster) skipped['not to the cluster ip'] = m.notToCluster;
@@ -240,7 +246,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
         input: { kind, files, ...(synthetic ? { synthetic } : {}), packets: m.ingest.packets, bytes: m.ingest.bytes, duration_s: durationS, skipped },
         configs,
         migrations,
-        ...(m.mixed && mixed ? { mixed: mixedResult(m.mixed, mixedFlows(m, reply, mixed), mixed, cands) } : {}),
+        ...(m.mixed && mixed ? { mixed: mixedResult(m.mixed, m.flows.mixed ?? { none: 0, several: 0 }, mixed, cands) } : {}),
         gates: gates(o, configs, migrations.map((x) => x.flows_moved_share)),
         run: { workers: run.workers, elapsed_s: run.elapsedS, packets_per_s: run.elapsedS > 0 ? m.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss },
       };

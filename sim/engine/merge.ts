@@ -1,35 +1,37 @@
 /**
- * Merges worker partials. Counters add up; flow tables are unioned by key,
- * and a flow seen by several shares keeps the buckets of its earliest packet.
- * Every rule is order-independent, so 1 or N workers give the same result.
+ * Merges worker partials. Per-packet counters and flow summaries add up. The
+ * connections a share could not end on its own (open at its end, or opened
+ * near its start and so maybe the continuation of one from the share before)
+ * are joined share by share in input order through a connection table with
+ * the same timeout rule, then end into one more summary. Sums are
+ * order-independent and the joining follows input order, so 1 or N workers
+ * give the same result.
  */
-import { FlowTable, KEY_WORDS } from './flow-table.ts';
+import { ConnTable, firstTs, HEAD, META, newRecords, pushRecord, REC } from './conn-table.ts';
+import { addSummary, emptySummary, FlowSink, newSourceTable, type FlowSummary, type SinkOptions } from './flow-sink.ts';
 import type { SimPartial } from './task.ts';
 import { newStats, type IngestStats } from '../traffic/source.ts';
 
 export interface MergedRun {
   C: number;
   perPacket: { packets: Float64Array; bytes: Float64Array; noNode: number; unknown: number }[];
-  flows: FlowTable;
-  bucketOrig: Int32Array;
-  bucketReply: Int32Array;
+  flows: FlowSummary;
   mixed: { none: number; several: number } | null;
   ingest: IngestStats;
   notToCluster: number;
 }
 
-export function mergePartials(parts: SimPartial[], bucketsPerConfig: number[]): MergedRun {
+export function mergePartials(parts: SimPartial[], sink: SinkOptions, flowTimeout: number): MergedRun {
+  const bucketsPerConfig = sink.buckets;
   const C = bucketsPerConfig.length;
   const perPacket = bucketsPerConfig.map((n) => ({ packets: new Float64Array(n), bytes: new Float64Array(n), noNode: 0, unknown: 0 }));
-  const total = parts.reduce((s, p) => s + p.flows.count, 0);
-  const flows = new FlowTable(Math.max(16, total));
-  let bucketOrig = new Int32Array(flows.capacity * C);
-  let bucketReply = new Int32Array(flows.capacity * C);
   const ingest = newStats();
   ingest.firstTs = Infinity;
   ingest.lastTs = -Infinity;
   let mixed: MergedRun['mixed'] = null;
   let notToCluster = 0;
+  const flows = emptySummary(sink);
+  const sources = newSourceTable();
   for (const p of parts) {
     for (let c = 0; c < C; c++) {
       const src = p.configs[c]!, dst = perPacket[c]!;
@@ -40,34 +42,7 @@ export function mergePartials(parts: SimPartial[], bucketsPerConfig: number[]): 
       dst.noNode += src.noNode;
       dst.unknown += src.unknown;
     }
-    const f = p.flows;
-    for (let i = 0; i < f.count; i++) {
-      const g = flows.upsertKey(f.keys, i);
-      if (flows.capacity * C > bucketOrig.length) {
-        const o = new Int32Array(flows.capacity * C); o.set(bucketOrig); bucketOrig = o;
-        const r = new Int32Array(flows.capacity * C); r.set(bucketReply); bucketReply = r;
-      }
-      const fresh = flows.packets[g] === 0;
-      const earlier = f.firstTs[i]! < flows.firstTs[g]!;
-      const tie = f.firstTs[i]! === flows.firstTs[g]!;
-      for (let c = 0; c < C; c++) {
-        const o = f.count ? p.bucketOrig[i * C + c]! : 0, r = p.bucketReply[i * C + c]!;
-        if (fresh || earlier) {
-          bucketOrig[g * C + c] = o;
-          bucketReply[g * C + c] = r;
-        } else if (tie) {
-          // Same first timestamp from two shares: keep the smaller answer, whatever the order.
-          bucketOrig[g * C + c] = Math.min(bucketOrig[g * C + c]!, o);
-          bucketReply[g * C + c] = Math.min(bucketReply[g * C + c]!, r);
-        }
-      }
-      if (fresh || earlier) flows.flags[g] = f.flags[i]!;
-      else if (tie) flows.flags[g] = flows.flags[g]! | f.flags[i]!;
-      flows.packets[g] = flows.packets[g]! + f.packets[i]!;
-      flows.bytes[g] = flows.bytes[g]! + f.bytes[i]!;
-      if (f.firstTs[i]! < flows.firstTs[g]!) flows.firstTs[g] = f.firstTs[i]!;
-      if (f.lastTs[i]! > flows.lastTs[g]!) flows.lastTs[g] = f.lastTs[i]!;
-    }
+    addSummary(flows, p.summary, sources);
     if (p.mixed) {
       mixed ??= { none: 0, several: 0 };
       mixed.none += p.mixed.none;
@@ -85,14 +60,52 @@ export function mergePartials(parts: SimPartial[], bucketsPerConfig: number[]): 
     notToCluster += p.notToCluster;
   }
   if (ingest.packets === 0 || !Number.isFinite(ingest.firstTs)) { ingest.firstTs = 0; ingest.lastTs = 0; }
-  return { C, perPacket, flows, bucketOrig: bucketOrig.slice(0, flows.count * C), bucketReply: bucketReply.slice(0, flows.count * C), mixed, ingest, notToCluster };
+  if (parts.some((p) => p.exports.v4.count + p.exports.v6.count > 0)) {
+    addSummary(flows, joinShares(parts, sink, flowTimeout), sources);
+  }
+  flows.sources = sources.columns();
+  return { C, perPacket, flows, mixed, ingest, notToCluster };
 }
 
-/** Compares flow keys a and b lexicographically (a deterministic tie-break). */
-export function compareKeys(keys: Uint32Array, a: number, b: number): number {
-  for (let w = 0; w < KEY_WORDS; w++) {
-    const d = keys[a * KEY_WORDS + w]! - keys[b * KEY_WORDS + w]!;
-    if (d !== 0) return d;
+/**
+ * Workers count every connection they saw end, including those cut by a
+ * share boundary, as if whole. Here the exported halves meet again, in share
+ * order, through a connection table with the same timeout rule; when two
+ * join, their separate counts are taken out and the whole connection's put
+ * in. Returns that correction (only joined connections cost work here).
+ */
+function joinShares(parts: SimPartial[], o: SinkOptions, timeout: number): FlowSummary {
+  const sink = new FlowSink(o);
+  const inputs = [...new Set(parts.map((p) => p.chain.input))].sort((a, b) => a - b);
+  for (const input of inputs) {
+    const chain = parts.filter((p) => p.chain.input === input).sort((a, b) => a.chain.share - b.chain.share);
+    for (const fam of ['v4', 'v6'] as const) {
+      const kw = fam === 'v4' ? 4 : 10, C = o.buckets.length;
+      const table = new ConnTable({ kw, c: C, timeout, onEnd: () => {} }, 16);
+      const minus = newRecords(kw, C, 64), plus = newRecords(kw, C, 64);
+      for (const p of chain) {
+        const r = p.exports[fam];
+        // Heads first, oldest first (they may continue what earlier shares left open), then what this share left open.
+        const heads: number[] = [], tails: number[] = [];
+        for (let n = 0; n < r.count; n++) (r.rec[n * REC + META]! & HEAD ? heads : tails).push(n);
+        heads.sort((a, b) => firstTs(r.rec, a * REC) - firstTs(r.rec, b * REC) || a - b);
+        for (const n of heads) {
+          const s = table.lookup(r, n);
+          if (s >= 0 && table.continues(s, r, n)) {
+            pushRecord(minus, table.keys, table.rec, table.bk, s);
+            pushRecord(minus, r.keys, r.rec, r.bk, n);
+            table.combine(s, r, n);
+            pushRecord(plus, table.keys, table.rec, table.bk, s);
+          } else table.put(s >= 0 ? s : -s - 1, r, n);
+        }
+        for (const n of tails) {
+          const s = table.lookup(r, n);
+          table.put(s >= 0 ? s : -s - 1, r, n);
+        }
+      }
+      sink.consume(minus, -1);
+      sink.consume(plus, 1);
+    }
   }
-  return 0;
+  return sink.summary();
 }

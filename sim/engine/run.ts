@@ -5,7 +5,9 @@
 import os from 'node:os';
 import { Piscina } from 'piscina';
 import type { SelectorSpec } from '../select/selector.ts';
-import { processShare } from './share.ts';
+import { directionDependent, processShare } from './share.ts';
+import { buildSelector } from '../select/build.ts';
+import { DEFAULT_FLOW_TIMEOUT } from './conn-table.ts';
 import { mergePartials, type MergedRun } from './merge.ts';
 import { planSourceShares } from './sources.ts';
 import type { SimPartial, SimTask, SourceSpec } from './task.ts';
@@ -18,6 +20,8 @@ export interface RunOptions {
   mixed: number[] | null;
   /** 0 = in-process (no worker threads); default: the number of CPUs. */
   workers?: number;
+  /** Connection idle timeout, seconds (default DEFAULT_FLOW_TIMEOUT). */
+  flowTimeout?: number;
   /** Called about every 200 ms with packets done so far and resident memory. */
   onProgress?: (packets: number, rss: number) => void;
 }
@@ -36,10 +40,15 @@ export function defaultWorkers(): number {
 export async function runSimulation(o: RunOptions): Promise<RunOutput> {
   const t0 = performance.now();
   const workers = o.workers ?? defaultWorkers();
-  const shares: SourceSpec[] = o.inputs.flatMap((s) => planSourceShares(s, Math.max(1, workers)));
+  const flowTimeout = o.flowTimeout ?? DEFAULT_FLOW_TIMEOUT;
+  // Each share knows its place in its input: consecutive byte ranges of a capture are one stream cut in pieces.
+  const shares = o.inputs.flatMap((s, input) => {
+    const parts = planSourceShares(s, Math.max(1, workers));
+    return parts.map((source, share) => ({ source, chain: chainOf(source, input, share, parts.length) }));
+  });
   const progressBuf = new SharedArrayBuffer(8 * Math.max(1, shares.length));
   const progress = new Float64Array(progressBuf);
-  const tasks: SimTask[] = shares.map((source, slot) => ({ source, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
+  const tasks: SimTask[] = shares.map(({ source, chain }, slot) => ({ source, chain, flowTimeout, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
   let peakRss = process.memoryUsage().rss;
   const tick = (): void => {
     const rss = process.memoryUsage().rss;
@@ -56,10 +65,20 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
     clearInterval(timer);
     tick();
   }
-  const merged = mergePartials(parts, o.buckets);
+  const dirDep = o.selectors.map((s) => directionDependent(buildSelector(s)));
+  const merged = mergePartials(parts, { selectors: o.selectors, buckets: o.buckets, dirDep, mixed: o.mixed }, flowTimeout);
   const rss = process.memoryUsage().rss;
   if (rss > peakRss) peakRss = rss;
   return { merged, workers, elapsedS: (performance.now() - t0) / 1000, peakRss };
+}
+
+/**
+ * Synthetic shares are dealt by connection (each is a whole stream of its
+ * own connections); capture shares are consecutive stretches of one stream.
+ */
+function chainOf(source: SourceSpec, input: number, share: number, count: number): SimTask['chain'] {
+  if (source.kind === 'synthetic') return { input, share, first: true, last: true };
+  return { input, share, first: share === 0, last: share === count - 1 };
 }
 
 /**

@@ -7,7 +7,8 @@
 import { copySlot, createBatch, F, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, type TupleBatch } from '../traffic/batch.ts';
 import { buildSelector } from '../select/build.ts';
 import type { Selector } from '../select/selector.ts';
-import { FlowTable } from './flow-table.ts';
+import { ConnTable, REORDER_SLACK, trimRecords, type FlowRecords } from './conn-table.ts';
+import { FlowSink } from './flow-sink.ts';
 import { openSource } from './sources.ts';
 import type { ConfigPartial, SimPartial, SimTask } from './task.ts';
 
@@ -17,8 +18,12 @@ export function directionDependent(sel: Selector): boolean {
   return sel.backend === 'nft' && sel.spec.backend === 'nft' && /\bct\s+original\b/.test(sel.spec.expr);
 }
 
-const SYN_ONLY = 1;
-
+/**
+ * Processes one share: every packet is hashed by every selector (per-node
+ * packets and bytes, exact), then counted in its connection; connections that
+ * end go to the FlowSink, those that may continue in a neighbouring share are
+ * exported for merge.ts.
+ */
 export function processShare(task: SimTask): SimPartial {
   const selectors = task.selectors.map((s) => buildSelector(s));
   const C = selectors.length;
@@ -34,20 +39,17 @@ export function processShare(task: SimTask): SimPartial {
   const batch: TupleBatch = createBatch(cap);
   const outO = selectors.map(() => new Int32Array(cap));
   const outR = selectors.map((_, c) => (dirDep[c] ? new Int32Array(cap) : null));
-  const flowIdx = new Int32Array(cap);
-  const firstOfFlow = new Uint8Array(cap);
-  const flows = new FlowTable(1 << 14);
-  // Per-flow packets, bytes, first and last timestamp, interleaved (stride 4): one cache line per
-  // packet instead of four separate arrays; copied into the table's columns at the end.
-  let acc = new Float64Array(flows.capacity * 4);
-  let bucketOrig = new Int32Array(flows.capacity * C);
-  let bucketReply = new Int32Array(flows.capacity * C);
+  const sink = new FlowSink({ selectors: task.selectors, buckets: selectors.map((s) => s.buckets), dirDep, mixed: task.mixed });
+  const onEnd = (r: FlowRecords): void => sink.consume(r);
+  const v4 = new ConnTable({ kw: 4, c: C, timeout: task.flowTimeout, onEnd });
+  const v6 = new ConnTable({ kw: 10, c: C, timeout: task.flowTimeout, onEnd }, 16);
   const mixed = task.mixed;
-  const mixedOut = mixed ? { none: 0, several: 0, nonePkts: new Float64Array(0), severalPkts: new Float64Array(0) } : null;
+  const mixedOut = mixed ? { none: 0, several: 0 } : null;
   const progress = task.progress ? new Float64Array(task.progress.buffer) : null;
   const clusterIp = task.clusterIp;
   let notToCluster = 0;
   let done = 0;
+  let started = task.chain.first;
 
   const src = openSource(task.source);
   try {
@@ -67,33 +69,17 @@ export function processShare(task: SimTask): SimPartial {
         batch.count = w;
       }
       const m = batch.count;
-      // Flow of every packet.
-      for (let i = 0; i < m; i++) {
-        const f = flows.upsert(batch, i);
-        flowIdx[i] = f;
-        if (f * 4 >= acc.length) {
-          const a = new Float64Array(flows.capacity * 4);
-          a.set(acc);
-          acc = a;
+      if (m > 0) {
+        let newest = -Infinity;
+        for (let i = 0; i < m; i++) if (batch.ts[i]! > newest) newest = batch.ts[i]!;
+        if (!started) {
+          // A later share: connections opened within a timeout of its first packet may be the
+          // continuation of one from the share before (merge.ts decides).
+          started = true;
+          v4.headUntil = v6.headUntil = batch.ts[0]! + task.flowTimeout + REORDER_SLACK;
         }
-        const o = f * 4;
-        const t = batch.ts[i]!;
-        if (acc[o] === 0) {
-          firstOfFlow[i] = 1;
-          if ((batch.flags[i]! & (F.SYN | F.ACK)) === F.SYN) flows.flags[f] = SYN_ONLY;
-          acc[o + 2] = t;
-          acc[o + 3] = t;
-        } else {
-          firstOfFlow[i] = 0;
-          if (t < acc[o + 2]!) acc[o + 2] = t;
-          if (t > acc[o + 3]!) acc[o + 3] = t;
-        }
-        acc[o] = acc[o]! + 1;
-        acc[o + 1] = acc[o + 1]! + batch.wirelen[i]!;
-      }
-      if (flows.capacity * C > bucketOrig.length) {
-        const o = new Int32Array(flows.capacity * C); o.set(bucketOrig); bucketOrig = o;
-        const r = new Int32Array(flows.capacity * C); r.set(bucketReply); bucketReply = r;
+        v4.prepare(m, newest);
+        v6.prepare(m, newest);
       }
       // Every selector over the whole batch, as original direction; and as reply direction where that matters.
       for (let c = 0; c < C; c++) selectors[c]!.select(batch, outO[c]!, 0, m);
@@ -102,22 +88,29 @@ export function processShare(task: SimTask): SimPartial {
         for (let c = 0; c < C; c++) if (outR[c]) selectors[c]!.select(batch, outR[c]!, 0, m);
         for (let i = 0; i < m; i++) batch.flags[i] = batch.flags[i]! & ~F.REPLY;
       }
+      for (let i = 0; i < m; i++) {
+        if (batch.family[i] === FAMILY_IPV4) v4.trackV4(batch, i, outO, outR);
+        else v6.trackV6(batch, i, outO, outR);
+      }
       for (let c = 0; c < C; c++) {
-        const o = outO[c]!, r = outR[c], cp = configs[c]!, exact = !dirDep[c];
+        if (dirDep[c]) continue; // counted per connection, once its direction is known
+        const o = outO[c]!, cp = configs[c]!;
         for (let i = 0; i < m; i++) {
           const b = o[i]!;
-          const f = flowIdx[i]!;
-          if (firstOfFlow[i] === 1) {
-            bucketOrig[f * C + c] = b;
-            bucketReply[f * C + c] = r ? r[i]! : b;
-          }
           if (b >= 0) {
-            if (exact) {
-              cp.packets[b] = cp.packets[b]! + 1;
-              cp.bytes[b] = cp.bytes[b]! + batch.wirelen[i]!;
-            }
+            cp.packets[b] = cp.packets[b]! + 1;
+            cp.bytes[b] = cp.bytes[b]! + batch.wirelen[i]!;
           } else if (b === -1) cp.noNode++;
           else cp.unknown++;
+        }
+      }
+      for (let c = 0; c < C; c++) {
+        if (!dirDep[c]) continue;
+        const o = outO[c]!, cp = configs[c]!;
+        for (let i = 0; i < m; i++) {
+          const b = o[i]!;
+          if (b === -1) cp.noNode++;
+          else if (b < -1) cp.unknown++;
         }
       }
       if (mixed && mixedOut) {
@@ -135,21 +128,15 @@ export function processShare(task: SimTask): SimPartial {
   } finally {
     src.close();
   }
-  const n = flows.count;
-  for (let f = 0; f < n; f++) {
-    flows.packets[f] = acc[f * 4]!;
-    flows.bytes[f] = acc[f * 4 + 1]!;
-    flows.firstTs[f] = acc[f * 4 + 2]!;
-    flows.lastTs[f] = acc[f * 4 + 3]!;
-  }
+  v4.finish(task.chain.last);
+  v6.finish(task.chain.last);
   return {
     configs,
-    flows: flows.columns(),
-    bucketOrig: bucketOrig.slice(0, n * C),
-    bucketReply: bucketReply.slice(0, n * C),
+    summary: sink.summary(),
+    exports: { v4: trimRecords(v4.exports), v6: trimRecords(v6.exports) },
+    chain: task.chain,
     mixed: mixedOut,
     ingest: { ...src.stats, skipped: { ...src.stats.skipped } },
     notToCluster,
   };
 }
-

@@ -1,6 +1,7 @@
 /** What the main thread sends a worker, and what comes back. Plain data and typed arrays only. */
 import type { SelectorSpec } from '../select/selector.ts';
-import type { FlowColumns } from './flow-table.ts';
+import type { FlowRecords } from './conn-table.ts';
+import type { FlowSummary } from './flow-sink.ts';
 import type { IngestStats } from '../traffic/source.ts';
 import type { FlowGenParams } from '../cluster/flowgen.ts';
 import type { OwnershipTimeline } from '../cluster/heartbeat.ts';
@@ -23,6 +24,14 @@ export interface SimTask {
   /** Progress: Float64Array(progress)[slot] = packets done, updated once per batch. */
   progress?: { buffer: SharedArrayBuffer; slot: number };
   batchCapacity?: number;
+  /** Connection idle timeout, seconds (conn-table.ts). */
+  flowTimeout: number;
+  /**
+   * Where this share sits in its input: shares of one input are consecutive
+   * stretches of one stream (byte ranges of a capture), joined back in order
+   * by merge.ts. `first`: nothing precedes it; `last`: nothing follows.
+   */
+  chain: { input: number; share: number; first: boolean; last: boolean };
 }
 
 export interface ConfigPartial {
@@ -35,12 +44,12 @@ export interface ConfigPartial {
 
 export interface SimPartial {
   configs: ConfigPartial[];
-  flows: FlowColumns;
-  /** bucketOrig[f * C + c]: selector c's bucket for flow f's first packet read as the original direction. */
-  bucketOrig: Int32Array;
-  /** Same, read as the reply direction (differs only for selectors that hash the conntrack's original source). */
-  bucketReply: Int32Array;
-  mixed: { none: number; several: number; nonePkts: Float64Array; severalPkts: Float64Array } | null;
+  /** Connections that ended inside the share, folded into counters. */
+  summary: FlowSummary;
+  /** Connections that may continue in a neighbouring share (merge.ts joins them). */
+  exports: { v4: FlowRecords; v6: FlowRecords };
+  chain: SimTask['chain'];
+  mixed: { none: number; several: number } | null;
   ingest: IngestStats;
   /** Packets not addressed to the cluster IP. */
   notToCluster: number;

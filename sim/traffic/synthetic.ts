@@ -4,8 +4,8 @@
  *
  * Flows are numbered 0, 1, 2, … and everything about flow f (client, ports,
  * size, timing, sequence numbers) comes from a PRNG seeded by (seed, f), so a
- * share can produce its flows (f % count === index) without the others and
- * the shares add up exactly to the whole scenario. Within a share, packets
+ * share can produce its flows (those whose connection key it owns) without the
+ * others and the shares add up exactly to the whole scenario. Within a share, packets
  * come out in time order (a heap of active flows); within a flow, timestamps
  * increase. Timestamps are whole microseconds, so a pcap written by `gen`
  * decodes back to the same batches.
@@ -154,7 +154,7 @@ class SyntheticSource implements PacketSource {
       const sh = this.flowShape(f);
       const size = Math.min(sh.size, this.total - this.assigned);
       this.assigned += size;
-      if (f % this.count !== this.index) continue;
+      if (this.count > 1 && this.shareOf(f, sh) !== this.index) continue;
       let r = sh.r;
       r = step(r);
       this.pendingF = f;
@@ -175,29 +175,55 @@ class SyntheticSource implements PacketSource {
     this.fIdx[s] = 0;
     this.fSize[s] = this.pendingSize;
     this.fKind[s] = sh.kind;
-    // client address
-    r = step(r); const a = rv;
-    r = step(r); const b = rv;
-    let client: number;
-    switch (this.scenario) {
-      case 'uniform': case 'synflood': client = (((a % 223) + 1) << 24 | (b & 0xffffff)) >>> 0; break;
-      case 'nat': client = NAT[a & 3]!; break;
-      case 'portscan': client = 0xc6336407; break;
-      case 'zipf': client = this.zipfClient(a, b); break;
-      case 'default': client = (a & 7) < 3 ? this.zipfClient(a >>> 3, b) : this.poolClient(a >>> 3, b); break;
-      default: client = this.poolClient(a, b);
-    }
-    this.fClient[s] = client;
-    r = step(r);
-    this.fCport[s] = this.scenario === 'portscan' ? 40000 + (f % 7) : 1024 + (rv % 64512);
-    const kind = sh.kind;
-    this.fSport[s] = this.scenario === 'portscan' ? (f % 65535) + 1 : this.scenario === 'synflood' ? 80
-      : kind === K_DNS ? 53 : kind === K_UDPSTREAM ? 443 : kind === K_PING ? f & 0xffff : (rv >>> 16) & 1 ? 443 : 80;
+    r = this.endpoints(f, sh.kind, r);
+    this.fClient[s] = this.epClient;
+    this.fCport[s] = this.epCport;
+    this.fSport[s] = this.epSport;
     r = step(r); this.fCseq[s] = rv;
     r = step(r); this.fSseq[s] = rv;
     this.fRng[s] = r;
     this.heapPush(s);
     this.queueNextFlow();
+  }
+
+  private epClient = 0;
+  private epCport = 0;
+  private epSport = 0;
+
+  /** Client address and the two ports of flow f (into ep*), from PRNG state r (after the start jitter); returns the state after. */
+  private endpoints(f: number, kind: number, r: number): number {
+    r = step(r); const a = rv;
+    r = step(r); const b = rv;
+    switch (this.scenario) {
+      case 'uniform': case 'synflood': this.epClient = (((a % 223) + 1) << 24 | (b & 0xffffff)) >>> 0; break;
+      case 'nat': this.epClient = NAT[a & 3]!; break;
+      case 'portscan': this.epClient = 0xc6336407; break;
+      case 'zipf': this.epClient = this.zipfClient(a, b); break;
+      case 'default': this.epClient = (a & 7) < 3 ? this.zipfClient(a >>> 3, b) : this.poolClient(a >>> 3, b); break;
+      default: this.epClient = this.poolClient(a, b);
+    }
+    r = step(r);
+    this.epCport = this.scenario === 'portscan' ? 40000 + (f % 7) : 1024 + (rv % 64512);
+    this.epSport = this.scenario === 'portscan' ? (f % 65535) + 1 : this.scenario === 'synflood' ? 80
+      : kind === K_DNS ? 53 : kind === K_UDPSTREAM ? 443 : kind === K_PING ? f & 0xffff : (rv >>> 16) & 1 ? 443 : 80;
+    return r;
+  }
+
+  /**
+   * The share flow f belongs to. Shares are dealt by connection key, not by
+   * flow number: two flows that reuse a 5-tuple (a NAT gateway's port, a
+   * client's) are one conntrack entry when close in time, so they must meet
+   * in the same share's connection table. Everything a flow's packets put in
+   * that key is here: protocol, client, client port and server port (ICMP:
+   * the echo id, which sits in the server-port slot).
+   */
+  private shareOf(f: number, sh: { kind: number; r: number }): number {
+    this.endpoints(f, sh.kind, step(sh.r));
+    const icmp = sh.kind === K_PING;
+    let h = mix(icmp ? 1 : 6, this.epClient);
+    h = mix(h, icmp ? 0 : this.epCport);
+    h = mix(h, this.epSport);
+    return (h >>> 0) % this.count;
   }
 
   private poolClient(a: number, b: number): number {
@@ -348,7 +374,7 @@ class SyntheticSource implements PacketSource {
   }
 }
 
-/** A synthetic scenario as a PacketSource; `share` picks flows f with f % count === index. */
+/** A synthetic scenario as a PacketSource; `share` picks the flows whose connection key hashes to `index` of `count`. */
 export function openSynthetic(name: string, opts: { seed?: number; packets?: number; share?: { index: number; count: number } } = {}): PacketSource {
   return new SyntheticSource(name, opts);
 }

@@ -1,0 +1,308 @@
+/**
+ * Where ended connections go: each entry of the connection table becomes one
+ * or two flows (one per direction seen) and one connection, and is folded
+ * into counters that only add up: per node flows, connections and (for
+ * selectors that follow the conntrack direction) packets and bytes; the
+ * heaviest sources; the loads under 32 other seeds (the randomness band);
+ * migration matrices; flows a mixed cluster drops or doubles. A worker keeps
+ * one sink, the main thread adds the workers' summaries: memory is the size
+ * of the counters, not of the capture.
+ */
+import { createBatch, F, type TupleBatch } from '../traffic/batch.ts';
+import { writeTupleV4, writeTupleV6 } from '../traffic/tuple.ts';
+import { buildSelector } from '../select/build.ts';
+import type { Selector, SelectorSpec } from '../select/selector.ts';
+import { BAND_SEEDS, bandSeeds, reseed } from '../analysis/seed-band.ts';
+import { mix32, fmix32 } from '../hash/mix.ts';
+import { BY0, BY1, META, PK0, PK1, REC, SEEN0, SEEN1, SYN0, SYN1, T0, T1, LAST, type FlowRecords } from './conn-table.ts';
+
+/** Metrics in the order the band arrays hold them. */
+export const BAND_METRICS = ['packets', 'bytes', 'flows', 'connections'] as const;
+
+export interface ConfigFlowCounts {
+  flows: Float64Array;
+  connections: Float64Array;
+  /** Per-node packets and bytes summed per flow (used for direction-dependent selectors). */
+  packets: Float64Array;
+  bytes: Float64Array;
+  /** band[(seed * 4 + metric) * N + node]: loads under reseeded copies; null when the selector has no seed. */
+  band: Float64Array | null;
+}
+
+/** Exact per-(configuration, node, source address) packets and bytes. Key words: [config, node, family, a0, a1, a2, a3]. */
+export interface SourceCounts {
+  count: number;
+  keys: Uint32Array;
+  /** [packets, bytes] per entry. */
+  vals: Float64Array;
+}
+export const SRC_KW = 7;
+
+export interface FlowSummary {
+  /** Direction flows and connections ended. */
+  flows: number;
+  connections: number;
+  /** Sum and sum of squares of per-flow packets and bytes (the effective number of items behind a load). */
+  sumP: number; sumP2: number; sumB: number; sumB2: number;
+  firstTs: number;
+  lastTs: number;
+  configs: ConfigFlowCounts[];
+  /** migrations[j - 1]: configuration 0 -> j, matrices [from node * Nj + to node] of flows, connections, packets, bytes. */
+  migrations: { flows: Float64Array; connections: Float64Array; packets: Float64Array; bytes: Float64Array }[];
+  mixed: { none: number; several: number } | null;
+  sources: SourceCounts;
+}
+
+export interface SinkOptions {
+  selectors: SelectorSpec[];
+  buckets: number[];
+  dirDep: boolean[];
+  mixed: number[] | null;
+}
+
+const BAND_CHUNK = 8192;
+
+export function emptySummary(o: SinkOptions): FlowSummary {
+  const C = o.buckets.length;
+  return {
+    flows: 0, connections: 0, sumP: 0, sumP2: 0, sumB: 0, sumB2: 0, firstTs: Infinity, lastTs: -Infinity,
+    configs: o.selectors.map((spec, c) => {
+      const N = o.buckets[c]!;
+      return { flows: new Float64Array(N), connections: new Float64Array(N), packets: new Float64Array(N), bytes: new Float64Array(N), band: reseed(spec, 1) ? new Float64Array(BAND_SEEDS * 4 * N) : null };
+    }),
+    migrations: Array.from({ length: Math.max(0, C - 1) }, (_, j) => {
+      const n = o.buckets[0]! * o.buckets[j + 1]!;
+      return { flows: new Float64Array(n), connections: new Float64Array(n), packets: new Float64Array(n), bytes: new Float64Array(n) };
+    }),
+    mixed: o.mixed ? { none: 0, several: 0 } : null,
+    sources: { count: 0, keys: new Uint32Array(0), vals: new Float64Array(0) },
+  };
+}
+
+/** An open-addressing table of SourceCounts. */
+class SourceTable {
+  count = 0;
+  keys: Uint32Array;
+  vals: Float64Array;
+  private slots: Int32Array;
+  private mask: number;
+  constructor(cap = 1 << 12) {
+    this.keys = new Uint32Array(cap * SRC_KW);
+    this.vals = new Float64Array(cap * 2);
+    this.slots = new Int32Array(cap * 2).fill(-1);
+    this.mask = cap * 2 - 1;
+  }
+  add(k: Uint32Array, ko: number, pk: number, by: number): void {
+    let h = 0x2f1a8b3c;
+    for (let w = 0; w < SRC_KW; w++) h = mix32(h, k[ko + w]!);
+    let s = fmix32(h) & this.mask;
+    const keys = this.keys;
+    for (;;) {
+      const idx = this.slots[s]!;
+      if (idx < 0) break;
+      const o = idx * SRC_KW;
+      let eq = true;
+      for (let w = 0; w < SRC_KW; w++) if (keys[o + w] !== k[ko + w]) { eq = false; break; }
+      if (eq) { this.vals[idx * 2] = this.vals[idx * 2]! + pk; this.vals[idx * 2 + 1] = this.vals[idx * 2 + 1]! + by; return; }
+      s = (s + 1) & this.mask;
+    }
+    if ((this.count + 1) * SRC_KW > this.keys.length) { this.grow(); this.add(k, ko, pk, by); return; }
+    const idx = this.count++;
+    this.keys.set(k.subarray(ko, ko + SRC_KW), idx * SRC_KW);
+    this.vals[idx * 2] = pk;
+    this.vals[idx * 2 + 1] = by;
+    this.slots[s] = idx;
+  }
+  private grow(): void {
+    const n = this.count, oldK = this.keys, oldV = this.vals;
+    const cap = (oldK.length / SRC_KW) * 2;
+    this.keys = new Uint32Array(cap * SRC_KW);
+    this.vals = new Float64Array(cap * 2);
+    this.slots = new Int32Array(cap * 2).fill(-1);
+    this.mask = cap * 2 - 1;
+    this.count = 0;
+    for (let i = 0; i < n; i++) this.add(oldK, i * SRC_KW, oldV[i * 2]!, oldV[i * 2 + 1]!);
+  }
+  columns(): SourceCounts {
+    return { count: this.count, keys: this.keys.slice(0, this.count * SRC_KW), vals: this.vals.slice(0, this.count * 2) };
+  }
+}
+
+/**
+ * The conntrack original direction of an ended entry: the direction whose
+ * first packet was a SYN without ACK (it opened the connection), else the one
+ * seen first, else (a tie) direction 0, whose key sorts first.
+ */
+export function originalDirection(rec: Float64Array, o: number): 0 | 1 {
+  const m = rec[o + META]!;
+  if (!(m & SEEN1)) return 0;
+  if (!(m & SEEN0)) return 1;
+  const s0 = (m & SYN0) !== 0, s1 = (m & SYN1) !== 0;
+  if (s0 !== s1) return s0 ? 0 : 1;
+  return rec[o + T1]! < rec[o + T0]! ? 1 : 0;
+}
+
+export class FlowSink {
+  private readonly o: SinkOptions;
+  private readonly s: FlowSummary;
+  private readonly src = new SourceTable();
+  private readonly band: { c: number; sels: Selector[] }[] = [];
+  private readonly bandBatch: TupleBatch;
+  private readonly bandOut: Int32Array;
+  private readonly bandPk = new Float64Array(BAND_CHUNK);
+  private readonly bandBy = new Float64Array(BAND_CHUNK);
+  /** Per queued flow: +1, or -1 when taking a flow out. */
+  private readonly bandW = new Float64Array(BAND_CHUNK);
+  private readonly bandConn = new Float64Array(BAND_CHUNK);
+  private readonly bandReply = new Uint8Array(BAND_CHUNK);
+  private bandN = 0;
+  private readonly sk = new Uint32Array(SRC_KW);
+
+  constructor(o: SinkOptions) {
+    this.o = o;
+    this.s = emptySummary(o);
+    const seeds = bandSeeds();
+    o.selectors.forEach((spec, c) => {
+      if (this.s.configs[c]!.band) this.band.push({ c, sels: seeds.map((seed) => buildSelector(reseed(spec, seed)!)) });
+    });
+    this.bandBatch = createBatch(BAND_CHUNK);
+    this.bandOut = new Int32Array(BAND_CHUNK);
+  }
+
+  /**
+   * Folds ended entries into the counters; with sign -1, takes them out again
+   * (merge.ts, when two halves counted apart turn out to be one connection).
+   */
+  consume(r: FlowRecords, sign: 1 | -1 = 1): void {
+    const S = this.s, C = r.c, C4 = 4 * C, kw = r.kw, v6 = kw === 10, aw = v6 ? 4 : 1;
+    const { keys, rec, bk } = r;
+    const mixed = this.o.mixed, dirDep = this.o.dirDep;
+    for (let n = 0; n < r.count; n++) {
+      const q = n * REC, ko = n * kw;
+      const orig = originalDirection(rec, q);
+      const meta = rec[q + META]!;
+      S.connections += sign;
+      const t0 = meta & SEEN0 ? rec[q + T0]! : rec[q + T1]!;
+      const t1 = meta & SEEN1 ? rec[q + T1]! : rec[q + T0]!;
+      if (Math.min(t0, t1) < S.firstTs) S.firstTs = Math.min(t0, t1);
+      if (rec[q + LAST]! > S.lastTs) S.lastTs = rec[q + LAST]!;
+      for (let d = 0; d < 2; d++) {
+        if (!(meta & (d === 0 ? SEEN0 : SEEN1))) continue;
+        const reply = d !== orig;
+        const pk = rec[q + (d === 0 ? PK0 : PK1)]!, by = rec[q + (d === 0 ? BY0 : BY1)]!;
+        S.flows += sign;
+        S.sumP += sign * pk; S.sumP2 += sign * pk * pk; S.sumB += sign * by; S.sumB2 += sign * by * by;
+        const bo = n * C4 + d * 2 + (reply ? 1 : 0);
+        // Source address of this direction: endpoint A for direction 0, B for 1.
+        const sa = ko + 1 + (d === 0 ? 0 : aw);
+        const sk = this.sk;
+        sk[2] = v6 ? 6 : 4;
+        for (let w = 0; w < 4; w++) sk[3 + w] = w < aw ? keys[sa + w]! : 0;
+        for (let c = 0; c < C; c++) {
+          const b = bk[bo + c * 4]!;
+          if (b < 0) continue;
+          const cf = S.configs[c]!;
+          cf.flows[b] = cf.flows[b]! + sign;
+          if (!reply) cf.connections[b] = cf.connections[b]! + sign;
+          if (dirDep[c]) { cf.packets[b] = cf.packets[b]! + sign * pk; cf.bytes[b] = cf.bytes[b]! + sign * by; }
+          sk[0] = c; sk[1] = b;
+          this.src.add(sk, 0, sign * pk, sign * by);
+        }
+        const x = bk[bo]!;
+        for (let j = 1; j < C; j++) {
+          const y = bk[bo + j * 4]!;
+          if (x < 0 || y < 0) continue;
+          const m = S.migrations[j - 1]!, cell = x * this.o.buckets[j]! + y;
+          m.flows[cell] = m.flows[cell]! + sign;
+          if (!reply) m.connections[cell] = m.connections[cell]! + sign;
+          m.packets[cell] = m.packets[cell]! + sign * pk;
+          m.bytes[cell] = m.bytes[cell]! + sign * by;
+        }
+        if (mixed && S.mixed) {
+          // Node k accepts the flow when the selector it runs puts it in bucket k-1.
+          let acc = 0;
+          for (let k = 0; k < mixed.length; k++) if (bk[bo + mixed[k]! * 4] === k) acc++;
+          if (acc === 0) S.mixed.none += sign;
+          else if (acc > 1) S.mixed.several += sign;
+        }
+        if (this.band.length) this.bandAdd(keys, ko, kw, d, sign, pk, by, reply);
+      }
+    }
+  }
+
+  /** Queues one direction flow for the band: its tuple as that direction's packets carried it. */
+  private bandAdd(keys: Uint32Array, ko: number, kw: number, d: number, sign: number, pk: number, by: number, reply: boolean): void {
+    const i = this.bandN++, b = this.bandBatch;
+    const k0 = keys[ko]!, proto = k0 & 0xff, ports = keys[ko + kw - 1]!;
+    const pA = ports >>> 16, pB = ports & 0xffff;
+    if (kw === 10) {
+      const A = keys.subarray(ko + 1, ko + 5), B = keys.subarray(ko + 5, ko + 9);
+      if (d === 0) writeTupleV6(b, i, proto, A, pA, B, pB); else writeTupleV6(b, i, proto, B, pB, A, pA);
+    } else if (d === 0) writeTupleV4(b, i, proto, keys[ko + 1]!, pA, keys[ko + 2]!, pB);
+    else writeTupleV4(b, i, proto, keys[ko + 2]!, pB, keys[ko + 1]!, pA);
+    this.bandPk[i] = sign * pk; this.bandBy[i] = sign * by; this.bandW[i] = sign; this.bandConn[i] = reply ? 0 : sign; this.bandReply[i] = reply ? 1 : 0;
+    if (this.bandN === BAND_CHUNK) this.bandFlush();
+  }
+
+  private bandFlush(): void {
+    const n = this.bandN, b = this.bandBatch, out = this.bandOut;
+    if (n === 0) return;
+    b.count = n;
+    for (const { c, sels } of this.band) {
+      const N = this.o.buckets[c]!, band = this.s.configs[c]!.band!;
+      // Selectors that follow the conntrack direction read the reply flag; the others must not see it.
+      if (this.o.dirDep[c]) for (let i = 0; i < n; i++) b.flags[i] = this.bandReply[i] ? b.flags[i]! | F.REPLY : b.flags[i]! & ~F.REPLY;
+      else for (let i = 0; i < n; i++) b.flags[i] = b.flags[i]! & ~F.REPLY;
+      for (let t = 0; t < sels.length; t++) {
+        sels[t]!.select(b, out, 0, n);
+        const base = t * 4 * N;
+        for (let i = 0; i < n; i++) {
+          const x = out[i]!;
+          if (x < 0) continue;
+          band[base + x] = band[base + x]! + this.bandPk[i]!;
+          band[base + N + x] = band[base + N + x]! + this.bandBy[i]!;
+          band[base + 2 * N + x] = band[base + 2 * N + x]! + this.bandW[i]!;
+          band[base + 3 * N + x] = band[base + 3 * N + x]! + this.bandConn[i]!;
+        }
+      }
+    }
+    this.bandN = 0;
+  }
+
+  /** The counters so far (flushes pending work); plain data, for posting to the main thread. */
+  summary(): FlowSummary {
+    this.bandFlush();
+    this.s.sources = this.src.columns();
+    return this.s;
+  }
+}
+
+/** Adds summary `b` into `a` (every field is a sum, a min or a max: order does not matter). */
+export function addSummary(a: FlowSummary, b: FlowSummary, sources: SourceTableLike): void {
+  a.flows += b.flows; a.connections += b.connections;
+  a.sumP += b.sumP; a.sumP2 += b.sumP2; a.sumB += b.sumB; a.sumB2 += b.sumB2;
+  a.firstTs = Math.min(a.firstTs, b.firstTs);
+  a.lastTs = Math.max(a.lastTs, b.lastTs);
+  const add = (x: Float64Array, y: Float64Array): void => { for (let i = 0; i < x.length; i++) x[i] = x[i]! + y[i]!; };
+  a.configs.forEach((c, i) => {
+    const o = b.configs[i]!;
+    add(c.flows, o.flows); add(c.connections, o.connections); add(c.packets, o.packets); add(c.bytes, o.bytes);
+    if (c.band && o.band) add(c.band, o.band);
+  });
+  a.migrations.forEach((m, i) => {
+    const o = b.migrations[i]!;
+    add(m.flows, o.flows); add(m.connections, o.connections); add(m.packets, o.packets); add(m.bytes, o.bytes);
+  });
+  if (a.mixed && b.mixed) { a.mixed.none += b.mixed.none; a.mixed.several += b.mixed.several; }
+  for (let i = 0; i < b.sources.count; i++) sources.add(b.sources.keys, i * SRC_KW, b.sources.vals[i * 2]!, b.sources.vals[i * 2 + 1]!);
+}
+
+export interface SourceTableLike {
+  add(k: Uint32Array, ko: number, pk: number, by: number): void;
+  columns(): SourceCounts;
+}
+
+/** A fresh source table (for merging the workers' sources). */
+export function newSourceTable(): SourceTableLike {
+  return new SourceTable();
+}
