@@ -69,18 +69,14 @@ export function processShare(task: SimTask): SimPartial {
         batch.count = w;
       }
       const m = batch.count;
-      if (m > 0) {
-        let newest = -Infinity;
-        for (let i = 0; i < m; i++) if (batch.ts[i]! > newest) newest = batch.ts[i]!;
-        if (!started) {
-          // A later share: connections opened within a timeout of its first packet may be the
-          // continuation of one from the share before (merge.ts decides).
-          started = true;
-          v4.headUntil = v6.headUntil = batch.ts[0]! + task.flowTimeout + REORDER_SLACK;
-        }
-        v4.prepare(m, newest);
-        v6.prepare(m, newest);
+      if (m > 0 && !started) {
+        // A later share: connections opened within a timeout of its first packet may be the
+        // continuation of one from the share before (merge.ts decides).
+        started = true;
+        v4.headUntil = v6.headUntil = batch.ts[0]! + task.flowTimeout + REORDER_SLACK;
       }
+      v4.sweep();
+      v6.sweep();
       // Every selector over the whole batch, as original direction; and as reply direction where that matters.
       for (let c = 0; c < C; c++) selectors[c]!.select(batch, outO[c]!, 0, m);
       if (anyDirDep) {
