@@ -12,6 +12,8 @@
  * machine hits every contender.
  */
 import { spawnSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { plan, summarize, type Suite } from '../harness.ts';
@@ -33,6 +35,32 @@ async function simulateOnce(file: string, workers: number): Promise<{ pps: numbe
   analyse(run.merged, [sel], { ids: ['A'], dirDep: [directionDependent(sel)] });
   const s = (performance.now() - t0) / 1000;
   return { pps: run.merged.ingest.packets / s, packets: run.merged.ingest.packets };
+}
+
+/**
+ * Packets per wall second of `threads` threads that read their byte ranges of
+ * `file` into a 1 MiB buffer and do nothing else: the memory-bandwidth ceiling
+ * of any reader that copies the file out of the page cache (ours, C's read(2),
+ * tcpdump's).
+ */
+async function readOnly(file: string, threads: number, packets: number): Promise<number> {
+  const size = statSync(file).size;
+  const code = `
+    const { readSync, openSync, closeSync } = require('node:fs');
+    const { workerData, parentPort } = require('node:worker_threads');
+    const [f, a, b] = workerData;
+    const fd = openSync(f, 'r'), buf = Buffer.allocUnsafe(1 << 20);
+    let pos = a, sum = 0;
+    while (pos < b) { const n = readSync(fd, buf, 0, Math.min(buf.length, b - pos), pos); if (n <= 0) break; pos += n; sum += buf[0]; }
+    closeSync(fd);
+    parentPort.postMessage(sum);`;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: threads }, (_, i) => new Promise((res, rej) => {
+    const w = new Worker(code, { eval: true, workerData: [file, Math.floor((i * size) / threads), Math.floor(((i + 1) * size) / threads)] });
+    w.once('message', res);
+    w.once('error', rej);
+  })));
+  return packets / ((performance.now() - t0) / 1000);
 }
 
 function wallRate(fn: () => number): number {
@@ -57,17 +85,18 @@ export const simulateSuite: Suite = {
     const file = ensureCapture(ctx, packets, 262144);
     const exe = buildNative(ctx);
     const ingestOnly = ours(file);
-    const one: number[] = [], two: number[] = [], ing: number[] = [], c: number[] = [];
+    const one: number[] = [], two: number[] = [], ing: number[] = [], c: number[] = [], ceil: number[] = [];
     for (let r = -warmup; r < repeats; r++) {
       const a = (await simulateOnce(file, 1)).pps;
       const b = (await simulateOnce(file, 2)).pps;
       const i = wallRate(ingestOnly);
       const n = native(exe, file);
+      const k = await readOnly(file, 2, packets);
       if (r < 0) continue;
-      one.push(a); two.push(b); ing.push(i); c.push(n);
-      ctx.log(`round ${r + 1}/${repeats}: 1 worker ${(a / 1e6).toFixed(2)} M/s, 2 workers ${(b / 1e6).toFixed(2)} M/s, ingest ${(i / 1e6).toFixed(2)} M/s, C ${(n / 1e6).toFixed(2)} M/s`);
+      one.push(a); two.push(b); ing.push(i); c.push(n); ceil.push(k);
+      ctx.log(`round ${r + 1}/${repeats}: 1 worker ${(a / 1e6).toFixed(2)} M/s, 2 workers ${(b / 1e6).toFixed(2)} M/s, ingest ${(i / 1e6).toFixed(2)} M/s, C ${(n / 1e6).toFixed(2)} M/s, 2 threads only reading ${(k / 1e6).toFixed(2)} M/s`);
     }
-    const s1 = summarize(one), s2 = summarize(two), si = summarize(ing), sc = summarize(c);
+    const s1 = summarize(one), s2 = summarize(two), si = summarize(ing), sc = summarize(c), sk = summarize(ceil);
     const td = ctx.quick ? undefined : tcpdump(file, packets);
     for (const [workers, s] of [[1, s1], [2, s2]] as const) {
       ctx.emit({
@@ -83,6 +112,17 @@ export const simulateSuite: Suite = {
         ...(td ? { tcpdump_ops_per_s: td, ratio_tcpdump: s.median / td } : {}),
       });
     }
+    // The ceiling: two threads that only read their halves of the file (no decoding at all). Copying
+    // the file out of the page cache is memory-bandwidth bound; nothing that reads it can beat this.
+    ctx.emit({
+      suite: 'simulate',
+      case: `ceiling: 2 threads only reading their byte ranges, ${packets} packets`,
+      ops_per_s: sk.median,
+      spread: sk.spread,
+      native_ops_per_s: sc.median,
+      ratio: sk.median / sc.median,
+      ratio_simulate_2_workers: s2.median / sk.median,
+    });
     // Memory: the same traffic cut at 1/5, 1/2 and the full size, each in a fresh process. The
     // connection table holds what was active within the flow timeout (120 s), so memory grows
     // until the capture is longer than that and then stays flat: growth is measured between the
