@@ -302,7 +302,9 @@ export interface SourceTableLike {
   columns(): SourceCounts;
 }
 
-/** A fresh source table (for merging the workers' sources). */
-export function newSourceTable(): SourceTableLike {
-  return new SourceTable();
+/** A fresh source table (for merging the workers' sources), sized for `expected` entries. */
+export function newSourceTable(expected = 0): SourceTableLike {
+  let cap = 1 << 12;
+  while (cap < expected) cap <<= 1;
+  return new SourceTable(cap);
 }

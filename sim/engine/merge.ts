@@ -7,7 +7,7 @@
  * order-independent and the joining follows input order, so 1 or N workers
  * give the same result.
  */
-import { ConnTable, firstTs, HEAD, META, newRecords, pushRecord, REC } from './conn-table.ts';
+import { ConnTable, HEAD, META, newRecords, pushRecord, REC } from './conn-table.ts';
 import { addSummary, emptySummary, FlowSink, newSourceTable, type FlowSummary, type SinkOptions } from './flow-sink.ts';
 import type { SimPartial } from './task.ts';
 import { newStats, type IngestStats } from '../traffic/source.ts';
@@ -31,7 +31,7 @@ export function mergePartials(parts: SimPartial[], sink: SinkOptions, flowTimeou
   let mixed: MergedRun['mixed'] = null;
   let notToCluster = 0;
   const flows = emptySummary(sink);
-  const sources = newSourceTable();
+  const sources = newSourceTable(parts.reduce((n, p) => n + p.summary.sources.count, 0));
   for (const p of parts) {
     for (let c = 0; c < C; c++) {
       const src = p.configs[c]!, dst = perPacket[c]!;
@@ -81,14 +81,16 @@ function joinShares(parts: SimPartial[], o: SinkOptions, timeout: number): FlowS
     const chain = parts.filter((p) => p.chain.input === input).sort((a, b) => a.chain.share - b.chain.share);
     for (const fam of ['v4', 'v6'] as const) {
       const kw = fam === 'v4' ? 4 : 10, C = o.buckets.length;
-      const table = new ConnTable({ kw, c: C, timeout, onEnd: () => {} }, 16);
+      const total = chain.reduce((n, p) => n + p.exports[fam].count, 0);
+      const table = new ConnTable({ kw, c: C, timeout, onEnd: () => {} }, Math.max(16, total * 3));
       const minus = newRecords(kw, C, 64), plus = newRecords(kw, C, 64);
       for (const p of chain) {
         const r = p.exports[fam];
-        // Heads first, oldest first (they may continue what earlier shares left open), then what this share left open.
+        // Heads first (they may continue what earlier shares left open), then what this share left open.
+        // A share exports entries as they end, so two heads of one key come in time order already;
+        // entries of different keys never meet.
         const heads: number[] = [], tails: number[] = [];
         for (let n = 0; n < r.count; n++) (r.rec[n * REC + META]! & HEAD ? heads : tails).push(n);
-        heads.sort((a, b) => firstTs(r.rec, a * REC) - firstTs(r.rec, b * REC) || a - b);
         for (const n of heads) {
           const s = table.lookup(r, n);
           if (s >= 0 && table.continues(s, r, n)) {
