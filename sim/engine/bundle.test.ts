@@ -1,6 +1,7 @@
 /**
  * The worker bundle (bundle.ts): a changed input makes it stale, so nobody
- * runs old code after an edit.
+ * runs old code after an edit, and a pool running it answers exactly what the
+ * in-process run answers.
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -8,7 +9,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { buildBundle, bundleFresh, readStamp, withoutTsx } from './bundle.ts';
+import { Piscina } from 'piscina';
+import { buildBundle, bundleFresh, BUNDLE_PATH, readStamp, TSX_ENTRY, withoutTsx, workerEntry } from './bundle.ts';
+import { wasmModule } from '../select/wasm.ts';
+import { runCli } from '../../test/cli.ts';
 
 /** A two-module project in a temp dir: a.ts imports b.ts, which reports its own import.meta.url. */
 function project(): { dir: string; a: string; b: string; out: string } {
@@ -108,5 +112,41 @@ describe('worker bundle freshness', () => {
     const tsx = ['--require', '/x/node_modules/tsx/dist/preflight.cjs', '--import', 'file:///x/node_modules/tsx/dist/loader.mjs'];
     expect(withoutTsx([...tsx, '--conditions', 'development', '--import=tsx', '--require', './trace.cjs', '--max-old-space-size=4096']))
       .toEqual(['--conditions', 'development', '--require', './trace.cjs', '--max-old-space-size=4096']);
+  });
+});
+
+describe('the pool through the bundle', () => {
+  it('the real worker bundles and is used; a pool on it answers what the in-process run answers', async () => {
+    const entry = await workerEntry();
+    expect(entry.bundled).toBe(true);
+    expect(entry.filename).toBe(pathToFileURL(BUNDLE_PATH).href);
+    expect(bundleFresh(BUNDLE_PATH)).toBe(true);
+    // The result as the CLI reports it (merged flow lists are in arrival order; the report is not).
+    const simulate = async (workers: number): Promise<Record<string, unknown>> => {
+      const args = ['simulate', '--synthetic', 'default', '--packets', '30000', '--seed', '7', '--backend', 'xt_cluster', '--total-nodes', '3', '--hash-seed', '0x1234',
+        '--compare', '--backend clusterip --hashmode sourceip-sourceport', '--compare', '--backend nft --nft "jhash ip saddr . tcp dport mod 5 seed 0x9 offset 1"', '--json', '--workers', String(workers)];
+      const r = await runCli(args);
+      expect(r.code, r.stderr).toBe(0);
+      const { run: _r, generated_at: _g, ...rest } = JSON.parse(r.stdout) as Record<string, unknown>;
+      return rest;
+    };
+    const base = await simulate(0);
+    expect((base.input as { packets: number }).packets).toBe(30_000);
+    expect(await simulate(2)).toEqual(base);
+  });
+
+  it('bundled workers find the WebAssembly module like tsx workers do', async () => {
+    const { filename, execArgv } = await workerEntry();
+    const ask = async (file: string, argv?: string[]): Promise<{ wasm: boolean }> => {
+      const pool = new Piscina({ filename: file, execArgv: argv, minThreads: 1, maxThreads: 1 });
+      try {
+        return (await pool.run(null, { name: 'workerInfo' })) as { wasm: boolean };
+      } finally {
+        await pool.destroy();
+      }
+    };
+    const here = wasmModule() !== null;
+    expect(await ask(filename, execArgv)).toEqual({ wasm: here });
+    expect(await ask(TSX_ENTRY)).toEqual({ wasm: here });
   });
 });
