@@ -8,6 +8,7 @@ import type { SelectorSpec } from '../select/selector.ts';
 import { directionDependent, processShare } from './share.ts';
 import { buildSelector } from '../select/build.ts';
 import { DEFAULT_FLOW_TIMEOUT } from './conn-table.ts';
+import { workerEntry } from './bundle.ts';
 import { mergePartials, type MergedRun } from './merge.ts';
 import { planSourceShares } from './sources.ts';
 import type { SimPartial, SimTask, SourceSpec } from './task.ts';
@@ -87,7 +88,9 @@ function chainOf(source: SourceSpec, input: number, share: number, count: number
  */
 export async function runTasks<T, R>(tasks: T[], workers: number, inProcess: (t: T) => R): Promise<R[]> {
   if (workers === 0) return tasks.map(inProcess);
-  const pool = new Piscina({ filename: new URL('./worker.mjs', import.meta.url).href, minThreads: Math.min(workers, tasks.length), maxThreads: workers, idleTimeout: 1000 });
+  // The prebuilt bundle (checked fresh, rebuilt if not) starts a worker far faster than tsx (bundle.ts).
+  const { filename, execArgv } = await workerEntry();
+  const pool = new Piscina({ filename, execArgv, minThreads: Math.min(workers, tasks.length), maxThreads: workers, idleTimeout: 1000 });
   try {
     return await Promise.all(tasks.map((t) => pool.run(t) as Promise<R>));
   } finally {
