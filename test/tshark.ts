@@ -25,7 +25,7 @@ const FIELDS = [
   'frame.time_epoch', 'frame.len', 'ip.src', 'ip.dst', 'ip.proto', 'ipv6.src', 'ipv6.dst',
   'tcp.srcport', 'tcp.dstport', 'udp.srcport', 'udp.dstport', 'icmp.type', 'icmp.ident', 'icmp.seq',
   'icmpv6.type', 'icmpv6.echo.identifier', 'icmpv6.echo.sequence_number', 'ip.flags.mf', 'ip.frag_offset', 'ip.id',
-  'ipv6.fraghdr.offset', 'ipv6.fraghdr.more', 'ipv6.fraghdr.ident', 'sctp.srcport', 'sctp.dstport',
+  'ipv6.fraghdr.offset', 'ipv6.fraghdr.more', 'ipv6.fraghdr.ident', 'sctp.srcport', 'sctp.dstport', 'frame.protocols',
 ] as const;
 
 /** tshark's view of every IP frame (first occurrence of each field: the outer header). */
@@ -49,7 +49,8 @@ export function tsharkRows(file: string): Row[] {
       const echo = v6 ? t === 128 || t === 129 : t === 0 || t === 8;
       if (echo) { sport = n(v6 ? c['icmpv6.echo.identifier'] : c['icmp.ident']); dport = n(v6 ? c['icmpv6.echo.sequence_number'] : c['icmp.seq']); }
     } else if (c['tcp.srcport'] !== '') { proto = 6; sport = n(c['tcp.srcport']); dport = n(c['tcp.dstport']); }
-    else if (c['udp.srcport'] !== '') { proto = 17; sport = n(c['udp.srcport']); dport = n(c['udp.dstport']); }
+    // tshark's UDP-Lite dissector fills the udp.* fields too; only the protocol list tells them apart.
+    else if (c['udp.srcport'] !== '') { proto = /:udplite(:|$)/.test(c['frame.protocols']) ? 136 : 17; sport = n(c['udp.srcport']); dport = n(c['udp.dstport']); }
     else if (c['sctp.srcport'] !== '') { proto = 132; sport = n(c['sctp.srcport']); dport = n(c['sctp.dstport']); }
     else if (!v6 && ipProto !== null) proto = ipProto;
     const frag = v6 ? c['ipv6.fraghdr.ident'] !== '' && !(c['ipv6.fraghdr.offset'] === '0' && c['ipv6.fraghdr.more'] !== 'True' && c['ipv6.fraghdr.more'] !== '1')
