@@ -81,26 +81,28 @@ function joinShares(parts: SimPartial[], o: SinkOptions, timeout: number): FlowS
     const chain = parts.filter((p) => p.chain.input === input).sort((a, b) => a.chain.share - b.chain.share);
     for (const fam of ['v4', 'v6'] as const) {
       const kw = fam === 'v4' ? 4 : 10, C = o.buckets.length;
-      const total = chain.reduce((n, p) => n + p.exports[fam].count, 0);
-      const table = new ConnTable({ kw, c: C, timeout, onEnd: () => {} }, Math.max(16, total * 3));
+      // Only what a later share can continue needs a place in the table: the open entries of every share but the last.
+      const held = chain.reduce((n, p) => n + (p.chain.last ? 0 : p.exports[fam].count), 0);
+      const table = new ConnTable({ kw, c: C, timeout, onEnd: () => {}, maxLoad: 0.75 }, Math.max(16, Math.ceil(held / 0.7)));
       const minus = newRecords(kw, C, 64), plus = newRecords(kw, C, 64);
       for (const p of chain) {
-        const r = p.exports[fam];
+        const r = p.exports[fam], last = p.chain.last;
         // Heads first (they may continue what earlier shares left open), then what this share left open.
         // A share exports entries as they end, so two heads of one key come in time order already;
         // entries of different keys never meet.
-        const heads: number[] = [], tails: number[] = [];
-        for (let n = 0; n < r.count; n++) (r.rec[n * REC + META]! & HEAD ? heads : tails).push(n);
-        for (const n of heads) {
+        for (let n = 0; n < r.count; n++) {
+          if (!(r.rec[n * REC + META]! & HEAD)) continue;
           const s = table.lookup(r, n);
           if (s >= 0 && table.continues(s, r, n)) {
             pushRecord(minus, table.keys, table.rec, table.bk, s);
             pushRecord(minus, r.keys, r.rec, r.bk, n);
             table.combine(s, r, n);
             pushRecord(plus, table.keys, table.rec, table.bk, s);
-          } else table.put(s >= 0 ? s : -s - 1, r, n);
+          } else if (!last) table.put(s >= 0 ? s : -s - 1, r, n);
         }
-        for (const n of tails) {
+        if (last) continue;
+        for (let n = 0; n < r.count; n++) {
+          if (r.rec[n * REC + META]! & HEAD) continue;
           const s = table.lookup(r, n);
           table.put(s >= 0 ? s : -s - 1, r, n);
         }
