@@ -70,8 +70,8 @@ function wallRate(fn: () => number): number {
 }
 
 /** Peak resident memory of a fresh `simulate` process over `file`. */
-function peakRss(file: string): number {
-  const r = spawnSync(process.execPath, ['bin/clusterip-sim.js', 'simulate', '--pcap', file, '--backend', 'clusterip', '--hashmode', 'sourceip-sourceport', '--total-nodes', '4', '--workers', '2', '--no-hash', '--json'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 28 });
+function peakRss(file: string, workers: number): number {
+  const r = spawnSync(process.execPath, ['bin/clusterip-sim.js', 'simulate', '--pcap', file, '--backend', 'clusterip', '--hashmode', 'sourceip-sourceport', '--total-nodes', '4', '--workers', String(workers), '--no-hash', '--json'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 28 });
   if (r.status !== 0) throw new Error(`simulate failed: ${r.stderr}`);
   return (JSON.parse(r.stdout) as { run: { peak_rss_bytes: number } }).run.peak_rss_bytes;
 }
@@ -123,21 +123,25 @@ export const simulateSuite: Suite = {
       ratio: sk.median / sc.median,
       ratio_simulate_2_workers: s2.median / sk.median,
     });
-    // Memory: the same traffic cut at 1/5, 1/2 and the full size, each in a fresh process. The
-    // connection table holds what was active within the flow timeout (120 s), so memory grows
-    // until the capture is longer than that and then stays flat: growth is measured between the
-    // half and the full capture (140 s and 280 s of traffic here), the 1/5 point shows the ramp.
+    // Memory: the same traffic cut at 1/5, 1/2 and the full size, each in a fresh process, with one
+    // and with two workers. The connection table holds what was active within the flow timeout
+    // (120 s), so a worker's memory grows until its stretch of capture is longer than that and then
+    // stays flat; two workers hold two tables. Growth is measured between the half and the full
+    // capture (140 s and 280 s of traffic here); the 1/5 point shows the ramp.
     const sizes = [Math.max(20_000, Math.floor(packets / 5)), Math.max(50_000, Math.floor(packets / 2)), packets];
-    const rss = sizes.map((n) => peakRss(n === packets ? file : ensureCapture(ctx, n, 262144)));
-    ctx.emit({
-      suite: 'simulate',
-      case: `peak memory, ${sizes.join(' / ')} packets`,
-      ops_per_s: s2.median,
-      spread: 0, // one fresh process per size: a single measurement
-      peak_rss_small: rss[0],
-      peak_rss_half: rss[1],
-      peak_rss_large: rss[2],
-      memory_growth: rss[2]! / rss[1]!,
-    });
+    const files = sizes.map((n) => (n === packets ? file : ensureCapture(ctx, n, 262144)));
+    for (const workers of [1, 2]) {
+      const rss = files.map((f) => peakRss(f, workers));
+      ctx.emit({
+        suite: 'simulate',
+        case: `peak memory, ${workers} worker${workers > 1 ? 's' : ''}, ${sizes.join(' / ')} packets`,
+        ops_per_s: workers === 1 ? s1.median : s2.median,
+        spread: 0, // one fresh process per size: a single measurement
+        peak_rss_small: rss[0],
+        peak_rss_half: rss[1],
+        peak_rss_large: rss[2],
+        memory_growth: rss[2]! / rss[1]!,
+      });
+    }
   },
 };
