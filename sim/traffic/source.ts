@@ -47,21 +47,39 @@ export function countSkip(stats: IngestStats, reason: string, n = 1): void {
   stats.skipped[reason] = (stats.skipped[reason] ?? 0) + n;
 }
 
-/** Updates packets/bytes/first/last/truncated/fragments for batch slots [from, to). */
-export function accountBatch(stats: IngestStats, b: TupleBatch, from: number, to: number): void {
-  if (to <= from) return;
+/** Counts of the last laneSums call: [truncated, fragments]. */
+const sums = new Float64Array(2);
+
+/**
+ * Sum of wire lengths over slots [from, to), with the truncated and fragment
+ * counts left in `sums`. A separate function from accountBatch because the
+ * loop written inside it was measured (CPU profile, snaplen-96 bench capture)
+ * at ~10 ns a packet, over a quarter of the reader's time, against ~1.6 ns
+ * now: V8 compiled it on-stack while the property writes after the loop had
+ * no type feedback yet, that code deoptimised at the loop's exit on every
+ * batch (--trace-deopt), and most iterations ran unoptimised.
+ */
+function laneSums(wl: Uint32Array, fl: Uint8Array, from: number, to: number): number {
   let bytes = 0, trunc = 0, frag = 0;
-  const wl = b.wirelen, fl = b.flags;
   for (let i = from; i < to; i++) {
     bytes += wl[i]!;
     const f = fl[i]!;
-    if (f & 0x40) trunc++;
-    if (f & 0x02) frag++;
+    trunc += (f >>> 6) & 1;
+    frag += (f >>> 1) & 1;
   }
+  sums[0] = trunc;
+  sums[1] = frag;
+  return bytes;
+}
+
+/** Updates packets/bytes/first/last/truncated/fragments for batch slots [from, to). */
+export function accountBatch(stats: IngestStats, b: TupleBatch, from: number, to: number): void {
+  if (to <= from) return;
+  const bytes = laneSums(b.wirelen, b.flags, from, to);
   stats.packets += to - from;
   stats.bytes += bytes;
-  stats.truncated += trunc;
-  stats.fragments += frag;
+  stats.truncated += sums[0]!;
+  stats.fragments += sums[1]!;
   if (Number.isNaN(stats.firstTs)) stats.firstTs = b.ts[from]!;
   stats.lastTs = b.ts[to - 1]!;
 }
