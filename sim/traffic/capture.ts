@@ -19,6 +19,7 @@ import { copySlot, createBatch, type TupleBatch } from './batch.ts';
 import { ByteInput, openInput } from './byte-input.ts';
 import { DEC, DEC_REASON, decodeFrame, linktypeSupported, LINKTYPES } from './decode.ts';
 import { Defrag, FRAG_RESOLVED, type DefragLimits } from './defrag.ts';
+import { compileFastPcap, fastPcapSwitch, fastState, type FastPcapLoop } from './pcap-fast.ts';
 import { accountBatch, countSkip, newStats, type IngestStats, type PacketSource } from './source.ts';
 
 export interface CaptureOptions {
@@ -85,64 +86,6 @@ function unknownLinktype(name: string, off: number, lt: number): DataError {
 const Fmt = { PCAP: 0, PCAPNG: 1 } as const;
 type Fmt = 0 | 1;
 
-/** Where fastEthernet stopped in the window. */
-let fastPos = 0;
-
-/**
- * The hot loop, for the common case only: consecutive records wholly inside
- * the window (starting before `startLimit`) that carry Ethernet + IPv4
- * without options, not a fragment, TCP or UDP with at least 14 captured L4
- * bytes, inside the time window. It does the same decoding as decode.ts,
- * written out inline in one small function (measured: the per-packet calls
- * and the general loop's bookkeeping cost more than the work). It stops,
- * without consuming it, at the first record that needs the general path.
- */
-function fastEthernet(buf: Uint8Array, dv: DataView, pos: number, lim: number, startLimit: number, le: boolean, scale: number, maxCap: number,
-  from: number, to: number, dst: TupleBatch, n: number, max: number): number {
-  const tsl = dst.ts, wl = dst.wirelen, sa = dst.saddr, da = dst.daddr, s6 = dst.saddr6, d6 = dst.daddr6, la = dst.l4a, lb = dst.l4b;
-  const spl = dst.sport, dpl = dst.dport, prl = dst.proto, fam = dst.family, fll = dst.flags, lfl = dst.l4flags;
-  while (n < max && pos < startLimit && lim - pos >= 16) {
-    const caplen = dv.getUint32(pos + 8, le);
-    if (caplen < 48 || caplen > maxCap || lim - pos < 16 + caplen) break;
-    const p = pos + 16;
-    if ((dv.getUint32(p + 12) >>> 8) !== 0x080045 || (dv.getUint16(p + 20) & 0x3fff) !== 0) break;
-    const pr = buf[p + 23]!;
-    const tot = dv.getUint16(p + 16);
-    const wirelen = dv.getUint32(pos + 12, le);
-    if (!((pr === 6 ? tot >= 40 : pr === 17 && tot >= 28) && tot <= wirelen - 14)) break;
-    const ts = dv.getUint32(pos, le) + dv.getUint32(pos + 4, le) * scale;
-    if (ts < from || ts > to) break;
-    sa[n] = dv.getUint32(p + 26);
-    da[n] = dv.getUint32(p + 30);
-    const j = n << 2;
-    s6[j] = 0; s6[j + 1] = 0; s6[j + 2] = 0; s6[j + 3] = 0;
-    d6[j] = 0; d6[j + 1] = 0; d6[j + 2] = 0; d6[j + 3] = 0;
-    const a = dv.getUint32(p + 34);
-    la[n] = a;
-    lb[n] = dv.getUint32(p + 38);
-    spl[n] = a >>> 16;
-    dpl[n] = a & 0xffff;
-    prl[n] = pr;
-    fam[n] = 4;
-    lfl[n] = 3;
-    let fl = 1;
-    if (pr === 6) {
-      const t = buf[p + 47]!;
-      // F.SYN/ACK/RST/FIN from TCP's FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10
-      fl |= ((t & 0x02) << 1) | ((t & 0x10) >>> 1) | ((t & 0x04) << 2) | ((t & 0x01) << 5);
-      // 20 bytes of TCP header on the wire but fewer captured: cut by the snap length.
-      if (caplen < 54) fl |= 0x40;
-    }
-    fll[n] = fl;
-    tsl[n] = ts;
-    wl[n] = wirelen;
-    n++;
-    pos = p + caplen;
-  }
-  fastPos = pos;
-  return n;
-}
-
 /** pcapng interface: link type and timestamp scale. */
 interface Iface { linktype: number; snaplen: number; div: number; pow2: number; digits: number; offset: number; ok: boolean }
 
@@ -187,6 +130,9 @@ export class CaptureSource implements PacketSource {
   private readonly stCap: number;
   private lastTs = 0;
   private fragCount = 0;
+  // compiled fast loops over window fastBuf, per batch
+  private fastBuf: Uint8Array | null = null;
+  private fastLoops = new WeakMap<TupleBatch, FastPcapLoop>();
 
   constructor(path: string | Uint8Array, opts: CaptureOptions = {}) {
     this.name = opts.label ?? (typeof path === 'string' ? (path === '-' ? '<stdin>' : path) : '<memory>');
@@ -406,12 +352,21 @@ export class CaptureSource implements PacketSource {
     const nano = this.digits === 9;
     const maxCap = this.maxCaplen();
     const tsl = dst.ts, wl = dst.wirelen;
-    const fast = lt === 1 && !nano;
+    const useFast = lt === 1 && !nano && fastPcapSwitch.on;
+    const state = fastState;
     this.stop = STOP_FULL;
     while (n < max) {
-      if (fast) {
-        n = fastEthernet(buf, dv, pos, lim, end - inp.base, le, scale, maxCap, from, to, dst, n, max);
-        pos = fastPos;
+      if (useFast) {
+        // A fast loop is compiled for one window and one batch (pcap-fast.ts); the window is
+        // replaced only to hold a record larger than it.
+        if (this.fastBuf !== buf) { this.fastBuf = buf; this.fastLoops = new WeakMap(); }
+        let fast = this.fastLoops.get(dst);
+        if (fast === undefined) {
+          fast = compileFastPcap(buf, dv, dst, { le, scale, maxCap, window: from !== -Infinity || to !== Infinity });
+          this.fastLoops.set(dst, fast);
+        }
+        n = fast(pos, Math.min(end - inp.base - 1, lim - 16), lim, n, max, from, to);
+        pos = state[0]!;
         if (n >= max) break;
       }
       if (lim - pos < 16) {
