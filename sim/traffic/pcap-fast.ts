@@ -62,6 +62,12 @@ export function compileFastPcap(buf: Uint8Array, dv: DataView, dst: TupleBatch, 
     throw new Error('compileFastPcap: bad capture shape');
   }
   const le = s.le ? 'true' : 'false';
+  // The IPv6 lanes of an IPv4 packet are zero: 16 bytes each, two 8-byte stores through
+  // Float64Array views when the lanes are 8-aligned (0.0 is all zero bits), else four 4-byte ones.
+  const wide = dst.saddr6.byteOffset % 8 === 0 && dst.daddr6.byteOffset % 8 === 0;
+  const zero6 = wide
+    ? 'const j = n << 1; s6w[j] = 0; s6w[j + 1] = 0; d6w[j] = 0; d6w[j + 1] = 0;'
+    : 'const j = n << 2; s6[j] = 0; s6[j + 1] = 0; s6[j + 2] = 0; s6[j + 3] = 0; d6[j] = 0; d6[j + 1] = 0; d6[j + 2] = 0; d6[j + 3] = 0;';
   // pos <= stop: the record starts inside this share and its 16-byte header is in the window.
   const src = `
 return function fastPcap(pos, stop, lim, n, max, from, to) {
@@ -82,9 +88,7 @@ return function fastPcap(pos, stop, lim, n, max, from, to) {
     ${s.window ? 'if (ts < from || ts > to) break;' : ''}
     sa[n] = dv.getUint32(p + 26);
     da[n] = dv.getUint32(p + 30);
-    const j = n << 2;
-    s6[j] = 0; s6[j + 1] = 0; s6[j + 2] = 0; s6[j + 3] = 0;
-    d6[j] = 0; d6[j + 1] = 0; d6[j + 2] = 0; d6[j + 3] = 0;
+    ${zero6}
     const a = dv.getUint32(p + 34);
     const c = dv.getUint32(p + 38);
     la[n] = a;
@@ -123,8 +127,10 @@ return function fastPcap(pos, stop, lim, n, max, from, to) {
 };
 // loop ${++serial}`;
   const b = dst;
-  const f = new Function('buf', 'dv', 'tsl', 'wl', 'sa', 'da', 's6', 'd6', 'la', 'lb', 'spl', 'dpl', 'prl', 'fam', 'fll', 'lfl', 'state', src)(
-    buf, dv, b.ts, b.wirelen, b.saddr, b.daddr, b.saddr6, b.daddr6, b.l4a, b.l4b, b.sport, b.dport, b.proto, b.family, b.flags, b.l4flags, fastState,
+  const s6w = wide ? new Float64Array(b.buffer, b.saddr6.byteOffset, b.capacity * 2) : null;
+  const d6w = wide ? new Float64Array(b.buffer, b.daddr6.byteOffset, b.capacity * 2) : null;
+  const f = new Function('buf', 'dv', 'tsl', 'wl', 'sa', 'da', 's6', 'd6', 's6w', 'd6w', 'la', 'lb', 'spl', 'dpl', 'prl', 'fam', 'fll', 'lfl', 'state', src)(
+    buf, dv, b.ts, b.wirelen, b.saddr, b.daddr, b.saddr6, b.daddr6, s6w, d6w, b.l4a, b.l4b, b.sport, b.dport, b.proto, b.family, b.flags, b.l4flags, fastState,
   ) as FastPcapLoop;
   return f;
 }
