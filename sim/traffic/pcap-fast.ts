@@ -29,7 +29,7 @@
  */
 import type { TupleBatch } from './batch.ts';
 
-/** fast(pos, stop, lim, n, max, from, to) -> n; the window offset it stopped at is in `fastState[0]`. */
+/** fast(pos, stop, lim, n, max, from, to) -> n; see fastState and fastSums for what else it reports. */
 export type FastPcapLoop = (pos: number, stop: number, lim: number, n: number, max: number, from: number, to: number) => number;
 
 export interface FastPcapShape {
@@ -55,6 +55,8 @@ export const fastPcapSwitch = { on: true };
 
 /** Where the last call of a fast loop stopped (window offset). */
 export const fastState = new Int32Array(1);
+/** The wire bytes and the truncated packets the last call of a fast loop delivered. */
+export const fastSums = new Float64Array(2);
 
 /** A fast loop over this read window (`buf`, `dv` over the same bytes) into this batch. */
 export function compileFastPcap(buf: Uint8Array, dv: DataView, dst: TupleBatch, s: FastPcapShape): FastPcapLoop {
@@ -72,6 +74,9 @@ export function compileFastPcap(buf: Uint8Array, dv: DataView, dst: TupleBatch, 
   const src = `
 return function fastPcap(pos, stop, lim, n, max, from, to) {
   state[0] = pos;
+  sums[0] = 0;
+  sums[1] = 0;
+  let bytes = 0, trunc = 0;
   while (n < max && pos <= stop) {
     const caplen = dv.getUint32(pos + 8, ${le});
     if (caplen < 42 || caplen > ${s.maxCap} || caplen > lim - 16 - pos) break;
@@ -102,7 +107,7 @@ return function fastPcap(pos, stop, lim, n, max, from, to) {
       // F.SYN/ACK/RST/FIN from TCP's FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10
       fl |= ((t & 0x02) << 1) | ((t & 0x10) >>> 1) | ((t & 0x04) << 2) | ((t & 0x01) << 5);
       // 20 bytes of TCP header on the wire but fewer captured: cut by the snap length.
-      if (caplen < 54) fl |= 0x40;
+      if (caplen < 54) { fl |= 0x40; sums[1] = ++trunc; }
       spl[n] = a >>> 16; dpl[n] = a & 0xffff;
     } else if (pr === 17) {
       spl[n] = a >>> 16; dpl[n] = a & 0xffff;
@@ -118,6 +123,8 @@ return function fastPcap(pos, stop, lim, n, max, from, to) {
     n++;
     pos = p + caplen;
     state[0] = pos;
+    bytes += wirelen;
+    sums[0] = bytes;
   }
   // Nothing after the loop but the return: V8 compiles this loop on-stack during the first call,
   // before any code after it has run and left type feedback, so a store of pos there deoptimised
@@ -129,8 +136,8 @@ return function fastPcap(pos, stop, lim, n, max, from, to) {
   const b = dst;
   const s6w = wide ? new Float64Array(b.buffer, b.saddr6.byteOffset, b.capacity * 2) : null;
   const d6w = wide ? new Float64Array(b.buffer, b.daddr6.byteOffset, b.capacity * 2) : null;
-  const f = new Function('buf', 'dv', 'tsl', 'wl', 'sa', 'da', 's6', 'd6', 's6w', 'd6w', 'la', 'lb', 'spl', 'dpl', 'prl', 'fam', 'fll', 'lfl', 'state', src)(
-    buf, dv, b.ts, b.wirelen, b.saddr, b.daddr, b.saddr6, b.daddr6, s6w, d6w, b.l4a, b.l4b, b.sport, b.dport, b.proto, b.family, b.flags, b.l4flags, fastState,
+  const f = new Function('buf', 'dv', 'tsl', 'wl', 'sa', 'da', 's6', 'd6', 's6w', 'd6w', 'la', 'lb', 'spl', 'dpl', 'prl', 'fam', 'fll', 'lfl', 'state', 'sums', src)(
+    buf, dv, b.ts, b.wirelen, b.saddr, b.daddr, b.saddr6, b.daddr6, s6w, d6w, b.l4a, b.l4b, b.sport, b.dport, b.proto, b.family, b.flags, b.l4flags, fastState, fastSums,
   ) as FastPcapLoop;
   return f;
 }

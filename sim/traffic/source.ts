@@ -72,16 +72,32 @@ function laneSums(wl: Uint32Array, fl: Uint8Array, from: number, to: number): nu
   return bytes;
 }
 
-/** Updates packets/bytes/first/last/truncated/fragments for batch slots [from, to). */
-export function accountBatch(stats: IngestStats, b: TupleBatch, from: number, to: number): void {
+/** Adds, over batch slots [from, to): wire bytes to sums[0], truncated packets to sums[1], fragments to sums[2]. */
+export function sumLanes(b: TupleBatch, from: number, to: number, into: Float64Array): void {
   if (to <= from) return;
-  const bytes = laneSums(b.wirelen, b.flags, from, to);
+  into[0] = into[0]! + laneSums(b.wirelen, b.flags, from, to);
+  into[1] = into[1]! + sums[0]!;
+  into[2] = into[2]! + sums[1]!;
+}
+
+/** Updates stats for batch slots [from, to), whose sumLanes totals are in `totals`. */
+export function accountSums(stats: IngestStats, b: TupleBatch, from: number, to: number, totals: Float64Array): void {
+  if (to <= from) return;
   stats.packets += to - from;
-  stats.bytes += bytes;
-  stats.truncated += sums[0]!;
-  stats.fragments += sums[1]!;
+  stats.bytes += totals[0]!;
+  stats.truncated += totals[1]!;
+  stats.fragments += totals[2]!;
   if (Number.isNaN(stats.firstTs)) stats.firstTs = b.ts[from]!;
   stats.lastTs = b.ts[to - 1]!;
+}
+
+const scratch = new Float64Array(3);
+
+/** Updates packets/bytes/first/last/truncated/fragments for batch slots [from, to). */
+export function accountBatch(stats: IngestStats, b: TupleBatch, from: number, to: number): void {
+  scratch.fill(0);
+  sumLanes(b, from, to, scratch);
+  accountSums(stats, b, from, to, scratch);
 }
 
 /** One line for humans: "12 non-ip, 3 malformed". */
