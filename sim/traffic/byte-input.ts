@@ -8,7 +8,14 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import * as zlib from 'node:zlib';
 import { DataError } from '../cli/errors.ts';
 
-export const DEFAULT_WINDOW = 1 << 20;
+/**
+ * 256 KiB: the kernel copies each read into a window that stays in the L2
+ * cache until the record loop has read it. Measured against 1 MiB (bench
+ * captures, CPU time, ratio to the C reader in the same process): snaplen 96
+ * 0.67 vs 0.65, full frames 0.90-0.93 vs 0.87-0.90. Reading the 520 MB
+ * snaplen-96 capture and nothing else took 59 ms instead of 62 in C too.
+ */
+export const DEFAULT_WINDOW = 1 << 18;
 /** No record may need more than this in one piece (pcapng blocks are capped at 16 MiB by libpcap too). */
 export const MAX_WINDOW = 1 << 25;
 

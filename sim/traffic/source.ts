@@ -47,23 +47,57 @@ export function countSkip(stats: IngestStats, reason: string, n = 1): void {
   stats.skipped[reason] = (stats.skipped[reason] ?? 0) + n;
 }
 
-/** Updates packets/bytes/first/last/truncated/fragments for batch slots [from, to). */
-export function accountBatch(stats: IngestStats, b: TupleBatch, from: number, to: number): void {
-  if (to <= from) return;
+/** Counts of the last laneSums call: [truncated, fragments]. */
+const sums = new Float64Array(2);
+
+/**
+ * Sum of wire lengths over slots [from, to), with the truncated and fragment
+ * counts left in `sums`. A separate function from accountBatch because the
+ * loop written inside it was measured (CPU profile, snaplen-96 bench capture)
+ * at ~10 ns a packet, over a quarter of the reader's time, against ~1.6 ns
+ * now: V8 compiled it on-stack while the property writes after the loop had
+ * no type feedback yet, that code deoptimised at the loop's exit on every
+ * batch (--trace-deopt), and most iterations ran unoptimised.
+ */
+function laneSums(wl: Uint32Array, fl: Uint8Array, from: number, to: number): number {
   let bytes = 0, trunc = 0, frag = 0;
-  const wl = b.wirelen, fl = b.flags;
   for (let i = from; i < to; i++) {
     bytes += wl[i]!;
     const f = fl[i]!;
-    if (f & 0x40) trunc++;
-    if (f & 0x02) frag++;
+    trunc += (f >>> 6) & 1;
+    frag += (f >>> 1) & 1;
   }
+  sums[0] = trunc;
+  sums[1] = frag;
+  return bytes;
+}
+
+/** Adds, over batch slots [from, to): wire bytes to sums[0], truncated packets to sums[1], fragments to sums[2]. */
+export function sumLanes(b: TupleBatch, from: number, to: number, into: Float64Array): void {
+  if (to <= from) return;
+  into[0] = into[0]! + laneSums(b.wirelen, b.flags, from, to);
+  into[1] = into[1]! + sums[0]!;
+  into[2] = into[2]! + sums[1]!;
+}
+
+/** Updates stats for batch slots [from, to), whose sumLanes totals are in `totals`. */
+export function accountSums(stats: IngestStats, b: TupleBatch, from: number, to: number, totals: Float64Array): void {
+  if (to <= from) return;
   stats.packets += to - from;
-  stats.bytes += bytes;
-  stats.truncated += trunc;
-  stats.fragments += frag;
+  stats.bytes += totals[0]!;
+  stats.truncated += totals[1]!;
+  stats.fragments += totals[2]!;
   if (Number.isNaN(stats.firstTs)) stats.firstTs = b.ts[from]!;
   stats.lastTs = b.ts[to - 1]!;
+}
+
+const scratch = new Float64Array(3);
+
+/** Updates packets/bytes/first/last/truncated/fragments for batch slots [from, to). */
+export function accountBatch(stats: IngestStats, b: TupleBatch, from: number, to: number): void {
+  scratch.fill(0);
+  sumLanes(b, from, to, scratch);
+  accountSums(stats, b, from, to, scratch);
 }
 
 /** One line for humans: "12 non-ip, 3 malformed". */
