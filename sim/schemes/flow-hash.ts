@@ -20,15 +20,7 @@ export function flowHashes(b: TupleBatch, seed: number, out: Int32Array): void {
       x = saddr[i]!;
       y = daddr[i]!;
     }
-    let a = (x + s) | 0, bb = (y + s) | 0, c = ((((sport[i]! << 16) | dport[i]!) ^ Math.imul(proto[i]!, 0x01000193)) + s) | 0;
-    c ^= bb; c = (c - ((bb << 14) | (bb >>> 18))) | 0;
-    a ^= c; a = (a - ((c << 11) | (c >>> 21))) | 0;
-    bb ^= a; bb = (bb - ((a << 25) | (a >>> 7))) | 0;
-    c ^= bb; c = (c - ((bb << 16) | (bb >>> 16))) | 0;
-    a ^= c; a = (a - ((c << 4) | (c >>> 28))) | 0;
-    bb ^= a; bb = (bb - ((a << 14) | (a >>> 18))) | 0;
-    c ^= bb; c = (c - ((bb << 24) | (bb >>> 8))) | 0;
-    out[i] = c;
+    out[i] = final3((x + s) | 0, (y + s) | 0, ((((sport[i]! << 16) | dport[i]!) ^ Math.imul(proto[i]!, 0x01000193)) + s) | 0);
   }
 }
 

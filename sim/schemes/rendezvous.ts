@@ -29,16 +29,7 @@ export function rendezvousScheme(): Scheme {
         const x = h[i]!;
         let best = -1, bestScore = -1;
         for (let k = 0; k < cnt; k++) {
-          // lookup3 final mix of (flow hash, node salt), inline.
-          let a = (x + 0x2545f491) | 0, bb = (salts[k]! + 0x2545f491) | 0, c = 0x2545f491;
-          c ^= bb; c = (c - ((bb << 14) | (bb >>> 18))) | 0;
-          a ^= c; a = (a - ((c << 11) | (c >>> 21))) | 0;
-          bb ^= a; bb = (bb - ((a << 25) | (a >>> 7))) | 0;
-          c ^= bb; c = (c - ((bb << 16) | (bb >>> 16))) | 0;
-          a ^= c; a = (a - ((c << 4) | (c >>> 28))) | 0;
-          bb ^= a; bb = (bb - ((a << 14) | (a >>> 18))) | 0;
-          c ^= bb; c = (c - ((bb << 24) | (bb >>> 8))) | 0;
-          const score = c >>> 0;
+          const score = mix2(x, salts[k]!);
           if (score > bestScore) { bestScore = score; best = nid[k]!; }
         }
         out[i] = best;

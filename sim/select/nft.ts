@@ -10,7 +10,7 @@
  * 12-byte blocks as native words (byte-order dependent).
  */
 import { F, L4, FAMILY_IPV4, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
-import { JHASH_INITVAL } from '../hash/lookup3.ts';
+import { final3, JHASH_INITVAL } from '../hash/lookup3.ts';
 import { MULSHIFT_FAST_MAX, multiplyShift } from '../hash/reduce.ts';
 import { UsageError } from '../cli/errors.ts';
 import { endianFact, resolveProfile, type Fact } from './profile.ts';
@@ -147,14 +147,7 @@ export function nftSelector(spec: NftSpec, opts: SelectorOptions = {}): Selector
       a = (a + key[p]!) | 0;
       bb = (bb + key[p + 1]!) | 0;
       c = (c + key[p + 2]!) | 0;
-      c ^= bb; c = (c - ((bb << 14) | (bb >>> 18))) | 0;
-      a ^= c; a = (a - ((c << 11) | (c >>> 21))) | 0;
-      bb ^= a; bb = (bb - ((a << 25) | (a >>> 7))) | 0;
-      c ^= bb; c = (c - ((bb << 16) | (bb >>> 16))) | 0;
-      a ^= c; a = (a - ((c << 4) | (c >>> 28))) | 0;
-      bb ^= a; bb = (bb - ((a << 14) | (a >>> 18))) | 0;
-      c ^= bb; c = (c - ((bb << 24) | (bb >>> 8))) | 0;
-      const h = c >>> 0;
+      const h = final3(a, bb, c);
       out[i] = fast ? ((h * mod) / 4294967296) | 0 : multiplyShift(h, mod);
     }
   };
@@ -225,15 +218,7 @@ function symhashSelect(mod: number) {
       } else { out[i] = NO_BUCKET; continue; }
       let ps = sport[i]!, pd = dport[i]!;
       if (x > y || (x === y && ps > pd)) { const t = x; x = y; y = t; const u = ps; ps = pd; pd = u; }
-      let a = (x + 0x5bd1e995) | 0, bb = (y + 0x5bd1e995) | 0, c = (((ps << 16) | pd) ^ (proto[i]! << 8)) | 0;
-      c ^= bb; c = (c - ((bb << 14) | (bb >>> 18))) | 0;
-      a ^= c; a = (a - ((c << 11) | (c >>> 21))) | 0;
-      bb ^= a; bb = (bb - ((a << 25) | (a >>> 7))) | 0;
-      c ^= bb; c = (c - ((bb << 16) | (bb >>> 16))) | 0;
-      a ^= c; a = (a - ((c << 4) | (c >>> 28))) | 0;
-      bb ^= a; bb = (bb - ((a << 14) | (a >>> 18))) | 0;
-      c ^= bb; c = (c - ((bb << 24) | (bb >>> 8))) | 0;
-      const h = c >>> 0;
+      const h = final3((x + 0x5bd1e995) | 0, (y + 0x5bd1e995) | 0, (((ps << 16) | pd) ^ (proto[i]! << 8)) | 0);
       out[i] = fast ? ((h * mod) / 4294967296) | 0 : multiplyShift(h, mod);
     }
   };

@@ -11,8 +11,7 @@
  */
 import { F, L4, FAMILY_IPV4, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
 import { GOLDEN_RATIO } from '../hash/lookup2.ts';
-import { JHASH_INITVAL } from '../hash/lookup3.ts';
-import { jhash2 } from '../hash/lookup3.ts';
+import { final3, jhash2, JHASH_INITVAL } from '../hash/lookup3.ts';
 import { jhash2Lookup2 } from '../hash/lookup2.ts';
 import { UsageError } from '../cli/errors.ts';
 import { endianFact, resolveProfile, type Fact } from './profile.ts';
@@ -105,15 +104,7 @@ export function xtClusterSelector(spec: XtSpec, opts: SelectorOptions = {}): Sel
           c = (c - a - bb) | 0; c ^= bb >>> 15;
           h = c >>> 0;
         } else {
-          let a = (w + ka) | 0, bb = kb, c = kc;
-          c ^= bb; c = (c - ((bb << 14) | (bb >>> 18))) | 0;
-          a ^= c; a = (a - ((c << 11) | (c >>> 21))) | 0;
-          bb ^= a; bb = (bb - ((a << 25) | (a >>> 7))) | 0;
-          c ^= bb; c = (c - ((bb << 16) | (bb >>> 16))) | 0;
-          a ^= c; a = (a - ((c << 4) | (c >>> 28))) | 0;
-          bb ^= a; bb = (bb - ((a << 14) | (a >>> 18))) | 0;
-          c ^= bb; c = (c - ((bb << 24) | (bb >>> 8))) | 0;
-          h = c >>> 0;
+          h = final3((w + ka) | 0, kb, kc);
         }
       } else if (fam === FAMILY_IPV6) {
         const lanes = reply ? b.daddr6 : b.saddr6;
