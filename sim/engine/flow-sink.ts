@@ -14,7 +14,7 @@ import { buildSelector } from '../select/build.ts';
 import type { Selector, SelectorSpec } from '../select/selector.ts';
 import { BAND_SEEDS, bandSeeds, reseed } from '../analysis/seed-band.ts';
 import { mix32, fmix32 } from '../hash/mix.ts';
-import { BY0, BY1, META, PK0, PK1, REC, SEEN0, SEEN1, SYN0, SYN1, T0, T1, LAST, type FlowRecords } from './conn-table.ts';
+import { BY0, BY1, firstTs, META, PK0, PK1, REC, SEEN0, SEEN1, SYN0, SYN1, T0, T1, LAST, type FlowRecords } from './conn-table.ts';
 
 /** Metrics in the order the band arrays hold them. */
 export const BAND_METRICS = ['packets', 'bytes', 'flows', 'connections'] as const;
@@ -182,9 +182,8 @@ export class FlowSink {
       const orig = originalDirection(rec, q);
       const meta = rec[q + META]!;
       S.connections += sign;
-      const t0 = meta & SEEN0 ? rec[q + T0]! : rec[q + T1]!;
-      const t1 = meta & SEEN1 ? rec[q + T1]! : rec[q + T0]!;
-      if (Math.min(t0, t1) < S.firstTs) S.firstTs = Math.min(t0, t1);
+      const start = firstTs(rec, q);
+      if (start < S.firstTs) S.firstTs = start;
       if (rec[q + LAST]! > S.lastTs) S.lastTs = rec[q + LAST]!;
       for (let d = 0; d < 2; d++) {
         if (!(meta & (d === 0 ? SEEN0 : SEEN1))) continue;

@@ -89,24 +89,17 @@ export function processShare(task: SimTask): SimPartial {
         else v6.trackV6(batch, i, outO, outR);
       }
       for (let c = 0; c < C; c++) {
-        if (dirDep[c]) continue; // counted per connection, once its direction is known
-        const o = outO[c]!, cp = configs[c]!;
+        // Direction-dependent selectors count packets per connection, once its direction is known.
+        const o = outO[c]!, cp = configs[c]!, exact = !dirDep[c];
         for (let i = 0; i < m; i++) {
           const b = o[i]!;
           if (b >= 0) {
-            cp.packets[b] = cp.packets[b]! + 1;
-            cp.bytes[b] = cp.bytes[b]! + batch.wirelen[i]!;
+            if (exact) {
+              cp.packets[b] = cp.packets[b]! + 1;
+              cp.bytes[b] = cp.bytes[b]! + batch.wirelen[i]!;
+            }
           } else if (b === -1) cp.noNode++;
           else cp.unknown++;
-        }
-      }
-      for (let c = 0; c < C; c++) {
-        if (!dirDep[c]) continue;
-        const o = outO[c]!, cp = configs[c]!;
-        for (let i = 0; i < m; i++) {
-          const b = o[i]!;
-          if (b === -1) cp.noNode++;
-          else if (b < -1) cp.unknown++;
         }
       }
       if (mixed && mixedOut) {
