@@ -9,7 +9,7 @@
  */
 import { ConnTable, HEAD, META, newRecords, pushRecord, REC } from './conn-table.ts';
 import { addSummary, emptySummary, FlowSink, newSourceTable, type FlowSummary, type SinkOptions } from './flow-sink.ts';
-import type { SimPartial } from './task.ts';
+import type { MergeTask, SimPartial } from './task.ts';
 import { newStats, type IngestStats } from '../traffic/source.ts';
 
 export interface MergedRun {
@@ -19,6 +19,11 @@ export interface MergedRun {
   mixed: { none: number; several: number } | null;
   ingest: IngestStats;
   notToCluster: number;
+}
+
+/** The worker-side entry of a MergeTask. */
+export function runMerge(t: MergeTask): MergedRun {
+  return mergePartials(t.parts, t.sink, t.flowTimeout);
 }
 
 export function mergePartials(parts: SimPartial[], sink: SinkOptions, flowTimeout: number): MergedRun {

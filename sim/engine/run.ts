@@ -9,9 +9,9 @@ import { directionDependent, processShare } from './share.ts';
 import { buildSelector } from '../select/build.ts';
 import { DEFAULT_FLOW_TIMEOUT } from './conn-table.ts';
 import { workerEntry } from './bundle.ts';
-import { mergePartials, type MergedRun } from './merge.ts';
+import { runMerge, type MergedRun } from './merge.ts';
 import { planSourceShares } from './sources.ts';
-import type { SimPartial, SimTask, SourceSpec } from './task.ts';
+import type { MergeTask, SimPartial, SimTask, SourceSpec } from './task.ts';
 
 export interface RunOptions {
   inputs: SourceSpec[];
@@ -59,15 +59,22 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
     o.onProgress?.(done, rss);
   };
   const timer = setInterval(tick, 200);
-  let parts: SimPartial[];
+  const dirDep = o.selectors.map((s) => directionDependent(buildSelector(s)));
+  const sink = { selectors: o.selectors, buckets: o.buckets, dirDep, mixed: o.mixed };
+  let merged: MergedRun;
   try {
-    parts = await runTasks(tasks, workers, processShare);
+    merged = await onPool(workers, tasks.length, async (run) => {
+      const parts = await Promise.all(tasks.map((t) => run<SimTask, SimPartial>(t, processShare)));
+      clearInterval(timer);
+      tick();
+      // The merge runs in a worker too: its code is already compiled there (the main thread would run
+      // the join and the source tables cold), and the partials move to it without a copy.
+      const task: MergeTask = { kind: 'merge', parts, sink, flowTimeout };
+      return run<MergeTask, MergedRun>(task, runMerge, transferables(parts));
+    });
   } finally {
     clearInterval(timer);
-    tick();
   }
-  const dirDep = o.selectors.map((s) => directionDependent(buildSelector(s)));
-  const merged = mergePartials(parts, { selectors: o.selectors, buckets: o.buckets, dirDep, mixed: o.mixed }, flowTimeout);
   const rss = process.memoryUsage().rss;
   if (rss > peakRss) peakRss = rss;
   return { merged, workers, elapsedS: (performance.now() - t0) / 1000, peakRss };
@@ -87,13 +94,34 @@ function chainOf(source: SourceSpec, input: number, share: number, count: number
  * share, never single packets), or in this thread when workers = 0.
  */
 export async function runTasks<T, R>(tasks: T[], workers: number, inProcess: (t: T) => R): Promise<R[]> {
-  if (workers === 0) return tasks.map(inProcess);
+  return onPool(workers, tasks.length, (run) => Promise.all(tasks.map((t) => run<T, R>(t, inProcess))));
+}
+
+/** Runs a task on the pool (transferring `transfer`), or calls `inProcess` when there is no pool. */
+export type PoolRun = <T, R>(task: T, inProcess: (t: T) => R, transfer?: ArrayBuffer[]) => Promise<R>;
+
+/**
+ * Gives `body` a way to run tasks on a piscina pool of `workers` threads
+ * (the worker entry dispatches on the task's shape), or in this thread when
+ * workers = 0; the pool lives as long as `body`.
+ */
+export async function onPool<X>(workers: number, tasks: number, body: (run: PoolRun) => Promise<X>): Promise<X> {
+  if (workers === 0) return body(async (t, inProcess) => inProcess(t));
   // The prebuilt bundle (checked fresh, rebuilt if not) starts a worker far faster than tsx (bundle.ts).
   const { filename, execArgv } = await workerEntry();
-  const pool = new Piscina({ filename, execArgv, minThreads: Math.min(workers, tasks.length), maxThreads: workers, idleTimeout: 1000 });
+  const pool = new Piscina({ filename, execArgv, minThreads: Math.max(1, Math.min(workers, tasks)), maxThreads: workers, idleTimeout: 1000 });
   try {
-    return await Promise.all(tasks.map((t) => pool.run(t) as Promise<R>));
+    return await body((t, _inProcess, transfer) => pool.run(t, transfer ? { transferList: transfer } : undefined));
   } finally {
     await pool.destroy();
   }
+}
+
+/** Every distinct ArrayBuffer under `v` (plain objects, arrays, typed arrays). */
+function transferables(v: unknown, out = new Set<ArrayBuffer>()): ArrayBuffer[] {
+  if (ArrayBuffer.isView(v)) {
+    if (v.buffer instanceof ArrayBuffer) out.add(v.buffer);
+  } else if (Array.isArray(v)) for (const x of v) transferables(x, out);
+  else if (v && typeof v === 'object') for (const x of Object.values(v)) transferables(x, out);
+  return [...out];
 }

@@ -1,7 +1,7 @@
 /** What the main thread sends a worker, and what comes back. Plain data and typed arrays only. */
 import type { SelectorSpec } from '../select/selector.ts';
 import type { FlowRecords } from './conn-table.ts';
-import type { FlowSummary } from './flow-sink.ts';
+import type { FlowSummary, SinkOptions } from './flow-sink.ts';
 import type { IngestStats } from '../traffic/source.ts';
 import type { FlowGenParams } from '../cluster/flowgen.ts';
 import type { OwnershipTimeline } from '../cluster/heartbeat.ts';
@@ -53,6 +53,14 @@ export interface SimPartial {
   ingest: IngestStats;
   /** Packets not addressed to the cluster IP. */
   notToCluster: number;
+}
+
+/** The merge of a simulation's partials (merge.ts), run in a worker. */
+export interface MergeTask {
+  kind: 'merge';
+  parts: SimPartial[];
+  sink: SinkOptions;
+  flowTimeout: number;
 }
 
 /** A failover share: the timelines are computed once in the main thread and shared by every worker. */
