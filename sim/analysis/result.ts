@@ -120,6 +120,8 @@ export interface Gate {
 export interface RunInfo {
   workers: number;
   elapsed_s: number;
+  /** Wall seconds until every share was done; the rest of elapsed_s is the merge (absent in older results). */
+  shares_s?: number;
   packets_per_s: number;
   peak_rss_bytes: number;
 }

@@ -248,7 +248,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
         migrations,
         ...(m.mixed && mixed ? { mixed: mixedResult(m.mixed, m.flows.mixed ?? { none: 0, several: 0 }, mixed, cands) } : {}),
         gates: gates(o, configs, migrations.map((x) => x.flows_moved_share)),
-        run: { workers: run.workers, elapsed_s: run.elapsedS, packets_per_s: run.elapsedS > 0 ? m.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss },
+        run: { workers: run.workers, elapsed_s: run.elapsedS, shares_s: run.sharesS, packets_per_s: run.elapsedS > 0 ? m.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss },
       };
       if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
       else process.stdout.write(formatSimulate(result));

@@ -31,6 +31,8 @@ export interface RunOutput {
   merged: MergedRun;
   workers: number;
   elapsedS: number;
+  /** Wall seconds until the last share was done (the rest of elapsedS is the merge). */
+  sharesS: number;
   peakRss: number;
 }
 
@@ -62,9 +64,11 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
   const dirDep = o.selectors.map((s) => directionDependent(buildSelector(s)));
   const sink = { selectors: o.selectors, buckets: o.buckets, dirDep, mixed: o.mixed };
   let merged: MergedRun;
+  let sharesS = 0;
   try {
     merged = await onPool(workers, tasks.length, async (run) => {
       const parts = await Promise.all(tasks.map((t) => run<SimTask, SimPartial>(t, processShare)));
+      sharesS = (performance.now() - t0) / 1000;
       clearInterval(timer);
       tick();
       // The merge runs in a worker too: its code is already compiled there (the main thread would run
@@ -77,7 +81,7 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
   }
   const rss = process.memoryUsage().rss;
   if (rss > peakRss) peakRss = rss;
-  return { merged, workers, elapsedS: (performance.now() - t0) / 1000, peakRss };
+  return { merged, workers, elapsedS: (performance.now() - t0) / 1000, sharesS, peakRss };
 }
 
 /**
