@@ -40,6 +40,19 @@ describe('simulate command', () => {
     expect(j.migrations[0]!.flows_moved_share).toBeGreaterThan(0.5);
     expect(j.migrations[0]!.matrix.flat().reduce((s, x) => s + x, 0)).toBe(4001);
   });
+  it('--no-top-sources leaves the heaviest sources out and every count as it was', async () => {
+    const args = ['simulate', '--csv', csv, ...SEL, '--json', '--workers', '2'];
+    // One after the other: runCli captures this process's stdout.
+    const withSources = await runCli(args);
+    const without = await runCli([...args, '--no-top-sources']);
+    expect(withSources.code, withSources.stderr).toBe(0);
+    expect(without.code, without.stderr).toBe(0);
+    const a = (JSON.parse(withSources.stdout) as SimulateResult).configs[0]!, b = (JSON.parse(without.stdout) as SimulateResult).configs[0]!;
+    expect(a.nodes.some((n) => n.top_sources.length > 0)).toBe(true);
+    for (const n of b.nodes) expect(n.top_sources).toEqual([]);
+    expect(b.nodes.map(({ top_sources: _, ...rest }) => rest)).toEqual(a.nodes.map(({ top_sources: _, ...rest }) => rest));
+    expect(b.stats).toEqual(a.stats);
+  });
   it('the randomness band is measured over other seeds: flows that hash together widen it', async () => {
     // 40 sources with 100 connections each: under sourceip every source moves as one item.
     const few = join(dir, 'few.csv');

@@ -46,6 +46,8 @@ interface SimulateFlags extends SelectorFlags {
   minPValue?: string;
   maxMigration?: string;
   lenient?: boolean;
+  /** false with --no-top-sources. */
+  topSources?: boolean;
   hash?: boolean;
 }
 
@@ -123,6 +125,8 @@ export function registerSimulate(program: Command): void {
     .option('--flow-timeout <s>', 'a connection (both directions of a 5-tuple) ends after this many seconds without a packet; ' +
       'the next packet of that 5-tuple opens a new one. Bounds memory on long captures (the table holds only what was active ' +
       'within the timeout). The kernel keeps idle UDP 30-120 s and idle established TCP 5 days', String(DEFAULT_FLOW_TIMEOUT))
+    .option('--no-top-sources', 'do not count the heaviest sources per node: exact counts need one counter per distinct source address, ' +
+      'the only memory that grows with the capture (connections are held only within the flow timeout)')
     .option('--lenient', 'skip malformed capture records (counted) instead of stopping')
     .option('--no-hash', 'do not compute the SHA-256 of input files for the report header (saves a pass over huge captures)')
     .option('--json', 'print the whole result as one JSON document')
@@ -227,7 +231,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       if (builtIn) err(`simulate: no input given, running the built-in scenario '${DEFAULT_SCENARIO.name}' (${packets.toLocaleString('en-US')} packets, seed ${seed}) to ${clusterIpText}\n`);
       const progress = new Progress(process.stderr, kind === 'synthetic' ? packets : 0);
       const run = await runSimulation({
-        inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers, flowTimeout,
+        inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers, flowTimeout, topSources: o.topSources !== false,
         onProgress: (done, rss) => progress.update(done, rss),
       });
       progress.done();

@@ -58,6 +58,13 @@ export interface SinkOptions {
   buckets: number[];
   dirDep: boolean[];
   mixed: number[] | null;
+  /**
+   * Count every source address per node for the heaviest sources (default
+   * true). Exact, so it holds one counter per distinct source: the one part
+   * of a run's memory that grows with the capture rather than with the
+   * connections active within the timeout.
+   */
+  sources?: boolean;
 }
 
 const BAND_CHUNK = 8192;
@@ -157,10 +164,12 @@ export class FlowSink {
   private readonly bandReply = new Uint8Array(BAND_CHUNK);
   private bandN = 0;
   private readonly sk = new Uint32Array(SRC_KW);
+  private readonly sources: boolean;
 
   constructor(o: SinkOptions) {
     this.o = o;
     this.s = emptySummary(o);
+    this.sources = o.sources ?? true;
     const seeds = bandSeeds();
     o.selectors.forEach((spec, c) => {
       if (this.s.configs[c]!.band) this.band.push({ c, sels: seeds.map((seed) => buildSelector(reseed(spec, seed)!)) });
@@ -204,8 +213,7 @@ export class FlowSink {
           cf.flows[b] = cf.flows[b]! + sign;
           if (!reply) cf.connections[b] = cf.connections[b]! + sign;
           if (dirDep[c]) { cf.packets[b] = cf.packets[b]! + sign * pk; cf.bytes[b] = cf.bytes[b]! + sign * by; }
-          sk[0] = c; sk[1] = b;
-          this.src.add(sk, 0, sign * pk, sign * by);
+          if (this.sources) { sk[0] = c; sk[1] = b; this.src.add(sk, 0, sign * pk, sign * by); }
         }
         const x = bk[bo]!;
         for (let j = 1; j < C; j++) {

@@ -23,6 +23,8 @@ export interface RunOptions {
   workers?: number;
   /** Connection idle timeout, seconds (default DEFAULT_FLOW_TIMEOUT). */
   flowTimeout?: number;
+  /** Count the heaviest sources per node (default true); their table is the part of memory that grows with distinct sources. */
+  topSources?: boolean;
   /** Called about every 200 ms with packets done so far and resident memory. */
   onProgress?: (packets: number, rss: number) => void;
 }
@@ -51,7 +53,7 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
   });
   const progressBuf = new SharedArrayBuffer(8 * Math.max(1, shares.length));
   const progress = new Float64Array(progressBuf);
-  const tasks: SimTask[] = shares.map(({ source, chain }, slot) => ({ source, chain, flowTimeout, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
+  const tasks: SimTask[] = shares.map(({ source, chain }, slot) => ({ source, chain, flowTimeout, topSources: o.topSources ?? true, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
   let peakRss = process.memoryUsage().rss;
   const tick = (): void => {
     const rss = process.memoryUsage().rss;
@@ -62,7 +64,7 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
   };
   const timer = setInterval(tick, 200);
   const dirDep = o.selectors.map((s) => directionDependent(buildSelector(s)));
-  const sink = { selectors: o.selectors, buckets: o.buckets, dirDep, mixed: o.mixed };
+  const sink = { selectors: o.selectors, buckets: o.buckets, dirDep, mixed: o.mixed, sources: o.topSources ?? true };
   let merged: MergedRun;
   let sharesS = 0;
   try {

@@ -26,6 +26,8 @@ export interface SimTask {
   batchCapacity?: number;
   /** Connection idle timeout, seconds (conn-table.ts). */
   flowTimeout: number;
+  /** Count sources for the heaviest sources per node (default true; SinkOptions.sources). */
+  topSources?: boolean;
   /**
    * Where this share sits in its input: shares of one input are consecutive
    * stretches of one stream (byte ranges of a capture), joined back in order
