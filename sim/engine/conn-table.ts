@@ -16,10 +16,14 @@
  * and merged back to exactly the answer of one pass (see `headUntil` and
  * merge.ts).
  *
- * Layout: open addressing with linear probing over three typed arrays (keys,
- * an 8-float record, per-configuration buckets of each direction's first
- * packet). No per-packet allocation; expired entries are removed by rebuilding
- * the table every quarter timeout of capture time.
+ * Layout: the entries are dense (entries 0 .. count-1 of three typed arrays:
+ * key words, an 8-float record, per-configuration buckets of each
+ * direction's first packet), found through a separate open-addressing slot
+ * array of [key hash, entry + 1] with linear probing. The probe compares
+ * hashes in the small slot array and reads one entry's key; growing rebuilds
+ * only the slots, from the stored hashes; a sweep reads only live entries.
+ * No per-packet allocation; expired entries are ended every quarter timeout
+ * of capture time.
  */
 import { F, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
 import { fmix32, mix32 } from '../hash/mix.ts';
@@ -118,12 +122,14 @@ export const REORDER_SLACK = 5;
 
 const END_CHUNK = 4096;
 const MIN_SLOTS = 1 << 10;
+const MIN_ENTRIES = 1 << 9;
 
 export class ConnTable {
   readonly kw: number;
   readonly c: number;
   readonly timeout: number;
   private readonly maxLoad: number;
+  /** Live entries: they are entries 0 .. count-1 of the entry arrays. */
   count = 0;
   /**
    * Entries created by a packet at or before this time may continue a
@@ -133,9 +139,14 @@ export class ConnTable {
   headUntil = -Infinity;
   /** Copies of head entries, and of entries open at the end: what merge.ts joins across shares. */
   readonly exports: FlowRecords;
+  /** Entry arrays, dense: entry e's key words, record and buckets (FlowRecords' layout). */
   keys: Uint32Array;
   rec: Float64Array;
   bk: Int32Array;
+  /** Key hash of each entry (finds its slot again when it moves or the slots are rebuilt). */
+  private hashes: Int32Array;
+  /** Open addressing, linear probing: [key hash, entry + 1] per slot; entry + 1 = 0 is empty. */
+  private slotw: Int32Array;
   private mask: number;
   private readonly ended: FlowRecords;
   private readonly onEnd: (r: FlowRecords) => void;
@@ -154,9 +165,12 @@ export class ConnTable {
     let cap = 16;
     while (cap < slots) cap <<= 1;
     this.mask = cap - 1;
-    this.keys = new Uint32Array(cap * o.kw);
-    this.rec = new Float64Array(cap * REC);
-    this.bk = new Int32Array(cap * 4 * o.c);
+    this.slotw = new Int32Array(cap * 2);
+    const entries = Math.max(16, Math.ceil(cap * this.maxLoad));
+    this.keys = new Uint32Array(entries * o.kw);
+    this.rec = new Float64Array(entries * REC);
+    this.bk = new Int32Array(entries * 4 * o.c);
+    this.hashes = new Int32Array(entries);
   }
 
   get slots(): number {
@@ -165,85 +179,111 @@ export class ConnTable {
 
   /** Bytes the table's arrays hold. */
   byteSize(): number {
-    return this.keys.byteLength + this.rec.byteLength + this.bk.byteLength;
+    return this.keys.byteLength + this.rec.byteLength + this.bk.byteLength + this.hashes.byteLength + this.slotw.byteLength;
   }
 
   /**
    * Between batches: every quarter timeout of capture time, ends the entries
-   * no later packet can reach and re-packs the rest into a table sized for
-   * them. "Later" is measured from the newest packet counted so far, never
-   * from one not yet counted (an older packet of the same batch may still
-   * join an entry).
+   * no later packet can reach. "Later" is measured from the newest packet
+   * counted so far, never from one not yet counted (an older packet of the
+   * same batch may still join an entry).
    */
   sweep(): void {
     if (this.newest - this.lastSweep >= this.timeout / 4) {
       this.lastSweep = this.newest;
-      this.sweepInPlace(this.newest - this.timeout - REORDER_SLACK);
+      this.sweepBefore(this.newest - this.timeout - REORDER_SLACK);
     }
   }
 
   /**
-   * Ends every entry idle before `cutoff`, in place: linear probing's
-   * backward-shift deletion, scanning once around the table from an empty
-   * slot (so no probe run wraps past the start). Measured: re-packing into
-   * fresh arrays instead cost a fifth of a 5M-packet run (page faults and a
-   * cold read of ~100 MB per sweep).
+   * Ends every entry idle before `cutoff`. The entries are dense, so this
+   * reads only the live ones, in order; an ended entry's place is taken by
+   * the last entry (whose slot is pointed at it).
    */
-  private sweepInPlace(cutoff: number): void {
-    const keys = this.keys, rec = this.rec, kw = this.kw, cap = this.slots, mask = this.mask;
+  private sweepBefore(cutoff: number): void {
+    const rec = this.rec;
     let e = 0;
-    while (e < cap && keys[e * kw] !== 0) e++;
-    if (e === cap) { this.rebuild(cutoff); return; }
-    for (let step = 1; step <= cap; step++) {
-      const i = (e + step) & mask;
-      while (keys[i * kw] !== 0 && rec[i * REC + LAST]! < cutoff) {
-        this.end(i);
-        this.deleteAt(i);
-      }
+    while (e < this.count) {
+      if (rec[e * REC + LAST]! < cutoff) {
+        this.end(e);
+        this.remove(e);
+      } else e++;
     }
+    this.shrink();
   }
 
-  /** Empties slot i, moving later entries of its probe run back so every entry stays reachable from its home slot. */
-  private deleteAt(i: number): void {
-    const keys = this.keys, rec = this.rec, bk = this.bk, kw = this.kw, mask = this.mask, b4 = 4 * this.c;
-    let j = i;
+  /** Slot whose entry is e (e is live). */
+  private slotOf(e: number): number {
+    const sw = this.slotw, mask = this.mask;
+    let s = this.hashes[e]! & mask;
+    while (sw[2 * s + 1] !== e + 1) s = (s + 1) & mask;
+    return s;
+  }
+
+  /**
+   * Removes live entry e: its slot is emptied by linear probing's
+   * backward-shift deletion (every later slot of the run stays reachable
+   * from its home), and the last entry moves into e.
+   */
+  private remove(e: number): void {
+    const sw = this.slotw, mask = this.mask;
+    let i = this.slotOf(e), j = i;
     for (;;) {
       j = (j + 1) & mask;
-      if (keys[j * kw] === 0) break;
-      const h = this.hashAt(keys, j) & mask;
-      // The entry at j may move to i unless its home lies cyclically in (i, j].
+      if (sw[2 * j + 1] === 0) break;
+      const h = sw[2 * j]! & mask;
+      // The slot at j may move to i unless its home lies cyclically in (i, j].
       const stays = i <= j ? h > i && h <= j : h > i || h <= j;
       if (stays) continue;
-      copyEntry(keys, rec, bk, j, keys, rec, bk, i, kw, b4);
+      sw[2 * i] = sw[2 * j]!;
+      sw[2 * i + 1] = sw[2 * j + 1]!;
       i = j;
     }
-    keys[i * kw] = 0;
-    this.count--;
-  }
-
-  /** Keeps the load factor at most 1/2 (linear probing stays short): called before every insert. */
-  private room(): void {
-    if ((this.count + 1) * 2 > this.slots) this.rebuild(this.newest - this.timeout - REORDER_SLACK);
-  }
-
-  /** Re-inserts every entry idle since `cutoff` or later into fresh arrays (load 1/6 to 1/3); ends the rest. */
-  private rebuild(cutoff: number): void {
-    const { keys, rec, bk, kw } = this;
-    const b4 = 4 * this.c, old = this.slots;
-    let live = 0;
-    for (let s = 0; s < old; s++) if (keys[s * kw] !== 0 && rec[s * REC + LAST]! >= cutoff) live++;
-    let cap = MIN_SLOTS;
-    while (cap < (live + 1) * 3) cap <<= 1;
-    const nk = new Uint32Array(cap * kw), nr = new Float64Array(cap * REC), nb = new Int32Array(cap * b4);
-    const mask = cap - 1;
-    for (let s = 0; s < old; s++) {
-      if (keys[s * kw] === 0) continue;
-      if (rec[s * REC + LAST]! < cutoff) { this.end(s); continue; }
-      let t = this.hashAt(keys, s) & mask;
-      while (nk[t * kw] !== 0) t = (t + 1) & mask;
-      copyEntry(keys, rec, bk, s, nk, nr, nb, t, kw, b4);
+    sw[2 * i] = 0;
+    sw[2 * i + 1] = 0;
+    const last = --this.count;
+    if (e !== last) {
+      sw[2 * this.slotOf(last) + 1] = e + 1;
+      copyEntry(this.keys, this.rec, this.bk, last, this.keys, this.rec, this.bk, e, this.kw, 4 * this.c);
+      this.hashes[e] = this.hashes[last]!;
     }
-    this.keys = nk; this.rec = nr; this.bk = nb; this.mask = mask; this.count = live;
+  }
+
+  /** Before an insert: room for one more entry, and slots at most `maxLoad` full (linear probing stays short). */
+  private room(): void {
+    if (this.count + 1 > (this.mask + 1) * this.maxLoad) this.resizeSlots((this.mask + 1) * 2);
+    if (this.count + 1 > this.hashes.length) this.resizeEntries(Math.max(MIN_ENTRIES, this.count * 2));
+  }
+
+  /** After a sweep: halves slots and entry arrays while under a quarter used, so memory follows the live connections down too. */
+  private shrink(): void {
+    let slots = this.mask + 1;
+    while (slots > MIN_SLOTS && this.count * 4 < slots * this.maxLoad) slots >>= 1;
+    if (slots !== this.mask + 1) this.resizeSlots(slots);
+    if (this.hashes.length > MIN_ENTRIES && this.count * 4 < this.hashes.length) this.resizeEntries(Math.max(MIN_ENTRIES, this.count * 2));
+  }
+
+  /** A new slot array of `n` slots, filled from the entries' hashes: no entry is read. */
+  private resizeSlots(n: number): void {
+    const sw = new Int32Array(n * 2), mask = n - 1, hs = this.hashes;
+    for (let e = 0; e < this.count; e++) {
+      const h = hs[e]!;
+      let s = h & mask;
+      while (sw[2 * s + 1] !== 0) s = (s + 1) & mask;
+      sw[2 * s] = h;
+      sw[2 * s + 1] = e + 1;
+    }
+    this.slotw = sw;
+    this.mask = mask;
+  }
+
+  /** Entry arrays for `n` entries, the live ones copied in order. */
+  private resizeEntries(n: number): void {
+    const kw = this.kw, b4 = 4 * this.c, live = this.count;
+    const k = new Uint32Array(n * kw); k.set(this.keys.subarray(0, live * kw)); this.keys = k;
+    const r = new Float64Array(n * REC); r.set(this.rec.subarray(0, live * REC)); this.rec = r;
+    const b = new Int32Array(n * b4); b.set(this.bk.subarray(0, live * b4)); this.bk = b;
+    const h = new Int32Array(n); h.set(this.hashes.subarray(0, live)); this.hashes = h;
   }
 
   private hashAt(keys: Uint32Array, s: number): number {
@@ -255,13 +295,13 @@ export class ConnTable {
   }
 
   /**
-   * Entry s ended: to the sink. An entry that may continue a connection of the
+   * Entry e ended: to the sink. An entry that may continue a connection of the
    * previous share is also exported: merge.ts replaces the two halves'
    * counts by the whole connection's if they join.
    */
-  private end(s: number): void {
-    if (this.rec[s * REC + META]! & HEAD) pushRecord(this.exports, this.keys, this.rec, this.bk, s);
-    pushRecord(this.ended, this.keys, this.rec, this.bk, s);
+  private end(e: number): void {
+    if (this.rec[e * REC + META]! & HEAD) pushRecord(this.exports, this.keys, this.rec, this.bk, e);
+    pushRecord(this.ended, this.keys, this.rec, this.bk, e);
     if (this.ended.count >= END_CHUNK) this.flushEnded();
   }
 
@@ -271,6 +311,15 @@ export class ConnTable {
     this.ended.count = 0;
   }
 
+  /** A new entry for key hash h in free slot s (room() was called before the probe); returns it. */
+  private insertAt(s: number, h: number): number {
+    const e = this.count++;
+    this.slotw[2 * s] = h;
+    this.slotw[2 * s + 1] = e + 1;
+    this.hashes[e] = h;
+    return e;
+  }
+
   /**
    * Counts packet i (IPv4) in its connection. `outO[c][i]` / `outR[c][i]` are
    * selector c's bucket for the packet read as original / as reply direction.
@@ -278,29 +327,33 @@ export class ConnTable {
   trackV4(b: TupleBatch, i: number, outO: Int32Array[], outR: (Int32Array | null)[]): void {
     const sa = b.saddr[i]!, da = b.daddr[i]!, sp = b.sport[i]!, dp = b.dport[i]!;
     const k0 = (4 << 8) | b.proto[i]!;
-    if ((this.count + 1) * 2 > this.slots) this.room();
+    this.room();
     let d: number, A: number, B: number, P: number;
     if (sa < da || (sa === da && sp <= dp)) { d = 0; A = sa; B = da; P = ((sp << 16) | dp) >>> 0; }
     else { d = 1; A = da; B = sa; P = ((dp << 16) | sp) >>> 0; }
-    const keys = this.keys, mask = this.mask;
-    let s = hash4(k0, A, B, P) & mask;
-    let found = false;
+    const h = hash4(k0, A, B, P), keys = this.keys, sw = this.slotw, mask = this.mask;
+    let s = h & mask, e = -1;
     for (;;) {
-      const o = s << 2, w = keys[o]!;
-      if (w === 0) break;
-      if (w === k0 && keys[o + 1] === A && keys[o + 2] === B && keys[o + 3] === P) { found = true; break; }
+      const x = sw[2 * s + 1]!;
+      if (x === 0) break;
+      if (sw[2 * s] === h) {
+        const o = (x - 1) << 2;
+        if (keys[o] === k0 && keys[o + 1] === A && keys[o + 2] === B && keys[o + 3] === P) { e = x - 1; break; }
+      }
       s = (s + 1) & mask;
     }
+    const found = e >= 0;
     if (!found) {
-      const o = s << 2;
+      e = this.insertAt(s, h);
+      const o = e << 2;
       keys[o] = k0; keys[o + 1] = A; keys[o + 2] = B; keys[o + 3] = P;
     }
-    this.update(s, found, d, b, i, outO, outR);
+    this.update(e, found, d, b, i, outO, outR);
   }
 
   /** Same for an IPv6 packet (10-word key). */
   trackV6(b: TupleBatch, i: number, outO: Int32Array[], outR: (Int32Array | null)[]): void {
-    if ((this.count + 1) * 2 > this.slots) this.room();
+    this.room();
     const k = this.k, j = i << 2, s6 = b.saddr6, d6 = b.daddr6, sp = b.sport[i]!, dp = b.dport[i]!;
     let cmp = 0;
     for (let w = 0; w < 4 && cmp === 0; w++) cmp = s6[j + w]! - d6[j + w]!;
@@ -310,29 +363,36 @@ export class ConnTable {
     k[0] = (6 << 8) | b.proto[i]!;
     for (let w = 0; w < 4; w++) { k[1 + w] = a[j + w]!; k[5 + w] = z[j + w]!; }
     k[9] = d === 0 ? ((sp << 16) | dp) >>> 0 : ((dp << 16) | sp) >>> 0;
-    let h = 0x9747b28c;
-    for (let w = 0; w < 10; w++) h = mix32(h, k[w]!);
-    const keys = this.keys, mask = this.mask;
-    let s = fmix32(h) & mask;
-    let found = false;
-    for (;;) {
-      const o = s * 10;
-      if (keys[o] === 0) break;
-      let eq = true;
-      for (let w = 0; w < 10; w++) if (keys[o + w] !== k[w]) { eq = false; break; }
-      if (eq) { found = true; break; }
-      s = (s + 1) & mask;
-    }
-    if (!found) keys.set(k, s * 10);
-    this.update(s, found, d, b, i, outO, outR);
+    const h = this.hashAt(k, 0);
+    const at = this.probe(k, h);
+    const found = at >= 0;
+    const e = found ? at : this.insertAt(-at - 1, h);
+    if (!found) this.keys.set(k, e * 10);
+    this.update(e, found, d, b, i, outO, outR);
   }
 
-  private update(s: number, found: boolean, d: number, b: TupleBatch, i: number, outO: Int32Array[], outR: (Int32Array | null)[]): void {
-    const rec = this.rec, r = s * REC, ts = b.ts[i]!;
-    if (!found) this.count++;
-    else if (ts - rec[r + LAST]! > this.timeout) {
+  /** The entry with key `k` (hash h): >= 0 when present, else -(free slot + 1). */
+  private probe(k: Uint32Array, h: number): number {
+    const kw = this.kw, keys = this.keys, sw = this.slotw, mask = this.mask;
+    let s = h & mask;
+    for (;;) {
+      const x = sw[2 * s + 1]!;
+      if (x === 0) return -(s + 1);
+      if (sw[2 * s] === h) {
+        const o = (x - 1) * kw;
+        let eq = true;
+        for (let w = 0; w < kw; w++) if (keys[o + w] !== k[w]) { eq = false; break; }
+        if (eq) return x - 1;
+      }
+      s = (s + 1) & mask;
+    }
+  }
+
+  private update(e: number, found: boolean, d: number, b: TupleBatch, i: number, outO: Int32Array[], outR: (Int32Array | null)[]): void {
+    const rec = this.rec, r = e * REC, ts = b.ts[i]!;
+    if (found && ts - rec[r + LAST]! > this.timeout) {
       // Idle past the timeout: that connection ended; this packet opens a new one under the same key.
-      this.end(s);
+      this.end(e);
       found = false;
     }
     if (!found) {
@@ -347,22 +407,22 @@ export class ConnTable {
     if (!(meta & seen)) {
       rec[o] = 1; rec[o + 1] = len; rec[o + 2] = ts;
       meta |= seen | syn;
-      this.setBuckets(s, d, i, outO, outR, false);
+      this.setBuckets(e, d, i, outO, outR, false);
     } else {
       rec[o] = rec[o]! + 1;
       rec[o + 1] = rec[o + 1]! + len;
       const t = rec[o + 2]!;
       // The direction's first packet is its earliest (ties: OR / min), so the answer does not depend on file order.
-      if (ts < t) { rec[o + 2] = ts; meta = (meta & ~synBit) | syn; this.setBuckets(s, d, i, outO, outR, false); }
-      else if (ts === t) { meta |= syn; this.setBuckets(s, d, i, outO, outR, true); }
+      if (ts < t) { rec[o + 2] = ts; meta = (meta & ~synBit) | syn; this.setBuckets(e, d, i, outO, outR, false); }
+      else if (ts === t) { meta |= syn; this.setBuckets(e, d, i, outO, outR, true); }
     }
     if (ts > rec[r + LAST]!) rec[r + LAST] = ts;
     rec[r + META] = meta;
     if (ts > this.newest) this.newest = ts;
   }
 
-  private setBuckets(s: number, d: number, i: number, outO: Int32Array[], outR: (Int32Array | null)[], min: boolean): void {
-    const C = this.c, bk = this.bk, base = s * 4 * C + d * 2;
+  private setBuckets(e: number, d: number, i: number, outO: Int32Array[], outR: (Int32Array | null)[], min: boolean): void {
+    const C = this.c, bk = this.bk, base = e * 4 * C + d * 2;
     for (let c = 0; c < C; c++) {
       const x = outO[c]![i]!, rr = outR[c], y = rr ? rr[i]! : x, o = base + c * 4;
       if (min) { if (x < bk[o]!) bk[o] = x; if (y < bk[o + 1]!) bk[o + 1] = y; }
@@ -371,42 +431,34 @@ export class ConnTable {
   }
 
   /**
-   * Slot of the entry with record n of `src`'s key: >= 0 when present, else
-   * -(free slot + 1). For merge.ts, which joins entries exported by shares.
+   * The entry with record n of `src`'s key: >= 0 when present, else
+   * -(free slot + 1), to hand to `put`. For merge.ts, which joins entries
+   * exported by shares.
    */
   lookup(src: FlowRecords, n: number): number {
     const kw = this.kw, k = this.k;
     for (let w = 0; w < kw; w++) k[w] = src.keys[n * kw + w]!;
-    if (this.count + 1 > this.slots * this.maxLoad) this.rebuild(-Infinity);
-    const keys = this.keys, mask = this.mask;
-    let s = this.hashAt(k, 0) & mask;
-    for (;;) {
-      const o = s * kw;
-      if (keys[o] === 0) return -(s + 1);
-      let eq = true;
-      for (let w = 0; w < kw; w++) if (keys[o + w] !== k[w]) { eq = false; break; }
-      if (eq) return s;
-      s = (s + 1) & mask;
-    }
+    this.room();
+    return this.probe(k, this.hashAt(k, 0));
   }
 
-  /** Whether record n of `src` continues the entry in slot s (it started within the timeout of the entry's last packet). */
-  continues(s: number, src: FlowRecords, n: number): boolean {
-    return firstTs(src.rec, n * REC) - this.rec[s * REC + LAST]! <= this.timeout;
+  /** Whether record n of `src` continues entry e (it started within the timeout of the entry's last packet). */
+  continues(e: number, src: FlowRecords, n: number): boolean {
+    return firstTs(src.rec, n * REC) - this.rec[e * REC + LAST]! <= this.timeout;
   }
 
-  /** Puts record n of `src` in slot s (a free slot from `lookup`, or an entry it replaces). */
-  put(s: number, src: FlowRecords, n: number): void {
+  /** Puts record n of `src` where `lookup` said: over entry `at` (>= 0), or as a new entry in free slot -at-1. */
+  put(at: number, src: FlowRecords, n: number): void {
     const kw = this.kw, C4 = 4 * this.c;
-    if (this.keys[s * kw] === 0) this.count++;
-    for (let w = 0; w < kw; w++) this.keys[s * kw + w] = src.keys[n * kw + w]!;
-    for (let w = 0; w < REC; w++) this.rec[s * REC + w] = src.rec[n * REC + w]!;
-    this.rec[s * REC + META] = src.rec[n * REC + META]! & ~HEAD;
-    for (let w = 0; w < C4; w++) this.bk[s * C4 + w] = src.bk[n * C4 + w]!;
+    const e = at >= 0 ? at : this.insertAt(-at - 1, this.hashAt(src.keys, n));
+    for (let w = 0; w < kw; w++) this.keys[e * kw + w] = src.keys[n * kw + w]!;
+    for (let w = 0; w < REC; w++) this.rec[e * REC + w] = src.rec[n * REC + w]!;
+    this.rec[e * REC + META] = src.rec[n * REC + META]! & ~HEAD;
+    for (let w = 0; w < C4; w++) this.bk[e * C4 + w] = src.bk[n * C4 + w]!;
   }
 
   /**
-   * Joins record n of `src` into the entry in slot s, by `update`'s rules, so
+   * Joins record n of `src` into entry s, by `update`'s rules, so
    * joining two halves of a connection gives what one pass over both would.
    */
   combine(s: number, src: FlowRecords, n: number): void {
@@ -447,18 +499,18 @@ export class ConnTable {
    * entries are also exported: the next share may continue them.
    */
   finish(last: boolean): void {
-    const { keys, kw } = this;
-    for (let s = 0; s < this.slots; s++) {
-      if (keys[s * kw] === 0) continue;
-      if (!last && !(this.rec[s * REC + META]! & HEAD)) pushRecord(this.exports, this.keys, this.rec, this.bk, s);
-      this.end(s);
+    for (let e = 0; e < this.count; e++) {
+      if (!last && !(this.rec[e * REC + META]! & HEAD)) pushRecord(this.exports, this.keys, this.rec, this.bk, e);
+      this.end(e);
     }
     // Drop the arrays (a finished table may be held until its share's result is posted).
-    this.keys = new Uint32Array(MIN_SLOTS * kw);
-    this.rec = new Float64Array(MIN_SLOTS * REC);
-    this.bk = new Int32Array(MIN_SLOTS * 4 * this.c);
-    this.mask = MIN_SLOTS - 1;
     this.count = 0;
+    this.slotw = new Int32Array(MIN_SLOTS * 2);
+    this.mask = MIN_SLOTS - 1;
+    this.keys = new Uint32Array(MIN_ENTRIES * this.kw);
+    this.rec = new Float64Array(MIN_ENTRIES * REC);
+    this.bk = new Int32Array(MIN_ENTRIES * 4 * this.c);
+    this.hashes = new Int32Array(MIN_ENTRIES);
     this.flushEnded();
   }
 }

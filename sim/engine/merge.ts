@@ -103,13 +103,13 @@ function joinShares(parts: SimPartial[], o: SinkOptions, timeout: number): FlowS
             pushRecord(minus, r.keys, r.rec, r.bk, n);
             table.combine(s, r, n);
             pushRecord(plus, table.keys, table.rec, table.bk, s);
-          } else if (!last) table.put(s >= 0 ? s : -s - 1, r, n);
+          } else if (!last) table.put(s, r, n);
         }
         if (last) continue;
         for (let n = 0; n < r.count; n++) {
           if (r.rec[n * REC + META]! & HEAD) continue;
           const s = table.lookup(r, n);
-          table.put(s >= 0 ? s : -s - 1, r, n);
+          table.put(s, r, n);
         }
       }
       sink.consume(minus, -1);
