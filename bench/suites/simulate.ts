@@ -29,10 +29,10 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SPEC: SelectorSpec = { backend: 'clusterip', hashmode: 'sourceip-sourceport', totalNodes: 4, hashInit: 0, kernel: '6.1', endian: 'little' };
 
 /** Packets per wall second of one whole simulation (pool start, shares, merge, analysis). */
-async function simulateOnce(file: string, workers: number): Promise<{ pps: number; packets: number }> {
+async function simulateOnce(file: string, workers: number, connections = true): Promise<{ pps: number; packets: number }> {
   const sel = buildSelector(SPEC);
   const t0 = performance.now();
-  const run = await runSimulation({ inputs: [{ kind: 'pcap', path: file }], selectors: [SPEC], buckets: [sel.buckets], clusterIp: null, mixed: null, workers });
+  const run = await runSimulation({ inputs: [{ kind: 'pcap', path: file }], selectors: [SPEC], buckets: [sel.buckets], clusterIp: null, mixed: null, workers, connections });
   analyse(run.merged, [sel], { ids: ['A'], dirDep: [directionDependent(sel)] });
   const s = (performance.now() - t0) / 1000;
   return { pps: run.merged.ingest.packets / s, packets: run.merged.ingest.packets };
@@ -86,18 +86,21 @@ export const simulateSuite: Suite = {
     const file = ensureCapture(ctx, packets, 262144);
     const exe = buildNative(ctx);
     const ingestOnly = ours(file);
-    const one: number[] = [], two: number[] = [], ing: number[] = [], c: number[] = [], ceil: number[] = [];
+    const one: number[] = [], two: number[] = [], ing: number[] = [], c: number[] = [], ceil: number[] = [], flat1: number[] = [], flat2: number[] = [];
     for (let r = -warmup; r < repeats; r++) {
       const a = (await simulateOnce(file, 1)).pps;
       const b = (await simulateOnce(file, 2)).pps;
       const i = wallRate(ingestOnly);
       const n = native(exe, file);
       const k = await readOnly(file, 2, packets);
+      const f1 = (await simulateOnce(file, 1, false)).pps;
+      const f2 = (await simulateOnce(file, 2, false)).pps;
       if (r < 0) continue;
-      one.push(a); two.push(b); ing.push(i); c.push(n); ceil.push(k);
-      ctx.log(`round ${r + 1}/${repeats}: 1 worker ${(a / 1e6).toFixed(2)} M/s, 2 workers ${(b / 1e6).toFixed(2)} M/s, ingest ${(i / 1e6).toFixed(2)} M/s, C ${(n / 1e6).toFixed(2)} M/s, 2 threads only reading ${(k / 1e6).toFixed(2)} M/s`);
+      one.push(a); two.push(b); ing.push(i); c.push(n); ceil.push(k); flat1.push(f1); flat2.push(f2);
+      ctx.log(`round ${r + 1}/${repeats}: 1 worker ${(a / 1e6).toFixed(2)} M/s, 2 workers ${(b / 1e6).toFixed(2)} M/s, ingest ${(i / 1e6).toFixed(2)} M/s, C ${(n / 1e6).toFixed(2)} M/s, 2 threads only reading ${(k / 1e6).toFixed(2)} M/s, no connections 1/2 workers ${(f1 / 1e6).toFixed(2)}/${(f2 / 1e6).toFixed(2)} M/s`);
     }
     const s1 = summarize(one), s2 = summarize(two), si = summarize(ing), sc = summarize(c), sk = summarize(ceil);
+    const sf1 = summarize(flat1), sf2 = summarize(flat2);
     const td = ctx.quick ? undefined : tcpdump(file, packets);
     for (const [workers, s] of [[1, s1], [2, s2]] as const) {
       ctx.emit({
@@ -111,6 +114,20 @@ export const simulateSuite: Suite = {
         ratio_ingest: s.median / si.median,
         scaling: workers === 2 ? s2.median / s1.median : 1,
         ...(td ? { tcpdump_ops_per_s: td, ratio_tcpdump: s.median / td } : {}),
+      });
+    }
+    // What connection tracking costs: the same runs with per-packet counts only (no flows, connections,
+    // sources, band or migrations; the engine's bench diagnostic, not a CLI mode).
+    for (const [workers, s] of [[1, sf1], [2, sf2]] as const) {
+      ctx.emit({
+        suite: 'simulate',
+        case: `diagnostic: per-packet counts only, no connection tracking, ${workers} worker${workers > 1 ? 's' : ''}, ${packets} packets`,
+        ops_per_s: s.median,
+        spread: s.spread,
+        native_ops_per_s: sc.median,
+        ratio: s.median / sc.median,
+        scaling: workers === 2 ? sf2.median / sf1.median : 1,
+        ratio_full_job: s.median / (workers === 2 ? s2 : s1).median,
       });
     }
     // The ceiling: two threads that only read their halves of the file (no decoding at all). Copying

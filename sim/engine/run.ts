@@ -25,6 +25,8 @@ export interface RunOptions {
   flowTimeout?: number;
   /** Count the heaviest sources per node (default true); their table is the part of memory that grows with distinct sources. */
   topSources?: boolean;
+  /** Track connections (default true); false is SimTask.connections' bench diagnostic. */
+  connections?: boolean;
   /** Called about every 200 ms with packets done so far and resident memory. */
   onProgress?: (packets: number, rss: number) => void;
 }
@@ -53,7 +55,7 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
   });
   const progressBuf = new SharedArrayBuffer(8 * Math.max(1, shares.length));
   const progress = new Float64Array(progressBuf);
-  const tasks: SimTask[] = shares.map(({ source, chain }, slot) => ({ source, chain, flowTimeout, topSources: o.topSources ?? true, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
+  const tasks: SimTask[] = shares.map(({ source, chain }, slot) => ({ source, chain, flowTimeout, topSources: o.topSources ?? true, connections: o.connections ?? true, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
   let peakRss = process.memoryUsage().rss;
   const tick = (): void => {
     const rss = process.memoryUsage().rss;

@@ -50,6 +50,8 @@ export function processShare(task: SimTask): SimPartial {
   let notToCluster = 0;
   let done = 0;
   let started = task.chain.first;
+  const track = task.connections ?? true;
+  if (!track && anyDirDep) throw new Error('selectors that follow the conntrack direction need connection tracking');
 
   const src = openSource(task.source);
   try {
@@ -75,8 +77,10 @@ export function processShare(task: SimTask): SimPartial {
         started = true;
         v4.headUntil = v6.headUntil = batch.ts[0]! + task.flowTimeout + REORDER_SLACK;
       }
-      v4.sweep();
-      v6.sweep();
+      if (track) {
+        v4.sweep();
+        v6.sweep();
+      }
       // Every selector over the whole batch, as original direction; and as reply direction where that matters.
       for (let c = 0; c < C; c++) selectors[c]!.select(batch, outO[c]!, 0, m);
       if (anyDirDep) {
@@ -84,9 +88,11 @@ export function processShare(task: SimTask): SimPartial {
         for (let c = 0; c < C; c++) if (outR[c]) selectors[c]!.select(batch, outR[c]!, 0, m);
         for (let i = 0; i < m; i++) batch.flags[i] = batch.flags[i]! & ~F.REPLY;
       }
-      for (let i = 0; i < m; i++) {
-        if (batch.family[i] === FAMILY_IPV4) v4.trackV4(batch, i, outO, outR);
-        else v6.trackV6(batch, i, outO, outR);
+      if (track) {
+        for (let i = 0; i < m; i++) {
+          if (batch.family[i] === FAMILY_IPV4) v4.trackV4(batch, i, outO, outR);
+          else v6.trackV6(batch, i, outO, outR);
+        }
       }
       for (let c = 0; c < C; c++) {
         // Direction-dependent selectors count packets per connection, once its direction is known.

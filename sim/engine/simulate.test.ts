@@ -58,6 +58,11 @@ describe('simulate engine', () => {
       expect(configs[c]!.nodes.map((n) => n.bytes), sel.description).toEqual(by);
       expect(configs[c]!.unassigned.no_node).toBe(none);
     });
+    // The bench's diagnostic without connection tracking counts the same packets for the selectors that allow it.
+    const indep = SPECS.filter((_, c) => !directionDependent(sels[c]!));
+    const flat = await runSimulation({ inputs: [{ kind: 'csv', path: csv }], selectors: indep, buckets: indep.map((s) => buildSelector(s).buckets), clusterIp: null, mixed: null, workers: 2, connections: false });
+    expect(flat.merged.flows.connections).toBe(0);
+    indep.forEach((spec, k) => expect(Array.from(flat.merged.perPacket[k]!.packets)).toEqual(configs[SPECS.indexOf(spec)]!.nodes.map((n) => n.packets)));
     // The nft tcp-port key fires only for TCP: something must have been unassigned.
     expect(configs[3]!.unassigned.no_node).toBeGreaterThan(0);
 

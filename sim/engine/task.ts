@@ -29,6 +29,12 @@ export interface SimTask {
   /** Count sources for the heaviest sources per node (default true; SinkOptions.sources). */
   topSources?: boolean;
   /**
+   * Track connections (default true). false: per-packet counts only, no flows,
+   * connections, sources, band or migrations: a bench diagnostic that shows
+   * what connection tracking costs (direction-dependent selectors need it).
+   */
+  connections?: boolean;
+  /**
    * Where this share sits in its input: shares of one input are consecutive
    * stretches of one stream (byte ranges of a capture), joined back in order
    * by merge.ts. `first`: nothing precedes it; `last`: nothing follows.
