@@ -347,6 +347,19 @@ export class ConnTable {
       e = this.insertAt(s, h);
       const o = e << 2;
       keys[o] = k0; keys[o + 1] = A; keys[o + 2] = B; keys[o + 3] = P;
+    } else {
+      // Most packets: a live entry, a direction already seen, a packet no earlier than that
+      // direction's first and no later than the timeout. Counted here; update() has every other case.
+      const rec = this.rec, r = e * REC, ts = b.ts[i]!, last = rec[r + LAST]!, o = r + d * 3;
+      if (ts - last <= this.timeout && ts > rec[o + 2]! && rec[r + META]! & (d === 0 ? SEEN0 : SEEN1)) {
+        rec[o] = rec[o]! + 1;
+        rec[o + 1] = rec[o + 1]! + b.wirelen[i]!;
+        if (ts > last) {
+          rec[r + LAST] = ts;
+          if (ts > this.newest) this.newest = ts;
+        }
+        return;
+      }
     }
     this.update(e, found, d, b, i, outO, outR);
   }
