@@ -375,6 +375,10 @@ export class CaptureSource implements PacketSource {
           this.fastLoops.set(dst, fast);
         }
         const n0 = n;
+        // Set here, not in the loop before its first record: see compileFastPcap's warm-up.
+        state[0] = pos;
+        fastSums[0] = 0;
+        fastSums[1] = 0;
         n = fast(pos, Math.min(end - inp.base - 1, lim - 16), lim, n, max, from, to);
         pos = state[0]!;
         if (n > n0 && dst === this.acctOut) {
