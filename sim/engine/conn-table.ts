@@ -287,11 +287,7 @@ export class ConnTable {
   }
 
   private hashAt(keys: Uint32Array, s: number): number {
-    const kw = this.kw, o = s * kw;
-    if (kw === 4) return hash4(keys[o]!, keys[o + 1]!, keys[o + 2]!, keys[o + 3]!);
-    let h = 0x9747b28c;
-    for (let w = 0; w < kw; w++) h = mix32(h, keys[o + w]!);
-    return fmix32(h);
+    return keyHash(keys, s, this.kw);
   }
 
   /**
@@ -526,6 +522,15 @@ export class ConnTable {
     this.hashes = new Int32Array(MIN_ENTRIES);
     this.flushEnded();
   }
+}
+
+/** Hash of key n of `keys` (kw words a key): what the table probes with. */
+export function keyHash(keys: Uint32Array, n: number, kw: number): number {
+  const o = n * kw;
+  if (kw === 4) return hash4(keys[o]!, keys[o + 1]!, keys[o + 2]!, keys[o + 3]!);
+  let h = 0x9747b28c;
+  for (let w = 0; w < kw; w++) h = mix32(h, keys[o + w]!);
+  return fmix32(h);
 }
 
 /**

@@ -7,7 +7,7 @@
  * order-independent and the joining follows input order, so 1 or N workers
  * give the same result.
  */
-import { ConnTable, HEAD, META, newRecords, pushRecord, REC } from './conn-table.ts';
+import { ConnTable, HEAD, keyHash, META, newRecords, pushRecord, REC } from './conn-table.ts';
 import { addSummary, emptySummary, FlowSink, newSourceTable, type FlowSummary, type SinkOptions } from './flow-sink.ts';
 import type { MergeTask, SimPartial } from './task.ts';
 import { newStats, type IngestStats } from '../traffic/source.ts';
@@ -86,9 +86,15 @@ function joinShares(parts: SimPartial[], o: SinkOptions, timeout: number): FlowS
     const chain = parts.filter((p) => p.chain.input === input).sort((a, b) => a.chain.share - b.chain.share);
     for (const fam of ['v4', 'v6'] as const) {
       const kw = fam === 'v4' ? 4 : 10, C = o.buckets.length;
-      // Only what a later share can continue needs a place in the table: the open entries of every share but the last.
-      const held = chain.reduce((n, p) => n + (p.chain.last ? 0 : p.exports[fam].count), 0);
-      const table = new ConnTable({ kw, c: C, timeout, onEnd: () => {}, maxLoad: 0.75 }, Math.max(16, Math.ceil(held / 0.7)));
+      // An entry can only ever join a head of a later share with its key: the others need no place in
+      // the table (most of a share's open entries, on a capture cut into a few long stretches).
+      const heads = new KeyFilter(chain.reduce((n, p) => n + (p.chain.first ? 0 : p.exports[fam].count), 0));
+      for (const p of chain) {
+        if (p.chain.first) continue;
+        const r = p.exports[fam];
+        for (let n = 0; n < r.count; n++) if (r.rec[n * REC + META]! & HEAD) heads.add(keyHash(r.keys, n, kw));
+      }
+      const table = new ConnTable({ kw, c: C, timeout, onEnd: () => {}, maxLoad: 0.75 }, 1 << 10);
       const minus = newRecords(kw, C, 64), plus = newRecords(kw, C, 64);
       for (const p of chain) {
         const r = p.exports[fam], last = p.chain.last;
@@ -103,13 +109,12 @@ function joinShares(parts: SimPartial[], o: SinkOptions, timeout: number): FlowS
             pushRecord(minus, r.keys, r.rec, r.bk, n);
             table.combine(s, r, n);
             pushRecord(plus, table.keys, table.rec, table.bk, s);
-          } else if (!last) table.put(s, r, n);
+          } else if (!last && heads.has(keyHash(r.keys, n, kw))) table.put(s, r, n);
         }
         if (last) continue;
         for (let n = 0; n < r.count; n++) {
-          if (r.rec[n * REC + META]! & HEAD) continue;
-          const s = table.lookup(r, n);
-          table.put(s, r, n);
+          if (r.rec[n * REC + META]! & HEAD || !heads.has(keyHash(r.keys, n, kw))) continue;
+          table.put(table.lookup(r, n), r, n);
         }
       }
       sink.consume(minus, -1);
@@ -117,4 +122,29 @@ function joinShares(parts: SimPartial[], o: SinkOptions, timeout: number): FlowS
     }
   }
   return sink.summary();
+}
+
+/**
+ * A set of key hashes that may say yes wrongly but never no wrongly (two
+ * bits per key in a bitmap of 16 bits a key: ~1.4% false yes, which only
+ * costs a table entry).
+ */
+class KeyFilter {
+  private readonly bits: Int32Array;
+  private readonly mask: number;
+  constructor(keys: number) {
+    let n = 1 << 16;
+    while (n < keys * 16) n <<= 1;
+    this.bits = new Int32Array(n >>> 5);
+    this.mask = n - 1;
+  }
+  add(h: number): void {
+    const a = h & this.mask, b = Math.imul(h, 0x9e3779b1) >>> 7 & this.mask;
+    this.bits[a >>> 5] = this.bits[a >>> 5]! | (1 << (a & 31));
+    this.bits[b >>> 5] = this.bits[b >>> 5]! | (1 << (b & 31));
+  }
+  has(h: number): boolean {
+    const a = h & this.mask, b = Math.imul(h, 0x9e3779b1) >>> 7 & this.mask;
+    return (this.bits[a >>> 5]! & (1 << (a & 31))) !== 0 && (this.bits[b >>> 5]! & (1 << (b & 31))) !== 0;
+  }
 }
