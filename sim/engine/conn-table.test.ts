@@ -16,6 +16,7 @@ import { analyse } from '../analysis/distribution.ts';
 import { buildSelector } from '../select/build.ts';
 import type { SelectorSpec } from '../select/selector.ts';
 import { directionDependent, processShare } from './share.ts';
+import { ConnTable } from './conn-table.ts';
 
 interface Pkt { ts: number; proto: number; s: number; sp: number; d: number; dp: number; len: number; syn: boolean }
 
@@ -132,6 +133,31 @@ describe('connections with an idle timeout', () => {
     writePcap(a, mk(false));
     writePcap(b, mk(true));
     expect(await simulate(a, 0, 120)).toEqual(await simulate(b, 0, 120));
+  });
+
+  it('hold only the connections within the timeout: memory goes down when they end', () => {
+    const ended: number[] = [];
+    const t = new ConnTable({ kw: 4, c: 1, timeout: 10, onEnd: (r) => ended.push(r.count) });
+    const b = createBatch(4096), out = [new Int32Array(4096)], none = [null];
+    const burst = (ts: number, first: number, n: number): void => {
+      for (let i = 0; i < n; i += 4096) {
+        b.count = Math.min(4096, n - i);
+        for (let j = 0; j < b.count; j++) writeTupleV4(b, j, 17, 0x0a000000 + first + i + j, 5000, 0xc000020a, 53, ts, 100);
+        t.sweep();
+        for (let j = 0; j < b.count; j++) t.trackV4(b, j, out, none);
+      }
+    };
+    burst(1000, 0, 200_000);
+    const big = t.byteSize();
+    expect(t.count).toBe(200_000);
+    // Long after: a few new connections; the sweep ends the 200,000 idle ones and the arrays shrink.
+    burst(1100, 1_000_000, 100);
+    t.sweep();
+    burst(1200, 2_000_000, 100);
+    expect(t.count).toBeLessThanOrEqual(200);
+    expect(t.byteSize()).toBeLessThan(big / 50);
+    t.finish(true);
+    expect(ended.reduce((a, n) => a + n, 0)).toBe(200_200);
   });
 
   it('give the same answer however the capture is cut into shares', async () => {
