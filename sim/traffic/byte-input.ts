@@ -98,6 +98,26 @@ function memPull(data: Uint8Array): Pull {
 }
 
 /**
+ * Windows given back by closed inputs, by size, for the next input on this
+ * thread. A pcap reader's fast loop is compiled for one window (pcap-fast.ts):
+ * a reused window lets the next file of the same shape reuse that loop
+ * instead of compiling and warming a new one, a few ms a file, which adds up
+ * over the thousands of small files a rotating tcpdump (-C, -G) writes.
+ */
+const spareWindows = new Map<number, Uint8Array[]>();
+const MAX_SPARE = 4;
+
+function takeWindow(size: number): Uint8Array {
+  return spareWindows.get(size)?.pop() ?? new Uint8Array(size);
+}
+
+function giveWindow(buf: Uint8Array): void {
+  let list = spareWindows.get(buf.length);
+  if (!list) spareWindows.set(buf.length, (list = []));
+  if (list.length < MAX_SPARE && !list.includes(buf)) list.push(buf);
+}
+
+/**
  * A sliding window: `buf[pos..lim)` holds stream bytes `base+pos .. base+lim`.
  * Readers parse directly from `buf` and call `ensure(n)` before touching n bytes.
  */
@@ -118,8 +138,8 @@ export class ByteInput {
     this.pull = pull;
     this.size = size;
     this.gzip = gzip;
-    this.buf = new Uint8Array(window);
-    this.view = new DataView(this.buf.buffer);
+    this.buf = takeWindow(window);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
     this.base = start;
   }
 
@@ -175,7 +195,20 @@ export class ByteInput {
     return got === len ? out : out.subarray(0, got);
   }
 
-  close(): void { this.pull.close(); }
+  /** Closes the stream and gives the window back for the next input (safe to call twice; nothing reads after). */
+  close(): void {
+    this.pull.close();
+    if (this.closed) return;
+    this.closed = true;
+    giveWindow(this.buf);
+    // The window may now be another input's: this one reads nothing more.
+    this.buf = new Uint8Array(0);
+    this.view = new DataView(this.buf.buffer);
+    this.pos = this.lim = 0;
+    this.eof = true;
+  }
+
+  private closed = false;
 }
 
 /** Opens a path ('-' = stdin), a gzip file transparently (by its magic bytes), or a memory buffer. */
@@ -221,6 +254,10 @@ export function openInput(path: string | Uint8Array, start = 0, window = DEFAULT
   const head = new Uint8Array(2);
   const hn = size >= 0 ? pull.read(head, 0, 2, 0) : 0;
   if (hn === 2 && head[0] === 0x1f && head[1] === 0x8b) return new ByteInput(name, gzipPull(pull, name), -1, true, 0, window);
-  const win = size >= 0 ? Math.min(window, Math.max(4096, size - start + 16)) : window;
+  // A small file gets a small window, rounded up to a power of two so that files of similar sizes
+  // share spare windows (and compiled loops) one after another.
+  let win = window;
+  if (size >= 0) for (win = 4096; win < window && win < size - start + 16; win *= 2);
+  win = Math.min(win, window);
   return new ByteInput(name, pull, size, false, start, win);
 }

@@ -19,7 +19,7 @@ import { copySlot, createBatch, type TupleBatch } from './batch.ts';
 import { ByteInput, openInput } from './byte-input.ts';
 import { DEC, DEC_REASON, decodeFrame, linktypeSupported, LINKTYPES } from './decode.ts';
 import { Defrag, FRAG_RESOLVED, type DefragLimits } from './defrag.ts';
-import { compileFastPcap, fastPcapSwitch, fastState, fastSums, type FastPcapLoop } from './pcap-fast.ts';
+import { fastLoopFor, fastPcapSwitch, fastState, fastSums } from './pcap-fast.ts';
 import { accountSums, countSkip, newStats, sumLanes, type IngestStats, type PacketSource } from './source.ts';
 
 export interface CaptureOptions {
@@ -134,9 +134,6 @@ export class CaptureSource implements PacketSource {
   private acctOut: TupleBatch | null = null;
   private acctTo = 0;
   private readonly acct = new Float64Array(3);
-  // compiled fast loops over window fastBuf, per batch
-  private fastBuf: Uint8Array | null = null;
-  private fastLoops = new WeakMap<TupleBatch, FastPcapLoop>();
 
   constructor(path: string | Uint8Array, opts: CaptureOptions = {}) {
     this.name = opts.label ?? (typeof path === 'string' ? (path === '-' ? '<stdin>' : path) : '<memory>');
@@ -366,14 +363,10 @@ export class CaptureSource implements PacketSource {
     this.stop = STOP_FULL;
     while (n < max) {
       if (useFast) {
-        // A fast loop is compiled for one window and one batch (pcap-fast.ts); the window is
-        // replaced only to hold a record larger than it.
-        if (this.fastBuf !== buf) { this.fastBuf = buf; this.fastLoops = new WeakMap(); }
-        let fast = this.fastLoops.get(dst);
-        if (fast === undefined) {
-          fast = compileFastPcap(buf, dv, dst, { le, scale, maxCap, window: from !== -Infinity || to !== Infinity });
-          this.fastLoops.set(dst, fast);
-        }
+        // A fast loop is compiled for one window, one batch and one capture shape (pcap-fast.ts);
+        // the window is replaced only to hold a record larger than it, and passed on to the next
+        // reader when this one closes (byte-input.ts), which then finds the loop here.
+        const fast = fastLoopFor(buf, dv, dst, { le, scale, maxCap, window: from !== -Infinity || to !== Infinity });
         const n0 = n;
         // Set here, not in the loop before its first record: see compileFastPcap's warm-up.
         state[0] = pos;

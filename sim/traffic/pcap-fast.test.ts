@@ -121,6 +121,29 @@ describe('pcap fast loop = general path', () => {
     for (const sh of planShares(f, 3)) expectSame(() => openCapture(f, sh), 1000);
   });
 
+  it('readers one after another share a window and its compiled loop; a closed reader reads nothing more into it', () => {
+    // Files of the same size class get the same spare window and so the same compiled loop: each
+    // must still read as the general path does, whichever file the window and the loop served before.
+    const files = [1, 2, 3].map((seed) => { const f = join(dir, `seq${seed}.pcap`); writeFileSync(f, fr.pcap(records(seed, 3000), { le: seed !== 2 })); return f; });
+    const want = files.map((f) => readAll(() => openCapture(f), 512, false));
+    for (const order of [[0, 1, 2, 0], [2, 0, 1, 1]]) for (const i of order) expect(readAll(() => openCapture(files[i]!), 512, true)).toEqual(want[i]);
+    // A reader used after close must not write into the window it gave back, now another reader's.
+    const b = createBatch(512), c = createBatch(512);
+    const done = openCapture(files[0]!);
+    done.fill(b);
+    done.close();
+    const live = openCapture(files[1]!);
+    const got: number[] = [];
+    let n: number;
+    while ((n = live.fill(c)) > 0) {
+      got.push(...Array.from(c.saddr.subarray(0, n)));
+      // (It may still hand out packets it decoded before closing: fragments waiting in its own ring.)
+      done.fill(b);
+    }
+    live.close();
+    expect(got).toEqual((want[1] as { lanes: { saddr: number[] } }).lanes.saddr);
+  });
+
   it('a cut or damaged file: the same packets before the same error', () => {
     // Ends with a TCP record of 48 captured bytes: its last byte (the TCP flags) is the one the fast loop reads.
     const last: fr.Rec = { ts: [1700000000, 5], data: fr.ether(fr.ipv4({ proto: 6, src: '10.0.0.1', dst: '10.0.0.2' }, fr.tcp(1, 2, 0x12)), 0x0800), caplen: 48 };

@@ -17,12 +17,11 @@
  * included): one shared loop taking the lanes from the batch 175, the same
  * loop over closure constants 130.
  *
- * Why per reader, not shared by readers of the same batch: a shared loop,
- * once V8 had also compiled it on-stack, was sometimes never recompiled after
- * a change elsewhere invalidated its code (measured: spawning a child
- * process, as the bench does to run the C reader); every later call then
- * entered it through the interpreter, 20-35% slower for the rest of the
- * process. A reader's own loop starts fresh; compiling it costs a few ms.
+ * One loop per window, batch and capture shape (fastLoopFor), kept while
+ * both live: a reader that gets a window another reader gave back (byte-
+ * input.ts) reuses the loop. (An earlier note here blamed shared loops for
+ * passes that ran 20-35% slower for the rest of a process; the cause was the
+ * deoptimisation that the warm-up calls in compileFastPcap now prevent.)
  *
  * Safety: the source is this fixed template with numbers and booleans
  * written in (validated below); no input text ever reaches it.
@@ -70,6 +69,21 @@ export const fastSums = new Float64Array(new SharedArrayBuffer(16));
  * 256 of them (%DebugPrint); 512 take about 0.2 ms.
  */
 const WARM_CALLS = 512;
+
+/** Compiled loops by window, then batch, then shape. */
+const loops = new WeakMap<Uint8Array, WeakMap<TupleBatch, Map<string, FastPcapLoop>>>();
+
+/** The fast loop for this window, batch and shape: compiled on first use, then reused. */
+export function fastLoopFor(buf: Uint8Array, dv: DataView, dst: TupleBatch, s: FastPcapShape): FastPcapLoop {
+  let perBatch = loops.get(buf);
+  if (!perBatch) loops.set(buf, (perBatch = new WeakMap()));
+  let perShape = perBatch.get(dst);
+  if (!perShape) perBatch.set(dst, (perShape = new Map()));
+  const key = `${s.le}|${s.scale}|${s.maxCap}|${s.window}`;
+  let f = perShape.get(key);
+  if (!f) perShape.set(key, (f = compileFastPcap(buf, dv, dst, s)));
+  return f;
+}
 
 /** A fast loop over this read window (`buf`, `dv` over the same bytes) into this batch. */
 export function compileFastPcap(buf: Uint8Array, dv: DataView, dst: TupleBatch, s: FastPcapShape): FastPcapLoop {
