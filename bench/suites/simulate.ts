@@ -18,7 +18,7 @@ import { Worker } from 'node:worker_threads';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { plan, summarize, type Suite } from '../harness.ts';
-import { buildNative, ensureCapture, native, ours, tcpdump } from './ingest.ts';
+import { buildNative, ensureCapture, native, oursInChild, tcpdump } from './ingest.ts';
 import { runSimulation } from '../../sim/engine/run.ts';
 import { analyse } from '../../sim/analysis/distribution.ts';
 import { buildSelector } from '../../sim/select/build.ts';
@@ -64,12 +64,6 @@ async function readOnly(file: string, threads: number, packets: number): Promise
   return packets / ((performance.now() - t0) / 1000);
 }
 
-function wallRate(fn: () => number): number {
-  const t0 = performance.now();
-  const n = fn();
-  return n / ((performance.now() - t0) / 1000);
-}
-
 /** Peak resident memory of a fresh `simulate` process over `file`. */
 function peakRss(file: string, workers: number, sources: boolean): number {
   const r = spawnSync(process.execPath, ['bin/clusterip-sim.js', 'simulate', '--pcap', file, '--backend', 'clusterip', '--hashmode', 'sourceip-sourceport', '--total-nodes', '4', '--workers', String(workers), '--no-hash', '--json', ...(sources ? [] : ['--no-top-sources'])], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 28 });
@@ -85,12 +79,11 @@ export const simulateSuite: Suite = {
     const { repeats, warmup } = plan(ctx);
     const file = ensureCapture(ctx, packets, 262144);
     const exe = buildNative(ctx);
-    const ingestOnly = ours(file);
     const one: number[] = [], two: number[] = [], ing: number[] = [], c: number[] = [], ceil: number[] = [], flat1: number[] = [], flat2: number[] = [];
     for (let r = -warmup; r < repeats; r++) {
       const a = (await simulateOnce(file, 1)).pps;
       const b = (await simulateOnce(file, 2)).pps;
-      const i = wallRate(ingestOnly);
+      const i = oursInChild(file).wall;
       const n = native(exe, file);
       const k = await readOnly(file, 2, packets);
       const f1 = (await simulateOnce(file, 1, false)).pps;

@@ -1,6 +1,5 @@
 /**
- * The classic-pcap hot loop, compiled for one reader's read window and one
- * batch: the common case only, records wholly inside the window that carry
+ * The classic-pcap hot loop, compiled for one read window and one batch: the common case only, records wholly inside the window that carry
  * Ethernet + IPv4 without options, not a fragment, TCP, UDP or ICMP with at
  * least 8 captured L4 bytes (14 for TCP). It does the same decoding as
  * decode.ts, written out inline, and stops, without consuming it, at the
@@ -19,7 +18,10 @@
  *
  * One loop per window, batch and capture shape (fastLoopFor), kept while
  * both live: a reader that gets a window another reader gave back (byte-
- * input.ts) reuses the loop. (An earlier note here blamed shared loops for
+ * input.ts) reuses the loop, already optimised. Measured over 8 passes of
+ * the snaplen-96 bench capture, each with a new reader: from the third pass
+ * on ~31 ns a packet, against ~35 when each reader compiled its own loop
+ * (the C reader ~29 in the same session). (An earlier note here blamed shared loops for
  * passes that ran 20-35% slower for the rest of a process; the cause was the
  * deoptimisation that the warm-up calls in compileFastPcap now prevent.)
  *
