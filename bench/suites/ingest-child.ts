@@ -10,22 +10,14 @@
  * memory the process already had). A process that never forks measures the
  * reader, not the bench.
  */
-import { createBatch } from '../../sim/traffic/batch.ts';
-import { openCapture } from '../../sim/traffic/capture.ts';
+import { ours } from './ingest.ts';
 
 const file = process.argv[2];
 if (!file) {
   process.stderr.write('usage: ingest-child.ts FILE\n');
   process.exit(2);
 }
-const b = createBatch();
-const pass = (): number => {
-  const s = openCapture(file);
-  let n = 0, k: number;
-  while ((k = s.fill(b)) > 0) n += k;
-  s.close();
-  return n;
-};
+const pass = ours(file);
 pass();
 const c0 = process.cpuUsage(), w0 = performance.now();
 const n = pass();

@@ -106,8 +106,8 @@ export interface ConnTableOptions {
   /** Receives ended entries in chunks (the chunk is reused after the call). */
   onEnd: (r: FlowRecords) => void;
   /**
-   * Load factor at which `lookup` grows the table (default 1/2). merge.ts,
-   * which looks up each exported entry once, runs at 3/4 to halve its table.
+   * Load factor of the slots at which an insert grows them (default 1/2).
+   * merge.ts, which looks up each exported entry once, runs at 3/4.
    */
   maxLoad?: number;
 }
@@ -286,10 +286,6 @@ export class ConnTable {
     const h = new Int32Array(n); h.set(this.hashes.subarray(0, live)); this.hashes = h;
   }
 
-  private hashAt(keys: Uint32Array, s: number): number {
-    return keyHash(keys, s, this.kw);
-  }
-
   /**
    * Entry e ended: to the sink. An entry that may continue a connection of the
    * previous share is also exported: merge.ts replaces the two halves'
@@ -327,6 +323,7 @@ export class ConnTable {
     let d: number, A: number, B: number, P: number;
     if (sa < da || (sa === da && sp <= dp)) { d = 0; A = sa; B = da; P = ((sp << 16) | dp) >>> 0; }
     else { d = 1; A = da; B = sa; P = ((dp << 16) | sp) >>> 0; }
+    // probe() written out for the 4-word key: compared in registers, no copy into this.k per packet.
     const h = hash4(k0, A, B, P), keys = this.keys, sw = this.slotw, mask = this.mask;
     let s = h & mask, e = -1;
     for (;;) {
@@ -372,7 +369,7 @@ export class ConnTable {
     k[0] = (6 << 8) | b.proto[i]!;
     for (let w = 0; w < 4; w++) { k[1 + w] = a[j + w]!; k[5 + w] = z[j + w]!; }
     k[9] = d === 0 ? ((sp << 16) | dp) >>> 0 : ((dp << 16) | sp) >>> 0;
-    const h = this.hashAt(k, 0);
+    const h = keyHash(k, 0, this.kw);
     const at = this.probe(k, h);
     const found = at >= 0;
     const e = found ? at : this.insertAt(-at - 1, h);
@@ -448,7 +445,7 @@ export class ConnTable {
     const kw = this.kw, k = this.k;
     for (let w = 0; w < kw; w++) k[w] = src.keys[n * kw + w]!;
     this.room();
-    return this.probe(k, this.hashAt(k, 0));
+    return this.probe(k, keyHash(k, 0, this.kw));
   }
 
   /** Whether record n of `src` continues entry e (it started within the timeout of the entry's last packet). */
@@ -459,7 +456,7 @@ export class ConnTable {
   /** Puts record n of `src` where `lookup` said: over entry `at` (>= 0), or as a new entry in free slot -at-1. */
   put(at: number, src: FlowRecords, n: number): void {
     const kw = this.kw, C4 = 4 * this.c;
-    const e = at >= 0 ? at : this.insertAt(-at - 1, this.hashAt(src.keys, n));
+    const e = at >= 0 ? at : this.insertAt(-at - 1, keyHash(src.keys, n, this.kw));
     for (let w = 0; w < kw; w++) this.keys[e * kw + w] = src.keys[n * kw + w]!;
     for (let w = 0; w < REC; w++) this.rec[e * REC + w] = src.rec[n * REC + w]!;
     this.rec[e * REC + META] = src.rec[n * REC + META]! & ~HEAD;

@@ -72,7 +72,7 @@ function laneSums(wl: Uint32Array, fl: Uint8Array, from: number, to: number): nu
   return bytes;
 }
 
-/** Adds, over batch slots [from, to): wire bytes to sums[0], truncated packets to sums[1], fragments to sums[2]. */
+/** Adds, over batch slots [from, to): wire bytes to into[0], truncated packets to into[1], fragments to into[2]. */
 export function sumLanes(b: TupleBatch, from: number, to: number, into: Float64Array): void {
   if (to <= from) return;
   into[0] = into[0]! + laneSums(b.wirelen, b.flags, from, to);
