@@ -112,16 +112,45 @@ export function createBatch(capacity: number = DEFAULT_BATCH_CAPACITY): TupleBat
  * scratch that selectors may write (their per-packet output, at
  * BYTES_PER_PACKET * capacity + 4 * packet index, whole groups of 16 packets
  * inside the range they were given).
+ *
+ * After that scratch, 64 bytes for a decoder's results and a read window of
+ * READ_WINDOW_BYTES (readWindowOffset): a capture reader filling the batch
+ * reads the file into it (byte-input.ts ByteInput.useWindow), so that the
+ * WebAssembly pcap loop (sim/traffic/pcap-wasm.ts) finds the bytes and the
+ * lanes in one memory. One thread fills a batch at a time.
  */
 const WASM_PAGE = 65536;
 const memories = new WeakMap<SharedArrayBuffer, object>();
+
+/** Size of a batch's read window: byte-input.ts DEFAULT_WINDOW (an L2-sized window; see there). */
+export const READ_WINDOW_BYTES = 1 << 18;
+
+/** Where a batch's read window starts in its memory; the 64 bytes before it are a decoder's result area. */
+export function readWindowOffset(capacity: number): number {
+  return Math.ceil((BYTES_PER_PACKET * capacity + 4 * capacity + 64) / 64) * 64 + 64;
+}
+
+const readWindows = new WeakMap<SharedArrayBuffer, Uint8Array>();
+
+/**
+ * The read window of a batch that lives in a WebAssembly memory (always the
+ * same view), or undefined for a batch on a bare SharedArrayBuffer.
+ */
+export function batchReadWindow(b: TupleBatch): Uint8Array | undefined {
+  let w = readWindows.get(b.buffer);
+  if (w) return w;
+  const off = readWindowOffset(b.capacity);
+  if (!memories.has(b.buffer) || b.buffer.byteLength < off + READ_WINDOW_BYTES) return undefined;
+  readWindows.set(b.buffer, (w = new Uint8Array(b.buffer, off, READ_WINDOW_BYTES)));
+  return w;
+}
 
 interface SharedMemoryCtor { new (d: { initial: number; maximum: number; shared: true }): { buffer: SharedArrayBuffer } }
 
 function wasmBatchBuffer(capacity: number): SharedArrayBuffer | null {
   const Memory = (globalThis as unknown as { WebAssembly?: { Memory?: SharedMemoryCtor } }).WebAssembly?.Memory;
   if (!Memory) return null;
-  const pages = Math.ceil((BYTES_PER_PACKET * capacity + 4 * capacity + 64) / WASM_PAGE);
+  const pages = Math.ceil((readWindowOffset(capacity) + READ_WINDOW_BYTES) / WASM_PAGE);
   if (pages > 65536) return null;
   try {
     const mem = new Memory({ initial: pages, maximum: pages, shared: true });

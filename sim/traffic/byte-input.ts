@@ -7,6 +7,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import * as zlib from 'node:zlib';
 import { DataError } from '../cli/errors.ts';
+import { READ_WINDOW_BYTES } from './batch.ts';
 
 /**
  * 256 KiB: the kernel copies each read into a window that stays in the L2
@@ -15,7 +16,7 @@ import { DataError } from '../cli/errors.ts';
  * 0.67 vs 0.65, full frames 0.90-0.93 vs 0.87-0.90. Reading the 520 MB
  * snaplen-96 capture and nothing else took 59 ms instead of 62 in C too.
  */
-export const DEFAULT_WINDOW = 1 << 18;
+export const DEFAULT_WINDOW = READ_WINDOW_BYTES;
 /** No record may need more than this in one piece (pcapng blocks are capped at 16 MiB by libpcap too). */
 export const MAX_WINDOW = 1 << 25;
 
@@ -117,6 +118,9 @@ function giveWindow(buf: Uint8Array): void {
   if (list.length < MAX_SPARE && !list.includes(buf)) list.push(buf);
 }
 
+/** Which input reads into each batch read window (useWindow), by that window. */
+const windowUsers = new WeakMap<Uint8Array, ByteInput>();
+
 /**
  * A sliding window: `buf[pos..lim)` holds stream bytes `base+pos .. base+lim`.
  * Readers parse directly from `buf` and call `ensure(n)` before touching n bytes.
@@ -138,9 +142,58 @@ export class ByteInput {
     this.pull = pull;
     this.size = size;
     this.gzip = gzip;
+    this.ownSize = window;
     this.buf = takeWindow(window);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
     this.base = start;
+  }
+
+  /** The size of this input's own window. */
+  private readonly ownSize: number;
+  /** buf is a batch's read window (useWindow), not this input's own. */
+  private borrowed = false;
+
+  /**
+   * Moves the unread bytes into `w`, a batch's read window (batch.ts
+   * batchReadWindow), and reads on into it, so that a decoder finds the file
+   * bytes and the batch's lanes in one WebAssembly memory (pcap-wasm.ts). The
+   * input that read into `w` before moves its own unread bytes out first.
+   * Returns false, changing nothing, for gzip input (zlib writes into it), a
+   * closed input, or unread bytes larger than `w`.
+   */
+  useWindow(w: Uint8Array): boolean {
+    if (this.buf === w) return true;
+    if (this.closed || this.gzip || this.lim - this.pos > w.length) return false;
+    const prev = windowUsers.get(w);
+    if (prev) prev.leaveWindow();
+    w.set(this.buf.subarray(this.pos, this.lim));
+    if (this.borrowed) windowUsers.delete(this.buf);
+    else giveWindow(this.buf);
+    this.moveTo(w);
+    this.borrowed = true;
+    windowUsers.set(w, this);
+    return true;
+  }
+
+  /** Back to a window of its own, with the unread bytes (another input takes the batch window). */
+  private leaveWindow(): void {
+    const live = this.lim - this.pos;
+    let size = this.ownSize;
+    while (size < live) size *= 2;
+    const own = takeWindow(size);
+    own.set(this.buf.subarray(this.pos, this.lim));
+    windowUsers.delete(this.buf);
+    this.borrowed = false;
+    this.moveTo(own);
+  }
+
+  /** buf becomes `to`, which already holds the unread bytes at 0. */
+  private moveTo(to: Uint8Array): void {
+    this.base += this.pos;
+    this.lim -= this.pos;
+    this.pos = 0;
+    this.buf = to;
+    this.view = new DataView(to.buffer, to.byteOffset, to.byteLength);
   }
 
   /** Stream offset of `buf[pos]`. */
@@ -158,6 +211,7 @@ export class ByteInput {
       if (n > size) throw new DataError(`${this.name}: byte ${this.offset}`, `a record of ${n} bytes is larger than the ${MAX_WINDOW}-byte limit`);
       const nb = new Uint8Array(size);
       nb.set(this.buf.subarray(this.pos, this.lim));
+      if (this.borrowed) { windowUsers.delete(this.buf); this.borrowed = false; }
       this.buf = nb;
       this.view = new DataView(nb.buffer);
     } else if (this.pos > 0) {
@@ -200,7 +254,7 @@ export class ByteInput {
     this.pull.close();
     if (this.closed) return;
     this.closed = true;
-    giveWindow(this.buf);
+    if (this.borrowed) { windowUsers.delete(this.buf); this.borrowed = false; } else giveWindow(this.buf);
     // The window may now be another input's: this one reads nothing more.
     this.buf = new Uint8Array(0);
     this.view = new DataView(this.buf.buffer);

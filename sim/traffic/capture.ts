@@ -20,6 +20,7 @@ import { ByteInput, openInput } from './byte-input.ts';
 import { DEC, DEC_REASON, decodeFrame, linktypeSupported, LINKTYPES } from './decode.ts';
 import { Defrag, FRAG_RESOLVED, type DefragLimits } from './defrag.ts';
 import { fastLoopFor, fastPcapSwitch, fastState, fastSums } from './pcap-fast.ts';
+import { wasmPcapFor } from './pcap-wasm.ts';
 import { accountSums, countSkip, newStats, sumLanes, type IngestStats, type PacketSource } from './source.ts';
 
 export interface CaptureOptions {
@@ -46,6 +47,8 @@ const SHB = 0x0a0d0d0a;
 const BOM = 0x1a2b3c4d;
 
 const STOP_FULL = 0, STOP_END = 1, STOP_FRAG = 2;
+/** Fewest packets a run must have room for to move the read window into its batch (runPcap). */
+const MOVE_MIN_PACKETS = 64;
 // Module-local aliases: imported bindings are getter calls under tsx, too slow per packet.
 const decode = decodeFrame;
 const DEC_FRAGMENT = DEC.FRAGMENT;
@@ -360,9 +363,28 @@ export class CaptureSource implements PacketSource {
     const tsl = dst.ts, wl = dst.wirelen;
     const useFast = lt === 1 && !nano && fastPcapSwitch.on;
     const state = fastState;
+    // The WebAssembly loop reads the window in the batch's own memory: move the window there
+    // (a copy of the unread bytes, up to the whole window), but not for a few packets: the
+    // fragment ring reads ahead into its own batch one packet at a time, between fills of `dst`.
+    const wasm = useFast ? wasmPcapFor(dst) : null;
+    if (wasm && buf !== wasm.window && dst !== this.staging && max - n >= MOVE_MIN_PACKETS && inp.useWindow(wasm.window)) {
+      buf = inp.buf; dv = inp.view; pos = inp.pos; lim = inp.lim;
+    }
     this.stop = STOP_FULL;
     while (n < max) {
-      if (useFast) {
+      if (wasm && buf === wasm.window) {
+        const n0 = n;
+        n = wasm.run(pos, Math.min(end - inp.base - 1, lim - 16), lim, n, max, maxCap, le, from, to);
+        pos = wasm.stopped;
+        if (n > n0 && dst === this.acctOut) {
+          // As below for the JavaScript loop.
+          sumLanes(dst, this.acctTo, n0, this.acct);
+          this.acct[0] = this.acct[0]! + wasm.bytes;
+          this.acct[1] = this.acct[1]! + wasm.truncated;
+          this.acctTo = n;
+        }
+        if (n >= max) break;
+      } else if (useFast) {
         // A fast loop is compiled for one window, one batch and one capture shape (pcap-fast.ts);
         // the window is replaced only to hold a record larger than it, and passed on to the next
         // reader when this one closes (byte-input.ts), which then finds the loop here.

@@ -1,23 +1,29 @@
 /**
- * The compiled pcap fast loop (pcap-fast.ts) against the general path
- * (decode.ts through capture.ts): random Ethernet frames biased to every
- * boundary the fast loop tests (caplen, IPv4 total length, header length,
- * fragments, protocols, ICMP types, wire length shorter than the capture),
- * read with the fast loop on and off; every lane, the stats and the errors
- * must be the same.
+ * The pcap fast loops, the compiled JavaScript one (pcap-fast.ts) and the
+ * WebAssembly one (pcap-wasm.ts), against the general path (decode.ts through
+ * capture.ts): random Ethernet frames biased to every boundary the fast loops
+ * test (caplen, IPv4 total length, header length, fragments, protocols, ICMP
+ * types, wire length shorter than the capture), read with each loop and with
+ * none; every lane, the stats and the errors must be the same.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBatch, type TupleBatch } from './batch.ts';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { BYTES_PER_PACKET, createBatch, type TupleBatch } from './batch.ts';
 import { openCapture, openCaptureBuffer, planShares, type CaptureOptions } from './capture.ts';
 import { fastPcapSwitch } from './pcap-fast.ts';
+import { wasmPcapFor } from './pcap-wasm.ts';
+import { buildWasm } from '../select/wasm/build.ts';
 import { DataError } from '../cli/errors.ts';
 import * as fr from '../../test/frames.ts';
 
 let dir = '';
-beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'pcap-fast-test-')); });
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'pcap-fast-test-'));
+  // The WebAssembly loop must be there to be tested (built by npm ci; rebuilt here when stale).
+  expect(buildWasm().built).toBe(true);
+});
 afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
 
 function rng(seed: number): () => number {
@@ -27,7 +33,7 @@ function rng(seed: number): () => number {
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
 /** One record: mostly plain IPv4 TCP/UDP/ICMP, with every field the fast loop checks sometimes off by one. */
-function randomRecord(r: () => number, k: number): fr.Rec {
+function randomRecord(r: () => number, k: number, frags: boolean): fr.Rec {
   const proto = r() < 0.9 ? pick(r, [6, 6, 6, 17, 17, 1]) : pick(r, [132, 33, 136, 47, 50, 51, 58, 0, 255]);
   const l4len = proto === 6 ? pick(r, [20, 20, 32, 0, 8, 13, 14, 19, 40]) : pick(r, [8, 8, 12, 0, 4, 7, 20]);
   const payload = r() < 0.5 ? 0 : Math.floor(r() * 1400);
@@ -36,7 +42,7 @@ function randomRecord(r: () => number, k: number): fr.Rec {
   if (proto === 1 && l4.length > 0) l4[0] = pick(r, [8, 0, 3, 11, 13]);
   const opts = r() < 0.05 ? [1, 1, 1, 0] : undefined;
   const flags = r();
-  let ip = fr.ipv4({ proto, src: '10.1.2.3', dst: `192.0.2.${k & 255}`, id: k & 0xffff, options: opts, mf: flags < 0.02, fragOff: flags > 0.98 ? 8 : 0 }, l4);
+  let ip = fr.ipv4({ proto, src: '10.1.2.3', dst: `192.0.2.${k & 255}`, id: k & 0xffff, options: opts, mf: frags && flags < 0.02, fragOff: frags && flags > 0.98 ? 8 : 0 }, l4);
   const dv = new DataView(ip.buffer, ip.byteOffset);
   if (r() < 0.05) dv.setUint16(6, 0x4000); // DF only: still not a fragment
   if (r() < 0.08) dv.setUint16(2, pick(r, [0, 19, 27, 28, 39, 40, ip.length + 1, ip.length - 1, 0xffff]));
@@ -56,23 +62,32 @@ function randomRecord(r: () => number, k: number): fr.Rec {
   return { ts: [1700000000 + (k >> 4), Math.floor(r() * 1e6)], data: frame, caplen, wire };
 }
 
-function records(seed: number, n: number): fr.Rec[] {
+/**
+ * Without `frags`, no fragments: a fragment whose datagram never completes holds back every later
+ * packet, which the reader then reads ahead one at a time into its fragment ring, not into the batch.
+ */
+function records(seed: number, n: number, frags = true): fr.Rec[] {
   const r = rng(seed);
-  return Array.from({ length: n }, (_, k) => randomRecord(r, k));
+  return Array.from({ length: n }, (_, k) => randomRecord(r, k, frags));
 }
 
 const LANES = ['ts', 'wirelen', 'saddr', 'daddr', 'saddr6', 'daddr6', 'l4a', 'l4b', 'sport', 'dport', 'proto', 'family', 'flags', 'l4flags'] as const;
 
+/** Which loop reads: none (the general path), the JavaScript fast loop, or the WebAssembly one. */
+type Mode = 'general' | 'js' | 'wasm';
+
 /** Everything a reader delivers: every lane of every packet, batch sizes, stats, or the error. */
-function readAll(open: () => { fill(b: TupleBatch): number; stats: unknown; close(): void }, capacity: number, fast: boolean): unknown {
-  fastPcapSwitch.on = fast;
+function readAll(open: () => { fill(b: TupleBatch): number; stats: unknown; close(): void }, capacity: number, mode: Mode): unknown {
+  fastPcapSwitch.on = mode !== 'general';
+  fastPcapSwitch.wasm = mode === 'wasm';
   try {
     const s = open();
     const b = createBatch(capacity);
     const lanes: Record<string, number[]> = Object.fromEntries(LANES.map((l) => [l, []]));
     const sizes: number[] = [];
-    // Batches are reused: a lane the reader forgets to write keeps this.
-    const garbage = (): void => { new Uint8Array(b.buffer).fill(0xa5); };
+    // Batches are reused: a lane the reader forgets to write keeps this. (Only the lanes: past
+    // them the batch's memory holds the reader's window, batch.ts.)
+    const garbage = (): void => { new Uint8Array(b.buffer, 0, BYTES_PER_PACKET * b.capacity).fill(0xa5); };
     let n: number;
     garbage();
     while ((n = s.fill(b)) > 0) {
@@ -84,22 +99,31 @@ function readAll(open: () => { fill(b: TupleBatch): number; stats: unknown; clos
       garbage();
     }
     s.close();
+    if (mode === 'wasm') wasmDelivered += wasmPcapFor(b)!.delivered;
     return { lanes, sizes, stats: s.stats };
   } catch (e) {
     if (e instanceof DataError) return { error: e.message, where: e.where };
     throw e;
   } finally {
     fastPcapSwitch.on = true;
+    fastPcapSwitch.wasm = true;
   }
 }
 
+/** Packets the WebAssembly loops of this thread have delivered (over the batches they served). */
+let wasmDelivered = 0;
+
 function expectSame(open: () => { fill(b: TupleBatch): number; stats: unknown; close(): void }, capacity: number): void {
-  const general = readAll(open, capacity, false);
-  const fast = readAll(open, capacity, true);
-  expect(fast).toEqual(general);
+  const general = readAll(open, capacity, 'general');
+  expect(readAll(open, capacity, 'js')).toEqual(general);
+  expect(readAll(open, capacity, 'wasm')).toEqual(general);
 }
 
-describe('pcap fast loop = general path', () => {
+describe('pcap fast loops = general path', () => {
+  beforeEach(() => { wasmDelivered = 0; });
+  // Each case must have run the WebAssembly loop, not only fallen back to the others.
+  afterEach(() => { expect(wasmDelivered).toBeGreaterThan(100); });
+
   it('random boundary frames, both byte orders, several batch sizes', () => {
     for (let seed = 1; seed <= 12; seed++) {
       const recs = records(seed, 400);
@@ -124,9 +148,11 @@ describe('pcap fast loop = general path', () => {
   it('readers one after another share a window and its compiled loop; a closed reader reads nothing more into it', () => {
     // Files of the same size class get the same spare window and so the same compiled loop: each
     // must still read as the general path does, whichever file the window and the loop served before.
-    const files = [1, 2, 3].map((seed) => { const f = join(dir, `seq${seed}.pcap`); writeFileSync(f, fr.pcap(records(seed, 3000), { le: seed !== 2 })); return f; });
-    const want = files.map((f) => readAll(() => openCapture(f), 512, false));
-    for (const order of [[0, 1, 2, 0], [2, 0, 1, 1]]) for (const i of order) expect(readAll(() => openCapture(files[i]!), 512, true)).toEqual(want[i]);
+    const files = [1, 2, 3].map((seed) => { const f = join(dir, `seq${seed}.pcap`); writeFileSync(f, fr.pcap(records(seed, 3000, false), { le: seed !== 2 })); return f; });
+    const want = files.map((f) => readAll(() => openCapture(f), 512, 'general'));
+    for (const mode of ['js', 'wasm'] as const) {
+      for (const order of [[0, 1, 2, 0], [2, 0, 1, 1]]) for (const i of order) expect(readAll(() => openCapture(files[i]!), 512, mode)).toEqual(want[i]);
+    }
     // A reader used after close must not write into the window it gave back, now another reader's.
     const b = createBatch(512), c = createBatch(512);
     const done = openCapture(files[0]!);
@@ -142,6 +168,30 @@ describe('pcap fast loop = general path', () => {
     }
     live.close();
     expect(got).toEqual((want[1] as { lanes: { saddr: number[] } }).lanes.saddr);
+  });
+
+  it('readers that take turns on one batch, and a reader that takes turns on two batches', () => {
+    // The WebAssembly loop reads a reader's window in the batch's memory (byte-input.ts useWindow):
+    // a second reader filling the same batch moves the first one's unread bytes out, and a reader
+    // filling another batch moves its own; no byte may be lost or read twice.
+    const files = [4, 5].map((seed) => { const f = join(dir, `turns${seed}.pcap`); writeFileSync(f, fr.pcap(records(seed, 3000, false), { le: seed !== 5 })); return f; });
+    const want = files.map((f) => (readAll(() => openCapture(f), 300, 'general') as { lanes: { saddr: number[] } }).lanes.saddr);
+    const shared = createBatch(300), other = createBatch(300);
+    const readers = files.map((f) => openCapture(f));
+    const got: number[][] = [[], []];
+    for (let turn = 0, live = 2; live > 0; turn++) {
+      live = 0;
+      for (let r = 0; r < 2; r++) {
+        // Reader 0 alternates between the two batches; reader 1 always fills the shared one.
+        const b = r === 0 && turn % 2 === 1 ? other : shared;
+        const n = readers[r]!.fill(b);
+        if (n > 0) live++;
+        got[r]!.push(...Array.from(b.saddr.subarray(0, n)));
+      }
+    }
+    for (const s of readers) s.close();
+    expect(got).toEqual(want);
+    wasmDelivered += wasmPcapFor(shared)!.delivered + wasmPcapFor(other)!.delivered;
   });
 
   it('a cut or damaged file: the same packets before the same error', () => {
