@@ -66,7 +66,11 @@ export interface TupleBatch {
   /** IPv4 addresses as numbers (10.0.0.1 = 0x0a000001); 0 for IPv6 packets. */
   readonly saddr: Uint32Array;
   readonly daddr: Uint32Array;
-  /** IPv6 addresses: four lanes per packet, lane i = address bytes 4i..4i+3 read big-endian. Zero for IPv4. */
+  /**
+   * IPv6 addresses: four lanes per packet, lane i = address bytes 4i..4i+3 read big-endian. Zero
+   * for IPv4: a writer that sets `family` to 4 leaves these zero, so the pcap loops skip zeroing a
+   * slot that already holds an IPv4 packet (pcap-fast.ts, wasm/assembly/pcap.ts).
+   */
   readonly saddr6: Uint32Array;
   readonly daddr6: Uint32Array;
   /**

@@ -194,6 +194,46 @@ describe('pcap fast loops = general path', () => {
     wasmDelivered += wasmPcapFor(shared)!.delivered + wasmPcapFor(other)!.delivered;
   });
 
+  it('a reused batch: slots that held IPv6 packets get zero IPv6 lanes for the IPv4 packets after them', () => {
+    // The loops skip zeroing the IPv6 lanes of a slot that already holds an IPv4 packet (no garbage
+    // between fills here, unlike readAll): runs of IPv6 and IPv4 records that move across slots.
+    const r = rng(5);
+    const recs: fr.Rec[] = [];
+    for (let k = 0; k < 4000; k++) {
+      const v6 = Math.floor(k / 37) % 3 === 1 || r() < 0.1;
+      const l4 = fr.tcp(1000 + (k & 1023), 80, 0x10);
+      const ip = v6 ? fr.ipv6(`2001:db8::${(k & 0xffff).toString(16)}`, '2001:db8:1::1', [], 6, l4) : fr.ipv4({ proto: 6, src: `10.0.${k >> 8 & 255}.${k & 255}`, dst: '192.0.2.1' }, l4);
+      recs.push({ ts: [1700000000 + (k >> 6), k], data: fr.ether(ip, v6 ? 0x86dd : 0x0800) });
+    }
+    const f = join(dir, 'mixed.pcap');
+    writeFileSync(f, fr.pcap(recs));
+    const got: Record<string, number[][]> = {};
+    for (const mode of ['general', 'js', 'wasm'] as const) {
+      fastPcapSwitch.on = mode !== 'general';
+      fastPcapSwitch.wasm = mode === 'wasm';
+      try {
+        const b = createBatch(100);
+        const s = openCapture(f);
+        const lanes: number[][] = [[], [], []];
+        let n: number;
+        while ((n = s.fill(b)) > 0) {
+          lanes[0]!.push(...b.family.subarray(0, n));
+          lanes[1]!.push(...b.saddr6.subarray(0, 4 * n));
+          lanes[2]!.push(...b.daddr6.subarray(0, 4 * n));
+        }
+        s.close();
+        if (mode === 'wasm') wasmDelivered += wasmPcapFor(b)!.delivered;
+        got[mode] = lanes;
+      } finally {
+        fastPcapSwitch.on = true;
+        fastPcapSwitch.wasm = true;
+      }
+    }
+    expect(got.general![0]!.filter((x) => x === 6).length).toBeGreaterThan(1000);
+    expect(got.js).toEqual(got.general);
+    expect(got.wasm).toEqual(got.general);
+  });
+
   it('a cut or damaged file: the same packets before the same error', () => {
     // Ends with a TCP record of 48 captured bytes: its last byte (the TCP flags) is the one the fast loop reads.
     const last: fr.Rec = { ts: [1700000000, 5], data: fr.ether(fr.ipv4({ proto: 6, src: '10.0.0.1', dst: '10.0.0.2' }, fr.tcp(1, 2, 0x12)), 0x0800), caplen: 48 };

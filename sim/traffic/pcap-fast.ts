@@ -103,10 +103,12 @@ export function compileFastPcap(buf: Uint8Array, dv: DataView, dst: TupleBatch, 
   const le = s.le ? 'true' : 'false';
   // The IPv6 lanes of an IPv4 packet are zero: 16 bytes each, two 8-byte stores through
   // Float64Array views when the lanes are 8-aligned (0.0 is all zero bits), else four 4-byte ones.
+  // Skipped when the slot already holds an IPv4 packet (a reused batch): the batch's contract
+  // (batch.ts) says its IPv6 lanes are zero then (see also wasm/assembly/pcap.ts).
   const wide = dst.saddr6.byteOffset % 8 === 0 && dst.daddr6.byteOffset % 8 === 0;
   const zero6 = wide
-    ? 'const j = n << 1; s6w[j] = 0; s6w[j + 1] = 0; d6w[j] = 0; d6w[j + 1] = 0;'
-    : 'const j = n << 2; s6[j] = 0; s6[j + 1] = 0; s6[j + 2] = 0; s6[j + 3] = 0; d6[j] = 0; d6[j + 1] = 0; d6[j + 2] = 0; d6[j + 3] = 0;';
+    ? 'if (fam[n] !== 4) { const j = n << 1; s6w[j] = 0; s6w[j + 1] = 0; d6w[j] = 0; d6w[j + 1] = 0; }'
+    : 'if (fam[n] !== 4) { const j = n << 2; s6[j] = 0; s6[j + 1] = 0; s6[j + 2] = 0; s6[j + 3] = 0; d6[j] = 0; d6[j + 1] = 0; d6[j + 2] = 0; d6[j + 3] = 0; }';
   // pos <= stop: the record starts inside this share and its 16-byte header is in the window.
   // The |0 before the loop make pos, stop, lim, n and max 32-bit integers in registers; without
   // them V8 kept the loop variables as tagged values and checked and untagged the parameters every
