@@ -167,8 +167,7 @@ export class ByteInput {
     const prev = windowUsers.get(w);
     if (prev) prev.leaveWindow();
     w.set(this.buf.subarray(this.pos, this.lim));
-    if (this.borrowed) windowUsers.delete(this.buf);
-    else giveWindow(this.buf);
+    this.dropWindow();
     this.moveTo(w);
     this.borrowed = true;
     windowUsers.set(w, this);
@@ -182,9 +181,13 @@ export class ByteInput {
     while (size < live) size *= 2;
     const own = takeWindow(size);
     own.set(this.buf.subarray(this.pos, this.lim));
-    windowUsers.delete(this.buf);
-    this.borrowed = false;
+    this.dropWindow();
     this.moveTo(own);
+  }
+
+  /** Lets go of buf: a batch window is freed for the next input, a window of its own goes back to the spares. */
+  private dropWindow(): void {
+    if (this.borrowed) { windowUsers.delete(this.buf); this.borrowed = false; } else giveWindow(this.buf);
   }
 
   /** buf becomes `to`, which already holds the unread bytes at 0. */
@@ -254,7 +257,7 @@ export class ByteInput {
     this.pull.close();
     if (this.closed) return;
     this.closed = true;
-    if (this.borrowed) { windowUsers.delete(this.buf); this.borrowed = false; } else giveWindow(this.buf);
+    this.dropWindow();
     // The window may now be another input's: this one reads nothing more.
     this.buf = new Uint8Array(0);
     this.view = new DataView(this.buf.buffer);

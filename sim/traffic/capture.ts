@@ -362,7 +362,6 @@ export class CaptureSource implements PacketSource {
     const maxCap = this.maxCaplen();
     const tsl = dst.ts, wl = dst.wirelen;
     const useFast = lt === 1 && !nano && fastPcapSwitch.on;
-    const state = fastState;
     // The WebAssembly loop reads the window in the batch's own memory: move the window there
     // (a copy of the unread bytes, up to the whole window), but not for a few packets: the
     // fragment ring reads ahead into its own batch one packet at a time, between fills of `dst`.
@@ -372,38 +371,28 @@ export class CaptureSource implements PacketSource {
     }
     this.stop = STOP_FULL;
     while (n < max) {
-      if (wasm && buf === wasm.window) {
-        const n0 = n;
-        n = wasm.run(pos, Math.min(end - inp.base - 1, lim - 16), lim, n, max, maxCap, le, from, to);
-        pos = wasm.stopped;
-        if (n > n0 && dst === this.acctOut) {
-          // As below for the JavaScript loop.
-          sumLanes(dst, this.acctTo, n0, this.acct);
-          this.acct[0] = this.acct[0]! + wasm.bytes;
-          this.acct[1] = this.acct[1]! + wasm.truncated;
-          this.acctTo = n;
+      if (wasm && buf === wasm.window || useFast) {
+        const n0 = n, stop = Math.min(end - inp.base - 1, lim - 16);
+        let bytes: number, trunc: number;
+        if (wasm && buf === wasm.window) {
+          n = wasm.run(pos, stop, lim, n, max, maxCap, le, from, to);
+          pos = wasm.stopped; bytes = wasm.bytes; trunc = wasm.truncated;
+        } else {
+          // A fast loop is compiled for one window, one batch and one capture shape (pcap-fast.ts);
+          // the window is replaced only to hold a record larger than it, and passed on to the next
+          // reader when this one closes (byte-input.ts), which then finds the loop here.
+          const fast = fastLoopFor(buf, dv, dst, { le, scale, maxCap, window: from !== -Infinity || to !== Infinity });
+          n = fast(pos, stop, lim, n, max, from, to);
+          pos = fastState[0]!; bytes = fastSums[0]!; trunc = fastSums[1]!;
         }
-        if (n >= max) break;
-      } else if (useFast) {
-        // A fast loop is compiled for one window, one batch and one capture shape (pcap-fast.ts);
-        // the window is replaced only to hold a record larger than it, and passed on to the next
-        // reader when this one closes (byte-input.ts), which then finds the loop here.
-        const fast = fastLoopFor(buf, dv, dst, { le, scale, maxCap, window: from !== -Infinity || to !== Infinity });
-        const n0 = n;
-        // Set here, not in the loop before its first record: see compileFastPcap's warm-up.
-        state[0] = pos;
-        fastSums[0] = 0;
-        fastSums[1] = 0;
-        n = fast(pos, Math.min(end - inp.base - 1, lim - 16), lim, n, max, from, to);
-        pos = state[0]!;
         if (n > n0 && dst === this.acctOut) {
           // The loop summed its packets' bytes and truncated count (it delivers no fragments):
           // fill() reads the lanes back only for packets other paths delivered. Measured on the
           // snaplen-96 bench capture: reading all back took ~9 of ~165 ms a pass (perf); summing
           // in the loop instead made the reader 2-3% faster.
           sumLanes(dst, this.acctTo, n0, this.acct);
-          this.acct[0] = this.acct[0]! + fastSums[0]!;
-          this.acct[1] = this.acct[1]! + fastSums[1]!;
+          this.acct[0] = this.acct[0]! + bytes;
+          this.acct[1] = this.acct[1]! + trunc;
           this.acctTo = n;
         }
         if (n >= max) break;

@@ -68,9 +68,9 @@ export const fastPcapSwitch = { on: true, wasm: true };
  * data pointer and length for every store; a shared buffer never moves and
  * each store is one instruction to a constant address.
  */
-/** Where the last call of a fast loop stopped (window offset); the caller sets it to the start. */
+/** Where the last call of a fast loop stopped (window offset); the loop stores it as it returns. */
 export const fastState = new Int32Array(new SharedArrayBuffer(4));
-/** The wire bytes and the truncated packets the last call of a fast loop delivered; the caller zeroes them. */
+/** The wire bytes and the truncated packets the last call of a fast loop delivered; stored as it returns. */
 export const fastSums = new Float64Array(new SharedArrayBuffer(16));
 
 /**
@@ -187,8 +187,7 @@ return function fastPcap(pos, stop, lim, n, max, from, to) {
   const f = new Function('buf', 'dv', 'tsl', 'wl', 'sa', 'da', 's6', 'd6', 's6w', 'd6w', 'la', 'lb', 'spl', 'dpl', 'prl', 'fam', 'fll', 'lfl', 'state', 'sums', src)(
     buf, dv, b.ts, b.wirelen, b.saddr, b.daddr, b.saddr6, b.daddr6, s6w, d6w, b.l4a, b.l4b, b.sport, b.dport, b.proto, b.family, b.flags, b.l4flags, fastState, fastSums,
   ) as FastPcapLoop;
-  // Nothing may run only before the loop without type feedback (fastState and fastSums are set by
-  // the caller for this reason). V8 gives a function its feedback vector only after some calls;
+  // Nothing may run only before or after the loop without type feedback. V8 gives a function its feedback vector only after some calls;
   // during the first real call it is given one inside the loop, and compiles the whole function
   // then, with no feedback for the |0 above: the next call deoptimised there (--trace-deopt,
   // "Insufficient type feedback", also for the stores to state and sums that used to stand there),
