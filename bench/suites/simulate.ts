@@ -6,8 +6,8 @@
  * 2 workers >= 1.5x the C reader, >= 50x tcpdump, scaling 1 -> 2 >= 1.8.
  * A second case runs the CLI in fresh processes on captures of three sizes
  * and reports their peak memory: the connections stay flat as the capture
- * grows past the flow timeout; the exact heaviest sources grow with the
- * distinct source addresses.
+ * grows past the flow timeout; the exact heaviest sources spill to disk past
+ * their budget (engine/source-table.ts).
  *
  * The runs alternate round by round so that a burst of load from the shared
  * machine hits every contender.
@@ -139,8 +139,8 @@ export const simulateSuite: Suite = {
     // generator starts connections at a steady rate, so a longer capture is the same traffic for
     // longer (5M packets: 281 s; 40M: 883 s). The connection table holds what was active within the
     // flow timeout (120 s): once each worker's stretch is well past that, it stops growing. The exact
-    // heaviest sources keep one counter per distinct source address, which does grow with the capture
-    // (--no-top-sources leaves them out). Captures are cut at snaplen 96: memory does not depend on
+    // heaviest sources keep one counter per distinct source address, in memory up to a budget and
+    // spilled to sorted runs on disk past it (--no-top-sources leaves them out). Captures are cut at snaplen 96: memory does not depend on
     // payload, and a 40M-packet full-size capture would not fit the page cache. Growth is measured
     // between the two largest.
     const sizes = [packets, packets * 4, packets * 8];

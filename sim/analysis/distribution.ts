@@ -3,55 +3,18 @@
  * flows, connections, heaviest sources, imbalance statistics, and the share
  * of traffic that moves between two configurations.
  */
-import { formatIPv4, formatIPv6 } from '../traffic/addr.ts';
 import type { MergedRun } from '../engine/merge.ts';
-import { SRC_KW, type SourceCounts } from '../engine/flow-sink.ts';
+import { topSources } from './top-sources.ts';
 import type { Selector } from '../select/selector.ts';
 import { distributionStats } from './stats.ts';
 import { bandP95 } from './seed-band.ts';
-import type { ConfigResult, Migration, NodeStats, TopSource } from './result.ts';
-
-const TOP_SOURCES = 5;
+import type { ConfigResult, Migration, NodeStats } from './result.ts';
 
 export interface AnalysisOptions {
   ids: string[];
   /** Owner names per selector: names[c][bucket] (from a cluster config). */
   names?: (string[] | undefined)[];
   dirDep: boolean[];
-}
-
-/**
- * The TOP_SOURCES heaviest sources of every node of configuration c (by
- * packets, then bytes, then address text). Only the candidates that can make
- * the cut (at least as heavy as the TOP_SOURCES-th by packets and bytes) get
- * their address formatted and sorted: formatting every source of a large
- * capture (10^5 strings) was most of the analysis time.
- */
-export function topSources(src: SourceCounts, c: number, N: number): TopSource[][] {
-  const keys = src.keys, vals = src.vals;
-  // Per node, the TOP_SOURCES heaviest (packets, bytes) pairs seen so far, heaviest first.
-  const bestP = new Float64Array(N * TOP_SOURCES).fill(-1), bestB = new Float64Array(N * TOP_SOURCES).fill(-1);
-  const heavier = (p: number, b: number, q: number, d: number): boolean => p > q || (p === q && b > d);
-  // A source can be left at zero when merge.ts replaced two halves of a connection by the whole.
-  for (let i = 0; i < src.count; i++) {
-    if (keys[i * SRC_KW] !== c || !(vals[i * 2]! > 0)) continue;
-    const o = keys[i * SRC_KW + 1]! * TOP_SOURCES, p = vals[i * 2]!, b = vals[i * 2 + 1]!;
-    if (!heavier(p, b, bestP[o + TOP_SOURCES - 1]!, bestB[o + TOP_SOURCES - 1]!)) continue;
-    let k = TOP_SOURCES - 1;
-    while (k > 0 && heavier(p, b, bestP[o + k - 1]!, bestB[o + k - 1]!)) { bestP[o + k] = bestP[o + k - 1]!; bestB[o + k] = bestB[o + k - 1]!; k--; }
-    bestP[o + k] = p; bestB[o + k] = b;
-  }
-  const per: number[][] = Array.from({ length: N }, () => []);
-  for (let i = 0; i < src.count; i++) {
-    if (keys[i * SRC_KW] !== c || !(vals[i * 2]! > 0)) continue;
-    const o = keys[i * SRC_KW + 1]! * TOP_SOURCES + TOP_SOURCES - 1, p = vals[i * 2]!, b = vals[i * 2 + 1]!;
-    if (!heavier(bestP[o]!, bestB[o]!, p, b)) per[keys[i * SRC_KW + 1]!]!.push(i);
-  }
-  const addr = (i: number): string => (keys[i * SRC_KW + 2] === 6 ? formatIPv6(keys, i * SRC_KW + 3) : formatIPv4(keys[i * SRC_KW + 3]!));
-  return per.map((idx) => {
-    const rows = idx.map((i) => ({ addr: addr(i), packets: vals[i * 2]!, bytes: vals[i * 2 + 1]! }));
-    return rows.sort((x, y) => y.packets - x.packets || y.bytes - x.bytes || (x.addr < y.addr ? -1 : 1)).slice(0, TOP_SOURCES);
-  });
 }
 
 export function analyse(m: MergedRun, selectors: Selector[], opts: AnalysisOptions): { configs: ConfigResult[]; durationS: number } {

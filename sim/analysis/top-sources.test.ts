@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { topSources } from './distribution.ts';
-import { SRC_KW, type SourceCounts } from '../engine/flow-sink.ts';
+import { topSources } from './top-sources.ts';
+import { SRC_KW, type SourceCounts } from '../engine/source-table.ts';
 import { formatIPv4, formatIPv6 } from '../traffic/addr.ts';
 
 /** The plain definition: format every source, sort all of a node's, keep the first five. */
@@ -27,7 +27,7 @@ describe('topSources', () => {
         // Few distinct values, so ties on packets and on bytes are common; some zero (taken-out halves).
         vals[i * 2] = rnd(6); vals[i * 2 + 1] = rnd(3) * 100;
       }
-      const src: SourceCounts = { count, keys, vals };
+      const src: SourceCounts = { count, keys, vals, runs: [] };
       for (let c = 0; c < C; c++) expect(topSources(src, c, N)).toEqual(naive(src, c, N));
     }
   });

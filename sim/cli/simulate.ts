@@ -125,8 +125,8 @@ export function registerSimulate(program: Command): void {
     .option('--flow-timeout <s>', 'a connection (both directions of a 5-tuple) ends after this many seconds without a packet; ' +
       'the next packet of that 5-tuple opens a new one. Bounds memory on long captures (the table holds only what was active ' +
       'within the timeout). The kernel keeps idle UDP 30-120 s and idle established TCP 5 days', String(DEFAULT_FLOW_TIMEOUT))
-    .option('--no-top-sources', 'do not count the heaviest sources per node: exact counts need one counter per distinct source address, ' +
-      'the only memory that grows with the capture (connections are held only within the flow timeout)')
+    .option('--no-top-sources', 'do not count the heaviest sources per node (exact counts keep one counter per distinct source address; ' +
+      'past 2^18 per worker they spill to sorted files under TMPDIR, so memory stays flat but disk is used: about 48 bytes a source)')
     .option('--lenient', 'skip malformed capture records (counted) instead of stopping')
     .option('--no-hash', 'do not compute the SHA-256 of input files for the report header (saves a pass over huge captures)')
     .option('--json', 'print the whole result as one JSON document')

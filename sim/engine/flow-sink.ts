@@ -13,7 +13,7 @@ import { writeTupleV4, writeTupleV6 } from '../traffic/tuple.ts';
 import { buildSelector } from '../select/build.ts';
 import type { Selector, SelectorSpec } from '../select/selector.ts';
 import { BAND_SEEDS, bandSeeds, reseed } from '../analysis/seed-band.ts';
-import { mix32, fmix32 } from '../hash/mix.ts';
+import { SourceTable, type SourceCounts, type SourceSpill, SRC_KW } from './source-table.ts';
 import { BY0, BY1, firstTs, META, PK0, PK1, REC, SEEN0, SEEN1, SYN0, SYN1, T0, T1, LAST, type FlowRecords } from './conn-table.ts';
 
 /** Metrics in the order the band arrays hold them. */
@@ -28,15 +28,6 @@ export interface ConfigFlowCounts {
   /** band[(seed * 4 + metric) * N + node]: loads under reseeded copies; null when the selector has no seed. */
   band: Float64Array | null;
 }
-
-/** Exact per-(configuration, node, source address) packets and bytes. Key words: [config, node, family, a0, a1, a2, a3]. */
-export interface SourceCounts {
-  count: number;
-  keys: Uint32Array;
-  /** [packets, bytes] per entry. */
-  vals: Float64Array;
-}
-export const SRC_KW = 7;
 
 export interface FlowSummary {
   /** Direction flows and connections ended. */
@@ -60,11 +51,13 @@ export interface SinkOptions {
   mixed: number[] | null;
   /**
    * Count every source address per node for the heaviest sources (default
-   * true). Exact, so it holds one counter per distinct source: the one part
-   * of a run's memory that grows with the capture rather than with the
-   * connections active within the timeout.
+   * true). Exact, so it needs one counter per distinct source: without
+   * `spill`, the one part of a run's memory that grows with the capture
+   * rather than with the connections active within the timeout.
    */
   sources?: boolean;
+  /** Spill the source counters to sorted runs in this directory past this many entries (source-table.ts); null: hold them all. */
+  spill?: SourceSpill | null;
 }
 
 const BAND_CHUNK = 8192;
@@ -82,57 +75,8 @@ export function emptySummary(o: SinkOptions): FlowSummary {
       return { flows: new Float64Array(n), connections: new Float64Array(n), packets: new Float64Array(n), bytes: new Float64Array(n) };
     }),
     mixed: o.mixed ? { none: 0, several: 0 } : null,
-    sources: { count: 0, keys: new Uint32Array(0), vals: new Float64Array(0) },
+    sources: { count: 0, keys: new Uint32Array(0), vals: new Float64Array(0), runs: [] },
   };
-}
-
-/** An open-addressing table of SourceCounts. */
-class SourceTable {
-  count = 0;
-  keys: Uint32Array;
-  vals: Float64Array;
-  private slots: Int32Array;
-  private mask: number;
-  constructor(cap = 1 << 12) {
-    this.keys = new Uint32Array(cap * SRC_KW);
-    this.vals = new Float64Array(cap * 2);
-    this.slots = new Int32Array(cap * 2).fill(-1);
-    this.mask = cap * 2 - 1;
-  }
-  add(k: Uint32Array, ko: number, pk: number, by: number): void {
-    let h = 0x2f1a8b3c;
-    for (let w = 0; w < SRC_KW; w++) h = mix32(h, k[ko + w]!);
-    let s = fmix32(h) & this.mask;
-    const keys = this.keys;
-    for (;;) {
-      const idx = this.slots[s]!;
-      if (idx < 0) break;
-      const o = idx * SRC_KW;
-      let eq = true;
-      for (let w = 0; w < SRC_KW; w++) if (keys[o + w] !== k[ko + w]) { eq = false; break; }
-      if (eq) { this.vals[idx * 2] = this.vals[idx * 2]! + pk; this.vals[idx * 2 + 1] = this.vals[idx * 2 + 1]! + by; return; }
-      s = (s + 1) & this.mask;
-    }
-    if ((this.count + 1) * SRC_KW > this.keys.length) { this.grow(); this.add(k, ko, pk, by); return; }
-    const idx = this.count++;
-    this.keys.set(k.subarray(ko, ko + SRC_KW), idx * SRC_KW);
-    this.vals[idx * 2] = pk;
-    this.vals[idx * 2 + 1] = by;
-    this.slots[s] = idx;
-  }
-  private grow(): void {
-    const n = this.count, oldK = this.keys, oldV = this.vals;
-    const cap = (oldK.length / SRC_KW) * 2;
-    this.keys = new Uint32Array(cap * SRC_KW);
-    this.vals = new Float64Array(cap * 2);
-    this.slots = new Int32Array(cap * 2).fill(-1);
-    this.mask = cap * 2 - 1;
-    this.count = 0;
-    for (let i = 0; i < n; i++) this.add(oldK, i * SRC_KW, oldV[i * 2]!, oldV[i * 2 + 1]!);
-  }
-  columns(): SourceCounts {
-    return { count: this.count, keys: this.keys.slice(0, this.count * SRC_KW), vals: this.vals.slice(0, this.count * 2) };
-  }
 }
 
 /**
@@ -152,7 +96,7 @@ export function originalDirection(rec: Float64Array, o: number): 0 | 1 {
 export class FlowSink {
   private readonly o: SinkOptions;
   private readonly s: FlowSummary;
-  private readonly src = new SourceTable();
+  private readonly src: SourceTable;
   private readonly band: { c: number; sels: Selector[] }[] = [];
   private readonly bandBatch: TupleBatch;
   private readonly bandOut: Int32Array;
@@ -170,6 +114,7 @@ export class FlowSink {
     this.o = o;
     this.s = emptySummary(o);
     this.sources = o.sources ?? true;
+    this.src = new SourceTable(1 << 12, o.spill ?? null);
     const seeds = bandSeeds();
     o.selectors.forEach((spec, c) => {
       if (this.s.configs[c]!.band) this.band.push({ c, sels: seeds.map((seed) => buildSelector(reseed(spec, seed)!)) });
@@ -284,8 +229,12 @@ export class FlowSink {
   }
 }
 
-/** Adds summary `b` into `a` (every field is a sum, a min or a max: order does not matter). */
-export function addSummary(a: FlowSummary, b: FlowSummary, sources: SourceTableLike): void {
+/**
+ * Adds summary `b` into `a` (every field is a sum, a min or a max: order does
+ * not matter), except the sources: source-merge.ts merges those (they may
+ * live in spilled runs).
+ */
+export function addSummary(a: FlowSummary, b: FlowSummary): void {
   a.flows += b.flows; a.connections += b.connections;
   a.sumP += b.sumP; a.sumP2 += b.sumP2; a.sumB += b.sumB; a.sumB2 += b.sumB2;
   a.firstTs = Math.min(a.firstTs, b.firstTs);
@@ -301,17 +250,4 @@ export function addSummary(a: FlowSummary, b: FlowSummary, sources: SourceTableL
     add(m.flows, o.flows); add(m.connections, o.connections); add(m.packets, o.packets); add(m.bytes, o.bytes);
   });
   if (a.mixed && b.mixed) { a.mixed.none += b.mixed.none; a.mixed.several += b.mixed.several; }
-  for (let i = 0; i < b.sources.count; i++) sources.add(b.sources.keys, i * SRC_KW, b.sources.vals[i * 2]!, b.sources.vals[i * 2 + 1]!);
-}
-
-export interface SourceTableLike {
-  add(k: Uint32Array, ko: number, pk: number, by: number): void;
-  columns(): SourceCounts;
-}
-
-/** A fresh source table (for merging the workers' sources), sized for `expected` entries. */
-export function newSourceTable(expected = 0): SourceTableLike {
-  let cap = 1 << 12;
-  while (cap < expected) cap <<= 1;
-  return new SourceTable(cap);
 }

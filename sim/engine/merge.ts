@@ -8,7 +8,9 @@
  * give the same result.
  */
 import { ConnTable, HEAD, keyHash, META, newRecords, pushRecord, REC } from './conn-table.ts';
-import { addSummary, emptySummary, FlowSink, newSourceTable, type FlowSummary, type SinkOptions } from './flow-sink.ts';
+import { addSummary, emptySummary, FlowSink, type FlowSummary, type SinkOptions } from './flow-sink.ts';
+import { mergeSources } from './source-merge.ts';
+import type { SourceCounts } from './source-table.ts';
 import type { MergeTask, SimPartial } from './task.ts';
 import { newStats, type IngestStats } from '../traffic/source.ts';
 
@@ -36,7 +38,7 @@ export function mergePartials(parts: SimPartial[], sink: SinkOptions, flowTimeou
   let mixed: MergedRun['mixed'] = null;
   let notToCluster = 0;
   const flows = emptySummary(sink);
-  const sources = newSourceTable(parts.reduce((n, p) => n + p.summary.sources.count, 0));
+  const sources: SourceCounts[] = [];
   for (const p of parts) {
     for (let c = 0; c < C; c++) {
       const src = p.configs[c]!, dst = perPacket[c]!;
@@ -47,7 +49,8 @@ export function mergePartials(parts: SimPartial[], sink: SinkOptions, flowTimeou
       dst.noNode += src.noNode;
       dst.unknown += src.unknown;
     }
-    addSummary(flows, p.summary, sources);
+    addSummary(flows, p.summary);
+    sources.push(p.summary.sources);
     if (p.mixed) {
       mixed ??= { none: 0, several: 0 };
       mixed.none += p.mixed.none;
@@ -66,9 +69,11 @@ export function mergePartials(parts: SimPartial[], sink: SinkOptions, flowTimeou
   }
   if (ingest.packets === 0 || !Number.isFinite(ingest.firstTs)) { ingest.firstTs = 0; ingest.lastTs = 0; }
   if (parts.some((p) => p.exports.v4.count + p.exports.v6.count > 0)) {
-    addSummary(flows, joinShares(parts, sink, flowTimeout), sources);
+    const join = joinShares(parts, sink, flowTimeout);
+    addSummary(flows, join);
+    sources.push(join.sources);
   }
-  flows.sources = sources.columns();
+  flows.sources = mergeSources(sources, sink.buckets, sink.spill?.budget ?? Infinity);
   return { C, perPacket, flows, mixed, ingest, notToCluster };
 }
 

@@ -3,6 +3,8 @@
  * pool (or in-process with workers = 0), merges the partials.
  */
 import os from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import type { SelectorSpec } from '../select/selector.ts';
 import { directionDependent, processShare } from './share.ts';
@@ -11,6 +13,7 @@ import { DEFAULT_FLOW_TIMEOUT } from './conn-table.ts';
 import { workerEntry } from './bundle.ts';
 import { runMerge, type MergedRun } from './merge.ts';
 import { planSourceShares } from './sources.ts';
+import { DEFAULT_SOURCE_BUDGET, type SourceSpill } from './source-table.ts';
 import type { MergeTask, SimPartial, SimTask, SourceSpec } from './task.ts';
 
 export interface RunOptions {
@@ -23,8 +26,15 @@ export interface RunOptions {
   workers?: number;
   /** Connection idle timeout, seconds (default DEFAULT_FLOW_TIMEOUT). */
   flowTimeout?: number;
-  /** Count the heaviest sources per node (default true); their table is the part of memory that grows with distinct sources. */
+  /** Count the heaviest sources per node (default true): exact, one counter per distinct source, spilled to disk past `sourceBudget`. */
   topSources?: boolean;
+  /**
+   * Source counters each worker holds in memory before it spills them to a
+   * sorted run file under the system's temp directory (TMPDIR; default
+   * DEFAULT_SOURCE_BUDGET). Keeps memory flat on captures with millions of
+   * sources; the answer is the same (source-table.ts, source-merge.ts).
+   */
+  sourceBudget?: number;
   /** Track connections (default true); false is SimTask.connections' bench diagnostic. */
   connections?: boolean;
   /** Called about every 200 ms with packets done so far and resident memory. */
@@ -53,9 +63,14 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
     const parts = planSourceShares(s, Math.max(1, workers));
     return parts.map((source, share) => ({ source, chain: chainOf(source, input, share, parts.length) }));
   });
+  const topSources = o.topSources ?? true;
+  // The runs live in a directory of this run's own, removed when it ends (whatever happened).
+  const spill: SourceSpill | null = topSources && (o.connections ?? true)
+    ? { dir: mkdtempSync(join(os.tmpdir(), 'clusterip-sim-sources-')), budget: o.sourceBudget ?? DEFAULT_SOURCE_BUDGET }
+    : null;
   const progressBuf = new SharedArrayBuffer(8 * Math.max(1, shares.length));
   const progress = new Float64Array(progressBuf);
-  const tasks: SimTask[] = shares.map(({ source, chain }, slot) => ({ source, chain, flowTimeout, topSources: o.topSources ?? true, connections: o.connections ?? true, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
+  const tasks: SimTask[] = shares.map(({ source, chain }, slot) => ({ source, chain, flowTimeout, topSources, sourceSpill: spill, connections: o.connections ?? true, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
   let peakRss = process.memoryUsage().rss;
   const tick = (): void => {
     const rss = process.memoryUsage().rss;
@@ -66,7 +81,7 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
   };
   const timer = setInterval(tick, 200);
   const dirDep = o.selectors.map((s) => directionDependent(buildSelector(s)));
-  const sink = { selectors: o.selectors, buckets: o.buckets, dirDep, mixed: o.mixed, sources: o.topSources ?? true };
+  const sink = { selectors: o.selectors, buckets: o.buckets, dirDep, mixed: o.mixed, sources: topSources, spill };
   let merged: MergedRun;
   let sharesS = 0;
   try {
@@ -82,6 +97,7 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
     });
   } finally {
     clearInterval(timer);
+    if (spill) rmSync(spill.dir, { recursive: true, force: true });
   }
   const rss = process.memoryUsage().rss;
   if (rss > peakRss) peakRss = rss;

@@ -39,7 +39,7 @@ export function processShare(task: SimTask): SimPartial {
   const batch: TupleBatch = createBatch(cap);
   const outO = selectors.map(() => new Int32Array(cap));
   const outR = selectors.map((_, c) => (dirDep[c] ? new Int32Array(cap) : null));
-  const sink = new FlowSink({ selectors: task.selectors, buckets: selectors.map((s) => s.buckets), dirDep, mixed: task.mixed, sources: task.topSources ?? true });
+  const sink = new FlowSink({ selectors: task.selectors, buckets: selectors.map((s) => s.buckets), dirDep, mixed: task.mixed, sources: task.topSources ?? true, spill: task.sourceSpill ?? null });
   const onEnd = (r: FlowRecords): void => sink.consume(r);
   const v4 = new ConnTable({ kw: 4, c: C, timeout: task.flowTimeout, onEnd });
   const v6 = new ConnTable({ kw: 10, c: C, timeout: task.flowTimeout, onEnd }, 16);

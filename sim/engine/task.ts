@@ -2,6 +2,7 @@
 import type { SelectorSpec } from '../select/selector.ts';
 import type { FlowRecords } from './conn-table.ts';
 import type { FlowSummary, SinkOptions } from './flow-sink.ts';
+import type { SourceSpill } from './source-table.ts';
 import type { IngestStats } from '../traffic/source.ts';
 import type { FlowGenParams } from '../cluster/flowgen.ts';
 import type { OwnershipTimeline } from '../cluster/heartbeat.ts';
@@ -28,6 +29,8 @@ export interface SimTask {
   flowTimeout: number;
   /** Count sources for the heaviest sources per node (default true; SinkOptions.sources). */
   topSources?: boolean;
+  /** Where the source counters spill past their budget (source-table.ts); absent: never. */
+  sourceSpill?: SourceSpill | null;
   /**
    * Track connections (default true). false: per-packet counts only, no flows,
    * connections, sources, band or migrations: a bench diagnostic that shows
