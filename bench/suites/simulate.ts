@@ -2,7 +2,9 @@
  * simulate: the main job end to end on a capture (decode, flows, selectors,
  * merge, analysis) with 1 and 2 workers, in wall time, against in the same
  * run: ingest only (our reader, one thread), our C reader (bench/native/
- * pcap_ingest.c, one thread) and tcpdump. Goals (issue 4, 2-core machine):
+ * pcap_ingest.c, one thread), tcpdump, and the C reference of the whole job
+ * (bench/native/pcap_sim.c: the same decode, hash, connections, sources and
+ * band, on 1 and 2 threads reading the same byte ranges as our workers). Goals (issue 4, 2-core machine):
  * 2 workers >= 1.5x the C reader, >= 50x tcpdump, scaling 1 -> 2 >= 1.8.
  * A second case runs the CLI in fresh processes on captures of three sizes
  * and reports their peak memory: the connections stay flat as the capture
@@ -19,6 +21,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { plan, summarize, type Suite } from '../harness.ts';
 import { buildNative, ensureCapture, native, oursInChild, tcpdump } from './ingest.ts';
+import { buildNativeSim, captureRanges, nativeSimulate } from './native-sim.ts';
 import { runSimulation } from '../../sim/engine/run.ts';
 import { analyse } from '../../sim/analysis/distribution.ts';
 import { buildSelector } from '../../sim/select/build.ts';
@@ -79,6 +82,10 @@ export const simulateSuite: Suite = {
     const { repeats, warmup } = plan(ctx);
     const file = ensureCapture(ctx, packets, 262144);
     const exe = buildNative(ctx);
+    const simExe = buildNativeSim(ctx.workDir);
+    const ranges = [captureRanges(file, 1), captureRanges(file, 2)] as const;
+    const cSim = (threads: 1 | 2): number => { const r = nativeSimulate(simExe, file, threads === 1 ? ranges[0] : ranges[1]); return r.packets / r.seconds[0]!; };
+    const cs1: number[] = [], cs2: number[] = [];
     const one: number[] = [], two: number[] = [], ing: number[] = [], c: number[] = [], ceil: number[] = [], flat1: number[] = [], flat2: number[] = [];
     for (let r = -warmup; r < repeats; r++) {
       const a = (await simulateOnce(file, 1)).pps;
@@ -88,14 +95,16 @@ export const simulateSuite: Suite = {
       const k = await readOnly(file, 2, packets);
       const f1 = (await simulateOnce(file, 1, false)).pps;
       const f2 = (await simulateOnce(file, 2, false)).pps;
+      const n1 = cSim(1), n2 = cSim(2);
       if (r < 0) continue;
+      cs1.push(n1); cs2.push(n2);
       one.push(a); two.push(b); ing.push(i); c.push(n); ceil.push(k); flat1.push(f1); flat2.push(f2);
-      ctx.log(`round ${r + 1}/${repeats}: 1 worker ${(a / 1e6).toFixed(2)} M/s, 2 workers ${(b / 1e6).toFixed(2)} M/s, ingest ${(i / 1e6).toFixed(2)} M/s, C ${(n / 1e6).toFixed(2)} M/s, 2 threads only reading ${(k / 1e6).toFixed(2)} M/s, no connections 1/2 workers ${(f1 / 1e6).toFixed(2)}/${(f2 / 1e6).toFixed(2)} M/s`);
+      ctx.log(`round ${r + 1}/${repeats}: 1 worker ${(a / 1e6).toFixed(2)} M/s, 2 workers ${(b / 1e6).toFixed(2)} M/s, ingest ${(i / 1e6).toFixed(2)} M/s, C ${(n / 1e6).toFixed(2)} M/s, 2 threads only reading ${(k / 1e6).toFixed(2)} M/s, no connections 1/2 workers ${(f1 / 1e6).toFixed(2)}/${(f2 / 1e6).toFixed(2)} M/s, C whole job 1/2 threads ${(n1 / 1e6).toFixed(2)}/${(n2 / 1e6).toFixed(2)} M/s`);
     }
     const s1 = summarize(one), s2 = summarize(two), si = summarize(ing), sc = summarize(c), sk = summarize(ceil);
-    const sf1 = summarize(flat1), sf2 = summarize(flat2);
+    const sf1 = summarize(flat1), sf2 = summarize(flat2), sn1 = summarize(cs1), sn2 = summarize(cs2);
     const td = ctx.quick ? undefined : tcpdump(file, packets);
-    for (const [workers, s] of [[1, s1], [2, s2]] as const) {
+    for (const [workers, s, cs] of [[1, s1, sn1], [2, s2, sn2]] as const) {
       ctx.emit({
         suite: 'simulate',
         case: `end to end, ${workers} worker${workers > 1 ? 's' : ''}, ${packets} packets`,
@@ -107,6 +116,21 @@ export const simulateSuite: Suite = {
         ratio_ingest: s.median / si.median,
         scaling: workers === 2 ? s2.median / s1.median : 1,
         ...(td ? { tcpdump_ops_per_s: td, ratio_tcpdump: s.median / td } : {}),
+        native_sim_ops_per_s: cs.median,
+        ratio_native_sim: s.median / cs.median,
+      });
+    }
+    // The same job in C on as many threads: what a careful native implementation reaches on this
+    // machine, against the C reader (the issue's yardstick) and in scaling.
+    for (const [threads, s] of [[1, sn1], [2, sn2]] as const) {
+      ctx.emit({
+        suite: 'simulate',
+        case: `C reference of the whole job, ${threads} thread${threads > 1 ? 's' : ''}, ${packets} packets`,
+        ops_per_s: s.median,
+        spread: s.spread,
+        native_ops_per_s: sc.median,
+        ratio: s.median / sc.median,
+        scaling: threads === 2 ? sn2.median / sn1.median : 1,
       });
     }
     // What connection tracking costs: the same runs with per-packet counts only (no flows, connections,

@@ -1,0 +1,886 @@
+/*
+ * Native reference for the simulate bench: the whole core of a simulate job
+ * in C, for the one configuration the bench runs (bench/suites/simulate.ts:
+ * CLUSTERIP, hashmode sourceip-sourceport, 4 nodes, hash_init 0, kernel 6.1,
+ * little-endian CPU; flow timeout 120 s). It does the work of
+ * sim/engine/share.ts + conn-table.ts + flow-sink.ts on a classic pcap, so
+ * that the bench can put our JavaScript engine next to C doing the same work
+ * on 1 and 2 threads:
+ *
+ *   decode (Ethernet, 802.1Q/QinQ, IPv4, IPv6 extension headers, L4 ports and
+ *   TCP flags): pcap_ingest.c's decoder plus the few rules of
+ *   sim/traffic/decode.ts it leaves out because they cost nothing there but
+ *   change what is counted here (datagrams longer than their frame are
+ *   dropped, a GRE key is the "ports", a cut IPv6 extension header leaves the
+ *   packet with unknown ports)
+ *   -> CLUSTERIP bucket of every packet (sim/select/clusterip.ts era D, the
+ *      clusterip:1:4:0 case of bench/native/hash.c) -> per-node packets, bytes
+ *   -> connection table (conn-table.ts: one entry for both directions, idle
+ *      timeout, sweeps every quarter timeout of capture time)
+ *   -> when a connection ends (flow-sink.ts consume): per-node flows and
+ *      connections, exact per-(node, source address) packets and bytes, and
+ *      the randomness band (each direction flow hashed again under the 32
+ *      seeds of sim/analysis/seed-band.ts bandSeeds()).
+ *
+ * One thread per byte range of the file (the ranges of planSourceShares in
+ * sim/engine/sources.ts: a record belongs to the range its header starts in);
+ * each reads its range with pread(2) through a reused 1 MiB buffer, as
+ * pcap_ingest.c does, and keeps its own tables; the main thread adds them up.
+ *
+ * Differences from the TypeScript engine, on purpose:
+ * - Connections cut at a range boundary are not joined across threads (the
+ *   engine joins them in sim/engine/merge.ts). With 2 threads C's flows and
+ *   connections therefore differ slightly from the engine's, and C does less
+ *   work than the engine: it can only make C faster. Per-node packets and
+ *   bytes do not depend on the split.
+ * - IP fragments are counted as they come (L4 fields zero, flagged), not
+ *   reassembled (sim/traffic/defrag.ts); the bench captures have none.
+ * - Only Ethernet pcaps (link type 1), classic pcap only (no pcapng, no gzip).
+ * - Per direction of one connection, packets are 32-bit counters (2^32
+ *   packets one way within one connection would wrap; bytes are 64-bit):
+ *   that keeps an entry in one 64-byte cache line.
+ * - Sources are keyed by IPv4 address only: CLUSTERIP is IPv4-only, so an
+ *   IPv6 flow never has a node (its connections are still tracked, and
+ *   counted in the totals).
+ *
+ * Usage: pcap_sim FILE REPEATS START0 END0 [START1 END1 ...]
+ *   per repeat, two lines: "packets wall_seconds", then one line of JSON:
+ *   {"packets":[4],"bytes":[4],"flows":[4],"connections":[4],"sources":[4],
+ *    "band":[512],"noNode":n,"unknown":n,"flowsTotal":n,"connectionsTotal":n,
+ *    "sourcesTotal":n}
+ *   sources[k] = distinct source addresses counted on node k+1;
+ *   band[(seed * 4 + metric) * 4 + node], metrics packets, bytes, flows,
+ *   connections.
+ * (Wall time, CLOCK_MONOTONIC, from before the threads start to after they
+ * are joined and summed: the bench compares the wall time of 2 threads.)
+ * Build: cc -O2 -std=gnu11 -Wall -Wextra -pthread -o pcap_sim pcap_sim.c
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ==== the configuration (bench/suites/simulate.ts SPEC) ==== */
+
+#define NODES 4
+#define HASH_INIT 0u
+#define FLOW_TIMEOUT 120.0
+/* conn-table.ts REORDER_SLACK: a sweep spares entries idle for less than timeout + this. */
+#define REORDER_SLACK 5.0
+/* share.ts sweeps between batches of DEFAULT_BATCH_CAPACITY decoded packets: so do we, so that
+ * a reordered capture ends the same entries at the same moments. */
+#define BATCH 65536
+#define BAND_SEEDS 32
+#define JHASH_INITVAL 0xdeadbeefu
+
+#define WIN (1 << 20)
+/* capture.ts maxCaplen(): libpcap's 262144, or a larger snaplen up to 16 MiB. */
+#define PCAP_MAX_CAPLEN 262144u
+#define PCAPNG_MAX_BLOCK (16u << 20)
+
+/* TupleBatch flags / l4flags bits (sim/traffic/batch.ts). */
+#define F_PORTS 0x01
+#define F_FRAGMENT 0x02
+#define F_SYN 0x04
+#define F_ACK 0x08
+#define F_RST 0x10
+#define F_FIN 0x20
+#define F_TRUNCATED 0x40
+#define L4_HAS4 0x01
+#define L4_HAS8 0x02
+#define L4_CT_INVALID 0x04
+
+#define NO_BUCKET (-1)
+#define UNKNOWN_BUCKET (-2)
+
+/* conn-table.ts META bits; meta 0 marks an empty slot (a live entry has seen a direction). */
+#define SEEN0 1
+#define SEEN1 2
+#define SYN0 4
+#define SYN1 8
+
+static inline uint32_t rol32(uint32_t w, unsigned s) { return (w << s) | (w >> (32 - s)); }
+static inline uint32_t bswap16(uint32_t x) { return ((x & 0xff) << 8) | ((x >> 8) & 0xff); }
+static inline uint32_t be32(const uint8_t *p) { return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3]; }
+static inline uint32_t le32(const uint8_t *p) { return ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0]; }
+static inline unsigned be16(const uint8_t *p) { return ((unsigned)p[0] << 8) | p[1]; }
+
+/* ==== CLUSTERIP, era D (4.1+ jhash), sourceip-sourceport, little-endian CPU ==== */
+
+/* jhash_2words(a, b, hash_init) of 4.1+: `iv` = hash_init + 0xdeadbeef + 8, added to a, b and c. */
+static inline uint32_t jhash2w(uint32_t a, uint32_t b, uint32_t iv)
+{
+  uint32_t c = iv;
+  a += iv; b += iv;
+  c ^= b; c -= rol32(b, 14);
+  a ^= c; a -= rol32(c, 11);
+  b ^= a; b -= rol32(a, 25);
+  c ^= b; c -= rol32(b, 16);
+  a ^= c; a -= rol32(c, 4);
+  b ^= a; b -= rol32(a, 14);
+  c ^= b; c -= rol32(b, 24);
+  return c;
+}
+
+/* reciprocal_scale(hash, NODES): the bucket; node = bucket + 1. */
+static inline int bucket_of(uint32_t h) { return (int)(((uint64_t)h * NODES) >> 32); }
+
+/* proto_ports_offset(): 1 = "ports" in L4 bytes 0-3 (TCP, UDP, DCCP, ESP, SCTP, UDP-Lite),
+ * 2 = bytes 4-7 (AH's SPI), 0 = none: the kernel hashes ports 0/0 (ICMP, GRE, ...). */
+static uint8_t PORTS_AT[256];
+
+/* The bucket of one decoded IPv4 packet, as clusterip.ts compileEraD gives it. */
+static inline int clusterip_bucket(uint32_t saddr, unsigned proto, uint32_t l4a, uint32_t l4b, unsigned lf, unsigned fl)
+{
+  if (lf & L4_CT_INVALID) return NO_BUCKET; /* conntrack INVALID: the target drops it on every node */
+  uint32_t w = 0;
+  unsigned k = PORTS_AT[proto];
+  if (k) {
+    unsigned need = k == 1 ? L4_HAS4 : L4_HAS8;
+    if ((lf & need) == need) w = k == 1 ? l4a : l4b;
+    else if (fl & F_TRUNCATED) return UNKNOWN_BUCKET; /* the capture cut bytes the kernel hashed */
+    /* else the packet itself is that short: the kernel hashes 0/0 */
+  }
+  /* a raw 16-bit load of the network-order port on a little-endian CPU: port 80 -> 0x5000 */
+  return bucket_of(jhash2w(saddr, bswap16(w >> 16), HASH_INIT + JHASH_INITVAL + 8));
+}
+
+/* The 32 band seeds (seed-band.ts bandSeeds()), as jhash_2words initvals. */
+static uint32_t BAND_IV[BAND_SEEDS];
+
+static void init_tables(void)
+{
+  static const unsigned at0[] = { 6, 17, 33, 50, 132, 136 };
+  for (unsigned i = 0; i < sizeof at0 / sizeof at0[0]; i++) PORTS_AT[at0[i]] = 1;
+  PORTS_AT[51] = 2;
+  uint32_t s = 0x2545f491;
+  for (int t = 0; t < BAND_SEEDS; t++) {
+    s = (s ^ (s >> 15)) * 0x2c1b3c6du + 0x297a2d39u;
+    BAND_IV[t] = s + JHASH_INITVAL + 8;
+  }
+}
+
+/* ==== decoding (sim/traffic/decode.ts, Ethernet link type) ==== */
+
+/* One decoded packet: the TupleBatch lanes of one slot. */
+typedef struct {
+  uint32_t saddr, daddr, s6[4], d6[4], l4a, l4b;
+  unsigned sport, dport, proto, family, flags, l4flags;
+} pkt_t;
+
+/* decode.ts l4Need(): the L4 header bytes the kernel's consumers read. */
+static inline unsigned l4_need(unsigned pr)
+{
+  switch (pr) { case 6: return 20; case 132: case 33: case 51: return 12; case 47: return 4; default: return 8; }
+}
+
+/* decode.ts writeL4(): L4 lanes from `cap` captured bytes of a header `wire` bytes long. */
+static inline void decode_l4(pkt_t *k, unsigned pr, const uint8_t *q, long cap, long wire)
+{
+  uint32_t a = 0, b = 0;
+  unsigned lf = 0, sp = 0, dp = 0, fl = 0;
+  if (cap > wire) cap = wire;
+  if (cap >= 4) { a = be32(q); lf = L4_HAS4; if (cap >= 8) { b = be32(q + 4); lf = L4_HAS4 | L4_HAS8; } }
+  long need = l4_need(pr);
+  switch (pr) {
+  case 6: case 17: case 136: case 132: case 33:
+    if (cap >= 4) { sp = a >> 16; dp = a & 0xffff; fl |= F_PORTS; }
+    /* conntrack rejects a header shorter than the protocol's minimum as INVALID */
+    if (wire < need) lf |= L4_CT_INVALID;
+    if (pr == 6 && cap >= 14) {
+      unsigned t = q[13];
+      if (t & 0x02) fl |= F_SYN;
+      if (t & 0x10) fl |= F_ACK;
+      if (t & 0x04) fl |= F_RST;
+      if (t & 0x01) fl |= F_FIN;
+    }
+    break;
+  case 1: case 58:
+    if (cap >= 8) { unsigned t = a >> 24; if (pr == 1 ? (t == 8 || t == 0) : (t == 128 || t == 129)) { sp = b >> 16; dp = b & 0xffff; } }
+    break;
+  case 50: if (cap >= 4) { sp = a >> 16; dp = a & 0xffff; } break;
+  case 51: if (cap >= 8) { sp = b >> 16; dp = b & 0xffff; } break;
+  case 47: /* GRE with the key bit: the key is the "ports" (after the checksum word if present) */
+    if (cap >= 4 && (a & 0x20000000u)) {
+      long ko = (a & 0x80000000u) ? 8 : 4;
+      need = ko + 4;
+      if (cap >= ko + 4) { sp = be16(q + ko); dp = be16(q + ko + 2); }
+    }
+    break;
+  }
+  if (cap < (wire < need ? wire : need)) fl |= F_TRUNCATED;
+  k->l4a = a; k->l4b = b; k->l4flags = lf; k->sport = sp; k->dport = dp; k->flags = fl;
+}
+
+/* decode.ts truncL4(): no usable L4 bytes, the capture cut them. */
+static inline void trunc_l4(pkt_t *k, unsigned pr, unsigned extra)
+{
+  k->proto = pr; k->l4a = k->l4b = 0; k->l4flags = 0; k->sport = k->dport = 0; k->flags = F_TRUNCATED | extra;
+}
+
+/* A fragment: counted with L4 fields zero (the engine reassembles it, see the header comment). */
+static inline void frag_l4(pkt_t *k)
+{
+  k->l4a = k->l4b = 0; k->l4flags = 0; k->sport = k->dport = 0; k->flags = F_FRAGMENT;
+}
+
+/* 0: a packet in *k; 1: skipped (not IP, truncated IP header, malformed), as decode.ts skips it. */
+static inline int decode(const uint8_t *f, long caplen, long missing, pkt_t *k)
+{
+  const uint8_t *end = f + caplen;
+  if (missing < 0) missing = 0;
+  if (caplen < 14) return 1;
+  unsigned et = be16(f + 12);
+  const uint8_t *p = f + 14;
+  while (et == 0x8100 || et == 0x88a8 || et == 0x9100) { if (end - p < 4) return 1; et = be16(p + 2); p += 4; }
+  if (et == 0x0800) {
+    if (end - p < 20 || (p[0] >> 4) != 4) return 1;
+    long hl = (p[0] & 15) << 2, tot = be16(p + 2);
+    if (hl < 20 || (tot && tot < hl)) return 1;
+    /* a datagram longer than the frame on the wire: ip_rcv drops it */
+    if (tot > (end - p) + missing) return 1;
+    unsigned pr = p[9];
+    k->family = 4; k->saddr = be32(p + 12); k->daddr = be32(p + 16); k->proto = pr;
+    const uint8_t *q = p + hl;
+    long wire = (tot ? tot : end - p) - hl, cap = end - q;
+    if (cap > wire) cap = wire;
+    if (be16(p + 6) & 0x3fff) {
+      if (cap < 0) trunc_l4(k, pr, F_FRAGMENT); else frag_l4(k);
+      return 0;
+    }
+    if (cap < 0) { trunc_l4(k, pr, 0); return 0; }
+    decode_l4(k, pr, q, cap, wire);
+    return 0;
+  }
+  if (et == 0x86dd) {
+    if (end - p < 40 || (p[0] >> 4) != 6) return 1;
+    long plen = be16(p + 4);
+    if (40 + plen > (end - p) + missing) return 1;
+    unsigned nh = p[6];
+    k->family = 6; k->saddr = k->daddr = 0;
+    for (int w = 0; w < 4; w++) { k->s6[w] = be32(p + 8 + 4 * w); k->d6[w] = be32(p + 24 + 4 * w); }
+    /* plen 0: a jumbogram or a GSO capture, take what was captured */
+    const uint8_t *wend = plen ? p + 40 + plen : end, *cend = end < wend ? end : wend, *q = p + 40, *fdata = NULL;
+    for (int hops = 0; hops < 32; hops++) {
+      if (nh == 0 || nh == 43 || nh == 60) {
+        if (cend - q < 2) { if (wend - q < 2) return 1; trunc_l4(k, nh, 0); return 0; }
+        unsigned len = ((unsigned)q[1] + 1) << 3;
+        nh = q[0]; q += len;
+        continue;
+      }
+      if (nh == 44) {
+        if (cend - q < 8) { if (wend - q < 8) return 1; trunc_l4(k, nh, 0); return 0; }
+        unsigned off = be16(q + 2);
+        nh = q[0]; q += 8;
+        if ((off & 0xfff9) == 0) continue; /* atomic fragment (RFC 6946): an ordinary packet */
+        fdata = q;
+        if ((off & 0xfff8) != 0) break; /* not the first fragment: no L4 header follows */
+        continue;
+      }
+      break;
+    }
+    k->proto = nh;
+    if (fdata) { if (wend < fdata) return 1; frag_l4(k); return 0; }
+    if (q > wend) return 1;
+    if (q > cend) { trunc_l4(k, nh, 0); return 0; }
+    decode_l4(k, nh, q, cend - q, wend - q);
+    return 0;
+  }
+  return 1;
+}
+
+/* ==== per-thread tables ==== */
+
+/*
+ * Connection entries live inline in the open-addressing array (linear
+ * probing, at most half full): a lookup reads one cache line, not a slot
+ * and then an entry. d = 0 is the direction whose source endpoint sorts
+ * first (the key's endpoint A), as in conn-table.ts.
+ */
+typedef struct {
+  uint32_t a, b, p;     /* key: endpoint A, endpoint B, portA << 16 | portB */
+  uint8_t proto, meta;  /* meta 0 = empty slot */
+  int8_t bk[2];         /* bucket of each direction's first packet */
+  uint32_t pk[2];
+  double last;          /* newest packet */
+  double t[2];          /* first (earliest) packet of each direction */
+  uint64_t by[2];
+} conn4_t;
+_Static_assert(sizeof(conn4_t) == 64, "an IPv4 connection is one cache line");
+
+typedef struct {
+  uint32_t a[4], b[4], p;
+  uint8_t proto, meta;
+  int8_t bk[2];
+  uint32_t pk[2];
+  double last, t[2];
+  uint64_t by[2];
+} conn6_t;
+
+typedef struct { conn4_t *e; size_t mask, count; } ctab4_t;
+typedef struct { conn6_t *e; size_t mask, count; } ctab6_t;
+
+/* Exact per-(node, source) packets and bytes. key = (node + 1) << 32 | address, 0 = empty. */
+typedef struct { uint64_t key, pk, by; } src_t;
+typedef struct { src_t *e; size_t mask, count; } srctab_t;
+
+#define MIN_CONN_SLOTS 4096
+#define MIN_SRC_SLOTS 4096
+
+typedef struct {
+  /* input */
+  const char *path;
+  long long start, end;
+  int le;
+  double scale;
+  uint32_t maxcap;
+  /* per-packet counters */
+  uint64_t packets, pk[NODES], by[NODES], no_node, unknown;
+  /* per-connection counters (flow-sink.ts) */
+  uint64_t flows[NODES], conns[NODES], flows_total, conns_total;
+  uint64_t band[BAND_SEEDS * 4 * NODES];
+  ctab4_t c4;
+  ctab6_t c6;
+  srctab_t src;
+  double newest, last_sweep;
+  char err[512];
+} lane_t;
+
+static void *xcalloc(size_t n, size_t sz)
+{
+  void *p = calloc(n, sz);
+  if (!p) { fprintf(stderr, "pcap_sim: out of memory (%zu x %zu bytes)\n", n, sz); exit(1); }
+  return p;
+}
+
+/* Key hashes: a multiply-fold mix, the table uses the low bits. */
+static inline uint64_t fold64(uint64_t x)
+{
+  x ^= x >> 32; x *= 0xd6e8feb86659fd93ull; x ^= x >> 32;
+  return x;
+}
+static inline uint64_t hash4(uint32_t a, uint32_t b, uint32_t p, unsigned proto)
+{
+  return fold64((((uint64_t)a << 32) | b) * 0x9e3779b97f4a7c15ull + (((uint64_t)p << 8) | proto));
+}
+static inline uint64_t hash6(const uint32_t *a, const uint32_t *b, uint32_t p, unsigned proto)
+{
+  uint64_t h = ((uint64_t)p << 8) | proto;
+  for (int w = 0; w < 4; w++) h = (h ^ (((uint64_t)a[w] << 32) | b[w])) * 0x9e3779b97f4a7c15ull, h ^= h >> 29;
+  return fold64(h);
+}
+static inline uint64_t hash_src(uint64_t key) { return fold64(key * 0x9e3779b97f4a7c15ull); }
+
+/* -- sources -- */
+
+static void src_grow(srctab_t *t);
+
+static inline void src_add(srctab_t *t, uint64_t key, uint64_t pk, uint64_t by)
+{
+  if ((t->count + 1) * 2 > t->mask + 1) src_grow(t);
+  size_t i = hash_src(key) & t->mask;
+  for (;;) {
+    src_t *e = &t->e[i];
+    if (e->key == key) { e->pk += pk; e->by += by; return; }
+    if (e->key == 0) { e->key = key; e->pk = pk; e->by = by; t->count++; return; }
+    i = (i + 1) & t->mask;
+  }
+}
+
+static void src_grow(srctab_t *t)
+{
+  size_t n = t->e ? (t->mask + 1) * 2 : MIN_SRC_SLOTS;
+  srctab_t nt = { xcalloc(n, sizeof(src_t)), n - 1, 0 };
+  for (size_t i = 0; t->e && i <= t->mask; i++) if (t->e[i].key) src_add(&nt, t->e[i].key, t->e[i].pk, t->e[i].by);
+  free(t->e);
+  *t = nt;
+}
+
+/* -- the end of a connection (flow-sink.ts consume, one configuration, not direction-dependent) -- */
+
+/* conntrack's original direction: the one whose first packet was a SYN without ACK, else the
+ * one seen first, else (a tie) direction 0 (flow-sink.ts originalDirection). */
+static inline int original_dir(unsigned m, const double *t)
+{
+  if (!(m & SEEN1)) return 0;
+  if (!(m & SEEN0)) return 1;
+  int s0 = (m & SYN0) != 0, s1 = (m & SYN1) != 0;
+  if (s0 != s1) return s0 ? 0 : 1;
+  return t[1] < t[0] ? 1 : 0;
+}
+
+static void end4(lane_t *L, const conn4_t *e)
+{
+  int orig = original_dir(e->meta, e->t);
+  L->conns_total++;
+  for (int d = 0; d < 2; d++) {
+    if (!(e->meta & (d ? SEEN1 : SEEN0))) continue;
+    int reply = d != orig;
+    uint64_t pk = e->pk[d], by = e->by[d];
+    uint32_t src = d ? e->b : e->a;
+    L->flows_total++;
+    int b = e->bk[d];
+    if (b >= 0) {
+      L->flows[b]++;
+      if (!reply) L->conns[b]++;
+      src_add(&L->src, ((uint64_t)(b + 1) << 32) | src, pk, by);
+    }
+    /* The band: this direction's tuple as its packets carried it (flow-sink.ts writes it with
+     * writeTupleV4, whose L4 bytes always hold the ports: no truncation, never INVALID). */
+    uint32_t w = 0;
+    if (PORTS_AT[e->proto]) w = bswap16(d ? e->p & 0xffff : e->p >> 16);
+    uint64_t *band = L->band;
+    for (int s = 0; s < BAND_SEEDS; s++, band += 4 * NODES) {
+      int x = bucket_of(jhash2w(src, w, BAND_IV[s]));
+      band[x] += pk;
+      band[NODES + x] += by;
+      band[2 * NODES + x] += 1;
+      band[3 * NODES + x] += !reply;
+    }
+  }
+}
+
+/* IPv6: CLUSTERIP never gives a node (bk < 0), and the band's selectors give none either: only the totals. */
+static void end6(lane_t *L, const conn6_t *e)
+{
+  L->conns_total++;
+  L->flows_total += ((e->meta & SEEN0) != 0) + ((e->meta & SEEN1) != 0);
+}
+
+/* -- IPv4 connections -- */
+
+static void c4_resize(ctab4_t *t, size_t n)
+{
+  conn4_t *ne = aligned_alloc(64, n * sizeof(conn4_t));
+  if (!ne) { fprintf(stderr, "pcap_sim: out of memory (%zu connections)\n", n); exit(1); }
+  memset(ne, 0, n * sizeof(conn4_t));
+  size_t mask = n - 1;
+  for (size_t i = 0; t->e && i <= t->mask; i++) {
+    const conn4_t *e = &t->e[i];
+    if (!e->meta) continue;
+    size_t j = hash4(e->a, e->b, e->p, e->proto) & mask;
+    while (ne[j].meta) j = (j + 1) & mask;
+    ne[j] = *e;
+  }
+  free(t->e);
+  t->e = ne;
+  t->mask = mask;
+}
+
+/* Empties slot i by backward-shift deletion: every later slot of the run stays reachable from its home. */
+static void c4_delete(ctab4_t *t, size_t i)
+{
+  size_t j = i, mask = t->mask;
+  for (;;) {
+    j = (j + 1) & mask;
+    const conn4_t *e = &t->e[j];
+    if (!e->meta) break;
+    size_t h = hash4(e->a, e->b, e->p, e->proto) & mask;
+    /* the entry at j may move to i unless its home lies cyclically in (i, j] */
+    if (i <= j ? (h > i && h <= j) : (h > i || h <= j)) continue;
+    t->e[i] = *e;
+    i = j;
+  }
+  t->e[i].meta = 0;
+  t->count--;
+}
+
+/* -- IPv6 connections (rare in the bench captures: the same code, a wider key) -- */
+
+static void c6_resize(ctab6_t *t, size_t n)
+{
+  conn6_t *ne = xcalloc(n, sizeof(conn6_t));
+  size_t mask = n - 1;
+  for (size_t i = 0; t->e && i <= t->mask; i++) {
+    const conn6_t *e = &t->e[i];
+    if (!e->meta) continue;
+    size_t j = hash6(e->a, e->b, e->p, e->proto) & mask;
+    while (ne[j].meta) j = (j + 1) & mask;
+    ne[j] = *e;
+  }
+  free(t->e);
+  t->e = ne;
+  t->mask = mask;
+}
+
+static void c6_delete(ctab6_t *t, size_t i)
+{
+  size_t j = i, mask = t->mask;
+  for (;;) {
+    j = (j + 1) & mask;
+    const conn6_t *e = &t->e[j];
+    if (!e->meta) break;
+    size_t h = hash6(e->a, e->b, e->p, e->proto) & mask;
+    if (i <= j ? (h > i && h <= j) : (h > i || h <= j)) continue;
+    t->e[i] = *e;
+    i = j;
+  }
+  t->e[i].meta = 0;
+  t->count--;
+}
+
+/*
+ * conn-table.ts update() on a found or new entry: counts the packet in its
+ * direction; the direction's first packet is its earliest (ties: SYN bits
+ * OR-ed, the smaller bucket), so the answer does not depend on file order.
+ */
+#define COUNT_PACKET(e, d, ts, len, syn, bucket)                                        \
+  do {                                                                                  \
+    unsigned seen_ = (d) ? SEEN1 : SEEN0, synb_ = (d) ? SYN1 : SYN0;                    \
+    unsigned syn_ = (syn) ? synb_ : 0;                                                  \
+    if (!((e)->meta & seen_)) {                                                         \
+      (e)->pk[d] = 1; (e)->by[d] = (len); (e)->t[d] = (ts);                             \
+      (e)->meta |= seen_ | syn_; (e)->bk[d] = (int8_t)(bucket);                         \
+    } else {                                                                            \
+      (e)->pk[d]++; (e)->by[d] += (len);                                                \
+      if ((ts) < (e)->t[d]) {                                                           \
+        (e)->t[d] = (ts); (e)->meta = ((e)->meta & ~synb_) | syn_; (e)->bk[d] = (int8_t)(bucket); \
+      } else if ((ts) == (e)->t[d]) {                                                   \
+        (e)->meta |= syn_; if ((bucket) < (e)->bk[d]) (e)->bk[d] = (int8_t)(bucket);    \
+      }                                                                                 \
+    }                                                                                   \
+    if ((ts) > (e)->last) (e)->last = (ts);                                             \
+  } while (0)
+
+/*
+ * A decoded packet waiting in the look-ahead queue of run_lane, with its
+ * IPv4 connection key already put in canonical order and hashed: the slot it
+ * will probe was prefetched when it was queued.
+ */
+typedef struct {
+  pkt_t k;
+  double ts;
+  uint32_t wl;
+  uint32_t a, b, p; /* canonical key: d = 0 when the packet's source is endpoint A */
+  int d;
+  uint64_t h;
+} queued_t;
+
+static inline void key4(queued_t *q)
+{
+  uint32_t sa = q->k.saddr, da = q->k.daddr, sp = q->k.sport, dp = q->k.dport;
+  if (sa < da || (sa == da && sp <= dp)) { q->d = 0; q->a = sa; q->b = da; q->p = (sp << 16) | dp; }
+  else { q->d = 1; q->a = da; q->b = sa; q->p = (dp << 16) | sp; }
+  q->h = hash4(q->a, q->b, q->p, q->k.proto);
+}
+
+static inline void track4(lane_t *L, const queued_t *q, int bucket)
+{
+  ctab4_t *t = &L->c4;
+  if ((t->count + 1) * 2 > t->mask + 1) c4_resize(t, (t->mask + 1) * 2);
+  const uint32_t A = q->a, B = q->b, P = q->p, proto = q->k.proto;
+  const double ts = q->ts;
+  const int d = q->d;
+  size_t i = q->h & t->mask;
+  conn4_t *e;
+  for (;;) {
+    e = &t->e[i];
+    if (!e->meta) {
+      e->a = A; e->b = B; e->p = P; e->proto = (uint8_t)proto;
+      e->pk[0] = e->pk[1] = 0; e->by[0] = e->by[1] = 0; e->t[0] = e->t[1] = 0; e->last = ts;
+      t->count++;
+      break;
+    }
+    if (e->a == A && e->b == B && e->p == P && e->proto == proto) {
+      if (ts - e->last > FLOW_TIMEOUT) {
+        /* idle past the timeout: that connection ended; this packet opens a new one under the same key */
+        end4(L, e);
+        e->meta = 0; e->pk[0] = e->pk[1] = 0; e->by[0] = e->by[1] = 0; e->t[0] = e->t[1] = 0; e->last = ts;
+      }
+      break;
+    }
+    i = (i + 1) & t->mask;
+  }
+  int syn = (q->k.flags & (F_SYN | F_ACK)) == F_SYN;
+  COUNT_PACKET(e, d, ts, q->wl, syn, bucket);
+  if (ts > L->newest) L->newest = ts;
+}
+
+static inline int cmp6(const uint32_t *x, const uint32_t *y)
+{
+  for (int w = 0; w < 4; w++) if (x[w] != y[w]) return x[w] < y[w] ? -1 : 1;
+  return 0;
+}
+
+static void track6(lane_t *L, const pkt_t *k, double ts, uint32_t len, int bucket)
+{
+  ctab6_t *t = &L->c6;
+  if ((t->count + 1) * 2 > t->mask + 1) c6_resize(t, (t->mask + 1) * 2);
+  int c = cmp6(k->s6, k->d6);
+  int d = c < 0 || (c == 0 && k->sport <= k->dport) ? 0 : 1;
+  const uint32_t *A = d ? k->d6 : k->s6, *B = d ? k->s6 : k->d6;
+  uint32_t P = d ? (k->dport << 16) | k->sport : (k->sport << 16) | k->dport;
+  size_t i = hash6(A, B, P, k->proto) & t->mask;
+  conn6_t *e;
+  for (;;) {
+    e = &t->e[i];
+    if (!e->meta) {
+      memcpy(e->a, A, 16); memcpy(e->b, B, 16); e->p = P; e->proto = (uint8_t)k->proto;
+      e->pk[0] = e->pk[1] = 0; e->by[0] = e->by[1] = 0; e->t[0] = e->t[1] = 0; e->last = ts;
+      t->count++;
+      break;
+    }
+    if (e->p == P && e->proto == k->proto && !memcmp(e->a, A, 16) && !memcmp(e->b, B, 16)) {
+      if (ts - e->last > FLOW_TIMEOUT) {
+        end6(L, e);
+        e->meta = 0; e->pk[0] = e->pk[1] = 0; e->by[0] = e->by[1] = 0; e->t[0] = e->t[1] = 0; e->last = ts;
+      }
+      break;
+    }
+    i = (i + 1) & t->mask;
+  }
+  int syn = (k->flags & (F_SYN | F_ACK)) == F_SYN;
+  COUNT_PACKET(e, d, ts, len, syn, bucket);
+  if (ts > L->newest) L->newest = ts;
+}
+
+/*
+ * Between batches, every quarter timeout of capture time: ends the entries no
+ * later packet can reach (idle since before newest - timeout - slack). The
+ * scan deletes in place by backward shift and looks at the same slot again,
+ * so no live entry is skipped (an entry that wraps around to the end is only
+ * looked at twice). Then the table halves while under an eighth full, so the
+ * next sweeps read as many slots as there are connections, not as many as
+ * there once were.
+ */
+static void sweep(lane_t *L)
+{
+  if (!(L->newest - L->last_sweep >= FLOW_TIMEOUT / 4)) return; /* -inf - -inf is NaN: no sweep before any packet */
+  L->last_sweep = L->newest;
+  double cutoff = L->newest - FLOW_TIMEOUT - REORDER_SLACK;
+  ctab4_t *t4 = &L->c4;
+  for (size_t i = 0; i <= t4->mask;) {
+    conn4_t *e = &t4->e[i];
+    if (e->meta && e->last < cutoff) { end4(L, e); c4_delete(t4, i); }
+    else i++;
+  }
+  size_t n = t4->mask + 1;
+  while (n > MIN_CONN_SLOTS && t4->count * 8 < n) n >>= 1;
+  if (n != t4->mask + 1) c4_resize(t4, n);
+  ctab6_t *t6 = &L->c6;
+  for (size_t i = 0; i <= t6->mask;) {
+    conn6_t *e = &t6->e[i];
+    if (e->meta && e->last < cutoff) { end6(L, e); c6_delete(t6, i); }
+    else i++;
+  }
+  n = t6->mask + 1;
+  while (n > 16 && t6->count * 8 < n) n >>= 1;
+  if (n != t6->mask + 1) c6_resize(t6, n);
+}
+
+/* ==== one thread: its byte range of the file ==== */
+
+#define AHEAD 8 /* packets between a slot's prefetch and its use (a power of 2) */
+
+/* One decoded packet: its node, its connection, the per-node counters (share.ts, per batch there). */
+static inline void count_packet(lane_t *L, const queued_t *q)
+{
+  /* share.ts: the sweep runs before each batch of BATCH decoded packets is tracked */
+  if ((L->packets & (BATCH - 1)) == 0) sweep(L);
+  L->packets++;
+  int b;
+  if (q->k.family == 4) {
+    b = clusterip_bucket(q->k.saddr, q->k.proto, q->k.l4a, q->k.l4b, q->k.l4flags, q->k.flags);
+    track4(L, q, b);
+  } else {
+    b = NO_BUCKET; /* CLUSTERIP is IPv4-only */
+    track6(L, &q->k, q->ts, q->wl, b);
+  }
+  if (b >= 0) { L->pk[b]++; L->by[b] += q->wl; }
+  else if (b == NO_BUCKET) L->no_node++;
+  else L->unknown++;
+}
+
+static void *run_lane(void *arg)
+{
+  lane_t *L = arg;
+  L->newest = L->last_sweep = -INFINITY;
+  c4_resize(&L->c4, MIN_CONN_SLOTS);
+  c6_resize(&L->c6, 16);
+  src_grow(&L->src);
+  int fd = open(L->path, O_RDONLY);
+  if (fd < 0) { snprintf(L->err, sizeof L->err, "%s: %s", L->path, strerror(errno)); return NULL; }
+  size_t bufsize = WIN + 16 + (size_t)L->maxcap;
+  uint8_t *buf = malloc(bufsize);
+  if (!buf) { snprintf(L->err, sizeof L->err, "out of memory"); close(fd); return NULL; }
+  const int le = L->le;
+  const double scale = L->scale;
+  const long long end = L->end;
+  long long fpos = L->start; /* file offset of buf[lim] */
+  size_t pos = 0, lim = 0;
+  int eof = 0;
+  /*
+   * Look-ahead: a packet is decoded, keyed and its connection slot
+   * prefetched AHEAD packets before it is counted, so the table's cache miss
+   * (the largest cost after the copy out of the page cache, perf) overlaps
+   * the decoding of the packets in between. Packets are still counted one by
+   * one in file order.
+   */
+  queued_t ring[AHEAD];
+  unsigned qhead = 0, queued = 0;
+  for (;;) {
+    size_t have = lim - pos;
+    /* a whole record header, and the whole record, in the window */
+    uint32_t caplen = have >= 16 ? (le ? le32(buf + pos + 8) : be32(buf + pos + 8)) : 0;
+    if (have < 16 || (caplen <= L->maxcap && have < 16 + (size_t)caplen)) {
+      long long roff = fpos - (long long)have;
+      if (roff >= end) break;
+      if (eof) {
+        if (have) snprintf(L->err, sizeof L->err, "%s: byte offset %lld: file ends inside a record (%zu bytes left)", L->path, roff, have);
+        break;
+      }
+      memmove(buf, buf + pos, have);
+      lim = have; pos = 0;
+      /* Past the range's end only the rest of the last record is read (the next thread reads on). */
+      size_t want = bufsize - lim;
+      if (fpos >= end) want = (have < 16 ? 16 : 16 + (size_t)caplen) - have;
+      ssize_t r = pread(fd, buf + lim, want, fpos);
+      if (r < 0) { snprintf(L->err, sizeof L->err, "%s: byte offset %lld: %s", L->path, fpos, strerror(errno)); break; }
+      if (r == 0) eof = 1;
+      lim += (size_t)r; fpos += r;
+      continue;
+    }
+    long long roff = fpos - (long long)have;
+    if (roff >= end) break;
+    const uint8_t *h = buf + pos;
+    if (caplen > L->maxcap) {
+      snprintf(L->err, sizeof L->err, "%s: byte offset %lld: record caplen %u is larger than any capture allows (%u)", L->path, roff, caplen, L->maxcap);
+      break;
+    }
+    pos += 16 + caplen;
+    if (queued == AHEAD) { count_packet(L, &ring[qhead]); qhead = (qhead + 1) & (AHEAD - 1); queued--; }
+    queued_t *q = &ring[(qhead + queued) & (AHEAD - 1)];
+    uint32_t wl = le ? le32(h + 12) : be32(h + 12);
+    if (decode(h + 16, caplen, (long)wl - (long)caplen, &q->k)) continue;
+    uint32_t sec = le ? le32(h) : be32(h), frac = le ? le32(h + 4) : be32(h + 4);
+    q->ts = sec + frac * scale;
+    q->wl = wl;
+    if (q->k.family == 4) {
+      key4(q);
+      __builtin_prefetch(&L->c4.e[q->h & L->c4.mask]);
+    }
+    queued++;
+  }
+  for (; queued; queued--, qhead = (qhead + 1) & (AHEAD - 1)) count_packet(L, &ring[qhead]);
+  free(buf);
+  close(fd);
+  /* End of input: every entry ends (conn-table.ts finish). */
+  for (size_t i = 0; i <= L->c4.mask; i++) if (L->c4.e[i].meta) end4(L, &L->c4.e[i]);
+  for (size_t i = 0; i <= L->c6.mask; i++) if (L->c6.e[i].meta) end6(L, &L->c6.e[i]);
+  free(L->c4.e); L->c4.e = NULL; L->c4.count = 0;
+  free(L->c6.e); L->c6.e = NULL; L->c6.count = 0;
+  return NULL;
+}
+
+/* ==== main: file header, threads, sums ==== */
+
+static void usage(void)
+{
+  fprintf(stderr, "usage: pcap_sim FILE REPEATS START0 END0 [START1 END1 ...]\n");
+  exit(2);
+}
+
+static long long parse_ll(const char *s)
+{
+  char *e;
+  errno = 0;
+  long long v = strtoll(s, &e, 10);
+  if (errno || *e || e == s || v < 0) { fprintf(stderr, "pcap_sim: '%s' is not a byte offset\n", s); exit(2); }
+  return v;
+}
+
+static void print_array(const char *name, const uint64_t *a, int n)
+{
+  printf("\"%s\":[", name);
+  for (int i = 0; i < n; i++) printf(i ? ",%llu" : "%llu", (unsigned long long)a[i]);
+  printf("]");
+}
+
+int main(int argc, char **argv)
+{
+  if (argc < 5 || (argc - 3) % 2) usage();
+  const char *path = argv[1];
+  int reps = atoi(argv[2]);
+  if (reps < 1) usage();
+  int nt = (argc - 3) / 2;
+  init_tables();
+
+  /* The file header: byte order, timestamp scale, link type, snaplen. */
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) { perror(path); return 1; }
+  uint8_t fh[24];
+  if (pread(fd, fh, 24, 0) != 24) { fprintf(stderr, "pcap_sim: %s: byte offset 0: no pcap file header\n", path); return 1; }
+  close(fd);
+  uint32_t m = le32(fh);
+  int le;
+  double scale;
+  if (m == 0xa1b2c3d4) { le = 1; scale = 1e-6; }
+  else if (m == 0xd4c3b2a1) { le = 0; scale = 1e-6; }
+  else if (m == 0xa1b23c4d) { le = 1; scale = 1e-9; }
+  else if (m == 0x4d3cb2a1) { le = 0; scale = 1e-9; }
+  else { fprintf(stderr, "pcap_sim: %s: byte offset 0: not a classic pcap (magic 0x%08x)\n", path, m); return 1; }
+  uint32_t snaplen = le ? le32(fh + 16) : be32(fh + 16), linktype = le ? le32(fh + 20) : be32(fh + 20);
+  if ((linktype & 0x0fffffff) != 1) { fprintf(stderr, "pcap_sim: %s: byte offset 20: link type %u, only Ethernet (1) is decoded\n", path, linktype); return 1; }
+  uint32_t maxcap = snaplen > PCAP_MAX_CAPLEN ? snaplen : PCAP_MAX_CAPLEN;
+  if (maxcap > PCAPNG_MAX_BLOCK) maxcap = PCAPNG_MAX_BLOCK;
+
+  lane_t *lanes = aligned_alloc(64, ((nt * sizeof(lane_t) + 63) / 64) * 64);
+  pthread_t *th = xcalloc((size_t)nt, sizeof(pthread_t));
+  if (!lanes) { fprintf(stderr, "pcap_sim: out of memory\n"); return 1; }
+  for (int r = 0; r < reps; r++) {
+    memset(lanes, 0, nt * sizeof(lane_t));
+    for (int t = 0; t < nt; t++) {
+      lane_t *L = &lanes[t];
+      L->path = path;
+      L->start = parse_ll(argv[3 + 2 * t]);
+      L->end = parse_ll(argv[4 + 2 * t]);
+      if (L->start < 24) L->start = 24;
+      L->le = le; L->scale = scale; L->maxcap = maxcap;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int t = 0; t < nt; t++) {
+      int e = pthread_create(&th[t], NULL, run_lane, &lanes[t]);
+      if (e) { fprintf(stderr, "pcap_sim: pthread_create: %s\n", strerror(e)); return 1; }
+    }
+    for (int t = 0; t < nt; t++) pthread_join(th[t], NULL);
+    for (int t = 0; t < nt; t++) if (lanes[t].err[0]) { fprintf(stderr, "pcap_sim: %s\n", lanes[t].err); return 1; }
+    /* The sums: counters add; the sources of every thread go into the first one's table. */
+    lane_t *S = &lanes[0];
+    for (int t = 1; t < nt; t++) {
+      lane_t *L = &lanes[t];
+      S->packets += L->packets; S->no_node += L->no_node; S->unknown += L->unknown;
+      S->flows_total += L->flows_total; S->conns_total += L->conns_total;
+      for (int b = 0; b < NODES; b++) { S->pk[b] += L->pk[b]; S->by[b] += L->by[b]; S->flows[b] += L->flows[b]; S->conns[b] += L->conns[b]; }
+      for (int i = 0; i < BAND_SEEDS * 4 * NODES; i++) S->band[i] += L->band[i];
+      for (size_t i = 0; i <= L->src.mask; i++) if (L->src.e[i].key) src_add(&S->src, L->src.e[i].key, L->src.e[i].pk, L->src.e[i].by);
+      free(L->src.e);
+    }
+    uint64_t sources[NODES] = { 0 };
+    for (size_t i = 0; i <= S->src.mask; i++) if (S->src.e[i].key) sources[(S->src.e[i].key >> 32) - 1]++;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    free(S->src.e);
+    printf("%llu %.9f\n", (unsigned long long)S->packets, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    printf("{");
+    print_array("packets", S->pk, NODES); printf(",");
+    print_array("bytes", S->by, NODES); printf(",");
+    print_array("flows", S->flows, NODES); printf(",");
+    print_array("connections", S->conns, NODES); printf(",");
+    print_array("sources", sources, NODES); printf(",");
+    print_array("band", S->band, BAND_SEEDS * 4 * NODES);
+    printf(",\"noNode\":%llu,\"unknown\":%llu,\"flowsTotal\":%llu,\"connectionsTotal\":%llu,\"sourcesTotal\":%llu}\n",
+           (unsigned long long)S->no_node, (unsigned long long)S->unknown, (unsigned long long)S->flows_total,
+           (unsigned long long)S->conns_total, (unsigned long long)S->src.count);
+    fflush(stdout);
+  }
+  free(th);
+  free(lanes);
+  return 0;
+}
