@@ -432,8 +432,9 @@ static void end4(lane_t *L, const conn4_t *e)
       if (!reply) L->conns[b]++;
       src_add(&L->src, ((uint64_t)(b + 1) << 32) | src, pk, by);
     }
-    /* The band: this direction's tuple as its packets carried it (flow-sink.ts writes it with
-     * writeTupleV4, whose L4 bytes always hold the ports: no truncation, never INVALID). */
+    /* The band: this direction's tuple as its packets carried it, for the flows the node loads
+     * count (b >= 0): no node and unknown do not depend on the seed (flow-sink.ts bandAdd). */
+    if (b < 0) continue;
     uint32_t w = 0;
     if (PORTS_AT[e->proto]) w = bswap16(d ? e->p & 0xffff : e->p >> 16);
     uint64_t *band = L->band;

@@ -106,6 +106,8 @@ export class FlowSink {
   private readonly bandW = new Float64Array(BAND_CHUNK);
   private readonly bandConn = new Float64Array(BAND_CHUNK);
   private readonly bandReply = new Uint8Array(BAND_CHUNK);
+  /** Per queued flow and configuration: the flow's bucket under that configuration as measured. */
+  private readonly bandBk: Int32Array;
   private bandN = 0;
   private readonly sk = new Uint32Array(SRC_KW);
   private readonly sources: boolean;
@@ -121,6 +123,7 @@ export class FlowSink {
     });
     this.bandBatch = createBatch(BAND_CHUNK);
     this.bandOut = new Int32Array(BAND_CHUNK);
+    this.bandBk = new Int32Array(BAND_CHUNK * o.selectors.length);
   }
 
   /**
@@ -177,14 +180,15 @@ export class FlowSink {
           if (acc === 0) S.mixed.none += sign;
           else if (acc > 1) S.mixed.several += sign;
         }
-        if (this.band.length) this.bandAdd(keys, ko, kw, d, sign, pk, by, reply);
+        if (this.band.length) this.bandAdd(keys, ko, kw, d, sign, pk, by, reply, bk, bo);
       }
     }
   }
 
   /** Queues one direction flow for the band: its tuple as that direction's packets carried it. */
-  private bandAdd(keys: Uint32Array, ko: number, kw: number, d: number, sign: number, pk: number, by: number, reply: boolean): void {
-    const i = this.bandN++, b = this.bandBatch;
+  private bandAdd(keys: Uint32Array, ko: number, kw: number, d: number, sign: number, pk: number, by: number, reply: boolean, bk: Int32Array, bo: number): void {
+    const i = this.bandN++, b = this.bandBatch, C = this.o.selectors.length;
+    for (let c = 0; c < C; c++) this.bandBk[i * C + c] = bk[bo + c * 4]!;
     const k0 = keys[ko]!, proto = k0 & 0xff, ports = keys[ko + kw - 1]!;
     const pA = ports >>> 16, pB = ports & 0xffff;
     if (kw === 10) {
@@ -205,12 +209,16 @@ export class FlowSink {
       // Selectors that follow the conntrack direction read the reply flag; the others must not see it.
       if (this.o.dirDep[c]) for (let i = 0; i < n; i++) b.flags[i] = this.bandReply[i] ? b.flags[i]! | F.REPLY : b.flags[i]! & ~F.REPLY;
       else for (let i = 0; i < n; i++) b.flags[i] = b.flags[i]! & ~F.REPLY;
+      const C = this.o.selectors.length, bk = this.bandBk;
       for (let t = 0; t < sels.length; t++) {
         sels[t]!.select(b, out, 0, n);
         const base = t * 4 * N;
         for (let i = 0; i < n; i++) {
           const x = out[i]!;
-          if (x < 0) continue;
+          // Only the flows the node loads count: the queued tuple is rebuilt from the key with whole
+          // ports and no INVALID flag, so a flow with no node or an unknown one (ports cut by the
+          // snaplen) would get a node here. Neither outcome depends on the seed.
+          if (x < 0 || bk[i * C + c]! < 0) continue;
           band[base + x] = band[base + x]! + this.bandPk[i]!;
           band[base + N + x] = band[base + N + x]! + this.bandBy[i]!;
           band[base + 2 * N + x] = band[base + 2 * N + x]! + this.bandW[i]!;
