@@ -15,7 +15,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { RUN_BYTES, RUN_U32, SRC_KW, compareKeys, newSourceTable, sortedOrder, type SourceCounts } from './source-table.ts';
-import { topSourceIndices } from '../analysis/top-sources.ts';
+import { TOP_SOURCES, topSourceIndices } from '../analysis/top-sources.ts';
 
 const READ_RECORDS = 4096;
 const OUT_CHUNK = 1 << 16;
@@ -137,7 +137,9 @@ function mergeStreams(streams: KeyStream[], buckets: number[]): SourceCounts {
     }
   };
   for (let i = (heap.length >> 1) - 1; i >= 0; i--) down(i);
-  let out: SourceCounts = { count: 0, keys: new Uint32Array(OUT_CHUNK * SRC_KW), vals: new Float64Array(OUT_CHUNK * 2), runs: [] };
+  // Room for at least twice what a cut keeps (TOP_SOURCES a node), so every cut frees room.
+  const cap = Math.max(OUT_CHUNK, 2 * TOP_SOURCES * buckets.reduce((a, n) => a + n, 0));
+  let out: SourceCounts = { count: 0, keys: new Uint32Array(cap * SRC_KW), vals: new Float64Array(cap * 2), runs: [] };
   const key = new Uint32Array(SRC_KW);
   while (heap.length) {
     const top = heap[0]!;
@@ -152,7 +154,7 @@ function mergeStreams(streams: KeyStream[], buckets: number[]): SourceCounts {
       down(0);
     }
     if (!(pk > 0)) continue;
-    if (out.count === OUT_CHUNK) out = keepHeaviest(out, buckets);
+    if (out.count === cap) out = keepHeaviest(out, buckets);
     const n = out.count++;
     out.keys.set(key, n * SRC_KW);
     out.vals[n * 2] = pk;

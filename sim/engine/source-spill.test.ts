@@ -53,6 +53,21 @@ describe('source counters past their budget', () => {
     }
   });
 
+  it('keeps the heaviest of every node when they outnumber one merge buffer (nft mod 20000)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cipsim-spill-'));
+    const N = 20000, rnd = lcg(11);
+    const whole = new SourceTable(), part = new SourceTable(1 << 12, { dir, budget: 4096 });
+    const k = new Uint32Array(7);
+    for (let i = 0; i < 200_000; i++) {
+      k.set([0, rnd(N), 4, rnd(1 << 20), 0, 0, 0]);
+      const p = 1 + rnd(9);
+      whole.add(k, 0, p, p * 60);
+      part.add(k, 0, p, p * 60);
+    }
+    const merged = mergeSources([part.columns()], [N], 4096);
+    expect(topSources(merged, 0, N)).toEqual(topSources(whole.columns(), 0, N));
+  });
+
   it('a run cut short is an error naming the file and byte offset', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cipsim-spill-'));
     const t = new SourceTable(16, { dir, budget: 4 });
