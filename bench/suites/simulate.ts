@@ -4,7 +4,8 @@
  * run: ingest only (our reader, one thread), our C reader (bench/native/
  * pcap_ingest.c, one thread), tcpdump, and the C reference of the whole job
  * (bench/native/pcap_sim.c: the same decode, hash, connections, sources and
- * band, on 1 and 2 threads reading the same byte ranges as our workers). Goals (issue 4, 2-core machine):
+ * band, on 1 and 2 threads reading the same byte ranges as our workers).
+ * Goals (issue 4, 2-core machine):
  * 2 workers >= 1.5x the C reader, >= 50x tcpdump, scaling 1 -> 2 >= 1.8.
  * A second case runs the CLI in fresh processes on captures of three sizes
  * and reports their peak memory: the connections stay flat as the capture
@@ -164,9 +165,9 @@ export const simulateSuite: Suite = {
     // longer (5M packets: 281 s; 40M: 883 s). The connection table holds what was active within the
     // flow timeout (120 s): once each worker's stretch is well past that, it stops growing. The exact
     // heaviest sources keep one counter per distinct source address, in memory up to a budget and
-    // spilled to sorted runs on disk past it (--no-top-sources leaves them out). Captures are cut at snaplen 96: memory does not depend on
-    // payload, and a 40M-packet full-size capture would not fit the page cache. Growth is measured
-    // between the two largest.
+    // spilled to sorted runs on disk past it (--no-top-sources leaves them out). Captures are cut at
+    // snaplen 96: memory does not depend on payload, and a 40M-packet full-size capture would not
+    // fit the page cache. Growth is measured between the two largest.
     const sizes = [packets, packets * 4, packets * 8];
     const files = sizes.map((n) => ensureCapture(ctx, n, 96));
     for (const workers of [1, 2]) {
