@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from './run.ts';
 import { SUITES } from './suites/index.ts';
-import { compareWithBaseline, readBenchLines } from './baseline.ts';
-import { summarize, measureRounds } from './harness.ts';
-import type { BenchCase } from './harness.ts';
+import { compareWithBaseline, readBenchLines } from './harness/baseline.ts';
+import { summarize, measureRounds } from './harness/harness.ts';
+import type { BenchCase } from './harness/harness.ts';
 
 async function quiet(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '', err = '';

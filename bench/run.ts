@@ -8,8 +8,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SUITES } from './suites/index.ts';
-import type { BenchCase, Suite } from './harness.ts';
-import { compareWithBaseline, readBenchLines } from './baseline.ts';
+import type { BenchCase, Suite } from './harness/harness.ts';
+import { compareWithBaseline, readBenchLines } from './harness/baseline.ts';
 
 const HELP = `usage: npm run bench -- [SUITE...] [options]
 

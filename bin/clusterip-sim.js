@@ -4,4 +4,4 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import('../sim/cli/main.ts');
+await import('../cli/main.ts');

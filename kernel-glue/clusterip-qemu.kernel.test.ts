@@ -8,14 +8,15 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runGuest, type GuestResult } from '../test/qemu/guest.ts';
 import { tupleFile, type ProbeTuple } from '../test/qemu/clusterip-probe.ts';
-import { parseConfig, selectorSpecOf, type ClusterConfig } from './config.ts';
+import { parseConfig, type ClusterConfig } from '../sim/core/cluster-config.ts';
+import { selectorSpecOf } from '../sim/select/from-config.ts';
 import { planToShellScript } from './plan.ts';
 import { createPlan, ownerPlan, removePlan } from './render/index.ts';
 import { clusteripCountersOf, parseMangleSave, parseProcOwners } from './control/state.ts';
 import { buildSelector } from '../sim/select/build.ts';
 import { createBatch } from '../sim/traffic/batch.ts';
 import { writeTupleV4 } from '../sim/traffic/tuple.ts';
-import { formatIPv4 } from '../sim/traffic/addr.ts';
+import { formatIPv4 } from '../sim/core/addr.ts';
 
 const CONFIG = `cluster:
   ip: 192.0.2.10

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkConfig, parseConfig } from './config.ts';
+import { checkConfig, parseConfig } from '../sim/core/cluster-config.ts';
 import { ownersAfterMove, setOwnersInText } from './config-edit.ts';
 
 describe('writing a move back into the config', () => {

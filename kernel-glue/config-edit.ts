@@ -5,8 +5,8 @@
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isMap, isSeq, parseDocument } from 'yaml';
-import { DataError } from '../sim/cli/errors.ts';
-import type { ClusterConfig } from './config.ts';
+import { DataError } from '../sim/core/errors.ts';
+import type { ClusterConfig } from '../sim/core/cluster-config.ts';
 
 /** The config's owner sets after moving node number `k` to node `to` (every other node gives it up). */
 export function ownersAfterMove(c: ClusterConfig, k: number, to: string): Map<string, number[]> {

@@ -10,13 +10,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { ClusterNet, CLUSTER_IP, SUBNET, sh } from '../test/netns-cluster.ts';
-import { parseConfig, selectorSpecOf, type ClusterConfig } from './config.ts';
+import { parseConfig, type ClusterConfig } from '../sim/core/cluster-config.ts';
+import { selectorSpecOf } from '../sim/select/from-config.ts';
 import { applyConfig, clusterStatus, moveBucket, removeConfig, type GlueOptions, type StatusReport } from './control/apply.ts';
 import { runnerFor, viaNetns } from './exec/runner.ts';
 import { createPlan } from './render/index.ts';
 import { isRun, planToShellScript, type RunStep } from './plan.ts';
 import { predictNodeNumbers, predictNodes, type Flow } from './predict.ts';
-import { parseIPv4 } from '../sim/traffic/addr.ts';
+import { parseIPv4 } from '../sim/core/addr.ts';
 
 const PREFIX = 'cipsim-glue-';
 const PORT = 8080;
@@ -227,7 +228,7 @@ describe('the glue command line', () => {
   it('status --json and a no-op apply through the CLI, run from the client namespace (ssh to node3 for real)', () => {
     const { file } = config('nft');
     const cli = (args: string[]): string =>
-      execFileSync('ip', ['netns', 'exec', net.client, process.execPath, '--import', 'tsx', 'sim/cli/main.ts', 'glue', ...args, '--config', file], { encoding: 'utf8', cwd: join(import.meta.dirname, '..') });
+      execFileSync('ip', ['netns', 'exec', net.client, process.execPath, '--import', 'tsx', 'cli/main.ts', 'glue', ...args, '--config', file], { encoding: 'utf8', cwd: join(import.meta.dirname, '..') });
     const s = JSON.parse(cli(['status', '--json'])) as StatusReport;
     expect(s.drift).toBe(false);
     expect(s.hosts.map((h) => [h.host, h.where, h.actual])).toEqual([['node1', `netns ${PREFIX}n1`, [1]], ['node2', `netns ${PREFIX}n2`, [2]], ['node3', 'ssh root@10.200.0.13', [3]]]);

@@ -2,14 +2,14 @@
  * Which node the simulator predicts for given flows, and how many flows a
  * backend migration moves: the bridge between the config and sim/select.
  */
-import type { ClusterConfig } from './config.ts';
-import { selectorSpecOf } from './config.ts';
+import type { ClusterConfig } from '../sim/core/cluster-config.ts';
+import { selectorSpecOf } from '../sim/select/from-config.ts';
 import { buildSelector } from '../sim/select/build.ts';
 import type { SelectorSpec } from '../sim/select/selector.ts';
 import { createBatch } from '../sim/traffic/batch.ts';
 import { writeTupleV4 } from '../sim/traffic/tuple.ts';
-import { parseIPv4 } from '../sim/traffic/addr.ts';
-import { DEFAULT_CLUSTERIP_KERNEL, CURRENT_KERNEL } from '../sim/select/profile.ts';
+import { parseIPv4 } from '../sim/core/addr.ts';
+import { DEFAULT_CLUSTERIP_KERNEL, CURRENT_KERNEL } from '../sim/core/spec.ts';
 
 export interface Flow {
   proto: number;

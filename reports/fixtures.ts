@@ -1,13 +1,13 @@
 /**
  * Hand-built results for report tests and for looking at the charts: typed
- * against sim/analysis/result.ts and bench/harness.ts, so a change there that
+ * against sim/core/result.ts and bench/harness/harness.ts, so a change there that
  * reports do not follow is a type error here. Selector descriptions and kernel
  * facts come from the real selectors; the counts are made up but consistent
  * (shares add up, matrix rows add up to the old node's flows, stats follow from
  * the per-node numbers).
  */
-import type { BenchCase } from '../bench/harness.ts';
-import type { ConfigResult, DistributionStats, FailoverResult, Metric, NodeStats, SimulateResult } from '../sim/analysis/result.ts';
+import type { BenchCase } from '../sim/core/result.ts';
+import type { ConfigResult, DistributionStats, FailoverResult, Metric, NodeStats, SimulateResult } from '../sim/core/result.ts';
 import { buildSelector } from '../sim/select/build.ts';
 import type { SelectorSpec } from '../sim/select/selector.ts';
 import type { BenchReport } from './html.ts';

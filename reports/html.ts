@@ -4,11 +4,11 @@
  * result, so they read without JavaScript; the charts are drawn in the browser
  * from the same result, embedded in the page as JSON.
  */
-import type { BenchCase } from '../bench/harness.ts';
-import type { ConfigResult, DistributionStats, FailoverEvent, FailoverResult, InputSummary, Metric, Migration, NodeStats, RunInfo, SimulateResult, ToolInfo } from '../sim/analysis/result.ts';
+import type { BenchCase } from '../sim/core/result.ts';
+import type { ConfigResult, DistributionStats, FailoverEvent, FailoverResult, InputSummary, Metric, Migration, NodeStats, RunInfo, SimulateResult, ToolInfo } from '../sim/core/result.ts';
 import type { Fact } from '../sim/select/profile.ts';
 import type { CompareResult } from '../sim/schemes/compare.ts';
-import { DataError } from '../sim/cli/errors.ts';
+import { DataError } from '../sim/core/errors.ts';
 import { esc, fmtNum, si } from './format.ts';
 import { Charts, color, dl, num, page, raw, table, type Cell } from './page.ts';
 

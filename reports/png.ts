@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { DataError } from '../sim/cli/errors.ts';
+import { DataError } from '../sim/core/errors.ts';
 
 export const CHROMIUM_PATH = process.env.CLUSTERIP_SIM_CHROMIUM ?? '/usr/bin/chromium';
 

@@ -1,6 +1,6 @@
 /** Runs the CLI in-process and captures what it writes (faster than spawning tsx per case). */
 import { Readable } from 'node:stream';
-import { main } from '../sim/cli/main.ts';
+import { main } from '../cli/main.ts';
 
 export interface CliRun {
   code: number;

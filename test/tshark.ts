@@ -4,9 +4,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createBatch, F, FAMILY_IPV6 } from '../sim/traffic/batch.ts';
-import { formatIPv4, formatIPv6 } from '../sim/traffic/addr.ts';
+import { formatIPv4, formatIPv6 } from '../sim/core/addr.ts';
 import { openCapture, type CaptureOptions } from '../sim/traffic/capture.ts';
-import { hasPorts } from '../sim/cli/tuples.ts';
+import { hasPorts } from '../cli/tuples.ts';
 
 export interface Row {
   ts: string;

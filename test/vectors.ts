@@ -6,7 +6,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseIPv4 } from '../sim/traffic/addr.ts';
+import { parseIPv4 } from '../sim/core/addr.ts';
 import type { SelectorSpec } from '../sim/select/selector.ts';
 
 export const VECTOR_HEADER = 'backend,kernel,arch,mode,nodes,seed,offset,proto,saddr,sport,daddr,dport,result';

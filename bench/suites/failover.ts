@@ -4,9 +4,9 @@
  * one pass), in-process and on 2 workers, wall time. No native reference
  * exists for this model; the per-round numbers show its cost next to simulate.
  */
-import { plan, summarize, type Suite } from '../harness.ts';
+import { plan, summarize, type Suite } from '../harness/harness.ts';
 import { builtinScenario } from '../../sim/cluster/scenario.ts';
-import { parseIPv4 } from '../../sim/traffic/addr.ts';
+import { parseIPv4 } from '../../sim/core/addr.ts';
 import { runFailoverParallel } from '../../sim/engine/failover-run.ts';
 
 export const failoverSuite: Suite = {

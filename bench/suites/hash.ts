@@ -19,8 +19,8 @@ import { buildSelector } from '../../sim/select/build.ts';
 import type { Selector, SelectorSpec } from '../../sim/select/selector.ts';
 import { BYTES_PER_PACKET, viewBatch, type TupleBatch } from '../../sim/traffic/batch.ts';
 import { syntheticPacketBatches } from '../../sim/schemes/synthetic.ts';
-import { measureRounds, plan, ratioCase, timeOps, type BenchContext, type Contender, type Suite } from '../harness.ts';
-import { buildNative, runNative } from '../native.ts';
+import { measureRounds, plan, ratioCase, timeOps, type BenchContext, type Contender, type Suite } from '../harness/harness.ts';
+import { buildNative, runNative } from '../harness/native.ts';
 import { buildWasm } from '../../sim/select/wasm/build.ts';
 import { wasmModule } from '../../sim/select/wasm.ts';
 

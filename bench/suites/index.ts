@@ -1,5 +1,5 @@
 /** Every benchmark suite, one module each. Add a line here to add a suite. */
-import type { Suite } from '../harness.ts';
+import type { Suite } from '../harness/harness.ts';
 import { hashSuite } from './hash.ts';
 import { ingest } from './ingest.ts';
 import { simulateSuite } from './simulate.ts';

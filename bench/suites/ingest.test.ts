@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import type { BenchCase } from '../harness.ts';
+import type { BenchCase } from '../harness/harness.ts';
 import { ingest } from './ingest.ts';
 
 it('ingest --quick emits both cases with native and tcpdump ratios', async () => {

@@ -16,7 +16,7 @@ import { existsSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
-import { summarize, type BenchContext, type Suite } from '../harness.ts';
+import { summarize, type BenchContext, type Suite } from '../harness/harness.ts';
 import { createBatch } from '../../sim/traffic/batch.ts';
 import { openCapture } from '../../sim/traffic/capture.ts';
 import { openSynthetic } from '../../sim/traffic/synthetic.ts';

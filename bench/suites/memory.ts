@@ -5,7 +5,7 @@
  * table holds the connections of the last flow timeout, not of the whole
  * capture, so this times the busiest minute is what a run needs.
  */
-import { plan, summarize, type Suite } from '../harness.ts';
+import { plan, summarize, type Suite } from '../harness/harness.ts';
 import { createBatch } from '../../sim/traffic/batch.ts';
 import { writeTupleV4 } from '../../sim/traffic/tuple.ts';
 import { ConnTable } from '../../sim/engine/conn-table.ts';

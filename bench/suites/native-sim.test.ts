@@ -20,7 +20,7 @@ import { createBatch, FAMILY_IPV6 } from '../../sim/traffic/batch.ts';
 import { openSynthetic, CLUSTER_IP } from '../../sim/traffic/synthetic.ts';
 import { PcapWriter } from '../../sim/traffic/pcap-writer.ts';
 import type { SelectorSpec } from '../../sim/select/selector.ts';
-import type { BenchContext } from '../harness.ts';
+import type { BenchContext } from '../harness/harness.ts';
 
 const SPEC: SelectorSpec = { backend: 'clusterip', hashmode: 'sourceip-sourceport', totalNodes: 4, hashInit: 0, kernel: '6.1', endian: 'little' };
 const N = 4;

@@ -6,7 +6,7 @@
  * nodes, hash-init 0, kernel 6.1, little-endian; flow timeout 120 s).
  */
 import { statSync } from 'node:fs';
-import { buildNative, runNative } from '../native.ts';
+import { buildNative, runNative } from '../harness/native.ts';
 import { planSourceShares } from '../../sim/engine/sources.ts';
 
 /** Per-node counters, node k+1 at index k. */

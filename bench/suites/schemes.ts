@@ -8,7 +8,7 @@ import { collectFlows } from '../../sim/schemes/flows.ts';
 import { syntheticBatches } from '../../sim/schemes/synthetic.ts';
 import { allSchemes } from '../../sim/schemes/compare.ts';
 import { membership } from '../../sim/schemes/scheme.ts';
-import { measureRounds, plan, ratioCase, timeOps, type BenchContext, type Contender, type Suite } from '../harness.ts';
+import { measureRounds, plan, ratioCase, timeOps, type BenchContext, type Contender, type Suite } from '../harness/harness.ts';
 
 export const schemesSuite: Suite = {
   name: 'schemes',

@@ -20,7 +20,7 @@ import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { plan, summarize, type Suite } from '../harness.ts';
+import { plan, summarize, type Suite } from '../harness/harness.ts';
 import { buildNative, ensureCapture, native, oursInChild, tcpdump } from './ingest.ts';
 import { buildNativeSim, captureRanges, nativeSimulate } from './native-sim.ts';
 import { runSimulation } from '../../sim/engine/run.ts';

@@ -9,7 +9,7 @@
  * /proc/net/ipt_CLUSTERIP writes (CLUSTERIP, kernel-semantics §4.4; each
  * write takes effect on the next packet, §4.2).
  */
-import type { ClusterConfig } from '../config.ts';
+import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { fingerprint, NFT_TABLE, procPath, IPT_TABLE } from '../render/common.ts';
 import { createPlan, ownerPlan } from '../render/index.ts';
 import { IPT_SAVE } from '../render/iptables.ts';

@@ -28,11 +28,11 @@ import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ClusterNet, CLUSTER_IP, SUBNET, nodeIp } from '../../test/netns-cluster.ts';
-import { parseConfig, type ClusterConfig } from '../config.ts';
+import { parseConfig, type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { applyConfig, clusterStatus, removeConfig, type GlueOptions } from '../control/apply.ts';
 import { runnerFor } from '../exec/runner.ts';
 import { predictNodeNumbers } from '../predict.ts';
-import { parseIPv4 } from '../../sim/traffic/addr.ts';
+import { parseIPv4 } from '../../sim/core/addr.ts';
 import { parseScenario } from '../../sim/cluster/scenario.ts';
 import { buildTimeline } from '../../sim/cluster/heartbeat.ts';
 import { encodeBeat, PROTOCOL_VERSION } from './protocol.ts';
@@ -49,7 +49,7 @@ const PROBE_TIMEOUT_MS = 1500;
 const DELAYED_MS = 900;
 const CLIENT_HOSTS = Array.from({ length: 24 }, (_, i) => 30 + i);
 const NAMES = ['node1', 'node2', 'node3'];
-const MAIN = resolve(__dirname, '../../sim/cli/main.ts');
+const MAIN = resolve(__dirname, '../../cli/main.ts');
 const KEY = 'k'.repeat(8) + 'test-heartbeat-key-0123456789';
 
 /**

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { AgentCore, numbersOf, type Handover, type LogRecord } from './core.ts';
 import { clusterModel } from '../../sim/cluster/ownership.ts';
 import { POLICIES, FAILBACKS, type PolicyConfig } from '../../sim/cluster/policies.ts';
-import { FailoverSchema, type ClusterConfig } from '../config.ts';
+import { FailoverSchema, type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { policyOf } from './daemon.ts';
 
 const I = 0.2, D = 3, TICK = 0.04;

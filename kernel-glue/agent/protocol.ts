@@ -19,7 +19,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { DataError } from '../../sim/cli/errors.ts';
+import { DataError } from '../../sim/core/errors.ts';
 
 export const PROTOCOL_VERSION = 1;
 /** Largest datagram we send or accept (a beat is a few hundred bytes). */

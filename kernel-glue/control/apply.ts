@@ -10,9 +10,9 @@
  * run already changed, so the cluster is left as it was; the report says what
  * happened where.
  */
-import type { ClusterConfig } from '../config.ts';
-import { checkConfig } from '../config.ts';
-import { DataError } from '../../sim/cli/errors.ts';
+import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
+import { checkConfig } from '../../sim/core/cluster-config.ts';
+import { DataError } from '../../sim/core/errors.ts';
 import { fingerprint, maddrAdd, maddrDel, NFT_TABLE, ownersOf, procPath, TCP_LOOSE, whereOf, type NodeEntry } from '../render/common.ts';
 import { createPlan, ownerPlan, removePlan } from '../render/index.ts';
 import { IPT, IPT_RESTORE, removeChainSteps } from '../render/iptables.ts';

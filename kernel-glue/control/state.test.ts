@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../config.ts';
+import { parseConfig } from '../../sim/core/cluster-config.ts';
 import { clusteripCountersOf, fpOf, parseMangleSave, parseNftTable, parseProcOwners, xtOwnersOf } from './state.ts';
 import { applyConfig, sameHostProblems } from './apply.ts';
 import { migrationView, predictNodes, syntheticFlows } from '../predict.ts';

@@ -4,7 +4,7 @@
  * per-node counters; and a snapshot that rollback can restore. The parsers
  * are pure functions over the tools' own text output (unit-tested).
  */
-import type { ClusterConfig } from '../config.ts';
+import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { IPT_CHAIN, IPT_TABLE, MARK, NFT_TABLE, procPath, TCP_LOOSE, maddrProbe } from '../render/common.ts';
 import { IPT_SAVE } from '../render/iptables.ts';
 import { readFileOn, StepError } from '../exec/steps.ts';

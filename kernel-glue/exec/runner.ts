@@ -6,7 +6,7 @@
  * every word is POSIX-quoted.
  */
 import { spawn } from 'node:child_process';
-import type { HostSpec } from '../config.ts';
+import type { HostSpec } from '../../sim/core/cluster-config.ts';
 import { shellJoin } from '../plan.ts';
 
 export interface RunResult {

@@ -3,7 +3,7 @@
  * with an error that names the host and the command. A dry run evaluates the
  * read-only guards (`unless`, `onlyIf`) for real and only reports the actions.
  */
-import { DataError } from '../../sim/cli/errors.ts';
+import { DataError } from '../../sim/core/errors.ts';
 import { describeStep, isRun, isWrite, shellJoin, type Plan, type Step } from '../plan.ts';
 import type { Runner } from './runner.ts';
 

@@ -14,7 +14,7 @@
  *   conntracks (§10.5); one counting rule per node number after the target
  *   counts what this host accepted.
  */
-import type { ClusterConfig } from '../config.ts';
+import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
 import type { Plan, Step } from '../plan.ts';
 import { parseKernelVersion, cmpVersion } from '../../sim/select/profile.ts';
 import { cfgComment, hex32, MARK, nodeByName, ownersOf, procPath, whereOf } from './common.ts';

@@ -9,8 +9,8 @@
  * that nothing but (maybe) the owner set differs and change only that.
  */
 import { createHash } from 'node:crypto';
-import { DataError } from '../../sim/cli/errors.ts';
-import type { ClusterConfig, HostSpec } from '../config.ts';
+import { DataError } from '../../sim/core/errors.ts';
+import type { ClusterConfig, HostSpec } from '../../sim/core/cluster-config.ts';
 
 /** nft table name, in both the `ip` and the `arp` family. */
 export const NFT_TABLE = 'clusterip_sim';

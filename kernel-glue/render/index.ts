@@ -1,5 +1,5 @@
 /** One entry point over the three backend renderers. */
-import type { ClusterConfig } from '../config.ts';
+import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
 import type { Plan, Step } from '../plan.ts';
 import { clusteripCreatePlan, clusteripRemovePlan, procWrites } from './clusterip.ts';
 import { nodeByName, whereOf } from './common.ts';

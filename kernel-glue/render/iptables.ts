@@ -8,7 +8,7 @@
  * Legacy, not iptables-nft: CLUSTERIP refuses nft_compat (§4.5, §10.7), and
  * using one flavour for both backends keeps status reading simple.
  */
-import type { ClusterConfig } from '../config.ts';
+import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
 import type { RunStep, Step } from '../plan.ts';
 import { IPT_CHAIN, IPT_TABLE } from './common.ts';
 

@@ -13,11 +13,11 @@
  * The set carries a counter per element: per node number, the packets this
  * host accepted (the replay tooling reads them).
  */
-import type { ClusterConfig } from '../config.ts';
+import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
 import type { Plan, RunStep, Step } from '../plan.ts';
 import { cfgComment, hex32, maddrAdd, maddrDel, NFT_TABLE, nodeByName, ownersOf, TCP_LOOSE, whereOf } from './common.ts';
 
-/** The jhash expression, identical to config.ts nftClusterExpr (seed always explicit: §6.1, a seedless rule gets a random seed). */
+/** The jhash expression, identical to sim/select/from-config.ts nftClusterExpr (seed always explicit: §6.1, a seedless rule gets a random seed). */
 export function nftHashExpr(c: ClusterConfig): string {
   return `jhash ct original ip saddr mod ${c.cluster.total_nodes} seed ${hex32(c.cluster.seed)} offset 1`;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig, type ClusterConfig } from '../config.ts';
+import { parseConfig, type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { isRun, isWrite, type RunStep } from '../plan.ts';
 import { createPlan, ownerPlan, removePlan } from './index.ts';
 import { fingerprint, IPT_CHAIN, NFT_TABLE } from './common.ts';

@@ -10,7 +10,7 @@
  * as a value in 1..32 and refuses e.g. 48 (nodes 5 and 6, §5.2), and a rule per
  * node gives a packet counter per node number for the replay tooling.
  */
-import type { ClusterConfig } from '../config.ts';
+import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
 import type { Plan, Step } from '../plan.ts';
 import { cfgComment, hex32, maddrAdd, maddrDel, MARK, nodeByName, ownersOf, whereOf } from './common.ts';
 import { ensureJumpStep, removeChainSteps, restoreChainStep, ruleComment } from './iptables.ts';

@@ -14,11 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runGuest, type GuestResult } from '../../test/qemu/guest.ts';
 import { addVlanTag, captureRealTraffic } from '../../test/replay-fixtures.ts';
-import { parseConfig, type ClusterConfig } from '../config.ts';
+import { parseConfig, type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { planToShellScript, shellJoin } from '../plan.ts';
 import { clusteripCreatePlan } from '../render/clusterip.ts';
 import { clusteripCountersOf, parseMangleSave } from '../control/state.ts';
-import { parseIPv4 } from '../../sim/traffic/addr.ts';
+import { parseIPv4 } from '../../sim/core/addr.ts';
 import { PcapWriterRaw } from './pcap-raw.ts';
 import { parseMac, rewriteCapture, type Rewritten } from './rewrite.ts';
 import { predict, sinkSteps } from './verify.ts';
@@ -63,7 +63,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cipsim-rpq-'));
   try {
     const mix = join(dir, 'mix.pcap');
-    const g = spawnSync(process.execPath, ['--import', 'tsx', 'sim/cli/main.ts', 'gen', 'default', '--packets', '3000', '--seed', '5', '--out', mix], { cwd: ROOT, encoding: 'utf8' });
+    const g = spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'gen', 'default', '--packets', '3000', '--seed', '5', '--out', mix], { cwd: ROOT, encoding: 'utf8' });
     if (g.status !== 0) throw new Error(g.stderr);
     const real = join(dir, 'real.pcap');
     await captureRealTraffic('cipsim-rpq-', real);

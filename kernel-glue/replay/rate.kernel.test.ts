@@ -53,7 +53,7 @@ async function measuredReplay(args: string[]): Promise<Run> {
   const pid = holder!.pid!;
   for (let i = 0; i < 100 && !readFileSync(`/proc/${pid}/net/dev`, 'utf8').includes('b0:'); i++) await new Promise((r) => setTimeout(r, 20));
   const [p0, b0] = rx(pid);
-  const child = spawn('ip', ['netns', 'exec', A, process.execPath, '--import', 'tsx', 'sim/cli/main.ts', 'replay', '--pcap', pcap, '--config', cfg, '--via', 'a0', '--json', ...args], { cwd: ROOT });
+  const child = spawn('ip', ['netns', 'exec', A, process.execPath, '--import', 'tsx', 'cli/main.ts', 'replay', '--pcap', pcap, '--config', cfg, '--via', 'a0', '--json', ...args], { cwd: ROOT });
   let out = '', err = '';
   child.stdout.on('data', (d: Buffer) => (out += d));
   child.stderr.on('data', (d: Buffer) => (err += d));
@@ -87,7 +87,7 @@ let pcap = '', cfg = '';
 describe('replay rate control', () => {
   beforeAll(() => {
     pcap = join(dir, 'mix.pcap');
-    const g = spawnSync(process.execPath, ['--import', 'tsx', 'sim/cli/main.ts', 'gen', 'default', '--packets', '1000', '--out', pcap], { cwd: ROOT, encoding: 'utf8' });
+    const g = spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'gen', 'default', '--packets', '1000', '--out', pcap], { cwd: ROOT, encoding: 'utf8' });
     expect(g.status, g.stderr).toBe(0);
     cfg = join(dir, 'c.yaml');
     writeFileSync(cfg, 'cluster:\n  ip: 10.202.0.100\n  backend: nft\n  total_nodes: 1\nnodes:\n  - { name: n, owns: [1] }\n');

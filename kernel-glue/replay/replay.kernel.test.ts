@@ -18,7 +18,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClusterNet, CLUSTER_IP } from '../../test/netns-cluster.ts';
 import { addVlanTag, captureRealTraffic, toPcapng } from '../../test/replay-fixtures.ts';
-import { parseConfig } from '../config.ts';
+import { parseConfig } from '../../sim/core/cluster-config.ts';
 import { applyConfig, removeConfig } from '../control/apply.ts';
 
 const PREFIX = 'cipsim-rp-';
@@ -50,7 +50,7 @@ ${[1, 2, 3].map((i) => `  - { name: node${i}, owns: [${i}], host: { netns: ${PRE
 
 /** The CLI in the client namespace (the node hosts are reached with `ip netns exec` from there). */
 function replay(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync('ip', ['netns', 'exec', net.client, process.execPath, '--import', 'tsx', 'sim/cli/main.ts', 'replay', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync('ip', ['netns', 'exec', net.client, process.execPath, '--import', 'tsx', 'cli/main.ts', 'replay', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -59,7 +59,7 @@ beforeAll(async () => {
   try {
     net.setup();
     fx.mix = join(net.dir, 'mix.pcap');
-    const g = spawnSync(process.execPath, ['--import', 'tsx', 'sim/cli/main.ts', 'gen', 'default', '--packets', '3000', '--seed', '11', '--out', fx.mix], { cwd: ROOT, encoding: 'utf8' });
+    const g = spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'gen', 'default', '--packets', '3000', '--seed', '11', '--out', fx.mix], { cwd: ROOT, encoding: 'utf8' });
     if (g.status !== 0) throw new Error(g.stderr);
     fx.real = join(net.dir, 'real.pcap');
     await captureRealTraffic('cipsim-rpf-', fx.real);

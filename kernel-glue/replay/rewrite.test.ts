@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CT, ctClass, parseMac, rewriteCapture } from './rewrite.ts';
 import { serializeFrames } from './sender.ts';
 import { predict } from './verify.ts';
-import { parseConfig } from '../config.ts';
+import { parseConfig } from '../../sim/core/cluster-config.ts';
 import { L4 } from '../../sim/traffic/batch.ts';
 
 const CIP = 0x0ac80064; // 10.200.0.100

@@ -14,7 +14,7 @@
  * The whole rewritten capture is held in memory (like tcpreplay's
  * --preload-pcap), so rate control never waits on the disk.
  */
-import { DataError } from '../../sim/cli/errors.ts';
+import { DataError } from '../../sim/core/errors.ts';
 import { createBatch, L4, type TupleBatch } from '../../sim/traffic/batch.ts';
 import { newRawRecord, openCapture, type CaptureOptions } from '../../sim/traffic/capture.ts';
 import { decodeFrame } from '../../sim/traffic/decode.ts';

@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DataError } from '../../sim/cli/errors.ts';
+import { DataError } from '../../sim/core/errors.ts';
 import type { Rewritten } from './rewrite.ts';
 
 const SOURCE = join(dirname(fileURLToPath(import.meta.url)), 'sender.c');

@@ -14,9 +14,10 @@
  * (its own RST, SYN_SENT vs CLOSE) decides whether a later packet of the flow
  * is valid, which no per-packet prediction can know.
  */
-import { selectorSpecOf, type ClusterConfig } from '../config.ts';
+import { type ClusterConfig } from '../../sim/core/cluster-config.ts';
+import { selectorSpecOf } from '../../sim/select/from-config.ts';
 import { buildSelector } from '../../sim/select/build.ts';
-import { formatIPv4 } from '../../sim/traffic/addr.ts';
+import { formatIPv4 } from '../../sim/core/addr.ts';
 import { readHostState, type HostState } from '../control/state.ts';
 import { fingerprint, TCP_LOOSE, type NodeEntry } from '../render/common.ts';
 import { readFileOn } from '../exec/steps.ts';

@@ -4,11 +4,11 @@
  * of traffic that moves between two configurations.
  */
 import type { MergedRun } from '../engine/merge.ts';
-import { topSources } from './top-sources.ts';
+import { topSources } from '../engine/top-sources.ts';
 import type { Selector } from '../select/selector.ts';
 import { distributionStats } from './stats.ts';
 import { bandP95 } from './seed-band.ts';
-import type { ConfigResult, Migration, NodeStats } from './result.ts';
+import type { ConfigResult, Migration, NodeStats } from '../core/result.ts';
 
 export interface AnalysisOptions {
   ids: string[];

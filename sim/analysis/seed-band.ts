@@ -7,38 +7,11 @@
  * `sourceip-sourceport`, one elephant flow) widen it exactly as much as they
  * should; an unlucky seed or a broken reduction stands out against it.
  *
- * The reseeded loads are summed as connections end (engine/flow-sink.ts);
- * this module names the seeds and turns the loads into the band.
+ * The reseeded loads are summed as connections end (engine/flow-sink.ts,
+ * with the seeds of select/reseed.ts); this module turns them into the band.
  */
-import type { SelectorSpec } from '../select/selector.ts';
-import type { Metric } from './result.ts';
-
-export const BAND_SEEDS = 32;
-
-/** The same configuration with another seed; null when it has none (symhash). */
-export function reseed(spec: SelectorSpec, seed: number): SelectorSpec | null {
-  switch (spec.backend) {
-    case 'clusterip': return { ...spec, hashInit: seed };
-    case 'xt_cluster': return { ...spec, hashSeed: seed };
-    case 'nft': {
-      if (!/\bjhash\b/.test(spec.expr)) return null;
-      const hex = `0x${seed.toString(16)}`;
-      const expr = /\bseed\s+\S+/.test(spec.expr) ? spec.expr.replace(/\bseed\s+\S+/, `seed ${hex}`) : spec.expr.replace(/\bmod\s+(\S+)/, `mod $1 seed ${hex}`);
-      return { ...spec, expr };
-    }
-  }
-}
-
-/** The BAND_SEEDS seeds, a fixed sequence (the band must not change between runs). */
-export function bandSeeds(): number[] {
-  const out: number[] = [];
-  let s = 0x2545f491;
-  for (let t = 0; t < BAND_SEEDS; t++) {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x297a2d39) >>> 0;
-    out.push(s);
-  }
-  return out;
-}
+import { BAND_SEEDS } from '../select/reseed.ts';
+import type { Metric } from '../core/result.ts';
 
 /** p95 of max/mean per metric from loads laid out band[(seed * 4 + metric) * N + node] (metrics: packets, bytes, flows, connections). */
 export function bandP95(band: Float64Array, N: number): Record<Metric, number> {

@@ -4,7 +4,7 @@
  * flow's packets or bytes otherwise): a few heavy flows make a spread uneven
  * without any fault in the hash, and the expectations here account for that.
  */
-import type { DistributionStats, Metric } from './result.ts';
+import type { DistributionStats, Metric } from '../core/result.ts';
 
 /** ln Γ(x), Lanczos (g = 7, n = 9). */
 function lnGamma(x: number): number {

@@ -22,7 +22,7 @@
  *   it then adopts that node's view and the failback mode decides.
  * - The state before t = 0 is the config's; beats start at t = 0.
  */
-import type { FailoverEvent } from '../analysis/result.ts';
+import type { FailoverEvent } from '../core/result.ts';
 import type { Scenario } from './scenario.ts';
 import type { ScenarioEvent } from './events.ts';
 import { FAULT_KINDS } from './events.ts';

@@ -11,7 +11,7 @@
  *
  * Masks are 32-bit (`>>> 0`): CLUSTERIP allows 16 nodes, xt_cluster 32.
  */
-import type { ClusterConfig } from '../../kernel-glue/config.ts';
+import type { ClusterConfig } from '../core/cluster-config.ts';
 
 /** Per node (config order): the bucket bitmask it accepts. */
 export type OwnerSets = number[];

@@ -5,11 +5,11 @@
  * pieces (BucketMeter, buildTimeline, FailoverEvaluator, mergeFailoverPartials,
  * summarizeRun) are what this file strings together.
  */
-import type { FailoverResult, InputSummary } from '../analysis/result.ts';
+import type { FailoverResult, InputSummary } from '../core/result.ts';
 import { buildSelector } from '../select/build.ts';
 import { createBatch } from '../traffic/batch.ts';
-import { selectorSpecOf } from '../../kernel-glue/config.ts';
-import { VERSION } from '../cli/version.ts';
+import { selectorSpecOf } from '../select/from-config.ts';
+import { VERSION } from '../core/version.ts';
 import { buildTimeline, type OwnershipTimeline } from './heartbeat.ts';
 import { POLICIES, type Measurements, type PolicyConfig } from './policies.ts';
 import type { Scenario } from './scenario.ts';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { builtinScenario, loadScenario, parseScenario } from './scenario.ts';
 import { parseDuration } from './events.ts';
-import { DataError } from '../cli/errors.ts';
+import { DataError } from '../core/errors.ts';
 import { scenarioYaml } from './test-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'failover-scenario-'));

@@ -23,8 +23,8 @@
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
-import { DataError, readTextFile } from '../cli/errors.ts';
-import { ClusterConfigSchema, checkConfig, loadConfig, type ClusterConfig } from '../../kernel-glue/config.ts';
+import { DataError, readTextFile } from '../core/errors.ts';
+import { ClusterConfigSchema, checkConfig, loadConfig, type ClusterConfig } from '../core/cluster-config.ts';
 import { clusterModel, type ClusterModel } from './ownership.ts';
 import { FAILBACKS, POLICIES, type PolicyConfig } from './policies.ts';
 import { parseDuration, type ScenarioEvent } from './events.ts';

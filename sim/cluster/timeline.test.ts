@@ -6,7 +6,7 @@ import { BucketMeter, FailoverEvaluator, mergeFailoverPartials, summarizeRun, ty
 import { flowHash } from './conntrack.ts';
 import { runFailover } from './run.ts';
 import { buildSelector } from '../select/build.ts';
-import { selectorSpecOf } from '../../kernel-glue/config.ts';
+import { selectorSpecOf } from '../select/from-config.ts';
 import { createBatch, F, L4 } from '../traffic/batch.ts';
 import { scenarioYaml } from './test-helpers.ts';
 

@@ -12,10 +12,10 @@
  * the answer is the same for any worker count. Partials are plain data
  * (structured-clone safe).
  */
-import { DataError } from '../cli/errors.ts';
+import { DataError } from '../core/errors.ts';
 import { F, L4, PROTO, type TupleBatch } from '../traffic/batch.ts';
 import { NO_BUCKET, UNKNOWN_BUCKET, type Selector } from '../select/selector.ts';
-import type { FailoverPhaseLoad, FailoverTotals } from '../analysis/result.ts';
+import type { FailoverPhaseLoad, FailoverTotals } from '../core/result.ts';
 import { popcount32 } from './ownership.ts';
 import { FlowTable, FS, flowHash } from './conntrack.ts';
 import type { OwnershipTimeline } from './heartbeat.ts';

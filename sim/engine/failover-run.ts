@@ -8,13 +8,13 @@
  */
 import { createBatch } from '../traffic/batch.ts';
 import { buildSelector } from '../select/build.ts';
-import { selectorSpecOf } from '../../kernel-glue/config.ts';
+import { selectorSpecOf } from '../select/from-config.ts';
 import { buildTimeline } from '../cluster/heartbeat.ts';
 import { POLICIES, type Measurements, type PolicyConfig } from '../cluster/policies.ts';
 import { BucketMeter, mergeFailoverPartials, type FailoverPartial } from '../cluster/timeline.ts';
 import { binWidthOf, failoverResult, firstFaultOf } from '../cluster/run.ts';
 import type { Scenario } from '../cluster/scenario.ts';
-import type { FailoverResult, InputSummary } from '../analysis/result.ts';
+import type { FailoverResult, InputSummary } from '../core/result.ts';
 import { openSource } from './sources.ts';
 import { processFailoverShare } from './failover-share.ts';
 import { runTasks } from './run.ts';

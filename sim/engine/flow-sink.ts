@@ -12,7 +12,7 @@ import { createBatch, F, type TupleBatch } from '../traffic/batch.ts';
 import { writeTupleV4, writeTupleV6 } from '../traffic/tuple.ts';
 import { buildSelector } from '../select/build.ts';
 import type { Selector, SelectorSpec } from '../select/selector.ts';
-import { BAND_SEEDS, bandSeeds, reseed } from '../analysis/seed-band.ts';
+import { BAND_SEEDS, bandSeeds, reseed } from '../select/reseed.ts';
 import { SourceTable, type SourceCounts, type SourceSpill, SRC_KW } from './source-table.ts';
 import { BY0, BY1, firstTs, META, PK0, PK1, REC, SEEN0, SEEN1, SYN0, SYN1, T0, T1, LAST, type FlowRecords } from './conn-table.ts';
 

@@ -15,7 +15,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { RUN_BYTES, RUN_U32, SRC_KW, compareKeys, newSourceTable, sortedOrder, type SourceCounts } from './source-table.ts';
-import { TOP_SOURCES, topSourceIndices } from '../analysis/top-sources.ts';
+import { TOP_SOURCES, topSourceIndices } from './top-sources.ts';
 
 const READ_RECORDS = 4096;
 const OUT_CHUNK = 1 << 16;

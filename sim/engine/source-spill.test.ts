@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SourceTable, type SourceCounts } from './source-table.ts';
 import { mergeSources } from './source-merge.ts';
-import { topSources, TOP_SOURCES } from '../analysis/top-sources.ts';
+import { topSources, TOP_SOURCES } from './top-sources.ts';
 import { runSimulation } from './run.ts';
 import { buildSelector } from '../select/build.ts';
 import { analyse } from '../analysis/distribution.ts';

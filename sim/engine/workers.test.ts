@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../../test/cli.ts';
-import type { SimulateResult } from '../analysis/result.ts';
+import type { SimulateResult } from '../core/result.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cipsim-workers-'));
 

@@ -56,7 +56,8 @@ export function jhash3wordsTransitional(a: number, b: number, c: number, iv: num
   return final3((a + JHASH_INITVAL) | 0, (b + JHASH_INITVAL) | 0, (c + iv) | 0);
 }
 
-export type ByteOrder = 'little' | 'big';
+import type { ByteOrder } from '../core/spec.ts';
+export type { ByteOrder };
 
 /**
  * Byte form `jhash(key, length, initval)`. The 12-byte blocks of the loop are

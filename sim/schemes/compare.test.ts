@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { collectFlows, FlowTable } from './flows.ts';
 import { syntheticBatches, syntheticFlows } from './synthetic.ts';
 import { compareSchemes } from './compare.ts';
-import { main } from '../cli/main.ts';
+import { main } from '../../cli/main.ts';
 
 describe('flow table', () => {
   it('folds packets into flows with their packet and byte counts', async () => {

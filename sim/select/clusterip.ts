@@ -12,14 +12,13 @@
 import { F, L4, FAMILY_IPV4, type TupleBatch } from '../traffic/batch.ts';
 import { GOLDEN_RATIO } from '../hash/lookup2.ts';
 import { JHASH_INITVAL } from '../hash/lookup3.ts';
-import { UsageError } from '../cli/errors.ts';
+import { UsageError } from '../core/errors.ts';
 import { endianFact, resolveProfile, type ClusteripEra, type Fact } from './profile.ts';
 import { compileSelect, FINAL3 } from './compile.ts';
 import { wasmFor, wasmSelect, type SelectorOptions } from './wasm.ts';
 import { CLUSTERIP_MODES, NO_BUCKET, UNKNOWN_BUCKET, bswap16, type ClusteripMode, type Selector, type SelectorSpec } from './selector.ts';
 
-/** Userspace (libipt_CLUSTERIP) accepts 0..16; the kernel itself never checks. */
-export const CLUSTERIP_MAX_NODES = 16;
+import { CLUSTERIP_MAX_NODES } from '../core/spec.ts';
 
 type ClusteripSpec = Extract<SelectorSpec, { backend: 'clusterip' }>;
 

@@ -5,7 +5,7 @@ import { resolveProfile } from './profile.ts';
 import { NO_BUCKET, UNKNOWN_BUCKET, type SelectorSpec } from './selector.ts';
 import { createBatch, F, L4 } from '../traffic/batch.ts';
 import { writeTupleV4, writeTupleV6 } from '../traffic/tuple.ts';
-import { parseIPv6 } from '../traffic/addr.ts';
+import { parseIPv6 } from '../core/addr.ts';
 
 type Tuple = [proto: number, saddr: number, sport: number, daddr: number, dport: number];
 function nodes(spec: SelectorSpec, tuples: Tuple[]): number[] {

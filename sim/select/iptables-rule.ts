@@ -3,8 +3,8 @@
  * `cluster` match, and checks it the way iptables 1.8.9 userspace would
  * (kernel-semantics §4.5, §5.2). Only the hash-relevant options are kept.
  */
-import { UsageError } from '../cli/errors.ts';
-import { CLUSTERIP_MODES, type ClusteripMode } from './selector.ts';
+import { UsageError } from '../core/errors.ts';
+import { CLUSTERIP_MODES, isMulticastMac, type ClusteripMode } from '../core/spec.ts';
 
 export type ParsedRule =
   | { kind: 'clusterip'; hashmode: ClusteripMode; totalNodes: number; localNode: number; hashInit: number; clusterMac: string; destination: string | null; iface: string | null }
@@ -33,10 +33,6 @@ function intIn(s: string | undefined, what: string, lo: number, hi: number): num
   return Number(s);
 }
 
-export function isMulticastMac(mac: string): boolean {
-  const m = /^([0-9a-f]{2})(:[0-9a-f]{2}){5}$/i.exec(mac);
-  return !!m && (parseInt(m[1]!, 16) & 1) === 1;
-}
 
 export function parseIptablesRule(rule: string): ParsedRule {
   const t = splitArgs(rule);

@@ -9,7 +9,7 @@
  * ct original ip|ip6 saddr|daddr. The expression may sit inside a rule
  * (`meta mark set jhash ip saddr mod 4 seed 0x1`); text around it is ignored.
  */
-import { UsageError } from '../cli/errors.ts';
+import { UsageError } from '../core/errors.ts';
 
 export type NftFieldKind =
   | 'ip saddr' | 'ip daddr' | 'ip6 saddr' | 'ip6 daddr'

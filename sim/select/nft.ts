@@ -12,7 +12,7 @@
 import { F, L4, FAMILY_IPV4, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
 import { final3, JHASH_INITVAL } from '../hash/lookup3.ts';
 import { MULSHIFT_FAST_MAX, multiplyShift } from '../hash/reduce.ts';
-import { UsageError } from '../cli/errors.ts';
+import { UsageError } from '../core/errors.ts';
 import { endianFact, resolveProfile, type Fact } from './profile.ts';
 import { bswap32Src, compileSelect, FINAL3, MIX3 } from './compile.ts';
 import { wasmFor, wasmSelect, type SelectorOptions } from './wasm.ts';

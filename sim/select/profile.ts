@@ -3,20 +3,11 @@
  * the facts that change a hash answer (kernel-semantics §0, §9). This is the
  * only place that knows era boundaries; selectors read the resolved profile.
  */
-import type { ByteOrder } from '../hash/lookup3.ts';
 import type { Reduction } from '../hash/reduce.ts';
-import { UsageError } from '../cli/errors.ts';
+import { UsageError } from '../core/errors.ts';
 
-/** How sure we are of a fact (kernel-semantics "status marks"). */
-export type Evidence = 'measured 6.1.192' | 'measured 6.18.44' | 'source' | 'unverified';
-
-export interface Fact {
-  readonly topic: string;
-  readonly evidence: Evidence;
-  readonly note: string;
-  /** Set when the fact only matters for IPv6 packets. */
-  readonly scope?: 'ipv6';
-}
+import type { ByteOrder, Fact } from '../core/spec.ts';
+export type { Evidence, Fact } from '../core/spec.ts';
 
 export type JhashFlavour = 'lookup2' | 'lookup3-transitional' | 'lookup3';
 
@@ -61,9 +52,6 @@ export interface KernelProfile {
   readonly label: string;
 }
 
-/** Newest kernel we describe; "current" for xt_cluster and nft. */
-export const CURRENT_KERNEL = '6.18';
-export const DEFAULT_CLUSTERIP_KERNEL = '6.1';
 
 export function parseKernelVersion(text: string): KernelVersion {
   const m = /^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+~.].*)?$/.exec(text.trim());

@@ -3,24 +3,16 @@
  * plain-data spec, applied to whole TupleBatches.
  */
 import type { TupleBatch } from '../traffic/batch.ts';
-import type { ByteOrder } from '../hash/lookup3.ts';
-import type { Fact, KernelProfile } from './profile.ts';
+import type { Backend, Fact, SelectorSpec } from '../core/spec.ts';
+import type { KernelProfile } from './profile.ts';
 
 /** No rule fires for this packet (wrong protocol for an nft key, no conntrack, IPv6 at an IPv4 target). */
 export const NO_BUCKET = -1;
 /** The capture lacks bytes the kernel would have hashed (snaplen): the answer is unknown, not 0. */
 export const UNKNOWN_BUCKET = -2;
 
-export type Backend = 'clusterip' | 'xt_cluster' | 'nft';
-
-export const CLUSTERIP_MODES = ['sourceip', 'sourceip-sourceport', 'sourceip-sourceport-destport'] as const;
-export type ClusteripMode = (typeof CLUSTERIP_MODES)[number];
-
-/** Plain data, so that it can go to a worker and into a JSON result. */
-export type SelectorSpec =
-  | { backend: 'clusterip'; hashmode: ClusteripMode; totalNodes: number; hashInit: number; kernel: string; endian: ByteOrder }
-  | { backend: 'xt_cluster'; totalNodes: number; hashSeed: number; kernel: string; endian: ByteOrder }
-  | { backend: 'nft'; expr: string; kernel: string; endian: ByteOrder };
+// The spec is the foundation's contract (sim/core/spec.ts); selectors are compiled from it.
+export { CLUSTERIP_MODES, type Backend, type ClusteripMode, type SelectorSpec } from '../core/spec.ts';
 
 export interface Selector {
   readonly spec: SelectorSpec;

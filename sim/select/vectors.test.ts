@@ -9,7 +9,7 @@ import { buildWasm } from './wasm/build.ts';
 import { wasmModule, type Engine } from './wasm.ts';
 import { batchMemory, BYTES_PER_PACKET, createBatch, viewBatch } from '../traffic/batch.ts';
 import { writeTupleV4 } from '../traffic/tuple.ts';
-import { formatIPv4 } from '../traffic/addr.ts';
+import { formatIPv4 } from '../core/addr.ts';
 import { buildSelector } from './build.ts';
 import { VECTOR_FILES, loadVectorFile } from '../../test/vectors.ts';
 

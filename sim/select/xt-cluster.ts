@@ -13,14 +13,13 @@ import { F, L4, FAMILY_IPV4, FAMILY_IPV6, type TupleBatch } from '../traffic/bat
 import { GOLDEN_RATIO } from '../hash/lookup2.ts';
 import { final3, jhash2, JHASH_INITVAL } from '../hash/lookup3.ts';
 import { jhash2Lookup2 } from '../hash/lookup2.ts';
-import { UsageError } from '../cli/errors.ts';
+import { UsageError } from '../core/errors.ts';
 import { endianFact, resolveProfile, type Fact } from './profile.ts';
 import { bswap32Src, compileSelect, FINAL3 } from './compile.ts';
 import { wasmFor, wasmSelect, type SelectorOptions } from './wasm.ts';
 import { NO_BUCKET, bswap32, type Selector, type SelectorSpec } from './selector.ts';
 
-/** The kernel refuses more (EINVAL); iptables says "out of range (1-32)". */
-export const XT_CLUSTER_MAX_NODES = 32;
+import { XT_CLUSTER_MAX_NODES } from '../core/spec.ts';
 
 type XtSpec = Extract<SelectorSpec, { backend: 'xt_cluster' }>;
 

@@ -6,7 +6,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import * as zlib from 'node:zlib';
-import { DataError } from '../cli/errors.ts';
+import { DataError } from '../core/errors.ts';
 import { READ_WINDOW_BYTES } from './batch.ts';
 
 /**

@@ -13,7 +13,7 @@ import { createBatch, F, L4 } from './batch.ts';
 import { openCapture, openCaptureBuffer, planShares } from './capture.ts';
 import { openSynthetic } from './synthetic.ts';
 import { PcapWriter } from './pcap-writer.ts';
-import { DataError } from '../cli/errors.ts';
+import { DataError } from '../core/errors.ts';
 import { compareRows, ourRows, tsharkRows } from '../../test/tshark.ts';
 import * as fr from '../../test/frames.ts';
 

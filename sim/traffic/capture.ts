@@ -14,7 +14,7 @@
  * DataError naming the file and byte offset; with `lenient` the reader skips
  * to the next plausible record and counts it.
  */
-import { DataError } from '../cli/errors.ts';
+import { DataError } from '../core/errors.ts';
 import { copySlot, createBatch, type TupleBatch } from './batch.ts';
 import { ByteInput, openInput } from './byte-input.ts';
 import { DEC, DEC_REASON, decodeFrame, linktypeSupported, LINKTYPES } from './decode.ts';

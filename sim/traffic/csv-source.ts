@@ -2,7 +2,7 @@
  * CSV tuples as a synchronous PacketSource (for workers): the file is read
  * once; tuple files are small next to captures.
  */
-import { readTextFile } from '../cli/errors.ts';
+import { readTextFile } from '../core/errors.ts';
 import type { TupleBatch } from './batch.ts';
 import { parseTupleFields, writeParsed } from './csv-tuples.ts';
 import { newStats, type PacketSource } from './source.ts';

@@ -6,9 +6,9 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { DataError } from '../cli/errors.ts';
+import { DataError } from '../core/errors.ts';
 import { createBatch, DEFAULT_BATCH_CAPACITY, type TupleBatch } from './batch.ts';
-import { parseIPv4, parseIPv6, parseProto } from './addr.ts';
+import { parseIPv4, parseIPv6, parseProto } from '../core/addr.ts';
 import { writeTupleV4, writeTupleV6 } from './tuple.ts';
 
 const HEADER = /^\s*proto\s*,\s*saddr\s*,\s*sport\s*,\s*daddr\s*,\s*dport\s*(,.*)?$/i;

@@ -15,7 +15,7 @@ import { createBatch } from './batch.ts';
 import { openCaptureBuffer } from './capture.ts';
 import { openSynthetic } from './synthetic.ts';
 import { PcapWriter } from './pcap-writer.ts';
-import { DataError } from '../cli/errors.ts';
+import { DataError } from '../core/errors.ts';
 import * as fr from '../../test/frames.ts';
 
 let dir = '';

@@ -27,7 +27,7 @@ afterAll(cleanup);
 
 /** Runs `tuples --live` in B while `traffic` runs in A; returns the CSV lines and stderr. */
 async function live(args: string[], traffic: () => void): Promise<{ lines: string[]; err: string; code: number | null }> {
-  const p = spawn('ip', ['netns', 'exec', B, process.execPath, '--import', 'tsx', join(root, 'sim/cli/main.ts'), 'tuples', '--live', 'lB', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn('ip', ['netns', 'exec', B, process.execPath, '--import', 'tsx', join(root, 'cli/main.ts'), 'tuples', '--live', 'lB', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '', err = '';
   p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
   p.stderr.on('data', (d: Buffer) => { err += d.toString(); });

@@ -8,7 +8,7 @@
  * on a live link).
  */
 import { isMainThread } from 'node:worker_threads';
-import { DataError, UsageError } from '../cli/errors.ts';
+import { DataError, UsageError } from '../core/errors.ts';
 import { copySlot, createBatch, type TupleBatch } from './batch.ts';
 import { DEC, DEC_REASON, decodeFrame } from './decode.ts';
 import { Defrag, FRAG_RESOLVED } from './defrag.ts';

@@ -15,7 +15,7 @@ import { openCapture, openCaptureBuffer, planShares, type CaptureOptions } from 
 import { fastPcapSwitch } from './pcap-fast.ts';
 import { wasmPcapFor } from './pcap-wasm.ts';
 import { buildWasm } from '../select/wasm/build.ts';
-import { DataError } from '../cli/errors.ts';
+import { DataError } from '../core/errors.ts';
 import * as fr from '../../test/frames.ts';
 
 let dir = '';

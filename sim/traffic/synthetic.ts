@@ -12,7 +12,7 @@
  */
 import { F, L4, FAMILY_IPV4, type TupleBatch } from './batch.ts';
 import { newStats, accountBatch, type IngestStats, type PacketSource } from './source.ts';
-import { UsageError } from '../cli/errors.ts';
+import { UsageError } from '../core/errors.ts';
 
 export const CLUSTER_IP = 0xc000020a; // 192.0.2.10
 

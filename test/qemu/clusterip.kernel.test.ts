@@ -16,7 +16,7 @@ import { buildSelector } from '../../sim/select/build.ts';
 import { CLUSTERIP_MODES, type ClusteripMode } from '../../sim/select/selector.ts';
 import { L4, createBatch } from '../../sim/traffic/batch.ts';
 import { writeTupleV4 } from '../../sim/traffic/tuple.ts';
-import { parseIPv4 } from '../../sim/traffic/addr.ts';
+import { parseIPv4 } from '../../sim/core/addr.ts';
 import { runGuest, type GuestResult } from './guest.ts';
 import {
   GUEST_SH_LIB, clusteripRestore, parseProbeOutput, tupleFile,

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../../test/cli.ts';
+import { runCli } from '../test/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'glue-agent-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -3,14 +3,15 @@
  * contract our checks use. Flags follow iptables' own names.
  */
 import { Command, Option } from 'commander';
-import { UsageError } from './errors.ts';
-import { buildSelector } from '../select/build.ts';
-import { CLUSTERIP_MODES, NO_BUCKET, UNKNOWN_BUCKET, type Selector, type SelectorSpec } from '../select/selector.ts';
-import { parseIptablesRule, parseU32Text } from '../select/iptables-rule.ts';
-import { allMeasured, CURRENT_KERNEL, DEFAULT_CLUSTERIP_KERNEL, type Fact } from '../select/profile.ts';
-import { readCsvTuples, parseTupleFields, writeParsed } from '../traffic/csv-tuples.ts';
-import { createBatch, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
-import { formatIPv4, formatIPv6 } from '../traffic/addr.ts';
+import { UsageError } from '../sim/core/errors.ts';
+import { buildSelector } from '../sim/select/build.ts';
+import { CLUSTERIP_MODES, NO_BUCKET, UNKNOWN_BUCKET, type Selector, type SelectorSpec } from '../sim/select/selector.ts';
+import { parseIptablesRule, parseU32Text } from '../sim/select/iptables-rule.ts';
+import { allMeasured } from '../sim/select/profile.ts';
+import { CURRENT_KERNEL, DEFAULT_CLUSTERIP_KERNEL, type Fact } from '../sim/core/spec.ts';
+import { readCsvTuples, parseTupleFields, writeParsed } from '../sim/traffic/csv-tuples.ts';
+import { createBatch, FAMILY_IPV6, type TupleBatch } from '../sim/traffic/batch.ts';
+import { formatIPv4, formatIPv6 } from '../sim/core/addr.ts';
 
 export interface SelectorFlags {
   backend?: string;

@@ -4,15 +4,15 @@
  * jump consistent hashing over the same traffic: balance, disruption when a
  * node fails, is added or returns, and speed.
  */
-import { writeReport } from '../../reports/write.ts';
-import { VERSION } from './version.ts';
+import { writeReport } from '../reports/write.ts';
+import { VERSION } from '../sim/core/version.ts';
 import { Command, Option } from 'commander';
-import { UsageError } from './errors.ts';
-import { collectFlows } from '../schemes/flows.ts';
-import { syntheticBatches } from '../schemes/synthetic.ts';
-import { allSchemes, compareSchemes, type CompareResult } from '../schemes/compare.ts';
-import { readCsvTuples } from '../traffic/csv-tuples.ts';
-import type { TupleBatch } from '../traffic/batch.ts';
+import { UsageError } from '../sim/core/errors.ts';
+import { collectFlows } from '../sim/schemes/flows.ts';
+import { syntheticBatches } from '../sim/schemes/synthetic.ts';
+import { allSchemes, compareSchemes, type CompareResult } from '../sim/schemes/compare.ts';
+import { readCsvTuples } from '../sim/traffic/csv-tuples.ts';
+import type { TupleBatch } from '../sim/traffic/batch.ts';
 
 /** Synthetic scenarios this command knows (sim/schemes/synthetic.ts until sim/traffic's generators land). */
 export const SYNTHETIC_SCENARIOS = ['mix'] as const;

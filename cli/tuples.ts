@@ -3,11 +3,11 @@
  * line per IP packet, so a user can hold it against `tshark -T fields`.
  */
 import type { Command } from 'commander';
-import { UsageError } from './errors.ts';
-import { createBatch, F, FAMILY_IPV6, L4, type TupleBatch } from '../traffic/batch.ts';
-import { formatIPv4, formatIPv6 } from '../traffic/addr.ts';
-import { openCapture } from '../traffic/capture.ts';
-import { describeSkipped } from '../traffic/source.ts';
+import { UsageError } from '../sim/core/errors.ts';
+import { createBatch, F, FAMILY_IPV6, L4, type TupleBatch } from '../sim/traffic/batch.ts';
+import { formatIPv4, formatIPv6 } from '../sim/core/addr.ts';
+import { openCapture } from '../sim/traffic/capture.ts';
+import { describeSkipped } from '../sim/traffic/source.ts';
 
 /** Whether slot i has "ports" in the batch's sense (see batch.ts sport/dport) that were actually captured. */
 export function hasPorts(b: TupleBatch, i: number): boolean {
@@ -47,7 +47,7 @@ function row(b: TupleBatch, i: number, ts: string, json: boolean): string {
 }
 
 async function liveTuples(device: string, filter: string | undefined, duration: number | undefined, limit: number | undefined, json: boolean): Promise<void> {
-  const { openLive } = await import('../traffic/live.ts');
+  const { openLive } = await import('../sim/traffic/live.ts');
   const src = await openLive({ device, filter, duration, limit });
   const out = process.stdout;
   const b = createBatch(4096);

@@ -10,7 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Folder with the C sources. */
-export const NATIVE_SRC_DIR = resolve(dirname(fileURLToPath(import.meta.url)), 'native');
+export const NATIVE_SRC_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'native');
 
 /** Compiler flags of every native reference (permissive dialect; a suite may add -Werror for its own source). */
 export const NATIVE_CFLAGS = ['-O2', '-std=gnu11', '-Wall', '-Wextra'];

@@ -4,9 +4,9 @@
  * the analysis, and by engine/source-merge.ts to drop, while it merges
  * spilled runs, every source that can no longer make the cut.
  */
-import { formatIPv4, formatIPv6 } from '../traffic/addr.ts';
-import { SRC_KW, type SourceCounts } from '../engine/source-table.ts';
-import type { TopSource } from './result.ts';
+import { formatIPv4, formatIPv6 } from '../core/addr.ts';
+import { SRC_KW, type SourceCounts } from './source-table.ts';
+import type { TopSource } from '../core/result.ts';
 
 /** Sources listed per node. */
 export const TOP_SOURCES = 5;

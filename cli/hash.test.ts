@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../../test/cli.ts';
+import { runCli } from '../test/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cipsim-hash-'));
 function csv(name: string, text: string): string {

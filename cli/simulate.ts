@@ -4,22 +4,23 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, statSync, existsSync } from 'node:fs';
-import { writeReport } from '../../reports/write.ts';
+import { writeReport } from '../reports/write.ts';
 import { Option, type Command } from 'commander';
-import { GateError, UsageError } from './errors.ts';
+import { GateError, UsageError } from '../sim/core/errors.ts';
 import { addSelectorOptions, selectorSpecFromFlags, type SelectorFlags } from './hash.ts';
-import { splitArgs } from '../select/iptables-rule.ts';
-import { buildSelector } from '../select/build.ts';
-import type { Selector, SelectorSpec } from '../select/selector.ts';
-import { loadConfig, formatProblems, selectorSpecOf, type ClusterConfig } from '../../kernel-glue/config.ts';
-import { parseIPv4 } from '../traffic/addr.ts';
-import { runSimulation, defaultWorkers } from '../engine/run.ts';
-import { directionDependent } from '../engine/share.ts';
-import type { SourceSpec } from '../engine/task.ts';
-import { analyse, migration, type AnalysisOptions } from '../analysis/distribution.ts';
-import { DEFAULT_FLOW_TIMEOUT } from '../engine/conn-table.ts';
-import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../analysis/result.ts';
-import { VERSION } from './version.ts';
+import { splitArgs } from '../sim/select/iptables-rule.ts';
+import { buildSelector } from '../sim/select/build.ts';
+import type { Selector, SelectorSpec } from '../sim/select/selector.ts';
+import { loadConfig, formatProblems, type ClusterConfig } from '../sim/core/cluster-config.ts';
+import { selectorSpecOf } from '../sim/select/from-config.ts';
+import { parseIPv4 } from '../sim/core/addr.ts';
+import { runSimulation, defaultWorkers } from '../sim/engine/run.ts';
+import { directionDependent } from '../sim/engine/share.ts';
+import type { SourceSpec } from '../sim/engine/task.ts';
+import { analyse, migration, type AnalysisOptions } from '../sim/analysis/distribution.ts';
+import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
+import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../sim/core/result.ts';
+import { VERSION } from '../sim/core/version.ts';
 import { Progress } from './progress.ts';
 import { formatSimulate } from './simulate-format.ts';
 

@@ -3,8 +3,7 @@
  * reports render, and what `clusterip-sim report result.json` reads back.
  * Field names are snake_case because scripts consume them.
  */
-import type { SelectorSpec } from '../select/selector.ts';
-import type { Fact } from '../select/profile.ts';
+import type { Fact, SelectorSpec } from './spec.ts';
 
 export interface ToolInfo {
   name: 'clusterip-sim';
@@ -199,4 +198,19 @@ export interface FailoverResult {
   /** Ownership invariant violations over time (scenario only, independent of the traffic). */
   windows?: FailoverWindow[];
   run: RunInfo;
+}
+
+/** A `bench` result: one JSON line per case (bench/harness/harness.ts emits them, reports render them). */
+export interface BenchCase {
+  suite: string;
+  case: string;
+  /** Our throughput, operations (selections, packets, …) per second: the median of the repeats. */
+  ops_per_s: number;
+  /** The native (C) reference measured in the same run, if any. */
+  native_ops_per_s?: number;
+  /** ops_per_s / native_ops_per_s (higher is better). */
+  ratio?: number;
+  /** Relative spread of the repeats ((max-min)/median). */
+  spread?: number;
+  [extra: string]: unknown;
 }

@@ -9,20 +9,8 @@
  * them (`--out FILE`) and compares them with a saved run (`--baseline FILE`).
  */
 
-/** One JSON line per case. */
-export interface BenchCase {
-  suite: string;
-  case: string;
-  /** Our throughput, operations (selections, packets, …) per second: the median of the repeats. */
-  ops_per_s: number;
-  /** The native (C) reference measured in the same run, if any. */
-  native_ops_per_s?: number;
-  /** ops_per_s / native_ops_per_s (higher is better). */
-  ratio?: number;
-  /** Relative spread of the repeats ((max-min)/median). */
-  spread?: number;
-  [extra: string]: unknown;
-}
+import type { BenchCase } from '../../sim/core/result.ts';
+export type { BenchCase };
 
 export interface BenchContext {
   /** Smaller inputs for a smoke run (tests use it); full size otherwise. */

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../../test/cli.ts';
-import { openCapture } from '../traffic/capture.ts';
-import { createBatch } from '../traffic/batch.ts';
+import { runCli } from '../test/cli.ts';
+import { openCapture } from '../sim/traffic/capture.ts';
+import { createBatch } from '../sim/traffic/batch.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'replay-cli-'));
 const cfg = join(dir, 'c.yaml');

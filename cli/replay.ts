@@ -6,13 +6,13 @@
  */
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { DataError, GateError, UsageError } from './errors.ts';
-import { formatProblems, loadConfig, type ClusterConfig } from '../../kernel-glue/config.ts';
-import { parseIPv4 } from '../traffic/addr.ts';
-import { PcapWriterRaw } from '../../kernel-glue/replay/pcap-raw.ts';
-import { parseMac, rewriteCapture, type Rewritten } from '../../kernel-glue/replay/rewrite.ts';
-import { sendFrames, type Rate, type SendResult } from '../../kernel-glue/replay/sender.ts';
-import { compare, defaultRunnerOf, deltas, predict, readStates, readTcpLoose, settle, setSinks, type Difference, type HostDelta, type Prediction } from '../../kernel-glue/replay/verify.ts';
+import { DataError, GateError, UsageError } from '../sim/core/errors.ts';
+import { formatProblems, loadConfig, type ClusterConfig } from '../sim/core/cluster-config.ts';
+import { parseIPv4 } from '../sim/core/addr.ts';
+import { PcapWriterRaw } from '../kernel-glue/replay/pcap-raw.ts';
+import { parseMac, rewriteCapture, type Rewritten } from '../kernel-glue/replay/rewrite.ts';
+import { sendFrames, type Rate, type SendResult } from '../kernel-glue/replay/sender.ts';
+import { compare, defaultRunnerOf, deltas, predict, readStates, readTcpLoose, settle, setSinks, type Difference, type HostDelta, type Prediction } from '../kernel-glue/replay/verify.ts';
 
 interface Opts {
   pcap?: string;

@@ -5,10 +5,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import type { BenchCase } from '../../bench/harness.ts';
-import type { ReportInput } from '../../reports/html.ts';
-import { writeReport } from '../../reports/write.ts';
-import { DataError } from './errors.ts';
+import type { BenchCase } from '../sim/core/result.ts';
+import type { ReportInput } from '../reports/html.ts';
+import { writeReport } from '../reports/write.ts';
+import { DataError } from '../sim/core/errors.ts';
 
 /**
  * Reads a result file: one JSON object with a `kind`, or JSON lines of bench

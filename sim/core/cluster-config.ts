@@ -29,13 +29,9 @@
  */
 import { z } from 'zod';
 import { LineCounter, parseDocument, isNode } from 'yaml';
-import { DataError, readTextFile } from '../sim/cli/errors.ts';
-import { parseIPv4 } from '../sim/traffic/addr.ts';
-import { isMulticastMac } from '../sim/select/iptables-rule.ts';
-import { CLUSTERIP_MODES, type SelectorSpec } from '../sim/select/selector.ts';
-import { CLUSTERIP_MAX_NODES } from '../sim/select/clusterip.ts';
-import { XT_CLUSTER_MAX_NODES } from '../sim/select/xt-cluster.ts';
-import { CURRENT_KERNEL, DEFAULT_CLUSTERIP_KERNEL } from '../sim/select/profile.ts';
+import { DataError, readTextFile } from './errors.ts';
+import { parseIPv4 } from './addr.ts';
+import { CLUSTERIP_MAX_NODES, CLUSTERIP_MODES, XT_CLUSTER_MAX_NODES, isMulticastMac } from './spec.ts';
 
 const u32 = z.union([
   z.number().int().min(0).max(0xffffffff),
@@ -155,21 +151,6 @@ export function checkConfig(c: ClusterConfig): ConfigProblem[] {
   for (let k = 1; k <= n; k++) if (!owner.has(k)) orphans.push(k);
   if (orphans.length) p.push({ path: 'nodes', message: `node number${orphans.length > 1 ? 's' : ''} ${orphans.join(', ')} owned by no node: their packets would be dropped everywhere` });
   return p;
-}
-
-/** The selector that predicts this cluster's answer. */
-export function selectorSpecOf(c: ClusterConfig): SelectorSpec {
-  const { backend, total_nodes, seed, endian } = c.cluster;
-  if (backend === 'clusterip') {
-    return { backend, hashmode: c.cluster.hashmode ?? 'sourceip', totalNodes: total_nodes, hashInit: seed, kernel: c.cluster.kernel ?? DEFAULT_CLUSTERIP_KERNEL, endian };
-  }
-  if (backend === 'xt_cluster') return { backend, totalNodes: total_nodes, hashSeed: seed, kernel: c.cluster.kernel ?? CURRENT_KERNEL, endian };
-  // The nft rules kernel-glue writes are xt_cluster's exact equivalent (kernel-semantics §7).
-  return { backend: 'nft', expr: nftClusterExpr(c), kernel: c.cluster.kernel ?? CURRENT_KERNEL, endian };
-}
-
-export function nftClusterExpr(c: ClusterConfig): string {
-  return `jhash ct original ip saddr mod ${c.cluster.total_nodes} seed 0x${c.cluster.seed.toString(16).padStart(8, '0')} offset 1`;
 }
 
 export interface LoadedConfig {

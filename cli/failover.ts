@@ -4,16 +4,16 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { writeReport } from '../../reports/write.ts';
-import { runFailoverParallel, firstTimestamp } from '../engine/failover-run.ts';
-import { defaultWorkers } from '../engine/run.ts';
-import type { SourceSpec } from '../engine/task.ts';
-import { UsageError } from './errors.ts';
-import { buildSelector } from '../select/build.ts';
-import { selectorSpecOf } from '../../kernel-glue/config.ts';
-import { parseIPv4 } from '../traffic/addr.ts';
-import type { FailoverResult } from '../analysis/result.ts';
-import { builtinScenario, loadScenario, type Scenario } from '../cluster/scenario.ts';
+import { writeReport } from '../reports/write.ts';
+import { runFailoverParallel, firstTimestamp } from '../sim/engine/failover-run.ts';
+import { defaultWorkers } from '../sim/engine/run.ts';
+import type { SourceSpec } from '../sim/engine/task.ts';
+import { UsageError } from '../sim/core/errors.ts';
+import { buildSelector } from '../sim/select/build.ts';
+import { selectorSpecOf } from '../sim/select/from-config.ts';
+import { parseIPv4 } from '../sim/core/addr.ts';
+import type { FailoverResult } from '../sim/core/result.ts';
+import { builtinScenario, loadScenario, type Scenario } from '../sim/cluster/scenario.ts';
 
 /** The scenario shown in --help (a test parses it, so the help stays true). */
 export const EXAMPLE_SCENARIO = `name: node2 crashes

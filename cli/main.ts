@@ -5,8 +5,8 @@
  */
 import { Command, CommanderError } from 'commander';
 import { COMMANDS } from './commands.ts';
-import { EXIT, exitCodeOf } from './errors.ts';
-import { VERSION } from './version.ts';
+import { EXIT, exitCodeOf } from '../sim/core/errors.ts';
+import { VERSION } from '../sim/core/version.ts';
 
 export function buildProgram(): Command {
   const program = new Command('clusterip-sim')

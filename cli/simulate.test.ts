@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../../test/cli.ts';
-import type { SimulateResult } from '../analysis/result.ts';
+import { runCli } from '../test/cli.ts';
+import type { SimulateResult } from '../sim/core/result.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cipsim-sim-'));
 const csv = join(dir, 'flows.csv');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { topSources } from './top-sources.ts';
-import { SRC_KW, type SourceCounts } from '../engine/source-table.ts';
-import { formatIPv4, formatIPv6 } from '../traffic/addr.ts';
+import { SRC_KW, type SourceCounts } from './source-table.ts';
+import { formatIPv4, formatIPv6 } from '../core/addr.ts';
 
 /** The plain definition: format every source, sort all of a node's, keep the first five. */
 function naive(src: SourceCounts, c: number, N: number): unknown[][] {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from './main.ts';
 
-const EXAMPLE = join(import.meta.dirname, '../../kernel-glue/examples/cluster.yaml');
+const EXAMPLE = join(import.meta.dirname, '../kernel-glue/examples/cluster.yaml');
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '', err = '';

@@ -4,10 +4,10 @@
  * a voluntary leave completes (exit 0) or a fatal error (exit 1).
  */
 import type { Command } from 'commander';
-import { DataError, UsageError } from './errors.ts';
-import { formatProblems, loadConfig } from '../../kernel-glue/config.ts';
-import { loadKey } from '../../kernel-glue/agent/protocol.ts';
-import { heartbeatOf, startAgent } from '../../kernel-glue/agent/daemon.ts';
+import { DataError, UsageError } from '../sim/core/errors.ts';
+import { formatProblems, loadConfig } from '../sim/core/cluster-config.ts';
+import { loadKey } from '../kernel-glue/agent/protocol.ts';
+import { heartbeatOf, startAgent } from '../kernel-glue/agent/daemon.ts';
 
 interface AgentFlags {
   config: string;

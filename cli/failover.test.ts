@@ -3,12 +3,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { FailoverResult } from '../analysis/result.ts';
+import type { FailoverResult } from '../sim/core/result.ts';
 import { EXAMPLE_SCENARIO } from './failover.ts';
-import { loadScenario } from '../cluster/scenario.ts';
-import { buildTimeline } from '../cluster/heartbeat.ts';
+import { loadScenario } from '../sim/cluster/scenario.ts';
+import { buildTimeline } from '../sim/cluster/heartbeat.ts';
 
-const bin = new URL('../../bin/clusterip-sim.js', import.meta.url).pathname;
+const bin = new URL('../bin/clusterip-sim.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'failover-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const run = (...args: string[]): string => execFileSync(process.execPath, [bin, 'failover', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });

@@ -3,10 +3,10 @@
  * pcap that tcpdump, tshark and tcpreplay read (valid checksums).
  */
 import type { Command } from 'commander';
-import { UsageError } from './errors.ts';
-import { createBatch } from '../traffic/batch.ts';
-import { openSynthetic, SCENARIOS } from '../traffic/synthetic.ts';
-import { PcapWriter } from '../traffic/pcap-writer.ts';
+import { UsageError } from '../sim/core/errors.ts';
+import { createBatch } from '../sim/traffic/batch.ts';
+import { openSynthetic, SCENARIOS } from '../sim/traffic/synthetic.ts';
+import { PcapWriter } from '../sim/traffic/pcap-writer.ts';
 
 function whole(s: string | undefined, flag: string, dflt: number): number {
   if (s === undefined) return dflt;

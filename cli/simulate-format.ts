@@ -1,5 +1,5 @@
 /** The terminal view of a simulate result: the quick look (the HTML report is the shareable one). */
-import type { ConfigResult, DistributionStats, SimulateResult } from '../analysis/result.ts';
+import type { ConfigResult, DistributionStats, SimulateResult } from '../sim/core/result.ts';
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 const share = (x: number): string => (x < 0.01 ? `${(x * 100).toFixed(2)}%` : pct(x));

@@ -7,15 +7,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tsharkRows } from '../../test/tshark.ts';
+import { tsharkRows } from '../test/tshark.ts';
 
-const root = resolve(import.meta.dirname, '../..');
+const root = resolve(import.meta.dirname, '..');
 let dir = '';
 beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'tuples-cli-')); });
 afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
 
 function cli(args: string[], input?: Buffer): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'sim/cli/main.ts'), ...args], { cwd: root, input, encoding: 'utf8', maxBuffer: 1 << 28 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'cli/main.ts'), ...args], { cwd: root, input, encoding: 'utf8', maxBuffer: 1 << 28 });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
