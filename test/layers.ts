@@ -10,9 +10,10 @@
  *   3  sim/cluster   ownership, policies and handovers, heartbeat timeline, conntrack model
  *   4  sim/engine    worker pool, shares, partials, merge
  *   5  sim/analysis  statistics, verdicts      sim/schemes  Maglev, rendezvous, jump
- *   6  kernel-glue   rules on hosts, agent, replay      reports  HTML, PNG, JSON
- *   7  bench         suites and native references (renders its results through reports)
- *   8  cli           one thin file per command (the only users of commander)
+ *   6  sim/recommend searches configurations over the engine's per-flow results
+ *   7  kernel-glue   rules on hosts, agent, replay      reports  HTML, PNG, JSON
+ *   8  bench         suites and native references (renders its results through reports)
+ *   9  cli           one thin file per command (the only users of commander)
  *
  * Also refused: any folder-level import cycle, any module that is not a CLI
  * module (one importing `commander`) importing one that is, and production
@@ -36,10 +37,11 @@ export const FLOORS: ReadonlyArray<readonly [prefix: string, floor: number]> = [
   ['sim/engine', 4],
   ['sim/analysis', 5],
   ['sim/schemes', 5],
-  ['kernel-glue', 6],
-  ['reports', 6],
-  ['bench', 7],
-  ['cli', 8],
+  ['sim/recommend', 6],
+  ['kernel-glue', 7],
+  ['reports', 7],
+  ['bench', 8],
+  ['cli', 9],
 ];
 
 /** One module and what it imports (repo-relative, '/'-separated paths). */
