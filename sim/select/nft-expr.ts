@@ -127,9 +127,11 @@ function parseAt(toks: readonly Tok[], at: number, text: string, where: string):
   const kind = toks[at]!.s as 'jhash' | 'symhash';
   let i = at + 1;
   const kinds: NftFieldKind[] = [];
+  const fieldAt: number[] = [];
   if (kind === 'jhash') {
     for (;;) {
       const start = i;
+      fieldAt.push(i);
       const w = (k: number): string | undefined => toks[i + k]?.s;
       let name: string;
       if (w(0) === 'ct') {
@@ -153,11 +155,14 @@ function parseAt(toks: readonly Tok[], at: number, text: string, where: string):
       if (toks[i]?.s === '.') { i++; continue; }
       break;
     }
-    // nft: "conflicting protocols specified".
-    const fam4 = kinds.some((k) => k.includes('ip ')), fam6 = kinds.some((k) => k.includes('ip6 '));
-    if (fam4 && fam6) fail(at + 1, `a key cannot mix IPv4 and IPv6 fields (no packet has both; nft: conflicting protocols)`);
-    const l4 = new Set(kinds.filter((k) => k.startsWith('tcp') || k.startsWith('udp')).map((k) => k.slice(0, 3)));
-    if (l4.size > 1) fail(at + 1, `a key cannot mix tcp and udp fields (no packet is both; nft: conflicting protocols); load one rule per protocol`);
+    // nft: "conflicting protocols specified", at the field that conflicts with an earlier one.
+    const familyOf = (k: string): string | null => (k.includes('ip6 ') ? 'ip6' : k.includes('ip ') ? 'ip' : null);
+    const protoOf = (k: string): string | null => (k.startsWith('tcp') || k.startsWith('udp') ? k.slice(0, 3) : null);
+    for (const [of, what] of [[familyOf, 'IPv4 and IPv6 fields (no packet has both'], [protoOf, 'tcp and udp fields (no packet is both; load one rule per protocol']] as const) {
+      const first = kinds.map(of).find((x) => x !== null);
+      const j = kinds.findIndex((k) => of(k) !== null && of(k) !== first);
+      if (j >= 0) fail(fieldAt[j]!, `a key cannot mix ${what}; nft: conflicting protocols)`);
+    }
   }
   const num = (label: string): number => {
     const v = nftNumber(toks[i + 1]?.s);
