@@ -5,9 +5,9 @@
  */
 import type { Command } from 'commander';
 import { DataError, UsageError } from '../sim/core/errors.ts';
-import { formatProblems, loadConfig } from '../sim/core/cluster-config.ts';
+import { formatProblems, heartbeatOf, loadConfig } from '../sim/core/cluster-config.ts';
 import { loadKey } from '../kernel-glue/agent/protocol.ts';
-import { heartbeatOf, startAgent } from '../kernel-glue/agent/daemon.ts';
+import { startAgent } from '../kernel-glue/agent/daemon.ts';
 
 interface AgentFlags {
   config: string;

@@ -56,14 +56,27 @@ const HostSchema = z.union([
   z.object({ netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a network namespace name') }).strict(),
 ]);
 
+/**
+ * The heartbeat when the config leaves a key out: the one home of these
+ * defaults (the schema below, sim/cluster/scenario.ts and the agent read them).
+ */
+export const HEARTBEAT_DEFAULTS = { interval_s: 1, dead_after: 3, takeover_delay_s: 0, jitter_s: 0, port: 7946 } as const;
+
 export const HeartbeatSchema = z.object({
-  interval_s: z.number().positive().default(1),
-  dead_after: z.number().int().min(1).default(3),
-  takeover_delay_s: z.number().min(0).default(0),
-  jitter_s: z.number().min(0).default(0),
-  port: z.number().int().min(1).max(65535).default(7946),
+  interval_s: z.number().positive().default(HEARTBEAT_DEFAULTS.interval_s),
+  dead_after: z.number().int().min(1).default(HEARTBEAT_DEFAULTS.dead_after),
+  takeover_delay_s: z.number().min(0).default(HEARTBEAT_DEFAULTS.takeover_delay_s),
+  jitter_s: z.number().min(0).default(HEARTBEAT_DEFAULTS.jitter_s),
+  port: z.number().int().min(1).max(65535).default(HEARTBEAT_DEFAULTS.port),
   key_file: z.string().optional(),
 }).strict();
+
+export type Heartbeat = z.infer<typeof HeartbeatSchema>;
+
+/** The config's heartbeat section with every default filled in. */
+export function heartbeatOf(c: { heartbeat?: Heartbeat | undefined }): Heartbeat {
+  return c.heartbeat ?? HeartbeatSchema.parse({});
+}
 
 /**
  * How the heartbeat agent (kernel-glue/agent) redistributes buckets: the
