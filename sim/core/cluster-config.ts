@@ -95,6 +95,12 @@ export const FailoverSchema = z.object({
 
 export const ClusterConfigSchema = z.object({
   cluster: z.object({
+    /**
+     * Names this cluster's kernel objects (nft tables clusterip_sim_NAME, chain
+     * CLUSTERIP_SIM_NAME) so that several clusters share a host; required when
+     * a file holds several clusters. Lower case: nft and iptables both take it.
+     */
+    name: z.string().regex(/^[a-z0-9][a-z0-9_]{0,11}$/, 'a cluster name of 1-12 lower-case letters, digits or _ (it becomes part of nft table and iptables chain names)').optional(),
     ip: ipv4,
     interface: ifname.default('eth0'),
     mac: z.string().refine(isMulticastMac, 'a multicast MAC such as 01:00:5e:00:00:20 (lowest bit of the first byte set)').default('01:00:5e:00:00:20'),
@@ -173,12 +179,8 @@ export interface LoadedConfig {
   file: string;
 }
 
-/**
- * Parses and validates a config. A shape error (unknown key, wrong type) is a
- * DataError naming file:line, key and value; invariant problems are returned
- * so that callers can refuse (apply) or warn (simulate).
- */
-export function parseConfig(text: string, file: string): LoadedConfig {
+/** The YAML document with its line counter, and how to find a key's line. */
+function readYaml(text: string, file: string) {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
   if (doc.errors.length) {
@@ -193,24 +195,93 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     }
     return undefined;
   };
-  const res = ClusterConfigSchema.safeParse(doc.toJS());
+  return { doc, lineOf };
+}
+
+/** Validates one cluster config found at `at` in the document (the root, or clusters[i]). */
+function validateAt(y: ReturnType<typeof readYaml>, at: readonly (string | number)[], file: string): LoadedConfig {
+  const { doc, lineOf } = y;
+  const value = at.length ? (doc.toJS() as Record<string, unknown[]>)[at[0] as string]![at[1] as number] : doc.toJS();
+  const res = ClusterConfigSchema.safeParse(value);
   if (!res.success) {
     const msgs = res.error.issues.slice(0, 5).map((iss) => {
-      const line = lineOf(iss.path);
-      const val = doc.getIn(iss.path as (string | number)[]);
+      const path = [...at, ...iss.path];
+      const line = lineOf(path);
+      const val = doc.getIn(path as (string | number)[]);
       const shown = val === undefined || typeof val === 'object' ? '' : ` (value: ${JSON.stringify(val)})`;
       const msg = iss.code === 'unrecognized_keys' ? `unknown key${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => `'${k}'`).join(', ')}` : iss.message;
-      return `${file}${line ? `:${line}` : ''}: ${fmtPath(iss.path)}: ${msg}${shown}`;
+      return `${file}${line ? `:${line}` : ''}: ${fmtPath(path)}: ${msg}${shown}`;
     });
     throw new DataError(file, `invalid cluster config:\n  ${msgs.join('\n  ')}`);
   }
-  const problems = checkConfig(res.data).map((q) => ({ ...q, line: lineOf(q.path.split(/\.|\[|\]/).filter(Boolean).map((x) => (/^\d+$/.test(x) ? Number(x) : x))) }));
+  const prefix = at.length ? `${fmtPath(at)}.` : '';
+  const problems = checkConfig(res.data).map((q) => ({
+    path: prefix + q.path,
+    message: q.message,
+    line: lineOf([...at, ...q.path.split(/\.|\[|\]/).filter(Boolean).map((x) => (/^\d+$/.test(x) ? Number(x) : x))]),
+  }));
   return { config: res.data, problems, file };
+}
+
+/**
+ * Parses and validates a config. A shape error (unknown key, wrong type) is a
+ * DataError naming file:line, key and value; invariant problems are returned
+ * so that callers can refuse (apply) or warn (simulate).
+ */
+export function parseConfig(text: string, file: string): LoadedConfig {
+  const y = readYaml(text, file);
+  if (y.doc.has('clusters')) {
+    throw new DataError(`${file}:${y.lineOf(['clusters'])}`, `this file holds several clusters ('clusters:'); this command takes one cluster's config (glue commands take the whole file, or one cluster with --cluster NAME)`);
+  }
+  return validateAt(y, [], file);
+}
+
+/**
+ * A file with one cluster (the usual form) or several:
+ *
+ *   clusters:
+ *     - cluster: { name: web, ip: 192.0.2.10, backend: nft, ... }
+ *       nodes: [...]
+ *     - cluster: { name: dns, ip: 192.0.2.11, backend: xt_cluster, ... }
+ *       nodes: [...]                 # YAML anchors (&hosts / *hosts) avoid repeating hosts
+ *
+ * Each entry is a whole cluster config. With several, every cluster needs a
+ * distinct name and IP, and two clusters on one interface need distinct
+ * MACs (removing one leaves the MAC's multicast group, §4.7).
+ */
+export function parseClusters(text: string, file: string): LoadedConfig[] {
+  const y = readYaml(text, file);
+  if (!y.doc.has('clusters')) return [validateAt(y, [], file)];
+  const root = y.doc.toJS() as Record<string, unknown>;
+  const extra = Object.keys(root).filter((k) => k !== 'clusters');
+  if (extra.length) throw new DataError(`${file}:${y.lineOf([extra[0]!])}`, `unknown top-level key${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} beside 'clusters' (each cluster carries its own nodes, heartbeat and failover)`);
+  const list = root.clusters;
+  if (!Array.isArray(list) || !list.length) throw new DataError(`${file}:${y.lineOf(['clusters'])}`, `'clusters' must be a non-empty list of cluster configs`);
+  const out = list.map((_, i) => validateAt(y, ['clusters', i], file));
+  if (out.length > 1) {
+    const seen = new Map<string, string>();
+    out.forEach((l, i) => {
+      const k = l.config.cluster;
+      const where = `${file}:${y.lineOf(['clusters', i, 'cluster'])}: clusters[${i}].cluster`;
+      if (!k.name) throw new DataError(where, 'several clusters share this file: give each a name (cluster.name)');
+      for (const [key, what] of [[`name ${k.name}`, `name '${k.name}'`], [`ip ${k.ip}`, `ip ${k.ip}`], [`mac ${k.interface} ${k.mac.toLowerCase()}`, `MAC ${k.mac} on ${k.interface}`]] as const) {
+        const other = seen.get(key);
+        if (other) throw new DataError(where, `${what} is also used by cluster '${other}'${key.startsWith('mac') ? ' (removing one would take the other off the multicast group)' : ''}`);
+        seen.set(key, k.name);
+      }
+    });
+  }
+  return out;
 }
 
 export function loadConfig(file: string): LoadedConfig {
   const text = readTextFile(file);
   return parseConfig(text, file);
+}
+
+/** The clusters of a file (one for the usual single-cluster form). */
+export function loadClusters(file: string): LoadedConfig[] {
+  return parseClusters(readTextFile(file), file);
 }
 
 export function formatProblems(l: LoadedConfig): string {

@@ -12,12 +12,12 @@ export const nftBackend: GlueBackend = {
   name: 'nft',
   createPlan: nftCreatePlan,
   removePlan: nftRemovePlan,
-  ownerSteps: (_c, from, to) => {
-    const s = nftOwnerStep(from, to);
+  ownerSteps: (c, from, to) => {
+    const s = nftOwnerStep(c, from, to);
     return s ? [s] : [];
   },
   readState: readNftState,
-  readOwners: (r) => readNftOwners(r),
+  readOwners: readNftOwners,
   preflight: (r) => needNft(r),
   async rollback(r, c, snap) {
     const log = [];
