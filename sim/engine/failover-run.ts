@@ -12,7 +12,7 @@ import { selectorSpecOf } from '../select/from-config.ts';
 import { buildTimeline } from '../cluster/heartbeat.ts';
 import { POLICIES, type Measurements, type PolicyConfig } from '../cluster/policies.ts';
 import { BucketMeter, mergeFailoverPartials, type FailoverPartial } from '../cluster/timeline.ts';
-import { binWidthOf, failoverResult, firstFaultOf } from '../cluster/run.ts';
+import { binWidthOf, failoverResult, firstFaultOf } from '../cluster/failover-result.ts';
 import type { Scenario } from '../cluster/scenario.ts';
 import type { FailoverResult, InputSummary } from '../core/result.ts';
 import { openInput } from './inputs.ts';
