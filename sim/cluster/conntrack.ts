@@ -19,7 +19,7 @@
  * - A node that crashes or leaves loses its conntrack table.
  *
  * The holder table is open addressing over typed arrays (no per-packet
- * objects), keyed by the connection key (traffic/conn-key.ts, the same words
+ * objects), keyed by the connection key (cluster/conn-key.ts, the same words
  * engine/conn-table.ts counts connections by): both directions of a
  * connection share one entry whatever the capture's direction flags say.
  *
@@ -31,7 +31,7 @@
  * capture of any length runs in flat memory and merges across shares.
  */
 import type { TupleBatch } from '../traffic/batch.ts';
-import { CONN_KEY_WORDS_V6, connKey, connKeyWords } from '../traffic/conn-key.ts';
+import { CONN_KEY_WORDS_V6, connKey, connKeyWords } from './conn-key.ts';
 import { fmix32, mix32 } from '../hash/mix.ts';
 
 /** Flow states (one per flow and timeline). */

@@ -3,7 +3,7 @@ import { parseScenario, type Scenario } from './scenario.ts';
 import { buildTimeline } from './heartbeat.ts';
 import { generateTraffic, generatedSource, type GeneratedTraffic } from './flowgen.ts';
 import { BucketMeter, FailoverEvaluator, mergeFailoverPartials, summarizeRun, type FailoverPartial } from './timeline.ts';
-import { connectionHash } from '../traffic/conn-key.ts';
+import { connectionHash } from './conn-key.ts';
 import { runFailoverParallel } from '../engine/failover-run.ts';
 import type { FailoverResult } from '../core/result.ts';
 import type { FlowGenParams } from './flowgen.ts';

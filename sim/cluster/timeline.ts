@@ -7,7 +7,7 @@
  * on the scenario (and, for least-loaded, on measurements from the traffic
  * before the first fault, taken in a first pass with BucketMeter); per-flow
  * state depends only on that flow's packets, in time order. So route packets to
- * workers by `connectionHash` (traffic/conn-key.ts) (each flow to one worker, in order), give every worker
+ * workers by `connectionHash` (cluster/conn-key.ts) (each flow to one worker, in order), give every worker
  * the same timelines, and sum the partial results with `mergeFailoverPartials`:
  * the answer is the same for any worker count. Partials are plain data
  * (structured-clone safe).

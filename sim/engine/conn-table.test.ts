@@ -17,7 +17,7 @@ import { buildSelector } from '../select/build.ts';
 import type { SelectorSpec } from '../select/selector.ts';
 import { directionDependent, processShare } from './share.ts';
 import { ConnTable } from './conn-table.ts';
-import { connKey } from '../traffic/conn-key.ts';
+import { connKey } from '../cluster/conn-key.ts';
 import { writeTupleV6 } from '../traffic/tuple.ts';
 
 interface Pkt { ts: number; proto: number; s: number; sp: number; d: number; dp: number; len: number; syn: boolean }
@@ -168,7 +168,7 @@ describe('connections with an idle timeout', () => {
   });
 });
 
-describe('ConnTable keys are the connection key of traffic/conn-key.ts', () => {
+describe('ConnTable keys are the connection key of cluster/conn-key.ts', () => {
   it('the IPv4 path (connKey written out inline) and the IPv6 path store exactly connKey\'s words', () => {
     const rnd = lcg(7);
     const n = 400;

@@ -27,7 +27,7 @@
  */
 import { F, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
 import { fmix32, mix32 } from '../hash/mix.ts';
-import { connKey } from '../traffic/conn-key.ts';
+import { connKey } from '../cluster/conn-key.ts';
 
 /** Default idle timeout, seconds (nf_conntrack's udp_timeout_stream and tcp_timeout_time_wait are 120). */
 export const DEFAULT_FLOW_TIMEOUT = 120;
@@ -321,7 +321,7 @@ export class ConnTable {
     const sa = b.saddr[i]!, da = b.daddr[i]!, sp = b.sport[i]!, dp = b.dport[i]!;
     const k0 = (4 << 8) | b.proto[i]!;
     this.room();
-    // connKey (traffic/conn-key.ts) written out for IPv4: the hot path keeps the key in registers.
+    // connKey (cluster/conn-key.ts) written out for IPv4: the hot path keeps the key in registers.
     // conn-table.test.ts holds the two equal.
     let d: number, A: number, B: number, P: number;
     if (sa < da || (sa === da && sp <= dp)) { d = 0; A = sa; B = da; P = ((sp << 16) | dp) >>> 0; }

@@ -5,7 +5,7 @@
  * whatever the capture's direction flags say.
  */
 import { copySlot, type TupleBatch } from '../traffic/batch.ts';
-import { connectionHash } from '../traffic/conn-key.ts';
+import { connectionHash } from '../cluster/conn-key.ts';
 
 /** Keeps, in place, the packets of `b` whose connection belongs to partition `index` of `count`; returns the new count. */
 export function keepPartition(b: TupleBatch, index: number, count: number): number {

@@ -23,7 +23,7 @@ export interface FlowSet {
 /**
  * Accumulates flows from batches; `add` consumes a batch at once (batches may
  * be reused by their source). Directed on purpose, unlike the connection key
- * of traffic/conn-key.ts: a scheme maps the 5-tuple of each packet as it
+ * of cluster/conn-key.ts: a scheme maps the 5-tuple of each packet as it
  * arrives, so the two directions of a connection are two flows here, and
  * there is no timeout (the comparison weighs whole flows over the run).
  */

@@ -10,7 +10,7 @@
  *   IPv6, 10 words: [6 << 8 | proto, A0..A3, B0..B3, portA << 16 | portB]
  * where endpoint A is the one that sorts first (address words, then port).
  */
-import { FAMILY_IPV6, type TupleBatch } from './batch.ts';
+import { FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
 import { fmix32, mix32 } from '../hash/mix.ts';
 
 /** Key words of a family's connection keys. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createBatch } from './batch.ts';
-import { writeTupleV4, writeTupleV6 } from './tuple.ts';
+import { createBatch } from '../traffic/batch.ts';
+import { writeTupleV4, writeTupleV6 } from '../traffic/tuple.ts';
 import { connectionHash, connKey, connKeyWords } from './conn-key.ts';
 
 describe('connection key: one entry for both directions', () => {
