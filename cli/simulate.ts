@@ -161,7 +161,7 @@ export function registerSimulate(program: Command): void {
     .option('--no-hash', 'do not compute the SHA-256 of input files for the report header (saves a pass over huge captures)')
     .option('--shard <I/N>', 'run only shard I of N (I from 0) of the inputs, for a run split across machines: a block of the ' +
       'capture files (given in time order, the same list on every machine), or the I-th byte range of a single capture; needs --partial')
-    .option('--partial <out>', 'write this shard\'s partial result to OUT instead of the analysis; `clusterip-sim merge` joins them');
+    .option('--partial <out>', 'write this shard\'s partial result to OUT (- for standard output) instead of the analysis; `clusterip-sim merge` joins them');
   addOutputOptions(cmd)
     .addHelpText(
       'after',
@@ -349,7 +349,7 @@ async function writeShard(o: SimulateFlags, job: SimulateJob, runOpts: Parameter
   }, r.out);
   const pk = r.out.reduce((n, p) => n + p.ingest.packets, 0);
   const open = r.out.reduce((n, p) => n + p.exports.v4.count + p.exports.v6.count, 0);
-  process.stderr.write(`partial ${o.partial}: shard ${shard.index}/${shard.count} (${plan.mode}), ${plan.shares.length} shares, ${pk} packets, ${open} connections at edges, ${bytes} bytes\n`);
+  process.stderr.write(`partial ${o.partial === '-' ? '(standard output)' : o.partial}: shard ${shard.index}/${shard.count} (${plan.mode}), ${plan.shares.length} shares, ${pk} packets, ${open} connections at edges, ${bytes} bytes\n`);
 }
 
 function mixedResult(pk: { none: number; several: number }, fl: { none: number; several: number }, mixed: number[], cands: { id: string }[]): NonNullable<SimulateResult['mixed']> {

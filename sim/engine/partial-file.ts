@@ -121,13 +121,24 @@ export function writePartial(path: string, h: Omit<PartialHeader, 'format' | 'to
   pre.write(MAGIC, 0, 'latin1');
   pre.writeUInt32LE(PARTIAL_FORMAT, 8);
   pre.writeUInt32LE(hj.length, 12);
-  const fd = openSync(path, 'w');
+  // '-': standard output, for engines that collect each job's output (GNU parallel --results).
+  const fd = path === '-' ? 1 : openSync(path, 'w');
   try {
-    for (const b of [pre, hj, body]) for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off);
+    for (const b of [pre, hj, body]) for (let off = 0; off < b.length; ) off += writeAllOnce(fd, b, off);
   } finally {
-    closeSync(fd);
+    if (fd !== 1) closeSync(fd);
   }
   return PRELUDE + hj.length + body.length;
+}
+
+/** One write of what is left from `off` (a pipe may take less, or be full for a moment: EAGAIN is retried). */
+function writeAllOnce(fd: number, b: Buffer, off: number): number {
+  try {
+    return writeSync(fd, b, off, b.length - off);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return 0;
+    throw e;
+  }
 }
 
 const LITTLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
