@@ -19,7 +19,7 @@ import type { MergedRun } from '../sim/engine/merge.ts';
 import { parseShard, planRun, type ShardSpec } from '../sim/engine/shard-plan.ts';
 import { foldSourceRuns, writePartial } from '../sim/engine/partial-file.ts';
 import { directionDependent } from '../sim/engine/share.ts';
-import type { SourceSpec } from '../sim/engine/task.ts';
+import type { InputSpec } from '../sim/engine/task.ts';
 import { analyse, migration, type AnalysisOptions } from '../sim/analysis/distribution.ts';
 import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
 import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../sim/core/result.ts';
@@ -179,7 +179,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
     .action(async (o: SimulateFlags) => {
       const err = (s: string): void => void process.stderr.write(s);
       // Input.
-      const inputs: SourceSpec[] = [];
+      const inputs: InputSpec[] = [];
       const files: InputFile[] = [];
       // Input hashes are computed while the workers run (the main thread is idle then).
       const hashing: Promise<void>[] = [];
@@ -338,7 +338,7 @@ async function writeShard(o: SimulateFlags, job: SimulateJob, runOpts: Parameter
     if (!existsSync(f.path)) throw new UsageError(`--pcap ${f.path}: no such file (shard ${shard.index}/${shard.count} reads it)`);
     return { input, file: { path: f.path, bytes: statSync(f.path).size, sha256: '' } };
   });
-  for (const s of plan.shares) if (s.source.kind === 'pcap' && !existsSync(s.source.path)) throw new UsageError(`--pcap ${s.source.path}: no such file (shard ${shard.index}/${shard.count} reads it)`);
+  for (const s of plan.shares) if (s.input.kind === 'pcap' && !existsSync(s.input.path)) throw new UsageError(`--pcap ${s.input.path}: no such file (shard ${shard.index}/${shard.count} reads it)`);
   const hashing = o.hash === false ? [] : reported.map((r) => sha256(r.file.path).then((h) => void (r.file.sha256 = h)));
   const planInputs = runOpts.inputs.map((s) => (s.kind === 'pcap' || s.kind === 'csv' ? s.path : JSON.stringify(s)));
   if (plan.mode === 'bytes') planInputs[0] = `${planInputs[0]} (${statSync(planInputs[0]!).size} bytes)`;

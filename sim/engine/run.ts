@@ -14,10 +14,10 @@ import { workerEntry } from './bundle.ts';
 import { runMerge, type MergedRun } from './merge.ts';
 import { planRun, type ShardWork } from './shard-plan.ts';
 import { DEFAULT_SOURCE_BUDGET, type SourceSpill } from './source-table.ts';
-import type { MergeTask, SimPartial, SimTask, SourceSpec } from './task.ts';
+import type { MergeTask, SimPartial, SimTask, InputSpec } from './task.ts';
 
 export interface RunOptions {
-  inputs: SourceSpec[];
+  inputs: InputSpec[];
   selectors: SelectorSpec[];
   buckets: number[];
   clusterIp: number | null;
@@ -81,7 +81,7 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
     : null;
   const progressBuf = new SharedArrayBuffer(8 * Math.max(1, shares.length));
   const progress = new Float64Array(progressBuf);
-  const tasks: SimTask[] = shares.map(({ source, chain }, slot) => ({ source, chain, flowTimeout, topSources, sourceSpill: spill, connections: o.connections ?? true, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
+  const tasks: SimTask[] = shares.map(({ input, chain }, slot) => ({ input, chain, flowTimeout, topSources, sourceSpill: spill, connections: o.connections ?? true, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
   let peakRss = process.memoryUsage().rss;
   const tick = (): void => {
     const rss = process.memoryUsage().rss;

@@ -16,8 +16,8 @@
  */
 import { UsageError } from '../core/errors.ts';
 import { planShares } from '../traffic/capture.ts';
-import { planSourceShares } from './sources.ts';
-import type { SimTask, SourceSpec } from './task.ts';
+import { planInputShares } from './inputs.ts';
+import type { SimTask, InputSpec } from './task.ts';
 
 /** Shard `index` (0-based) of `count`. */
 export interface ShardSpec {
@@ -27,7 +27,7 @@ export interface ShardSpec {
 
 /** One share to run: its input and its place in its stream. */
 export interface PlannedShare {
-  source: SourceSpec;
+  input: InputSpec;
   chain: SimTask['chain'];
 }
 
@@ -64,7 +64,7 @@ export function parseShard(text: string): ShardSpec {
  * The shares of shard `shard` (default: the whole run as one shard), each
  * input split further into at most `workers` shares where it can be.
  */
-export function planRun(inputs: SourceSpec[], workers: number, shard: ShardSpec = { index: 0, count: 1 }): ShardWork {
+export function planRun(inputs: InputSpec[], workers: number, shard: ShardSpec = { index: 0, count: 1 }): ShardWork {
   const { index: I, count: N } = shard;
   const w = Math.max(1, workers);
   const kinds = new Set(inputs.map((s) => s.kind));
@@ -78,28 +78,28 @@ export function planRun(inputs: SourceSpec[], workers: number, shard: ShardSpec 
     const lo = Math.floor((I * F) / N), hi = Math.floor(((I + 1) * F) / N);
     const shares: PlannedShare[] = [];
     for (let f = lo; f < hi; f++) {
-      const parts = planSourceShares(inputs[f]!, w);
-      parts.forEach((source, k) => shares.push({ source, chain: { input: 0, share: f * STRIDE + k, first: f === 0 && k === 0, last: f === F - 1 && k === parts.length - 1 } }));
+      const parts = planInputShares(inputs[f]!, w);
+      parts.forEach((input, k) => shares.push({ input, chain: { input: 0, share: f * STRIDE + k, first: f === 0 && k === 0, last: f === F - 1 && k === parts.length - 1 } }));
     }
     return { shares, mode: N > 1 ? 'files' : 'whole', reports: range(lo, hi) };
   }
   if (kind === 'synthetic') {
-    // A generator deals whole connections to shares (sources.ts): a shard is every N-th of them.
+    // A generator deals whole connections to shares (inputs.ts): a shard is every N-th of them.
     if (N > 1) {
       if (inputs.length !== 1) throw new UsageError(`--shard: one synthetic scenario at a time`);
-      const source = planSourceShares(inputs[0]!, N)[I]!;
-      return { shares: [{ source, chain: { input: 0, share: I, first: true, last: true } }], mode: 'flows', reports: [] };
+      const input = planInputShares(inputs[0]!, N)[I]!;
+      return { shares: [{ input, chain: { input: 0, share: I, first: true, last: true } }], mode: 'flows', reports: [] };
     }
-    const shares = inputs.flatMap((s, input) => planSourceShares(s, w).map((source, share) => ({ source, chain: { input, share, first: true, last: true } })));
+    const shares = inputs.flatMap((s, input) => planInputShares(s, w).map((part, share) => ({ input: part, chain: { input, share, first: true, last: true } })));
     return { shares, mode: 'whole', reports: [] };
   }
   if (N > 1) throw new UsageError(`--shard ${I}/${N}: ${kind ?? 'this'} input cannot be split between machines (captures and synthetic scenarios can)`);
-  const shares = inputs.flatMap((s, input) => planSourceShares(s, w).map((source, share, all) => ({ source, chain: { input, share, first: share === 0, last: share === all.length - 1 } })));
+  const shares = inputs.flatMap((s, input) => planInputShares(s, w).map((part, share, all) => ({ input: part, chain: { input, share, first: share === 0, last: share === all.length - 1 } })));
   return { shares, mode: 'whole', reports: inputs.map((_, i) => i) };
 }
 
 /** Shard I of N over one capture: the I-th of N record-aligned byte ranges, read as one share. */
-function byteShard(spec: SourceSpec & { kind: 'pcap' }, { index: I, count: N }: ShardSpec): ShardWork {
+function byteShard(spec: InputSpec & { kind: 'pcap' }, { index: I, count: N }: ShardSpec): ShardWork {
   if (spec.limit !== undefined) throw new UsageError(`--shard: a packet limit counts from the start of the file, so the file cannot be split`);
   const ranges = planShares(spec.path, N);
   if (ranges.length === 1 && ranges[0]!.end === Number.MAX_SAFE_INTEGER) {
@@ -107,7 +107,7 @@ function byteShard(spec: SourceSpec & { kind: 'pcap' }, { index: I, count: N }: 
   }
   // A small file yields fewer ranges than shards: the shards past them read nothing.
   const r = ranges[I];
-  const shares: PlannedShare[] = r ? [{ source: { ...spec, start: r.start, end: r.end }, chain: { input: 0, share: I, first: I === 0, last: I === ranges.length - 1 } }] : [];
+  const shares: PlannedShare[] = r ? [{ input: { ...spec, start: r.start, end: r.end }, chain: { input: 0, share: I, first: I === 0, last: I === ranges.length - 1 } }] : [];
   return { shares, mode: 'bytes', reports: I === 0 ? [0] : [], ...(r ? { range: r } : {}) };
 }
 
