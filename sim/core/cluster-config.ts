@@ -28,8 +28,8 @@
  * The agent also needs every node's heartbeat `address` (nodes[].address).
  */
 import { z } from 'zod';
-import { LineCounter, parseDocument, isNode } from 'yaml';
 import { DataError, readTextFile } from './errors.ts';
+import { fmtPath, parseKeyPath, YamlInput, type KeyPath } from './yaml-input.ts';
 import { parseIPv4 } from './addr.ts';
 import { CLUSTERIP_MAX_NODES, CLUSTERIP_MODES, XT_CLUSTER_MAX_NODES, isMulticastMac } from './spec.ts';
 
@@ -132,12 +132,6 @@ export interface ConfigProblem {
   line?: number;
 }
 
-function fmtPath(path: readonly PropertyKey[]): string {
-  let s = '';
-  for (const p of path) s += typeof p === 'number' ? `[${p}]` : `${s ? '.' : ''}${String(p)}`;
-  return s || '(top level)';
-}
-
 /**
  * Checks beyond the shape: the ownership invariant (every node number 1..N
  * owned by exactly one node) and the backend's limits.
@@ -179,48 +173,15 @@ export interface LoadedConfig {
   file: string;
 }
 
-/** The YAML document with its line counter, and how to find a key's line. */
-function readYaml(text: string, file: string) {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
-  if (doc.errors.length) {
-    const e = doc.errors[0]!;
-    const pos = lc.linePos(e.pos[0]);
-    throw new DataError(`${file}:${pos.line}`, `YAML: ${e.message.split('\n')[0]}`);
-  }
-  const lineOf = (path: readonly PropertyKey[]): number | undefined => {
-    for (let k = path.length; k >= 0; k--) {
-      const node = doc.getIn(path.slice(0, k) as (string | number)[], true);
-      if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
-    }
-    return undefined;
-  };
-  return { doc, lineOf };
-}
-
-/** Validates one cluster config found at `at` in the document (the root, or clusters[i]). */
-function validateAt(y: ReturnType<typeof readYaml>, at: readonly (string | number)[], file: string): LoadedConfig {
-  const { doc, lineOf } = y;
-  const value = at.length ? (doc.toJS() as Record<string, unknown[]>)[at[0] as string]![at[1] as number] : doc.toJS();
+/** Validates the cluster config found at `at` in the file (the root, or clusters[i]). */
+function validateAt(y: YamlInput, at: KeyPath): LoadedConfig {
+  const root = y.data() as Record<string, unknown[]>;
+  const value = at.length ? root[at[0] as string]![at[1] as number] : root;
   const res = ClusterConfigSchema.safeParse(value);
-  if (!res.success) {
-    const msgs = res.error.issues.slice(0, 5).map((iss) => {
-      const path = [...at, ...iss.path];
-      const line = lineOf(path);
-      const val = doc.getIn(path as (string | number)[]);
-      const shown = val === undefined || typeof val === 'object' ? '' : ` (value: ${JSON.stringify(val)})`;
-      const msg = iss.code === 'unrecognized_keys' ? `unknown key${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => `'${k}'`).join(', ')}` : iss.message;
-      return `${file}${line ? `:${line}` : ''}: ${fmtPath(path)}: ${msg}${shown}`;
-    });
-    throw new DataError(file, `invalid cluster config:\n  ${msgs.join('\n  ')}`);
-  }
+  if (!res.success) throw y.schemaError('cluster config', res.error.issues.map((iss) => ({ ...iss, path: [...at, ...iss.path] })));
   const prefix = at.length ? `${fmtPath(at)}.` : '';
-  const problems = checkConfig(res.data).map((q) => ({
-    path: prefix + q.path,
-    message: q.message,
-    line: lineOf([...at, ...q.path.split(/\.|\[|\]/).filter(Boolean).map((x) => (/^\d+$/.test(x) ? Number(x) : x))]),
-  }));
-  return { config: res.data, problems, file };
+  const problems = checkConfig(res.data).map((q) => ({ path: prefix + q.path, message: q.message, line: y.lineOf([...at, ...parseKeyPath(q.path)]) }));
+  return { config: res.data, problems, file: y.file };
 }
 
 /**
@@ -229,11 +190,11 @@ function validateAt(y: ReturnType<typeof readYaml>, at: readonly (string | numbe
  * so that callers can refuse (apply) or warn (simulate).
  */
 export function parseConfig(text: string, file: string): LoadedConfig {
-  const y = readYaml(text, file);
+  const y = new YamlInput(text, file);
   if (y.doc.has('clusters')) {
-    throw new DataError(`${file}:${y.lineOf(['clusters'])}`, `this file holds several clusters ('clusters:'); this command takes one cluster's config (glue commands take the whole file, or one cluster with --cluster NAME)`);
+    throw new DataError(y.where(['clusters']), `this file holds several clusters ('clusters:'); this command takes one cluster's config (glue commands take the whole file, or one cluster with --cluster NAME)`);
   }
-  return validateAt(y, [], file);
+  return validateAt(y, []);
 }
 
 /**
@@ -250,19 +211,19 @@ export function parseConfig(text: string, file: string): LoadedConfig {
  * MACs (removing one leaves the MAC's multicast group, §4.7).
  */
 export function parseClusters(text: string, file: string): LoadedConfig[] {
-  const y = readYaml(text, file);
-  if (!y.doc.has('clusters')) return [validateAt(y, [], file)];
-  const root = y.doc.toJS() as Record<string, unknown>;
+  const y = new YamlInput(text, file);
+  if (!y.doc.has('clusters')) return [validateAt(y, [])];
+  const root = y.data() as Record<string, unknown>;
   const extra = Object.keys(root).filter((k) => k !== 'clusters');
-  if (extra.length) throw new DataError(`${file}:${y.lineOf([extra[0]!])}`, `unknown top-level key${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} beside 'clusters' (each cluster carries its own nodes, heartbeat and failover)`);
+  if (extra.length) throw new DataError(y.where([extra[0]!]), `unknown top-level key${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} beside 'clusters' (each cluster carries its own nodes, heartbeat and failover)`);
   const list = root.clusters;
-  if (!Array.isArray(list) || !list.length) throw new DataError(`${file}:${y.lineOf(['clusters'])}`, `'clusters' must be a non-empty list of cluster configs`);
-  const out = list.map((_, i) => validateAt(y, ['clusters', i], file));
+  if (!Array.isArray(list) || !list.length) throw new DataError(y.where(['clusters']), `'clusters' must be a non-empty list of cluster configs`);
+  const out = list.map((_, i) => validateAt(y, ['clusters', i]));
   if (out.length > 1) {
     const seen = new Map<string, string>();
     out.forEach((l, i) => {
       const k = l.config.cluster;
-      const where = `${file}:${y.lineOf(['clusters', i, 'cluster'])}: clusters[${i}].cluster`;
+      const where = `${y.where(['clusters', i, 'cluster'])}: clusters[${i}].cluster`;
       if (!k.name) throw new DataError(where, 'several clusters share this file: give each a name (cluster.name)');
       for (const [key, what] of [[`name ${k.name}`, `name '${k.name}'`], [`ip ${k.ip}`, `ip ${k.ip}`], [`mac ${k.interface} ${k.mac.toLowerCase()}`, `MAC ${k.mac} on ${k.interface}`]] as const) {
         const other = seen.get(key);

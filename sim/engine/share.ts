@@ -10,7 +10,7 @@ import type { Selector } from '../select/selector.ts';
 import { hashesConntrackOriginal, parseNftHash } from '../select/nft-expr.ts';
 import { ConnTable, REORDER_SLACK, trimRecords, type FlowRecords } from './conn-table.ts';
 import { FlowSink } from './flow-sink.ts';
-import { openSource } from './sources.ts';
+import { openInput } from './inputs.ts';
 import type { ConfigPartial, SimPartial, SimTask } from './task.ts';
 
 /** Selectors whose answer depends on the conntrack direction (they hash the original source). */
@@ -54,7 +54,7 @@ export function processShare(task: SimTask): SimPartial {
   const track = task.connections ?? true;
   if (!track && anyDirDep) throw new Error('selectors that follow the conntrack direction need connection tracking');
 
-  const src = openSource(task.source);
+  const src = openInput(task.input);
   try {
     for (;;) {
       const n = src.fill(batch);
