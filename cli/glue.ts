@@ -11,6 +11,7 @@ import { applyConfig, clusterStatus, moveBucket, planAll, removeConfig, type Run
 import { migrationView } from '../kernel-glue/control/migration.ts';
 import { ownersAfterMove, saveOwners } from '../kernel-glue/config-edit.ts';
 import { registerGlueAgent } from './glue-agent.ts';
+import { registerGlueImport } from './glue-import.ts';
 
 interface Common {
   config: string;
@@ -242,4 +243,5 @@ and the next 'apply' puts the config's owners back.`,
     });
 
   registerGlueAgent(glue);
+  registerGlueImport(glue);
 }

@@ -7,6 +7,7 @@ import { linkRollbackSteps, nftReplaySink } from '../shared/link.ts';
 import { needNft } from '../shared/tools.ts';
 import { nftCreatePlan, nftOwnerStep, nftRemovePlan } from './render.ts';
 import { readNftOwners, readNftState } from './state.ts';
+import { discoverNft } from './discover.ts';
 
 export const nftBackend: GlueBackend = {
   name: 'nft',
@@ -31,4 +32,5 @@ export const nftBackend: GlueBackend = {
     before: { backend: 'clusterip', hashmode: 'sourceip', totalNodes: c.cluster.total_nodes, hashInit: c.cluster.seed, kernel: DEFAULT_CLUSTERIP_KERNEL, endian: c.cluster.endian },
     after: selectorSpecOf(c),
   }),
+  discover: discoverNft,
 };

@@ -112,3 +112,22 @@ export function nftReplaySink(c: ClusterConfig, install: boolean): RunStep[] {
     why: `drop replayed packets to ${ip} after the cluster rules counted them (no answers leave the host)`,
   }];
 }
+
+/**
+ * The cluster MAC of `ip` as a host shows it (for `glue import`): the nft ARP
+ * rule that writes it (`arp saddr ip IP arp saddr ether set MAC`), else the one
+ * multicast MAC on the interface that is not an all-hosts or IPv6 group.
+ * Null when neither says it.
+ */
+export async function discoverMac(r: Runner, ip: string, iface: string | null): Promise<string | null> {
+  const rs = await r.run(['nft', 'list', 'ruleset']);
+  if (rs.code === 0) {
+    const m = new RegExp(`arp saddr ip ${ip.replace(/\./g, '\\.')} arp saddr ether set ([0-9a-f:]{17})`).exec(rs.stdout);
+    if (m) return m[1]!;
+  }
+  if (!iface) return null;
+  const mc = await readFileOn(r, '/proc/net/dev_mcast');
+  const macs = (mc ?? '').split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f[1] === iface && f[4])
+    .map((f) => f[4]!.toLowerCase()).filter((h) => h !== '01005e000001' && !h.startsWith('3333'));
+  return macs.length === 1 ? macs[0]!.replace(/(..)(?!$)/g, '$1:') : null;
+}
