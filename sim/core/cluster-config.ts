@@ -24,6 +24,7 @@
  *   heartbeat:                       # optional: the agent (glue agent)
  *     { interval_s: 1, dead_after: 3, port: 7946, key_file: /etc/clusterip-sim/hb.key }
  *   failover: { policy: lowest, failback: immediate }   # optional: the agent's policy
+ *   metrics: { address: 127.0.0.1, port: 9464 }          # optional: the agent's /metrics (off without it)
  *
  * The agent also needs every node's heartbeat `address` (nodes[].address).
  */
@@ -119,6 +120,11 @@ export const ClusterConfigSchema = z.object({
   }).strict()).min(1),
   heartbeat: HeartbeatSchema.optional(),
   failover: FailoverSchema.optional(),
+  /** The agent's Prometheus endpoint (GET /metrics); off unless this section is there. */
+  metrics: z.object({
+    address: ipv4.default('127.0.0.1'),
+    port: z.number().int().min(1).max(65535),
+  }).strict().optional(),
 }).strict();
 
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
