@@ -18,7 +18,7 @@ import { DataError } from '../core/errors.ts';
 import { copySlot, createBatch, type TupleBatch } from './batch.ts';
 import { ByteInput, openInput } from './byte-input.ts';
 import { DEC, DEC_REASON, decodeFrame, linktypeSupported, LINKTYPES } from './decode.ts';
-import { Defrag, FRAG_RESOLVED, type DefragLimits } from './defrag.ts';
+import { Defrag, FRAG_DROPPED, FRAG_RESOLVED, type DefragLimits } from './defrag.ts';
 import { fastLoopFor, fastPcapSwitch, fastState, fastSums } from './pcap-fast.ts';
 import { wasmPcapFor } from './pcap-wasm.ts';
 import { accountSums, countSkip, newStats, sumLanes, type IngestStats, type PacketInput } from './input.ts';
@@ -47,6 +47,11 @@ const SHB = 0x0a0d0d0a;
 const BOM = 0x1a2b3c4d;
 
 const STOP_FULL = 0, STOP_END = 1, STOP_FRAG = 2;
+/**
+ * Ring slot states besides a pending datagram's defrag slot (>= 0): -1 ready
+ * to deliver; the others are skipped and counted by reason.
+ */
+const RING_UNRESOLVED = -2, RING_DUPLICATE = -3, RING_BAD = -4;
 /** Fewest packets a run must have room for to move the read window into its batch (runPcap). */
 const MOVE_MIN_PACKETS = 64;
 // Module-local aliases: imported bindings are getter calls under tsx, too slow per packet.
@@ -296,10 +301,16 @@ export class CaptureInput implements PacketInput {
     this.fragCount++;
     if ((this.fragCount & 1023) === 0) this.defrag.expire(this.lastTs);
     const r = this.defrag.add(b, i, b.ts[i]!, this.inp.buf);
-    const slot = r >>> 1;
-    if ((r & 1) === FRAG_RESOLVED) {
+    const slot = r >>> 2, verdict = r & 3;
+    if (verdict === FRAG_RESOLVED) {
       this.defrag.apply(slot, b, i);
       return true;
+    }
+    if (verdict === FRAG_DROPPED) {
+      // The kernel's defrag drops this fragment (a duplicate, or one that broke its datagram).
+      if (inRing) this.stSlot[i] = this.defrag.dropReason === 'duplicate-fragment' ? RING_DUPLICATE : RING_BAD;
+      else countSkip(this.stats, this.defrag.dropReason);
+      return false;
     }
     if (inRing) { this.stSlot[i] = slot; return false; }
     // Move the packet into the ring; everything after it waits too (order is kept).
@@ -323,7 +334,7 @@ export class CaptureInput implements PacketInput {
 
   private onDrop(slot: number): void {
     for (let k = 0, idx = this.stHead; k < this.stCount; k++, idx = idx + 1 === this.stCap ? 0 : idx + 1) {
-      if (this.stSlot[idx] === slot) this.stSlot[idx] = -2;
+      if (this.stSlot[idx] === slot) this.stSlot[idx] = RING_UNRESOLVED;
     }
   }
 
@@ -334,7 +345,9 @@ export class CaptureInput implements PacketInput {
       const h = this.stHead;
       const s = this.stSlot[h]!;
       if (s >= 0) break;
-      if (s === -2) countSkip(this.stats, 'unresolved-fragment');
+      if (s === RING_UNRESOLVED) countSkip(this.stats, 'unresolved-fragment');
+      else if (s === RING_DUPLICATE) countSkip(this.stats, 'duplicate-fragment');
+      else if (s === RING_BAD) countSkip(this.stats, 'bad-fragment');
       else {
         copySlot(st, h, out, n);
         this.exNs[n] = this.stNs[h]!;
