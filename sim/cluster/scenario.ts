@@ -165,17 +165,16 @@ function nodeIndex(model: ClusterModel, y: YamlInput, nm: string, path: KeyPath)
 
 /** The scenario's cluster: a config file (relative to the scenario) or an inline config, checked either way. */
 function scenarioCluster(cluster: ScenarioFile['cluster'], y: YamlInput, baseDir: string): { config: ClusterConfig; configSource: string } {
-  const s = { cluster };
   let config: ClusterConfig;
   let configSource: string;
-  if (typeof s.cluster === 'string') {
-    const path = resolve(baseDir, s.cluster);
+  if (typeof cluster === 'string') {
+    const path = resolve(baseDir, cluster);
     const loaded = loadConfig(path);
     if (loaded.problems.length) throw new DataError(path, `cluster config problems (fix them before simulating a failover):\n  ${loaded.problems.map((q) => `${path}${q.line ? `:${q.line}` : ''}: ${q.path}: ${q.message}`).join('\n  ')}`);
     config = loaded.config;
-    configSource = s.cluster;
+    configSource = cluster;
   } else {
-    const r = ClusterConfigSchema.safeParse(s.cluster);
+    const r = ClusterConfigSchema.safeParse(cluster);
     if (!r.success) {
       const iss = r.error.issues[0]!;
       y.fail(['cluster', ...(iss.path as (string | number)[])], issueMessage(iss));
