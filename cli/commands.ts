@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { registerHash } from './hash.ts';
 import { registerSimulate } from './simulate.ts';
+import { registerMerge } from './merge.ts';
 import { registerFailover } from './failover.ts';
 import { registerReport } from './report.ts';
 import { registerTuples } from './tuples.ts';
@@ -14,6 +15,7 @@ export type RegisterCommand = (program: Command) => void;
 
 export const COMMANDS: RegisterCommand[] = [
   registerSimulate,
+  registerMerge,
   registerFailover,
   registerHash,
   registerTuples,
