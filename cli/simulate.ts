@@ -18,6 +18,7 @@ import { runSimulation, defaultWorkers } from '../sim/engine/run.ts';
 import { directionDependent } from '../sim/engine/share.ts';
 import type { SourceSpec } from '../sim/engine/task.ts';
 import { analyse, migration, type AnalysisOptions } from '../sim/analysis/distribution.ts';
+import { simulateHeadline } from '../sim/analysis/verdict.ts';
 import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
 import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../sim/core/result.ts';
 import { VERSION } from '../sim/core/version.ts';
@@ -249,6 +250,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
         tool: { name: 'clusterip-sim', version: VERSION },
         generated_at: new Date().toISOString(),
         input: { kind, files, ...(synthetic ? { synthetic } : {}), packets: m.ingest.packets, bytes: m.ingest.bytes, duration_s: durationS, skipped },
+        headline: simulateHeadline(configs, migrations),
         configs,
         migrations,
         ...(m.mixed && mixed ? { mixed: mixedResult(m.mixed, m.flows.mixed ?? { none: 0, several: 0 }, mixed, cands) } : {}),
