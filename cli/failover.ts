@@ -51,7 +51,6 @@ const posInt = (v: string | undefined, flag: string): number | undefined => {
 export function registerFailover(program: Command): void {
   program
     .command('failover')
-    .summary('what a crash, leave, partition or rejoin does to packets and connections')
     .description(
       'Runs traffic through a failover scenario: the nodes heartbeat, detect a dead peer after dead-after missed beats, ' +
         'and take its buckets over by a policy (lowest node, least-loaded, spread, static backup); a rejoining node gets them back by ' +

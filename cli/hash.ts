@@ -122,7 +122,6 @@ function fmtAddr(b: TupleBatch, i: number, which: 's' | 'd'): string {
 export function registerHash(program: Command): void {
   const cmd = program
     .command('hash')
-    .summary('which node gets this flow? (one tuple, or CSV tuples)')
     .description(
       'Computes, bit-exactly as the kernel does, the node (CLUSTERIP, xt_cluster: 1..N) or value (nft: offset..offset+N-1) ' +
         'that each tuple lands on. Input: one tuple as arguments, or CSV proto,saddr,sport,daddr,dport (header optional, ' +

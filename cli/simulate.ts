@@ -107,7 +107,6 @@ function num(v: string | undefined, flag: string, lo: number, hi: number): numbe
 export function registerSimulate(program: Command): void {
   const cmd = program
     .command('simulate')
-    .summary('how will this traffic spread over the nodes? (the main job)')
     .description(
       'Runs captures or synthetic traffic through one or more cluster configurations exactly as the kernel would, and reports ' +
         'per node packets, bytes, flows and connections, how uneven the spread is against what randomness alone gives, the ' +

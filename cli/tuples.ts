@@ -77,7 +77,6 @@ async function liveTuples(device: string, filter: string | undefined, duration: 
 export function registerTuples(program: Command): void {
   program
     .command('tuples')
-    .summary('show the tuples the simulator reads from a capture (CSV or JSON)')
     .description(
       'Decodes a pcap or pcapng capture (gzip-compressed or not, - for stdin) the way every other command does and prints ' +
         'one line per IP packet: ts,proto,saddr,sport,daddr,dport,wirelen. Fragments carry their datagram\'s ports; ports are ' +
