@@ -129,7 +129,7 @@ export function registerHash(program: Command): void {
     )
     .argument('[tuple...]', 'PROTO SADDR[:SPORT] DADDR[:DPORT], e.g. tcp 10.1.2.3:4000 192.0.2.10:80');
   addSelectorOptions(cmd)
-    .option('--input <file>', "CSV tuples to hash ('-' for stdin)")
+    .option('--input <file>', "CSV tuples to hash ('-' for stdin): columns by header name in any order (proto,saddr,sport,daddr,dport; others ignored, so `tuples` output works), RFC 4180 quoting; no header = that order")
     .option('--json', 'one JSON document: the selector, the facts behind it, and one object per tuple')
     .addHelpText(
       'after',

@@ -114,7 +114,7 @@ export function registerSimulate(program: Command): void {
     )
     .option('--pcap <file...>', 'pcap or pcapng captures (.gz ok)')
     .option('--synthetic <scenario>', 'synthetic traffic: default, uniform, cidr, zipf, nat, portscan, synflood')
-    .option('--csv <file>', 'CSV tuples proto,saddr,sport,daddr,dport[,ts,wirelen]')
+    .option('--csv <file>', 'CSV tuples, columns by header name in any order: proto,saddr,sport,daddr,dport, optional ts,wirelen, others ignored (`tuples` output works); no header = that order')
     .option('--packets <n>', 'packets of synthetic traffic', String(DEFAULT_SCENARIO.packets))
     .option('--seed <n>', 'seed of synthetic traffic', String(DEFAULT_SCENARIO.seed))
     .option('--config <cluster.yaml>', 'cluster config (the one kernel-glue applies); replaces the selector flags');
