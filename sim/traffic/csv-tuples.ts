@@ -138,7 +138,7 @@ function parsePort(s: string, where: string, field: string): number {
 /** Parses one tuple given as fields; `where` names the place for errors. */
 export function parseTupleFields(f: readonly string[], where: string): ParsedTuple {
   const absent = CSV_COLUMNS.slice(0, REQUIRED).filter((_, k) => f[k] === undefined);
-  if (absent.length) throw new DataError(where, `no field for ${absent.join(', ')} (a tuple needs proto,saddr,sport,daddr,dport)`);
+  if (absent.length) throw new DataError(where, `expected 5 fields proto,saddr,sport,daddr,dport: no field for ${absent.join(', ')}`);
   const proto = parseProto(f[0]!.trim());
   if (proto === null) throw new DataError(where, `field proto: '${f[0]}' is not a protocol number 0-255 or a known name (tcp, udp, icmp, sctp, …)`);
   const sa = f[1]!.trim(), da = f[3]!.trim();
