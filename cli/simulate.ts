@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream, statSync, existsSync } from 'node:fs';
 import { writeReport } from '../reports/write.ts';
 import { Option, type Command } from 'commander';
-import { GateError, UsageError } from '../sim/core/errors.ts';
+import { DataError, GateError, UsageError } from '../sim/core/errors.ts';
+import { workerCount } from './workers.ts';
 import { addSelectorOptions, selectorSpecFromFlags, type SelectorFlags } from './hash.ts';
 import { splitArgs } from '../sim/select/iptables-rule.ts';
 import { buildSelector } from '../sim/select/build.ts';
@@ -169,7 +170,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       if (o.pcap?.length) {
         kind = 'pcap';
         for (const p of o.pcap) {
-          if (!existsSync(p)) throw new UsageError(`--pcap ${p}: no such file`);
+          if (!existsSync(p)) throw new DataError(p, 'no such file (--pcap)');
           inputs.push({ kind: 'pcap', path: p, lenient: !!o.lenient });
           const f: InputFile = { path: p, bytes: statSync(p).size, sha256: '' };
           files.push(f);
@@ -177,7 +178,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
         }
       } else if (o.csv) {
         kind = 'csv';
-        if (!existsSync(o.csv)) throw new UsageError(`--csv ${o.csv}: no such file`);
+        if (!existsSync(o.csv)) throw new DataError(o.csv, 'no such file (--csv)');
         inputs.push({ kind: 'csv', path: o.csv });
         const f: InputFile = { path: o.csv, bytes: statSync(o.csv).size, sha256: '' };
         files.push(f);
@@ -227,8 +228,15 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
         const n = selectors[mixed[0]!]!.buckets;
         if (mixed.length !== n || mixed.some((i) => selectors[i]!.buckets !== n)) throw new UsageError(`--mixed: give one configuration per node (${n}), all with ${n} nodes`);
       }
-      const workers = num(o.workers, '--workers', 0, 256) ?? defaultWorkers();
+      const workers = workerCount(o.workers, defaultWorkers, err);
       const flowTimeout = num(o.flowTimeout, '--flow-timeout', 0.001, 1e9)!;
+      const warnings: string[] = [];
+      if (clusterIp === null && kind !== 'synthetic') {
+        // Both directions of every connection would be hashed: the server's replies (source = the cluster IP) become
+        // traffic of their own, and the cluster IP a node's "heaviest source".
+        warnings.push('no --cluster-ip (and no --config with one): every packet is hashed, the servers\' replies too, as if they came to the cluster; give --cluster-ip to count only packets to the cluster address, as its nodes see them');
+      }
+      for (const w of warnings) err(`warning: ${w}\n`);
       if (builtIn) err(`simulate: no input given, running the built-in scenario '${DEFAULT_SCENARIO.name}' (${packets.toLocaleString('en-US')} packets, seed ${seed}) to ${clusterIpText}\n`);
       const progress = new Progress(process.stderr, kind === 'synthetic' ? packets : 0);
       const run = await runSimulation({
@@ -254,6 +262,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
         migrations,
         ...(m.mixed && mixed ? { mixed: mixedResult(m.mixed, m.flows.mixed ?? { none: 0, several: 0 }, mixed, cands) } : {}),
         gates: gates(o, configs, migrations.map((x) => x.flows_moved_share)),
+        ...(warnings.length ? { warnings } : {}),
         run: { workers: run.workers, elapsed_s: run.elapsedS, shares_s: run.sharesS, packets_per_s: run.elapsedS > 0 ? m.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss },
       };
       if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');

@@ -142,6 +142,8 @@ export interface SimulateResult {
   migrations: Migration[];
   mixed?: MixedCluster;
   gates: Gate[];
+  /** What the terminal warned about (e.g. replies hashed for want of a cluster IP), for scripts. */
+  warnings?: string[];
   run: RunInfo;
 }
 
@@ -205,6 +207,8 @@ export interface FailoverResult {
   compare?: ({ policy: string } & FailoverTotals & { max_node_share: number })[];
   /** Ownership invariant violations over time (scenario only, independent of the traffic). */
   windows?: FailoverWindow[];
+  /** What the terminal warned about (e.g. events after the traffic ended), for scripts. */
+  warnings?: string[];
   run: RunInfo;
 }
 
