@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { writeReport } from '../reports/write.ts';
 import { runFailoverParallel, firstTimestamp } from '../sim/engine/failover-run.ts';
 import { defaultWorkers } from '../sim/engine/run.ts';
-import type { SourceSpec } from '../sim/engine/task.ts';
+import type { InputSpec } from '../sim/engine/task.ts';
 import { DataError, UsageError } from '../sim/core/errors.ts';
 import { workerCount } from './workers.ts';
 import { buildSelector } from '../sim/select/build.ts';
@@ -98,25 +98,25 @@ interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s 
       }
       if (o.pcap !== undefined && o.synthetic !== undefined) throw new UsageError('give --pcap or --synthetic, not both');
       const server = parseIPv4(sc.config.cluster.ip) ?? 0;
-      let source: SourceSpec;
-      let input: Parameters<typeof runFailoverParallel>[1]['input'];
+      let input: InputSpec;
+      let summary: Parameters<typeof runFailoverParallel>[1]['summary'];
       let t0 = 0;
       if (o.pcap !== undefined) {
         if (!existsSync(o.pcap)) throw new DataError(o.pcap, 'no such file (--pcap)');
-        source = { kind: 'pcap', path: o.pcap, lenient: !!o.lenient };
-        input = { kind: 'pcap', files: [{ path: o.pcap, bytes: statSync(o.pcap).size, sha256: '' }], skipped: {} };
-        t0 = firstTimestamp(source);
+        input = { kind: 'pcap', path: o.pcap, lenient: !!o.lenient };
+        summary = { kind: 'pcap', files: [{ path: o.pcap, bytes: statSync(o.pcap).size, sha256: '' }], skipped: {} };
+        t0 = firstTimestamp(input);
       } else if (o.synthetic !== undefined) {
         const packets = posInt(o.packets, '--packets')!;
-        source = { kind: 'synthetic', name: o.synthetic, seed: tp.seed, packets };
-        input = { kind: 'synthetic', files: [], synthetic: { scenario: o.synthetic, seed: tp.seed, params: { packets } }, skipped: {} };
-        t0 = firstTimestamp(source);
+        input = { kind: 'synthetic', name: o.synthetic, seed: tp.seed, packets };
+        summary = { kind: 'synthetic', files: [], synthetic: { scenario: o.synthetic, seed: tp.seed, params: { packets } }, skipped: {} };
+        t0 = firstTimestamp(input);
       } else {
-        source = { kind: 'flowgen', params: { ...tp, server } };
-        input = { kind: 'synthetic', files: [], synthetic: { scenario: 'failover-flows', seed: tp.seed, params: { ...tp } }, skipped: {} };
+        input = { kind: 'flowgen', params: { ...tp, server } };
+        summary = { kind: 'synthetic', files: [], synthetic: { scenario: 'failover-flows', seed: tp.seed, params: { ...tp } }, skipped: {} };
       }
       const workers = workerCount(o.workers, defaultWorkers, (l) => void process.stderr.write(l));
-      const result = await runFailoverParallel(sc, { source, input, workers, comparePolicies: o.comparePolicies, t0 });
+      const result = await runFailoverParallel(sc, { input, summary, workers, comparePolicies: o.comparePolicies, t0 });
       const late = lateEvents(result);
       if (late) {
         result.warnings = [...(result.warnings ?? []), late];

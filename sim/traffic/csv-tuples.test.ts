@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { readCsvTuples, splitCsvRecord } from './csv-tuples.ts';
-import { openCsvSource } from './csv-source.ts';
+import { openCsvInput } from './csv-input.ts';
 import { createBatch } from './batch.ts';
 import { formatIPv4 } from '../core/addr.ts';
 
@@ -50,7 +50,7 @@ describe('CSV tuples', () => {
     try {
       const f = join(dir, 't.csv');
       writeFileSync(f, 'wirelen,dport,daddr,sport,saddr,proto,ts\n1500,80,192.0.2.10,1234,10.0.0.1,6,2.25\n60,53,192.0.2.10,5353,10.0.0.2,17,3.5\n');
-      const src = openCsvSource(f);
+      const src = openCsvInput(f);
       const b = createBatch(8);
       expect(src.fill(b)).toBe(2);
       expect([...b.ts.subarray(0, 2)]).toEqual([2.25, 3.5]);
@@ -58,7 +58,7 @@ describe('CSV tuples', () => {
       expect([b.sport[1], b.dport[1], b.proto[1]]).toEqual([5353, 53, 17]);
       expect(src.stats.bytes).toBe(1560);
       writeFileSync(f, 'proto,saddr,sport,daddr,dport,ts\n6,10.0.0.1,1,192.0.2.10,80,soon\n');
-      expect(() => openCsvSource(f).fill(b)).toThrow(/t\.csv:2.*column ts: 'soon'/);
+      expect(() => openCsvInput(f).fill(b)).toThrow(/t\.csv:2.*column ts: 'soon'/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,11 +1,11 @@
 /**
- * CSV tuples as a synchronous PacketSource (for workers): the file is read
+ * CSV tuples as a synchronous PacketInput (for workers): the file is read
  * once; tuple files are small next to captures.
  */
 import { DataError, readTextFile } from '../core/errors.ts';
 import type { TupleBatch } from './batch.ts';
 import { CsvTupleLines, parseTupleFields, writeParsed } from './csv-tuples.ts';
-import { newStats, type PacketSource } from './source.ts';
+import { newStats, type PacketInput } from './input.ts';
 
 /** An optional numeric column: `dflt` when absent or empty, else a finite number >= 0. */
 function number(v: string | undefined, where: string, column: string, dflt: number): number {
@@ -15,7 +15,7 @@ function number(v: string | undefined, where: string, column: string, dflt: numb
   return x;
 }
 
-export function openCsvSource(path: string): PacketSource {
+export function openCsvInput(path: string): PacketInput {
   const text = readTextFile(path);
   const lines = text.split('\n');
   let ln = 0;
