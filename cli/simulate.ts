@@ -17,7 +17,7 @@ import { parseIPv4 } from '../sim/core/addr.ts';
 import { runSimulation, runShares, defaultWorkers } from '../sim/engine/run.ts';
 import type { MergedRun } from '../sim/engine/merge.ts';
 import { parseShard, planRun, type ShardSpec } from '../sim/engine/shard-plan.ts';
-import { foldSourceRuns, writePartial } from '../sim/engine/partial-file.ts';
+import { foldSourceRuns, writePartial, type MergeJob } from '../sim/engine/partial-file.ts';
 import { directionDependent } from '../sim/engine/share.ts';
 import type { InputSpec } from '../sim/engine/task.ts';
 import { analyse, migration, type AnalysisOptions } from '../sim/analysis/distribution.ts';
@@ -62,7 +62,7 @@ interface SimulateFlags extends SelectorFlags {
  * shard's partial carries (partial-file.ts `job`), so `merge` builds the
  * result a single run would. Plain JSON.
  */
-export interface SimulateJob {
+export interface SimulateJob extends MergeJob {
   kind: SimulateResult['input']['kind'];
   synthetic?: SimulateResult['input']['synthetic'];
   /** Each configuration: its id (A, B, ...), selector spec, and node names from its cluster config. */
