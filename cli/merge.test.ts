@@ -132,6 +132,9 @@ describe('a partial that does not belong is refused, naming the file', () => {
     const err = await cli(['merge', parts[0]!, other, parts[2]!], 1);
     expect(err).toContain(`${other}: header job.configs`);
     expect(err).toMatch(/another configuration than/);
+    const lenient = join(dir, 'lenient.part');
+    await cli(['simulate', '--pcap', ...rotated, ...SEL, '--lenient', '--shard', '2/3', '--partial', lenient, '--workers', '0']);
+    expect(await cli(['merge', parts[0]!, parts[1]!, lenient], 1)).toContain(`${lenient}: header job.lenient`);
   }, 60_000);
 
   it('another shard plan, a missing or a repeated shard', async () => {

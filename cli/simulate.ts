@@ -71,6 +71,8 @@ export interface SimulateJob extends MergeJob {
   mixed: number[] | null;
   flowTimeout: number;
   topSources: boolean;
+  /** --lenient (captures): skips malformed records instead of stopping; every shard must read alike. */
+  lenient?: boolean;
 }
 
 /** The gate flags, shared by `simulate` and `merge`. */
@@ -262,7 +264,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       const job: SimulateJob = {
         kind, ...(synthetic ? { synthetic } : {}),
         configs: cands.map((c, i) => ({ id: c.id, spec: c.spec, ...(c.config ? { names: namesFor(selectors[i]!, c.config) } : {}) })),
-        clusterIp, mixed, flowTimeout, topSources: o.topSources !== false,
+        clusterIp, mixed, flowTimeout, topSources: o.topSources !== false, ...(kind === 'pcap' ? { lenient: !!o.lenient } : {}),
       };
       const runOpts = { inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers, flowTimeout, topSources: job.topSources };
       if (o.shard || o.partial) return writeShard(o, job, runOpts, files);
