@@ -97,7 +97,6 @@ const clusterOpt = (): Option => new Option('--cluster <name...>', 'only these c
 export function registerGlue(program: Command): void {
   const glue = program
     .command('glue')
-    .summary('apply a cluster config to real hosts; move buckets; read status')
     .description(
       'Renders the cluster config into rules for its backend (CLUSTERIP via iptables-legacy and /proc, the xt_cluster match with ' +
         'multicast MAC and ARP plumbing, or a native nft table with an owner set) and applies them per host, atomically, idempotently, ' +

@@ -6,6 +6,8 @@ import { simulateSuite } from './simulate.ts';
 import { failoverSuite } from './failover.ts';
 import { memorySuite } from './memory.ts';
 import { schemesSuite } from './schemes.ts';
+import { startupSuite } from './startup.ts';
+import { mergeSuite } from './merge.ts';
 
 export const SUITES: Suite[] = [
   hashSuite,
@@ -14,4 +16,6 @@ export const SUITES: Suite[] = [
   failoverSuite,
   memorySuite,
   schemesSuite,
+  startupSuite,
+  mergeSuite,
 ];
