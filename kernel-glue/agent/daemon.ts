@@ -38,6 +38,7 @@ import { BeatTransport } from './transport.ts';
 import { OwnerSync, maskOfNums } from './owner-sync.ts';
 import { HealthCommand } from './health.ts';
 import { AgentMetrics, serveMetrics } from './metrics.ts';
+import { TroubleWatch } from './watch.ts';
 import type { Server } from 'node:http';
 
 export interface AgentOptions {
@@ -109,6 +110,7 @@ class Agent implements RunningAgent {
   private ticker: NodeJS.Timeout | null = null;
   private readTimer: NodeJS.Timeout | null = null;
   private health: HealthCommand | null = null;
+  private watch: TroubleWatch | null = null;
   private lastTick = now();
   private readonly sync: OwnerSync;
   private metricsServer: Server | null = null;
@@ -168,6 +170,14 @@ class Agent implements RunningAgent {
         emit: (r) => this.log.emit(r),
         onResult: (ok) => (this.core.health = ok ? 'ok' : 'failing'),
         onLimit: (n) => this.leave(`health command failed ${n} times in a row`),
+        paused: () => this.core.leaving || this.stopped,
+      });
+    }
+    if (this.o.config.health) {
+      this.watch = new TroubleWatch({
+        health: this.o.config.health,
+        emit: (r) => this.log.emit(r),
+        onTrouble: (why) => this.leave(why),
         paused: () => this.core.leaving || this.stopped,
       });
     }
@@ -234,6 +244,7 @@ class Agent implements RunningAgent {
     if (this.ticker) clearInterval(this.ticker);
     if (this.readTimer) clearInterval(this.readTimer);
     this.health?.stop();
+    this.watch?.stop();
     if (this.beatTimer) clearTimeout(this.beatTimer);
     if (this.o.signals !== false) {
       process.off('SIGTERM', this.onTerm);
