@@ -17,7 +17,6 @@ interface MergeFlags extends GateFlags {
 export function registerMerge(program: Command): void {
   const cmd = program
     .command('merge')
-    .summary('join the partial results of a simulate run split across machines')
     .description(
       'Reads the partials that `simulate --shard I/N --partial OUT` wrote (every shard 0..N-1 once, one configuration, one tool version) ' +
         'and gives exactly the result one simulate run over all the inputs gives: connections cut by shard edges joined, the heaviest ' +

@@ -6,6 +6,7 @@ import { simulateSuite } from './simulate.ts';
 import { failoverSuite } from './failover.ts';
 import { memorySuite } from './memory.ts';
 import { schemesSuite } from './schemes.ts';
+import { startupSuite } from './startup.ts';
 import { mergeSuite } from './merge.ts';
 
 export const SUITES: Suite[] = [
@@ -15,5 +16,6 @@ export const SUITES: Suite[] = [
   failoverSuite,
   memorySuite,
   schemesSuite,
+  startupSuite,
   mergeSuite,
 ];
