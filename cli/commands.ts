@@ -9,11 +9,13 @@ import { registerGen } from './gen.ts';
 import { registerCompareSchemes } from './compare-schemes.ts';
 import { registerGlue } from './glue.ts';
 import { registerReplay } from './replay.ts';
+import { registerRecommend } from './recommend.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
 export const COMMANDS: RegisterCommand[] = [
   registerSimulate,
+  registerRecommend,
   registerFailover,
   registerHash,
   registerTuples,

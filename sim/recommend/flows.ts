@@ -1,0 +1,154 @@
+/**
+ * The one pass over the input: every packet to the cluster goes through the
+ * engine's connection table (sim/engine/conn-table.ts, the same timeout rule
+ * as `simulate`), and every ended connection leaves one row per direction
+ * seen in a flow table. The search then hashes these rows, never the packets
+ * again: a candidate costs one selector call per flow, not per packet.
+ *
+ * A row is the tuple of that direction's packets (so every selector, in any
+ * mode, gives the bucket those packets got) with the REPLY flag set when the
+ * direction is the conntrack reply (xt_cluster and `ct original` keys then
+ * hash the original source, as the kernel does), plus its packets, bytes,
+ * and the connection's start and original source (for the held-out splits).
+ *
+ * Memory: the rows live in one TupleBatch (72 bytes a row) plus 29 bytes of
+ * side columns: about 100 bytes a direction flow, so 1M flows take ~100 MB.
+ * Time: one pass over the packets (decode + connection table), in-process.
+ */
+import { createBatch, F, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, copySlot, type TupleBatch } from '../traffic/batch.ts';
+import { writeTupleV4, writeTupleV6 } from '../traffic/tuple.ts';
+import { fmix32 } from '../hash/mix.ts';
+import { ConnTable, DEFAULT_FLOW_TIMEOUT, BY0, BY1, META, PK0, PK1, REC, SEEN0, SEEN1, firstTs, type FlowRecords } from '../engine/conn-table.ts';
+import { originalDirection } from '../engine/flow-sink.ts';
+import { openSource } from '../engine/sources.ts';
+import type { SourceSpec } from '../engine/task.ts';
+
+/** Per direction flow: its tuple (in `tuples`, REPLY flag for the reply direction) and what it carried. */
+export interface FlowTable {
+  count: number;
+  tuples: TupleBatch;
+  packets: Float64Array;
+  bytes: Float64Array;
+  /** 1 for the connection's original direction (a connection is counted there), 0 for the reply. */
+  orig: Uint8Array;
+  /** Start of the connection (seconds): both directions share it, so a split never cuts a connection. */
+  start: Float64Array;
+  /** A hash of the connection's original source address: the source-set split. */
+  srcHash: Uint32Array;
+  /** Packets the pass read and how many were addressed elsewhere (not to the cluster IP). */
+  packetsRead: number;
+  notToCluster: number;
+}
+
+export interface CollectOptions {
+  inputs: SourceSpec[];
+  /** Numeric cluster IP: only packets to it meet the cluster rule; null: every packet. */
+  clusterIp: number | null;
+  flowTimeout?: number;
+}
+
+/** A growable flow table (doubling; rows copied slot by slot). */
+class TableBuilder {
+  t: FlowTable;
+  constructor(cap = 1 << 14) {
+    this.t = emptyTable(cap);
+  }
+  room(): number {
+    const t = this.t;
+    if (t.count === t.tuples.capacity) {
+      const n = emptyTable(t.count * 2);
+      for (let i = 0; i < t.count; i++) copySlot(t.tuples, i, n.tuples, i);
+      n.packets.set(t.packets); n.bytes.set(t.bytes); n.orig.set(t.orig); n.start.set(t.start); n.srcHash.set(t.srcHash);
+      n.count = t.count; n.packetsRead = t.packetsRead; n.notToCluster = t.notToCluster;
+      this.t = n;
+    }
+    return this.t.count++;
+  }
+}
+
+function emptyTable(cap: number): FlowTable {
+  return {
+    count: 0, tuples: createBatch(cap), packets: new Float64Array(cap), bytes: new Float64Array(cap), orig: new Uint8Array(cap),
+    start: new Float64Array(cap), srcHash: new Uint32Array(cap), packetsRead: 0, notToCluster: 0,
+  };
+}
+
+/** Appends the ended connections of `r` (one row per direction seen). */
+function addRecords(tb: TableBuilder, r: FlowRecords): void {
+  const { keys, rec, kw } = r, v6 = kw === 10, aw = v6 ? 4 : 1;
+  for (let n = 0; n < r.count; n++) {
+    const q = n * REC, ko = n * kw, meta = rec[q + META]!;
+    const o = originalDirection(rec, q), start = firstTs(rec, q);
+    // The original source: endpoint A when direction 0 opened the connection, else B.
+    const so = ko + 1 + (o === 0 ? 0 : aw);
+    let h = 0x5bd1e995;
+    for (let w = 0; w < aw; w++) h = fmix32(h ^ keys[so + w]!);
+    const proto = keys[ko]! & 0xff, ports = keys[ko + kw - 1]!, pA = ports >>> 16, pB = ports & 0xffff;
+    for (let d = 0; d < 2; d++) {
+      if (!(meta & (d === 0 ? SEEN0 : SEEN1))) continue;
+      const i = tb.room(), t = tb.t, b = t.tuples;
+      if (v6) {
+        const A = keys.subarray(ko + 1, ko + 5), B = keys.subarray(ko + 5, ko + 9);
+        if (d === 0) writeTupleV6(b, i, proto, A, pA, B, pB); else writeTupleV6(b, i, proto, B, pB, A, pA);
+      } else if (d === 0) writeTupleV4(b, i, proto, keys[ko + 1]!, pA, keys[ko + 2]!, pB);
+      else writeTupleV4(b, i, proto, keys[ko + 2]!, pB, keys[ko + 1]!, pA);
+      if (d !== o) b.flags[i] = b.flags[i]! | F.REPLY;
+      t.packets[i] = rec[q + (d === 0 ? PK0 : PK1)]!;
+      t.bytes[i] = rec[q + (d === 0 ? BY0 : BY1)]!;
+      t.orig[i] = d === o ? 1 : 0;
+      t.start[i] = start;
+      t.srcHash[i] = h >>> 0;
+    }
+  }
+}
+
+/**
+ * Reads every input once, in this thread, and returns its flow table. The
+ * connection rule is `simulate`'s (one idle timeout, conn-table.ts), so the
+ * rows sum to the flows, connections, packets and bytes `simulate` counts.
+ */
+export function collectFlows(o: CollectOptions): FlowTable {
+  const tb = new TableBuilder();
+  const onEnd = (r: FlowRecords): void => addRecords(tb, r);
+  const timeout = o.flowTimeout ?? DEFAULT_FLOW_TIMEOUT;
+  const batch = createBatch(DEFAULT_BATCH_CAPACITY);
+  let read = 0, other = 0;
+  for (const spec of o.inputs) {
+    // Each input is a stream of its own (as simulate's chains): its connections end with it.
+    const v4 = new ConnTable({ kw: 4, c: 0, timeout, onEnd });
+    const v6 = new ConnTable({ kw: 10, c: 0, timeout, onEnd }, 16);
+    const src = openSource(spec);
+    try {
+      for (;;) {
+        const n = src.fill(batch);
+        if (n === 0) break;
+        read += n;
+        let m = n;
+        if (o.clusterIp !== null) {
+          m = 0;
+          for (let i = 0; i < n; i++) {
+            if (batch.family[i] === FAMILY_IPV4 && batch.daddr[i] === (o.clusterIp >>> 0)) {
+              if (m !== i) copySlot(batch, i, batch, m);
+              m++;
+            }
+          }
+          other += n - m;
+        }
+        v4.sweep(); v6.sweep();
+        for (let i = 0; i < m; i++) {
+          if (batch.family[i] === FAMILY_IPV4) v4.trackV4(batch, i, NONE, NONE_R);
+          else v6.trackV6(batch, i, NONE, NONE_R);
+        }
+      }
+    } finally {
+      src.close();
+    }
+    v4.finish(true); v6.finish(true);
+  }
+  tb.t.packetsRead = read;
+  tb.t.notToCluster = other;
+  return tb.t;
+}
+
+const NONE: Int32Array[] = [];
+const NONE_R: (Int32Array | null)[] = [];

@@ -1,0 +1,86 @@
+/**
+ * From the flow table to loads: every row hashed by one selector (one call
+ * over the whole table), summed per bucket for each part of a split. This is
+ * the search's inner loop: O(flows) per hash structure, no allocation beyond
+ * the reused bucket array.
+ */
+import { F } from '../traffic/batch.ts';
+import { buildSelector } from '../select/build.ts';
+import { directionDependent } from '../engine/share.ts';
+import type { SelectorSpec } from '../core/spec.ts';
+import type { Metric } from '../core/result.ts';
+import type { FlowTable } from './flows.ts';
+
+export const METRICS: readonly Metric[] = ['packets', 'bytes', 'flows', 'connections'];
+export const metricIndex = (m: Metric): number => METRICS.indexOf(m);
+
+/**
+ * A split of the rows into parts: part[i] is 0 (tuned on) or 1 (held out).
+ * Splits never cut a connection (both directions share start and source).
+ */
+export interface Split {
+  name: 'time' | 'sources' | 'all';
+  part: Uint8Array;
+  /** How the split was made, in words. */
+  description: string;
+}
+
+/** Earlier connections (started before the median start) against later ones. */
+export function timeSplit(t: FlowTable): Split {
+  const starts = Float64Array.from(t.start.subarray(0, t.count)).sort();
+  const median = t.count ? starts[Math.floor(t.count / 2)]! : 0;
+  const part = new Uint8Array(t.count);
+  for (let i = 0; i < t.count; i++) part[i] = t.start[i]! < median ? 0 : 1;
+  return { name: 'time', part, description: `tuned on connections that started before ${median.toFixed(3)} s, checked on the later ones` };
+}
+
+/** Two disjoint sets of original source addresses (by a hash of the address). */
+export function sourceSplit(t: FlowTable): Split {
+  const part = new Uint8Array(t.count);
+  for (let i = 0; i < t.count; i++) part[i] = t.srcHash[i]! & 1;
+  return { name: 'sources', part, description: 'tuned on one half of the source addresses, checked on the other half (no source in both)' };
+}
+
+/** Every row in part 0 (the full traffic). */
+export function allSplit(t: FlowTable): Split {
+  return { name: 'all', part: new Uint8Array(t.count), description: 'all traffic' };
+}
+
+/**
+ * Every row's bucket under `spec` into `out` (reused between calls); returns
+ * the selector's bucket count. Rows the selector gives no bucket get a
+ * negative value and count nowhere, as in `simulate`.
+ */
+export function hashRows(t: FlowTable, spec: SelectorSpec, out: Int32Array): number {
+  const sel = buildSelector(spec);
+  const n = t.count, b = t.tuples;
+  // Selectors that follow the conntrack direction read REPLY; the others must not see it (flow-sink.ts does the same).
+  if (directionDependent(sel)) sel.select(b, out, 0, n);
+  else {
+    const saved = b.flags.slice(0, n);
+    for (let i = 0; i < n; i++) b.flags[i] = saved[i]! & ~F.REPLY;
+    try { sel.select(b, out, 0, n); } finally { b.flags.set(saved); }
+  }
+  return sel.buckets;
+}
+
+/** Per bucket loads of each part of a split: out[(part * 4 + metric) * N + bucket]. */
+export function aggregate(t: FlowTable, buckets: Int32Array, N: number, split: Split): Float64Array {
+  const loads = new Float64Array(2 * 4 * N);
+  const part = split.part;
+  for (let i = 0; i < t.count; i++) {
+    const x = buckets[i]!;
+    if (x < 0) continue;
+    const base = part[i]! * 4 * N + x;
+    loads[base] = loads[base]! + t.packets[i]!;
+    loads[base + N] = loads[base + N]! + t.bytes[i]!;
+    loads[base + 2 * N] = loads[base + 2 * N]! + 1;
+    loads[base + 3 * N] = loads[base + 3 * N]! + t.orig[i]!;
+  }
+  return loads;
+}
+
+/** One part's loads of one metric (a view). */
+export function partLoads(loads: Float64Array, N: number, part: number, metric: number): Float64Array {
+  return loads.subarray((part * 4 + metric) * N, (part * 4 + metric + 1) * N);
+}
