@@ -13,10 +13,10 @@
  * Small spaces (K^N layouts up to EXHAUSTIVE_LIMIT) are searched exhaustively,
  * so the answer is the optimum; larger ones start from the heaviest-first
  * greedy placement (and from the current layout, when it has the same buckets)
- * and improve it by single moves and pairwise swaps until none helps
- * (bounded rounds): a local optimum, O(rounds * (N*K + N^2) * K * N) work.
+ * and improve it by single moves and by swaps with the heaviest node until
+ * none helps (bounded rounds): a local optimum, O(rounds * N * K * K * N) work.
  */
-import { assignOwners, type PolicyConfig } from '../cluster/policies.ts';
+import { assignOwners, type Measurements, type PolicyConfig } from '../cluster/policies.ts';
 import type { ClusterModel } from '../cluster/ownership.ts';
 
 export const EXHAUSTIVE_LIMIT = 1 << 15;
@@ -59,12 +59,15 @@ export function maxOverMean(x: ArrayLike<number>, skip = -1): number {
 
 /** Loads of every node after node `f` fails, under the policy (measurements: the bucket loads). */
 export function loadsAfterFailure(home: ArrayLike<number>, w: ArrayLike<number>, names: string[], policy: PolicyConfig, f: number): Float64Array {
-  const K = names.length, N = home.length;
-  const m: ClusterModel = { names, buckets: N, home: Array.from(home) };
+  return afterFailure({ names, buckets: home.length, home: Array.from(home) }, { bucket_load: Array.from(w) }, w, policy, f);
+}
+
+function afterFailure(m: ClusterModel, meas: Measurements, w: ArrayLike<number>, policy: PolicyConfig, f: number): Float64Array {
+  const K = m.names.length, N = m.buckets;
   const all = K >= 32 ? 0xffffffff : ((1 << K) - 1) >>> 0;
-  const sets = assignOwners(m, policy, (all & ~(1 << f)) >>> 0, { bucket_load: Array.from(w) });
+  const sets = assignOwners(m, policy, (all & ~(1 << f)) >>> 0, meas);
   const out = new Float64Array(K);
-  for (let k = 0; k < K; k++) for (let b = 0; b < N; b++) if ((sets[k]! >>> b) & 1) out[k] = out[k]! + w[b]!;
+  for (let k = 0; k < K; k++) { const s = sets[k]!; if (s) for (let b = 0; b < N; b++) if ((s >>> b) & 1) out[k] = out[k]! + w[b]!; }
   return out;
 }
 
@@ -82,16 +85,18 @@ function nowRatio(home: ArrayLike<number>, w: ArrayLike<number>, scratch: Float6
 export function scoreLayout(home: ArrayLike<number>, p: LayoutProblem): LayoutScore {
   const K = p.names.length;
   const now = maxOverMean(nodeLoads(home, p.w, K));
-  const afterFailure: number[] = [];
+  const ratios: number[] = [];
   let worst = 1;
   if (K > 1) {
+    const m: ClusterModel = { names: p.names, buckets: home.length, home: Array.from(home) };
+    const meas: Measurements = { bucket_load: Array.from(p.w) };
     for (let f = 0; f < K; f++) {
-      const r = maxOverMean(loadsAfterFailure(home, p.w, p.names, p.policy, f), f);
-      afterFailure.push(r);
+      const r = maxOverMean(afterFailure(m, meas, p.w, p.policy, f), f);
+      ratios.push(r);
       if (r > worst) worst = r;
     }
   }
-  return { score: now + p.failureWeight * (worst - 1), now, afterFailure, worstFailure: worst };
+  return { score: now + p.failureWeight * (worst - 1), now, afterFailure: ratios, worstFailure: worst };
 }
 
 /** Heaviest bucket first, each to the node with the least load so far (ties: lower index). */
@@ -160,6 +165,10 @@ export function localSearch(start: Int32Array, p: LayoutProblem): { home: Int32A
   const scratch = new Float64Array(K);
   for (let round = 0; round < MAX_ROUNDS; round++) {
     let improved = false;
+    // Swaps only with the heaviest node (the one that sets max/mean): N^2 swaps would cost more than everything else.
+    const load = nodeLoads(home, p.w, K);
+    let heavy = 0;
+    for (let k = 1; k < K; k++) if (load[k]! > load[heavy]!) heavy = k;
     for (let b = 0; b < N; b++) {
       for (let k = 0; k < K; k++) {
         const h = home[b]!;
@@ -170,7 +179,7 @@ export function localSearch(start: Int32Array, p: LayoutProblem): { home: Int32A
       }
       for (let c = b + 1; c < N; c++) {
         const hb = home[b]!, hc = home[c]!;
-        if (hb === hc) continue;
+        if (hb === hc || (hb !== heavy && hc !== heavy)) continue;
         home[b] = hc; home[c] = hb;
         const s = nowRatio(home, p.w, scratch) < cur.score - 1e-12 ? scoreLayout(home, p) : null;
         if (s && s.score < cur.score - 1e-12) { cur = s; improved = true; } else { home[b] = hb; home[c] = hc; }

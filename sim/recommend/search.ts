@@ -165,7 +165,12 @@ export function recommend(o: RecommendOptions): Recommendation {
   const maxB: Record<string, number> = {};
   const all: Evaluated[] = [];
   let exhaustive = 0;
+  // nft rules as the cluster config writes them hash exactly as xt_cluster (kernel-semantics §7, from-config.ts):
+  // searching both would find every candidate twice. The one in place (or xt_cluster) stands for both.
+  const twin = allowed.includes('xt_cluster') && allowed.includes('nft') ? (curS.backend === 'nft' ? 'xt_cluster' : 'nft') : null;
+  if (twin) warnings.push(`${twin} hashes as ${twin === 'nft' ? 'xt_cluster' : 'nft'} does (the same jhash of the original source): its candidates are the same and are not listed twice`);
   for (const b of allowed) {
+    if (b === twin) continue;
     const modes = b !== 'clusterip' ? [undefined] : o.hashmodeMayChange ? [...CLUSTERIP_MODES] : [curS.backend === 'clusterip' ? curS.hashmode! : 'sourceip'];
     const hi = bucketLimit(b, o.maxBuckets);
     maxB[b] = hi;
@@ -264,9 +269,14 @@ export function recommend(o: RecommendOptions): Recommendation {
   const top = cards[0] ?? null;
   const chosen = top && top.verdict === 'recommended' ? top : null;
   if (t.count < 1000) warnings.push(`only ${t.count} flows: held-out numbers are noisy`);
+  // The verdict is about the spread with every node up; a layout that only spreads a failure better is named, not chosen.
+  function failureNote(): string {
+    const better = cards.filter((c) => current.heldOut.worstFailure - c.held_out.worst_after_failure >= 0.1).sort((a, b) => a.held_out.worst_after_failure - b.held_out.worst_after_failure)[0];
+    return better ? ` After a single node failure, though, the current layout reaches ${current.heldOut.worstFailure.toFixed(3)} on later traffic and candidate ${better.id} ${better.held_out.worst_after_failure.toFixed(3)} (${better.changes.join(', ')}; moves ${(better.migration.flows_share * 100).toFixed(1)}% of flows): worth it if failures matter more than the move.` : '';
+  }
   const summary = chosen
     ? `Deploy candidate ${chosen.id} (${chosen.changes.join(', ')}): ${chosen.reason}. It moves ${(chosen.migration.flows_share * 100).toFixed(1)}% of flows (${(chosen.migration.connections_share * 100).toFixed(1)}% of connections); worst single-node failure ${chosen.held_out.worst_after_failure.toFixed(3)} (now ${current.heldOut.worstFailure.toFixed(3)}).`
-    : `Nothing worth changing: ${top ? `the best candidate (${top.description}) ${top.reason}` : 'no candidate could be evaluated'}.`;
+    : `Nothing worth changing: ${top ? `the best candidate (${top.description}) ${top.reason}` : 'no candidate could be evaluated'}.` + failureNote();
   return {
     current: currentCard, candidates: cards, chosen, chosenConfig: chosen ? shown[0]!.config : null,
     refused, allowedBackends: allowed, maxBuckets: maxB,
