@@ -16,7 +16,7 @@ import { POLICIES, type PolicyName } from '../sim/cluster/policies.ts';
 import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
 import type { SourceSpec } from '../sim/engine/task.ts';
 import { collectFlows } from '../sim/recommend/flows.ts';
-import { recommend } from '../sim/recommend/search.ts';
+import { backendRefusal, recommend } from '../sim/recommend/search.ts';
 import { configYaml } from '../sim/recommend/config-out.ts';
 import { writeReport } from '../reports/write.ts';
 import { addSelectorOptions, selectorSpecFromFlags, type SelectorFlags } from './hash.ts';
@@ -155,6 +155,8 @@ Then check it: clusterip-sim simulate --pcap edge.pcap --config better.yaml; clu
       const policyName = (o.policy ?? current.failover?.policy ?? 'lowest') as PolicyName;
       const idx = new Map(current.nodes.map((n, i) => [n.name, i]));
       const backup = current.failover?.backup ? current.nodes.map((n) => (current.failover!.backup![n.name] ?? []).map((x) => idx.get(x) ?? -1).filter((i) => i >= 0)) : undefined;
+      const refusals = backends.map((b) => ({ b, why: backendRefusal(b as Backend, kernel) }));
+      if (refusals.every((x) => x.why)) throw new UsageError(`--backends: none of ${backends.join(', ')} can run on kernel ${kernel}: ${refusals.map((x) => `${x.b}: ${x.why}`).join('; ')}`);
       const t0 = performance.now();
       const table = collectFlows({ inputs, clusterIp, flowTimeout: num(o.flowTimeout, '--flow-timeout', 0.001, 1e9)! });
       const t1 = performance.now();
@@ -172,7 +174,6 @@ Then check it: clusterip-sim simulate --pcap edge.pcap --config better.yaml; clu
       if (!opts.seeds && !o.json) err('recommend: the seed is kept (--search-seeds N tries others)\n');
       const r = recommend(opts);
       const t2 = performance.now();
-      if (!r.allowedBackends.length) throw new UsageError(`--backends: none of ${backends.join(', ')} can run here: ${r.refused.map((x) => `${x.backend}: ${x.why}`).join('; ')}`);
       let pk = 0, by = 0, conns = 0;
       for (let i = 0; i < table.count; i++) { pk += table.packets[i]!; by += table.bytes[i]!; conns += table.orig[i]!; }
       let first = Infinity, last = -Infinity;

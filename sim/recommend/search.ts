@@ -140,8 +140,8 @@ export function recommend(o: RecommendOptions): Recommendation {
   const problem = (w: ArrayLike<number>): LayoutProblem => ({ w, names, policy: o.policy, failureWeight: o.failureWeight });
 
   /** Hash once, sum per split; the layout tuned on each split's part 0. */
-  const evaluate = (s: Structure, fixedHome: Int32Array | null): Evaluated => {
-    const spec = selectorSpecOf(candidateConfig(cur, s, new Int32Array(s.buckets), o.kernel, o.policy.policy));
+  const evaluate = (s: Structure, fixedHome: Int32Array | null, kernel = o.kernel): Evaluated => {
+    const spec = selectorSpecOf(candidateConfig(cur, s, new Int32Array(s.buckets), kernel, o.policy.policy));
     const N = hashRows(t, spec, bk);
     const lt = aggregate(t, bk, N, split.time), ls = aggregate(t, bk, N, split.sources);
     const wT0 = partLoads(lt, N, 0, m), wT1 = partLoads(lt, N, 1, m), wS0 = partLoads(ls, N, 0, m), wS1 = partLoads(ls, N, 1, m);
@@ -152,14 +152,14 @@ export function recommend(o: RecommendOptions): Recommendation {
     let unseen: LayoutScore | null = null;
     return {
       s, spec, home: lay.home, exhaustive: lay.exhaustive, tuned: lay.score,
-      config: candidateConfig(cur, s, lay.home, o.kernel, o.policy.policy),
+      config: candidateConfig(cur, s, lay.home, kernel, o.policy.policy),
       heldOut: scoreLayout(lay.home, problem(wT1)), whole: scoreLayout(lay.home, problem(whole)),
       unseen: () => (unseen ??= scoreLayout(fixedHome ?? bestLayout(problem(wS0), N, start).home, problem(wS1))),
     };
   };
 
-  // The configuration in place, with its own owner sets (an orphaned bucket counts as nobody's load).
-  const current = evaluate(curS, curHome);
+  // The configuration in place, with its own owner sets (an orphaned bucket counts as nobody's load), on its own kernel.
+  const current = evaluate(curS, curHome, selectorSpecOf(cur).kernel);
 
   const seeds = [curS.seed, ...searchSeeds(o.seeds)];
   const maxB: Record<string, number> = {};
