@@ -14,7 +14,7 @@ import type { InputFile, Metric, RecommendResult } from '../sim/core/result.ts';
 import { VERSION } from '../sim/core/version.ts';
 import { POLICIES, type PolicyName } from '../sim/cluster/policies.ts';
 import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
-import type { SourceSpec } from '../sim/engine/task.ts';
+import type { InputSpec } from '../sim/engine/task.ts';
 import { collectFlows } from '../sim/recommend/flows.ts';
 import { backendRefusal, recommend } from '../sim/recommend/search.ts';
 import { configYaml } from '../sim/recommend/config-out.ts';
@@ -111,7 +111,7 @@ Examples:
 Then check it: clusterip-sim simulate --pcap edge.pcap --config better.yaml; clusterip-sim glue plan --config better.yaml`)
     .action(async (o: RecommendFlags) => {
       const err = (s: string): void => void process.stderr.write(s);
-      const inputs: SourceSpec[] = [];
+      const inputs: InputSpec[] = [];
       const files: InputFile[] = [];
       let kind: RecommendResult['input']['kind'] = 'synthetic';
       let synthetic: RecommendResult['input']['synthetic'];

@@ -4,13 +4,20 @@ import { buildTimeline } from './heartbeat.ts';
 import { generateTraffic, generatedSource, type GeneratedTraffic } from './flowgen.ts';
 import { BucketMeter, FailoverEvaluator, mergeFailoverPartials, summarizeRun, type FailoverPartial } from './timeline.ts';
 import { flowHash } from './conntrack.ts';
-import { runFailover } from './run.ts';
+import { runFailoverParallel } from '../engine/failover-run.ts';
+import type { FailoverResult } from '../core/result.ts';
+import type { FlowGenParams } from './flowgen.ts';
 import { buildSelector } from '../select/build.ts';
 import { selectorSpecOf } from '../select/from-config.ts';
 import { createBatch, F, L4 } from '../traffic/batch.ts';
 import { scenarioYaml } from './test-helpers.ts';
 
 const SERVER = 0xc000020a;
+
+/** The one failover driver (engine/failover-run.ts), in-process, over the flow generator. */
+function runFailover(sc: Scenario, params: FlowGenParams, comparePolicies = false): Promise<FailoverResult> {
+  return runFailoverParallel(sc, { input: { kind: 'flowgen', params }, summary: { kind: 'synthetic', files: [], skipped: {} }, workers: 0, comparePolicies });
+}
 
 /** The bucket of every generated packet, straight from the selector (not from the code under test). */
 function bucketsOf(sc: Scenario, g: GeneratedTraffic): Int32Array {
@@ -240,7 +247,8 @@ policy: ${policy}
 events:
   - { at: 10s, crash: node2 }
 `;
-  const g = generateTraffic({ flows: 800, duration_s: 30, seed: 11, tcp_share: 0.8, server: SERVER });
+  const params = { flows: 800, duration_s: 30, seed: 11, tcp_share: 0.8, server: SERVER };
+  const g = generateTraffic(params);
   const bk = bucketsOf(parseScenario(y('lowest'), 't.yaml'), g);
   // Measured before the fault, per bucket.
   const L = new Array<number>(8).fill(0);
@@ -264,9 +272,9 @@ events:
     'least-loaded': leastLoaded(),
   };
   for (const [policy, owner] of Object.entries(expected)) {
-    it(`${policy}: the load after the takeover lands exactly where the policy says`, () => {
+    it(`${policy}: the load after the takeover lands exactly where the policy says`, async () => {
       const sc = parseScenario(y(policy), 't.yaml');
-      const res = runFailover(sc, { open: () => generatedSource(g), input: { kind: 'synthetic', files: [], skipped: {} } });
+      const res = await runFailover(sc, params);
       const after = [0, 0, 0, 0];
       let lost = 0;
       for (let j = 0; j < g.count; j++) {
@@ -283,7 +291,7 @@ events:
 });
 
 describe('runFailover and compare', () => {
-  it('least-loaded measures before the failure; policies differ only in where the buckets go', () => {
+  it('least-loaded measures before the failure; policies differ only in where the buckets go', async () => {
     const y = `name: t
 cluster:
   cluster: { ip: 192.0.2.10, backend: clusterip, hashmode: sourceip-sourceport, total_nodes: 8 }
@@ -297,8 +305,7 @@ events:
   - { at: 10s, crash: node2 }
 `;
     const sc = parseScenario(y, 't.yaml');
-    const g = generateTraffic({ flows: 800, duration_s: 30, seed: 3, tcp_share: 0.8, server: SERVER });
-    const res = runFailover(sc, { open: () => generatedSource(g), input: { kind: 'synthetic', files: [], skipped: {} }, comparePolicies: true });
+    const res = await runFailover(sc, { flows: 800, duration_s: 30, seed: 3, tcp_share: 0.8, server: SERVER }, true);
     expect(res.compare!.map((c) => c.policy)).toEqual(['lowest', 'least-loaded', 'spread', 'backup']);
     const lowest = res.compare![0]!;
     for (const c of res.compare!) {

@@ -20,8 +20,8 @@ import { writeTupleV4, writeTupleV6 } from '../traffic/tuple.ts';
 import { fmix32 } from '../hash/mix.ts';
 import { ConnTable, DEFAULT_FLOW_TIMEOUT, BY0, BY1, META, PK0, PK1, REC, SEEN0, SEEN1, firstTs, type FlowRecords } from '../engine/conn-table.ts';
 import { originalDirection } from '../engine/flow-sink.ts';
-import { openSource } from '../engine/sources.ts';
-import type { SourceSpec } from '../engine/task.ts';
+import { openInput } from '../engine/inputs.ts';
+import type { InputSpec } from '../engine/task.ts';
 
 /** Per direction flow: its tuple (in `tuples`, REPLY flag for the reply direction) and what it carried. */
 export interface FlowTable {
@@ -41,7 +41,7 @@ export interface FlowTable {
 }
 
 export interface CollectOptions {
-  inputs: SourceSpec[];
+  inputs: InputSpec[];
   /** Numeric cluster IP: only packets to it meet the cluster rule; null: every packet. */
   clusterIp: number | null;
   flowTimeout?: number;
@@ -117,10 +117,10 @@ export function collectFlows(o: CollectOptions): FlowTable {
     // Each input is a stream of its own (as simulate's chains): its connections end with it.
     const v4 = new ConnTable({ kw: 4, c: 0, timeout, onEnd });
     const v6 = new ConnTable({ kw: 10, c: 0, timeout, onEnd }, 16);
-    const src = openSource(spec);
+    const input = openInput(spec);
     try {
       for (;;) {
-        const n = src.fill(batch);
+        const n = input.fill(batch);
         if (n === 0) break;
         read += n;
         let m = n;
@@ -141,7 +141,7 @@ export function collectFlows(o: CollectOptions): FlowTable {
         }
       }
     } finally {
-      src.close();
+      input.close();
     }
     v4.finish(true); v6.finish(true);
   }

@@ -26,11 +26,11 @@ interface Pkt { key: string; ts: number; len: number; batchIx: number }
 
 /** Every packet to the cluster IP, with its connection (5-tuple) and the batch slot it came in. */
 function packets(name: string, count: number): { pk: Pkt[]; batches: ReturnType<typeof createBatch>[] } {
-  const src = openSynthetic(name, { seed: 3, packets: count });
+  const input = openSynthetic(name, { seed: 3, packets: count });
   const pk: Pkt[] = [], batches: ReturnType<typeof createBatch>[] = [];
   for (;;) {
     const b = createBatch(4096);
-    if (src.fill(b) === 0) break;
+    if (input.fill(b) === 0) break;
     for (let i = 0; i < b.count; i++) {
       if (b.daddr[i] !== IP) continue;
       pk.push({ key: `${b.proto[i]}|${b.saddr[i]}|${b.sport[i]}|${b.dport[i]}`, ts: b.ts[i]!, len: b.wirelen[i]!, batchIx: batches.length * 65536 + i });

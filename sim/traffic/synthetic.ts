@@ -11,7 +11,7 @@
  * decodes back to the same batches.
  */
 import { F, L4, FAMILY_IPV4, type TupleBatch } from './batch.ts';
-import { newStats, accountBatch, type IngestStats, type PacketSource } from './source.ts';
+import { newStats, accountBatch, type IngestStats, type PacketInput } from './input.ts';
 import { UsageError } from '../core/errors.ts';
 
 export const CLUSTER_IP = 0xc000020a; // 192.0.2.10
@@ -65,7 +65,7 @@ export function udpChecksum(saddr: number, daddr: number, sport: number, dport: 
   return c === 0 ? 0xffff : c;
 }
 
-class SyntheticSource implements PacketSource {
+class SyntheticInput implements PacketInput {
   readonly stats: IngestStats = newStats();
   private readonly scenario: string;
   private readonly seed: number;
@@ -374,7 +374,7 @@ class SyntheticSource implements PacketSource {
   }
 }
 
-/** A synthetic scenario as a PacketSource; `share` picks the flows whose connection key hashes to `index` of `count`. */
-export function openSynthetic(name: string, opts: { seed?: number; packets?: number; share?: { index: number; count: number } } = {}): PacketSource {
-  return new SyntheticSource(name, opts);
+/** A synthetic scenario as a PacketInput; `share` picks the flows whose connection key hashes to `index` of `count`. */
+export function openSynthetic(name: string, opts: { seed?: number; packets?: number; share?: { index: number; count: number } } = {}): PacketInput {
+  return new SyntheticInput(name, opts);
 }
