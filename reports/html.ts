@@ -558,6 +558,6 @@ export function renderReport(json: unknown): string {
       need('candidates', Array.isArray(o.candidates), 'expected an array of candidates');
       return renderRecommendHtml(json as RecommendResult);
     default:
-      throw new DataError('$.kind', `unknown report kind ${JSON.stringify(o.kind)}; expected "simulate", "failover", "bench" or "schemes"`);
+      throw new DataError('$.kind', `unknown report kind ${JSON.stringify(o.kind)}; expected "simulate", "failover", "bench", "schemes" or "recommend"`);
   }
 }

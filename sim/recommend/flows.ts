@@ -66,7 +66,8 @@ class TableBuilder {
   }
 }
 
-function emptyTable(cap: number): FlowTable {
+/** An empty table with room for `cap` rows (the bench fills one directly). */
+export function emptyTable(cap: number): FlowTable {
   return {
     count: 0, tuples: createBatch(cap), packets: new Float64Array(cap), bytes: new Float64Array(cap), orig: new Uint8Array(cap),
     start: new Float64Array(cap), srcHash: new Uint32Array(cap), packetsRead: 0, notToCluster: 0,
