@@ -153,3 +153,17 @@ export function collectFlows(o: CollectOptions): FlowTable {
 
 const NONE: Int32Array[] = [];
 const NONE_R: (Int32Array | null)[] = [];
+
+/** The rows of `t` whose part is `which`, as a table of their own (the held-out half, hashed 32 times for the band). */
+export function subTable(t: FlowTable, part: Uint8Array, which: number): FlowTable {
+  let n = 0;
+  for (let i = 0; i < t.count; i++) if (part[i] === which) n++;
+  const s = emptyTable(Math.max(1, n));
+  for (let i = 0; i < t.count; i++) {
+    if (part[i] !== which) continue;
+    const j = s.count++;
+    copySlot(t.tuples, i, s.tuples, j);
+    s.packets[j] = t.packets[i]!; s.bytes[j] = t.bytes[i]!; s.orig[j] = t.orig[i]!; s.start[j] = t.start[i]!; s.srcHash[j] = t.srcHash[i]!;
+  }
+  return s;
+}

@@ -55,13 +55,25 @@ export function hashRows(t: FlowTable, spec: SelectorSpec, out: Int32Array): num
   const sel = buildSelector(spec);
   const n = t.count, b = t.tuples;
   // Selectors that follow the conntrack direction read REPLY; the others must not see it (flow-sink.ts does the same).
-  if (directionDependent(sel)) sel.select(b, out, 0, n);
+  if (directionDependent(sel) || !hasReply(t)) sel.select(b, out, 0, n);
   else {
     const saved = b.flags.slice(0, n);
     for (let i = 0; i < n; i++) b.flags[i] = saved[i]! & ~F.REPLY;
     try { sel.select(b, out, 0, n); } finally { b.flags.set(saved); }
   }
   return sel.buckets;
+}
+
+const replyRows = new WeakMap<FlowTable, boolean>();
+/** Whether any row is a reply direction (with a cluster IP, none is: replies leave the cluster). */
+function hasReply(t: FlowTable): boolean {
+  let r = replyRows.get(t);
+  if (r === undefined) {
+    r = false;
+    for (let i = 0; i < t.count; i++) if (t.tuples.flags[i]! & F.REPLY) { r = true; break; }
+    replyRows.set(t, r);
+  }
+  return r;
 }
 
 /** Per bucket loads of each part of a split: out[(part * 4 + metric) * N + bucket]. */

@@ -5,10 +5,11 @@
  * the part of the traffic it was tuned on, then judged on parts it never saw.
  *
  * Bound, for F direction flows, H structures, N <= 32 buckets, K nodes:
- * time O(F * H) for hashing and summing (plus 32 * F per candidate shown, for
- * its randomness band), and per structure the layout search (layout.ts,
- * independent of F); memory O(F) (the table and one bucket array, ~104 bytes
- * a flow) plus O(H * N) for the results.
+ * time O(F * H) for hashing and summing, plus 16 * F per candidate shown (its
+ * randomness band: 32 seeds over the held-out half), plus per structure the
+ * layout search (layout.ts, independent of F); memory O(F): the table and one
+ * bucket array (~104 bytes a flow) and the held-out half once more for the
+ * band, plus O(H * N) for the results.
  */
 import type { ClusterConfig } from '../core/cluster-config.ts';
 import { CLUSTERIP_MAX_NODES, CLUSTERIP_MODES, XT_CLUSTER_MAX_NODES, type Backend, type SelectorSpec } from '../core/spec.ts';
@@ -18,8 +19,8 @@ import { resolveProfile } from '../select/profile.ts';
 import { bandSeeds, reseed } from '../select/reseed.ts';
 import { MAX_BUCKETS } from '../cluster/ownership.ts';
 import type { PolicyConfig } from '../cluster/policies.ts';
-import type { FlowTable } from './flows.ts';
-import { aggregate, hashRows, metricIndex, partLoads, sourceSplit, timeSplit, type Split } from './loads.ts';
+import { subTable, type FlowTable } from './flows.ts';
+import { aggregate, allSplit, hashRows, metricIndex, partLoads, sourceSplit, timeSplit } from './loads.ts';
 import { bestLayout, maxOverMean, nodeLoads, scoreLayout, type LayoutProblem, type LayoutScore } from './layout.ts';
 import { candidateConfig, homeOf, ownsOf, sameStructure, structureOf, type Structure } from './config-out.ts';
 
@@ -193,14 +194,15 @@ export function recommend(o: RecommendOptions): Recommendation {
   const relaid = all.find((e) => sameStructure(e.s, curS));
   if (relaid && !shown.includes(relaid)) shown.push(relaid);
 
-  // Randomness: the current config's held-out imbalance under the band's seeds.
+  // Randomness: held-out imbalance under the band's seeds, hashing only the held-out rows (half the table).
+  const later = subTable(t, split.time.part, 1), laterAll = allSplit(later);
   const heldOutBand = (e: Evaluated): number[] => {
     const out: number[] = [];
     for (const seed of bandSeeds()) {
       const spec = reseed(e.spec, seed);
       if (!spec) return [];
-      const N = hashRows(t, spec, bk);
-      const w = partLoads(aggregate(t, bk, N, split.time), N, 1, m);
+      const N = hashRows(later, spec, bk);
+      const w = partLoads(aggregate(later, bk, N, laterAll), N, 0, m);
       out.push(maxOverMean(nodeLoads(e.home, w, K)));
     }
     return out;
