@@ -191,7 +191,7 @@ Then check it: clusterip-sim simulate --pcap edge.pcap --config better.yaml; clu
         splits: r.splits, current: r.current, candidates: r.candidates, chosen: r.chosen?.id ?? null, summary: r.summary, warnings: r.warnings, config_yaml: yaml,
         search: {
           flows: table.count, connections: conns, structures: r.structures, layouts_exhaustive: r.exhaustive, collect_s: (t1 - t0) / 1000, search_s: (t2 - t1) / 1000,
-          bound: `time O(F x H) for F = ${table.count} flows and H = ${r.structures} structures (one selector call a flow each) plus 32 x F per candidate shown (its band); memory ~104 bytes a flow plus O(H x N)`,
+          bound: `time O(F x H) for F = ${table.count} flows and H = ${r.structures} structures (one selector call a flow each) plus 16 x F per candidate shown (its band: 32 seeds over the held-out half); memory ~104 bytes a flow plus O(H x N)`,
         },
       };
       if (o.out) {

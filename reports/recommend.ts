@@ -8,7 +8,7 @@ import type { RecommendCandidate, RecommendResult } from '../sim/core/result.ts'
 import { esc } from './format.ts';
 import { Charts, color, dl, num, page, raw, table, type Cell } from './page.ts';
 
-const VERDICT_CLASS: Record<RecommendCandidate['verdict'], string> = { recommended: 'ok', chance: 'warn', 'does-not-hold': 'warn', 'no-gain': 'bad', current: 'ok' };
+const VERDICT_CLASS: Record<RecommendCandidate['verdict'], string> = { recommended: 'ok', 'holds-up': 'ok', chance: 'warn', 'does-not-hold': 'warn', 'no-gain': 'bad', current: 'ok' };
 const badge = (c: RecommendCandidate): Cell => raw(`<span class="badge ${VERDICT_CLASS[c.verdict]}">${esc(c.verdict)}</span>`);
 
 export function renderRecommendHtml(r: RecommendResult): string {

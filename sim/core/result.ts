@@ -238,6 +238,8 @@ export interface RecommendMigration {
 export type RecommendVerdict =
   /** Held-out gain beyond the randomness band, on later traffic and on unseen sources: worth deploying. */
   | 'recommended'
+  /** Passes the same checks, but ranks below the first by its tuned score, so it is not the one chosen. */
+  | 'holds-up'
   /** Better on the part it was tuned on, but the gain is within what another seed alone gives, or too small. */
   | 'chance'
   /** Better on later traffic, but not on unseen sources (or the other way round). */

@@ -270,6 +270,7 @@ export function recommend(o: RecommendOptions): Recommendation {
   // Only the best by tuned score may be chosen: picking among several by their held-out numbers would tune on those too.
   const top = cards[0] ?? null;
   const chosen = top && top.verdict === 'recommended' ? top : null;
+  for (const c of cards) if (c !== top && c.verdict === 'recommended') { c.verdict = 'holds-up'; c.reason += ' (ranked below the first by its tuned score, so not the one chosen)'; }
   if (t.count < 1000) warnings.push(`only ${t.count} flows: held-out numbers are noisy`);
   // The verdict is about the spread with every node up; a layout that only spreads a failure better is named, not chosen.
   function failureNote(): string {
