@@ -33,6 +33,7 @@ interface RecommendFlags extends SelectorFlags {
   clusterIp?: string;
   backends?: string;
   fixedHashmode?: boolean;
+  timeOnly?: boolean;
   maxBuckets?: string;
   policy?: string;
   searchSeeds?: string;
@@ -90,6 +91,7 @@ export function registerRecommend(program: Command): void {
     .option('--cluster-ip <ip>', "only packets to this address are hashed (default: the config's ip, or 192.0.2.10)")
     .option('--backends <list>', 'backends the search may use, comma-separated (default: the current one); those the kernel cannot run are refused with the reason')
     .option('--fixed-hashmode', 'keep the CLUSTERIP hash mode')
+    .option('--time-only', 'accept a gain that holds on later traffic but not on source addresses the search never saw (a layout tuned to heavy sources that persist: NAT gateways, proxies)')
     .option('--max-buckets <n>', 'at most this many buckets (besides 16 for CLUSTERIP, 32 for xt_cluster and nft)')
     .addOption(new Option('--policy <name>', "takeover policy the layout must suit (default: the config's failover.policy, else lowest)").choices([...POLICIES]))
     .option('--search-seeds <n>', 'also try this many other seeds per structure (a seed tuned to a capture is usually chance: the held-out checks say so)', '0')
@@ -170,6 +172,7 @@ Then check it: clusterip-sim simulate --pcap edge.pcap --config better.yaml; clu
         failureWeight: num(o.failureWeight, '--failure-weight', 0, 100)!,
         minGain: num(o.minGain, '--min-gain', 0, 100)!,
         top: num(o.top, '--top', 1, 50, true)!,
+        timeOnly: !!o.timeOnly,
       };
       if (!opts.seeds && !o.json) err('recommend: the seed is kept (--search-seeds N tries others)\n');
       const r = recommend(opts);
@@ -187,7 +190,7 @@ Then check it: clusterip-sim simulate --pcap edge.pcap --config better.yaml; clu
         generated_at: new Date().toISOString(),
         input: { kind, files, ...(synthetic ? { synthetic } : {}), packets: pk, bytes: by, duration_s: Number.isFinite(first) ? last - first : 0, skipped: table.notToCluster ? { 'not to the cluster ip': table.notToCluster } : {} },
         metric, policy: policyName,
-        allowed: { backends: r.allowedBackends, refused_backends: r.refused, kernel, hashmode_may_change: !o.fixedHashmode, max_buckets: r.maxBuckets, seeds: opts.seeds, failure_weight: opts.failureWeight, min_gain: opts.minGain },
+        allowed: { time_only: opts.timeOnly, backends: r.allowedBackends, refused_backends: r.refused, kernel, hashmode_may_change: !o.fixedHashmode, max_buckets: r.maxBuckets, seeds: opts.seeds, failure_weight: opts.failureWeight, min_gain: opts.minGain },
         splits: r.splits, current: r.current, candidates: r.candidates, chosen: r.chosen?.id ?? null, summary: r.summary, warnings: r.warnings, config_yaml: yaml,
         search: {
           flows: table.count, connections: conns, structures: r.structures, layouts_exhaustive: r.exhaustive, collect_s: (t1 - t0) / 1000, search_s: (t2 - t1) / 1000,

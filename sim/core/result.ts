@@ -289,7 +289,8 @@ export interface RecommendResult {
   metric: Metric;
   policy: string;
   /** What the search was allowed to change. */
-  allowed: { backends: string[]; refused_backends: { backend: string; why: string }[]; kernel: string; hashmode_may_change: boolean; max_buckets: Record<string, number>; seeds: number; failure_weight: number; min_gain: number };
+  /** time_only: a gain that does not hold on unseen sources was accepted (--time-only). */
+  allowed: { time_only?: boolean; backends: string[]; refused_backends: { backend: string; why: string }[]; kernel: string; hashmode_may_change: boolean; max_buckets: Record<string, number>; seeds: number; failure_weight: number; min_gain: number };
   splits: { time: string; sources: string };
   current: RecommendCandidate;
   /** The best few by tuned score (the first is the one the verdict is about). */

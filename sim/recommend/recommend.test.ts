@@ -179,6 +179,22 @@ describe('recommend: honest verdicts', () => {
     expect(r.candidates[0]!.verdict).not.toBe('recommended');
   });
 
+  it('a layout tuned to heavy sources under xt_cluster: holds on later traffic, not on unseen sources; refused unless --time-only', () => {
+    const current = cfg('xt_cluster', null, 4);
+    const table = collectFlows({ inputs: [{ kind: 'synthetic', name: 'zipf', seed: 1, packets: 200000 }], clusterIp: IP });
+    const o = base({ table, current, backends: ['xt_cluster'], kernel: '6.18', failureWeight: 0.25, policy: { policy: 'least-loaded', failback: 'immediate', stable_s: 10 } });
+    const strict = recommend(o);
+    const top = strict.candidates[0]!;
+    expect(strict.chosen).toBeNull();
+    expect(top.verdict).toBe('does-not-hold');
+    expect(top.held_out.now).toBeLessThan(strict.current.held_out.now - 0.1);
+    expect(top.unseen_sources.now).toBeGreaterThan(strict.current.unseen_sources.now - 0.02);
+    const lenient = recommend({ ...o, timeOnly: true });
+    expect(lenient.chosen?.id).toBe(top.id);
+    expect(lenient.chosen!.verdict).toBe('recommended');
+    expect(lenient.chosen!.reason).toMatch(/--time-only/);
+  });
+
   it('never proposes what the kernel cannot run: CLUSTERIP refused on 6.18, with the reason', () => {
     const current = cfg('xt_cluster', null, 2);
     const table = collectFlows({ inputs: [{ kind: 'synthetic', name: 'nat', seed: 3, packets: 5000 }], clusterIp: IP });
