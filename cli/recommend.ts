@@ -177,8 +177,8 @@ Then check it: clusterip-sim simulate --pcap edge.pcap --config better.yaml; clu
       if (!opts.seeds && !o.json) err('recommend: the seed is kept (--search-seeds N tries others)\n');
       const r = recommend(opts);
       const t2 = performance.now();
-      let pk = 0, by = 0, conns = 0;
-      for (let i = 0; i < table.count; i++) { pk += table.packets[i]!; by += table.bytes[i]!; conns += table.orig[i]!; }
+      let pk = 0, by = 0, conns = 0, flows = 0;
+      for (let i = 0; i < table.count; i++) { pk += table.packets[i]!; by += table.bytes[i]!; conns += table.orig[i]!; flows += table.flowW[i]!; }
       let first = Infinity, last = -Infinity;
       for (let i = 0; i < table.count; i++) { if (table.start[i]! < first) first = table.start[i]!; if (table.start[i]! > last) last = table.start[i]!; }
       const yaml = r.chosenConfig
@@ -193,8 +193,8 @@ Then check it: clusterip-sim simulate --pcap edge.pcap --config better.yaml; clu
         allowed: { time_only: opts.timeOnly, backends: r.allowedBackends, refused_backends: r.refused, kernel, hashmode_may_change: !o.fixedHashmode, max_buckets: r.maxBuckets, seeds: opts.seeds, failure_weight: opts.failureWeight, min_gain: opts.minGain },
         splits: r.splits, current: r.current, candidates: r.candidates, chosen: r.chosen?.id ?? null, summary: r.summary, warnings: r.warnings, config_yaml: yaml,
         search: {
-          flows: table.count, connections: conns, structures: r.structures, layouts_exhaustive: r.exhaustive, collect_s: (t1 - t0) / 1000, search_s: (t2 - t1) / 1000,
-          bound: `time O(F x H) for F = ${table.count} flows and H = ${r.structures} structures (one selector call a flow each) plus 16 x F per candidate shown (its band: 32 seeds over the held-out half); memory ~104 bytes a flow plus O(H x N)`,
+          flows, connections: conns, structures: r.structures, layouts_exhaustive: r.exhaustive, collect_s: (t1 - t0) / 1000, search_s: (t2 - t1) / 1000,
+          bound: `time O(F x H) for F = ${table.count} rows (direction flows, cut at the middle) and H = ${r.structures} structures (one selector call a flow each) plus 16 x F per candidate shown (its band: 32 seeds over the held-out half); memory ~104 bytes a flow plus O(H x N)`,
         },
       };
       if (o.out) {

@@ -35,9 +35,12 @@ export function benchTable(n: number, seed = 7): FlowTable {
     t.bytes[i] = pk * (64 + (r() % 1400));
     t.orig[i] = 1;
     t.start[i] = (60 * i) / n;
+    t.late[i] = i >= n / 2 ? 1 : 0;
+    t.flowW[i] = 1;
     t.srcHash[i] = r();
   }
   t.count = n;
+  t.cut = 30;
   return t;
 }
 
@@ -59,7 +62,7 @@ export const recommendSuite: Suite = {
         if (k >= warmup) { samples.push(n / dt); seconds.push(dt); }
       }
       seconds = seconds.sort((a, b) => a - b);
-      const tableBytes = n * (BYTES_PER_PACKET + 8 + 8 + 1 + 8 + 4);
+      const tableBytes = n * (BYTES_PER_PACKET + 8 + 8 + 1 + 8 + 4 + 1 + 1);
       ctx.log(`recommend: ${n} flows, ${last!.structures} structures: search ${seconds.map((x) => x.toFixed(2)).join(' / ')} s; table ${(tableBytes / 2 ** 20).toFixed(0)} MiB`);
       ctx.emit(ratioCase('recommend', `search ${n} flows`, samples, null, { flows: n, structures: last!.structures, search_s: seconds[seconds.length >> 1], table_bytes: tableBytes, rss_bytes: process.memoryUsage().rss }));
     }

@@ -13,12 +13,13 @@
  *
  * Memory: the rows live in one TupleBatch (72 bytes a row) plus 29 bytes of
  * side columns: about 100 bytes a direction flow, so 1M flows take ~100 MB.
- * Time: one pass over the packets (decode + connection table), in-process.
+ * Time: a pass that only decodes (to find the middle of the time range) and
+ * one over the packets (decode + connection table), in-process.
  */
 import { createBatch, F, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, copySlot, type TupleBatch } from '../traffic/batch.ts';
 import { writeTupleV4, writeTupleV6 } from '../traffic/tuple.ts';
 import { fmix32 } from '../hash/mix.ts';
-import { ConnTable, DEFAULT_FLOW_TIMEOUT, BY0, BY1, META, PK0, PK1, REC, SEEN0, SEEN1, firstTs, type FlowRecords } from '../engine/conn-table.ts';
+import { ConnTable, DEFAULT_FLOW_TIMEOUT, BY0, BY1, LAST, META, PK0, PK1, REC, SEEN0, SEEN1, firstTs, type FlowRecords } from '../engine/conn-table.ts';
 import { originalDirection } from '../engine/flow-sink.ts';
 import { openInput } from '../engine/inputs.ts';
 import type { InputSpec } from '../engine/task.ts';
@@ -31,8 +32,20 @@ export interface FlowTable {
   bytes: Float64Array;
   /** 1 for the connection's original direction (a connection is counted there), 0 for the reply. */
   orig: Uint8Array;
-  /** Start of the connection (seconds): both directions share it, so a split never cuts a connection. */
+  /** First packet of this piece of the connection (seconds). */
   start: Float64Array;
+  /**
+   * 1 for a piece after the middle of the input's time range (`cut`), 0 before:
+   * a connection open at the middle is cut there, so each half holds exactly
+   * the packets sent in it (a long elephant counts in both halves, as it loads both).
+   */
+  late: Uint8Array;
+  /** 1 when the row counts as a flow; 0 for the piece of a connection after the cut (counted before it). */
+  flowW: Uint8Array;
+  /** The middle of the input's time range (seconds): where `late` starts. */
+  cut: number;
+  /** Packets read after the cut with a timestamp before it (an input not in time order): counted in the later half. */
+  outOfOrder: number;
   /** A hash of the connection's original source address: the source-set split. */
   srcHash: Uint32Array;
   /** Packets the pass read and how many were addressed elsewhere (not to the cluster IP). */
@@ -59,7 +72,8 @@ class TableBuilder {
       const n = emptyTable(t.count * 2);
       for (let i = 0; i < t.count; i++) copySlot(t.tuples, i, n.tuples, i);
       n.packets.set(t.packets); n.bytes.set(t.bytes); n.orig.set(t.orig); n.start.set(t.start); n.srcHash.set(t.srcHash);
-      n.count = t.count; n.packetsRead = t.packetsRead; n.notToCluster = t.notToCluster;
+      n.late.set(t.late); n.flowW.set(t.flowW);
+      n.count = t.count; n.packetsRead = t.packetsRead; n.notToCluster = t.notToCluster; n.cut = t.cut; n.outOfOrder = t.outOfOrder;
       this.t = n;
     }
     return this.t.count++;
@@ -70,16 +84,40 @@ class TableBuilder {
 export function emptyTable(cap: number): FlowTable {
   return {
     count: 0, tuples: createBatch(cap), packets: new Float64Array(cap), bytes: new Float64Array(cap), orig: new Uint8Array(cap),
-    start: new Float64Array(cap), srcHash: new Uint32Array(cap), packetsRead: 0, notToCluster: 0,
+    start: new Float64Array(cap), srcHash: new Uint32Array(cap), late: new Uint8Array(cap), flowW: new Uint8Array(cap), cut: 0, outOfOrder: 0, packetsRead: 0, notToCluster: 0,
   };
 }
 
-/** Appends the ended connections of `r` (one row per direction seen). */
-function addRecords(tb: TableBuilder, r: FlowRecords): void {
+/**
+ * Connections open at the cut, by key: when their last packet was and which
+ * canonical direction was the original, so that the piece after the cut is
+ * recognised (within the timeout) and keeps the conntrack direction it had.
+ */
+type OpenAtCut = Map<string, { last: number; orig: 0 | 1 }>;
+
+const keyText = (keys: Uint32Array, ko: number, kw: number): string => {
+  let s = '';
+  for (let w = 0; w < kw; w++) s += `${keys[ko + w]!},`;
+  return s;
+};
+
+/** Appends the ended connections of `r` (one row per direction seen); `late` after the cut, `open` holds what the cut ended. */
+function addRecords(tb: TableBuilder, r: FlowRecords, late: 0 | 1, cutting: boolean, open: OpenAtCut, timeout: number): void {
   const { keys, rec, kw } = r, v6 = kw === 10, aw = v6 ? 4 : 1;
   for (let n = 0; n < r.count; n++) {
     const q = n * REC, ko = n * kw, meta = rec[q + META]!;
-    const o = originalDirection(rec, q), start = firstTs(rec, q);
+    let o = originalDirection(rec, q);
+    const start = firstTs(rec, q);
+    let cont = false;
+    if (cutting) open.set(keyText(keys, ko, kw), { last: rec[q + LAST]!, orig: o });
+    else if (late && open.size) {
+      const k = keyText(keys, ko, kw), before = open.get(k);
+      if (before) {
+        open.delete(k);
+        // The same connection as before the cut (conntrack would still hold it): not a new flow, same direction.
+        if (start - before.last <= timeout) { cont = true; o = before.orig; }
+      }
+    }
     // The original source: endpoint A when direction 0 opened the connection, else B.
     const so = ko + 1 + (o === 0 ? 0 : aw);
     let h = 0x5bd1e995;
@@ -96,11 +134,32 @@ function addRecords(tb: TableBuilder, r: FlowRecords): void {
       if (d !== o) b.flags[i] = b.flags[i]! | F.REPLY;
       t.packets[i] = rec[q + (d === 0 ? PK0 : PK1)]!;
       t.bytes[i] = rec[q + (d === 0 ? BY0 : BY1)]!;
-      t.orig[i] = d === o ? 1 : 0;
+      t.orig[i] = d === o && !cont ? 1 : 0;
+      t.flowW[i] = cont ? 0 : 1;
+      t.late[i] = late;
       t.start[i] = start;
       t.srcHash[i] = h >>> 0;
     }
   }
+}
+
+/** First and last timestamp of every packet of the inputs (a pass that only decodes). */
+export function timeRange(inputs: InputSpec[]): { first: number; last: number } {
+  const batch = createBatch(DEFAULT_BATCH_CAPACITY);
+  let first = Infinity, last = -Infinity;
+  for (const spec of inputs) {
+    const input = openInput(spec);
+    try {
+      for (;;) {
+        const n = input.fill(batch);
+        if (n === 0) break;
+        for (let i = 0; i < n; i++) { const ts = batch.ts[i]!; if (ts < first) first = ts; if (ts > last) last = ts; }
+      }
+    } finally {
+      input.close();
+    }
+  }
+  return { first, last };
 }
 
 /**
@@ -110,14 +169,21 @@ function addRecords(tb: TableBuilder, r: FlowRecords): void {
  */
 export function collectFlows(o: CollectOptions): FlowTable {
   const tb = new TableBuilder();
-  const onEnd = (r: FlowRecords): void => addRecords(tb, r);
   const timeout = o.flowTimeout ?? DEFAULT_FLOW_TIMEOUT;
+  // The middle of the time range: a first pass that only decodes finds it.
+  const range = timeRange(o.inputs);
+  const cut = range.last > range.first ? (range.first + range.last) / 2 : Infinity;
+  let late: 0 | 1 = 0, cutting = false;
+  let open: OpenAtCut = new Map();
+  const onEnd = (r: FlowRecords): void => addRecords(tb, r, late, cutting, open, timeout);
   const batch = createBatch(DEFAULT_BATCH_CAPACITY);
-  let read = 0, other = 0;
+  let read = 0, other = 0, early = 0;
   for (const spec of o.inputs) {
     // Each input is a stream of its own (as simulate's chains): its connections end with it.
-    const v4 = new ConnTable({ kw: 4, c: 0, timeout, onEnd });
-    const v6 = new ConnTable({ kw: 10, c: 0, timeout, onEnd }, 16);
+    let v4 = new ConnTable({ kw: 4, c: 0, timeout, onEnd });
+    let v6 = new ConnTable({ kw: 10, c: 0, timeout, onEnd }, 16);
+    late = 0;
+    open = new Map();
     const input = openInput(spec);
     try {
       for (;;) {
@@ -137,6 +203,16 @@ export function collectFlows(o: CollectOptions): FlowTable {
         }
         v4.sweep(); v6.sweep();
         for (let i = 0; i < m; i++) {
+          if (!late && batch.ts[i]! >= cut) {
+            // The middle: every open connection ends here (remembered), the rest of the input is the later half.
+            cutting = true;
+            v4.finish(true); v6.finish(true);
+            cutting = false;
+            late = 1;
+            v4 = new ConnTable({ kw: 4, c: 0, timeout, onEnd });
+            v6 = new ConnTable({ kw: 10, c: 0, timeout, onEnd }, 16);
+          }
+          else if (late && batch.ts[i]! < cut) early++;
           if (batch.family[i] === FAMILY_IPV4) v4.trackV4(batch, i, NONE, NONE_R);
           else v6.trackV6(batch, i, NONE, NONE_R);
         }
@@ -147,6 +223,8 @@ export function collectFlows(o: CollectOptions): FlowTable {
     v4.finish(true); v6.finish(true);
   }
   tb.t.packetsRead = read;
+  tb.t.cut = cut;
+  tb.t.outOfOrder = early;
   tb.t.notToCluster = other;
   return tb.t;
 }
@@ -164,6 +242,7 @@ export function subTable(t: FlowTable, part: Uint8Array, which: number): FlowTab
     const j = s.count++;
     copySlot(t.tuples, i, s.tuples, j);
     s.packets[j] = t.packets[i]!; s.bytes[j] = t.bytes[i]!; s.orig[j] = t.orig[i]!; s.start[j] = t.start[i]!; s.srcHash[j] = t.srcHash[i]!;
+    s.late[j] = t.late[i]!; s.flowW[j] = t.flowW[i]!;
   }
   return s;
 }

@@ -16,7 +16,8 @@ export const metricIndex = (m: Metric): number => METRICS.indexOf(m);
 
 /**
  * A split of the rows into parts: part[i] is 0 (tuned on) or 1 (held out).
- * Splits never cut a connection (both directions share start and source).
+ * The time split cuts connections open at the middle (each half gets its
+ * packets); the source split never cuts one.
  */
 export interface Split {
   name: 'time' | 'sources' | 'all';
@@ -25,13 +26,9 @@ export interface Split {
   description: string;
 }
 
-/** Earlier connections (started before the median start) against later ones. */
+/** The first half of the input's time range against the second (connections open at the middle are cut there: flows.ts). */
 export function timeSplit(t: FlowTable): Split {
-  const starts = Float64Array.from(t.start.subarray(0, t.count)).sort();
-  const median = t.count ? starts[Math.floor(t.count / 2)]! : 0;
-  const part = new Uint8Array(t.count);
-  for (let i = 0; i < t.count; i++) part[i] = t.start[i]! < median ? 0 : 1;
-  return { name: 'time', part, description: `tuned on connections that started before ${median.toFixed(3)} s, checked on the later ones` };
+  return { name: 'time', part: t.late.subarray(0, t.count), description: `tuned on the packets before ${t.cut.toFixed(3)} s (the middle of the input), checked on the packets after it` };
 }
 
 /** Two disjoint sets of original source addresses (by a hash of the address). */
@@ -86,7 +83,7 @@ export function aggregate(t: FlowTable, buckets: Int32Array, N: number, split: S
     const base = part[i]! * 4 * N + x;
     loads[base] = loads[base]! + t.packets[i]!;
     loads[base + N] = loads[base + N]! + t.bytes[i]!;
-    loads[base + 2 * N] = loads[base + 2 * N]! + 1;
+    loads[base + 2 * N] = loads[base + 2 * N]! + t.flowW[i]!;
     loads[base + 3 * N] = loads[base + 3 * N]! + t.orig[i]!;
   }
   return loads;

@@ -1,7 +1,7 @@
 /**
  * The search against numbers computed another way: packets hashed one by one
- * (not the flow table), connections split by their first packet (not the
- * engine's table), every layout of a small space enumerated (not the search),
+ * (not the flow table), split by their own timestamps (not the cut
+ * connection table), every layout of a small space enumerated (not the search),
  * the takeover policy re-implemented here in a few lines.
  */
 import { describe, expect, it } from 'vitest';
@@ -22,31 +22,30 @@ function cfg(backend: string, hashmode: string | null, nodes: number): ClusterCo
   return parseConfig(`cluster: { ip: 192.0.2.10, backend: ${backend}, ${hashmode ? `hashmode: ${hashmode}, ` : ''}total_nodes: ${nodes}, kernel: "6.1", seed: 0 }\nnodes:\n${ns}\n`, 't.yaml').config;
 }
 
-interface Pkt { key: string; ts: number; len: number; batchIx: number }
+interface Pkt { ts: number; batchIx: number }
 
 /** Every packet to the cluster IP, with its connection (5-tuple) and the batch slot it came in. */
-function packets(name: string, count: number): { pk: Pkt[]; batches: ReturnType<typeof createBatch>[] } {
-  const input = openSynthetic(name, { seed: 3, packets: count });
+function packets(name: string, count: number, seed = 3): { pk: Pkt[]; batches: ReturnType<typeof createBatch>[]; first: number; last: number } {
+  const input = openSynthetic(name, { seed, packets: count });
   const pk: Pkt[] = [], batches: ReturnType<typeof createBatch>[] = [];
+  let first = Infinity, last = -Infinity;
   for (;;) {
     const b = createBatch(4096);
     if (input.fill(b) === 0) break;
     for (let i = 0; i < b.count; i++) {
+      first = Math.min(first, b.ts[i]!); last = Math.max(last, b.ts[i]!);
       if (b.daddr[i] !== IP) continue;
-      pk.push({ key: `${b.proto[i]}|${b.saddr[i]}|${b.sport[i]}|${b.dport[i]}`, ts: b.ts[i]!, len: b.wirelen[i]!, batchIx: batches.length * 65536 + i });
+      pk.push({ ts: b.ts[i]!, batchIx: batches.length * 65536 + i });
     }
     batches.push(b);
   }
-  return { pk, batches };
+  return { pk, batches, first, last };
 }
 
-/** Part of each packet: 0 when its connection started before the median start, else 1. */
-function timeParts(pk: Pkt[]): Uint8Array {
-  const first = new Map<string, number>();
-  for (const p of pk) if (!first.has(p.key)) first.set(p.key, p.ts);
-  const starts = [...first.values()].sort((a, b) => a - b);
-  const median = starts[Math.floor(starts.length / 2)]!;
-  return Uint8Array.from(pk, (p) => (first.get(p.key)! < median ? 0 : 1));
+/** Part of each packet: 0 before the middle of the input's time range, 1 from it on. */
+function timeParts(data: ReturnType<typeof packets>): Uint8Array {
+  const mid = (data.first + data.last) / 2;
+  return Uint8Array.from(data.pk, (p) => (p.ts < mid ? 0 : 1));
 }
 
 /** Per bucket packets of each part, hashing every packet on its own. */
@@ -98,7 +97,7 @@ const base = (o: Partial<RecommendOptions> & Pick<RecommendOptions, 'table' | 'c
 describe('recommend: the search agrees with a brute force', () => {
   it('every mode, 3..5 buckets, every layout of 3 nodes, spread takeover weighted in: the same optimum', () => {
     const data = packets('nat', 30000);
-    const part = timeParts(data.pk);
+    const part = timeParts(data);
     const current = cfg('clusterip', 'sourceip', 3);
     const table = collectFlows({ inputs: [{ kind: 'synthetic', name: 'nat', seed: 3, packets: 30000 }], clusterIp: IP });
     const r = recommend(base({ table, current, maxBuckets: 5, failureWeight: 0.5, policy: { policy: 'spread', failback: 'immediate', stable_s: 10 } }));
@@ -147,7 +146,7 @@ describe('recommend: the search agrees with a brute force', () => {
 describe('recommend: honest verdicts', () => {
   it('a few heavy sources under sourceip: recommends splitting by port, and the gain on later traffic beats every reseed', () => {
     const data = packets('nat', 60000);
-    const part = timeParts(data.pk);
+    const part = timeParts(data);
     const current = cfg('clusterip', 'sourceip', 4);
     const table = collectFlows({ inputs: [{ kind: 'synthetic', name: 'nat', seed: 3, packets: 60000 }], clusterIp: IP });
     const r = recommend(base({ table, current, maxBuckets: 12, failureWeight: 0.25, policy: { policy: 'spread', failback: 'immediate', stable_s: 10 } }));
@@ -167,7 +166,7 @@ describe('recommend: honest verdicts', () => {
     // The randomness band of the current config, packet by packet: the candidate is better than every reseed.
     const band = bandSeeds().map((seed) => ratio(nodes(perPacketLoads(reseed(curSpec, seed)!, data, part)[1]!, [0, 1, 2, 3], 4)));
     expect(held).toBeLessThan(Math.min(...band));
-    expect(curHeld - held).toBeGreaterThan(0.3);
+    expect(curHeld - held).toBeGreaterThan(0.1);
   });
 
   it('uniform traffic: nothing worth changing, even when seeds are searched', () => {
@@ -179,7 +178,7 @@ describe('recommend: honest verdicts', () => {
     expect(r.candidates[0]!.verdict).not.toBe('recommended');
   });
 
-  it('a layout tuned to heavy sources under xt_cluster: holds on later traffic, not on unseen sources; refused unless --time-only', () => {
+  it('a layout tuned to heavy sources under xt_cluster: holds on the later half, not on unseen sources; refused unless --time-only', () => {
     const current = cfg('xt_cluster', null, 4);
     const table = collectFlows({ inputs: [{ kind: 'synthetic', name: 'zipf', seed: 1, packets: 200000 }], clusterIp: IP });
     const o = base({ table, current, backends: ['xt_cluster'], kernel: '6.18', failureWeight: 0.25, policy: { policy: 'least-loaded', failback: 'immediate', stable_s: 10 } });
@@ -187,7 +186,7 @@ describe('recommend: honest verdicts', () => {
     const top = strict.candidates[0]!;
     expect(strict.chosen).toBeNull();
     expect(top.verdict).toBe('does-not-hold');
-    expect(top.held_out.now).toBeLessThan(strict.current.held_out.now - 0.1);
+    expect(strict.current.held_out.now - top.held_out.now).toBeGreaterThanOrEqual(0.02);
     expect(top.unseen_sources.now).toBeGreaterThan(strict.current.unseen_sources.now - 0.02);
     const lenient = recommend({ ...o, timeOnly: true });
     expect(lenient.chosen?.id).toBe(top.id);

@@ -224,10 +224,10 @@ export function recommend(o: RecommendOptions): Recommendation {
     hashRows(t, e.spec, bk);
     let fl = 0, co = 0, pk = 0, by = 0, tf = 0, tc = 0, tb = 0;
     for (let i = 0; i < t.count; i++) {
-      tf++; tc += t.orig[i]!; tb += t.bytes[i]!;
+      tf += t.flowW[i]!; tc += t.orig[i]!; tb += t.bytes[i]!;
       const a = curNode[i]!, x = bk[i]!;
       const b = x >= 0 ? e.home[x]! : -1;
-      if (a !== b) { fl++; co += t.orig[i]!; pk += t.packets[i]!; by += t.bytes[i]!; }
+      if (a !== b) { fl += t.flowW[i]!; co += t.orig[i]!; pk += t.packets[i]!; by += t.bytes[i]!; }
     }
     return { flows: fl, connections: co, packets: pk, bytes: by, flows_share: tf ? fl / tf : 0, connections_share: tc ? co / tc : 0, bytes_share: tb ? by / tb : 0 };
   };
@@ -278,6 +278,8 @@ export function recommend(o: RecommendOptions): Recommendation {
   const top = cards[0] ?? null;
   const chosen = top && top.verdict === 'recommended' ? top : null;
   for (const c of cards) if (c !== top && c.verdict === 'recommended') { c.verdict = 'holds-up'; c.reason += ' (ranked below the first by its tuned score, so not the one chosen)'; }
+  if (t.outOfOrder) warnings.push(`${t.outOfOrder} packets came after the middle of the input with earlier timestamps (the input is not in time order): they count in the later half`);
+  if (!Number.isFinite(t.cut)) warnings.push('the input spans no time: there is no later half to check on');
   if (t.count < 1000) warnings.push(`only ${t.count} flows: held-out numbers are noisy`);
   // The verdict is about the spread with every node up; a layout that only spreads a failure better is named, not chosen.
   function failureNote(): string {
