@@ -182,7 +182,7 @@ Then check it: clusterip-sim simulate --pcap edge.pcap --config better.yaml; clu
       let first = Infinity, last = -Infinity;
       for (let i = 0; i < table.count; i++) { if (table.start[i]! < first) first = table.start[i]!; if (table.start[i]! > last) last = table.start[i]!; }
       const yaml = r.chosenConfig
-        ? configYaml(r.chosenConfig, [`clusterip-sim ${VERSION} recommend: candidate ${r.chosen!.id} (${r.chosen!.description})`, `tuned on the earlier half of the connections; later half max/mean ${r.current.held_out.now.toFixed(3)} -> ${r.chosen!.held_out.now.toFixed(3)} (${metric})`])
+        ? configYaml(r.chosenConfig, [`clusterip-sim ${VERSION} recommend: candidate ${r.chosen!.id} (${r.chosen!.description})`, `tuned on the first half of the input's time range; second half max/mean ${r.current.held_out.now.toFixed(3)} -> ${r.chosen!.held_out.now.toFixed(3)} (${metric})`])
         : null;
       const result: RecommendResult = {
         kind: 'recommend',
