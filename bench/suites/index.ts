@@ -6,6 +6,8 @@ import { simulateSuite } from './simulate.ts';
 import { failoverSuite } from './failover.ts';
 import { memorySuite } from './memory.ts';
 import { schemesSuite } from './schemes.ts';
+import { startupSuite } from './startup.ts';
+import { mergeSuite } from './merge.ts';
 import { recommendSuite } from './recommend.ts';
 
 export const SUITES: Suite[] = [
@@ -15,5 +17,7 @@ export const SUITES: Suite[] = [
   failoverSuite,
   memorySuite,
   schemesSuite,
+  startupSuite,
+  mergeSuite,
   recommendSuite,
 ];

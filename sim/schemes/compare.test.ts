@@ -5,7 +5,7 @@
  * the original placement when a node returns; and the flow table counts right.
  */
 import { describe, expect, it } from 'vitest';
-import { collectFlows, FlowTable } from './flows.ts';
+import { collectFlows, DirectedFlowTable } from './flows.ts';
 import { syntheticBatches, syntheticFlows } from './synthetic.ts';
 import { compareSchemes } from './compare.ts';
 import { main } from '../../cli/main.ts';
@@ -20,7 +20,7 @@ describe('flow table', () => {
       w.p += f.packets; w.b += f.packets * f.wirelen;
       want.set(k, w);
     }
-    const t = new FlowTable();
+    const t = new DirectedFlowTable();
     for (const b of syntheticBatches({ flows: 3000, seed: 8, batchSize: 1000 })) t.add(b);
     const fs = t.result();
     expect(fs.flows.count).toBe(want.size);
