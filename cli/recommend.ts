@@ -75,15 +75,15 @@ export function registerRecommend(program: Command): void {
     .command('recommend')
     .summary('so what do I deploy instead? a configuration proven on traffic it was not tuned on')
     .description(
-      'Reads the traffic once, then searches what the kernels allow (backend, CLUSTERIP hash mode, bucket count up to 16 for ' +
+      'Reads the traffic (twice: once only to find the middle of its time range), then searches what the kernels allow (backend, CLUSTERIP hash mode, bucket count up to 16 for ' +
         'CLUSTERIP and 32 for xt_cluster/nft, owner sets laid out so that any single node failure spreads evenly under the takeover ' +
-        'policy, optionally other seeds). It tunes on earlier connections and judges on later ones, checks the same on source ' +
+        'policy, optionally other seeds). It tunes on the first half of the time range and judges on the second, checks the same on source ' +
         'addresses it never saw, compares the gain with what reseeding alone gives, and says "nothing worth changing" when the gain ' +
         'does not hold up. The chosen candidate is written as a cluster config (--out).',
     )
     .option('--pcap <file...>', 'pcap or pcapng captures (.gz ok)')
     .option('--synthetic <scenario>', 'synthetic traffic: default, uniform, cidr, zipf, nat, portscan, synflood')
-    .option('--csv <file>', 'CSV tuples proto,saddr,sport,daddr,dport[,ts,wirelen]')
+    .option('--csv <file>', 'CSV tuples, columns by header name in any order: proto,saddr,sport,daddr,dport, optional ts,wirelen (as simulate)')
     .option('--packets <n>', 'packets of synthetic traffic', String(DEFAULT_SCENARIO.packets))
     .option('--seed <n>', 'seed of synthetic traffic', String(DEFAULT_SCENARIO.seed))
     .option('--config <cluster.yaml>', 'the cluster in place (nodes, hosts, structure); replaces the selector flags');
