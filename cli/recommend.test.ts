@@ -93,7 +93,7 @@ describe('recommend command', () => {
     expect(a.current.held_out.now).toBeGreaterThan(1.5);
     expect(a.warnings.join(' ')).not.toMatch(/not in time order/);
     const b = JSON.parse((await runCli(['recommend', '--csv', unsorted, ...sel])).stdout) as RecommendResult;
-    expect(b.warnings.join(' ')).toMatch(/^\d+ packets came after the middle .*not in time order/);
+    expect(b.warnings.join(' ')).toMatch(/^\d+ packets came after the cut .*not in time order/);
   });
 
   it('uniform traffic: nothing worth changing, no file written, exit 0', async () => {

@@ -75,9 +75,9 @@ export function registerRecommend(program: Command): void {
     .command('recommend')
     .summary('so what do I deploy instead? a configuration proven on traffic it was not tuned on')
     .description(
-      'Reads the traffic (twice: once only to find the middle of its time range), then searches what the kernels allow (backend, CLUSTERIP hash mode, bucket count up to 16 for ' +
+      'Reads the traffic (twice: once only to find the median packet time), then searches what the kernels allow (backend, CLUSTERIP hash mode, bucket count up to 16 for ' +
         'CLUSTERIP and 32 for xt_cluster/nft, owner sets laid out so that any single node failure spreads evenly under the takeover ' +
-        'policy, optionally other seeds). It tunes on the first half of the time range and judges on the second, checks the same on source ' +
+        'policy, optionally other seeds). It tunes on the packets before the median packet time and judges on those after, checks the same on source ' +
         'addresses it never saw, compares the gain with what reseeding alone gives, and says "nothing worth changing" when the gain ' +
         'does not hold up. The chosen candidate is written as a cluster config (--out).',
     )
@@ -182,7 +182,7 @@ Then check it: clusterip-sim simulate --pcap edge.pcap --config better.yaml; clu
       let first = Infinity, last = -Infinity;
       for (let i = 0; i < table.count; i++) { if (table.start[i]! < first) first = table.start[i]!; if (table.start[i]! > last) last = table.start[i]!; }
       const yaml = r.chosenConfig
-        ? configYaml(r.chosenConfig, [`clusterip-sim ${VERSION} recommend: candidate ${r.chosen!.id} (${r.chosen!.description})`, `tuned on the first half of the input's time range; second half max/mean ${r.current.held_out.now.toFixed(3)} -> ${r.chosen!.held_out.now.toFixed(3)} (${metric})`])
+        ? configYaml(r.chosenConfig, [`clusterip-sim ${VERSION} recommend: candidate ${r.chosen!.id} (${r.chosen!.description})`, `tuned on the packets before the median packet time; max/mean after it ${r.current.held_out.now.toFixed(3)} -> ${r.chosen!.held_out.now.toFixed(3)} (${metric})`])
         : null;
       const result: RecommendResult = {
         kind: 'recommend',
@@ -194,7 +194,7 @@ Then check it: clusterip-sim simulate --pcap edge.pcap --config better.yaml; clu
         splits: r.splits, current: r.current, candidates: r.candidates, chosen: r.chosen?.id ?? null, summary: r.summary, warnings: r.warnings, config_yaml: yaml,
         search: {
           flows, connections: conns, structures: r.structures, layouts_exhaustive: r.exhaustive, collect_s: (t1 - t0) / 1000, search_s: (t2 - t1) / 1000,
-          bound: `time O(F x H) for F = ${table.count} rows (direction flows, cut at the middle) and H = ${r.structures} structures (one selector call a flow each) plus 16 x F per candidate shown (its band: 32 seeds over the held-out half); memory ~104 bytes a flow plus O(H x N)`,
+          bound: `time O(F x H) for F = ${table.count} rows (direction flows, cut at the median packet time) and H = ${r.structures} structures (one selector call a flow each) plus 16 x F per candidate shown (its band: 32 seeds over the held-out half); memory ~104 bytes a flow plus O(H x N)`,
         },
       };
       if (o.out) {

@@ -28,7 +28,7 @@ export function renderRecommendHtml(r: RecommendResult): string {
     ['search', `${r.search.structures} structures in ${r.search.search_s.toFixed(2)} s (pass over the input ${r.search.collect_s.toFixed(2)} s); ${r.search.bound}`],
   ])}`);
   if (best) {
-    b.push('<h2 id="side-by-side">Before, after, after a failure</h2><p class="note">max/mean of the nodes\' loads; "later" is the second half of the input\'s time range, which the search never saw.</p>');
+    b.push('<h2 id="side-by-side">Before, after, after a failure</h2><p class="note">max/mean of the nodes\' loads; "later" is the packets after the median packet time, which the search never saw.</p>');
     const pair = [cur, best];
     const line = (label: string, f: (c: RecommendCandidate) => Cell): Cell[] => [label, ...pair.map(f)];
     const rows: Cell[][] = [

@@ -275,7 +275,7 @@ export interface RecommendCandidate {
   /** Score tuned on (now + failure_weight * (worst_after_failure - 1)) on the tuning part of the time split. */
   tuned_score: number;
   tuned: RecommendImbalance;
-  /** The time split's held-out part (the packets of the second half of the input's time range), with the layout tuned on the first half. */
+  /** The time split's held-out part (the packets after the median packet time), with the layout tuned on those before it. */
   held_out: RecommendImbalance;
   /** The source split: the same structure laid out on one half of the sources, measured on the other half. */
   unseen_sources: RecommendImbalance;

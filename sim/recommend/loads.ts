@@ -16,7 +16,7 @@ export const metricIndex = (m: Metric): number => METRICS.indexOf(m);
 
 /**
  * A split of the rows into parts: part[i] is 0 (tuned on) or 1 (held out).
- * The time split cuts connections open at the middle (each half gets its
+ * The time split cuts connections open at the median packet time (each half gets its
  * packets); the source split never cuts one.
  */
 export interface Split {
@@ -26,9 +26,9 @@ export interface Split {
   description: string;
 }
 
-/** The first half of the input's time range against the second (connections open at the middle are cut there: flows.ts). */
+/** The packets before the median packet time against those after (connections open then are cut there: flows.ts). */
 export function timeSplit(t: FlowTable): Split {
-  return { name: 'time', part: t.late.subarray(0, t.count), description: `tuned on the packets before ${t.cut.toFixed(3)} s (the middle of the input), checked on the packets after it` };
+  return { name: 'time', part: t.late.subarray(0, t.count), description: `tuned on the packets before ${t.cut.toFixed(3)} s (the median packet time), checked on the packets after it` };
 }
 
 /** Two disjoint sets of original source addresses (by a hash of the address). */

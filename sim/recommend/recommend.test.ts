@@ -42,10 +42,11 @@ function packets(name: string, count: number, seed = 3): { pk: Pkt[]; batches: R
   return { pk, batches, first, last };
 }
 
-/** Part of each packet: 0 before the middle of the input's time range, 1 from it on. */
-function timeParts(data: ReturnType<typeof packets>): Uint8Array {
-  const mid = (data.first + data.last) / 2;
-  return Uint8Array.from(data.pk, (p) => (p.ts < mid ? 0 : 1));
+/** Part of each packet: 0 before the cut (the table's median packet time), 1 from it on. */
+function timeParts(data: ReturnType<typeof packets>, cut: number): Uint8Array {
+  expect(cut).toBeGreaterThan(data.first);
+  expect(cut).toBeLessThan(data.last);
+  return Uint8Array.from(data.pk, (p) => (p.ts < cut ? 0 : 1));
 }
 
 /** Per bucket packets of each part, hashing every packet on its own. */
@@ -97,9 +98,9 @@ const base = (o: Partial<RecommendOptions> & Pick<RecommendOptions, 'table' | 'c
 describe('recommend: the search agrees with a brute force', () => {
   it('every mode, 3..5 buckets, every layout of 3 nodes, spread takeover weighted in: the same optimum', () => {
     const data = packets('nat', 30000);
-    const part = timeParts(data);
     const current = cfg('clusterip', 'sourceip', 3);
     const table = collectFlows({ inputs: [{ kind: 'synthetic', name: 'nat', seed: 3, packets: 30000 }], clusterIp: IP });
+    const part = timeParts(data, table.cut);
     const r = recommend(base({ table, current, maxBuckets: 5, failureWeight: 0.5, policy: { policy: 'spread', failback: 'immediate', stable_s: 10 } }));
     let best = Infinity, bestHeld = NaN;
     for (const hashmode of CLUSTERIP_MODES) {
@@ -146,9 +147,12 @@ describe('recommend: the search agrees with a brute force', () => {
 describe('recommend: honest verdicts', () => {
   it('a few heavy sources under sourceip: recommends splitting by port, and the gain on later traffic beats every reseed', () => {
     const data = packets('nat', 60000);
-    const part = timeParts(data);
     const current = cfg('clusterip', 'sourceip', 4);
     const table = collectFlows({ inputs: [{ kind: 'synthetic', name: 'nat', seed: 3, packets: 60000 }], clusterIp: IP });
+    const part = timeParts(data, table.cut);
+    // The cut is the median packet time: the halves carry about the same number of packets.
+    const late = part.reduce((a, b) => a + b, 0);
+    expect(Math.abs(late / part.length - 0.5)).toBeLessThan(0.01);
     const r = recommend(base({ table, current, maxBuckets: 12, failureWeight: 0.25, policy: { policy: 'spread', failback: 'immediate', stable_s: 10 } }));
     expect(r.chosen).not.toBeNull();
     const c = r.chosen!;

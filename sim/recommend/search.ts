@@ -278,7 +278,7 @@ export function recommend(o: RecommendOptions): Recommendation {
   const top = cards[0] ?? null;
   const chosen = top && top.verdict === 'recommended' ? top : null;
   for (const c of cards) if (c !== top && c.verdict === 'recommended') { c.verdict = 'holds-up'; c.reason += ' (ranked below the first by its tuned score, so not the one chosen)'; }
-  if (t.outOfOrder) warnings.push(`${t.outOfOrder} packets came after the middle of the input with earlier timestamps (the input is not in time order): they count in the later half`);
+  if (t.outOfOrder) warnings.push(`${t.outOfOrder} packets came after the cut (the median packet time) with earlier timestamps (the input is not in time order): they count in the later half`);
   if (!Number.isFinite(t.cut)) warnings.push('the input spans no time: there is no later half to check on');
   if (t.count < 1000) warnings.push(`only ${t.count} flows: held-out numbers are noisy`);
   // The verdict is about the spread with every node up; a layout that only spreads a failure better is named, not chosen.
