@@ -112,7 +112,8 @@ interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s 
         input = { kind: 'synthetic', files: [], synthetic: { scenario: o.synthetic, seed: tp.seed, params: { packets } }, skipped: {} };
         t0 = firstTimestamp(source);
       } else {
-        source = { kind: 'flowgen', params: { ...tp, server } };
+        const { seed, ...params } = tp;
+        source = { kind: 'synthetic', name: 'steady', seed, params: { ...params, server } };
         input = { kind: 'synthetic', files: [], synthetic: { scenario: 'failover-flows', seed: tp.seed, params: { ...tp } }, skipped: {} };
       }
       const workers = o.workers === undefined ? defaultWorkers() : /^\d+$/.test(o.workers) ? Number(o.workers) : NaN;

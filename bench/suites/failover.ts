@@ -16,14 +16,14 @@ export const failoverSuite: Suite = {
     const { repeats, warmup } = plan(ctx);
     const sc = builtinScenario();
     const flows = ctx.quick ? 2_000 : 200_000;
-    const params = { flows, duration_s: 60, seed: 1, tcp_share: 0.8, server: parseIPv4(sc.config.cluster.ip)! };
+    const params = { flows, duration_s: 60, tcp_share: 0.8, server: parseIPv4(sc.config.cluster.ip)! };
     const input = { kind: 'synthetic' as const, files: [], skipped: {} };
     for (const workers of [0, 2]) {
       const rates: number[] = [];
       let packets = 0;
       for (let r = -warmup; r < repeats; r++) {
         const t0 = performance.now();
-        const res = await runFailoverParallel(sc, { source: { kind: 'flowgen', params }, input, workers, comparePolicies: true });
+        const res = await runFailoverParallel(sc, { source: { kind: 'synthetic', name: 'steady', seed: 1, params }, input, workers, comparePolicies: true });
         const s = (performance.now() - t0) / 1000;
         packets = res.input.packets;
         if (r >= 0) rates.push(packets / s);

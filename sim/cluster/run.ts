@@ -13,7 +13,7 @@ import { VERSION } from '../core/version.ts';
 import { buildTimeline, type OwnershipTimeline } from './heartbeat.ts';
 import { POLICIES, type Measurements, type PolicyConfig } from './policies.ts';
 import type { Scenario } from './scenario.ts';
-import type { PacketSource } from './flowgen.ts';
+import type { PacketSource } from '../traffic/source.ts';
 import { BucketMeter, FailoverEvaluator, mergeFailoverPartials, summarizeRun, type FailoverPartial } from './timeline.ts';
 import { FAULT_KINDS } from './events.ts';
 

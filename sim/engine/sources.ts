@@ -2,8 +2,7 @@
 import { openCsvSource } from '../traffic/csv-source.ts';
 import { openCapture, planShares } from '../traffic/capture.ts';
 import { openSynthetic } from '../traffic/synthetic.ts';
-import { generateTraffic, generatedSource } from '../cluster/flowgen.ts';
-import { newStats, type PacketSource } from '../traffic/source.ts';
+import type { PacketSource } from '../traffic/source.ts';
 import type { SourceSpec } from './task.ts';
 
 export function openSource(spec: SourceSpec): PacketSource {
@@ -13,11 +12,7 @@ export function openSource(spec: SourceSpec): PacketSource {
     case 'pcap':
       return openCapture(spec.path, { start: spec.start, end: spec.end, lenient: spec.lenient, limit: spec.limit, from: spec.from, to: spec.to });
     case 'synthetic':
-      return openSynthetic(spec.name, { seed: spec.seed, packets: spec.packets, share: spec.share });
-    case 'flowgen': {
-      const g = generatedSource(generateTraffic(spec.params));
-      return { fill: (b) => g.fill(b), stats: newStats(), close() {} };
-    }
+      return openSynthetic(spec.name, { ...spec.params, seed: spec.seed, packets: spec.packets, share: spec.share });
   }
 }
 
@@ -35,7 +30,6 @@ export function planSourceShares(spec: SourceSpec, parts: number): SourceSpec[] 
       if (spec.limit !== undefined || parts <= 1) return [spec];
       return planShares(spec.path, parts).map((r) => ({ ...spec, start: r.start, end: r.end }));
     case 'csv':
-    case 'flowgen':
       return [spec];
   }
 }
