@@ -6,6 +6,7 @@ import { simulateSuite } from './simulate.ts';
 import { failoverSuite } from './failover.ts';
 import { memorySuite } from './memory.ts';
 import { schemesSuite } from './schemes.ts';
+import { genSuite } from './gen.ts';
 
 export const SUITES: Suite[] = [
   hashSuite,
@@ -14,4 +15,5 @@ export const SUITES: Suite[] = [
   failoverSuite,
   memorySuite,
   schemesSuite,
+  genSuite,
 ];

@@ -390,8 +390,8 @@ class SyntheticSource implements PacketSource {
     return (h >>> 0) % this.count;
   }
 
-  /** Moves the pending flow into a slot and the heap, and draws the next one. */
-  private startFlow(): void {
+  /** Moves the pending flow into a slot (not yet into the heap: fill decides), draws the next one, returns the slot. */
+  private startFlow(): number {
     if (this.freeN === 0) this.grow(this.cap * 2);
     const s = this.free[--this.freeN]!;
     let r = this.pR;
@@ -410,8 +410,8 @@ class SyntheticSource implements PacketSource {
     r = (r + MULBERRY_INCREMENT) | 0; this.fCseq[s] = mulberryValue(r);
     r = (r + MULBERRY_INCREMENT) | 0; this.fSseq[s] = mulberryValue(r);
     this.fRng[s] = r;
-    this.heapPush(s, this.pFirst);
     this.queueNextFlow();
+    return s;
   }
 
   private heapPush(s: number, key: number): void {
@@ -461,7 +461,18 @@ class SyntheticSource implements PacketSource {
     const capacity = b.capacity;
     while (n < capacity) {
       const any = this.heapN > 0;
-      if (this.pF >= 0 && (!any || this.pStart <= this.hKey[0]!)) { this.startFlow(); continue; }
+      if (this.pF >= 0 && (!any || this.pStart <= this.hKey[0]!)) {
+        const first = this.pFirst;
+        const s = this.startFlow();
+        // When its first packet comes before every active flow's next one (active flows have
+        // smaller numbers, so they win ties) and before the next pending flow's start, emit it now
+        // and skip a push and a pop (a SYN flood's flows are one packet each).
+        if ((any && first >= this.hKey[0]!) || (this.pF >= 0 && first > this.pStart)) { this.heapPush(s, first); continue; }
+        this.emit(s, b, n++);
+        if (this.fIdx[s]! >= this.fSize[s]!) this.free[this.freeN++] = s;
+        else this.heapPush(s, this.fNext[s]!);
+        continue;
+      }
       if (!any) break;
       const s = this.hSlot[0]!;
       this.emit(s, b, n++);
