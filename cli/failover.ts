@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { writeReport } from '../reports/write.ts';
 import { runFailoverParallel, firstTimestamp } from '../sim/engine/failover-run.ts';
 import { defaultWorkers } from '../sim/engine/run.ts';
-import type { SourceSpec } from '../sim/engine/task.ts';
+import type { InputSpec } from '../sim/engine/task.ts';
 import { UsageError } from '../sim/core/errors.ts';
 import { buildSelector } from '../sim/select/build.ts';
 import { selectorSpecOf } from '../sim/select/from-config.ts';
@@ -98,27 +98,27 @@ interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s 
       }
       if (o.pcap !== undefined && o.synthetic !== undefined) throw new UsageError('give --pcap or --synthetic, not both');
       const server = parseIPv4(sc.config.cluster.ip) ?? 0;
-      let source: SourceSpec;
-      let input: Parameters<typeof runFailoverParallel>[1]['input'];
+      let input: InputSpec;
+      let summary: Parameters<typeof runFailoverParallel>[1]['summary'];
       let t0 = 0;
       if (o.pcap !== undefined) {
         if (!existsSync(o.pcap)) throw new UsageError(`--pcap ${o.pcap}: no such file`);
-        source = { kind: 'pcap', path: o.pcap, lenient: !!o.lenient };
-        input = { kind: 'pcap', files: [{ path: o.pcap, bytes: statSync(o.pcap).size, sha256: '' }], skipped: {} };
-        t0 = firstTimestamp(source);
+        input = { kind: 'pcap', path: o.pcap, lenient: !!o.lenient };
+        summary = { kind: 'pcap', files: [{ path: o.pcap, bytes: statSync(o.pcap).size, sha256: '' }], skipped: {} };
+        t0 = firstTimestamp(input);
       } else if (o.synthetic !== undefined) {
         const packets = posInt(o.packets, '--packets')!;
-        source = { kind: 'synthetic', name: o.synthetic, seed: tp.seed, packets };
-        input = { kind: 'synthetic', files: [], synthetic: { scenario: o.synthetic, seed: tp.seed, params: { packets } }, skipped: {} };
-        t0 = firstTimestamp(source);
+        input = { kind: 'synthetic', name: o.synthetic, seed: tp.seed, packets };
+        summary = { kind: 'synthetic', files: [], synthetic: { scenario: o.synthetic, seed: tp.seed, params: { packets } }, skipped: {} };
+        t0 = firstTimestamp(input);
       } else {
         const { seed, ...params } = tp;
-        source = { kind: 'synthetic', name: 'steady', seed, params: { ...params, server } };
-        input = { kind: 'synthetic', files: [], synthetic: { scenario: 'failover-flows', seed: tp.seed, params: { ...tp } }, skipped: {} };
+        input = { kind: 'synthetic', name: 'steady', seed, params: { ...params, server } };
+        summary = { kind: 'synthetic', files: [], synthetic: { scenario: 'failover-flows', seed: tp.seed, params: { ...tp } }, skipped: {} };
       }
       const workers = o.workers === undefined ? defaultWorkers() : /^\d+$/.test(o.workers) ? Number(o.workers) : NaN;
       if (!Number.isInteger(workers) || workers > 256) throw new UsageError(`--workers: '${o.workers}' must be a whole number 0-256`);
-      const result = await runFailoverParallel(sc, { source, input, workers, comparePolicies: o.comparePolicies, t0 });
+      const result = await runFailoverParallel(sc, { input, summary, workers, comparePolicies: o.comparePolicies, t0 });
       if (o.report !== undefined || o.png !== undefined) {
         const w = await writeReport(result, o.report ?? 'clusterip-sim-failover.html', o.png);
         err(`report: ${w.html}${w.pngs.length ? ` and ${w.pngs.length} PNG charts in ${o.png}` : ''}\n`);

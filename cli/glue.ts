@@ -8,7 +8,7 @@ import { DataError, GateError, UsageError } from '../sim/core/errors.ts';
 import { formatProblems, loadConfig, type ClusterConfig } from '../sim/core/cluster-config.ts';
 import { formatPlan, planToShellScript } from '../kernel-glue/plan.ts';
 import { applyConfig, clusterStatus, moveBucket, planAll, removeConfig, type RunReport, type StatusReport } from '../kernel-glue/control/apply.ts';
-import { migrationView } from '../kernel-glue/predict.ts';
+import { migrationView } from '../kernel-glue/control/migration.ts';
 import { ownersAfterMove, saveOwners } from '../kernel-glue/config-edit.ts';
 import { registerGlueAgent } from './glue-agent.ts';
 
@@ -106,7 +106,7 @@ and the next 'apply' puts the config's owners back.`,
       const c = load(o, false);
       const mig = migrationView(c);
       if (o.script || o.offline) {
-        const { createPlan } = await import('../kernel-glue/render/index.ts');
+        const { createPlan } = await import('../kernel-glue/backends/index.ts');
         const { selectNodes } = await import('../kernel-glue/control/apply.ts');
         const plans = selectNodes(c, o.host).map((n) => createPlan(c, n.name));
         if (o.json) return out(JSON.stringify({ plans, migration: mig }, null, 2));

@@ -50,7 +50,9 @@ describe('hash command', () => {
     expect(r.stderr).toMatch(/\[source\].*lookup2/);
     expect(r.stderr).toMatch(/\[unverified\]/);
     const be = await runCli([...CIP, '--endian', 'big', 'udp', '10.0.0.1:1', '10.0.0.2:2']);
-    expect(be.stderr).toMatch(/big-endian/);
+    expect(be.stderr).toMatch(/\[measured 6\.1\.176 s390x\] byte order: big-endian/);
+    const oldBe = await runCli([...CIP, '--kernel', '3.10', '--endian', 'big', 'udp', '10.0.0.1:1', '10.0.0.2:2']);
+    expect(oldBe.stderr).toMatch(/\[source\] byte order: big-endian/);
   });
 
   const bad: [string, string[], string | null, number, RegExp][] = [

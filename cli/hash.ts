@@ -7,7 +7,7 @@ import { UsageError } from '../sim/core/errors.ts';
 import { buildSelector } from '../sim/select/build.ts';
 import { CLUSTERIP_MODES, NO_BUCKET, UNKNOWN_BUCKET, type Selector, type SelectorSpec } from '../sim/select/selector.ts';
 import { parseIptablesRule, parseU32Text } from '../sim/select/iptables-rule.ts';
-import { allMeasured } from '../sim/select/profile.ts';
+import { worthANote } from '../sim/select/profile.ts';
 import { CURRENT_KERNEL, DEFAULT_CLUSTERIP_KERNEL, type Fact } from '../sim/core/spec.ts';
 import { readCsvTuples, parseTupleFields, writeParsed } from '../sim/traffic/csv-tuples.ts';
 import { createBatch, FAMILY_IPV6, type TupleBatch } from '../sim/traffic/batch.ts';
@@ -90,11 +90,11 @@ export function selectorSpecFromFlags(o: SelectorFlags & { clusterTotalNodes?: s
   }
 }
 
-/** Prints, once, the facts behind an answer that were not measured on a real kernel. */
+/** Prints, once, the facts behind an answer that were not measured on a real kernel, and the big-endian basis. */
 export function noteFacts(sel: Selector, write: (s: string) => void, sawIPv6 = true): void {
   const relevant = sel.facts.filter((f: Fact) => f.scope !== 'ipv6' || sawIPv6);
-  if (allMeasured(relevant)) return;
-  const soft = relevant.filter((f: Fact) => !f.evidence.startsWith('measured'));
+  const soft = relevant.filter(worthANote);
+  if (!soft.length) return;
   write(`note: ${sel.description}\n`);
   for (const f of soft) write(`note: [${f.evidence}] ${f.topic}: ${f.note}\n`);
 }

@@ -9,8 +9,7 @@ import { readFileSync } from 'node:fs';
 import { DataError, GateError, UsageError } from '../sim/core/errors.ts';
 import { formatProblems, loadConfig, type ClusterConfig } from '../sim/core/cluster-config.ts';
 import { parseIPv4 } from '../sim/core/addr.ts';
-import { PcapWriterRaw } from '../kernel-glue/replay/pcap-raw.ts';
-import { parseMac, rewriteCapture, type Rewritten } from '../kernel-glue/replay/rewrite.ts';
+import { parseMac, rewriteCapture, writeRewrittenPcap, type Rewritten } from '../kernel-glue/replay/rewrite.ts';
 import { sendFrames, type Rate, type SendResult } from '../kernel-glue/replay/sender.ts';
 import { compare, defaultRunnerOf, deltas, predict, readStates, readTcpLoose, settle, setSinks, type Difference, type HostDelta, type Prediction } from '../kernel-glue/replay/verify.ts';
 
@@ -155,8 +154,7 @@ Exit codes: 0 ok (and, with --verify, every node counted exactly what was predic
         limit: o.limit !== undefined ? positive(o.limit, '--limit', true) : undefined,
       });
       if (o.out) {
-        const w = new PcapWriterRaw(o.out);
-        try { w.writeAll(rw); } finally { w.close(); }
+        writeRewrittenPcap(o.out, rw);
       }
       const report: Report = { pcap: o.pcap!, config: o.config!, via: o.via ?? null, rewrite: rw.stats, rate: { requested: rate, loops, sent: null, achievedShare: null }, verify: null };
       if (!o.via) return finish(report, o);

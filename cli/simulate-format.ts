@@ -1,4 +1,5 @@
 /** The terminal view of a simulate result: the quick look (the HTML report is the shareable one). */
+import { worthANote } from '../sim/select/profile.ts';
 import type { ConfigResult, DistributionStats, SimulateResult } from '../sim/core/result.ts';
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
@@ -36,7 +37,7 @@ function config(c: ConfigResult): string {
   const shown = hasNames ? rows : rows.map((r) => r.filter((_, j) => j !== 1));
   const right = shown[0]!.map((h) => !['name', 'heaviest source'].includes(h));
   let s = `${c.id}: ${c.selector.description}\n`;
-  const soft = c.selector.facts.filter((f) => !f.evidence.startsWith('measured') && f.scope !== 'ipv6');
+  const soft = c.selector.facts.filter((f) => worthANote(f) && f.scope !== 'ipv6');
   for (const f of soft) s += `  note: [${f.evidence}] ${f.topic}: ${f.note}\n`;
   s += table(shown, right);
   s += '  spread       max/mean  min/mean     CV   Jain   chi2 p  random p95  verdict\n';

@@ -16,7 +16,7 @@ import { selectorSpecOf } from '../sim/select/from-config.ts';
 import { parseIPv4 } from '../sim/core/addr.ts';
 import { runSimulation, defaultWorkers } from '../sim/engine/run.ts';
 import { directionDependent } from '../sim/engine/share.ts';
-import type { SourceSpec } from '../sim/engine/task.ts';
+import type { InputSpec } from '../sim/engine/task.ts';
 import { analyse, migration, type AnalysisOptions } from '../sim/analysis/distribution.ts';
 import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
 import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../sim/core/result.ts';
@@ -152,7 +152,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
     .action(async (o: SimulateFlags) => {
       const err = (s: string): void => void process.stderr.write(s);
       // Input.
-      const inputs: SourceSpec[] = [];
+      const inputs: InputSpec[] = [];
       const files: InputFile[] = [];
       // Input hashes are computed while the workers run (the main thread is idle then).
       const hashing: Promise<void>[] = [];

@@ -7,7 +7,7 @@ import { UsageError } from '../sim/core/errors.ts';
 import { createBatch, F, FAMILY_IPV6, L4, type TupleBatch } from '../sim/traffic/batch.ts';
 import { formatIPv4, formatIPv6 } from '../sim/core/addr.ts';
 import { openCapture } from '../sim/traffic/capture.ts';
-import { describeSkipped } from '../sim/traffic/source.ts';
+import { describeSkipped } from '../sim/traffic/input.ts';
 
 /** Whether slot i has "ports" in the batch's sense (see batch.ts sport/dport) that were actually captured. */
 export function hasPorts(b: TupleBatch, i: number): boolean {

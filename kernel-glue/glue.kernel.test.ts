@@ -14,7 +14,7 @@ import { parseConfig, type ClusterConfig } from '../sim/core/cluster-config.ts';
 import { selectorSpecOf } from '../sim/select/from-config.ts';
 import { applyConfig, clusterStatus, moveBucket, removeConfig, type GlueOptions, type StatusReport } from './control/apply.ts';
 import { runnerFor, viaNetns } from './exec/runner.ts';
-import { createPlan } from './render/index.ts';
+import { createPlan } from './backends/index.ts';
 import { isRun, planToShellScript, type RunStep } from './plan.ts';
 import { predictNodeNumbers, predictNodes, type Flow } from './predict.ts';
 import { parseIPv4 } from '../sim/core/addr.ts';

@@ -5,13 +5,11 @@
  * both our reader and tshark, which is the judge.
  */
 import { writeFileSync } from 'node:fs';
+import { internetChecksum } from '../sim/traffic/checksum.ts';
 
+/** The Internet checksum of b[from, to) (the model's one implementation, sim/traffic/checksum.ts). */
 export function csum(b: Uint8Array, from = 0, to = b.length, init = 0): number {
-  let s = init;
-  for (let o = from; o + 1 < to; o += 2) s += (b[o]! << 8) | b[o + 1]!;
-  if ((to - from) & 1) s += b[to - 1]! << 8;
-  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 65536);
-  return ~s & 0xffff;
+  return internetChecksum(b, from, to, init);
 }
 
 export function ip4(s: string): number[] { return s.split('.').map(Number); }

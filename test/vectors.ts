@@ -11,7 +11,11 @@ import type { SelectorSpec } from '../sim/select/selector.ts';
 
 export const VECTOR_HEADER = 'backend,kernel,arch,mode,nodes,seed,offset,proto,saddr,sport,daddr,dport,result';
 
-/** Row counts from ../shared/vectors/README.md: a truncated or filtered read must fail. */
+/**
+ * Row counts from ../shared/vectors/README.md (x86_64, little-endian) and its
+ * "Big-endian vectors" section (s390x/, Debian's 6.1.176 s390x kernel): a
+ * truncated or filtered read must fail.
+ */
 export const VECTOR_FILES: Record<string, { rows: number; perConfig: Record<string, number> | number }> = {
   'clusterip.csv': { rows: 36864, perConfig: 2048 },
   'xt_cluster.csv': { rows: 18488, perConfig: 2311 },
@@ -19,7 +23,19 @@ export const VECTOR_FILES: Record<string, { rows: number; perConfig: Record<stri
   'nft-jhash-saddr-sport.csv': { rows: 17984, perConfig: { tcp: 1150, udp: 1098 } },
   'nft-jhash-saddr-sport-dport.csv': { rows: 17984, perConfig: { tcp: 1150, udp: 1098 } },
   'nft-jhash-saddr-daddr-sport-dport.csv': { rows: 17984, perConfig: { tcp: 1150, udp: 1098 } },
+  's390x/clusterip.csv': { rows: 55296, perConfig: 2048 },
+  's390x/xt_cluster.csv': { rows: 20826, perConfig: 2314 },
+  's390x/nft-jhash-saddr.csv': { rows: 13884, perConfig: 2314 },
+  's390x/nft-jhash-saddr-sport.csv': { rows: 13488, perConfig: { tcp: 1150, udp: 1098 } },
+  's390x/nft-jhash-saddr-sport-dport.csv': { rows: 13488, perConfig: { tcp: 1150, udp: 1098 } },
+  's390x/nft-jhash-saddr-daddr-sport-dport.csv': { rows: 13488, perConfig: { tcp: 1150, udp: 1098 } },
 };
+
+/** Every row of every file: 130,130 little-endian and 130,470 big-endian. */
+export const VECTOR_ROWS = Object.values(VECTOR_FILES).reduce((n, f) => n + f.rows, 0);
+
+/** The CPU byte order behind each `arch` the recordings name. */
+const ARCH_ENDIAN: Record<string, 'little' | 'big'> = { x86_64: 'little', s390x: 'big' };
 
 export function vectorsDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -32,6 +48,7 @@ export interface VectorConfig {
   file: string;
   key: string;
   backend: string;
+  endian: 'little' | 'big';
   kernel: string;
   mode: string;
   nodes: number;
@@ -61,17 +78,18 @@ export function loadVectorFile(name: string): { configs: VectorConfig[]; rows: n
     const f = line.split(',');
     if (f.length !== 13) throw new Error(`${name}:${ln + 1}: expected 13 fields, got ${f.length}`);
     const [backend, kernel, arch, mode, nodesS, seedS, offsetS, protoS, saddrS, sportS, daddrS, dportS, resultS] = f as [string, string, string, string, string, string, string, string, string, string, string, string, string];
-    if (arch !== 'x86_64') throw new Error(`${name}:${ln + 1}: arch ${arch} not modelled`);
+    const endian = ARCH_ENDIAN[arch];
+    if (!endian) throw new Error(`${name}:${ln + 1}: arch ${arch} not modelled`);
     const key = [backend, kernel, arch, mode, nodesS, seedS, offsetS].join(',');
     let cfg = byKey.get(key);
     if (!cfg) {
       const nodes = Number(nodesS), seed = parseInt(seedS, 16), offset = Number(offsetS);
       let spec: SelectorSpec;
-      if (backend === 'clusterip') spec = { backend: 'clusterip', hashmode: mode as 'sourceip', totalNodes: nodes, hashInit: seed, kernel, endian: 'little' };
-      else if (backend === 'xt_cluster') spec = { backend: 'xt_cluster', totalNodes: nodes, hashSeed: seed, kernel, endian: 'little' };
-      else if (backend === 'nft-jhash') spec = { backend: 'nft', expr: `jhash ${mode} mod ${nodes} seed ${seedS} offset ${offset}`, kernel, endian: 'little' };
+      if (backend === 'clusterip') spec = { backend: 'clusterip', hashmode: mode as 'sourceip', totalNodes: nodes, hashInit: seed, kernel, endian };
+      else if (backend === 'xt_cluster') spec = { backend: 'xt_cluster', totalNodes: nodes, hashSeed: seed, kernel, endian };
+      else if (backend === 'nft-jhash') spec = { backend: 'nft', expr: `jhash ${mode} mod ${nodes} seed ${seedS} offset ${offset}`, kernel, endian };
       else throw new Error(`${name}:${ln + 1}: unknown backend ${backend}`);
-      cfg = { file: name, key, backend, kernel, mode, nodes, seed, offset, spec, lines: [], proto: [], saddr: [], sport: [], daddr: [], dport: [], bucket: [] };
+      cfg = { file: name, key, backend, endian, kernel, mode, nodes, seed, offset, spec, lines: [], proto: [], saddr: [], sport: [], daddr: [], dport: [], bucket: [] };
       byKey.set(key, cfg);
     }
     const sa = parseIPv4(saddrS), da = parseIPv4(daddrS);

@@ -150,7 +150,7 @@ function cornerCapture(): string {
 /** What the engine gives for the whole file in one share. */
 function engine(file: string, flowTimeout = 120) {
   const r = processShare({
-    source: { kind: 'pcap', path: file }, selectors: [SPEC], clusterIp: null, mixed: null, flowTimeout,
+    input: { kind: 'pcap', path: file }, selectors: [SPEC], clusterIp: null, mixed: null, flowTimeout,
     chain: { input: 0, share: 0, first: true, last: true },
   });
   const s = r.summary, src = s.sources as { count: number; keys: Uint32Array; runs?: string[] };

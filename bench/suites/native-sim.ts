@@ -1,13 +1,13 @@
 /**
  * The C reference of the whole simulate job core (bench/native/pcap_sim.c):
  * build it, run it on byte ranges of a classic pcap (one thread per range, the
- * ranges of planSourceShares), and read its answer back. For the one
+ * ranges of planInputShares), and read its answer back. For the one
  * configuration the simulate bench runs (CLUSTERIP sourceip-sourceport, 4
  * nodes, hash-init 0, kernel 6.1, little-endian; flow timeout 120 s).
  */
 import { statSync } from 'node:fs';
 import { buildNative, runNative } from '../harness/native.ts';
-import { planSourceShares } from '../../sim/engine/sources.ts';
+import { planInputShares } from '../../sim/engine/inputs.ts';
 
 /** Per-node counters, node k+1 at index k. */
 export interface NativeSimCounts {
@@ -44,14 +44,14 @@ export function buildNativeSim(workDir: string): string {
 }
 
 /**
- * The byte ranges our engine's workers would read (planSourceShares), with
+ * The byte ranges our engine's workers would read (planInputShares), with
  * the bounds it leaves implicit filled in: one share is the whole file after
  * the 24-byte header.
  */
 export function captureRanges(file: string, parts: number): { start: number; end: number }[] {
   const size = statSync(file).size;
-  return planSourceShares({ kind: 'pcap', path: file }, parts).map((s) => {
-    if (s.kind !== 'pcap') throw new Error(`planSourceShares gave a ${s.kind} share for ${file}`);
+  return planInputShares({ kind: 'pcap', path: file }, parts).map((s) => {
+    if (s.kind !== 'pcap') throw new Error(`planInputShares gave a ${s.kind} share for ${file}`);
     return { start: s.start ?? 24, end: s.end ?? size };
   });
 }

@@ -10,19 +10,13 @@
  * write takes effect on the next packet, §4.2).
  */
 import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
-import { fingerprint, NFT_TABLE, procPath, IPT_TABLE } from '../render/common.ts';
-import { createPlan, ownerPlan } from '../render/index.ts';
-import { IPT_SAVE } from '../render/iptables.ts';
+import { fingerprint } from '../backends/shared/names.ts';
+import type { KernelView } from '../backends/shared/backend.ts';
+import { backendOf, createPlan, ownerPlan } from '../backends/index.ts';
 import { localRunner, type Runner } from '../exec/runner.ts';
-import { mustRun, runPlan } from '../exec/steps.ts';
-import { parseMangleSave, parseNftTable, parseProcOwners, readHostState, xtOwnersOf } from '../control/state.ts';
+import { runPlan } from '../exec/steps.ts';
+import { readHostState } from '../control/state.ts';
 
-export interface KernelView {
-  /** Node numbers the kernel accepts (1..N). */
-  owned: number[];
-  /** Packets accepted per node number, where the backend counts them. */
-  load: Record<number, number>;
-}
 
 /** What the agent needs from a host. Tests may supply their own. */
 export interface OwnershipActions {
@@ -36,18 +30,8 @@ export interface OwnershipActions {
 
 /** kernel-glue on the local host (or the namespace the agent runs in). */
 export function glueActions(c: ClusterConfig, node: string, r: Runner = localRunner(node)): OwnershipActions {
-  const b = c.cluster.backend;
-  const read = async (): Promise<KernelView> => {
-    if (b === 'nft') {
-      const t = parseNftTable(await mustRun(r, ['nft', 'list', 'set', 'ip', NFT_TABLE, 'owned']));
-      return { owned: t.owners, load: Object.fromEntries(Object.entries(t.counters).map(([k, v]) => [k, v.packets])) };
-    }
-    if (b === 'xt_cluster') {
-      const x = xtOwnersOf(parseMangleSave(await mustRun(r, [IPT_SAVE, '-c', '-t', IPT_TABLE]), c));
-      return { owned: x.owners, load: Object.fromEntries(Object.entries(x.counters).map(([k, v]) => [k, v.packets])) };
-    }
-    return { owned: parseProcOwners(await mustRun(r, ['cat', procPath(c.cluster.ip)])), load: {} };
-  };
+  const backend = backendOf(c);
+  const read = (): Promise<KernelView> => backend.readOwners(r, c);
   return {
     async prepare() {
       const st = await readHostState(r, c, fingerprint(c));

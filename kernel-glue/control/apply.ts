@@ -13,14 +13,13 @@
 import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { checkConfig } from '../../sim/core/cluster-config.ts';
 import { DataError } from '../../sim/core/errors.ts';
-import { fingerprint, maddrAdd, maddrDel, NFT_TABLE, ownersOf, procPath, TCP_LOOSE, whereOf, type NodeEntry } from '../render/common.ts';
-import { createPlan, ownerPlan, removePlan } from '../render/index.ts';
-import { IPT, IPT_RESTORE, removeChainSteps } from '../render/iptables.ts';
-import { clusteripRefusal, procWrites, PROC_GONE_TIMEOUT_MS } from '../render/clusterip.ts';
-import type { Plan, Step } from '../plan.ts';
+import { fingerprint, ownersOf, whereOf, type NodeEntry } from '../backends/shared/names.ts';
+import type { Snapshot } from '../backends/shared/backend.ts';
+import { backendOf, createPlan, ownerPlan, removePlan } from '../backends/index.ts';
+import type { Plan } from '../plan.ts';
 import { runnerFor, type Runner } from '../exec/runner.ts';
-import { runPlan, runStep, type StepLog } from '../exec/steps.ts';
-import { readHostState, parseProcOwners, type HostState, type Snapshot } from './state.ts';
+import { runPlan, type StepLog } from '../exec/steps.ts';
+import { readHostState, type HostState } from './state.ts';
 
 export type Outcome = 'unchanged' | 'applied' | 'owners updated' | 'would change' | 'removed' | 'failed' | 'failed, rolled back' | 'rolled back' | 'not attempted' | 'refused' | 'unreachable';
 
@@ -82,54 +81,14 @@ export function sameHostProblems(c: ClusterConfig): string[] {
   return out;
 }
 
-/** Tools and kernel a backend needs on the host; a refusal in words, or null. */
-export async function preflight(r: Runner, c: ClusterConfig, st: HostState): Promise<string | null> {
-  const b = c.cluster.backend;
-  const has = async (argv: string[]): Promise<{ ok: boolean; out: string }> => {
-    const res = await r.run(argv);
-    return { ok: res.code === 0, out: res.stdout + res.stderr };
-  };
-  if (b !== 'nft') {
-    const legacy = await has([IPT, '--version']);
-    if (b === 'clusterip') {
-      const plain = legacy.ok ? { out: '' } : await has(['iptables', '--version']);
-      const why = clusteripRefusal(st.kernel ?? '', legacy.ok, plain.out);
-      if (why) return why;
-      if (!st.present && st.snapshot.procOwners !== null) {
-        return `${procPath(c.cluster.ip)} exists but not from clusterip-sim's chain: that config's parameters would silently win over ours (first --new wins, §4.6); remove the other CLUSTERIP rules for ${c.cluster.ip} first`;
-      }
-    } else if (!legacy.ok) return `${IPT} is not installed (needed for the cluster match chain; Debian: package iptables)`;
-  }
-  if (b !== 'clusterip' && !(await has(['nft', '--version'])).ok) return 'nft is not installed (Debian: package nftables)';
-  return null;
+/** Tools and kernel the config's backend needs on the host; a refusal in words, or null. */
+export function preflight(r: Runner, c: ClusterConfig, st: HostState): Promise<string | null> {
+  return backendOf(c).preflight(r, c, st);
 }
 
 /** Puts a host back to its snapshot (our objects only, plus the mangle table as saved). */
-export async function rollbackHost(r: Runner, c: ClusterConfig, snap: Snapshot): Promise<StepLog[]> {
-  const b = c.cluster.backend;
-  const steps: Step[] = [];
-  if (b === 'nft' || b === 'xt_cluster') {
-    let tx = '';
-    if (b === 'nft') tx += `table ip ${NFT_TABLE} {}\ndelete table ip ${NFT_TABLE}\n${snap.nftIp ?? ''}\n`;
-    tx += `table arp ${NFT_TABLE} {}\ndelete table arp ${NFT_TABLE}\n${snap.nftArp ?? ''}\n`;
-    steps.push({ argv: ['nft', '-f', '-'], stdin: tx, why: 'restore our nft tables as they were' });
-    if (snap.maddr === false) steps.push(maddrDel(c));
-    if (snap.maddr === true) steps.push(maddrAdd(c));
-    if (snap.tcpLoose !== null) steps.push({ write: TCP_LOOSE, data: `${snap.tcpLoose}\n`, why: 'restore nf_conntrack_tcp_loose' });
-  }
-  if (b === 'clusterip') {
-    steps.push(...removeChainSteps(c), { waitAbsent: procPath(c.cluster.ip), timeoutMs: PROC_GONE_TIMEOUT_MS, why: 'let the new config go before the old rule comes back' });
-  }
-  if ((b === 'xt_cluster' || b === 'clusterip') && snap.mangle !== null) {
-    steps.push({ argv: [IPT_RESTORE, '-c'], stdin: snap.mangle, why: 'restore the mangle table as saved (with counters)' });
-  }
-  const log: StepLog[] = [];
-  for (const s of steps) log.push(await runStep(r, s));
-  if (b === 'clusterip' && snap.procOwners !== null) {
-    const now = await r.run(['cat', procPath(c.cluster.ip)]);
-    if (now.code === 0) for (const s of procWrites(c.cluster.ip, parseProcOwners(now.stdout), snap.procOwners)) log.push(await runStep(r, s));
-  }
-  return log;
+export function rollbackHost(r: Runner, c: ClusterConfig, snap: Snapshot): Promise<StepLog[]> {
+  return backendOf(c).rollback(r, c, snap);
 }
 
 function withInjection(p: Plan, o: GlueOptions): Plan {

@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../sim/core/cluster-config.ts';
-import { clusteripCountersOf, fpOf, parseMangleSave, parseNftTable, parseProcOwners, xtOwnersOf } from './state.ts';
+import { renderNftHash } from '../../sim/select/nft-expr.ts';
+import { fpOf } from '../backends/shared/names.ts';
+import { parseMangleSave } from '../backends/shared/iptables-legacy.ts';
+import { parseNftTable } from '../backends/nft/state.ts';
+import { xtOwnersOf } from '../backends/xt-cluster/state.ts';
+import { clusteripCountersOf, parseProcOwners } from '../backends/clusterip/state.ts';
 import { applyConfig, sameHostProblems } from './apply.ts';
-import { migrationView, predictNodes, syntheticFlows } from '../predict.ts';
+import { migrationView } from './migration.ts';
+import { predictNodes, syntheticFlows } from '../predict.ts';
 
 const c = parseConfig(`cluster: { ip: 10.200.0.100, interface: eth0, backend: xt_cluster, total_nodes: 6, seed: 7 }
 nodes:
@@ -31,7 +37,8 @@ describe('nft table listing', () => {
     expect(t.owners).toEqual([1, 2, 3]);
     expect(t.counters).toEqual({ 1: { packets: 12, bytes: 720 }, 2: { packets: 5, bytes: 300 }, 3: { packets: 0, bytes: 0 } });
     expect(t.dropped).toEqual({ packets: 44, bytes: 2640 });
-    expect(t.hash).toEqual({ mod: 3, seed: 0xdeadbeef, offset: 1 });
+    expect(t.hash && renderNftHash(t.hash)).toBe('jhash ct original ip saddr mod 3 seed 0xdeadbeef offset 1');
+    expect(t.hash).toMatchObject({ kind: 'jhash', mod: 3, seed: 0xdeadbeef, seedGiven: true, offset: 1 });
     expect(fpOf(listing)).toBe('0123456789ab');
   });
   it('an empty set has no owners', () => {

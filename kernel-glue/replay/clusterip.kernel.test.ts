@@ -16,11 +16,11 @@ import { runGuest, type GuestResult } from '../../test/qemu/guest.ts';
 import { addVlanTag, captureRealTraffic } from '../../test/replay-fixtures.ts';
 import { parseConfig, type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { planToShellScript, shellJoin } from '../plan.ts';
-import { clusteripCreatePlan } from '../render/clusterip.ts';
-import { clusteripCountersOf, parseMangleSave } from '../control/state.ts';
+import { clusteripCreatePlan } from '../backends/clusterip/render.ts';
+import { parseMangleSave } from '../backends/shared/iptables-legacy.ts';
+import { clusteripCountersOf } from '../backends/clusterip/state.ts';
 import { parseIPv4 } from '../../sim/core/addr.ts';
-import { PcapWriterRaw } from './pcap-raw.ts';
-import { parseMac, rewriteCapture, type Rewritten } from './rewrite.ts';
+import { parseMac, rewriteCapture, writeRewrittenPcap, type Rewritten } from './rewrite.ts';
 import { predict, sinkSteps } from './verify.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -73,9 +73,7 @@ beforeAll(async () => {
     for (const [name, path] of [['mix', mix], ['real', real], ['vlan', vlan]] as const) {
       rw[name] = rewriteCapture(path, { clusterIp: parseIPv4(c.cluster.ip)!, clusterMac: parseMac(c.cluster.mac) });
       const out = join(dir, `${name}.rw.pcap`);
-      const w = new PcapWriterRaw(out);
-      w.writeAll(rw[name]!);
-      w.close();
+      writeRewrittenPcap(out, rw[name]!);
       files[`${name}.pcap`] = readFileSync(out);
     }
     const lines = ['set -u', 'echo "@@ loose $(cat /proc/sys/net/netfilter/nf_conntrack_tcp_loose)"'];

@@ -18,6 +18,8 @@ import { DataError } from '../../sim/core/errors.ts';
 import { createBatch, L4, type TupleBatch } from '../../sim/traffic/batch.ts';
 import { newRawRecord, openCapture, type CaptureOptions } from '../../sim/traffic/capture.ts';
 import { decodeFrame } from '../../sim/traffic/decode.ts';
+import { checksumOf, onesSum } from '../../sim/traffic/checksum.ts';
+import { PcapWriter } from '../../sim/traffic/pcap-writer.ts';
 
 /** Conntrack verdict for a packet that meets no existing conntrack (nf_conntrack_proto_*.c, §4.2-§4.3). */
 export const CT = {
@@ -84,22 +86,11 @@ const P_ICMP = 1, P_TCP = 6, P_UDP = 17;
  */
 const UNMODELLED = new Set([33, 132, 136]);
 
-function sum16(b: Uint8Array, from: number, to: number, s = 0): number {
-  let o = from;
-  for (; o + 1 < to; o += 2) s += (b[o]! << 8) | b[o + 1]!;
-  if (o < to) s += b[o]! << 8;
-  return s;
-}
-function fold(s: number): number {
-  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 65536);
-  return s;
-}
-
 /** Internet checksum of an IPv4 header at `ip` (its checksum field zeroed first). */
 export function fixIpChecksum(b: Uint8Array, ip: number): void {
   const ihl = (b[ip]! & 15) * 4;
   b[ip + 10] = 0; b[ip + 11] = 0;
-  const c = ~fold(sum16(b, ip, ip + ihl)) & 0xffff;
+  const c = checksumOf(onesSum(b, ip, ip + ihl));
   b[ip + 10] = c >>> 8; b[ip + 11] = c & 255;
 }
 
@@ -112,24 +103,24 @@ export function fixL4Checksum(b: Uint8Array, ip: number): boolean {
   const ihl = (b[ip]! & 15) * 4;
   const tot = (b[ip + 2]! << 8) | b[ip + 3]!;
   const l4 = ip + ihl, len = tot - ihl, proto = b[ip + 9]!;
-  const pseudo = (): number => sum16(b, ip + 12, ip + 20) + proto + len;
+  const pseudo = (): number => onesSum(b, ip + 12, ip + 20) + proto + len;
   if (proto === P_TCP) {
     if (len < 20) return false;
     b[l4 + 16] = 0; b[l4 + 17] = 0;
-    const c = ~fold(sum16(b, l4, l4 + len, pseudo())) & 0xffff;
+    const c = checksumOf(onesSum(b, l4, l4 + len, pseudo()));
     b[l4 + 16] = c >>> 8; b[l4 + 17] = c & 255;
   } else if (proto === P_UDP) {
     if (len < 8) return false;
     // Checksum 0 means "none" for UDP over IPv4 and conntrack accepts it (RFC 768).
     if (b[l4 + 6] === 0 && b[l4 + 7] === 0) return true;
     b[l4 + 6] = 0; b[l4 + 7] = 0;
-    let c = ~fold(sum16(b, l4, l4 + len, pseudo())) & 0xffff;
+    let c = checksumOf(onesSum(b, l4, l4 + len, pseudo()));
     if (c === 0) c = 0xffff;
     b[l4 + 6] = c >>> 8; b[l4 + 7] = c & 255;
   } else if (proto === P_ICMP) {
     if (len < 4) return false;
     b[l4 + 2] = 0; b[l4 + 3] = 0;
-    const c = ~fold(sum16(b, l4, l4 + len)) & 0xffff;
+    const c = checksumOf(onesSum(b, l4, l4 + len));
     b[l4 + 2] = c >>> 8; b[l4 + 3] = c & 255;
   }
   return true;
@@ -377,6 +368,16 @@ function patchFirstFragment(bytes: Uint8Array, start: Uint32Array, frames: reado
     bytes[l4 + at] = whole[ihlW + at]!;
     bytes[l4 + at + 1] = whole[ihlW + at + 1]!;
     return;
+  }
+}
+
+/** Writes the rewritten frames as a pcap (timestamps relative to the capture's first frame), for tcpreplay or `qtool pcap`. */
+export function writeRewrittenPcap(path: string, rw: Rewritten): void {
+  const w = new PcapWriter(path);
+  try {
+    for (let i = 0; i < rw.count; i++) w.writeFrame(rw.bytes, rw.start[i]!, rw.len[i]!, rw.ts[i]!);
+  } finally {
+    w.close();
   }
 }
 

@@ -22,8 +22,8 @@
  */
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { DataError, readTextFile } from '../core/errors.ts';
+import { issueMessage, parseKeyPath, YamlInput, type KeyPath } from '../core/yaml-input.ts';
 import { ClusterConfigSchema, checkConfig, loadConfig, type ClusterConfig } from '../core/cluster-config.ts';
 import { clusterModel, type ClusterModel } from './ownership.ts';
 import { FAILBACKS, POLICIES, type PolicyConfig } from './policies.ts';
@@ -105,53 +105,17 @@ export interface Scenario {
   raw_events: unknown[];
 }
 
-function fmtPath(path: readonly PropertyKey[]): string {
-  let s = '';
-  for (const p of path) s += typeof p === 'number' ? `[${p}]` : `${s ? '.' : ''}${String(p)}`;
-  return s || '(top level)';
-}
-
-function lineFinder(doc: Document, lc: LineCounter) {
-  return (path: readonly (string | number)[]): number | undefined => {
-    for (let k = path.length; k >= 0; k--) {
-      const node = doc.getIn(path.slice(0, k), true);
-      if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
-    }
-    return undefined;
-  };
-}
-
 /** Parses and validates a scenario. `baseDir` resolves a cluster config path. */
 export function parseScenario(text: string, file: string, baseDir = dirname(file)): Scenario {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
-  if (doc.errors.length) {
-    const e = doc.errors[0]!;
-    throw new DataError(`${file}:${lc.linePos(e.pos[0]).line}`, `YAML: ${e.message.split('\n')[0]}`);
-  }
-  const lineOf = lineFinder(doc, lc);
-  const where = (path: readonly (string | number)[]): string => {
-    const l = lineOf(path);
-    return `${file}${l ? `:${l}` : ''}`;
-  };
-  const fail = (path: (string | number)[], msg: string): never => {
-    const val = doc.getIn(path);
-    const shown = val === undefined || typeof val === 'object' ? '' : ` (value: ${JSON.stringify(val)})`;
-    throw new DataError(where(path), `${fmtPath(path)}: ${msg}${shown}`);
-  };
-  const res = ScenarioSchema.safeParse(doc.toJS());
+  const y = new YamlInput(text, file);
+  const lineOf = (path: KeyPath): number | undefined => y.lineOf(path);
+  const fail = (path: KeyPath, msg: string): never => y.fail(path, msg);
+  const res = ScenarioSchema.safeParse(y.data());
   if (!res.success) {
-    const msgs = res.error.issues.slice(0, 5).map((iss) => {
-      const path = iss.path as (string | number)[];
-      const val = doc.getIn(path);
-      const shown = val === undefined || typeof val === 'object' ? '' : ` (value: ${JSON.stringify(val)})`;
-      let msg = iss.code === 'unrecognized_keys' ? `unknown key${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => `'${k}'`).join(', ')}` : iss.message;
-      if (path[0] === 'events' && path.length === 2 && iss.code === 'invalid_union') {
-        msg = 'an event is `at: TIME` plus one of crash|leave|rejoin|failback: NODE, partition: [[NODE, ...], [NODE, ...]], heal: true, heartbeat-loss: {from: NODE, to: NODE, for: TIME}';
-      }
-      return `${where(path)}: ${fmtPath(path)}: ${msg}${shown}`;
-    });
-    throw new DataError(file, `invalid failover scenario:\n  ${msgs.join('\n  ')}`);
+    throw y.schemaError('failover scenario', res.error.issues, (iss) =>
+      iss.path[0] === 'events' && iss.path.length === 2 && iss.code === 'invalid_union'
+        ? 'an event is `at: TIME` plus one of crash|leave|rejoin|failback: NODE, partition: [[NODE, ...], [NODE, ...]], heal: true, heartbeat-loss: {from: NODE, to: NODE, for: TIME}'
+        : undefined);
   }
   const s = res.data;
 
@@ -168,13 +132,13 @@ export function parseScenario(text: string, file: string, baseDir = dirname(file
     const r = ClusterConfigSchema.safeParse(s.cluster);
     if (!r.success) {
       const iss = r.error.issues[0]!;
-      fail(['cluster', ...(iss.path as (string | number)[])], iss.code === 'unrecognized_keys' ? `unknown key ${iss.keys.map((k) => `'${k}'`).join(', ')}` : iss.message);
+      fail(['cluster', ...(iss.path as (string | number)[])], issueMessage(iss));
     }
     config = r.data!;
     const probs = checkConfig(config);
     if (probs.length) {
       const q = probs[0]!;
-      fail(['cluster', ...q.path.split(/\.|\[|\]/).filter(Boolean).map((x) => (/^\d+$/.test(x) ? Number(x) : x))], q.message);
+      fail(['cluster', ...parseKeyPath(q.path)], q.message);
     }
     configSource = 'inline';
   }
@@ -272,7 +236,7 @@ export function parseScenario(text: string, file: string, baseDir = dirname(file
     bin_s: s.bin_s,
     traffic: s.traffic,
     events,
-    raw_events: (doc.toJS() as { events?: unknown[] }).events ?? [],
+    raw_events: (y.data() as { events?: unknown[] }).events ?? [],
   };
 }
 

@@ -1,6 +1,6 @@
 /** Small builders shared by the sim/cluster tests. */
 import { createBatch, type TupleBatch } from '../traffic/batch.ts';
-import { newStats, type PacketSource } from '../traffic/source.ts';
+import { newStats, type PacketInput } from '../traffic/input.ts';
 import { openSynthetic } from '../traffic/synthetic.ts';
 
 const nodes = (n: number): string => Array.from({ length: n }, (_, i) => `    - { name: node${i + 1}, owns: [${i + 1}] }`).join('\n');
@@ -27,8 +27,11 @@ export interface CollectedTraffic {
   batch: TupleBatch;
 }
 
+/** What the tests ask of failover's built-in flows. */
+export interface SteadyParams { flows: number; duration_s: number; seed: number; tcp_share: number; server: number }
+
 /** Failover's built-in flows (sim/traffic/synthetic.ts 'steady') toward `server`, collected whole. */
-export function steadyTraffic(p: { flows: number; duration_s: number; seed: number; tcp_share: number; server: number }): CollectedTraffic {
+export function steadyTraffic(p: SteadyParams): CollectedTraffic {
   const { seed, ...params } = p;
   const src = openSynthetic('steady', { ...params, seed });
   const parts: TupleBatch[] = [];
@@ -62,8 +65,8 @@ function copySlot(from: TupleBatch, i: number, to: TupleBatch, j: number): void 
   for (let q = 0; q < 4; q++) { to.saddr6[4 * j + q] = from.saddr6[4 * i + q]!; to.daddr6[4 * j + q] = from.daddr6[4 * i + q]!; }
 }
 
-/** A PacketSource over collected traffic: the packets `keep` selects (all by default), in order. */
-export function replaySource(g: CollectedTraffic, keep?: (j: number) => boolean): PacketSource {
+/** A PacketInput over collected traffic: the packets `keep` selects (all by default), in order. */
+export function replayInput(g: CollectedTraffic, keep?: (j: number) => boolean): PacketInput {
   let j = 0;
   return {
     stats: newStats(),

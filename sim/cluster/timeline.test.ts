@@ -3,20 +3,26 @@ import { parseScenario, type Scenario } from './scenario.ts';
 import { buildTimeline } from './heartbeat.ts';
 import { BucketMeter, FailoverEvaluator, mergeFailoverPartials, summarizeRun, type FailoverPartial } from './timeline.ts';
 import { flowHash } from './conntrack.ts';
-import { runFailover } from './run.ts';
+import { runFailoverParallel } from '../engine/failover-run.ts';
+import type { FailoverResult } from '../core/result.ts';
 import { buildSelector } from '../select/build.ts';
 import { selectorSpecOf } from '../select/from-config.ts';
 import { createBatch, F, L4 } from '../traffic/batch.ts';
-import { replaySource, scenarioYaml, steadyTraffic, type CollectedTraffic } from './test-helpers.ts';
+import { replayInput, scenarioYaml, steadyTraffic, type CollectedTraffic, type SteadyParams } from './test-helpers.ts';
 
 const SERVER = 0xc000020a;
+
+/** The one failover driver (engine/failover-run.ts), in-process, over the flow generator. */
+function runFailover(sc: Scenario, { seed, ...params }: SteadyParams, comparePolicies = false): Promise<FailoverResult> {
+  return runFailoverParallel(sc, { input: { kind: 'synthetic', name: 'steady', seed, params }, summary: { kind: 'synthetic', files: [], skipped: {} }, workers: 0, comparePolicies });
+}
 
 /** The bucket of every generated packet, straight from the selector (not from the code under test). */
 function bucketsOf(sc: Scenario, g: CollectedTraffic): Int32Array {
   const sel = buildSelector(selectorSpecOf(sc.config));
   const out = new Int32Array(g.count);
   const b = createBatch(g.count);
-  replaySource(g).fill(b);
+  replayInput(g).fill(b);
   sel.select(b, out);
   return out;
 }
@@ -26,13 +32,13 @@ function evaluate(sc: Scenario, g: CollectedTraffic, parts = 1, capacity = 4096)
   const tl = buildTimeline(sc);
   // Route each flow to one partition by its flow hash, keeping packet order.
   const hb = createBatch(g.count);
-  replaySource(g).fill(hb);
+  replayInput(g).fill(hb);
   const partOf = new Int32Array(g.count);
   for (let j = 0; j < g.count; j++) partOf[j] = flowHash(hb, j) % parts;
   const partials: FailoverPartial[] = [];
   for (let p = 0; p < parts; p++) {
     const ev = new FailoverEvaluator([tl], sel, { t0: 0, bin_s: 1, conntrack: sc.conntrack }, capacity);
-    const src = replaySource(g, (j) => partOf[j] === p);
+    const src = replayInput(g, (j) => partOf[j] === p);
     const batch = createBatch(capacity);
     while (src.fill(batch) > 0) ev.add(batch);
     partials.push(ev.partial());
@@ -126,7 +132,7 @@ describe('2-node cluster, 1000 flows, node2 crashes at 10 s, dead after 3 x 1 s,
 
   it('measures per-bucket traffic before the first fault for least-loaded', () => {
     const meter = new BucketMeter(buildSelector(selectorSpecOf(sc.config)), 0, 10, 1000);
-    const src = replaySource(g);
+    const src = replayInput(g);
     const b = createBatch(1000);
     while (src.fill(b) > 0) meter.add(b);
     const exp = [0, 0];
@@ -214,7 +220,7 @@ describe('other events, exactly', () => {
     const sel = buildSelector(selectorSpecOf(sc.config));
     const ev = new FailoverEvaluator([buildTimeline(sc)], sel, { t0: 0, bin_s: 1, conntrack: sc.conntrack });
     const b = createBatch(64);
-    replaySource(g).fill(b);
+    replayInput(g).fill(b);
     for (let i = 0; i < 10; i++) b.l4flags[i] = b.l4flags[i]! | L4.CT_INVALID;
     ev.add(b);
     const p = ev.partial();
@@ -239,7 +245,8 @@ policy: ${policy}
 events:
   - { at: 10s, crash: node2 }
 `;
-  const g = steadyTraffic({ flows: 800, duration_s: 30, seed: 11, tcp_share: 0.8, server: SERVER });
+  const params = { flows: 800, duration_s: 30, seed: 11, tcp_share: 0.8, server: SERVER };
+  const g = steadyTraffic(params);
   const bk = bucketsOf(parseScenario(y('lowest'), 't.yaml'), g);
   // Measured before the fault, per bucket.
   const L = new Array<number>(8).fill(0);
@@ -263,9 +270,9 @@ events:
     'least-loaded': leastLoaded(),
   };
   for (const [policy, owner] of Object.entries(expected)) {
-    it(`${policy}: the load after the takeover lands exactly where the policy says`, () => {
+    it(`${policy}: the load after the takeover lands exactly where the policy says`, async () => {
       const sc = parseScenario(y(policy), 't.yaml');
-      const res = runFailover(sc, { open: () => replaySource(g), input: { kind: 'synthetic', files: [], skipped: {} } });
+      const res = await runFailover(sc, params);
       const after = [0, 0, 0, 0];
       let lost = 0;
       for (let j = 0; j < g.count; j++) {
@@ -282,7 +289,7 @@ events:
 });
 
 describe('runFailover and compare', () => {
-  it('least-loaded measures before the failure; policies differ only in where the buckets go', () => {
+  it('least-loaded measures before the failure; policies differ only in where the buckets go', async () => {
     const y = `name: t
 cluster:
   cluster: { ip: 192.0.2.10, backend: clusterip, hashmode: sourceip-sourceport, total_nodes: 8 }
@@ -296,8 +303,7 @@ events:
   - { at: 10s, crash: node2 }
 `;
     const sc = parseScenario(y, 't.yaml');
-    const g = steadyTraffic({ flows: 800, duration_s: 30, seed: 3, tcp_share: 0.8, server: SERVER });
-    const res = runFailover(sc, { open: () => replaySource(g), input: { kind: 'synthetic', files: [], skipped: {} }, comparePolicies: true });
+    const res = await runFailover(sc, { flows: 800, duration_s: 30, seed: 3, tcp_share: 0.8, server: SERVER }, true);
     expect(res.compare!.map((c) => c.policy)).toEqual(['lowest', 'least-loaded', 'spread', 'backup']);
     const lowest = res.compare![0]!;
     for (const c of res.compare!) {

@@ -28,8 +28,8 @@
  * The agent also needs every node's heartbeat `address` (nodes[].address).
  */
 import { z } from 'zod';
-import { LineCounter, parseDocument, isNode } from 'yaml';
-import { DataError, readTextFile } from './errors.ts';
+import { readTextFile } from './errors.ts';
+import { parseKeyPath, YamlInput } from './yaml-input.ts';
 import { parseIPv4 } from './addr.ts';
 import { CLUSTERIP_MAX_NODES, CLUSTERIP_MODES, XT_CLUSTER_MAX_NODES, isMulticastMac } from './spec.ts';
 
@@ -113,12 +113,6 @@ export interface ConfigProblem {
   line?: number;
 }
 
-function fmtPath(path: readonly PropertyKey[]): string {
-  let s = '';
-  for (const p of path) s += typeof p === 'number' ? `[${p}]` : `${s ? '.' : ''}${String(p)}`;
-  return s || '(top level)';
-}
-
 /**
  * Checks beyond the shape: the ownership invariant (every node number 1..N
  * owned by exactly one node) and the backend's limits.
@@ -166,32 +160,10 @@ export interface LoadedConfig {
  * so that callers can refuse (apply) or warn (simulate).
  */
 export function parseConfig(text: string, file: string): LoadedConfig {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
-  if (doc.errors.length) {
-    const e = doc.errors[0]!;
-    const pos = lc.linePos(e.pos[0]);
-    throw new DataError(`${file}:${pos.line}`, `YAML: ${e.message.split('\n')[0]}`);
-  }
-  const lineOf = (path: readonly PropertyKey[]): number | undefined => {
-    for (let k = path.length; k >= 0; k--) {
-      const node = doc.getIn(path.slice(0, k) as (string | number)[], true);
-      if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
-    }
-    return undefined;
-  };
-  const res = ClusterConfigSchema.safeParse(doc.toJS());
-  if (!res.success) {
-    const msgs = res.error.issues.slice(0, 5).map((iss) => {
-      const line = lineOf(iss.path);
-      const val = doc.getIn(iss.path as (string | number)[]);
-      const shown = val === undefined || typeof val === 'object' ? '' : ` (value: ${JSON.stringify(val)})`;
-      const msg = iss.code === 'unrecognized_keys' ? `unknown key${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => `'${k}'`).join(', ')}` : iss.message;
-      return `${file}${line ? `:${line}` : ''}: ${fmtPath(iss.path)}: ${msg}${shown}`;
-    });
-    throw new DataError(file, `invalid cluster config:\n  ${msgs.join('\n  ')}`);
-  }
-  const problems = checkConfig(res.data).map((q) => ({ ...q, line: lineOf(q.path.split(/\.|\[|\]/).filter(Boolean).map((x) => (/^\d+$/.test(x) ? Number(x) : x))) }));
+  const y = new YamlInput(text, file);
+  const res = ClusterConfigSchema.safeParse(y.data());
+  if (!res.success) throw y.schemaError('cluster config', res.error.issues);
+  const problems = checkConfig(res.data).map((q) => ({ ...q, line: y.lineOf(parseKeyPath(q.path)) }));
   return { config: res.data, problems, file };
 }
 

@@ -32,7 +32,7 @@ export const CURRENT_KERNEL = '6.18';
 export const DEFAULT_CLUSTERIP_KERNEL = '6.1';
 
 /** How sure we are of a fact (kernel-semantics "status marks"). */
-export type Evidence = 'measured 6.1.192' | 'measured 6.18.44' | 'source' | 'unverified';
+export type Evidence = 'measured 6.1.192' | 'measured 6.18.44' | 'measured 6.1.176 s390x' | 'source' | 'unverified';
 
 export interface Fact {
   readonly topic: string;

@@ -109,7 +109,7 @@ describe('connections with an idle timeout', () => {
   it('count the same when the table is swept between small batches (in-place deletion)', () => {
     const ref = reference(pkts, 2);
     // 256-packet batches: the table is swept (every timeout/4 of capture time) many times mid-stream.
-    const p = processShare({ source: { kind: 'pcap', path }, selectors: SPECS, clusterIp: null, mixed: null, flowTimeout: 2, chain: { input: 0, share: 0, first: true, last: true }, batchCapacity: 256 });
+    const p = processShare({ input: { kind: 'pcap', path }, selectors: SPECS, clusterIp: null, mixed: null, flowTimeout: 2, chain: { input: 0, share: 0, first: true, last: true }, batchCapacity: 256 });
     expect({ flows: p.summary.flows, connections: p.summary.connections }).toEqual(ref);
   });
 

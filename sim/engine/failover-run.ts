@@ -12,17 +12,18 @@ import { selectorSpecOf } from '../select/from-config.ts';
 import { buildTimeline } from '../cluster/heartbeat.ts';
 import { POLICIES, type Measurements, type PolicyConfig } from '../cluster/policies.ts';
 import { BucketMeter, mergeFailoverPartials, type FailoverPartial } from '../cluster/timeline.ts';
-import { binWidthOf, failoverResult, firstFaultOf } from '../cluster/run.ts';
+import { binWidthOf, failoverResult, firstFaultOf } from '../cluster/failover-result.ts';
 import type { Scenario } from '../cluster/scenario.ts';
 import type { FailoverResult, InputSummary } from '../core/result.ts';
-import { openSource, planSourceShares } from './sources.ts';
+import { openInput, planInputShares } from './inputs.ts';
 import { processFailoverShare } from './failover-share.ts';
 import { runTasks } from './run.ts';
-import type { FailoverTask, SourceSpec } from './task.ts';
+import type { FailoverTask, InputSpec } from './task.ts';
 
 export interface FailoverRunOptions {
-  source: SourceSpec;
-  input: Omit<InputSummary, 'packets' | 'bytes' | 'duration_s'>;
+  input: InputSpec;
+  /** What the input is, for the result (packet counts and duration are filled in by the run). */
+  summary: Omit<InputSummary, 'packets' | 'bytes' | 'duration_s'>;
   /** 0 = in-process. */
   workers: number;
   comparePolicies?: boolean;
@@ -31,10 +32,10 @@ export interface FailoverRunOptions {
   batchCapacity?: number;
 }
 
-/** Timestamp of the first packet of a source (scenario time 0 of a capture). */
-export function firstTimestamp(source: SourceSpec): number {
+/** Timestamp of the first packet of an input (scenario time 0 of a capture). */
+export function firstTimestamp(input: InputSpec): number {
   const b = createBatch(1);
-  const src = openSource(source);
+  const src = openInput(input);
   try {
     return src.fill(b) > 0 ? b.ts[0]! : 0;
   } finally {
@@ -55,7 +56,7 @@ export async function runFailoverParallel(sc: Scenario, o: FailoverRunOptions): 
     // Traffic per bucket before the first fault: what a controller would have measured.
     const meter = new BucketMeter(sel, t0, firstFaultOf(sc) ?? Infinity, cap);
     const batch = createBatch(cap);
-    const src = openSource(o.source);
+    const src = openInput(o.input);
     try {
       while (src.fill(batch) > 0) meter.add(batch);
     } finally {
@@ -69,9 +70,9 @@ export async function runFailoverParallel(sc: Scenario, o: FailoverRunOptions): 
   // A synthetic input deals whole connections to shares (by connection key), so each worker generates
   // only its own. Any other input: every worker reads all of it and keeps its own connections (by a
   // direction-free hash), since a byte range of a capture could split a connection's two directions.
-  const tasks: FailoverTask[] = o.source.kind === 'synthetic'
-    ? planSourceShares(o.source, n).map((source) => ({ kind: 'failover', source, partition: null, selector: spec, timelines, eval: evalOpts, batchCapacity: cap }))
-    : Array.from({ length: n }, (_, index) => ({ kind: 'failover', source: o.source, partition: n > 1 ? { index, count: n } : null, selector: spec, timelines, eval: evalOpts, batchCapacity: cap }));
+  const tasks: FailoverTask[] = o.input.kind === 'synthetic'
+    ? planInputShares(o.input, n).map((input) => ({ kind: 'failover', input, partition: null, selector: spec, timelines, eval: evalOpts, batchCapacity: cap }))
+    : Array.from({ length: n }, (_, index) => ({ kind: 'failover', input: o.input, partition: n > 1 ? { index, count: n } : null, selector: spec, timelines, eval: evalOpts, batchCapacity: cap }));
   const parts = await runTasks<FailoverTask, FailoverPartial>(tasks, o.workers, processFailoverShare);
-  return failoverResult(sc, timelines, mergeFailoverPartials(parts), o.input, { workers: o.workers, elapsed_s: (performance.now() - started) / 1000 });
+  return failoverResult(sc, timelines, mergeFailoverPartials(parts), o.summary, { workers: o.workers, elapsed_s: (performance.now() - started) / 1000 });
 }

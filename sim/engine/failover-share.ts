@@ -2,7 +2,7 @@
 import { createBatch, DEFAULT_BATCH_CAPACITY } from '../traffic/batch.ts';
 import { buildSelector } from '../select/build.ts';
 import { FailoverEvaluator, type FailoverPartial } from '../cluster/timeline.ts';
-import { openSource } from './sources.ts';
+import { openInput } from './inputs.ts';
 import { keepPartition } from './partition.ts';
 import type { FailoverTask } from './task.ts';
 
@@ -10,7 +10,7 @@ export function processFailoverShare(t: FailoverTask): FailoverPartial {
   const cap = t.batchCapacity ?? DEFAULT_BATCH_CAPACITY;
   const ev = new FailoverEvaluator(t.timelines, buildSelector(t.selector), t.eval, cap);
   const batch = createBatch(cap);
-  const src = openSource(t.source);
+  const src = openInput(t.input);
   try {
     while (src.fill(batch) > 0) {
       if (t.partition && keepPartition(batch, t.partition.index, t.partition.count) === 0) continue;

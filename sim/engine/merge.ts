@@ -12,7 +12,7 @@ import { addSummary, emptySummary, FlowSink, type FlowSummary, type SinkOptions 
 import { mergeSources } from './source-merge.ts';
 import type { SourceCounts } from './source-table.ts';
 import type { MergeTask, SimPartial } from './task.ts';
-import { newStats, type IngestStats } from '../traffic/source.ts';
+import { newStats, type IngestStats } from '../traffic/input.ts';
 
 export interface MergedRun {
   C: number;

@@ -12,12 +12,12 @@ import { buildSelector } from '../select/build.ts';
 import { DEFAULT_FLOW_TIMEOUT } from './conn-table.ts';
 import { workerEntry } from './bundle.ts';
 import { runMerge, type MergedRun } from './merge.ts';
-import { planSourceShares } from './sources.ts';
+import { planInputShares } from './inputs.ts';
 import { DEFAULT_SOURCE_BUDGET, type SourceSpill } from './source-table.ts';
-import type { MergeTask, SimPartial, SimTask, SourceSpec } from './task.ts';
+import type { MergeTask, SimPartial, SimTask, InputSpec } from './task.ts';
 
 export interface RunOptions {
-  inputs: SourceSpec[];
+  inputs: InputSpec[];
   selectors: SelectorSpec[];
   buckets: number[];
   clusterIp: number | null;
@@ -60,8 +60,8 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
   const flowTimeout = o.flowTimeout ?? DEFAULT_FLOW_TIMEOUT;
   // Each share knows its place in its input: consecutive byte ranges of a capture are one stream cut in pieces.
   const shares = o.inputs.flatMap((s, input) => {
-    const parts = planSourceShares(s, Math.max(1, workers));
-    return parts.map((source, share) => ({ source, chain: chainOf(source, input, share, parts.length) }));
+    const parts = planInputShares(s, Math.max(1, workers));
+    return parts.map((part, share) => ({ input: part, chain: chainOf(part, input, share, parts.length) }));
   });
   const topSources = o.topSources ?? true;
   // The runs live in a directory of this run's own, removed when it ends (whatever happened).
@@ -70,7 +70,7 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
     : null;
   const progressBuf = new SharedArrayBuffer(8 * Math.max(1, shares.length));
   const progress = new Float64Array(progressBuf);
-  const tasks: SimTask[] = shares.map(({ source, chain }, slot) => ({ source, chain, flowTimeout, topSources, sourceSpill: spill, connections: o.connections ?? true, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
+  const tasks: SimTask[] = shares.map(({ input, chain }, slot) => ({ input, chain, flowTimeout, topSources, sourceSpill: spill, connections: o.connections ?? true, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
   let peakRss = process.memoryUsage().rss;
   const tick = (): void => {
     const rss = process.memoryUsage().rss;
@@ -108,8 +108,8 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
  * Synthetic shares are dealt by connection (each is a whole stream of its
  * own connections); capture shares are consecutive stretches of one stream.
  */
-function chainOf(source: SourceSpec, input: number, share: number, count: number): SimTask['chain'] {
-  if (source.kind === 'synthetic') return { input, share, first: true, last: true };
+function chainOf(spec: InputSpec, input: number, share: number, count: number): SimTask['chain'] {
+  if (spec.kind === 'synthetic') return { input, share, first: true, last: true };
   return { input, share, first: share === 0, last: share === count - 1 };
 }
 

@@ -7,15 +7,16 @@
 import { copySlot, createBatch, F, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, type TupleBatch } from '../traffic/batch.ts';
 import { buildSelector } from '../select/build.ts';
 import type { Selector } from '../select/selector.ts';
+import { hashesConntrackOriginal, parseNftHash } from '../select/nft-expr.ts';
 import { ConnTable, REORDER_SLACK, trimRecords, type FlowRecords } from './conn-table.ts';
 import { FlowSink } from './flow-sink.ts';
-import { openSource } from './sources.ts';
+import { openInput } from './inputs.ts';
 import type { ConfigPartial, SimPartial, SimTask } from './task.ts';
 
 /** Selectors whose answer depends on the conntrack direction (they hash the original source). */
 export function directionDependent(sel: Selector): boolean {
   if (sel.backend === 'xt_cluster') return true;
-  return sel.backend === 'nft' && sel.spec.backend === 'nft' && /\bct\s+original\b/.test(sel.spec.expr);
+  return sel.backend === 'nft' && sel.spec.backend === 'nft' && hashesConntrackOriginal(parseNftHash(sel.spec.expr));
 }
 
 /**
@@ -53,7 +54,7 @@ export function processShare(task: SimTask): SimPartial {
   const track = task.connections ?? true;
   if (!track && anyDirDep) throw new Error('selectors that follow the conntrack direction need connection tracking');
 
-  const src = openSource(task.source);
+  const src = openInput(task.input);
   try {
     for (;;) {
       const n = src.fill(batch);

@@ -3,12 +3,12 @@ import type { SelectorSpec } from '../select/selector.ts';
 import type { FlowRecords } from './conn-table.ts';
 import type { FlowSummary, SinkOptions } from './flow-sink.ts';
 import type { SourceSpill } from './source-table.ts';
-import type { IngestStats } from '../traffic/source.ts';
+import type { IngestStats } from '../traffic/input.ts';
 import type { SyntheticOptions } from '../traffic/synthetic.ts';
 import type { OwnershipTimeline } from '../cluster/heartbeat.ts';
 import type { EvalOptions } from '../cluster/timeline.ts';
 
-export type SourceSpec =
+export type InputSpec =
   | { kind: 'pcap'; path: string; start?: number; end?: number; lenient?: boolean; limit?: number; from?: number; to?: number }
   /** A scenario of sim/traffic/synthetic.ts; `params` are the scenario's own (steady's flows, duration, ...). */
   | { kind: 'synthetic'; name: string; seed: number; packets?: number; params?: SyntheticParams; share?: { index: number; count: number } }
@@ -18,7 +18,7 @@ export type SourceSpec =
 export type SyntheticParams = Omit<SyntheticOptions, 'seed' | 'packets' | 'share'>;
 
 export interface SimTask {
-  source: SourceSpec;
+  input: InputSpec;
   selectors: SelectorSpec[];
   /** Numeric cluster IP: only packets to it are hashed by the cluster. null: every packet counts. */
   clusterIp: number | null;
@@ -79,8 +79,8 @@ export interface MergeTask {
 /** A failover share: the timelines are computed once in the main thread and shared by every worker. */
 export interface FailoverTask {
   kind: 'failover';
-  source: SourceSpec;
-  /** Keep only the connections of this partition (null: the source is already a share of whole flows). */
+  input: InputSpec;
+  /** Keep only the connections of this partition (null: the input is already a share of whole flows). */
   partition: { index: number; count: number } | null;
   selector: SelectorSpec;
   timelines: OwnershipTimeline[];

@@ -51,7 +51,7 @@ export function clusteripSelector(spec: ClusteripSpec, opts: SelectorOptions = {
   }
   const facts: Fact[] = [...profile.jhashFacts, ...era.facts];
   if (mode > 0) {
-    const f = endianFact(spec.endian, 'CLUSTERIP port words are raw 16-bit loads, so they are the port numbers themselves rather than byte-swapped');
+    const f = endianFact(profile, 'CLUSTERIP port words are raw 16-bit loads, so they are the port numbers themselves rather than byte-swapped');
     if (f && era.ports !== 'ntohs-icmp') facts.push(f);
   }
   if (n === 0) facts.push({ topic: 'total nodes 0', evidence: 'measured 6.1.192', note: 'reciprocal_scale(h, 0) = 0: every packet goes to node 1' });

@@ -44,7 +44,13 @@ describe('kernel profiles', () => {
     expect(buildSelector(cip('6.1', 'sourceip-sourceport', 4)).facts.every((f) => f.evidence.startsWith('measured'))).toBe(true);
     const old = buildSelector(cip('2.6.20', 'sourceip-sourceport', 4)).facts;
     expect(old.some((f) => f.evidence === 'unverified')).toBe(true);
-    expect(buildSelector(cip('6.1', 'sourceip-sourceport', 4, 'big')).facts.some((f) => f.evidence === 'source' && /big-endian/.test(f.note))).toBe(true);
+    // Big-endian: the 4.1+ code was measured on Debian's 6.1.176 s390x kernel (../shared/vectors/s390x/); older eras were not.
+    const be = buildSelector(cip('6.1', 'sourceip-sourceport', 4, 'big')).facts;
+    expect(be.every((f) => f.evidence.startsWith('measured'))).toBe(true);
+    expect(be.some((f) => f.evidence === 'measured 6.1.176 s390x' && /big-endian/.test(f.note))).toBe(true);
+    expect(buildSelector(cip('3.10', 'sourceip-sourceport', 4, 'big')).facts.some((f) => f.evidence === 'source' && /big-endian/.test(f.note))).toBe(true);
+    const v6 = buildSelector({ backend: 'nft', expr: 'jhash ip6 saddr mod 4 seed 0x1', kernel: '6.1', endian: 'big' }).facts;
+    expect(v6.some((f) => f.evidence === 'source' && /IPv6/.test(f.note))).toBe(true);
   });
 });
 

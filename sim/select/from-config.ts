@@ -4,6 +4,7 @@
  */
 import type { ClusterConfig } from '../core/cluster-config.ts';
 import { CURRENT_KERNEL, DEFAULT_CLUSTERIP_KERNEL, type SelectorSpec } from '../core/spec.ts';
+import { nftJhash, renderNftHash, type NftJhash } from './nft-expr.ts';
 
 /** The selector that predicts this cluster's answer. */
 export function selectorSpecOf(c: ClusterConfig): SelectorSpec {
@@ -16,6 +17,14 @@ export function selectorSpecOf(c: ClusterConfig): SelectorSpec {
   return { backend: 'nft', expr: nftClusterExpr(c), kernel: c.cluster.kernel ?? CURRENT_KERNEL, endian };
 }
 
-export function nftClusterExpr(c: ClusterConfig): string {
-  return `jhash ct original ip saddr mod ${c.cluster.total_nodes} seed 0x${c.cluster.seed.toString(16).padStart(8, '0')} offset 1`;
+/**
+ * The hash the nft backend loads for this cluster: xt_cluster's input (the
+ * conntrack's original source address, §5.5, §7) with `offset 1`, so values
+ * are the node numbers 1..N. The seed is always explicit (§6.1: a seedless
+ * rule gets a random seed per node).
+ */
+export function nftClusterHash(c: ClusterConfig): NftJhash {
+  return nftJhash(['ct original ip saddr'], c.cluster.total_nodes, c.cluster.seed, 1);
 }
+
+export const nftClusterExpr = (c: ClusterConfig): string => renderNftHash(nftClusterHash(c));

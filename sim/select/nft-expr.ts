@@ -1,13 +1,19 @@
 /**
- * Parser for nftables hash expressions (nftables src/parser_bison.y, kernel
- * net/netfilter/nft_hash.c; kernel-semantics §6):
+ * The nftables hash expression as data: one parser from text, one renderer
+ * back to text (nftables src/parser_bison.y, kernel net/netfilter/nft_hash.c;
+ * kernel-semantics §6). Everything else (the selector, direction dependence,
+ * reseeding, the rules kernel-glue writes and reads back) works on the data.
  *
  *   jhash <field> [. <field> ...] mod N [seed S] [offset O]
  *   symhash mod N [offset O]
  *
+ * The grammar is nft 1.0.6's, checked against `nft -c` by
+ * sim/select/nft-expr.kernel.test.ts: `seed` comes before `offset`, each at
+ * most once, symhash takes no seed, and numbers are read like strtoull(s, 0):
+ * 0x.. hex, a leading 0 octal (`mod 010` is mod 8; `08` is refused).
+ *
  * Fields: ip saddr|daddr, ip6 saddr|daddr, tcp|udp|th sport|dport,
- * ct original ip|ip6 saddr|daddr. The expression may sit inside a rule
- * (`meta mark set jhash ip saddr mod 4 seed 0x1`); text around it is ignored.
+ * ct original ip|ip6 saddr|daddr.
  */
 import { UsageError } from '../core/errors.ts';
 
@@ -24,9 +30,30 @@ export interface NftField {
   readonly padded: number;
 }
 
-export type NftHashExpr =
-  | { kind: 'jhash'; fields: NftField[]; mod: number; seed: number; seedGiven: boolean; offset: number; keyLength: number; text: string; warnings: string[] }
-  | { kind: 'symhash'; mod: number; offset: number; text: string; warnings: string[] };
+/** `jhash KEY mod N seed S offset O`: the kernel hashes the key's register bytes (§6.1). */
+export interface NftJhash {
+  readonly kind: 'jhash';
+  readonly fields: readonly NftField[];
+  readonly mod: number;
+  readonly seed: number;
+  /** False when the text had no seed: the kernel then draws a random one per rule (§6.1). */
+  readonly seedGiven: boolean;
+  readonly offset: number;
+  /** Sum of the padded field sizes: jhash's `len`. */
+  readonly keyLength: number;
+}
+
+/** `symhash mod N offset O`: the flow dissector's symmetric hash, keyed per boot. */
+export interface NftSymhash {
+  readonly kind: 'symhash';
+  readonly mod: number;
+  readonly offset: number;
+}
+
+export type NftHash = NftJhash | NftSymhash;
+
+/** A parsed expression: the data, the text it came from, and what the user should know about it. */
+export type NftHashExpr = NftHash & { readonly text: string; readonly warnings: string[] };
 
 const FIELD_BYTES: Record<NftFieldKind, number> = {
   'ip saddr': 4, 'ip daddr': 4, 'ip6 saddr': 16, 'ip6 daddr': 16,
@@ -37,80 +64,172 @@ const FIELD_BYTES: Record<NftFieldKind, number> = {
 /** The kernel rejects mod 0 (ERANGE); our bucket arrays are int32, so mod stops at 2^31. */
 export const NFT_MAX_MOD = 2 ** 31;
 
-function parseU32(tok: string | undefined, what: string): number {
-  if (tok === undefined) throw new UsageError(`--nft: '${what}' needs a number`);
-  const v = /^0x[0-9a-f]+$/i.test(tok) ? parseInt(tok.slice(2), 16) : /^\d+$/.test(tok) ? Number(tok) : NaN;
-  if (!Number.isFinite(v) || v < 0 || v > 0xffffffff) throw new UsageError(`--nft: ${what} '${tok}' is not a 32-bit unsigned number (decimal or 0x hex)`);
-  return v;
+/** A jhash expression from its parts (the one constructor; the parser uses it too). */
+export function nftJhash(kinds: readonly NftFieldKind[], mod: number, seed: number | null, offset = 0): NftJhash {
+  const fields = kinds.map((kind): NftField => {
+    const bytes = FIELD_BYTES[kind];
+    return { kind, bytes, padded: (bytes + 3) & ~3 };
+  });
+  return { kind: 'jhash', fields, mod, seed: (seed ?? 0) >>> 0, seedGiven: seed !== null, offset, keyLength: fields.reduce((s, f) => s + f.padded, 0) };
 }
 
-export function parseNftHash(text: string): NftHashExpr {
-  const toks = text.trim().split(/\s+/).filter(Boolean);
-  const at = toks.findIndex((t) => t === 'jhash' || t === 'symhash');
-  if (at < 0) throw new UsageError(`--nft: no 'jhash' or 'symhash' in '${text}' (e.g. 'jhash ip saddr . tcp sport mod 4 seed 0x1 offset 1')`);
+/**
+ * The text nft reads back as the same expression. The seed is written as 8 hex
+ * digits when given (a rule without one gets a random seed, §6.1); `offset 0`
+ * is left out, as `nft list` does.
+ */
+export function renderNftHash(h: NftHash): string {
+  const tail = `mod ${h.mod}${h.kind === 'jhash' && h.seedGiven ? ` seed 0x${h.seed.toString(16).padStart(8, '0')}` : ''}${h.offset ? ` offset ${h.offset}` : ''}`;
+  return h.kind === 'symhash' ? `symhash ${tail}` : `jhash ${h.fields.map((f) => f.kind).join(' . ')} ${tail}`;
+}
+
+/** Whether the value depends on the packet's direction: a `ct original` key hashes the connection's first packet's addresses. */
+export function hashesConntrackOriginal(h: NftHash): boolean {
+  return h.kind === 'jhash' && h.fields.some((f) => f.kind.startsWith('ct original '));
+}
+
+/** The same expression under another seed; null for symhash (its key is drawn at boot). */
+export function withSeed(h: NftHash, seed: number): NftJhash | null {
+  return h.kind === 'jhash' ? { ...h, seed: seed >>> 0, seedGiven: true } : null;
+}
+
+/** Same key, modulus, seed and offset: the same value for every packet. */
+export function sameNftHash(a: NftHash, b: NftHash): boolean {
+  return renderNftHash(a) === renderNftHash(b);
+}
+
+interface Tok { s: string; at: number }
+
+/** Where a token is, in the user's own words. */
+function place(toks: readonly Tok[], i: number, text: string): string {
+  const t = toks[i];
+  return t ? `'${t.s}' (character ${t.at + 1} of '${text}')` : `the end of '${text}'`;
+}
+
+/** strtoull(s, NULL, 0) as nft's scanner applies it: hex, octal with a leading 0, decimal. */
+function nftNumber(s: string | undefined): number | null {
+  if (s === undefined) return null;
+  if (/^0[xX][0-9a-fA-F]+$/.test(s)) return parseInt(s.slice(2), 16);
+  if (/^0[0-7]*$/.test(s)) return s.length > 1 ? parseInt(s.slice(1), 8) : 0;
+  if (/^[1-9][0-9]*$/.test(s)) return Number(s);
+  return null;
+}
+
+/**
+ * Parses an expression starting at token `at` (which is 'jhash' or 'symhash')
+ * and stops where the expression ends; the caller decides what may follow.
+ */
+function parseAt(toks: readonly Tok[], at: number, text: string, where: string): { expr: NftHashExpr; end: number } {
+  const fail = (i: number, msg: string): never => {
+    throw new UsageError(`${where}: ${msg} at ${place(toks, i, text)}`);
+  };
   const warnings: string[] = [];
+  const kind = toks[at]!.s as 'jhash' | 'symhash';
   let i = at + 1;
-  const fields: NftField[] = [];
-  const kind = toks[at] as 'jhash' | 'symhash';
+  const kinds: NftFieldKind[] = [];
+  const fieldAt: number[] = [];
   if (kind === 'jhash') {
     for (;;) {
       const start = i;
+      fieldAt.push(i);
+      const w = (k: number): string | undefined => toks[i + k]?.s;
       let name: string;
-      if (toks[i] === 'ct') {
-        if (toks[i + 1] !== 'original') throw new UsageError(`--nft: only 'ct original …' keys are hashed the same on every node (got 'ct ${toks[i + 1] ?? ''}')`);
-        if (toks[i + 2] === 'saddr' || toks[i + 2] === 'daddr') {
-          // nft 1.0.6 loads this but aborts on every listing (kernel-semantics §6.1).
-          warnings.push(`'ct original ${toks[i + 2]}' hashes the same 4 bytes as 'ct original ip ${toks[i + 2]}', but nft 1.0.6 crashes when listing a table that contains it: write 'ct original ip ${toks[i + 2]}'`);
-          name = `ct original ip ${toks[i + 2]}`;
+      if (w(0) === 'ct') {
+        if (w(1) !== 'original') fail(i + 1, `only 'ct original …' keys are modelled (a reply-direction key hashes other addresses per packet)`);
+        if (w(2) === 'saddr' || w(2) === 'daddr') {
+          // nft 1.0.6 loads this in an ip table but aborts on every listing (kernel-semantics §6.1).
+          warnings.push(`'ct original ${w(2)}' hashes the same 4 bytes as 'ct original ip ${w(2)}', but nft 1.0.6 crashes when listing a table that contains it: write 'ct original ip ${w(2)}'`);
+          name = `ct original ip ${w(2)}`;
           i += 3;
         } else {
-          name = `ct original ${toks[i + 2]} ${toks[i + 3]}`;
+          name = `ct original ${w(2)} ${w(3)}`;
           i += 4;
         }
       } else {
-        name = `${toks[i]} ${toks[i + 1]}`;
+        if (w(0) === 'mod' || w(0) === '.' || w(0) === undefined) fail(i, `expected a key such as 'ip saddr'`);
+        name = `${w(0)} ${w(1)}`;
         i += 2;
       }
-      if (!(name in FIELD_BYTES)) {
-        throw new UsageError(`--nft: unsupported key '${toks.slice(start, i).join(' ')}' (supported: ${Object.keys(FIELD_BYTES).join(', ')})`);
-      }
-      const bytes = FIELD_BYTES[name as NftFieldKind];
-      fields.push({ kind: name as NftFieldKind, bytes, padded: (bytes + 3) & ~3 });
-      if (toks[i] === '.') { i++; continue; }
+      if (!(name in FIELD_BYTES)) fail(start, `unsupported key '${toks.slice(start, i).map((t) => t.s).join(' ')}' (supported: ${Object.keys(FIELD_BYTES).join(', ')})`);
+      kinds.push(name as NftFieldKind);
+      if (toks[i]?.s === '.') { i++; continue; }
       break;
     }
-    const fam4 = fields.some((f) => f.kind.includes('ip ')), fam6 = fields.some((f) => f.kind.includes('ip6 '));
-    if (fam4 && fam6) throw new UsageError(`--nft: a key cannot mix IPv4 and IPv6 fields (no packet has both)`);
-    const l4 = new Set(fields.filter((f) => f.kind.startsWith('tcp') || f.kind.startsWith('udp')).map((f) => f.kind.slice(0, 3)));
-    if (l4.size > 1) throw new UsageError(`--nft: a key cannot mix tcp and udp fields (no packet is both); load one rule per protocol`);
-  }
-  if (toks[i] !== 'mod') throw new UsageError(`--nft: expected 'mod N' after the key${toks[i] ? `, got '${toks[i]}'` : ''} (nft: "syntax error, expecting mod")`);
-  const mod = parseU32(toks[i + 1], 'mod');
-  i += 2;
-  if (mod === 0) throw new UsageError(`--nft: mod 0 is rejected by the kernel (ERANGE)`);
-  if (mod > NFT_MAX_MOD) throw new UsageError(`--nft: mod ${mod} is larger than clusterip-sim supports (${NFT_MAX_MOD})`);
-  let seed = 0;
-  let seedGiven = false;
-  let offset = 0;
-  while (toks[i] === 'seed' || toks[i] === 'offset') {
-    if (toks[i] === 'seed') {
-      if (kind === 'symhash') throw new UsageError(`--nft: symhash takes no seed (its key is drawn at boot)`);
-      seed = parseU32(toks[i + 1], 'seed');
-      seedGiven = true;
-    } else {
-      offset = parseU32(toks[i + 1], 'offset');
+    // nft: "conflicting protocols specified", at the field that conflicts with an earlier one.
+    const familyOf = (k: string): string | null => (k.includes('ip6 ') ? 'ip6' : k.includes('ip ') ? 'ip' : null);
+    const protoOf = (k: string): string | null => (k.startsWith('tcp') || k.startsWith('udp') ? k.slice(0, 3) : null);
+    for (const [of, what] of [[familyOf, 'IPv4 and IPv6 fields (no packet has both'], [protoOf, 'tcp and udp fields (no packet is both; load one rule per protocol']] as const) {
+      const first = kinds.map(of).find((x) => x !== null);
+      const j = kinds.findIndex((k) => of(k) !== null && of(k) !== first);
+      if (j >= 0) fail(fieldAt[j]!, `a key cannot mix ${what}; nft: conflicting protocols)`);
     }
-    i += 2;
   }
-  if (offset + mod - 1 > 0xffffffff) throw new UsageError(`--nft: offset ${offset} + mod ${mod} - 1 exceeds 2^32-1; the kernel refuses it (EOVERFLOW)`);
-  const exprText = toks.slice(at, i).join(' ');
+  const num = (label: string): number => {
+    const v = nftNumber(toks[i + 1]?.s);
+    if (v === null) fail(i + 1, `'${label}' needs a number (decimal, 0x hex, or octal with a leading 0, as nft reads it)`);
+    i += 2;
+    return v!;
+  };
+  if (toks[i]?.s !== 'mod') fail(i, `expected 'mod N' after the ${kind === 'jhash' ? 'key' : 'symhash'}`);
+  const modAt = i + 1;
+  const mod = num('mod');
+  if (mod === 0) fail(modAt, `mod 0 is rejected by the kernel (ERANGE)`);
+  if (mod > 0xffffffff) fail(modAt, `mod ${mod} does not fit in 32 bits (the kernel: ERANGE)`);
+  if (mod > NFT_MAX_MOD) fail(modAt, `mod ${mod} is larger than clusterip-sim supports (${NFT_MAX_MOD})`);
+  let seed: number | null = null;
+  if (toks[i]?.s === 'seed') {
+    if (kind === 'symhash') fail(i, `symhash takes no seed (its key is drawn at boot)`);
+    const seedAt = i + 1;
+    seed = num('seed');
+    // nft 1.0.6 accepts a wider number and keeps its low 32 bits; we refuse rather than guess.
+    if (seed > 0xffffffff) fail(seedAt, `seed ${seed} is not a 32-bit number (nft would keep only its low 32 bits)`);
+  }
+  let offset = 0;
+  if (toks[i]?.s === 'offset') {
+    const offAt = i + 1;
+    offset = num('offset');
+    if (offset > 0xffffffff) fail(offAt, `offset ${offset} does not fit in 32 bits`);
+    if (offset + mod - 1 > 0xffffffff) fail(offAt, `offset ${offset} + mod ${mod} - 1 exceeds 2^32-1; the kernel refuses it (EOVERFLOW)`);
+  }
+  const exprText = toks.slice(at, i).map((t) => t.s).join(' ');
   if (kind === 'symhash') {
     warnings.push('symhash values cannot be predicted: the kernel keys it with a random per-boot secret. Only its symmetry and uniformity are modelled.');
-    return { kind, mod, offset, text: exprText, warnings };
+    return { expr: { kind, mod, offset, text: exprText, warnings }, end: i };
   }
-  if (!seedGiven) {
+  if (seed === null) {
     warnings.push('no seed given: the kernel draws a random seed per rule and per node (nftables >= 0.8), so nodes disagree. Always write the seed; results assume seed 0.');
   }
-  const keyLength = fields.reduce((s, f) => s + f.padded, 0);
-  return { kind, fields, mod, seed, seedGiven, offset, keyLength, text: exprText, warnings };
+  return { expr: { ...nftJhash(kinds, mod, seed, offset), text: exprText, warnings }, end: i };
+}
+
+function tokens(text: string): Tok[] {
+  return [...text.matchAll(/\S+/g)].map((m) => ({ s: m[0], at: m.index! }));
+}
+
+/**
+ * Parses a whole expression; anything nft would refuse is a UsageError naming
+ * the token and its character position. `where` names the input (a flag, a
+ * config key, a host's rule).
+ */
+export function parseNftHash(text: string, where = '--nft'): NftHashExpr {
+  const toks = tokens(text);
+  if (toks[0]?.s !== 'jhash' && toks[0]?.s !== 'symhash') {
+    throw new UsageError(`${where}: expected 'jhash' or 'symhash' at ${place(toks, 0, text)} (e.g. 'jhash ip saddr . tcp sport mod 4 seed 0x1 offset 1')`);
+  }
+  const { expr, end } = parseAt(toks, 0, text, where);
+  if (end < toks.length) {
+    throw new UsageError(`${where}: unexpected ${place(toks, end, text)}: the expression '${expr.text}' ends there (${expr.kind === 'jhash' ? 'jhash KEY mod N [seed S] [offset O]' : 'symhash mod N [offset O]'}, in that order, each once)`);
+  }
+  return expr;
+}
+
+/**
+ * The hash expression inside a rule as `nft list` prints it (e.g. `jhash ct
+ * original ip saddr mod 3 seed 0x1 offset 1 @owned accept`); null when the
+ * rule has none. What follows the expression belongs to the rule.
+ */
+export function findNftHash(rule: string, where: string): NftHashExpr | null {
+  const toks = tokens(rule);
+  const at = toks.findIndex((t) => t.s === 'jhash' || t.s === 'symhash');
+  return at < 0 ? null : parseAt(toks, at, rule, where).expr;
 }

@@ -67,13 +67,13 @@ export function nftSelector(spec: NftSpec, opts: SelectorOptions = {}): Selector
 
   facts.push(
     expr.keyLength > 12
-      ? spec.endian === 'little' && !needV6
-        ? { topic: 'nft key > 12 bytes', evidence: 'measured 6.18.44', note: `the ${expr.keyLength}-byte key runs jhash's block loop with native loads (measured for 16-byte IPv4 keys)` }
-        : { topic: 'nft key > 12 bytes', evidence: 'source', note: `the ${expr.keyLength}-byte key runs jhash's block loop with native loads; ${needV6 ? 'IPv6 keys were not measured' : 'big-endian not measured'}` }
+      ? !needV6
+        ? { topic: 'nft key > 12 bytes', evidence: spec.endian === 'little' ? 'measured 6.18.44' : 'measured 6.1.176 s390x', note: `the ${expr.keyLength}-byte key runs jhash's block loop with native loads (measured for 16-byte IPv4 keys)` }
+        : { topic: 'nft key > 12 bytes', evidence: 'source', note: `the ${expr.keyLength}-byte key runs jhash's block loop with native loads; IPv6 keys were not measured` }
       : { topic: 'nft key', evidence: 'measured 6.18.44', note: `${expr.keyLength}-byte key, zero-padded fields, multiply-shift; byte-order independent` },
   );
   if (expr.keyLength > 12) {
-    const ef = endianFact(spec.endian, 'nft keys longer than 12 bytes load 12-byte blocks as native words');
+    const ef = endianFact(profile, 'nft keys longer than 12 bytes load 12-byte blocks as native words', needV6);
     if (ef) facts.push(ef);
   }
 

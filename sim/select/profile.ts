@@ -147,10 +147,29 @@ export function resolveProfile(kernel: string, endian: ByteOrder = 'little'): Ke
   return profile;
 }
 
-/** A big-endian profile rests on source reading only: nothing was measured on a big-endian CPU. */
-export function endianFact(endian: ByteOrder, affects: string): Fact | null {
-  if (endian === 'little') return null;
-  return { topic: 'byte order', evidence: 'source', note: `big-endian: ${affects}; no big-endian CPU was measured` };
+/**
+ * What a big-endian CPU changes, and how sure we are of it. The s390x golden
+ * vectors (../shared/vectors/s390x/, Debian's 6.1.176 s390x kernel under qemu)
+ * measured the lookup3 era (4.1+, the code 6.1 runs): CLUSTERIP's three hash
+ * modes, xt_cluster and nft jhash keys of 4 to 16 bytes, IPv4. Older eras on a
+ * big-endian CPU rest on source reading only.
+ */
+export function endianFact(profile: KernelProfile, affects: string, ipv6 = false): Fact | null {
+  if (profile.endian === 'little') return null;
+  if (ipv6) return { topic: 'byte order', evidence: 'source', note: `big-endian: ${affects}; IPv6 keys were not measured on a big-endian CPU` };
+  if (profile.jhash === 'lookup3') {
+    return { topic: 'byte order', evidence: 'measured 6.1.176 s390x', note: `big-endian: ${affects}; every s390x golden row matches (6.1.176; same code 4.1+ by source)` };
+  }
+  return { topic: 'byte order', evidence: 'source', note: `big-endian: ${affects}; only the 4.1+ code was measured on a big-endian CPU (6.1.176 s390x), this era is read from source` };
+}
+
+/**
+ * Facts a user is told about next to an answer (a `note:` on stderr): those
+ * not measured on a real kernel, and the big-endian ones, which were measured
+ * on one s390x kernel only (6.1.176), so a big-endian user sees the basis.
+ */
+export function worthANote(f: Fact): boolean {
+  return !f.evidence.startsWith('measured') || f.evidence === 'measured 6.1.176 s390x';
 }
 
 /** True when every fact behind an answer was measured on a real kernel. */

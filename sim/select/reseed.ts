@@ -4,6 +4,7 @@
  * hashes every flow under them as connections end (engine/flow-sink.ts).
  */
 import type { SelectorSpec } from '../core/spec.ts';
+import { parseNftHash, renderNftHash, withSeed } from './nft-expr.ts';
 
 export const BAND_SEEDS = 32;
 
@@ -13,10 +14,8 @@ export function reseed(spec: SelectorSpec, seed: number): SelectorSpec | null {
     case 'clusterip': return { ...spec, hashInit: seed };
     case 'xt_cluster': return { ...spec, hashSeed: seed };
     case 'nft': {
-      if (!/\bjhash\b/.test(spec.expr)) return null;
-      const hex = `0x${seed.toString(16)}`;
-      const expr = /\bseed\s+\S+/.test(spec.expr) ? spec.expr.replace(/\bseed\s+\S+/, `seed ${hex}`) : spec.expr.replace(/\bmod\s+(\S+)/, `mod $1 seed ${hex}`);
-      return { ...spec, expr };
+      const h = withSeed(parseNftHash(spec.expr), seed);
+      return h ? { ...spec, expr: renderNftHash(h) } : null;
     }
   }
 }

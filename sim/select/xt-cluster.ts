@@ -38,7 +38,7 @@ export function xtClusterSelector(spec: XtSpec, opts: SelectorOptions = {}): Sel
       : { topic: 'xt_cluster IPv4', evidence: 'source', note: 'jhash_1word(saddr as CPU word, seed) with this era\'s jhash; read from source only' },
     { topic: 'xt_cluster IPv6', evidence: 'source', note: 'jhash2 over the four address words; no IPv6 packet was measured', scope: 'ipv6' },
   );
-  const ef = endianFact(spec.endian, 'xt_cluster hashes the address as a raw CPU word');
+  const ef = endianFact(profile, 'xt_cluster hashes the address as a raw CPU word');
   if (ef) facts.push(ef);
 
   const little = spec.endian === 'little';

@@ -21,7 +21,7 @@ import { DEC, DEC_REASON, decodeFrame, linktypeSupported, LINKTYPES } from './de
 import { Defrag, FRAG_RESOLVED, type DefragLimits } from './defrag.ts';
 import { fastLoopFor, fastPcapSwitch, fastState, fastSums } from './pcap-fast.ts';
 import { wasmPcapFor } from './pcap-wasm.ts';
-import { accountSums, countSkip, newStats, sumLanes, type IngestStats, type PacketSource } from './source.ts';
+import { accountSums, countSkip, newStats, sumLanes, type IngestStats, type PacketInput } from './input.ts';
 
 export interface CaptureOptions {
   /** Byte range of this share (from planShares); records starting at or after `end` belong to the next share. */
@@ -92,7 +92,7 @@ type Fmt = 0 | 1;
 /** pcapng interface: link type and timestamp scale. */
 interface Iface { linktype: number; snaplen: number; div: number; pow2: number; digits: number; offset: number; ok: boolean }
 
-export class CaptureSource implements PacketSource {
+export class CaptureInput implements PacketInput {
   readonly stats: IngestStats = newStats();
   readonly name: string;
   private inp: ByteInput;
@@ -751,7 +751,7 @@ export class CaptureSource implements PacketSource {
   get input(): ByteInput { return this.inp; }
 }
 
-/** One capture record as read by CaptureSource.nextRaw. */
+/** One capture record as read by CaptureInput.nextRaw. */
 export interface RawRecord {
   /** The window the record sits in; the frame is buf[off, off + caplen). */
   buf: Uint8Array;
@@ -776,14 +776,14 @@ function createStaging(cap: number): TupleBatch {
 }
 
 
-/** Opens a capture file ('-' = stdin, .gz transparently) as a PacketSource. */
-export function openCapture(path: string, opts: CaptureOptions = {}): CaptureSource {
-  return new CaptureSource(path, opts);
+/** Opens a capture file ('-' = stdin, .gz transparently) as a PacketInput. */
+export function openCapture(path: string, opts: CaptureOptions = {}): CaptureInput {
+  return new CaptureInput(path, opts);
 }
 
 /** Opens a capture held in memory (tests, fuzzing). */
-export function openCaptureBuffer(data: Uint8Array, opts: CaptureOptions = {}): CaptureSource {
-  return new CaptureSource(data, opts);
+export function openCaptureBuffer(data: Uint8Array, opts: CaptureOptions = {}): CaptureInput {
+  return new CaptureInput(data, opts);
 }
 
 /**
@@ -795,7 +795,7 @@ export function openCaptureBuffer(data: Uint8Array, opts: CaptureOptions = {}): 
  * a share must start where its interfaces are known.
  */
 export function planShares(path: string, parts: number): { start: number; end: number }[] {
-  const probe = new CaptureSource(path, {});
+  const probe = new CaptureInput(path, {});
   try {
     const inp = probe.input;
     const size = inp.size;
@@ -840,7 +840,7 @@ function toRanges(first: number, size: number, cuts: number[]): { start: number;
 }
 
 function resyncFrom(path: string, at: number, ng: boolean): number {
-  const src = new CaptureSource(path, { start: at, lenient: true });
+  const src = new CaptureInput(path, { start: at, lenient: true });
   try {
     const inp = src.input;
     inp.seek(at);

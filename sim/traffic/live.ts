@@ -12,7 +12,7 @@ import { DataError, UsageError } from '../core/errors.ts';
 import { copySlot, createBatch, type TupleBatch } from './batch.ts';
 import { DEC, DEC_REASON, decodeFrame } from './decode.ts';
 import { Defrag, FRAG_RESOLVED } from './defrag.ts';
-import { accountBatch, countSkip, newStats, type IngestStats } from './source.ts';
+import { accountBatch, countSkip, newStats, type IngestStats } from './input.ts';
 
 export interface LiveOptions {
   /** Interface name (default: libpcap's first device). */
@@ -27,8 +27,8 @@ export interface LiveOptions {
   bufferSize?: number;
 }
 
-/** Like PacketSource, but asynchronous: packets arrive in real time. */
-export interface LiveSource {
+/** Like PacketInput, but asynchronous: packets arrive in real time. */
+export interface LiveInput {
   /** Resolves with the batch filled (from 0); 0 when the capture is over. */
   next(batch: TupleBatch): Promise<number>;
   readonly stats: IngestStats;
@@ -59,7 +59,7 @@ async function loadCap(): Promise<CapModule> {
   }
 }
 
-export async function openLive(opts: LiveOptions = {}): Promise<LiveSource> {
+export async function openLive(opts: LiveOptions = {}): Promise<LiveInput> {
   const mod = await loadCap();
   const cap = new mod.Cap();
   const device = opts.device ?? mod.Cap.findDevice() ?? mod.Cap.deviceList()[0]?.name;

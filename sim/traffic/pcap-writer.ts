@@ -1,22 +1,14 @@
 /**
- * Writes TupleBatches as a classic microsecond pcap of Ethernet frames that
- * tcpdump, tshark and tcpreplay read: IPv4/IPv6 headers and TCP/UDP/ICMP
- * headers with valid checksums, zero payload up to the wire length, each
- * frame cut at `snaplen`.
+ * The one pcap writer: a classic microsecond pcap of Ethernet frames that
+ * tcpdump, tshark, tcpreplay and the qemu harness's `qtool pcap` read.
+ * `writeFrame` writes frames the caller built (replay's rewritten capture);
+ * `write` builds frames from a TupleBatch (IPv4/IPv6 headers and TCP/UDP/ICMP
+ * headers with valid checksums, zero payload up to the wire length). Each
+ * frame is cut at `snaplen`.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { F, FAMILY_IPV6, type TupleBatch } from './batch.ts';
-
-function sum16(buf: Uint8Array, from: number, to: number): number {
-  let s = 0;
-  for (let o = from; o + 1 < to; o += 2) s += (buf[o]! << 8) | buf[o + 1]!;
-  if ((to - from) & 1) s += buf[to - 1]! << 8;
-  return s;
-}
-function fold(s: number): number {
-  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 65536);
-  return ~s & 0xffff;
-}
+import { checksumOf, onesSum } from './checksum.ts';
 
 export class PcapWriter {
   private readonly fd: number;
@@ -62,7 +54,7 @@ export class PcapWriter {
         const s = b.saddr6[j + k]!, d = b.daddr6[j + k]!;
         for (let q = 0; q < 4; q++) { f[ip + 8 + 4 * k + q] = (s >>> (24 - 8 * q)) & 255; f[ip + 24 + 4 * k + q] = (d >>> (24 - 8 * q)) & 255; }
       }
-      pseudo = sum16(f, ip + 8, ip + 40) + l4len + proto;
+      pseudo = onesSum(f, ip + 8, ip + 40) + l4len + proto;
     } else {
       const tot = wire - 14;
       f[ip] = 0x45;
@@ -73,9 +65,9 @@ export class PcapWriter {
       f[ip + 8] = 64; f[ip + 9] = proto;
       const s = b.saddr[i]!, d = b.daddr[i]!;
       for (let q = 0; q < 4; q++) { f[ip + 12 + q] = (s >>> (24 - 8 * q)) & 255; f[ip + 16 + q] = (d >>> (24 - 8 * q)) & 255; }
-      const c = fold(sum16(f, ip, ip + 20));
+      const c = checksumOf(onesSum(f, ip, ip + 20));
       f[ip + 10] = c >>> 8; f[ip + 11] = c & 255;
-      pseudo = sum16(f, ip + 12, ip + 20) + l4len + proto;
+      pseudo = onesSum(f, ip + 12, ip + 20) + l4len + proto;
     }
     const a = b.l4a[i]!, lb = b.l4b[i]!;
     const put32 = (o: number, v: number): void => { f[o] = v >>> 24; f[o + 1] = (v >>> 16) & 255; f[o + 2] = (v >>> 8) & 255; f[o + 3] = v & 255; };
@@ -101,33 +93,44 @@ export class PcapWriter {
     }
     if (csumAt >= 0) {
       // The payload is zeros: only the headers contribute to the sum.
-      let c = fold(pseudo + sum16(f, l4, l4 + l4h));
+      let c = checksumOf(pseudo + onesSum(f, l4, l4 + l4h));
       if (c === 0 && proto === 17) c = 0xffff;
       f[csumAt] = c >>> 8; f[csumAt + 1] = c & 255;
     }
     return wire;
   }
 
+  /** Writes the frames built from every packet of `b` (see the module comment). */
   write(b: TupleBatch): void {
     for (let i = 0; i < b.count; i++) {
       const wire = this.build(b, i);
-      const cap = Math.min(wire, this.snaplen);
-      if (this.pos + 16 + cap > this.buf.length) this.flush();
-      const ts = b.ts[i]!;
-      let sec = Math.floor(ts);
-      let us = Math.round((ts - sec) * 1e6);
-      if (us >= 1000000) { sec++; us -= 1000000; }
-      const o = this.pos, B = this.buf;
-      B[o] = sec & 255; B[o + 1] = (sec >>> 8) & 255; B[o + 2] = (sec >>> 16) & 255; B[o + 3] = (sec >>> 24) & 255;
-      B[o + 4] = us & 255; B[o + 5] = (us >>> 8) & 255; B[o + 6] = (us >>> 16) & 255; B[o + 7] = 0;
-      B[o + 8] = cap & 255; B[o + 9] = (cap >>> 8) & 255; B[o + 10] = (cap >>> 16) & 255; B[o + 11] = 0;
-      B[o + 12] = wire & 255; B[o + 13] = (wire >>> 8) & 255; B[o + 14] = (wire >>> 16) & 255; B[o + 15] = 0;
-      const hdr = Math.min(cap, 14 + 40 + 20 + 16);
-      B.set(this.frame.subarray(0, hdr), o + 16);
-      if (cap > hdr) B.fill(0, o + 16 + hdr, o + 16 + cap);
-      this.pos = o + 16 + cap;
-      this.packets++;
+      // The built headers are at most this long; the rest of the frame is zero payload.
+      const hdr = Math.min(wire, 14 + 40 + 20 + 16);
+      this.writeFrame(this.frame, 0, hdr, b.ts[i]!, wire);
     }
+  }
+
+  /**
+   * Writes one record: `len` bytes of `bytes` from `from`, padded with zeros up
+   * to `wirelen` (default `len`) and cut at the snap length, stamped `ts` seconds.
+   */
+  writeFrame(bytes: Uint8Array, from: number, len: number, ts: number, wirelen = len): void {
+    const cap = Math.min(wirelen, this.snaplen);
+    if (this.pos + 16 + cap > this.buf.length) this.flush();
+    let sec = Math.floor(ts);
+    let us = Math.round((ts - sec) * 1e6);
+    if (us >= 1000000) { sec++; us -= 1000000; }
+    const o = this.pos, B = this.buf;
+    B[o] = sec & 255; B[o + 1] = (sec >>> 8) & 255; B[o + 2] = (sec >>> 16) & 255; B[o + 3] = (sec >>> 24) & 255;
+    B[o + 4] = us & 255; B[o + 5] = (us >>> 8) & 255; B[o + 6] = (us >>> 16) & 255; B[o + 7] = 0;
+    B[o + 8] = cap & 255; B[o + 9] = (cap >>> 8) & 255; B[o + 10] = (cap >>> 16) & 255; B[o + 11] = 0;
+    B[o + 12] = wirelen & 255; B[o + 13] = (wirelen >>> 8) & 255; B[o + 14] = (wirelen >>> 16) & 255; B[o + 15] = 0;
+    const have = Math.min(cap, len);
+    // The buffer (1 MiB) holds any record: snaplen and IP lengths stay under 256 KiB.
+    B.set(bytes.subarray(from, from + have), o + 16);
+    if (cap > have) B.fill(0, o + 16 + have, o + 16 + cap);
+    this.pos = o + 16 + cap;
+    this.packets++;
   }
 
   private flush(): void {

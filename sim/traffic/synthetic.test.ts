@@ -13,14 +13,14 @@ import { createBatch, F, type TupleBatch } from './batch.ts';
 import { openCapture } from './capture.ts';
 import { CLUSTER_IP, openSynthetic, SCENARIOS } from './synthetic.ts';
 import { PcapWriter } from './pcap-writer.ts';
-import type { PacketSource } from './source.ts';
+import type { PacketInput } from './input.ts';
 
 let dir = '';
 beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'synth-test-')); });
 afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
 
 const LANES = ['ts', 'wirelen', 'saddr', 'daddr', 'l4a', 'l4b', 'sport', 'dport', 'proto', 'family', 'flags', 'l4flags'] as const;
-function rows(src: PacketSource, cap = 1000): string[] {
+function rows(src: PacketInput, cap = 1000): string[] {
   const b = createBatch(cap);
   const out: string[] = [];
   while (src.fill(b) > 0) for (let i = 0; i < b.count; i++) out.push(LANES.map((l) => (b[l] as ArrayLike<number>)[i]).join(','));

@@ -18,7 +18,8 @@
  * per-flow objects.
  */
 import { createBatch, DEFAULT_BATCH_CAPACITY, F, L4, FAMILY_IPV4, type TupleBatch } from './batch.ts';
-import { newStats, accountBatch, type IngestStats, type PacketSource } from './source.ts';
+import { newStats, accountBatch, type IngestStats, type PacketInput } from './input.ts';
+import { checksumOf } from './checksum.ts';
 import { UsageError } from '../core/errors.ts';
 import { mulberryValue, MULBERRY_INCREMENT, seedMix, UNIT } from '../core/prng.ts';
 
@@ -92,20 +93,15 @@ function heavySize(u: number, min: number, max: number): number {
   return Math.min(max, Math.max(min, Math.floor(x)));
 }
 
-function csum16(sum: number): number {
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
 /** UDP checksum of a header with zero payload (the payload `gen` writes is zeros). */
 export function udpChecksum(saddr: number, daddr: number, sport: number, dport: number, len: number): number {
   const s = (saddr >>> 16) + (saddr & 0xffff) + (daddr >>> 16) + (daddr & 0xffff) + 17 + len + sport + dport + len;
-  const c = csum16(s);
+  const c = checksumOf(s);
   return c === 0 ? 0xffff : c;
 }
 
-/** One share of one scenario as a PacketSource. */
-class SyntheticSource implements PacketSource {
+/** One share of one scenario as a PacketInput. */
+class SyntheticInput implements PacketInput {
   readonly stats: IngestStats = newStats();
   private readonly sc: number;
   private readonly seed: number;
@@ -546,11 +542,11 @@ class SyntheticSource implements PacketSource {
       if (kind === K_ONEWAY) {
         // mix's pings: echo requests with a constant id and sequence (one flow, one tuple)
         sport = cport; dport = sp;
-        l4a = ((8 << 24) | csum16((8 << 8) + cport + sp)) >>> 0;
+        l4a = ((8 << 24) | checksumOf((8 << 8) + cport + sp)) >>> 0;
         l4b = ((cport << 16) | sp) >>> 0;
       } else {
         const type = up ? 8 : 0, id = sp, seq = k >> 1;
-        l4a = ((type << 24) | csum16((type << 8) + id + seq)) >>> 0;
+        l4a = ((type << 24) | checksumOf((type << 8) + id + seq)) >>> 0;
         l4b = ((id << 16) | seq) >>> 0;
         sport = id; dport = seq;
       }
@@ -607,9 +603,9 @@ function zipfClient(a: number): number {
   return (0x64400000 | (Math.imul(lo + 1, 0x9e3779b1) >>> 10)) >>> 0;
 }
 
-/** A synthetic scenario as a PacketSource; `share` picks the flows whose connection key hashes to `index` of `count`. */
-export function openSynthetic(name: string, opts: SyntheticOptions = {}): PacketSource {
-  return new SyntheticSource(name, opts);
+/** A synthetic scenario as a PacketInput; `share` picks the flows whose connection key hashes to `index` of `count`. */
+export function openSynthetic(name: string, opts: SyntheticOptions = {}): PacketInput {
+  return new SyntheticInput(name, opts);
 }
 
 /**

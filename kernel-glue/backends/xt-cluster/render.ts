@@ -10,11 +10,11 @@
  * as a value in 1..32 and refuses e.g. 48 (nodes 5 and 6, §5.2), and a rule per
  * node gives a packet counter per node number for the replay tooling.
  */
-import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
-import type { Plan, Step } from '../plan.ts';
-import { cfgComment, hex32, maddrAdd, maddrDel, MARK, nodeByName, ownersOf, whereOf } from './common.ts';
-import { ensureJumpStep, removeChainSteps, restoreChainStep, ruleComment } from './iptables.ts';
-import { ARP_GAP_NOTE, fmtSet, nftRemoveTransaction, nftReplaceTransaction, tcpLooseStep } from './nft.ts';
+import type { ClusterConfig } from '../../../sim/core/cluster-config.ts';
+import type { Plan, Step } from '../../plan.ts';
+import { cfgComment, fmtSet, hex32, MARK, nodeByName, ownersOf, whereOf } from '../shared/names.ts';
+import { ensureJumpStep, removeChainSteps, restoreChainStep, ruleComment } from '../shared/iptables-legacy.ts';
+import { arpReplaceStep, ARP_GAP_NOTE, dropTableLines, maddrAdd, maddrDel, tcpLooseStep } from '../shared/link.ts';
 
 /** The chain's rules (without `-A CHAIN`), in the order iptables evaluates them. */
 export function xtClusterRules(c: ClusterConfig, owners: readonly number[]): string[] {
@@ -39,7 +39,7 @@ export function xtClusterCreatePlan(c: ClusterConfig, nodeName: string): Plan {
     steps: [
       xtClusterChainStep(c, owners),
       ensureJumpStep(c),
-      { argv: ['nft', '-f', '-'], stdin: nftReplaceTransaction(c, owners, true), why: `ARP for ${c.cluster.ip} answers with the cluster MAC ${c.cluster.mac} (table arp, replaced atomically)` },
+      arpReplaceStep(c),
       maddrAdd(c),
       tcpLooseStep(),
     ],
@@ -53,6 +53,6 @@ export function xtClusterRemovePlan(c: ClusterConfig, nodeName: string): Plan {
     where: whereOf(node.host),
     backend: 'xt_cluster',
     notes: ['nf_conntrack_tcp_loose is left at its current value', ARP_GAP_NOTE],
-    steps: [...removeChainSteps(c), { argv: ['nft', '-f', '-'], stdin: nftRemoveTransaction(true), why: 'delete the ARP table (no error when absent)' }, maddrDel(c)],
+    steps: [...removeChainSteps(c), { argv: ['nft', '-f', '-'], stdin: `${dropTableLines('arp')}\n`, why: 'delete the ARP table (no error when absent)' }, maddrDel(c)],
   };
 }

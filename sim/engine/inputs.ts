@@ -1,14 +1,14 @@
-/** Opens the PacketSource a SourceSpec names (inside a worker or in-process), and splits inputs into shares. */
-import { openCsvSource } from '../traffic/csv-source.ts';
+/** Opens the PacketInput a InputSpec names (inside a worker or in-process), and splits inputs into shares. */
+import { openCsvInput } from '../traffic/csv-input.ts';
 import { openCapture, planShares } from '../traffic/capture.ts';
 import { openSynthetic } from '../traffic/synthetic.ts';
-import type { PacketSource } from '../traffic/source.ts';
-import type { SourceSpec } from './task.ts';
+import type { PacketInput } from '../traffic/input.ts';
+import type { InputSpec } from './task.ts';
 
-export function openSource(spec: SourceSpec): PacketSource {
+export function openInput(spec: InputSpec): PacketInput {
   switch (spec.kind) {
     case 'csv':
-      return openCsvSource(spec.path);
+      return openCsvInput(spec.path);
     case 'pcap':
       return openCapture(spec.path, { start: spec.start, end: spec.end, lenient: spec.lenient, limit: spec.limit, from: spec.from, to: spec.to });
     case 'synthetic':
@@ -21,7 +21,7 @@ export function openSource(spec: SourceSpec): PacketSource {
  * (DESIGN.md: each worker reads its own byte range of a capture; a synthetic
  * scenario deals whole flows to shares).
  */
-export function planSourceShares(spec: SourceSpec, parts: number): SourceSpec[] {
+export function planInputShares(spec: InputSpec, parts: number): InputSpec[] {
   switch (spec.kind) {
     case 'synthetic':
       return Array.from({ length: parts }, (_, index) => ({ ...spec, share: { index, count: parts } }));

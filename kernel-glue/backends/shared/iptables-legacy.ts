@@ -6,11 +6,14 @@
  * commit), plus one jump from PREROUTING for the cluster IP on its interface.
  *
  * Legacy, not iptables-nft: CLUSTERIP refuses nft_compat (§4.5, §10.7), and
- * using one flavour for both backends keeps status reading simple.
+ * using one flavour for both backends keeps status reading simple. Reading
+ * the chain back (`iptables-legacy-save -c`) is here too.
  */
-import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
-import type { RunStep, Step } from '../plan.ts';
-import { IPT_CHAIN, IPT_TABLE } from './common.ts';
+import type { ClusterConfig } from '../../../sim/core/cluster-config.ts';
+import type { RunStep, Step } from '../../plan.ts';
+import type { Runner } from '../../exec/runner.ts';
+import type { Counter } from './backend.ts';
+import { IPT_CHAIN, IPT_TABLE } from './names.ts';
 
 export const IPT = 'iptables-legacy';
 export const IPT_RESTORE = 'iptables-legacy-restore';
@@ -48,3 +51,33 @@ export function removeChainSteps(c: ClusterConfig): Step[] {
 
 /** Quotes a comment for iptables-restore input (double quotes; our comments never contain quotes). */
 export const ruleComment = (text: string): string => `-m comment --comment "${text}"`;
+
+export interface ChainView {
+  exists: boolean;
+  jump: boolean;
+  /** Rules of our chain as printed by iptables-save -c, counters split off. */
+  rules: { counter: Counter; text: string }[];
+}
+
+/** Our chain and its PREROUTING jump out of `iptables-legacy-save -c -t mangle`. */
+export function parseMangleSave(text: string, c: ClusterConfig): ChainView {
+  const lines = text.split('\n');
+  const exists = lines.some((l) => l.startsWith(`:${IPT_CHAIN} `));
+  const jumpRe = new RegExp(`-A PREROUTING -d ${c.cluster.ip.replace(/\./g, '\\.')}/32 -i ${c.cluster.interface.replace(/[.]/g, '\\.')} -j ${IPT_CHAIN}$`);
+  let jump = false;
+  const rules: ChainView['rules'] = [];
+  for (const l of lines) {
+    const m = /^(?:\[(\d+):(\d+)\] )?(-A (\S+) .*)$/.exec(l);
+    if (!m) continue;
+    if (m[4] === 'PREROUTING' && jumpRe.test(m[3]!)) jump = true;
+    if (m[4] === IPT_CHAIN) rules.push({ counter: { packets: Number(m[1] ?? 0), bytes: Number(m[2] ?? 0) }, text: m[3]! });
+  }
+  return { exists, jump, rules };
+}
+
+/** The saved mangle table (null when iptables-legacy-save does not run) and our chain in it. */
+export async function readChain(r: Runner, c: ClusterConfig): Promise<{ mangle: string | null; view: ChainView }> {
+  const res = await r.run([IPT_SAVE, '-c', '-t', IPT_TABLE]);
+  const mangle = res.code === 0 ? res.stdout : null;
+  return { mangle, view: parseMangleSave(mangle ?? '', c) };
+}

@@ -1,13 +1,13 @@
 /**
- * CSV tuples as a synchronous PacketSource (for workers): the file is read
+ * CSV tuples as a synchronous PacketInput (for workers): the file is read
  * once; tuple files are small next to captures.
  */
 import { readTextFile } from '../core/errors.ts';
 import type { TupleBatch } from './batch.ts';
 import { parseTupleFields, writeParsed } from './csv-tuples.ts';
-import { newStats, type PacketSource } from './source.ts';
+import { newStats, type PacketInput } from './input.ts';
 
-export function openCsvSource(path: string): PacketSource {
+export function openCsvInput(path: string): PacketInput {
   const text = readTextFile(path);
   const lines = text.split('\n');
   let ln = 0;

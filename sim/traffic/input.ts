@@ -1,5 +1,5 @@
 /**
- * PacketSource: the one shape every traffic input (pcap, pcapng, synthetic,
+ * PacketInput: the one shape every traffic input (pcap, pcapng, synthetic,
  * live) presents to the engine. Synchronous so that a worker thread can pull
  * batches in a tight loop; the batch is filled in place and reused.
  */
@@ -26,7 +26,7 @@ export interface IngestStats {
   fragments: number;
 }
 
-export interface PacketSource {
+export interface PacketInput {
   /**
    * Fills `batch` from index 0 (up to its capacity), sets `batch.count` and
    * returns it; 0 means the source is exhausted. Internal buffers are reused,

@@ -1,6 +1,6 @@
 /**
- * What every backend renderer shares: the names of our own kernel objects,
- * the config fingerprint that marks them, and small text helpers.
+ * What every backend shares: the names of our own kernel objects, the config
+ * fingerprint that marks them, and small text helpers.
  *
  * We only ever touch objects we own: the iptables chain CHAIN in the mangle
  * table plus one jump to it from PREROUTING, and the nft tables `ip TABLE` and
@@ -9,8 +9,8 @@
  * that nothing but (maybe) the owner set differs and change only that.
  */
 import { createHash } from 'node:crypto';
-import { DataError } from '../../sim/core/errors.ts';
-import type { ClusterConfig, HostSpec } from '../../sim/core/cluster-config.ts';
+import { DataError } from '../../../sim/core/errors.ts';
+import type { ClusterConfig, HostSpec } from '../../../sim/core/cluster-config.ts';
 
 /** nft table name, in both the `ip` and the `arp` family. */
 export const NFT_TABLE = 'clusterip_sim';
@@ -54,32 +54,13 @@ export function fingerprint(c: ClusterConfig): string {
   return createHash('sha256').update(s).digest('hex').slice(0, 12);
 }
 
+/** The `cfg=` fingerprint in a comment of ours (nft table comment, iptables rule comment), or null. */
+export const fpOf = (text: string | null): string | null => (text && new RegExp(`${MARK} cfg=([0-9a-f]{12})`).exec(text)?.[1]) || null;
+
 export const cfgComment = (c: ClusterConfig): string => `${MARK} cfg=${fingerprint(c)}`;
 
-/** /proc/net/ipt_CLUSTERIP/<ip>: CLUSTERIP's per-cluster-IP owner set (§4.4). */
-export const procPath = (ip: string): string => `/proc/net/ipt_CLUSTERIP/${ip}`;
-
-export const TCP_LOOSE = '/proc/sys/net/netfilter/nf_conntrack_tcp_loose';
 
 /** Escapes a literal for a POSIX extended regular expression (grep -E). */
 export const ereEscape = (s: string): string => s.replace(/[.[\]{}()*+?^$|\\]/g, '\\$&');
 
-/**
- * A probe that succeeds when MAC is on IF's link-layer multicast list.
- * /proc/net/dev_mcast lines: "ifindex ifname users global addr-without-colons".
- */
-export function maddrProbe(iface: string, mac: string): string[] {
-  const hex = mac.toLowerCase().replace(/:/g, '');
-  return ['grep', '-Eq', `^[0-9]+ +${ereEscape(iface)} +[0-9]+ +[0-9]+ +${hex}$`, '/proc/net/dev_mcast'];
-}
-
-/** The multicast MAC steps shared by xt_cluster and nft (CLUSTERIP joins the group itself, §4.7). */
-export function maddrAdd(c: ClusterConfig) {
-  const { interface: iface, mac } = c.cluster;
-  return { argv: ['ip', 'maddr', 'add', mac.toLowerCase(), 'dev', iface], unless: maddrProbe(iface, mac), why: `receive frames sent to the cluster MAC ${mac} on ${iface} (every node sees every packet; the hash picks one)` };
-}
-
-export function maddrDel(c: ClusterConfig) {
-  const { interface: iface, mac } = c.cluster;
-  return { argv: ['ip', 'maddr', 'del', mac.toLowerCase(), 'dev', iface], onlyIf: maddrProbe(iface, mac), why: `leave the cluster MAC's multicast group on ${iface}` };
-}
+export const fmtSet = (s: readonly number[]): string => `{${s.join(',')}}`;

@@ -1,34 +1,15 @@
 /**
- * One failover run, start to end, on one thread: measure (if a policy needs
- * it), build the ownership timelines, evaluate the packets, summarise into the
- * JSON result. The lead's engine can replace the middle with workers: the
- * pieces (BucketMeter, buildTimeline, FailoverEvaluator, mergeFailoverPartials,
- * summarizeRun) are what this file strings together.
+ * The pieces of a failover run that belong to the model: the first fault and
+ * the bin width a scenario implies, and the JSON result built from merged
+ * partials. The one driver that strings measurement, timelines and evaluation
+ * together (in-process or on workers) is sim/engine/failover-run.ts.
  */
 import type { FailoverResult, InputSummary } from '../core/result.ts';
-import { buildSelector } from '../select/build.ts';
-import { createBatch } from '../traffic/batch.ts';
-import { selectorSpecOf } from '../select/from-config.ts';
 import { VERSION } from '../core/version.ts';
-import { buildTimeline, type OwnershipTimeline } from './heartbeat.ts';
-import { POLICIES, type Measurements, type PolicyConfig } from './policies.ts';
+import type { OwnershipTimeline } from './heartbeat.ts';
 import type { Scenario } from './scenario.ts';
-import type { PacketSource } from '../traffic/source.ts';
-import { BucketMeter, FailoverEvaluator, mergeFailoverPartials, summarizeRun, type FailoverPartial } from './timeline.ts';
+import { summarizeRun, type FailoverPartial } from './timeline.ts';
 import { FAULT_KINDS } from './events.ts';
-
-export interface RunFailoverOptions {
-  /** Opens the traffic; called once per pass (twice when least-loaded needs measurements). */
-  open: () => PacketSource;
-  /** What the traffic is, for the result (packet counts and duration are filled in here). */
-  input: Omit<InputSummary, 'packets' | 'bytes' | 'duration_s'>;
-  /** Capture time of scenario time 0 (0 for synthetic traffic). */
-  t0?: number;
-  comparePolicies?: boolean;
-  batchCapacity?: number;
-  /** Called after each batch with the packets done so far (progress). */
-  progress?: (packets: number) => void;
-}
 
 /** The first fault's time, from the scenario alone. */
 export function firstFaultOf(sc: Scenario): number | null {
@@ -41,36 +22,6 @@ export function binWidthOf(sc: Scenario): number {
   if (sc.bin_s) return sc.bin_s;
   const span = sc.traffic?.duration_s ?? 60;
   return span > 600 ? Math.ceil(span / 600) : 1;
-}
-
-export function runFailover(sc: Scenario, o: RunFailoverOptions): FailoverResult {
-  const started = process.hrtime.bigint();
-  const sel = buildSelector(selectorSpecOf(sc.config));
-  const t0 = o.t0 ?? 0;
-  const cap = o.batchCapacity ?? 65536;
-  const policies: PolicyConfig[] = [sc.policy];
-  if (o.comparePolicies) for (const p of POLICIES) if (p !== sc.policy.policy) policies.push({ ...sc.policy, policy: p });
-
-  let meas: Measurements | undefined;
-  const batch = createBatch(cap);
-  if (policies.some((p) => p.policy === 'least-loaded')) {
-    const ff = firstFaultOf(sc);
-    const meter = new BucketMeter(sel, t0, ff ?? Infinity, cap);
-    const src = o.open();
-    while (src.fill(batch) > 0) meter.add(batch);
-    meas = meter.measurements();
-  }
-  const timelines: OwnershipTimeline[] = policies.map((p) => buildTimeline(sc, p, meas));
-  const ev = new FailoverEvaluator(timelines, sel, { t0, bin_s: binWidthOf(sc), conntrack: sc.conntrack }, cap);
-  const src = o.open();
-  let done = 0;
-  while (src.fill(batch) > 0) {
-    ev.add(batch);
-    done += batch.count;
-    o.progress?.(done);
-  }
-  const part = mergeFailoverPartials([ev.partial()]);
-  return failoverResult(sc, timelines, part, o.input, { workers: 1, elapsed_s: Number(process.hrtime.bigint() - started) / 1e9 });
 }
 
 /** Builds the JSON result from merged partials (also for a multi-worker engine). */

@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig, type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { isRun, isWrite, type RunStep } from '../plan.ts';
 import { createPlan, ownerPlan, removePlan } from './index.ts';
-import { fingerprint, IPT_CHAIN, NFT_TABLE } from './common.ts';
-import { clusteripRefusal, procWrites } from './clusterip.ts';
-import { nftIpTable, nftHashExpr } from './nft.ts';
-import { xtClusterRules } from './xt-cluster.ts';
+import { fingerprint, IPT_CHAIN, NFT_TABLE } from './shared/names.ts';
+import { clusteripRefusal, procWrites } from './clusterip/render.ts';
+import { nftIpTable } from './nft/render.ts';
+import { nftClusterExpr } from '../../sim/select/from-config.ts';
+import { xtClusterRules } from './xt-cluster/render.ts';
 
 function cfg(backend: string, extra = '', owns: [string, string, string] = ['[1]', '[2]', '[3]']): ClusterConfig {
   const y = `cluster:
@@ -29,7 +30,7 @@ const runs = (steps: unknown[]): RunStep[] => (steps as RunStep[]).filter(isRun)
 describe('nft backend', () => {
   const c = cfg('nft', '', ['[1, 3]', '[2]', '[]']);
   it('hashes exactly like config.ts says the simulator does (offset 1, seed explicit) and never the iptables-translate form', () => {
-    expect(nftHashExpr(c)).toBe('jhash ct original ip saddr mod 3 seed 0x1234abcd offset 1');
+    expect(nftClusterExpr(c)).toBe('jhash ct original ip saddr mod 3 seed 0x1234abcd offset 1');
     const t = nftIpTable(c, [1, 3]);
     expect(t).toContain('\t\tjhash ct original ip saddr mod 3 seed 0x1234abcd offset 1 @owned accept\n');
     expect(t).not.toMatch(/\beq \d/);

@@ -14,12 +14,14 @@
  *   conntracks (§10.5); one counting rule per node number after the target
  *   counts what this host accepted.
  */
-import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
-import type { Plan, Step } from '../plan.ts';
-import { parseKernelVersion, cmpVersion } from '../../sim/select/profile.ts';
-import { cfgComment, hex32, MARK, nodeByName, ownersOf, procPath, whereOf } from './common.ts';
-import { ensureJumpStep, removeChainSteps, restoreChainStep, ruleComment } from './iptables.ts';
-import { fmtSet } from './nft.ts';
+import type { ClusterConfig } from '../../../sim/core/cluster-config.ts';
+import type { Plan, Step } from '../../plan.ts';
+import { parseKernelVersion, cmpVersion } from '../../../sim/select/profile.ts';
+import { cfgComment, fmtSet, hex32, MARK, nodeByName, ownersOf, whereOf } from '../shared/names.ts';
+import { ensureJumpStep, removeChainSteps, restoreChainStep, ruleComment } from '../shared/iptables-legacy.ts';
+
+/** /proc/net/ipt_CLUSTERIP/<ip>: CLUSTERIP's per-cluster-IP owner set (§4.4). */
+export const procPath = (ip: string): string => `/proc/net/ipt_CLUSTERIP/${ip}`;
 
 /** How long to wait for the old config to go away after its last rule is deleted (bounded poll, §11.3). */
 export const PROC_GONE_TIMEOUT_MS = 5000;

@@ -11,35 +11,13 @@
  * one, §7); we never emit that form.
  *
  * The set carries a counter per element: per node number, the packets this
- * host accepted (the replay tooling reads them).
+ * host accepted (status, the agent and the replay tooling read them).
  */
-import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
-import type { Plan, RunStep, Step } from '../plan.ts';
-import { cfgComment, hex32, maddrAdd, maddrDel, NFT_TABLE, nodeByName, ownersOf, TCP_LOOSE, whereOf } from './common.ts';
-
-/** The jhash expression, identical to sim/select/from-config.ts nftClusterExpr (seed always explicit: §6.1, a seedless rule gets a random seed). */
-export function nftHashExpr(c: ClusterConfig): string {
-  return `jhash ct original ip saddr mod ${c.cluster.total_nodes} seed ${hex32(c.cluster.seed)} offset 1`;
-}
-
-/**
- * The ARP half (used by xt_cluster too): outgoing ARP requests and replies
- * whose sender IP is the cluster IP carry the cluster MAC as sender hardware
- * address, as CLUSTERIP's own ARP hook did (§4.7): neighbours then send the
- * cluster IP's traffic to the multicast MAC, which every node receives.
- */
-export function nftArpTable(c: ClusterConfig): string {
-  const { ip, mac } = c.cluster;
-  return [
-    `table arp ${NFT_TABLE} {`,
-    `\tcomment "${cfgComment(c)}"`,
-    `\tchain output {`,
-    `\t\ttype filter hook output priority filter; policy accept;`,
-    `\t\tarp saddr ip ${ip} arp saddr ether set ${mac.toLowerCase()}`,
-    `\t}`,
-    `}`,
-  ].join('\n');
-}
+import type { ClusterConfig } from '../../../sim/core/cluster-config.ts';
+import { nftClusterExpr } from '../../../sim/select/from-config.ts';
+import type { Plan, RunStep } from '../../plan.ts';
+import { cfgComment, fmtSet, NFT_TABLE, nodeByName, ownersOf, whereOf } from '../shared/names.ts';
+import { arpTable, ARP_GAP_NOTE, dropTableLines, maddrAdd, maddrDel, tcpLooseStep } from '../shared/link.ts';
 
 /** The `ip` table: pkttype fix-up, jump for the cluster IP, hash against the owner set, drop the rest. */
 export function nftIpTable(c: ClusterConfig, owners: readonly number[]): string {
@@ -62,33 +40,18 @@ export function nftIpTable(c: ClusterConfig, owners: readonly number[]): string 
     `\t\tiifname "${iface}" ip daddr ${ip} jump cluster`,
     `\t}`,
     `\tchain cluster {`,
-    `\t\t${nftHashExpr(c)} @owned accept`,
+    // The expression the simulator predicts with (sim/select/from-config.ts), rendered from the same data.
+    `\t\t${nftClusterExpr(c)} @owned accept`,
     `\t\tcounter drop`,
     `\t}`,
     `}`,
   ].join('\n');
 }
 
-/** Atomic replace-or-create of both tables: `table X {}` + `delete table X` makes the delete safe when absent. */
-export function nftReplaceTransaction(c: ClusterConfig, owners: readonly number[], arpOnly = false): string {
-  const parts: string[] = [];
-  if (!arpOnly) parts.push(`table ip ${NFT_TABLE} {}`, `delete table ip ${NFT_TABLE}`);
-  parts.push(`table arp ${NFT_TABLE} {}`, `delete table arp ${NFT_TABLE}`);
-  if (!arpOnly) parts.push(nftIpTable(c, owners));
-  parts.push(nftArpTable(c));
-  return parts.join('\n') + '\n';
+/** Atomic replace-or-create of both tables (ip and arp) in one transaction. */
+export function nftReplaceTransaction(c: ClusterConfig, owners: readonly number[]): string {
+  return [dropTableLines('ip'), dropTableLines('arp'), nftIpTable(c, owners), arpTable(c)].join('\n') + '\n';
 }
-
-export function nftRemoveTransaction(arpOnly = false): string {
-  const fams = arpOnly ? ['arp'] : ['ip', 'arp'];
-  return fams.map((f) => `table ${f} ${NFT_TABLE} {}\ndelete table ${f} ${NFT_TABLE}`).join('\n') + '\n';
-}
-
-export const tcpLooseStep = (): Step => ({
-  write: TCP_LOOSE,
-  data: '0\n',
-  why: 'no mid-stream conntrack pickup: a picked-up flow could hash on the server\'s address and land on another node (xt_cluster man page, §5.3)',
-});
 
 /** Owner-set change in one nft transaction (adds before deletes; the kernel applies both at once). */
 export function nftOwnerStep(from: readonly number[], to: readonly number[]): RunStep | null {
@@ -101,11 +64,6 @@ export function nftOwnerStep(from: readonly number[], to: readonly number[]): Ru
   return { argv: ['nft', '-f', '-'], stdin: lines.join('\n') + '\n', why: `owner set ${fmtSet(from)} -> ${fmtSet(to)} in one atomic transaction` };
 }
 
-/** Said on every remove: without the ARP mangling, neighbours can learn a node's own MAC for the cluster IP. */
-export const ARP_GAP_NOTE = 'after this, ARP replies and requests from the cluster IP carry the node\'s own MAC again: neighbours may send the cluster IP\'s traffic to one node only until their ARP entry is refreshed (apply the replacement backend first, or flush neighbour caches)';
-
-export const fmtSet = (s: readonly number[]): string => `{${s.join(',')}}`;
-
 export function nftCreatePlan(c: ClusterConfig, nodeName: string): Plan {
   const node = nodeByName(c, nodeName);
   const owners = ownersOf(node);
@@ -115,7 +73,7 @@ export function nftCreatePlan(c: ClusterConfig, nodeName: string): Plan {
     backend: 'nft',
     notes: [`owns node numbers ${fmtSet(owners)} of ${c.cluster.total_nodes}; ${c.cluster.ip} must be configured on ${c.cluster.interface}`],
     steps: [
-      { argv: ['nft', '-f', '-'], stdin: nftReplaceTransaction(c, owners), why: `replace tables ip/arp ${NFT_TABLE} in one transaction (hash ${nftHashExpr(c)})` },
+      { argv: ['nft', '-f', '-'], stdin: nftReplaceTransaction(c, owners), why: `replace tables ip/arp ${NFT_TABLE} in one transaction (hash ${nftClusterExpr(c)})` },
       maddrAdd(c),
       tcpLooseStep(),
     ],
@@ -129,6 +87,6 @@ export function nftRemovePlan(c: ClusterConfig, nodeName: string): Plan {
     where: whereOf(node.host),
     backend: 'nft',
     notes: ['nf_conntrack_tcp_loose is left at its current value', ARP_GAP_NOTE],
-    steps: [{ argv: ['nft', '-f', '-'], stdin: nftRemoveTransaction(), why: `delete tables ip/arp ${NFT_TABLE} (no error when absent)` }, maddrDel(c)],
+    steps: [{ argv: ['nft', '-f', '-'], stdin: `${dropTableLines('ip')}\n${dropTableLines('arp')}\n`, why: `delete tables ip/arp ${NFT_TABLE} (no error when absent)` }, maddrDel(c)],
   };
 }

@@ -1,0 +1,36 @@
+/** The xt_cluster backend behind the GlueBackend interface (rules: render.ts, reading back: state.ts). */
+import { selectorSpecOf } from '../../../sim/select/from-config.ts';
+import { DEFAULT_CLUSTERIP_KERNEL } from '../../../sim/core/spec.ts';
+import { runStep, type StepLog } from '../../exec/steps.ts';
+import type { GlueBackend } from '../shared/backend.ts';
+import { linkRollbackSteps, nftReplaySink } from '../shared/link.ts';
+import { IPT_RESTORE } from '../shared/iptables-legacy.ts';
+import { needIptablesLegacy, needNft } from '../shared/tools.ts';
+import { xtClusterChainStep, xtClusterCreatePlan, xtClusterRemovePlan } from './render.ts';
+import { readXtClusterOwners, readXtClusterState } from './state.ts';
+
+export const xtClusterBackend: GlueBackend = {
+  name: 'xt_cluster',
+  createPlan: xtClusterCreatePlan,
+  removePlan: xtClusterRemovePlan,
+  ownerSteps: (c, _from, to) => [xtClusterChainStep(c, to)],
+  readState: readXtClusterState,
+  readOwners: readXtClusterOwners,
+  async preflight(r) {
+    return (await needIptablesLegacy(r)) ?? (await needNft(r));
+  },
+  async rollback(r, c, snap) {
+    const steps = linkRollbackSteps(c, snap, false);
+    if (snap.mangle !== null) steps.push({ argv: [IPT_RESTORE, '-c'], stdin: snap.mangle, why: 'restore the mangle table as saved (with counters)' });
+    const log: StepLog[] = [];
+    for (const s of steps) log.push(await runStep(r, s));
+    return log;
+  },
+  replaySink: nftReplaySink,
+  migration: (c) => ({
+    from: 'clusterip sourceip',
+    to: 'xt_cluster',
+    before: { backend: 'clusterip', hashmode: 'sourceip', totalNodes: c.cluster.total_nodes, hashInit: c.cluster.seed, kernel: DEFAULT_CLUSTERIP_KERNEL, endian: c.cluster.endian },
+    after: selectorSpecOf(c),
+  }),
+};
