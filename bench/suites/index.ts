@@ -7,6 +7,7 @@ import { failoverSuite } from './failover.ts';
 import { memorySuite } from './memory.ts';
 import { schemesSuite } from './schemes.ts';
 import { genSuite } from './gen.ts';
+import { simulateSizesSuite } from './simulate-sizes.ts';
 
 export const SUITES: Suite[] = [
   hashSuite,
@@ -16,4 +17,5 @@ export const SUITES: Suite[] = [
   memorySuite,
   schemesSuite,
   genSuite,
+  simulateSizesSuite,
 ];
