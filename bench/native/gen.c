@@ -2,8 +2,9 @@
  * Native reference for the gen bench: the capture-like synthetic scenarios of
  * sim/traffic/synthetic.ts (default, uniform, cidr, zipf, nat, portscan,
  * synflood), the same work in C: per-flow seeds (seedMix), mulberry32 draws in
- * the same order, a binary heap of active flows by next packet time (ties by
- * flow number), packets written into struct-of-arrays lanes of a
+ * the same order, active flows by next packet time (ties by flow number) in
+ * the same two tiers (a small binary heap for the current 64 us bucket, a
+ * timing wheel of 2^15 buckets with a bit per bucket), packets written into struct-of-arrays lanes of a
  * 65536-packet batch, exactly the lanes a TupleBatch has.
  *
  * Usage: gen SCENARIO PACKETS SEED REPEATS
@@ -89,10 +90,13 @@ typedef struct {
 } flow_t;
 static flow_t *fl; static int *freelist, nfree, cap;
 static double *hkey; static int *hslot, heapn;
+#define WHEEL (1 << 15)
+static int whead[WHEEL]; static uint32_t wbits[WHEEL / 32]; static int *wlink, wn;
+static double cur_idx, cur_end; static int cur_pos;
 
 static void grow(int n) {
   fl = realloc(fl, n * sizeof *fl); freelist = realloc(freelist, n * sizeof *freelist);
-  hkey = realloc(hkey, n * sizeof *hkey); hslot = realloc(hslot, n * sizeof *hslot);
+  hkey = realloc(hkey, n * sizeof *hkey); hslot = realloc(hslot, n * sizeof *hslot); wlink = realloc(wlink, n * sizeof *wlink);
   for (int s = n - 1; s >= cap; s--) freelist[nfree++] = s;
   cap = n;
 }
@@ -112,6 +116,32 @@ static void hsift(int s, double key) {
     hkey[i] = ck; hslot[i] = hslot[c]; i = c;
   }
   hkey[i] = key; hslot[i] = s;
+}
+
+static void hpop(void) { int m = --heapn; if (m > 0) hsift(hslot[m], hkey[m]); }
+
+static void schedule(int s, double key) {
+  if (key < cur_end) { hpush(s, key); return; }
+  if (heapn == 0 && wn == 0) { cur_idx = floor(key / 64); cur_end = (cur_idx + 1) * 64; hpush(s, key); return; }
+  double d = floor(key / 64) - cur_idx;
+  if (d >= WHEEL) { fprintf(stderr, "gen: past the wheel\n"); exit(1); }
+  int pos = (cur_pos + (int)d) & (WHEEL - 1);
+  wlink[s] = whead[pos]; whead[pos] = s; wbits[pos >> 5] |= 1u << (pos & 31); wn++;
+}
+
+static int advance(void) {
+  if (wn == 0) return 0;
+  int p = (cur_pos + 1) & (WHEEL - 1), d = 1;
+  for (;;) {
+    uint32_t word = wbits[p >> 5] >> (p & 31);
+    if (word) { d += __builtin_ctz(word); break; }
+    int step = 32 - (p & 31); d += step; p = (p + step) & (WHEEL - 1);
+  }
+  int pos = (cur_pos + d) & (WHEEL - 1);
+  cur_idx += d; cur_pos = pos; cur_end = (cur_idx + 1) * 64;
+  int s = whead[pos]; whead[pos] = -1; wbits[pos >> 5] &= ~(1u << (pos & 31));
+  while (s >= 0) { int nx = wlink[s]; hpush(s, fl[s].next); wn--; s = nx; }
+  return 1;
 }
 
 static int sc; static uint32_t seed; static double total, assigned; static double next_flow; static int exhausted;
@@ -169,7 +199,7 @@ static void queue_next(void) {
   }
 }
 
-static void start_flow(void) {
+static int start_flow(void) {
   if (nfree == 0) grow(cap * 2);
   int s = freelist[--nfree];
   flow_t *x = &fl[s];
@@ -179,8 +209,8 @@ static void start_flow(void) {
   r += INC; x->cseq = mval(r);
   r += INC; x->sseq = mval(r);
   x->rng = r;
-  hpush(s, p_start);
   queue_next();
+  return s;
 }
 
 static void emit(flow_t *x, int i) {
@@ -239,13 +269,23 @@ static void emit(flow_t *x, int i) {
 static int fill(void) {
   int n = 0;
   while (n < CAP) {
-    int any = heapn > 0;
-    if (p_f >= 0 && (!any || p_start <= hkey[0])) { start_flow(); continue; }
+    int any = heapn > 0 || advance();
+    if (p_f >= 0 && (!any || p_start <= hkey[0])) {
+      double first = p_start;
+      int s = start_flow();
+      /* due before every queued flow and the next flow's start: emit now (see synthetic.ts) */
+      if ((any && first >= hkey[0]) || (p_f >= 0 && first > p_start)) { schedule(s, first); continue; }
+      emit(&fl[s], n++);
+      if (fl[s].idx >= fl[s].size) freelist[nfree++] = s; else schedule(s, fl[s].next);
+      continue;
+    }
     if (!any) break;
     int s = hslot[0];
     emit(&fl[s], n++);
-    if (fl[s].idx >= fl[s].size) { int m = --heapn; if (m > 0) hsift(hslot[m], hkey[m]); freelist[nfree++] = s; }
-    else hsift(s, fl[s].next);
+    double key = fl[s].next;
+    if (fl[s].idx >= fl[s].size) { hpop(); freelist[nfree++] = s; }
+    else if (key < cur_end) hsift(s, key);
+    else { hpop(); schedule(s, key); }
   }
   return n;
 }
@@ -268,7 +308,9 @@ int main(int argc, char **argv) {
     double t0 = cpu();
     seed = (uint32_t)strtoul(argv[3], NULL, 0);
     total = packets; assigned = 0; next_flow = 0; exhausted = 0; heapn = 0; nfree = 0; cap = 0;
-    free(fl); free(freelist); free(hkey); free(hslot); fl = NULL; freelist = NULL; hkey = NULL; hslot = NULL;
+    free(fl); free(freelist); free(hkey); free(hslot); free(wlink); fl = NULL; freelist = NULL; hkey = NULL; hslot = NULL; wlink = NULL;
+    for (int k = 0; k < WHEEL; k++) whead[k] = -1;
+    memset(wbits, 0, sizeof wbits); wn = 0; cur_idx = -1; cur_pos = 0; cur_end = 0;
     gap_us = sc == SC_SYNFLOOD || sc == SC_PORTSCAN ? 10 : sc == SC_DEFAULT ? 400 : 100;
     check = 0x811c9dc5u;
     grow(1024);

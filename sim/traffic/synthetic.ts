@@ -71,6 +71,15 @@ const NAT = [0xcb007101, 0xcb007102, 0xcb007103, 0xcb007104];
 const ZIPF_N = 50000;
 const MIX_BLOCKS = [0x0a000000, 0xc0a80000, 0x64400000, 0x2d000000, 0x59000000, 0xb9000000];
 const MIX_VIPS = [0xc6336401, 0xc6336402, 0xc6336403];
+/**
+ * Buckets of the timing wheel (64 µs each: 2.1 s ahead). A flow's next packet
+ * is never further ahead of the current bucket than its longest gap plus one
+ * bucket (a ping's reply, 1 s; steady's packets, 0.95 s at most), and a wheel
+ * that is empty starts again at the next flow's time.
+ */
+const WHEEL = 1 << 15;
+const WHEEL_MASK = WHEEL - 1;
+
 /** `steady`: flows start up to this long before time 0 (about a long flow's life), so the load is steady from 0 on. */
 const STEADY_WARMUP_US = 20_000_000;
 
@@ -157,10 +166,22 @@ class SyntheticInput implements PacketInput {
   private fGap = new Float64Array(0);
   private free = new Int32Array(0);
   private freeN = 0;
-  // binary min-heap of active slots: key (next packet time, µs) beside the slot, ties by flow number
+  // The active flows by next packet time (µs), ties by flow number, in two tiers: a binary
+  // min-heap (key beside slot) holds every flow due before the end of the current 64 µs bucket;
+  // the later ones wait in a timing wheel of WHEEL buckets (a list of slots each, and a bit per
+  // bucket to find the next non-empty one), so a packet costs a heap of a few entries instead of
+  // one of every active flow (hundreds to tens of thousands).
   private hKey = new Float64Array(0);
   private hSlot = new Int32Array(0);
   private heapN = 0;
+  private readonly wHead = new Int32Array(WHEEL).fill(-1);
+  private readonly wBits = new Int32Array(WHEEL >>> 5);
+  private wLink = new Int32Array(0);
+  private wN = 0;
+  /** The current bucket: its number (time >> 6), its place in the wheel, and where it ends (µs). */
+  private curIdx = -1;
+  private curPos = 0;
+  private curEnd = 0;
 
   constructor(name: string, o: SyntheticOptions) {
     const sc = SCENARIO_CODE[name];
@@ -206,7 +227,7 @@ class SyntheticInput implements PacketInput {
     this.fProto = cp(Uint8Array, this.fProto); this.fClient = cp(Uint32Array, this.fClient); this.fServer = cp(Uint32Array, this.fServer);
     this.fCport = cp(Uint16Array, this.fCport); this.fSport = cp(Uint16Array, this.fSport); this.fCseq = cp(Uint32Array, this.fCseq);
     this.fSseq = cp(Uint32Array, this.fSseq); this.fLen = cp(Uint16Array, this.fLen); this.fGap = cp(Float64Array, this.fGap);
-    this.hKey = cp(Float64Array, this.hKey); this.hSlot = cp(Int32Array, this.hSlot);
+    this.hKey = cp(Float64Array, this.hKey); this.hSlot = cp(Int32Array, this.hSlot); this.wLink = cp(Int32Array, this.wLink);
     const free = new Int32Array(n);
     free.set(this.free.subarray(0, this.freeN));
     for (let s = n - 1; s >= old; s--) free[this.freeN++] = s;
@@ -452,28 +473,78 @@ class SyntheticInput implements PacketInput {
     if (n > 0) this.heapSiftTop(this.hSlot[n]!, this.hKey[n]!);
   }
 
+  /** Queues slot s for time `key`: in the heap when due within the current bucket, else in the wheel. */
+  private schedule(s: number, key: number): void {
+    if (key < this.curEnd) { this.heapPush(s, key); return; }
+    if (this.heapN === 0 && this.wN === 0) {
+      // nothing queued: the wheel starts again at this time
+      this.curIdx = Math.floor(key / 64);
+      this.curEnd = (this.curIdx + 1) * 64;
+      this.heapPush(s, key);
+      return;
+    }
+    const d = Math.floor(key / 64) - this.curIdx;
+    if (d >= WHEEL) throw new Error(`synthetic: a packet ${key - this.curEnd} µs ahead is past the timing wheel (a bug: no gap is that long)`);
+    const pos = (this.curPos + d) & WHEEL_MASK;
+    this.wLink[s] = this.wHead[pos]!;
+    this.wHead[pos] = s;
+    this.wBits[pos >>> 5] = this.wBits[pos >>> 5]! | (1 << (pos & 31));
+    this.wN++;
+  }
+
+  /** With the heap empty: moves to the next non-empty bucket and its flows into the heap (false: nothing queued). */
+  private advance(): boolean {
+    if (this.wN === 0) return false;
+    const bits = this.wBits;
+    let p = (this.curPos + 1) & WHEEL_MASK, d = 1;
+    for (;;) {
+      const word = bits[p >>> 5]! >>> (p & 31);
+      if (word !== 0) { d += 31 - Math.clz32(word & -word); break; }
+      const step = 32 - (p & 31);
+      d += step;
+      p = (p + step) & WHEEL_MASK;
+    }
+    const pos = (this.curPos + d) & WHEEL_MASK;
+    this.curIdx += d;
+    this.curPos = pos;
+    this.curEnd = (this.curIdx + 1) * 64;
+    let s = this.wHead[pos]!;
+    this.wHead[pos] = -1;
+    this.wBits[pos >>> 5] = this.wBits[pos >>> 5]! & ~(1 << (pos & 31));
+    const fNext = this.fNext;
+    while (s >= 0) {
+      const next = this.wLink[s]!;
+      this.heapPush(s, fNext[s]!);
+      this.wN--;
+      s = next;
+    }
+    return true;
+  }
+
   fill(b: TupleBatch): number {
     let n = 0;
     const capacity = b.capacity;
     while (n < capacity) {
-      const any = this.heapN > 0;
+      const any = this.heapN > 0 || this.advance();
       if (this.pF >= 0 && (!any || this.pStart <= this.hKey[0]!)) {
         const first = this.pFirst;
         const s = this.startFlow();
         // When its first packet comes before every active flow's next one (active flows have
         // smaller numbers, so they win ties) and before the next pending flow's start, emit it now
         // and skip a push and a pop (a SYN flood's flows are one packet each).
-        if ((any && first >= this.hKey[0]!) || (this.pF >= 0 && first > this.pStart)) { this.heapPush(s, first); continue; }
+        if ((any && first >= this.hKey[0]!) || (this.pF >= 0 && first > this.pStart)) { this.schedule(s, first); continue; }
         this.emit(s, b, n++);
         if (this.fIdx[s]! >= this.fSize[s]!) this.free[this.freeN++] = s;
-        else this.heapPush(s, this.fNext[s]!);
+        else this.schedule(s, this.fNext[s]!);
         continue;
       }
       if (!any) break;
       const s = this.hSlot[0]!;
       this.emit(s, b, n++);
+      const key = this.fNext[s]!;
       if (this.fIdx[s]! >= this.fSize[s]!) { this.heapPop(); this.free[this.freeN++] = s; }
-      else this.heapSiftTop(s, this.fNext[s]!);
+      else if (key < this.curEnd) this.heapSiftTop(s, key);
+      else { this.heapPop(); this.schedule(s, key); }
     }
     b.count = n;
     accountBatch(this.stats, b, 0, n);
