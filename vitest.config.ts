@@ -8,7 +8,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{sim,cli,bench,kernel-glue,reports,test}/**/*.test.ts'],
+          include: ['{sim,cli,bench,kernel-glue,reports,test,examples}/**/*.test.ts'],
           exclude: ['**/*.kernel.test.ts', '**/node_modules/**'],
           testTimeout: 60_000,
         },
@@ -16,7 +16,7 @@ export default defineConfig({
       {
         test: {
           name: 'kernel',
-          include: ['{sim,cli,bench,kernel-glue,reports,test}/**/*.kernel.test.ts'],
+          include: ['{sim,cli,bench,kernel-glue,reports,test,examples}/**/*.kernel.test.ts'],
           testTimeout: 300_000,
           hookTimeout: 300_000,
           fileParallelism: false,

@@ -19,7 +19,6 @@ function whole(s: string | undefined, flag: string, dflt: number): number {
 export function registerGen(program: Command): void {
   program
     .command('gen')
-    .summary('write a synthetic traffic scenario as a pcap')
     .description(
       'Generates a seeded, reproducible scenario (the same packets the simulator uses when you name the scenario instead ' +
         'of a capture) and writes it as an Ethernet pcap with valid IP/TCP/UDP/ICMP checksums and zero payload.',

@@ -8,7 +8,21 @@ import { COMMANDS } from './commands.ts';
 import { EXIT, exitCodeOf } from '../sim/core/errors.ts';
 import { VERSION } from '../sim/core/version.ts';
 
-export function buildProgram(): Command {
+/** The command a command line runs (`help X` asks about X), or undefined for the overview. */
+function commandOf(argv: readonly string[]): string | undefined {
+  const i = argv.findIndex((a) => !a.startsWith('-'));
+  if (i < 0) return undefined;
+  return argv[i] === 'help' ? argv[i + 1] : argv[i];
+}
+
+/**
+ * The program with the module of the command `argv` runs loaded and
+ * registered; every other command is a name and summary only (for the
+ * overview and commander's "did you mean"). `all` loads every module
+ * (completion, tests that walk every option).
+ */
+export async function buildProgram(argv: readonly string[] = [], all = false): Promise<Command> {
+  const wanted = commandOf(argv);
   const program = new Command('clusterip-sim')
     .version(VERSION)
     .description(
@@ -17,7 +31,14 @@ export function buildProgram(): Command {
     )
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of COMMANDS) register(program);
+  for (const c of COMMANDS) {
+    if (all || c.name === wanted) {
+      (await c.load())(program);
+      program.commands.at(-1)!.summary(c.summary);
+    } else {
+      program.command(c.name).summary(c.summary);
+    }
+  }
   program.addHelpText(
     'after',
     `
@@ -32,7 +53,7 @@ Exit codes: 0 ok, 1 error in the input, 2 usage error, 3 a validation gate faile
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? EXIT.OK : Number(process.exitCode);

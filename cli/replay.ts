@@ -97,7 +97,6 @@ interface Report {
 export function registerReplay(program: Command): void {
   program
     .command('replay')
-    .summary('send a capture into a real cluster; --verify proves the prediction per node')
     .description(
       'Rewrites every IPv4 packet of the capture to the cluster IP (destination address) and the cluster MAC, fixes the IP and ' +
         'TCP/UDP/ICMP checksums (conntrack drops a packet with a bad one on every node), keeps source addresses and ports (they ' +

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream, statSync, existsSync } from 'node:fs';
 import { writeReport } from '../reports/write.ts';
 import { Option, type Command } from 'commander';
-import { GateError, UsageError } from '../sim/core/errors.ts';
+import { DataError, GateError, UsageError } from '../sim/core/errors.ts';
+import { workerCount } from './workers.ts';
 import { addSelectorOptions, selectorSpecFromFlags, type SelectorFlags } from './hash.ts';
 import { splitArgs } from '../sim/select/iptables-rule.ts';
 import { buildSelector } from '../sim/select/build.ts';
@@ -14,10 +15,14 @@ import type { Selector, SelectorSpec } from '../sim/select/selector.ts';
 import { loadConfig, formatProblems, type ClusterConfig } from '../sim/core/cluster-config.ts';
 import { selectorSpecOf } from '../sim/select/from-config.ts';
 import { parseIPv4 } from '../sim/core/addr.ts';
-import { runSimulation } from '../sim/engine/run.ts';
+import { runSimulation, runShares, defaultWorkers } from '../sim/engine/run.ts';
+import type { MergedRun } from '../sim/engine/merge.ts';
+import { parseShard, planRun, type ShardSpec } from '../sim/engine/shard-plan.ts';
+import { foldSourceRuns, writePartial, type MergeJob } from '../sim/engine/partial-file.ts';
 import { directionDependent } from '../sim/engine/share.ts';
 import type { InputSpec } from '../sim/engine/task.ts';
 import { analyse, migration, type AnalysisOptions } from '../sim/analysis/distribution.ts';
+import { simulateHeadline } from '../sim/analysis/verdict.ts';
 import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
 import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../sim/core/result.ts';
 import { VERSION } from '../sim/core/version.ts';
@@ -50,6 +55,34 @@ interface SimulateFlags extends SelectorFlags {
   /** false with --no-top-sources. */
   topSources?: boolean;
   hash?: boolean;
+  shard?: string;
+  partial?: string;
+}
+
+/**
+ * Everything besides the traffic that shapes a simulate result: what a
+ * shard's partial carries (partial-file.ts `job`), so `merge` builds the
+ * result a single run would. Plain JSON.
+ */
+export interface SimulateJob extends MergeJob {
+  kind: SimulateResult['input']['kind'];
+  synthetic?: SimulateResult['input']['synthetic'];
+  /** Each configuration: its id (A, B, ...), selector spec, and node names from its cluster config. */
+  configs: { id: string; spec: SelectorSpec; names?: string[] }[];
+  clusterIp: number | null;
+  mixed: number[] | null;
+  flowTimeout: number;
+  topSources: boolean;
+  /** --lenient (captures): skips malformed records instead of stopping; every shard must read alike. */
+  lenient?: boolean;
+}
+
+/** The gate flags, shared by `simulate` and `merge`. */
+export interface GateFlags {
+  maxImbalance?: string;
+  gateMetric?: string;
+  minPValue?: string;
+  maxMigration?: string;
 }
 
 interface Candidate {
@@ -106,7 +139,6 @@ function num(v: string | undefined, flag: string, lo: number, hi: number): numbe
 export function registerSimulate(program: Command): void {
   const cmd = program
     .command('simulate')
-    .summary('how will this traffic spread over the nodes? (the main job)')
     .description(
       'Runs captures or synthetic traffic through one or more cluster configurations exactly as the kernel would, and reports ' +
         'per node packets, bytes, flows and connections, how uneven the spread is against what randomness alone gives, the ' +
@@ -114,7 +146,7 @@ export function registerSimulate(program: Command): void {
     )
     .option('--pcap <file...>', 'pcap or pcapng captures (.gz ok)')
     .option('--synthetic <scenario>', 'synthetic traffic: default, uniform, cidr, zipf, nat, portscan, synflood')
-    .option('--csv <file>', 'CSV tuples proto,saddr,sport,daddr,dport[,ts,wirelen]')
+    .option('--csv <file>', 'CSV tuples, columns by header name in any order: proto,saddr,sport,daddr,dport, optional ts,wirelen, others ignored (`tuples` output works); no header = that order')
     .option('--packets <n>', 'packets of synthetic traffic', String(DEFAULT_SCENARIO.packets))
     .option('--seed <n>', 'seed of synthetic traffic', String(DEFAULT_SCENARIO.seed))
     .option('--config <cluster.yaml>', 'cluster config (the one kernel-glue applies); replaces the selector flags');
@@ -130,13 +162,10 @@ export function registerSimulate(program: Command): void {
       'past 2^18 per worker they spill to sorted files under TMPDIR, so memory stays flat but disk is used: about 48 bytes a source)')
     .option('--lenient', 'skip malformed capture records (counted) instead of stopping')
     .option('--no-hash', 'do not compute the SHA-256 of input files for the report header (saves a pass over huge captures)')
-    .option('--json', 'print the whole result as one JSON document')
-    .option('--report <out.html>', 'write a self-contained HTML report (charts, tables, what ran)')
-    .option('--png <dir>', 'also render each chart as a PNG into DIR (headless Chromium)')
-    .option('--max-imbalance <x>', 'exit 3 if max/mean load of any configuration exceeds X (see --gate-metric)')
-    .addOption(new Option('--gate-metric <m>', 'metric for --max-imbalance').choices(['packets', 'bytes', 'flows', 'connections']).default('packets'))
-    .option('--min-p-value <p>', 'exit 3 if the chi-square test (flows) says the spread is less uniform than p')
-    .option('--max-migration <share>', 'exit 3 if more than this share (0-1) of flows changes node in any comparison')
+    .option('--shard <I/N>', 'run only shard I of N (I from 0) of the inputs, for a run split across machines: a block of the ' +
+      'capture files (given in time order, the same list on every machine), or the I-th byte range of a single capture; needs --partial')
+    .option('--partial <out>', 'write this shard\'s partial result to OUT (- for standard output) instead of the analysis; `clusterip-sim merge` joins them');
+  addOutputOptions(cmd)
     .addHelpText(
       'after',
       `
@@ -146,6 +175,7 @@ Examples:
   clusterip-sim simulate --synthetic zipf --backend clusterip --hashmode sourceip --total-nodes 4 \\
       --compare '--hashmode sourceip-sourceport' --compare '--backend xt_cluster --hash-seed 0x1' --json
   clusterip-sim simulate --pcap a.pcap --backend xt_cluster --total-nodes 4 --hash-seed 0 --compare '--total-nodes 5'
+  clusterip-sim simulate --pcap day/*.pcap --config cluster.yaml --shard 3/8 --partial p3.part   (then: merge p*.part)
 
 Gates exit with 3 so a deployment pipeline can stop on them.`,
     )
@@ -157,7 +187,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       // Input hashes are computed while the workers run (the main thread is idle then).
       const hashing: Promise<void>[] = [];
       const hashInto = (f: InputFile): void => {
-        if (o.hash !== false) hashing.push(sha256(f.path).then((h) => void (f.sha256 = h)));
+        if (o.hash !== false && !o.shard && !o.partial) hashing.push(sha256(f.path).then((h) => void (f.sha256 = h)));
       };
       let kind: SimulateResult['input']['kind'] = 'synthetic';
       let synthetic: SimulateResult['input']['synthetic'];
@@ -169,15 +199,17 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       if (o.pcap?.length) {
         kind = 'pcap';
         for (const p of o.pcap) {
-          if (!existsSync(p)) throw new UsageError(`--pcap ${p}: no such file`);
           inputs.push({ kind: 'pcap', path: p, lenient: !!o.lenient });
+          // A shard opens only its own files (the others may live on other machines).
+          if (o.shard) { files.push({ path: p, bytes: 0, sha256: '' }); continue; }
+          if (!existsSync(p)) throw new DataError(p, 'no such file (--pcap)');
           const f: InputFile = { path: p, bytes: statSync(p).size, sha256: '' };
           files.push(f);
           hashInto(f);
         }
       } else if (o.csv) {
         kind = 'csv';
-        if (!existsSync(o.csv)) throw new UsageError(`--csv ${o.csv}: no such file`);
+        if (!existsSync(o.csv)) throw new DataError(o.csv, 'no such file (--csv)');
         inputs.push({ kind: 'csv', path: o.csv });
         const f: InputFile = { path: o.csv, bytes: statSync(o.csv).size, sha256: '' };
         files.push(f);
@@ -227,51 +259,117 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
         const n = selectors[mixed[0]!]!.buckets;
         if (mixed.length !== n || mixed.some((i) => selectors[i]!.buckets !== n)) throw new UsageError(`--mixed: give one configuration per node (${n}), all with ${n} nodes`);
       }
-      const workers = num(o.workers, '--workers', 0, 256);
+      // Not given: the engine chooses from the input's size (and this says so below).
+      const workers = o.workers === undefined ? undefined : workerCount(o.workers, defaultWorkers, err);
       const flowTimeout = num(o.flowTimeout, '--flow-timeout', 0.001, 1e9)!;
       if (builtIn) err(`simulate: no input given, running the built-in scenario '${DEFAULT_SCENARIO.name}' (${packets.toLocaleString('en-US')} packets, seed ${seed}) to ${clusterIpText}\n`);
+      const job: SimulateJob = {
+        kind, ...(synthetic ? { synthetic } : {}),
+        configs: cands.map((c, i) => ({ id: c.id, spec: c.spec, ...(c.config ? { names: namesFor(selectors[i]!, c.config) } : {}) })),
+        clusterIp, mixed, flowTimeout, topSources: o.topSources !== false, ...(kind === 'pcap' ? { lenient: !!o.lenient } : {}),
+      };
+      const runOpts = { inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers, flowTimeout, topSources: job.topSources };
+      if (o.shard || o.partial) return writeShard(o, job, runOpts, files);
       const progress = new Progress(process.stderr, kind === 'synthetic' ? packets : 0);
-      const run = await runSimulation({
-        inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers, flowTimeout, topSources: o.topSources !== false,
-        onProgress: (done, rss) => progress.update(done, rss),
-      });
+      const run = await runSimulation({ ...runOpts, onProgress: (done, rss) => progress.update(done, rss) });
       progress.done();
       if (run.workersChosen) {
         const w = run.workersChosen;
         err(`simulate: ${w.workers === 0 ? 'ran in-process (no worker threads)' : `${w.workers} worker threads`}, chosen from the input's size (about ${Number(w.packets.toPrecision(2)).toLocaleString('en-US')} packets); --workers N to choose\n`);
       }
       await Promise.all(hashing);
-      const dirDep = selectors.map(directionDependent);
-      const aopts: AnalysisOptions = { ids: cands.map((c) => c.id), names: cands.map((c, i) => namesFor(selectors[i]!, c.config)), dirDep };
-      const { configs, durationS } = analyse(run.merged, selectors, aopts);
-      const migrations = cands.slice(1).map((_, j) => migration(run.merged, selectors, j + 1, aopts));
-      const m = run.merged;
-      const skipped = { ...m.ingest.skipped };
-      if (m.notToCluster) skipped['not to the cluster ip'] = m.notToCluster;
-      const result: SimulateResult = {
-        kind: 'simulate',
-        tool: { name: 'clusterip-sim', version: VERSION },
-        generated_at: new Date().toISOString(),
-        input: { kind, files, ...(synthetic ? { synthetic } : {}), packets: m.ingest.packets, bytes: m.ingest.bytes, duration_s: durationS, skipped },
-        configs,
-        migrations,
-        ...(m.mixed && mixed ? { mixed: mixedResult(m.mixed, m.flows.mixed ?? { none: 0, several: 0 }, mixed, cands) } : {}),
-        gates: gates(o, configs, migrations.map((x) => x.flows_moved_share)),
-        run: { workers: run.workers, elapsed_s: run.elapsedS, shares_s: run.sharesS, packets_per_s: run.elapsedS > 0 ? m.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss },
-      };
-      if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
-      else process.stdout.write(formatSimulate(result));
-      if (o.report || o.png) {
-        const html = o.report ?? 'clusterip-sim-report.html';
-        const w = await writeReport(result, html, o.png);
-        err(`report: ${w.html}${w.pngs.length ? ` and ${w.pngs.length} PNG charts in ${o.png}` : ''}\n`);
-      }
-      const failed = result.gates.filter((g) => !g.passed);
-      if (failed.length) throw new GateError(failed.map((g) => `gate ${g.name}: ${g.value.toFixed(4)} vs threshold ${g.threshold}`).join('; '));
+      const result = simulateResult(job, run.merged, files, o, { workers: run.workers, elapsed_s: run.elapsedS, shares_s: run.sharesS, packets_per_s: run.elapsedS > 0 ? run.merged.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss });
+      await emitSimulate(result, o);
     });
 }
 
-function mixedResult(pk: { none: number; several: number }, fl: { none: number; several: number }, mixed: number[], cands: Candidate[]): NonNullable<SimulateResult['mixed']> {
+/** The output options of a simulate result (terminal, --json, --report/--png) and its gates: `simulate` and `merge` share them. */
+export function addOutputOptions(cmd: Command): Command {
+  return cmd
+    .option('--json', 'print the whole result as one JSON document')
+    .option('--report <out.html>', 'write a self-contained HTML report (charts, tables, what ran)')
+    .option('--png <dir>', 'also render each chart as a PNG into DIR (headless Chromium)')
+    .option('--max-imbalance <x>', 'exit 3 if max/mean load of any configuration exceeds X (see --gate-metric)')
+    .addOption(new Option('--gate-metric <m>', 'metric for --max-imbalance').choices(['packets', 'bytes', 'flows', 'connections']).default('packets'))
+    .option('--min-p-value <p>', 'exit 3 if the chi-square test (flows) says the spread is less uniform than p')
+    .option('--max-migration <share>', 'exit 3 if more than this share (0-1) of flows changes node in any comparison');
+}
+
+/** The result of a job over its merged run (a single run's, or a merge of shards'). */
+export function simulateResult(job: SimulateJob, m: MergedRun, files: InputFile[], o: GateFlags, run: SimulateResult['run']): SimulateResult {
+  const selectors = job.configs.map((c) => buildSelector(c.spec));
+  const dirDep = selectors.map(directionDependent);
+  const aopts: AnalysisOptions = { ids: job.configs.map((c) => c.id), names: job.configs.map((c) => c.names), dirDep };
+  const { configs, durationS } = analyse(m, selectors, aopts);
+  const migrations = job.configs.slice(1).map((_, j) => migration(m, selectors, j + 1, aopts));
+  const skipped = { ...m.ingest.skipped };
+  if (m.notToCluster) skipped['not to the cluster ip'] = m.notToCluster;
+  const warnings: string[] = [];
+  if (job.clusterIp === null && job.kind !== 'synthetic') {
+    // Both directions of every connection are hashed: the server's replies (source = the cluster IP) become traffic
+    // of their own, and the cluster IP a node's "heaviest source" (seen at 90 % of one node's packets).
+    warnings.push('no --cluster-ip (and no --config with one): every packet is hashed, the servers\' replies too, as if they came to the cluster; give --cluster-ip to count only packets to the cluster address, as its nodes see them');
+  }
+  return {
+    kind: 'simulate',
+    tool: { name: 'clusterip-sim', version: VERSION },
+    generated_at: new Date().toISOString(),
+    input: { kind: job.kind, files, ...(job.synthetic ? { synthetic: job.synthetic } : {}), packets: m.ingest.packets, bytes: m.ingest.bytes, duration_s: durationS, skipped },
+    headline: simulateHeadline(configs, migrations),
+    configs,
+    migrations,
+    ...(m.mixed && job.mixed ? { mixed: mixedResult(m.mixed, m.flows.mixed ?? { none: 0, several: 0 }, job.mixed, job.configs) } : {}),
+    gates: gates(o, configs, migrations.map((x) => x.flows_moved_share)),
+    ...(warnings.length ? { warnings } : {}),
+    run,
+  };
+}
+
+/** Prints the result (terminal or --json), writes --report/--png, and throws a GateError (exit 3) for failed gates. */
+export async function emitSimulate(result: SimulateResult, o: GateFlags & { json?: boolean; report?: string; png?: string }): Promise<void> {
+  for (const w of result.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
+  if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  else process.stdout.write(formatSimulate(result));
+  if (o.report || o.png) {
+    const html = o.report ?? 'clusterip-sim-report.html';
+    const w = await writeReport(result, html, o.png);
+    process.stderr.write(`report: ${w.html}${w.pngs.length ? ` and ${w.pngs.length} PNG charts in ${o.png}` : ''}\n`);
+  }
+  const failed = result.gates.filter((g) => !g.passed);
+  if (failed.length) throw new GateError(failed.map((g) => `gate ${g.name}: ${g.value.toFixed(4)} vs threshold ${g.threshold}`).join('; '));
+}
+
+/**
+ * `--shard I/N --partial OUT`: runs this shard's shares and writes their
+ * partials (partial-file.ts) instead of an analysis, with the files this
+ * shard reports hashed and sized.
+ */
+async function writeShard(o: SimulateFlags, job: SimulateJob, runOpts: Parameters<typeof runSimulation>[0], files: InputFile[]): Promise<void> {
+  if (!o.partial) throw new UsageError('--shard: give --partial OUT too (one shard\'s analysis alone is not the run\'s; `merge` the partials)');
+  const given = (['json', 'report', 'png', 'maxImbalance', 'minPValue', 'maxMigration'] as const).filter((k) => o[k] !== undefined && o[k] !== false);
+  if (given.length) throw new UsageError(`--partial: ${given.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')} belong to \`merge\` (a partial is not a result)`);
+  const shard: ShardSpec = o.shard ? parseShard(o.shard) : { index: 0, count: 1 };
+  const plan = planRun(runOpts.inputs, runOpts.workers ?? defaultWorkers(), shard);
+  const reported = plan.reports.map((input) => {
+    const f = files[input]!;
+    if (!existsSync(f.path)) throw new DataError(f.path, `no such file (--pcap; shard ${shard.index}/${shard.count} reads it)`);
+    return { input, file: { path: f.path, bytes: statSync(f.path).size, sha256: '' } };
+  });
+  for (const s of plan.shares) if (s.input.kind === 'pcap' && !existsSync(s.input.path)) throw new DataError(s.input.path, `no such file (--pcap; shard ${shard.index}/${shard.count} reads it)`);
+  const hashing = o.hash === false ? [] : reported.map((r) => sha256(r.file.path).then((h) => void (r.file.sha256 = h)));
+  const planInputs = runOpts.inputs.map((s) => (s.kind === 'pcap' || s.kind === 'csv' ? s.path : JSON.stringify(s)));
+  if (plan.mode === 'bytes') planInputs[0] = `${planInputs[0]} (${statSync(planInputs[0]!).size} bytes)`;
+  const r = await runShares({ ...runOpts, plan }, async (_run, parts) => foldSourceRuns(parts));
+  await Promise.all(hashing);
+  const bytes = writePartial(o.partial, {
+    shard, plan: { count: shard.count, mode: plan.mode, inputs: planInputs }, job, files: reported, ...(plan.range ? { range: plan.range } : {}),
+  }, r.out);
+  const pk = r.out.reduce((n, p) => n + p.ingest.packets, 0);
+  const open = r.out.reduce((n, p) => n + p.exports.v4.count + p.exports.v6.count, 0);
+  process.stderr.write(`partial ${o.partial === '-' ? '(standard output)' : o.partial}: shard ${shard.index}/${shard.count} (${plan.mode}), ${plan.shares.length} shares, ${pk} packets, ${open} connections at edges, ${bytes} bytes\n`);
+}
+
+function mixedResult(pk: { none: number; several: number }, fl: { none: number; several: number }, mixed: number[], cands: { id: string }[]): NonNullable<SimulateResult['mixed']> {
   return {
     members: mixed.map((c, k) => ({ node: k + 1, config: cands[c]!.id })),
     packets_accepted_by_none: pk.none,
@@ -281,7 +379,7 @@ function mixedResult(pk: { none: number; several: number }, fl: { none: number; 
   };
 }
 
-function gates(o: SimulateFlags, configs: ConfigResult[], moved: number[]): Gate[] {
+function gates(o: GateFlags, configs: ConfigResult[], moved: number[]): Gate[] {
   const out: Gate[] = [];
   const metric = (o.gateMetric ?? 'packets') as Metric;
   const maxImb = num(o.maxImbalance, '--max-imbalance', 1, 1e9);

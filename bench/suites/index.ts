@@ -6,6 +6,8 @@ import { simulateSuite } from './simulate.ts';
 import { failoverSuite } from './failover.ts';
 import { memorySuite } from './memory.ts';
 import { schemesSuite } from './schemes.ts';
+import { startupSuite } from './startup.ts';
+import { mergeSuite } from './merge.ts';
 import { genSuite } from './gen.ts';
 import { simulateSizesSuite } from './simulate-sizes.ts';
 
@@ -16,6 +18,8 @@ export const SUITES: Suite[] = [
   failoverSuite,
   memorySuite,
   schemesSuite,
+  startupSuite,
+  mergeSuite,
   genSuite,
   simulateSizesSuite,
 ];

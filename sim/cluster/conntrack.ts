@@ -18,12 +18,21 @@
  *   them NO_BUCKET); they are counted apart from packets lost to a failover.
  * - A node that crashes or leaves loses its conntrack table.
  *
- * The flow table is open addressing over typed arrays (no per-packet objects),
- * keyed by the direction-normalised 5-tuple: a packet flagged REPLY is stored
- * under its original direction, so both directions share one entry.
+ * The holder table is open addressing over typed arrays (no per-packet
+ * objects), keyed by the connection key (cluster/conn-key.ts, the same words
+ * engine/conn-table.ts counts connections by): both directions of a
+ * connection share one entry whatever the capture's direction flags say.
+ *
+ * Why a table of its own next to engine/conn-table.ts: this one keeps, per
+ * connection and per simulated timeline, which nodes hold its conntrack entry
+ * and its failover state, for the whole run (a failover run is short and its
+ * state must survive idle gaps); ConnTable counts packets and bytes per
+ * direction with an idle timeout and ends entries to a sink, so that a
+ * capture of any length runs in flat memory and merges across shares.
  */
-import { F, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
-import { mix32 } from '../hash/mix.ts';
+import type { TupleBatch } from '../traffic/batch.ts';
+import { CONN_KEY_WORDS_V6, connKey, connKeyWords } from './conn-key.ts';
+import { fmix32, mix32 } from '../hash/mix.ts';
 
 /** Flow states (one per flow and timeline). */
 export const FS = {
@@ -39,43 +48,17 @@ export const FS = {
   CLOSED: 4,
 } as const;
 
-const KEY_LANES = 10;
-
-/** Direction-normalised flow hash of packet i: the same for both directions of a flow. Use it to route flows to workers. */
-export function flowHash(b: TupleBatch, i: number): number {
-  const reply = (b.flags[i]! & F.REPLY) !== 0;
-  let h = Math.imul(b.proto[i]! + 1, 0x9e3779b1);
-  const cport = reply ? b.dport[i]! : b.sport[i]!;
-  const sport = reply ? b.sport[i]! : b.dport[i]!;
-  if (b.family[i] === FAMILY_IPV6) {
-    const c = reply ? b.daddr6 : b.saddr6;
-    const s = reply ? b.saddr6 : b.daddr6;
-    const j = i << 2;
-    for (let k = 0; k < 4; k++) {
-      h = mix32(h, c[j + k]!);
-      h = mix32(h, s[j + k]!);
-    }
-  } else {
-    h = mix32(h, reply ? b.daddr[i]! : b.saddr[i]!);
-    h = mix32(h, reply ? b.saddr[i]! : b.daddr[i]!);
-  }
-  h = mix32(h, ((cport << 16) | sport) >>> 0);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  return h >>> 0;
-}
-
+const KEY_LANES = CONN_KEY_WORDS_V6;
 
 /**
- * Flow table with `runs` independent value lanes (one per simulated timeline,
- * e.g. one per policy under --compare-policies).
+ * Conntrack holders per connection, with `runs` independent value lanes (one
+ * per simulated timeline, e.g. one per policy under --compare-policies).
  */
-export class FlowTable {
+export class HolderTable {
   private cap: number;
   private keys: Uint32Array;
   private used: Uint8Array;
-  /** The flowHash each slot was inserted with, so a grow can re-place it where lookups will probe. */
+  /** The key hash each slot was inserted with, so a grow can re-place it where lookups will probe. */
   private hashes: Uint32Array;
   size = 0;
   /** Per slot and run: node-index mask of the nodes holding the conntrack entry. */
@@ -95,33 +78,34 @@ export class FlowTable {
     this.state = new Uint8Array(this.cap * runs);
   }
 
-  /** The slot of packet i's flow (created UNSEEN when new). `h` is flowHash(b, i). */
-  slot(b: TupleBatch, i: number, h: number): number {
+  private readonly k = new Uint32Array(KEY_LANES);
+
+  /** The slot of packet i's connection (created UNSEEN when new). */
+  slot(b: TupleBatch, i: number): number {
     if ((this.size + 1) * 2 > this.cap) this.grow();
-    const reply = (b.flags[i]! & F.REPLY) !== 0;
-    const v6 = b.family[i] === FAMILY_IPV6;
-    const j = i << 2;
-    const cA = reply ? b.daddr6 : b.saddr6, sA = reply ? b.saddr6 : b.daddr6;
-    const k0 = b.proto[i]! | (b.family[i]! << 8);
-    const c0 = v6 ? cA[j]! : reply ? b.daddr[i]! : b.saddr[i]!;
-    const s0 = v6 ? sA[j]! : reply ? b.saddr[i]! : b.daddr[i]!;
-    const c1 = v6 ? cA[j + 1]! : 0, c2 = v6 ? cA[j + 2]! : 0, c3 = v6 ? cA[j + 3]! : 0;
-    const s1 = v6 ? sA[j + 1]! : 0, s2 = v6 ? sA[j + 2]! : 0, s3 = v6 ? sA[j + 3]! : 0;
-    const ports = (((reply ? b.dport[i]! : b.sport[i]!) << 16) | (reply ? b.sport[i]! : b.dport[i]!)) >>> 0;
+    const k = this.k;
+    connKey(b, i, k);
+    const kw = connKeyWords(b, i);
+    // IPv4 keys use 4 of the 10 lanes; the rest stay zero so one compare serves both families.
+    for (let w = kw; w < KEY_LANES; w++) k[w] = 0;
+    let h = 0x9747b28c;
+    for (let w = 0; w < kw; w++) h = mix32(h, k[w]!);
+    h = fmix32(h) >>> 0;
     const mask = this.cap - 1;
     const K = this.keys;
     for (let p = h & mask; ; p = (p + 1) & mask) {
+      const o = p * KEY_LANES;
       if (!this.used[p]) {
         this.used[p] = 1;
         this.hashes[p] = h;
-        const o = p * KEY_LANES;
-        K[o] = k0; K[o + 1] = c0; K[o + 2] = c1; K[o + 3] = c2; K[o + 4] = c3;
-        K[o + 5] = s0; K[o + 6] = s1; K[o + 7] = s2; K[o + 8] = s3; K[o + 9] = ports;
+        K.set(k, o);
         this.size++;
         return p;
       }
-      const o = p * KEY_LANES;
-      if (K[o] === k0 && K[o + 1] === c0 && K[o + 5] === s0 && K[o + 9] === ports && K[o + 2] === c1 && K[o + 3] === c2 && K[o + 4] === c3 && K[o + 6] === s1 && K[o + 7] === s2 && K[o + 8] === s3) return p;
+      if (this.hashes[p] !== h) continue;
+      let same = true;
+      for (let w = 0; w < KEY_LANES; w++) if (K[o + w] !== k[w]) { same = false; break; }
+      if (same) return p;
     }
   }
 

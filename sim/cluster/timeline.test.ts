@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseScenario, type Scenario } from './scenario.ts';
 import { buildTimeline } from './heartbeat.ts';
 import { BucketMeter, FailoverEvaluator, mergeFailoverPartials, summarizeRun, type FailoverPartial } from './timeline.ts';
-import { flowHash } from './conntrack.ts';
+import { connectionHash } from './conn-key.ts';
 import { runFailoverParallel } from '../engine/failover-run.ts';
 import type { FailoverResult } from '../core/result.ts';
 import { buildSelector } from '../select/build.ts';
@@ -34,7 +34,7 @@ function evaluate(sc: Scenario, g: CollectedTraffic, parts = 1, capacity = 4096)
   const hb = createBatch(g.count);
   replayInput(g).fill(hb);
   const partOf = new Int32Array(g.count);
-  for (let j = 0; j < g.count; j++) partOf[j] = flowHash(hb, j) % parts;
+  for (let j = 0; j < g.count; j++) partOf[j] = connectionHash(hb, j) % parts;
   const partials: FailoverPartial[] = [];
   for (let p = 0; p < parts; p++) {
     const ev = new FailoverEvaluator([tl], sel, { t0: 0, bin_s: 1, conntrack: sc.conntrack }, capacity);

@@ -7,7 +7,7 @@
  * on the scenario (and, for least-loaded, on measurements from the traffic
  * before the first fault, taken in a first pass with BucketMeter); per-flow
  * state depends only on that flow's packets, in time order. So route packets to
- * workers by `flowHash` (each flow to one worker, in order), give every worker
+ * workers by `connectionHash` (cluster/conn-key.ts) (each flow to one worker, in order), give every worker
  * the same timelines, and sum the partial results with `mergeFailoverPartials`:
  * the answer is the same for any worker count. Partials are plain data
  * (structured-clone safe).
@@ -17,7 +17,7 @@ import { F, L4, PROTO, type TupleBatch } from '../traffic/batch.ts';
 import { NO_BUCKET, UNKNOWN_BUCKET, type Selector } from '../select/selector.ts';
 import type { FailoverPhaseLoad, FailoverTotals } from '../core/result.ts';
 import { popcount32 } from './ownership.ts';
-import { FlowTable, FS, flowHash } from './conntrack.ts';
+import { HolderTable, FS } from './conntrack.ts';
 import type { OwnershipTimeline } from './heartbeat.ts';
 import type { ConntrackParams } from './scenario.ts';
 import type { Measurements } from './policies.ts';
@@ -78,7 +78,7 @@ export const MAX_BINS = 1_000_000;
 
 export class FailoverEvaluator {
   private readonly res: Int32Array;
-  private readonly flows: FlowTable;
+  private readonly flows: HolderTable;
   private readonly segPtr: Int32Array;
   private readonly p: FailoverPartial;
   private bins = 0;
@@ -88,7 +88,7 @@ export class FailoverEvaluator {
     const nodes = tls[0]!.names.length;
     for (const tl of tls) if (tl.buckets !== sel.buckets) throw new RangeError(`the timeline has ${tl.buckets} buckets but the selector ${sel.buckets}`);
     this.res = new Int32Array(batchCapacity);
-    this.flows = new FlowTable(tls.length);
+    this.flows = new HolderTable(tls.length);
     this.segPtr = new Int32Array(tls.length);
     this.p = { nodes, t0: opt.t0, bin_s: opt.bin_s, packets: 0, bytes: 0, min_t: Infinity, max_t: -Infinity, invalid: 0, no_node: 0, unknown: 0, runs: tls.map(() => emptyRun(nodes)) };
   }
@@ -137,7 +137,7 @@ export class FailoverEvaluator {
       if (bin >= this.bins) this.growBins(bin);
       const fl = flags[i]!;
       const tcp = proto[i] === PROTO.TCP && (fl & F.PORTS) !== 0;
-      const slot = tcp ? flows.slot(batch, i, flowHash(batch, i)) : -1;
+      const slot = tcp ? flows.slot(batch, i) : -1;
       const isSyn = (fl & (F.SYN | F.ACK)) === F.SYN;
       for (let k = 0; k < R; k++) {
         const tl = tls[k]!;

@@ -56,6 +56,12 @@ export interface DistributionStats {
   random_max_over_mean_p95: number;
   /** The same band if every flow were hashed independently (analytic): above it, the traffic itself is lumpy. */
   independent_max_over_mean_p95: number;
+  /**
+   * Decided once, by sim/analysis/verdict.ts, from max_over_mean and the two
+   * bands above; every view prints `text` as it is. Absent only in results
+   * saved by versions before 0.1.0's verdict (reports then decide it the same way).
+   */
+  verdict: { kind: 'even' | 'traffic' | 'configuration' | 'no-traffic'; text: string };
 }
 
 export interface TopSource {
@@ -129,11 +135,15 @@ export interface SimulateResult {
   kind: 'simulate';
   tool: ToolInfo;
   generated_at: string;
+  /** What the run found, in one line (sim/analysis/verdict.ts); the terminal, HTML and PNGs print it as it is. */
+  headline: string;
   input: InputSummary;
   configs: ConfigResult[];
   migrations: Migration[];
   mixed?: MixedCluster;
   gates: Gate[];
+  /** What the terminal warned about (e.g. replies hashed for want of a cluster IP), for scripts. */
+  warnings?: string[];
   run: RunInfo;
 }
 
@@ -197,6 +207,8 @@ export interface FailoverResult {
   compare?: ({ policy: string } & FailoverTotals & { max_node_share: number })[];
   /** Ownership invariant violations over time (scenario only, independent of the traffic). */
   windows?: FailoverWindow[];
+  /** What the terminal warned about (e.g. events after the traffic ended), for scripts. */
+  warnings?: string[];
   run: RunInfo;
 }
 

@@ -17,6 +17,8 @@ import { buildSelector } from '../select/build.ts';
 import type { SelectorSpec } from '../select/selector.ts';
 import { directionDependent, processShare } from './share.ts';
 import { ConnTable } from './conn-table.ts';
+import { connKey } from '../cluster/conn-key.ts';
+import { writeTupleV6 } from '../traffic/tuple.ts';
 
 interface Pkt { ts: number; proto: number; s: number; sp: number; d: number; dp: number; len: number; syn: boolean }
 
@@ -163,5 +165,36 @@ describe('connections with an idle timeout', () => {
   it('give the same answer however the capture is cut into shares', async () => {
     const base = await simulate(path, 1, 2);
     for (const w of [2, 3]) expect(await simulate(path, w, 2)).toEqual(base);
+  });
+});
+
+describe('ConnTable keys are the connection key of cluster/conn-key.ts', () => {
+  it('the IPv4 path (connKey written out inline) and the IPv6 path store exactly connKey\'s words', () => {
+    const rnd = lcg(7);
+    const n = 400;
+    const b = createBatch(n);
+    for (let i = 0; i < n; i++) {
+      const a = 0x0a000000 + Math.floor(rnd() * 6), z = 0x0a000000 + Math.floor(rnd() * 6);
+      const sp = Math.floor(rnd() * 4), dp = Math.floor(rnd() * 4), proto = rnd() < 0.5 ? 6 : 17;
+      if (i % 2 === 0) writeTupleV4(b, i, proto, a, sp, z, dp, i, 60);
+      else writeTupleV6(b, i, proto, [0x20010db8, 0, a >>> 16, a], sp, [0x20010db8, 0, z >>> 16, z], dp, i, 80);
+    }
+    b.count = n;
+    for (const kw of [4, 10]) {
+      const t = new ConnTable({ kw, c: 1, timeout: 1e9, onEnd: () => {} });
+      const zero = [new Int32Array(n)];
+      const expected = new Set<string>();
+      const k = new Uint32Array(10);
+      for (let i = 0; i < n; i++) {
+        if ((kw === 4) !== (i % 2 === 0)) continue;
+        if (kw === 4) t.trackV4(b, i, zero, [null]); else t.trackV6(b, i, zero, [null]);
+        connKey(b, i, k);
+        expected.add([...k.subarray(0, kw)].join(','));
+      }
+      const stored = new Set<string>();
+      for (let e = 0; e < t.count; e++) stored.add([...t.keys.subarray(e * kw, (e + 1) * kw)].join(','));
+      expect(stored.size).toBeGreaterThan(10);
+      expect(stored).toEqual(expected);
+    }
   });
 });

@@ -27,6 +27,7 @@
  */
 import { F, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
 import { fmix32, mix32 } from '../hash/mix.ts';
+import { connKey } from '../cluster/conn-key.ts';
 
 /** Default idle timeout, seconds (nf_conntrack's udp_timeout_stream and tcp_timeout_time_wait are 120). */
 export const DEFAULT_FLOW_TIMEOUT = 120;
@@ -320,6 +321,8 @@ export class ConnTable {
     const sa = b.saddr[i]!, da = b.daddr[i]!, sp = b.sport[i]!, dp = b.dport[i]!;
     const k0 = (4 << 8) | b.proto[i]!;
     this.room();
+    // connKey (cluster/conn-key.ts) written out for IPv4: the hot path keeps the key in registers.
+    // conn-table.test.ts holds the two equal.
     let d: number, A: number, B: number, P: number;
     if (sa < da || (sa === da && sp <= dp)) { d = 0; A = sa; B = da; P = ((sp << 16) | dp) >>> 0; }
     else { d = 1; A = da; B = sa; P = ((dp << 16) | sp) >>> 0; }
@@ -360,15 +363,8 @@ export class ConnTable {
   /** Same for an IPv6 packet (10-word key). */
   trackV6(b: TupleBatch, i: number, outO: Int32Array[], outR: (Int32Array | null)[]): void {
     this.room();
-    const k = this.k, j = i << 2, s6 = b.saddr6, d6 = b.daddr6, sp = b.sport[i]!, dp = b.dport[i]!;
-    let cmp = 0;
-    for (let w = 0; w < 4 && cmp === 0; w++) cmp = s6[j + w]! - d6[j + w]!;
-    if (cmp === 0) cmp = sp - dp;
-    const d = cmp <= 0 ? 0 : 1;
-    const a = d === 0 ? s6 : d6, z = d === 0 ? d6 : s6;
-    k[0] = (6 << 8) | b.proto[i]!;
-    for (let w = 0; w < 4; w++) { k[1 + w] = a[j + w]!; k[5 + w] = z[j + w]!; }
-    k[9] = d === 0 ? ((sp << 16) | dp) >>> 0 : ((dp << 16) | sp) >>> 0;
+    const k = this.k;
+    const d = connKey(b, i, k);
     const h = keyHash(k, 0, this.kw);
     const at = this.probe(k, h);
     const found = at >= 0;

@@ -12,8 +12,8 @@ import { buildSelector } from '../select/build.ts';
 import { DEFAULT_FLOW_TIMEOUT } from './conn-table.ts';
 import { workerEntry } from './bundle.ts';
 import { runMerge, type MergedRun } from './merge.ts';
-import { planInputShares } from './inputs.ts';
-import { planShares } from '../traffic/capture.ts';
+import { planRun, type ShardWork } from './shard-plan.ts';
+import { planShares } from '../traffic/share-plan.ts';
 import { DEFAULT_SOURCE_BUDGET, type SourceSpill } from './source-table.ts';
 import type { MergeTask, SimPartial, SimTask, InputSpec } from './task.ts';
 
@@ -40,6 +40,8 @@ export interface RunOptions {
   connections?: boolean;
   /** Called about every 200 ms with packets done so far and resident memory. */
   onProgress?: (packets: number, rss: number) => void;
+  /** The shares to run (shard-plan.ts; a shard of a run split across machines); default: all of `inputs`. */
+  plan?: ShardWork;
 }
 
 export interface RunOutput {
@@ -141,15 +143,25 @@ function averageRecordBytes(path: string): number {
 }
 
 export async function runSimulation(o: RunOptions): Promise<RunOutput> {
+  const r = await runShares(o, (run, parts, task) => run<MergeTask, MergedRun>(task, runMerge, transferables(parts)));
+  return { merged: r.out, workers: r.workers, workersChosen: r.workersChosen, elapsedS: r.elapsedS, sharesS: r.sharesS, peakRss: r.peakRss };
+}
+
+/** What runShares' `finish` is given: the pool, the shares' partials, and the merge task over them. */
+export type FinishShares<X> = (run: PoolRun, parts: SimPartial[], merge: MergeTask) => Promise<X>;
+
+/**
+ * Runs the planned shares, then `finish` on the pool while the shares'
+ * spilled source runs still exist (the merge, or a shard's partial file).
+ */
+export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Promise<{ out: X; workers: number; workersChosen: WorkerChoice | null; elapsedS: number; sharesS: number; peakRss: number }> {
   const t0 = performance.now();
-  const auto = o.workers === undefined ? chooseWorkers(o.inputs) : null;
-  const workers = auto ? auto.workers : o.workers!;
+  // No worker count given: chosen from the inputs' size (a shard's plan was cut for defaultWorkers).
+  const auto = o.workers === undefined && !o.plan ? chooseWorkers(o.inputs) : null;
+  const workers = auto ? auto.workers : o.workers ?? defaultWorkers();
   const flowTimeout = o.flowTimeout ?? DEFAULT_FLOW_TIMEOUT;
-  // Each share knows its place in its input: consecutive byte ranges of a capture are one stream cut in pieces.
-  const shares = o.inputs.flatMap((s, input) => {
-    const parts = planInputShares(s, Math.max(1, workers));
-    return parts.map((part, share) => ({ input: part, chain: chainOf(part, input, share, parts.length) }));
-  });
+  // Each share knows its place in its stream: byte ranges of a capture, and rotated files, are one stream cut in pieces.
+  const shares = (o.plan ?? planRun(o.inputs, workers)).shares;
   const topSources = o.topSources ?? true;
   // The runs live in a directory of this run's own, removed when it ends (whatever happened).
   const spill: SourceSpill | null = topSources && (o.connections ?? true)
@@ -169,18 +181,17 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
   const timer = setInterval(tick, 200);
   const dirDep = o.selectors.map((s) => directionDependent(buildSelector(s)));
   const sink = { selectors: o.selectors, buckets: o.buckets, dirDep, mixed: o.mixed, sources: topSources, spill };
-  let merged: MergedRun;
+  let out: X;
   let sharesS = 0;
   try {
-    merged = await onPool(workers, tasks.length, async (run) => {
+    out = await onPool(workers, tasks.length, async (run) => {
       const parts = await Promise.all(tasks.map((t) => run<SimTask, SimPartial>(t, processShare)));
       sharesS = (performance.now() - t0) / 1000;
       clearInterval(timer);
       tick();
       // The merge runs in a worker too: its code is already compiled there (the main thread would run
       // the join and the source tables cold), and the partials move to it without a copy.
-      const task: MergeTask = { kind: 'merge', parts, sink, flowTimeout };
-      return run<MergeTask, MergedRun>(task, runMerge, transferables(parts));
+      return finish(run, parts, { kind: 'merge', parts, sink, flowTimeout });
     });
   } finally {
     clearInterval(timer);
@@ -188,16 +199,7 @@ export async function runSimulation(o: RunOptions): Promise<RunOutput> {
   }
   const rss = process.memoryUsage().rss;
   if (rss > peakRss) peakRss = rss;
-  return { merged, workers, workersChosen: auto, elapsedS: (performance.now() - t0) / 1000, sharesS, peakRss };
-}
-
-/**
- * Synthetic shares are dealt by connection (each is a whole stream of its
- * own connections); capture shares are consecutive stretches of one stream.
- */
-function chainOf(spec: InputSpec, input: number, share: number, count: number): SimTask['chain'] {
-  if (spec.kind === 'synthetic') return { input, share, first: true, last: true };
-  return { input, share, first: share === 0, last: share === count - 1 };
+  return { out, workers, workersChosen: auto, elapsedS: (performance.now() - t0) / 1000, sharesS, peakRss };
 }
 
 /**

@@ -5,7 +5,7 @@
  * the original placement when a node returns; and the flow table counts right.
  */
 import { describe, expect, it } from 'vitest';
-import { collectFlows, FlowTable } from './flows.ts';
+import { collectFlows, DirectedFlowTable } from './flows.ts';
 import { syntheticBatches } from '../traffic/synthetic.ts';
 import { compareSchemes } from './compare.ts';
 import { main } from '../../cli/main.ts';
@@ -14,7 +14,7 @@ describe('flow table', () => {
   it('folds packets into flows with their packet and byte counts', async () => {
     // The expected counts: every packet's tuple folded in a plain Map, packet by packet.
     const want = new Map<string, { p: number; b: number }>();
-    const t = new FlowTable();
+    const t = new DirectedFlowTable();
     for (const b of syntheticBatches('mix', { flows: 3000, seed: 8 }, 1000)) {
       for (let i = 0; i < b.count; i++) {
         const k = `${b.proto[i]},${b.saddr[i]},${b.sport[i]},${b.daddr[i]},${b.dport[i]}`;
