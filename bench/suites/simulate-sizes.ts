@@ -13,6 +13,9 @@
  * is ~33 GB, more than this machine's page cache, so that run would time the
  * disk (snaplen 96 at 40M is 4.5 GB).
  *
+ * CLUSTERIP_SIM_BENCH_SIZES=100000,1000000 keeps only those sizes of the
+ * ladder (and skips the scaling case unless 5000000 is among them).
+ *
  * Goals (issue 22): >= 1.0x the C job at 1M and above, >= 0.5x at 100k,
  * scaling >= 1.6 at 5M, peak memory flat in capture size.
  */
@@ -66,9 +69,12 @@ export async function simulateSizes(ctx: BenchContext): Promise<void> {
   const st = summarize(starts);
   ctx.log(`start-up (clusterip-sim --version): ${st.median.toFixed(2)} s`);
   ctx.emit({ suite: 'simulate', case: 'command line start-up: clusterip-sim --version, wall seconds (less is better)', ops_per_s: 1 / st.median, spread: st.spread, startup_s: st.median });
-  const ladder: [number, number][] = ctx.quick
+  const full: [number, number][] = ctx.quick
     ? [[100_000, 262144]]
     : [[100_000, 262144], [100_000, 96], [1_000_000, 262144], [1_000_000, 96], [5_000_000, 262144], [5_000_000, 96], [40_000_000, 96]];
+  const only = process.env.CLUSTERIP_SIM_BENCH_SIZES?.split(',').map(Number);
+  for (const n of only ?? []) if (!full.some(([p]) => p === n)) throw new Error(`CLUSTERIP_SIM_BENCH_SIZES: ${n} is not one of ${[...new Set(full.map(([p]) => p))].join(', ')}`);
+  const ladder = only ? full.filter(([p]) => only.includes(p)) : full;
   for (const [packets, snaplen] of ladder) {
     const file = ensureCapture(ctx, packets, snaplen);
     const reps = packets >= 5_000_000 ? Math.min(repeats, 3) : repeats;
@@ -95,6 +101,7 @@ export async function simulateSizes(ctx: BenchContext): Promise<void> {
   }
   // Scaling at 5M (full frames; quick: 100k): --workers 1 and 2 against C on 1 and 2 threads.
   const packets = ctx.quick ? 100_000 : 5_000_000;
+  if (only && !only.includes(packets)) return;
   const file = ensureCapture(ctx, packets, 262144);
   const reps = ctx.quick ? repeats : Math.min(repeats, 3);
   const o1: number[] = [], o2: number[] = [], c1: number[] = [], c2: number[] = [];
