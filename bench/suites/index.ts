@@ -10,6 +10,7 @@ import { startupSuite } from './startup.ts';
 import { mergeSuite } from './merge.ts';
 import { genSuite } from './gen.ts';
 import { simulateSizesSuite } from './simulate-sizes.ts';
+import { recommendSuite } from './recommend.ts';
 
 export const SUITES: Suite[] = [
   hashSuite,
@@ -22,4 +23,5 @@ export const SUITES: Suite[] = [
   mergeSuite,
   genSuite,
   simulateSizesSuite,
+  recommendSuite,
 ];

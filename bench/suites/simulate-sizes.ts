@@ -68,7 +68,7 @@ export async function simulateSizes(ctx: BenchContext): Promise<void> {
   for (let r = 0; r < Math.max(2, repeats); r++) starts.push(startup());
   const st = summarize(starts);
   ctx.log(`start-up (clusterip-sim --version): ${st.median.toFixed(2)} s`);
-  ctx.emit({ suite: 'simulate', case: 'command line start-up: clusterip-sim --version, wall seconds (less is better)', ops_per_s: 1 / st.median, spread: st.spread, startup_s: st.median });
+  ctx.emit({ suite: 'simulate-sizes', case: 'command line start-up: clusterip-sim --version, wall seconds (less is better)', ops_per_s: 1 / st.median, spread: st.spread, startup_s: st.median });
   const full: [number, number][] = ctx.quick
     ? [[100_000, 262144]]
     : [[100_000, 262144], [100_000, 96], [1_000_000, 262144], [1_000_000, 96], [5_000_000, 262144], [5_000_000, 96], [40_000_000, 96]];
@@ -93,7 +93,7 @@ export async function simulateSizes(ctx: BenchContext): Promise<void> {
     }
     const so = summarize(ours), sc = summarize(c);
     ctx.emit({
-      suite: 'simulate',
+      suite: 'simulate-sizes',
       case: `command line, ${packets} packets, ${snaplen === 96 ? 'snaplen 96' : 'full frames'}, workers chosen (${workers}) vs C job on 2 threads`,
       ops_per_s: so.median, spread: so.spread, native_ops_per_s: sc.median, native_spread: sc.spread,
       ratio: so.median / sc.median, ratio_paired: summarize(paired).median, workers, peak_rss: summarize(rss).median, packets,
@@ -114,7 +114,7 @@ export async function simulateSizes(ctx: BenchContext): Promise<void> {
   const s1 = summarize(o1), s2 = summarize(o2), n1 = summarize(c1), n2 = summarize(c2);
   for (const [w, s, n] of [[1, s1, n1], [2, s2, n2]] as const) {
     ctx.emit({
-      suite: 'simulate',
+      suite: 'simulate-sizes',
       case: `command line, ${packets} packets, full frames, --workers ${w} vs C job on ${w} thread${w > 1 ? 's' : ''}`,
       ops_per_s: s.median, spread: s.spread, native_ops_per_s: n.median, native_spread: n.spread, ratio: s.median / n.median,
       scaling: w === 2 ? s2.median / s1.median : 1, native_scaling: w === 2 ? n2.median / n1.median : 1, packets,
