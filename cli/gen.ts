@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../sim/core/errors.ts';
+import { Progress } from './progress.ts';
 import { createBatch } from '../sim/traffic/batch.ts';
 import { openSynthetic, SCENARIOS } from '../sim/traffic/synthetic.ts';
 import { PcapWriter } from '../sim/traffic/pcap-writer.ts';
@@ -46,9 +47,15 @@ Examples:
       if (snap < 1 || snap > 262144) throw new UsageError(`--snaplen: ${snap} is not in 1..262144`);
       const w = new PcapWriter(o.out, snap);
       const b = createBatch(8192);
+      const packets = whole(o.packets, '--packets', 100000);
+      const progress = new Progress(process.stderr, packets);
       try {
-        while (src.fill(b) > 0) w.write(b);
+        while (src.fill(b) > 0) {
+          w.write(b);
+          progress.update(w.packets);
+        }
       } finally {
+        progress.done();
         w.close();
       }
       process.stderr.write(`wrote ${w.packets} packets (${src.stats.bytes} bytes on the wire) to ${o.out}\n`);
