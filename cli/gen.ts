@@ -25,9 +25,9 @@ export function registerGen(program: Command): void {
         'of a capture) and writes it as an Ethernet pcap with valid IP/TCP/UDP/ICMP checksums and zero payload.',
     )
     .argument('<scenario>', `one of ${Object.keys(SCENARIOS).join(', ')}`)
-    .requiredOption('--out <file>', 'pcap to write')
+    .requiredOption('-w, --out <file>', 'pcap to write (-w as in tcpdump)')
     .option('--seed <n>', 'PRNG seed (default 1)')
-    .option('--packets <n>', 'number of packets (default 100000)')
+    .option('-c, --packets <n>', 'number of packets (default 100000)')
     .option('--snaplen <n>', 'cut frames to this many bytes (default: full frames)')
     .addHelpText(
       'after',

@@ -142,7 +142,7 @@ export function registerSimulate(program: Command): void {
         'per node packets, bytes, flows and connections, how uneven the spread is against what randomness alone gives, the ' +
         'heaviest sources per node, and what share of flows moves between configurations. With no input it runs a built-in scenario.',
     )
-    .option('--pcap <file...>', 'pcap or pcapng captures (.gz ok)')
+    .option('-r, --pcap <file...>', 'pcap or pcapng captures (.gz ok); -r as in tcpdump')
     .option('--synthetic <scenario>', 'synthetic traffic: default, uniform, cidr, zipf, nat, portscan, synflood')
     .option('--csv <file>', 'CSV tuples, columns by header name in any order: proto,saddr,sport,daddr,dport, optional ts,wirelen, others ignored (`tuples` output works); no header = that order')
     .option('--packets <n>', 'packets of synthetic traffic', String(DEFAULT_SCENARIO.packets))
