@@ -45,7 +45,11 @@ Examples:
   clusterip-sim hash --backend clusterip --hashmode sourceip-sourceport --total-nodes 4 tcp 10.1.2.3:4000 192.0.2.10:80
   clusterip-sim hash --backend nft --nft 'jhash ip saddr . tcp sport mod 4 seed 0x1 offset 1' --input flows.csv
 
-Exit codes: 0 ok, 1 error in the input, 2 usage error, 3 a validation gate failed.`,
+Exit codes: 0 ok, 1 error in the input (a missing file too), 2 usage error, 3 a validation gate failed.
+--json prints one JSON document, whole or not at all. Progress shows on a terminal only.
+clusterip-sim doctor      what works on this machine and how to get the rest
+clusterip-sim completion  bash/zsh completion: source <(clusterip-sim completion bash)
+clusterip-sim help <command>  options and examples of one command`,
   );
   return program;
 }
