@@ -95,6 +95,19 @@ describe('merge of shards', () => {
     expect(a.configs.map((c) => c.nodes.map((n) => [n.packets, n.flows, n.connections]))).toEqual(b.configs.map((c) => c.nodes.map((n) => [n.packets, n.flows, n.connections])));
   }, 120_000);
 
+  it('equals the single run of a synthetic scenario, for 1, 3 and 8 shards (whole connections dealt to shards)', async () => {
+    const syn = ['--synthetic', 'default', '--packets', '30000', '--seed', '7', ...SEL];
+    const single = comparable(await cli(['simulate', ...syn, '--json', '--workers', '2']));
+    for (const N of [1, 3, 8]) {
+      const parts: string[] = [];
+      for (let i = 0; i < N; i++) {
+        parts.push(join(dir, `syn-${N}-${i}.part`));
+        await cli(['simulate', ...syn, '--shard', `${i}/${N}`, '--partial', parts[i]!, '--workers', '0']);
+      }
+      expect(comparable(await cli(['merge', ...parts.reverse(), '--json'])), `${N} shards`).toEqual(single);
+    }
+  }, 120_000);
+
   it('keeps the output options and the gates (exit 3)', async () => {
     const { parts } = await sharded(rotated, 2, 'gate');
     const r = await runCli(['merge', ...parts, '--max-imbalance', '1.0001']);
@@ -119,6 +132,9 @@ describe('a partial that does not belong is refused, naming the file', () => {
     const err = await cli(['merge', parts[0]!, other, parts[2]!], 1);
     expect(err).toContain(`${other}: header job.configs`);
     expect(err).toMatch(/another configuration than/);
+    const lenient = join(dir, 'lenient.part');
+    await cli(['simulate', '--pcap', ...rotated, ...SEL, '--lenient', '--shard', '2/3', '--partial', lenient, '--workers', '0']);
+    expect(await cli(['merge', parts[0]!, parts[1]!, lenient], 1)).toContain(`${lenient}: header job.lenient`);
   }, 60_000);
 
   it('another shard plan, a missing or a repeated shard', async () => {

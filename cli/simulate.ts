@@ -18,7 +18,7 @@ import { parseIPv4 } from '../sim/core/addr.ts';
 import { runSimulation, runShares, defaultWorkers } from '../sim/engine/run.ts';
 import type { MergedRun } from '../sim/engine/merge.ts';
 import { parseShard, planRun, type ShardSpec } from '../sim/engine/shard-plan.ts';
-import { foldSourceRuns, writePartial } from '../sim/engine/partial-file.ts';
+import { foldSourceRuns, writePartial, type MergeJob } from '../sim/engine/partial-file.ts';
 import { directionDependent } from '../sim/engine/share.ts';
 import type { InputSpec } from '../sim/engine/task.ts';
 import { analyse, migration, type AnalysisOptions } from '../sim/analysis/distribution.ts';
@@ -64,7 +64,7 @@ interface SimulateFlags extends SelectorFlags {
  * shard's partial carries (partial-file.ts `job`), so `merge` builds the
  * result a single run would. Plain JSON.
  */
-export interface SimulateJob {
+export interface SimulateJob extends MergeJob {
   kind: SimulateResult['input']['kind'];
   synthetic?: SimulateResult['input']['synthetic'];
   /** Each configuration: its id (A, B, ...), selector spec, and node names from its cluster config. */
@@ -73,6 +73,8 @@ export interface SimulateJob {
   mixed: number[] | null;
   flowTimeout: number;
   topSources: boolean;
+  /** --lenient (captures): skips malformed records instead of stopping; every shard must read alike. */
+  lenient?: boolean;
 }
 
 /** The gate flags, shared by `simulate` and `merge`. */
@@ -263,7 +265,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       const job: SimulateJob = {
         kind, ...(synthetic ? { synthetic } : {}),
         configs: cands.map((c, i) => ({ id: c.id, spec: c.spec, ...(c.config ? { names: namesFor(selectors[i]!, c.config) } : {}) })),
-        clusterIp, mixed, flowTimeout, topSources: o.topSources !== false,
+        clusterIp, mixed, flowTimeout, topSources: o.topSources !== false, ...(kind === 'pcap' ? { lenient: !!o.lenient } : {}),
       };
       const runOpts = { inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers, flowTimeout, topSources: job.topSources };
       if (o.shard || o.partial) return writeShard(o, job, runOpts, files);

@@ -7,6 +7,7 @@ import { failoverSuite } from './failover.ts';
 import { memorySuite } from './memory.ts';
 import { schemesSuite } from './schemes.ts';
 import { startupSuite } from './startup.ts';
+import { mergeSuite } from './merge.ts';
 
 export const SUITES: Suite[] = [
   hashSuite,
@@ -16,4 +17,5 @@ export const SUITES: Suite[] = [
   memorySuite,
   schemesSuite,
   startupSuite,
+  mergeSuite,
 ];

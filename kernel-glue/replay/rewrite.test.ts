@@ -174,3 +174,20 @@ describe('ctClass (nf_conntrack_proto_tcp tcp_valid_flags / tcp_conntracks "new"
     expect(cls(f)).toBe(want);
   });
 });
+
+describe('rewriteCapture reassembles as the receiving kernel does (sim/traffic/defrag.ts)', () => {
+  const dg = udp(5000, 53, Array.from({ length: 40 }, (_, i) => i)); // 48 bytes: fragments of 24
+  const frag = (from: number, to: number, id: number, last = to >= dg.length): { f: number[] } =>
+    ({ f: eth(0x0800, ipv4(17, A, B, dg.slice(from, to), { id, frag: (last ? 0 : 0x2000) | (from / 8) })) });
+
+  it('a duplicate fragment is sent but does not stop the train; an overlapping train never becomes visible', () => {
+    const rw = rewriteCapture(pcap([frag(0, 24, 5), frag(0, 24, 5), frag(24, 48, 5), frag(0, 24, 6), frag(16, 48, 6)]), { clusterIp: CIP, clusterMac: MAC });
+    expect(rw.count).toBe(5); // every frame is sent: the node's kernel drops what it drops
+    expect(rw.stats.fragmentTrains).toBe(1);
+    expect(rw.visible.count).toBe(1);
+    expect(rw.visible.sport[0]).toBe(5000);
+    // id 6: 16-48 overlaps 0-24, the kernel discards the train
+    expect(rw.stats.incompleteTrains).toBe(1);
+  });
+});
+

@@ -16,8 +16,9 @@
  */
 import { DataError } from '../../sim/core/errors.ts';
 import { createBatch, L4, type TupleBatch } from '../../sim/traffic/batch.ts';
+import { Defrag, FRAG_DROPPED, FRAG_RESOLVED } from '../../sim/traffic/defrag.ts';
 import { newRawRecord, openCapture, type CaptureOptions } from '../../sim/traffic/capture.ts';
-import { decodeFrame } from '../../sim/traffic/decode.ts';
+import { DEC, decodeFrame } from '../../sim/traffic/decode.ts';
 import { checksumOf, onesSum } from '../../sim/traffic/checksum.ts';
 import { PcapWriter } from '../../sim/traffic/pcap-writer.ts';
 
@@ -210,12 +211,15 @@ function locateIp(buf: Uint8Array, off: number, cap: number, lt: number): { ip: 
 }
 
 interface Train {
-  /** Frame indexes of the fragments, in arrival order. */
+  /** Frame indexes of the fragments the kernel queues (duplicates left out), in arrival order. */
   frames: number[];
   /** Original destination of the first fragment seen (collisions after the rewrite are refused). */
   daddr: number;
   collided: boolean;
 }
+
+/** Linktype of a bare IPv4/IPv6 datagram (LINKTYPE_RAW), to decode a rewritten datagram. */
+const LINKTYPE_RAW = 228;
 
 /** Reads `path` and rewrites every record; see the module comment. */
 export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
@@ -227,7 +231,14 @@ export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
   let start = new Uint32Array(1024), len = new Uint32Array(1024), ts = new Float64Array(1024), nf = 0;
   // visible datagrams as raw IPv4 bytes (decoded at the end); order = order of completion
   const vis: { d: Uint8Array; invalid: boolean }[] = [];
-  const trains = new Map<string, Train>();
+  // Fragment trains as the receiving kernel reassembles them: the one reassembler (sim/traffic/defrag.ts),
+  // keyed as the kernel keys them after the rewrite (source, cluster IP, id, protocol).
+  const defrag = new Defrag();
+  const trains = new Map<number, Train>();
+  const scratch = createBatch(1);
+  let finished: Train | null = null;
+  defrag.onDrop = (slot) => { if (trains.delete(slot)) stats.incompleteTrains++; };
+  defrag.onResolve = (slot) => { finished = trains.get(slot) ?? null; trains.delete(slot); };
   const limit = o.limit ?? Infinity;
   const mtu = o.mtu ?? 65535;
   let t0 = NaN;
@@ -270,37 +281,37 @@ export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
       if (!isFrag) {
         if (!fixL4Checksum(bytes, q)) { skip('malformed-l4'); continue; }
         vis.push({ d: bytes.slice(q, q + tot), invalid: false });
-      } else {
-        stats.fragments++;
-        const key = `${(bytes[q + 12]! << 24) | (bytes[q + 13]! << 16) | (bytes[q + 14]! << 8) | bytes[q + 15]!}/${(bytes[q + 4]! << 8) | bytes[q + 5]!}/${proto}`;
-        let t = trains.get(key);
-        if (!t) { t = { frames: [], daddr: origDaddr, collided: false }; trains.set(key, t); }
-        else if (t.daddr !== origDaddr) t.collided = true;
-        t.frames.push(nf);
       }
       if (r.vlan) stats.vlanStripped++;
       if (Number.isNaN(t0)) t0 = rec.ts;
       start[nf] = f; len[nf] = flen; ts[nf] = rec.ts - t0; nf++;
       used += flen;
       if (isFrag) {
-        // Complete? Then fix the train's L4 checksum over the reassembled datagram and release it.
-        const key = `${(bytes[q + 12]! << 24) | (bytes[q + 13]! << 16) | (bytes[q + 14]! << 8) | bytes[q + 15]!}/${(bytes[q + 4]! << 8) | bytes[q + 5]!}/${proto}`;
-        const t = trains.get(key)!;
-        const whole = reassemble(bytes, start, t.frames);
-        if (whole) {
-          trains.delete(key);
+        stats.fragments++;
+        if (decodeFrame(bytes, q, tot, LINKTYPE_RAW, scratch, 0, 0) !== DEC.FRAGMENT) continue; // sent; the kernel drops it as we would
+        finished = null;
+        const v = defrag.add(scratch, 0, rec.ts, bytes);
+        const verdict = v & 3, slot = v >>> 2;
+        if (verdict === FRAG_DROPPED) continue; // a duplicate, or one that killed its train (counted by onDrop)
+        let t = verdict === FRAG_RESOLVED ? finished as Train | null : trains.get(slot);
+        if (!t) { t = { frames: [], daddr: origDaddr, collided: false }; if (verdict !== FRAG_RESOLVED) trains.set(slot, t); }
+        if (t.daddr !== origDaddr) t.collided = true;
+        t.frames.push(nf - 1);
+        if (verdict === FRAG_RESOLVED) {
+          // Complete: fix the train's L4 checksum over the reassembled datagram and release it.
           stats.fragmentTrains++;
           if (t.collided) { skip('fragment-id-collision'); continue; }
+          const whole = reassemble(bytes, start, t.frames);
           const ok = fixL4Checksum(whole, 0);
           if (ok) patchFirstFragment(bytes, start, t.frames, whole);
           vis.push({ d: whole, invalid: !ok });
         }
       }
     }
+    defrag.dropAll();
   } finally {
     src.close();
   }
-  stats.incompleteTrains = trains.size;
   stats.frames = nf;
   stats.datagrams = vis.length;
   const visible = createBatch(Math.max(1, vis.length));
@@ -319,13 +330,14 @@ export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
 }
 
 /**
- * The datagram of a fragment train as one unfragmented IPv4 packet, or null
- * while incomplete. Overlapping fragments make Linux discard the whole train
- * (ip_fragment.c since 4.19): they never complete here either.
+ * The datagram of a complete fragment train (defrag.ts decided it is one: its
+ * fragments are disjoint and cover it) as one unfragmented IPv4 packet.
+ * Fragments are laid down in offset order, so a non-last fragment's bytes past
+ * its multiple of 8 (which the kernel trims) are overwritten by the next.
  */
-function reassemble(bytes: Uint8Array, start: Uint32Array, frames: readonly number[]): Uint8Array | null {
+function reassemble(bytes: Uint8Array, start: Uint32Array, frames: readonly number[]): Uint8Array {
   const parts: { off: number; q: number; len: number }[] = [];
-  let end = -1, first = -1;
+  let end = 0, first = frames[0]!;
   for (const i of frames) {
     const q = start[i]! + 14;
     const ihl = (bytes[q]! & 15) * 4, tot = (bytes[q + 2]! << 8) | bytes[q + 3]!;
@@ -335,18 +347,11 @@ function reassemble(bytes: Uint8Array, start: Uint32Array, frames: readonly numb
     if (off === 0) first = i;
     parts.push({ off, q: q + ihl, len: tot - ihl });
   }
-  if (end < 0 || first < 0) return null;
   parts.sort((a, b) => a.off - b.off);
-  let at = 0;
-  for (const p of parts) {
-    if (p.off !== at) return null; // a hole or an overlap
-    at += p.len;
-  }
-  if (at !== end) return null;
   const q0 = start[first]! + 14, ihl0 = (bytes[q0]! & 15) * 4;
   const out = new Uint8Array(ihl0 + end);
   out.set(bytes.subarray(q0, q0 + ihl0), 0);
-  for (const p of parts) out.set(bytes.subarray(p.q, p.q + p.len), ihl0 + p.off);
+  for (const p of parts) out.set(bytes.subarray(p.q, p.q + Math.min(p.len, end - p.off)), ihl0 + p.off);
   out[2] = (ihl0 + end) >>> 8; out[3] = (ihl0 + end) & 255;
   out[6] = 0; out[7] = 0;
   fixIpChecksum(out, 0);

@@ -26,6 +26,12 @@ export type ScenarioEvent =
 /** Kinds that start trouble (the "first fault" that recovery is measured from). */
 export const FAULT_KINDS = new Set<ScenarioEvent['kind']>(['crash', 'leave', 'partition', 'heartbeat-loss']);
 
+/** Time of the first fault among time-sorted events, or null when there is none. */
+export function firstFault(events: readonly ScenarioEvent[]): number | null {
+  for (const e of events) if (FAULT_KINDS.has(e.kind)) return e.t;
+  return null;
+}
+
 /** "12.5s", "500ms", "2m", or a plain number of seconds. */
 export function parseDuration(v: unknown): number | null {
   if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v : null;

@@ -9,12 +9,11 @@ import { VERSION } from '../core/version.ts';
 import type { OwnershipTimeline } from './heartbeat.ts';
 import type { Scenario } from './scenario.ts';
 import { summarizeRun, type FailoverPartial } from './timeline.ts';
-import { FAULT_KINDS } from './events.ts';
+import { firstFault } from './events.ts';
 
 /** The first fault's time, from the scenario alone. */
 export function firstFaultOf(sc: Scenario): number | null {
-  for (const e of sc.events) if (FAULT_KINDS.has(e.kind)) return e.t;
-  return null;
+  return firstFault(sc.events);
 }
 
 /** Bin width: the scenario's, else 1 s (at most ~600 bins over a known traffic span). */

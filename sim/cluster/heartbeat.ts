@@ -25,7 +25,7 @@
 import type { FailoverEvent } from '../core/result.ts';
 import type { Scenario } from './scenario.ts';
 import type { ScenarioEvent } from './events.ts';
-import { FAULT_KINDS } from './events.ts';
+import { firstFault } from './events.ts';
 import { adoptView, allNodes, decide, initialState, type AgentEvent, type AgentState, type Measurements, type PolicyConfig } from './policies.ts';
 import { bucketBit, formatBuckets, ownersPerBucket, popcount32 } from './ownership.ts';
 
@@ -338,9 +338,26 @@ interface MaskOp { t: number; seq: number; inc: number; type: 'down' | 'up' | 'a
  * ownership timeline. `meas` feeds least-loaded (traffic measured before the
  * first fault); `policy` overrides the scenario's (for --compare-policies);
  * `exhaustiveBeats` walks every beat instead of runs (a cross-check for tests).
+ * Four steps: the controllers' decisions (runControllers), each node's kernel
+ * mask over time (maskChanges), the ownership segments and violation windows
+ * (segmentsOf), and when the cluster recovered (recoveryOf).
  */
 export function buildTimeline(sc: Scenario, policy: PolicyConfig = sc.policy, meas?: Measurements, opts: { exhaustiveBeats?: boolean } = {}): OwnershipTimeline {
-  const w = new World(sc, opts.exhaustiveBeats);
+  const { ops, events } = runControllers(sc, policy, meas, opts.exhaustiveBeats);
+  const changes = maskChanges(ops, sc.model.home, sc.model.names, events);
+  const sg = segmentsOf(changes, sc.model.names.length, sc.model.buckets);
+  const r = recoveryOf(firstFault(sc.events), sg.windows);
+  events.sort((a, b) => a.t - b.t);
+  return { names: sc.model.names, buckets: sc.model.buckets, policy, ...sg, first_fault: r.firstFault, recovered_at: r.recovered, settled_at: r.settled, events };
+}
+
+/**
+ * The controllers of every node, driven by heartbeats and the scenario's
+ * events in time order: the events to log, and per node the operations on
+ * its kernel mask (down, up, apply) in decision order.
+ */
+function runControllers(sc: Scenario, policy: PolicyConfig, meas: Measurements | undefined, exhaustiveBeats: boolean | undefined): { ops: MaskOp[][]; events: FailoverEvent[] } {
+  const w = new World(sc, exhaustiveBeats);
   const { n, D } = w;
   const m = sc.model;
   const delay = sc.heartbeat.takeover_delay_s;
@@ -451,7 +468,12 @@ export function buildTimeline(sc: Scenario, policy: PolicyConfig = sc.policy, me
     }
   }
 
-  // Each node's kernel mask over time: decisions apply in decision order, only within the incarnation that made them.
+  return { ops, events };
+}
+
+/** Each node's kernel mask over time: decisions apply in decision order, only within the incarnation that made them. Mask changes are logged to `events`. */
+function maskChanges(ops: MaskOp[][], home: number[], names: string[], events: FailoverEvent[]): MaskChange[] {
+  const n = names.length;
   const changes: { t: number; node: number; mask: number; down: boolean }[] = [];
   for (let j = 0; j < n; j++) {
     const order = { down: 0, up: 1, apply: 2 } as const;
@@ -473,18 +495,21 @@ export function buildTimeline(sc: Scenario, policy: PolicyConfig = sc.policy, me
           const prev = mask;
           mask = op.mask;
           changes.push({ t: op.t, node: j, mask, down: false });
-          events.push(maskChangeLog(op.t, j, prev, mask, m.home, names));
+          events.push(maskChangeLog(op.t, j, prev, mask, home, names));
         }
       }
     }
   }
 
-  // Segments: one per distinct change time.
+  return changes;
+}
+
+/** Ownership per segment (one per distinct change time) and the windows where a bucket had no owner or several. */
+function segmentsOf(changes: MaskChange[], n: number, B: number): Pick<OwnershipTimeline, 'starts' | 'owners' | 'nodeMasks' | 'wiped' | 'windows'> {
   changes.sort((a, b) => a.t - b.t || a.node - b.node);
   const times: number[] = [];
   for (const c of changes) if (!times.length || times.at(-1)! !== c.t) times.push(c.t);
   const S = times.length;
-  const B = m.buckets;
   const starts = new Float64Array(times);
   const owners = new Uint32Array(S * B);
   const nodeMasks = new Uint32Array(S * n);
@@ -527,10 +552,15 @@ export function buildTimeline(sc: Scenario, policy: PolicyConfig = sc.policy, me
     windows.push(open);
   }
 
-  let firstFault: number | null = null;
-  for (const e of sc.events) if (FAULT_KINDS.has(e.kind)) { firstFault = e.t; break; }
-  // Recovery: the end of the first violation after the first fault (the outage). Settled: the end of the
-  // last one (later windows come from failback or further faults).
+  return { starts, owners, nodeMasks, wiped, windows };
+}
+
+/**
+ * Recovery: the end of the first violation after the first fault (the
+ * outage). Settled: the end of the last one (later windows come from
+ * failback or further faults).
+ */
+function recoveryOf(firstFault: number | null, windows: ViolationWindow[]): { firstFault: number | null; recovered: number | null; settled: number | null } {
   let recovered: number | null = firstFault;
   let settled: number | null = firstFault;
   if (firstFault !== null) {
@@ -543,9 +573,10 @@ export function buildTimeline(sc: Scenario, policy: PolicyConfig = sc.policy, me
       first = false;
     }
   }
-  events.sort((a, b) => a.t - b.t);
-  return { names, buckets: B, policy, starts, owners, nodeMasks, wiped, first_fault: firstFault, recovered_at: recovered, settled_at: settled, windows, events };
+  return { firstFault, recovered, settled };
 }
+
+interface MaskChange { t: number; node: number; mask: number; down: boolean }
 
 function finishWindow(w: ViolationWindow, orph: number, dbl: number): void {
   for (let b = 0; b < 32; b++) {

@@ -24,7 +24,7 @@ import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { DataError, readTextFile } from '../core/errors.ts';
 import { issueMessage, parseKeyPath, YamlInput, type KeyPath } from '../core/yaml-input.ts';
-import { ClusterConfigSchema, checkConfig, loadConfig, type ClusterConfig } from '../core/cluster-config.ts';
+import { ClusterConfigSchema, checkConfig, heartbeatOf, loadConfig, type ClusterConfig } from '../core/cluster-config.ts';
 import { clusterModel, type ClusterModel } from './ownership.ts';
 import { FAILBACKS, POLICIES, type PolicyConfig } from './policies.ts';
 import { parseDuration, type ScenarioEvent } from './events.ts';
@@ -108,8 +108,6 @@ export interface Scenario {
 /** Parses and validates a scenario. `baseDir` resolves a cluster config path. */
 export function parseScenario(text: string, file: string, baseDir = dirname(file)): Scenario {
   const y = new YamlInput(text, file);
-  const lineOf = (path: KeyPath): number | undefined => y.lineOf(path);
-  const fail = (path: KeyPath, msg: string): never => y.fail(path, msg);
   const res = ScenarioSchema.safeParse(y.data());
   if (!res.success) {
     throw y.schemaError('failover scenario', res.error.issues, (iss) =>
@@ -119,110 +117,26 @@ export function parseScenario(text: string, file: string, baseDir = dirname(file
   }
   const s = res.data;
 
-  // The cluster config: a path relative to the scenario, or inline.
-  let config: ClusterConfig;
-  let configSource: string;
-  if (typeof s.cluster === 'string') {
-    const path = resolve(baseDir, s.cluster);
-    const loaded = loadConfig(path);
-    if (loaded.problems.length) throw new DataError(path, `cluster config problems (fix them before simulating a failover):\n  ${loaded.problems.map((q) => `${path}${q.line ? `:${q.line}` : ''}: ${q.path}: ${q.message}`).join('\n  ')}`);
-    config = loaded.config;
-    configSource = s.cluster;
-  } else {
-    const r = ClusterConfigSchema.safeParse(s.cluster);
-    if (!r.success) {
-      const iss = r.error.issues[0]!;
-      fail(['cluster', ...(iss.path as (string | number)[])], issueMessage(iss));
-    }
-    config = r.data!;
-    const probs = checkConfig(config);
-    if (probs.length) {
-      const q = probs[0]!;
-      fail(['cluster', ...parseKeyPath(q.path)], q.message);
-    }
-    configSource = 'inline';
-  }
+  const { config, configSource } = scenarioCluster(s.cluster, y, baseDir);
   let model: ClusterModel;
   try {
     model = clusterModel(config);
   } catch (e) {
-    return fail(['cluster'], (e as Error).message);
+    return y.fail(['cluster'], (e as Error).message);
   }
-  const idx = (nm: string, path: (string | number)[]): number => {
-    const i = model.names.indexOf(nm);
-    if (i < 0) fail(path, `no node named '${nm}' in the cluster config (nodes: ${model.names.join(', ')})`);
-    return i;
-  };
 
   // Heartbeat: the cluster config's section, overridden by the scenario's.
-  const hb0 = config.heartbeat;
+  const hb0 = heartbeatOf(config);
   const heartbeat: HeartbeatParams = {
-    interval_s: s.heartbeat?.interval_s ?? hb0?.interval_s ?? 1,
-    dead_after: s.heartbeat?.dead_after ?? hb0?.dead_after ?? 3,
-    takeover_delay_s: s.heartbeat?.takeover_delay_s ?? hb0?.takeover_delay_s ?? 0,
-    jitter_s: s.heartbeat?.jitter_s ?? hb0?.jitter_s ?? 0,
+    interval_s: s.heartbeat?.interval_s ?? hb0.interval_s,
+    dead_after: s.heartbeat?.dead_after ?? hb0.dead_after,
+    takeover_delay_s: s.heartbeat?.takeover_delay_s ?? hb0.takeover_delay_s,
+    jitter_s: s.heartbeat?.jitter_s ?? hb0.jitter_s,
     seed: s.heartbeat?.seed ?? 1,
   };
 
-  let backup: number[][] | undefined;
-  if (s.backup) {
-    backup = model.names.map(() => []);
-    for (const [k, list] of Object.entries(s.backup)) {
-      const from = idx(k, ['backup', k]);
-      backup[from] = list.map((x, j) => idx(x, ['backup', k, j]));
-      if (backup[from]!.includes(from)) fail(['backup', k], `a node cannot be its own backup`);
-    }
-    for (let i = 0; i < model.names.length; i++) if (!s.backup[model.names[i]!]) backup[i] = [];
-  }
-  if (s.backup && s.policy !== 'backup') fail(['backup'], `a backup map only matters with policy: backup (policy is ${s.policy})`);
-
-  // Events: sorted by time (stable), nodes resolved, and replayed once to catch impossible sequences.
-  const order = s.events.map((e, i) => ({ e, i })).sort((a, b) => a.e.at - b.e.at || a.i - b.i);
-  const up = model.names.map(() => true);
-  let partitioned = false;
-  const events: ScenarioEvent[] = [];
-  for (const { e, i } of order) {
-    const p = (k: string): (string | number)[] => ['events', i, k];
-    const line = lineOf(['events', i]);
-    const t = e.at;
-    if ('crash' in e || 'leave' in e) {
-      const kind = 'crash' in e ? 'crash' : 'leave';
-      const node = idx('crash' in e ? e.crash : e.leave, p(kind));
-      if (!up[node]) fail(p(kind), `${model.names[node]} is already down at ${t} s`);
-      up[node] = false;
-      events.push({ t, kind, node, line });
-    } else if ('rejoin' in e) {
-      const node = idx(e.rejoin, p('rejoin'));
-      if (up[node]) fail(p('rejoin'), `${model.names[node]} is up at ${t} s; only a crashed or departed node can rejoin`);
-      up[node] = true;
-      events.push({ t, kind: 'rejoin', node, line });
-    } else if ('failback' in e) {
-      const node = idx(e.failback, p('failback'));
-      if (s.failback !== 'manual') fail(p('failback'), `a failback event only matters with failback: manual (failback is ${s.failback})`);
-      events.push({ t, kind: 'failback', node, line });
-    } else if ('partition' in e) {
-      const seen = new Set<number>();
-      const groups = e.partition.map((g, gi) => g.map((nm, ni) => {
-        const n = idx(nm, ['events', i, 'partition', gi, ni]);
-        if (seen.has(n)) fail(['events', i, 'partition', gi, ni], `${nm} is in two groups`);
-        seen.add(n);
-        return n;
-      }));
-      if (seen.size !== model.names.length) fail(p('partition'), `a partition lists every node exactly once; missing: ${model.names.filter((_, n) => !seen.has(n)).join(', ')}`);
-      partitioned = true;
-      events.push({ t, kind: 'partition', groups, line });
-    } else if ('heal' in e) {
-      if (!partitioned) fail(p('heal'), `nothing to heal at ${t} s: no partition is in effect`);
-      partitioned = false;
-      events.push({ t, kind: 'heal', line });
-    } else {
-      const h = e['heartbeat-loss'];
-      const from = idx(h.from, ['events', i, 'heartbeat-loss', 'from']);
-      const to = idx(h.to, ['events', i, 'heartbeat-loss', 'to']);
-      if (from === to) fail(['events', i, 'heartbeat-loss', 'to'], 'a node always hears itself; name two different nodes');
-      events.push({ t, kind: 'heartbeat-loss', node: from, to, for_s: h.for, line });
-    }
-  }
+  const backup = scenarioBackup(s, model, y);
+  const events = scenarioEvents(s, model, y);
 
   return {
     name: s.name,
@@ -238,6 +152,113 @@ export function parseScenario(text: string, file: string, baseDir = dirname(file
     events,
     raw_events: (y.data() as { events?: unknown[] }).events ?? [],
   };
+}
+
+type ScenarioFile = z.infer<typeof ScenarioSchema>;
+
+/** Index of node `nm` in the model; an error at `path` names the nodes there are. */
+function nodeIndex(model: ClusterModel, y: YamlInput, nm: string, path: KeyPath): number {
+  const i = model.names.indexOf(nm);
+  if (i < 0) y.fail(path, `no node named '${nm}' in the cluster config (nodes: ${model.names.join(', ')})`);
+  return i;
+}
+
+/** The scenario's cluster: a config file (relative to the scenario) or an inline config, checked either way. */
+function scenarioCluster(cluster: ScenarioFile['cluster'], y: YamlInput, baseDir: string): { config: ClusterConfig; configSource: string } {
+  let config: ClusterConfig;
+  let configSource: string;
+  if (typeof cluster === 'string') {
+    const path = resolve(baseDir, cluster);
+    const loaded = loadConfig(path);
+    if (loaded.problems.length) throw new DataError(path, `cluster config problems (fix them before simulating a failover):\n  ${loaded.problems.map((q) => `${path}${q.line ? `:${q.line}` : ''}: ${q.path}: ${q.message}`).join('\n  ')}`);
+    config = loaded.config;
+    configSource = cluster;
+  } else {
+    const r = ClusterConfigSchema.safeParse(cluster);
+    if (!r.success) {
+      const iss = r.error.issues[0]!;
+      y.fail(['cluster', ...(iss.path as (string | number)[])], issueMessage(iss));
+    }
+    config = r.data!;
+    const probs = checkConfig(config);
+    if (probs.length) {
+      const q = probs[0]!;
+      y.fail(['cluster', ...parseKeyPath(q.path)], q.message);
+    }
+    configSource = 'inline';
+  }
+  return { config, configSource };
+}
+
+/** The backup map as node indexes (policy: backup only). */
+function scenarioBackup(s: ScenarioFile, model: ClusterModel, y: YamlInput): number[][] | undefined {
+  const idx = (nm: string, path: KeyPath): number => nodeIndex(model, y, nm, path);
+  let backup: number[][] | undefined;
+  if (s.backup) {
+    backup = model.names.map(() => []);
+    for (const [k, list] of Object.entries(s.backup)) {
+      const from = idx(k, ['backup', k]);
+      backup[from] = list.map((x, j) => idx(x, ['backup', k, j]));
+      if (backup[from]!.includes(from)) y.fail(['backup', k], `a node cannot be its own backup`);
+    }
+    for (let i = 0; i < model.names.length; i++) if (!s.backup[model.names[i]!]) backup[i] = [];
+  }
+  if (s.backup && s.policy !== 'backup') y.fail(['backup'], `a backup map only matters with policy: backup (policy is ${s.policy})`);
+
+  return backup;
+}
+
+/** Events sorted by time (stable), nodes resolved, and replayed once to catch impossible sequences. */
+function scenarioEvents(s: ScenarioFile, model: ClusterModel, y: YamlInput): ScenarioEvent[] {
+  const idx = (nm: string, path: KeyPath): number => nodeIndex(model, y, nm, path);
+  const order = s.events.map((e, i) => ({ e, i })).sort((a, b) => a.e.at - b.e.at || a.i - b.i);
+  const up = model.names.map(() => true);
+  let partitioned = false;
+  const events: ScenarioEvent[] = [];
+  for (const { e, i } of order) {
+    const p = (k: string): (string | number)[] => ['events', i, k];
+    const line = y.lineOf(['events', i]);
+    const t = e.at;
+    if ('crash' in e || 'leave' in e) {
+      const kind = 'crash' in e ? 'crash' : 'leave';
+      const node = idx('crash' in e ? e.crash : e.leave, p(kind));
+      if (!up[node]) y.fail(p(kind), `${model.names[node]} is already down at ${t} s`);
+      up[node] = false;
+      events.push({ t, kind, node, line });
+    } else if ('rejoin' in e) {
+      const node = idx(e.rejoin, p('rejoin'));
+      if (up[node]) y.fail(p('rejoin'), `${model.names[node]} is up at ${t} s; only a crashed or departed node can rejoin`);
+      up[node] = true;
+      events.push({ t, kind: 'rejoin', node, line });
+    } else if ('failback' in e) {
+      const node = idx(e.failback, p('failback'));
+      if (s.failback !== 'manual') y.fail(p('failback'), `a failback event only matters with failback: manual (failback is ${s.failback})`);
+      events.push({ t, kind: 'failback', node, line });
+    } else if ('partition' in e) {
+      const seen = new Set<number>();
+      const groups = e.partition.map((g, gi) => g.map((nm, ni) => {
+        const n = idx(nm, ['events', i, 'partition', gi, ni]);
+        if (seen.has(n)) y.fail(['events', i, 'partition', gi, ni], `${nm} is in two groups`);
+        seen.add(n);
+        return n;
+      }));
+      if (seen.size !== model.names.length) y.fail(p('partition'), `a partition lists every node exactly once; missing: ${model.names.filter((_, n) => !seen.has(n)).join(', ')}`);
+      partitioned = true;
+      events.push({ t, kind: 'partition', groups, line });
+    } else if ('heal' in e) {
+      if (!partitioned) y.fail(p('heal'), `nothing to heal at ${t} s: no partition is in effect`);
+      partitioned = false;
+      events.push({ t, kind: 'heal', line });
+    } else {
+      const h = e['heartbeat-loss'];
+      const from = idx(h.from, ['events', i, 'heartbeat-loss', 'from']);
+      const to = idx(h.to, ['events', i, 'heartbeat-loss', 'to']);
+      if (from === to) y.fail(['events', i, 'heartbeat-loss', 'to'], 'a node always hears itself; name two different nodes');
+      events.push({ t, kind: 'heartbeat-loss', node: from, to, for_s: h.for, line });
+    }
+  }
+
+  return events;
 }
 
 export function loadScenario(file: string): Scenario {

@@ -1,6 +1,7 @@
 /** Opens the PacketInput a InputSpec names (inside a worker or in-process), and splits inputs into shares. */
 import { openCsvInput } from '../traffic/csv-input.ts';
-import { openCapture, planShares } from '../traffic/capture.ts';
+import { openCapture } from '../traffic/capture.ts';
+import { planShares } from '../traffic/share-plan.ts';
 import { openSynthetic } from '../traffic/synthetic.ts';
 import { generateTraffic, generatedSource } from '../cluster/flowgen.ts';
 import { newStats, type PacketInput } from '../traffic/input.ts';

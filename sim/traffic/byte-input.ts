@@ -269,7 +269,7 @@ export class ByteInput {
 }
 
 /** Opens a path ('-' = stdin), a gzip file transparently (by its magic bytes), or a memory buffer. */
-export function openInput(path: string | Uint8Array, start = 0, window = DEFAULT_WINDOW, label?: string): ByteInput {
+export function openByteInput(path: string | Uint8Array, start = 0, window = DEFAULT_WINDOW, label?: string): ByteInput {
   if (typeof path !== 'string') {
     const name = label ?? '<memory>';
     if (path.length >= 2 && path[0] === 0x1f && path[1] === 0x8b) return new ByteInput(name, gzipPull(memPull(path), name), -1, true, 0, window);

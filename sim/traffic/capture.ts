@@ -6,7 +6,8 @@
  * if_tsresol and if_tsoffset, enhanced/simple/obsolete packet blocks; other
  * blocks skipped. gzip is recognised by its magic; '-' reads stdin.
  *
- * A capture can be split between workers (planShares): each worker jumps to
+ * The formats' constants and headers are in capture-format.ts; where a
+ * capture may be split between workers, in share-plan.ts. Each worker jumps to
  * its byte range and reads it alone (DESIGN.md, Habits: relaying bytes from a
  * main thread was slower than one thread on two cores).
  *
@@ -16,9 +17,11 @@
  */
 import { DataError } from '../core/errors.ts';
 import { copySlot, createBatch, type TupleBatch } from './batch.ts';
-import { ByteInput, openInput } from './byte-input.ts';
-import { DEC, DEC_REASON, decodeFrame, linktypeSupported, LINKTYPES } from './decode.ts';
-import { Defrag, FRAG_RESOLVED, type DefragLimits } from './defrag.ts';
+import { ByteInput, openByteInput } from './byte-input.ts';
+import { DEC, DEC_REASON, decodeFrame, linktypeSupported } from './decode.ts';
+import * as format from './capture-format.ts';
+import { type Iface, parsePcapHeader, unknownLinktype } from './capture-format.ts';
+import { Defrag, FRAG_DROPPED, FRAG_RESOLVED, type DefragLimits } from './defrag.ts';
 import { fastLoopFor, fastPcapSwitch, fastState, fastSums } from './pcap-fast.ts';
 import { wasmPcapFor } from './pcap-wasm.ts';
 import { accountSums, countSkip, newStats, sumLanes, type IngestStats, type PacketInput } from './input.ts';
@@ -40,13 +43,12 @@ export interface CaptureOptions {
   label?: string;
 }
 
-/** Largest caplen we believe in a pcap record (libpcap's MAXIMUM_SNAPLEN is 262144). */
-const PCAP_MAX_CAPLEN = 262144;
-const PCAPNG_MAX_BLOCK = 16 * 1024 * 1024;
-const SHB = 0x0a0d0d0a;
-const BOM = 0x1a2b3c4d;
-
 const STOP_FULL = 0, STOP_END = 1, STOP_FRAG = 2;
+/**
+ * Ring slot states besides a pending datagram's defrag slot (>= 0): -1 ready
+ * to deliver; the others are skipped and counted by reason.
+ */
+const RING_UNRESOLVED = -2, RING_DUPLICATE = -3, RING_BAD = -4;
 /** Fewest packets a run must have room for to move the read window into its batch (runPcap). */
 const MOVE_MIN_PACKETS = 64;
 // Module-local aliases: imported bindings are getter calls under tsx, too slow per packet.
@@ -54,43 +56,11 @@ const decode = decodeFrame;
 const DEC_FRAGMENT = DEC.FRAGMENT;
 const DEC_OK = DEC.OK;
 const REASON: readonly string[] = DEC_REASON;
-
-function u32(buf: Uint8Array, o: number, le: boolean): number {
-  return le
-    ? (buf[o]! | (buf[o + 1]! << 8) | (buf[o + 2]! << 16) | (buf[o + 3]! << 24)) >>> 0
-    : ((buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!) >>> 0;
-}
-function u16(buf: Uint8Array, o: number, le: boolean): number {
-  return le ? buf[o]! | (buf[o + 1]! << 8) : (buf[o]! << 8) | buf[o + 1]!;
-}
-
-/** What the first bytes of a capture say. */
-interface PcapHeader { le: boolean; nano: boolean; snaplen: number; linktype: number }
-
-function parsePcapHeader(h: Uint8Array, name: string): PcapHeader | null {
-  if (h.length < 4) return null;
-  const m = u32(h, 0, false);
-  let le: boolean, nano: boolean;
-  if (m === 0xa1b2c3d4) { le = false; nano = false; }
-  else if (m === 0xd4c3b2a1) { le = true; nano = false; }
-  else if (m === 0xa1b23c4d) { le = false; nano = true; }
-  else if (m === 0x4d3cb2a1) { le = true; nano = true; }
-  else return null;
-  if (h.length < 24) throw new DataError(`${name}: byte ${h.length}`, `pcap file header is cut short (${h.length} of 24 bytes)`);
-  const major = u16(h, 4, le);
-  if (major !== 2) throw new DataError(`${name}: byte 4`, `pcap version ${major}.${u16(h, 6, le)} is not 2.x`);
-  return { le, nano, snaplen: u32(h, 16, le), linktype: u32(h, 20, le) & 0xffff };
-}
-
-function unknownLinktype(name: string, off: number, lt: number): DataError {
-  return new DataError(`${name}: byte ${off}`, `link type ${lt} is not supported (supported: ${Object.entries(LINKTYPES).map(([k, v]) => `${k} ${v}`).join(', ')})`);
-}
+const u32 = format.u32, u16 = format.u16;
+const PCAP_MAX_CAPLEN = format.PCAP_MAX_CAPLEN, PCAPNG_MAX_BLOCK = format.PCAPNG_MAX_BLOCK, SHB = format.SHB, BOM = format.BOM;
 
 const Fmt = { PCAP: 0, PCAPNG: 1 } as const;
 type Fmt = 0 | 1;
-
-/** pcapng interface: link type and timestamp scale. */
-interface Iface { linktype: number; snaplen: number; div: number; pow2: number; digits: number; offset: number; ok: boolean }
 
 export class CaptureInput implements PacketInput {
   readonly stats: IngestStats = newStats();
@@ -145,7 +115,7 @@ export class CaptureInput implements PacketInput {
     this.from = opts.from ?? -Infinity;
     this.to = opts.to ?? Infinity;
     const start = opts.start ?? 0;
-    this.inp = openInput(path, 0, undefined, this.name);
+    this.inp = openByteInput(path, 0, undefined, this.name);
     const size = this.inp.size;
     this.end = opts.end === undefined || (size >= 0 && opts.end >= size) || this.inp.gzip ? Infinity : opts.end;
     if (start > 0 && (this.inp.gzip || size < 0)) {
@@ -296,10 +266,16 @@ export class CaptureInput implements PacketInput {
     this.fragCount++;
     if ((this.fragCount & 1023) === 0) this.defrag.expire(this.lastTs);
     const r = this.defrag.add(b, i, b.ts[i]!, this.inp.buf);
-    const slot = r >>> 1;
-    if ((r & 1) === FRAG_RESOLVED) {
+    const slot = r >>> 2, verdict = r & 3;
+    if (verdict === FRAG_RESOLVED) {
       this.defrag.apply(slot, b, i);
       return true;
+    }
+    if (verdict === FRAG_DROPPED) {
+      // The kernel's defrag drops this fragment (a duplicate, or one that broke its datagram).
+      if (inRing) this.stSlot[i] = this.defrag.dropReason === 'duplicate-fragment' ? RING_DUPLICATE : RING_BAD;
+      else countSkip(this.stats, this.defrag.dropReason);
+      return false;
     }
     if (inRing) { this.stSlot[i] = slot; return false; }
     // Move the packet into the ring; everything after it waits too (order is kept).
@@ -323,7 +299,7 @@ export class CaptureInput implements PacketInput {
 
   private onDrop(slot: number): void {
     for (let k = 0, idx = this.stHead; k < this.stCount; k++, idx = idx + 1 === this.stCap ? 0 : idx + 1) {
-      if (this.stSlot[idx] === slot) this.stSlot[idx] = -2;
+      if (this.stSlot[idx] === slot) this.stSlot[idx] = RING_UNRESOLVED;
     }
   }
 
@@ -334,7 +310,9 @@ export class CaptureInput implements PacketInput {
       const h = this.stHead;
       const s = this.stSlot[h]!;
       if (s >= 0) break;
-      if (s === -2) countSkip(this.stats, 'unresolved-fragment');
+      if (s === RING_UNRESOLVED) countSkip(this.stats, 'unresolved-fragment');
+      else if (s === RING_DUPLICATE) countSkip(this.stats, 'duplicate-fragment');
+      else if (s === RING_BAD) countSkip(this.stats, 'bad-fragment');
       else {
         copySlot(st, h, out, n);
         this.exNs[n] = this.stNs[h]!;
@@ -784,99 +762,4 @@ export function openCapture(path: string, opts: CaptureOptions = {}): CaptureInp
 /** Opens a capture held in memory (tests, fuzzing). */
 export function openCaptureBuffer(data: Uint8Array, opts: CaptureOptions = {}): CaptureInput {
   return new CaptureInput(data, opts);
-}
-
-/**
- * Splits a capture into up to `parts` record-aligned byte ranges that workers
- * can read independently: jump to an even split point and resynchronise on a
- * chain of plausible record headers (well under a millisecond; walking every
- * header would read the whole file). A .gz file or stdin is one range. A
- * pcapng file with several sections is split only at section starts, because
- * a share must start where its interfaces are known.
- */
-export function planShares(path: string, parts: number): { start: number; end: number }[] {
-  const probe = new CaptureInput(path, {});
-  try {
-    const inp = probe.input;
-    const size = inp.size;
-    if (size < 0 || inp.gzip) return [{ start: 0, end: Number.MAX_SAFE_INTEGER }];
-    const first = probe.isPcapng ? 0 : 24;
-    if (parts <= 1 || size - first < 64 * 1024 * parts) return [{ start: first, end: size }];
-    let candidates: number[];
-    if (probe.isPcapng) {
-      const shbs = findSectionStarts(path, size);
-      if (shbs.length > 1) {
-        candidates = shbs.slice(1);
-        const want: number[] = [];
-        for (let k = 1; k < parts; k++) {
-          const target = (size * k) / parts;
-          let best = candidates[0]!;
-          for (const c of candidates) if (Math.abs(c - target) < Math.abs(best - target)) best = c;
-          want.push(best);
-        }
-        return toRanges(first, size, want);
-      }
-    }
-    const cuts: number[] = [];
-    for (let k = 1; k < parts; k++) {
-      let at = Math.floor((size * k) / parts);
-      if (probe.isPcapng) at &= ~3;
-      const found = resyncFrom(path, at, probe.isPcapng);
-      if (found >= 0) cuts.push(found);
-    }
-    return toRanges(first, size, cuts);
-  } finally {
-    probe.close();
-  }
-}
-
-function toRanges(first: number, size: number, cuts: number[]): { start: number; end: number }[] {
-  const pts = [...new Set(cuts.filter((c) => c > first && c < size))].sort((a, b) => a - b);
-  const out: { start: number; end: number }[] = [];
-  let s = first;
-  for (const c of pts) { out.push({ start: s, end: c }); s = c; }
-  out.push({ start: s, end: size });
-  return out;
-}
-
-function resyncFrom(path: string, at: number, ng: boolean): number {
-  const src = new CaptureInput(path, { start: at, lenient: true });
-  try {
-    const inp = src.input;
-    inp.seek(at);
-    const limit = at + 32 * 1024 * 1024;
-    while (inp.offset < limit) {
-      if (inp.ensure(16) < 16) return -1;
-      if (src.chainAt(8)) return inp.offset;
-      inp.pos += ng ? 4 : 1;
-    }
-    return -1;
-  } finally {
-    src.close();
-  }
-}
-
-/** Offsets of every pcapng section header block (4-byte aligned, byte-order magic checked). */
-function findSectionStarts(path: string, size: number): number[] {
-  const inp = openInput(path, 0);
-  const out: number[] = [];
-  const magic = Buffer.from([0x0a, 0x0d, 0x0d, 0x0a]);
-  try {
-    const chunk = 4 << 20;
-    for (let off = 0; off < size; off += chunk) {
-      const data = Buffer.from(inp.peek(off, Math.min(chunk + 12, size - off)));
-      let i = data.indexOf(magic);
-      while (i >= 0 && i < chunk) {
-        const at = off + i;
-        if ((at & 3) === 0 && i + 12 <= data.length) {
-          const bom = data.readUInt32LE(i + 8);
-          if (bom === BOM || bom === 0x4d3c2b1a) out.push(at);
-        }
-        i = data.indexOf(magic, i + 1);
-      }
-    }
-  } finally {
-    inp.close();
-  }
-  return out;
 }

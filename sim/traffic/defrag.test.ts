@@ -124,3 +124,58 @@ describe('IPv4 and IPv6 fragments', () => {
     expect(rows.every((r) => r.frag && r.dport === 9 && r.sport >= 1)).toBe(true);
   });
 });
+
+describe('overlaps, duplicates and conflicting ends: the kernel\'s rule (ip_frag_queue, inet_frag_queue_insert)', () => {
+  /** IPv4 fragment of `l4` bytes [from, to) at that offset; `mf` defaults to "not the end". */
+  const piece = (l4: Uint8Array, from: number, to: number, id: number, mf = to < l4.length): Uint8Array =>
+    fr.ether(fr.ipv4({ proto: 17, src: '10.7.7.7', dst: '192.0.2.10', id, fragOff: from, mf }, l4.subarray(from, to)), 0x0800);
+  const dg = fr.udp(4321, 53, 2392); // 2400 bytes of L4
+
+  it('a duplicate wholly inside one run is dropped alone; the datagram still completes', () => {
+    const { rows, stats } = decode([piece(dg, 0, 1200, 1), piece(dg, 0, 1200, 1), piece(dg, 1200, 2400, 1)]);
+    expect(rows.map((r) => r.sport)).toEqual([4321, 4321]);
+    expect(stats.skipped['duplicate-fragment']).toBe(1);
+    expect(stats.skipped['unresolved-fragment'] ?? 0).toBe(0);
+  });
+
+  it('a partial overlap discards the whole datagram (RFC 5722, IPv4 too since 4.19)', () => {
+    const { rows, stats } = decode([piece(dg, 0, 1200, 2), piece(dg, 800, 1600, 2), piece(dg, 1600, 2400, 2), plain(1)]);
+    // 0-1200 is queued, 800-1600 kills the queue (0-1200 unresolved), 1600-2400 starts a new queue that never completes.
+    expect(rows.map((r) => r.sport)).toEqual([1]);
+    expect(stats.skipped['bad-fragment']).toBe(1);
+    expect(stats.skipped['unresolved-fragment']).toBe(2);
+  });
+
+  it('runs: a fragment spanning two adjacent runs is an overlap, one extending the highest run is not', () => {
+    // Out of order: 800-1600 then 0-800 make two runs; 0-1600 lies in no single run -> overlap.
+    const a = decode([piece(dg, 800, 1600, 3), piece(dg, 0, 800, 3), piece(dg, 0, 1600, 3), piece(dg, 1600, 2400, 3)]);
+    expect(a.stats.skipped['bad-fragment']).toBe(1);
+    expect(a.rows).toHaveLength(0);
+    // In order: 0-800 then 800-1600 extend one run; 0-1600 is then a duplicate.
+    const b = decode([piece(dg, 0, 800, 4), piece(dg, 800, 1600, 4), piece(dg, 0, 1600, 4), piece(dg, 1600, 2400, 4)]);
+    expect(b.stats.skipped['duplicate-fragment']).toBe(1);
+    expect(b.rows.map((r) => r.sport)).toEqual([4321, 4321, 4321]);
+  });
+
+  it('two different last fragments, or data past a known end, discard the datagram', () => {
+    // The second "last" fragment ends at 2400, not 1600: the queue dies; the head then starts a new one.
+    const c = decode([piece(dg, 800, 1600, 5, false), piece(dg, 1600, 2400, 5, false), piece(dg, 0, 800, 5)]);
+    expect(c.rows).toHaveLength(0);
+    expect(c.stats.skipped['bad-fragment']).toBe(1);
+    expect(c.stats.skipped['unresolved-fragment']).toBe(2);
+    // A last fragment at 1600, then more data past it: the same.
+    const d = decode([piece(dg, 800, 1600, 7, false), piece(dg, 1600, 2400, 7, true), piece(dg, 0, 800, 7)]);
+    expect(d.rows).toHaveLength(0);
+    expect(d.stats.skipped['bad-fragment']).toBe(1);
+    // Control: the same first two, then the missing head, complete.
+    const e = decode([piece(dg, 800, 1600, 8, false), piece(dg, 0, 800, 8)]);
+    expect(e.rows).toHaveLength(2);
+  });
+
+  it('a fragment after its datagram completed starts a new datagram that never completes', () => {
+    const { rows, stats } = decode([piece(dg, 0, 1200, 6), piece(dg, 1200, 2400, 6), piece(dg, 1200, 2400, 6), plain(2)]);
+    expect(rows.map((r) => r.sport)).toEqual([4321, 4321, 2]);
+    expect(stats.skipped['unresolved-fragment']).toBe(1);
+  });
+});
+

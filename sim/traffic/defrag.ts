@@ -1,23 +1,55 @@
 /**
- * Bounded IP reassembly bookkeeping. The kernel defragments before conntrack
- * (defrag hook priority -400, conntrack -200; kernel-semantics §4.2
- * "Fragments"), so CLUSTERIP and xt_cluster hash whole datagrams: every
- * fragment must carry its datagram's L4 fields. We do not rebuild payloads;
- * per datagram we keep the first 64 bytes of the fragmentable part (enough for
- * any L4 header we read), a byte count to know when it is complete, and its age.
+ * IP reassembly as the kernel decides it: the one reassembler of the project
+ * (the capture reader and replay's rewrite both use it). The kernel
+ * defragments before conntrack (defrag hook priority -400, conntrack -200;
+ * kernel-semantics §4.2 "Fragments"), so CLUSTERIP and xt_cluster hash whole
+ * datagrams: every fragment must carry its datagram's L4 fields. Payloads are
+ * not rebuilt here; per datagram we keep the first 64 bytes of the
+ * fragmentable part (enough for any L4 header we read), the byte ranges
+ * received, and its age. A caller that needs the payload (replay) keeps its
+ * fragments and joins them once `add` says the datagram is complete.
+ *
+ * Which fragments complete a datagram, written from a reading of
+ * net/ipv4/ip_fragment.c (ip_frag_queue) and net/ipv4/inet_fragment.c
+ * (inet_frag_queue_insert), Linux 4.19 and later, source-read (not measured):
+ * - A last fragment (MF clear) ending before data already received, or a
+ *   second last fragment with another end, kills the whole datagram; so does
+ *   a fragment reaching past a known end, and an empty fragment.
+ * - A non-last fragment's length is cut down to a multiple of 8.
+ * - A fragment lying wholly inside one run of fragments already queued is a
+ *   duplicate: it alone is dropped. Any other overlap kills the datagram
+ *   (RFC 5722 for IPv6, applied to IPv4 too since 4.19).
+ * - Runs: a fragment starting exactly where the highest run ends extends it;
+ *   any other new fragment starts a run of its own (adjacent or not), which is
+ *   what decides "wholly inside one run".
+ * - Complete when the first and the last fragment are in and the bytes
+ *   received equal the datagram's length. The queue is then gone: a later
+ *   fragment with the same key starts a new datagram.
+ * IPv6 (nf_conntrack_reasm.c) follows the same insert rule; there a non-last
+ * fragment whose length is not a multiple of 8 is dropped alone.
  *
  * Kernel limits mirrored: a datagram that does not complete within
  * ipfrag_time (30 s, IPv6 60 s) is dropped and never hashed. A table that is
- * full evicts its oldest entry, as the kernel's frag memory limit does.
+ * full evicts its oldest entry, as the kernel's frag memory limit does. Not
+ * mirrored: ipfrag_max_dist (an IPv4 queue restarted when more than 64
+ * fragments of other datagrams from the same source arrived in between).
  */
 import { F, FAMILY_IPV6, type TupleBatch } from './batch.ts';
 import { fragInfo, writeL4 } from './decode.ts';
 
+/** add()'s verdict, in the low two bits of its result (the slot is the rest: result >>> 2). */
 export const FRAG_PENDING = 0;
 export const FRAG_RESOLVED = 1;
+/** The kernel drops this fragment (a duplicate, or one that killed its datagram: see `dropReason`). */
+export const FRAG_DROPPED = 2;
 
 const PREFIX = 64;
 const EMPTY = -1;
+/** Runs of fragments kept per datagram (a 64 KiB datagram in 1480-byte fragments, any order, needs 45). */
+const MAX_RUNS = 48;
+const FIRST_IN = 1, LAST_IN = 2;
+/** queue()'s verdicts besides FRAG_PENDING. */
+const DUP_FRAG = 3, BAD_FRAG = 4, KILL = 5;
 
 export interface DefragLimits {
   /** Datagrams tracked at once (memory cap). */
@@ -36,8 +68,15 @@ export class Defrag {
   private readonly used: Uint8Array;
   private readonly resolved: Uint8Array;
   private readonly first: Float64Array;
-  private readonly total: Int32Array;
-  private readonly received: Int32Array;
+  /** The kernel's q.len: the datagram's length as far as known. */
+  private readonly qlen: Int32Array;
+  /** The kernel's q.meat: bytes queued (duplicates not counted). */
+  private readonly meat: Int32Array;
+  private readonly qflags: Uint8Array;
+  /** Runs of fragments, sorted by offset: [start, end) at slot * MAX_RUNS + r. */
+  private readonly runStart: Int32Array;
+  private readonly runEnd: Int32Array;
+  private readonly nruns: Uint8Array;
   private readonly l4rel: Int32Array;
   private readonly l4proto: Uint8Array;
   private readonly prefix: Uint8Array;
@@ -47,6 +86,8 @@ export class Defrag {
   private readonly hashOf: Int32Array;
   private freeHead: number;
   live = 0;
+  /** Why the last FRAG_DROPPED fragment was dropped: 'duplicate-fragment' or 'bad-fragment' (it killed its datagram). */
+  dropReason = '';
   /** Called when a pending datagram is given up (timeout, eviction, end of input). */
   onDrop: (slot: number) => void = () => {};
   /** Called when a datagram becomes complete, so held fragments can be finished. */
@@ -61,8 +102,12 @@ export class Defrag {
     this.used = new Uint8Array(cap);
     this.resolved = new Uint8Array(cap);
     this.first = new Float64Array(cap);
-    this.total = new Int32Array(cap);
-    this.received = new Int32Array(cap);
+    this.qlen = new Int32Array(cap);
+    this.meat = new Int32Array(cap);
+    this.qflags = new Uint8Array(cap);
+    this.runStart = new Int32Array(cap * MAX_RUNS);
+    this.runEnd = new Int32Array(cap * MAX_RUNS);
+    this.nruns = new Uint8Array(cap);
     this.l4rel = new Int32Array(cap);
     this.l4proto = new Uint8Array(cap);
     this.prefix = new Uint8Array(cap * PREFIX);
@@ -78,7 +123,8 @@ export class Defrag {
 
   /**
    * Adds the fragment just decoded into slot i of b (fragInfo describes it).
-   * Returns [state, slot] packed as state | slot << 1.
+   * Returns verdict | slot << 2: FRAG_RESOLVED (the datagram is complete: call
+   * apply(slot, ...) now, before the next add), FRAG_PENDING, or FRAG_DROPPED.
    */
   add(b: TupleBatch, i: number, ts: number, src: Uint8Array): number {
     const v6 = b.family[i] === FAMILY_IPV6;
@@ -101,31 +147,85 @@ export class Defrag {
       s = this.next[s]!;
     }
     if (s === EMPTY) s = this.insert(h, ts);
-    const timeout = v6 ? this.timeout6 : this.timeout4;
-    if (this.resolved[s] === 0 && ts - this.first[s]! > timeout) {
-      // Too late: the kernel has already given this datagram up; start again.
+    else if (ts - this.first[s]! > (v6 ? this.timeout6 : this.timeout4)) {
+      // Too late: the kernel's timer has already given this datagram up; this fragment starts a new one.
       this.drop(s);
       s = this.insert(h, ts);
     }
-    if (this.resolved[s] === 0) {
-      const off = fragInfo.offset;
-      this.received[s] = this.received[s]! + fragInfo.dataWire;
-      if (!fragInfo.more) this.total[s] = off + fragInfo.dataWire;
-      if (fragInfo.l4rel >= 0) { this.l4rel[s] = fragInfo.l4rel; this.l4proto[s] = fragInfo.l4proto; }
-      if (off < PREFIX) {
-        const n = Math.min(PREFIX - off, fragInfo.dataCap);
-        const base = s * PREFIX + off;
-        for (let q = 0; q < n; q++) { this.prefix[base + q] = src[fragInfo.data + q]!; this.known[base + q] = 1; }
-      }
-      const tot = this.total[s]!;
-      if (tot >= 0 && this.received[s]! >= tot && this.l4rel[s]! >= 0) {
-        this.resolved[s] = 1;
-        this.onResolve(s);
-        return FRAG_RESOLVED | (s << 1);
-      }
-      return FRAG_PENDING | (s << 1);
+    const off = fragInfo.offset;
+    const verdict = this.queue(s, off, off + fragInfo.dataWire, fragInfo.more, v6);
+    if (verdict !== FRAG_PENDING) {
+      if (verdict === KILL) { this.dropReason = 'bad-fragment'; this.drop(s); }
+      else this.dropReason = verdict === DUP_FRAG ? 'duplicate-fragment' : 'bad-fragment';
+      return FRAG_DROPPED | (s << 2);
     }
-    return FRAG_RESOLVED | (s << 1);
+    if (fragInfo.l4rel >= 0) { this.l4rel[s] = fragInfo.l4rel; this.l4proto[s] = fragInfo.l4proto; }
+    if (off < PREFIX) {
+      const n = Math.min(PREFIX - off, fragInfo.dataCap);
+      const base = s * PREFIX + off;
+      for (let q = 0; q < n; q++) { this.prefix[base + q] = src[fragInfo.data + q]!; this.known[base + q] = 1; }
+    }
+    if (this.qflags[s] === (FIRST_IN | LAST_IN) && this.meat[s] === this.qlen[s] && this.l4rel[s]! >= 0) {
+      // Reassembled: the kernel frees the queue. The slot's data stays readable for apply() until the next add.
+      this.resolved[s] = 1;
+      this.onResolve(s);
+      this.drop(s);
+      return FRAG_RESOLVED | (s << 2);
+    }
+    return FRAG_PENDING | (s << 2);
+  }
+
+  /**
+   * ip_frag_queue's checks and inet_frag_queue_insert's run rule for the
+   * fragment [off, end) of datagram s (see the module comment). Returns
+   * FRAG_PENDING when the fragment was queued, DUP_FRAG when it alone is
+   * dropped, KILL when the datagram is discarded.
+   */
+  private queue(s: number, off: number, end: number, more: boolean, v6: boolean): number {
+    const fl = this.qflags[s]!;
+    if (!more) {
+      if (end < this.qlen[s]! || ((fl & LAST_IN) !== 0 && end !== this.qlen[s])) return KILL;
+      this.qflags[s] = fl | LAST_IN;
+      this.qlen[s] = end;
+    } else {
+      if (end & 7) {
+        // IPv4 trims the fragment to a multiple of 8; IPv6 (nf_ct_frag6_queue) refuses it alone.
+        if (v6) return BAD_FRAG;
+        end &= ~7;
+      }
+      if (end > this.qlen[s]!) {
+        if (fl & LAST_IN) return KILL;
+        this.qlen[s] = end;
+      }
+    }
+    if (end === off) return KILL;
+    const R = s * MAX_RUNS, n = this.nruns[s]!, rs = this.runStart, re = this.runEnd;
+    let at: number;
+    if (n === 0) at = 0;
+    else if (re[R + n - 1]! < end) {
+      // Past the highest run (the kernel's common case): overlap, extend that run, or a new run after it.
+      const tail = re[R + n - 1]!;
+      if (off < tail) return KILL;
+      if (off === tail) { re[R + n - 1] = end; this.queued(s, off, end); return FRAG_PENDING; }
+      at = n;
+    } else {
+      at = 0;
+      while (at < n && re[R + at]! <= off) at++;
+      // Run `at` is the first ending after off; the fragment fits before it, lies inside it, or overlaps.
+      if (at < n && end > rs[R + at]!) return off >= rs[R + at]! && end <= re[R + at]! ? DUP_FRAG : KILL;
+    }
+    if (n === MAX_RUNS) return KILL;
+    for (let r = n; r > at; r--) { rs[R + r] = rs[R + r - 1]!; re[R + r] = re[R + r - 1]!; }
+    rs[R + at] = off;
+    re[R + at] = end;
+    this.nruns[s] = n + 1;
+    this.queued(s, off, end);
+    return FRAG_PENDING;
+  }
+
+  private queued(s: number, off: number, end: number): void {
+    this.meat[s] = this.meat[s]! + (end - off);
+    if (off === 0) this.qflags[s] = this.qflags[s]! | FIRST_IN;
   }
 
   /** Writes the datagram's protocol and L4 lanes into slot i, with F.FRAGMENT. */
@@ -136,7 +236,7 @@ export class Defrag {
     const base = s * PREFIX;
     let cap = 0;
     while (rel + cap < PREFIX && this.known[base + rel + cap] === 1) cap++;
-    const wire = this.total[s]! - rel;
+    const wire = this.qlen[s]! - rel;
     writeL4(b, i, proto, this.prefix, base + rel, cap, wire, F.FRAGMENT);
   }
 
@@ -182,12 +282,9 @@ export class Defrag {
 
   private insert(h: number, ts: number): number {
     if (this.freeHead === EMPTY) {
-      // Memory cap: evict the oldest datagram, preferring completed ones.
-      let victim = -1, vt = Infinity, vr = -1;
-      for (let s = 0; s < this.cap; s++) {
-        const r = this.resolved[s]!;
-        if (r > vr || (r === vr && this.first[s]! < vt)) { victim = s; vt = this.first[s]!; vr = r; }
-      }
+      // Memory cap: evict the oldest datagram.
+      let victim = -1, vt = Infinity;
+      for (let s = 0; s < this.cap; s++) if (this.first[s]! < vt) { victim = s; vt = this.first[s]!; }
       this.drop(victim);
     }
     const s = this.freeHead;
@@ -196,8 +293,10 @@ export class Defrag {
     this.used[s] = 1;
     this.resolved[s] = 0;
     this.first[s] = ts;
-    this.total[s] = -1;
-    this.received[s] = 0;
+    this.qlen[s] = 0;
+    this.meat[s] = 0;
+    this.qflags[s] = 0;
+    this.nruns[s] = 0;
     this.l4rel[s] = -1;
     this.l4proto[s] = 0;
     this.known.fill(0, s * PREFIX, (s + 1) * PREFIX);

@@ -14,7 +14,10 @@ export interface IngestStats {
    * Records or packets not delivered, by reason: `non-ip`, `truncated-ip` (the
    * capture cut the IP header), `malformed`, `unresolved-fragment` (the
    * datagram never completed: the kernel's defrag drops these before any
-   * hash), `bad-record` (lenient mode skipped a damaged record), `before-window`.
+   * hash), `duplicate-fragment` (a fragment wholly inside data the kernel
+   * already queued: it alone is dropped), `bad-fragment` (one that made the
+   * kernel discard its datagram: an overlap, a conflicting end; its
+   * datagram's other fragments count as unresolved), `bad-record` (lenient mode skipped a damaged record), `before-window`.
    */
   skipped: Record<string, number>;
   /** Timestamp of the first and last delivered packet (seconds); NaN before any. */
