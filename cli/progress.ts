@@ -4,7 +4,8 @@
  * Silent when stderr is not a TTY (piped, CI), so scripts never see it.
  */
 import { statSync } from 'node:fs';
-import { openCapture, planShares } from '../sim/traffic/capture.ts';
+import { openCapture } from '../sim/traffic/capture.ts';
+import { planShares } from '../sim/traffic/share-plan.ts';
 import { createBatch } from '../sim/traffic/batch.ts';
 
 export class Progress {
