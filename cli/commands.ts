@@ -19,6 +19,7 @@ export interface CommandEntry {
 
 export const COMMANDS: CommandEntry[] = [
   { name: 'simulate', summary: 'how will this traffic spread over the nodes? (the main job)', load: async () => (await import('./simulate.ts')).registerSimulate },
+  { name: 'recommend', summary: 'so what do I deploy instead? a configuration proven on traffic it was not tuned on', load: async () => (await import('./recommend.ts')).registerRecommend },
   { name: 'merge', summary: 'join the partial results of a simulate run split across machines', load: async () => (await import('./merge.ts')).registerMerge },
   { name: 'failover', summary: 'what a crash, leave, partition or rejoin does to packets and connections', load: async () => (await import('./failover.ts')).registerFailover },
   { name: 'hash', summary: 'which node gets this flow? (one tuple, or CSV tuples)', load: async () => (await import('./hash.ts')).registerHash },

@@ -356,7 +356,12 @@ async function writeShard(o: SimulateFlags, job: SimulateJob, runOpts: Parameter
   const hashing = o.hash === false ? [] : reported.map((r) => sha256(r.file.path).then((h) => void (r.file.sha256 = h)));
   const planInputs = runOpts.inputs.map((s) => (s.kind === 'pcap' || s.kind === 'csv' ? s.path : JSON.stringify(s)));
   if (plan.mode === 'bytes') planInputs[0] = `${planInputs[0]} (${statSync(planInputs[0]!).size} bytes)`;
-  const r = await runShares({ ...runOpts, plan }, async (_run, parts) => foldSourceRuns(parts));
+  if (plan.mode === 'bytes' && o.workers !== undefined && Number(o.workers) > 1) {
+    process.stderr.write(`simulate: note: a byte-range shard reads its range on one thread (--workers ${o.workers} not used); give the file more shards instead\n`);
+  }
+  const progress = new Progress(process.stderr, 0);
+  const r = await runShares({ ...runOpts, plan, onProgress: (done, rss) => progress.update(done, rss) }, async (_run, parts) => foldSourceRuns(parts));
+  progress.done();
   await Promise.all(hashing);
   const bytes = writePartial(o.partial, {
     shard, plan: { count: shard.count, mode: plan.mode, inputs: planInputs }, job, files: reported, ...(plan.range ? { range: plan.range } : {}),

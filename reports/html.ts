@@ -4,7 +4,8 @@
  * result, so they read without JavaScript; the charts are drawn in the browser
  * from the same result, embedded in the page as JSON.
  */
-import type { BenchCase } from '../sim/core/result.ts';
+import type { BenchCase, RecommendResult } from '../sim/core/result.ts';
+import { renderRecommendHtml } from './recommend.ts';
 import type { ConfigResult, DistributionStats, FailoverEvent, FailoverResult, InputSummary, Metric, Migration, NodeStats, RunInfo, SimulateResult, ToolInfo } from '../sim/core/result.ts';
 import type { Fact } from '../sim/select/profile.ts';
 import type { CompareResult } from '../sim/schemes/compare.ts';
@@ -30,7 +31,7 @@ export type BenchReport = { kind: 'bench'; cases: BenchCase[] } & BenchMeta;
 
 /** A saved `compare-schemes --json` result. */
 export type SchemesReport = { kind: 'schemes'; input?: string; tool?: ToolInfo; generated_at?: string } & CompareResult;
-export type ReportInput = SimulateResult | FailoverResult | BenchReport | SchemesReport;
+export type ReportInput = SimulateResult | FailoverResult | BenchReport | SchemesReport | RecommendResult;
 
 const BAD = '#e15759';
 const BAND_LEGEND = 'rgba(89,161,79,0.35)';
@@ -580,7 +581,10 @@ export function renderReport(json: unknown): string {
     case 'schemes':
       need('schemes', Array.isArray(o.schemes), 'expected an array of schemes');
       return renderSchemesHtml(json as SchemesReport);
+    case 'recommend':
+      need('candidates', Array.isArray(o.candidates), 'expected an array of candidates');
+      return renderRecommendHtml(json as RecommendResult);
     default:
-      throw new DataError('$.kind', `unknown report kind ${JSON.stringify(o.kind)}; expected "simulate", "failover", "bench" or "schemes"`);
+      throw new DataError('$.kind', `unknown report kind ${JSON.stringify(o.kind)}; expected "simulate", "failover", "bench", "schemes" or "recommend"`);
   }
 }

@@ -8,6 +8,7 @@ import { memorySuite } from './memory.ts';
 import { schemesSuite } from './schemes.ts';
 import { startupSuite } from './startup.ts';
 import { mergeSuite } from './merge.ts';
+import { recommendSuite } from './recommend.ts';
 
 export const SUITES: Suite[] = [
   hashSuite,
@@ -18,4 +19,5 @@ export const SUITES: Suite[] = [
   schemesSuite,
   startupSuite,
   mergeSuite,
+  recommendSuite,
 ];
