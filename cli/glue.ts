@@ -12,6 +12,7 @@ import { migrationView } from '../kernel-glue/control/migration.ts';
 import { ownersAfterMove, saveOwners } from '../kernel-glue/config-edit.ts';
 import { registerGlueAgent } from './glue-agent.ts';
 import { registerGlueImport } from './glue-import.ts';
+import { registerGlueProbe } from './glue-probe.ts';
 
 interface Common {
   config: string;
@@ -243,4 +244,5 @@ and the next 'apply' puts the config's owners back.`,
 
   registerGlueAgent(glue);
   registerGlueImport(glue);
+  registerGlueProbe(glue);
 }

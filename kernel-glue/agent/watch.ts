@@ -20,26 +20,28 @@ import type { LogRecord } from './core.ts';
 type HealthSection = NonNullable<ClusterConfig['health']>;
 
 /** What raw-socket offers that we use (the package has no types). */
-interface RawSocket {
+export interface RawSocket {
   send(buf: Buffer, offset: number, length: number, address: string, cb: (err: Error | null) => void): void;
   on(ev: 'message', cb: (buf: Buffer, source: string) => void): void;
   on(ev: 'error', cb: (err: Error) => void): void;
   close(): void;
 }
-interface RawModule {
-  createSocket(o: { protocol: number }): RawSocket;
+export interface RawModule {
+  createSocket(o: { protocol: number }): RawSocket & { setOption(level: number, option: number, value: number): void };
   Protocol: { ICMP: number };
+  SocketLevel: { IPPROTO_IP: number };
+  SocketOption: { IP_HDRINCL: number };
   writeChecksum(buf: Buffer, offset: number, sum: number): Buffer;
   createChecksum(...bufs: Buffer[]): number;
 }
 
-/** Loads raw-socket, or explains how to get it. */
-export function loadRawSocket(): RawModule {
-  if (!isMainThread) throw new UsageError('ICMP probes run on the main thread only (raw-socket is a native addon)');
+/** Loads raw-socket, or explains how to get it; `user` names what needs it (a config key or a command). */
+export function loadRawSocket(user = 'health.gateway'): RawModule {
+  if (!isMainThread) throw new UsageError(`${user}: raw sockets are opened on the main thread only (raw-socket is a native addon)`);
   try {
     return createRequire(import.meta.url)('raw-socket') as RawModule;
   } catch (e) {
-    throw new UsageError(`health.gateway needs the optional package 'raw-socket' (npm install raw-socket; it builds with node-gyp: apt-get install build-essential python3): ${(e as Error).message}`);
+    throw new UsageError(`${user} needs the optional package 'raw-socket' (npm install raw-socket; it builds with node-gyp: apt-get install build-essential python3): ${(e as Error).message}`);
   }
 }
 
