@@ -98,19 +98,22 @@ function startCapture(iface: string, filter: string, file: string): Promise<{ st
     const t = setTimeout(() => { p.kill('SIGKILL'); reject(new DataError(`tcpdump -i ${iface}`, `not listening after 10 s: ${err.trim()}`)); }, 10_000);
     p.on('error', (e) => { clearTimeout(t); reject(new DataError(`tcpdump -i ${iface}`, `cannot start it (apt-get install tcpdump): ${e.message}`)); });
     p.on('exit', (code) => { clearTimeout(t); reject(new DataError(`tcpdump -i ${iface}`, `exited with ${code}: ${err.trim()}`)); });
+    let listening = false;
     p.stderr!.on('data', (d: Buffer) => {
       err += d.toString();
-      if (/listening on/.test(err)) {
-        clearTimeout(t);
-        p.removeAllListeners('exit');
-        resolve({
-          stop: () => new Promise<void>((res) => {
-            if (p.exitCode !== null) return res();
-            p.on('exit', () => res());
-            p.kill('SIGINT');
-          }),
-        });
-      }
+      if (listening || !/listening on/.test(err)) return;
+      // Once only: tcpdump's closing words ("N packets captured") come after this line.
+      listening = true;
+      clearTimeout(t);
+      p.removeAllListeners('exit');
+      resolve({
+        stop: () => new Promise<void>((res) => {
+          if (p.exitCode !== null || p.signalCode !== null) return res();
+          p.on('exit', () => res());
+          // SIGTERM, not SIGINT: a parent started in the background (sh `&`) passes SIGINT on ignored.
+          p.kill('SIGTERM');
+        }),
+      });
     });
   });
 }
