@@ -25,7 +25,7 @@ import { analyse, migration, type AnalysisOptions } from '../sim/analysis/distri
 import { simulateHeadline } from '../sim/analysis/verdict.ts';
 import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
 import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../sim/core/result.ts';
-import { VERSION } from '../sim/core/version.ts';
+import { SCHEMA_VERSION, TOOL, VERSION } from '../sim/core/version.ts';
 import { estimatePackets, Progress } from './progress.ts';
 import { formatSimulate } from './simulate-format.ts';
 
@@ -314,7 +314,8 @@ export function simulateResult(job: SimulateJob, m: MergedRun, files: InputFile[
   }
   return {
     kind: 'simulate',
-    tool: { name: 'clusterip-sim', version: VERSION },
+    schema_version: SCHEMA_VERSION,
+    tool: TOOL,
     generated_at: new Date().toISOString(),
     input: { kind: job.kind, files, ...(job.synthetic ? { synthetic: job.synthetic } : {}), packets: m.ingest.packets, bytes: m.ingest.bytes, duration_s: durationS, skipped },
     headline: simulateHeadline(configs, migrations),

@@ -3,6 +3,7 @@
  * flows, connections, heaviest sources, imbalance statistics, and the share
  * of traffic that moves between two configurations.
  */
+import { specJson } from '../core/spec.ts';
 import type { MergedRun } from '../engine/merge.ts';
 import { topSources } from '../engine/top-sources.ts';
 import type { Selector } from '../select/selector.ts';
@@ -40,7 +41,7 @@ export function analyse(m: MergedRun, selectors: Selector[], opts: AnalysisOptio
     const band = cf.band ? bandP95(cf.band, N) : null;
     return {
       id: opts.ids[c]!,
-      selector: { spec: sel.spec, description: sel.description, facts: [...sel.facts], predictable: sel.predictable, offset: sel.offset, buckets: N },
+      selector: { spec: specJson(sel.spec), description: sel.description, facts: [...sel.facts], predictable: sel.predictable, offset: sel.offset, buckets: N },
       nodes,
       stats: [
         distributionStats('packets', packets, f.sumP, f.sumP2, band?.packets),
