@@ -15,7 +15,7 @@
  * they were captured).
  */
 import { UsageError } from '../core/errors.ts';
-import { planShares } from '../traffic/capture.ts';
+import { planShares } from '../traffic/share-plan.ts';
 import { planInputShares } from './inputs.ts';
 import type { SimTask, InputSpec } from './task.ts';
 
