@@ -14,6 +14,7 @@
  * (its own RST, SYN_SENT vs CLOSE) decides whether a later packet of the flow
  * is valid, which no per-packet prediction can know.
  */
+import { backendOf } from '../backends/index.ts';
 import { type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { selectorSpecOf } from '../../sim/select/from-config.ts';
 import { buildSelector } from '../../sim/select/build.ts';
@@ -77,28 +78,9 @@ export async function readTcpLoose(c: ClusterConfig, runnerOf: RunnerOf): Promis
   return new Map(res);
 }
 
-const SINK_TABLE = 'clusterip_sim_replay';
-const SINK_COMMENT = 'clusterip-sim replay sink';
-
-/** argv + stdin pairs that install the sink on a host of this backend. */
+/** Steps that install (or remove) the replay sink on a host of this backend: the backend's own (kernel-glue/backends). */
 export function sinkSteps(c: ClusterConfig, install: boolean): { argv: string[]; stdin?: string }[] {
-  const ip = c.cluster.ip;
-  if (c.cluster.backend === 'clusterip') {
-    // CLUSTERIP hosts may have no nft at all (§11.2's guest); iptables-legacy is there by definition.
-    const op = install ? '-I' : '-D';
-    return ['INPUT', 'FORWARD'].map((ch) => ({ argv: ['iptables-legacy', '-t', 'filter', op, ch, ...(install ? ['1'] : []), '-d', `${ip}/32`, '-m', 'comment', '--comment', SINK_COMMENT, '-j', 'DROP'] }));
-  }
-  const drop = `table ip ${SINK_TABLE} {}\ndelete table ip ${SINK_TABLE}\n`;
-  if (!install) return [{ argv: ['nft', '-f', '-'], stdin: drop }];
-  return [{
-    argv: ['nft', '-f', '-'],
-    stdin: drop + [
-      `table ip ${SINK_TABLE} {`,
-      `\tchain input { type filter hook input priority filter; policy accept; ip daddr ${ip} counter drop; }`,
-      `\tchain forward { type filter hook forward priority filter; policy accept; ip daddr ${ip} counter drop; }`,
-      '}', '',
-    ].join('\n'),
-  }];
+  return backendOf(c).replaySink(c, install);
 }
 
 export async function setSinks(c: ClusterConfig, runnerOf: RunnerOf, install: boolean): Promise<string[]> {
