@@ -139,7 +139,9 @@ export function registerSimulate(program: Command): void {
     .description(
       'Runs captures or synthetic traffic through one or more cluster configurations exactly as the kernel would, and reports ' +
         'per node packets, bytes, flows and connections, how uneven the spread is against what randomness alone gives, the ' +
-        'heaviest sources per node, and what share of flows moves between configurations. With no input it runs a built-in scenario.',
+        'heaviest sources per node, and what share of flows moves between configurations. With no input it runs a built-in scenario. ' +
+        'Per node, packets is what the node\'s own netfilter counter for its cluster rule shows (conntrack defragments first, so ' +
+        'one per datagram); frames are the capture records behind them (each fragment is a frame); bytes are those frames\' wire bytes.',
     )
     .option('--pcap <file...>', 'pcap or pcapng captures (.gz ok)')
     .option('--synthetic <scenario>', 'synthetic traffic: default, uniform, cidr, zipf, nat, portscan, synflood')

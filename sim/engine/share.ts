@@ -4,7 +4,7 @@
  * Runs inside a worker or in-process; everything it returns merges by sums
  * and unions, so the answer does not depend on how the input was split.
  */
-import { copySlot, createBatch, F, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, type TupleBatch } from '../traffic/batch.ts';
+import { copySlot, countsAsPacket, createBatch, F, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, type TupleBatch } from '../traffic/batch.ts';
 import { buildSelector } from '../select/build.ts';
 import type { Selector } from '../select/selector.ts';
 import { hashesConntrackOriginal, parseNftHash } from '../select/nft-expr.ts';
@@ -32,6 +32,7 @@ export function processShare(task: SimTask): SimPartial {
   const anyDirDep = dirDep.some(Boolean);
   const configs: ConfigPartial[] = selectors.map((s) => ({
     packets: new Float64Array(s.buckets),
+    frames: new Float64Array(s.buckets),
     bytes: new Float64Array(s.buckets),
     noNode: 0,
     unknown: 0,
@@ -102,7 +103,8 @@ export function processShare(task: SimTask): SimPartial {
           const b = o[i]!;
           if (b >= 0) {
             if (exact) {
-              cp.packets[b] = cp.packets[b]! + 1;
+              cp.packets[b] = cp.packets[b]! + countsAsPacket(batch, i);
+              cp.frames[b] = cp.frames[b]! + 1;
               cp.bytes[b] = cp.bytes[b]! + batch.wirelen[i]!;
             }
           } else if (b === -1) cp.noNode++;

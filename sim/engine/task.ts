@@ -46,8 +46,13 @@ export interface SimTask {
 }
 
 export interface ConfigPartial {
-  /** Per-bucket packets/bytes counted packet by packet (exact); filled for direction-independent selectors only. */
+  /**
+   * Per-bucket counts, exact, filled for direction-independent selectors only:
+   * packets as the node's netfilter counter shows them (one per datagram after
+   * defragmentation), frames (capture records: each fragment), bytes (their wire bytes).
+   */
   packets: Float64Array;
+  frames: Float64Array;
   bytes: Float64Array;
   noNode: number;
   unknown: number;
