@@ -222,6 +222,10 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       // Configurations.
       const cands: Candidate[] = [];
       let clusterIpText = o.clusterIp;
+      // Nothing ignored silently: selector flags take effect only with a backend; with --config they would be ignored.
+      const loose = looseSelectorFlags(o);
+      if (loose.length && o.config) throw new UsageError(`--config carries the whole configuration; drop ${loose.join(', ')} (or give them in --compare '...')`);
+      if (loose.length && !(o.backend || o.nft || o.rule)) throw new UsageError(`${loose.join(', ')} without a backend would be ignored: add --backend clusterip|xt_cluster (or --nft EXPR, --rule RULE)`);
       if (o.config) {
         const l = loadConfig(o.config);
         if (l.problems.length) err(`warning: ${o.config} would not pass \`glue apply\`:\n${formatProblems(l)}\n`);
@@ -386,4 +390,13 @@ function gates(o: GateFlags, configs: ConfigResult[], moved: number[]): Gate[] {
     moved.forEach((v, j) => out.push({ name: `max-migration A->${ids(j + 1)}`, threshold: maxMig, value: v, passed: v <= maxMig }));
   }
   return out;
+}
+
+/** Selector flags given on the command line that only a backend (--backend, --nft, --rule) gives a meaning to. */
+function looseSelectorFlags(o: SelectorFlags & { clusterTotalNodes?: string; clusterHashSeed?: string }): string[] {
+  const named: [unknown, string][] = [
+    [o.hashmode, '--hashmode'], [o.totalNodes ?? o.clusterTotalNodes, '--total-nodes'], [o.hashInit, '--hash-init'],
+    [o.hashSeed ?? o.clusterHashSeed, '--hash-seed'], [o.kernel, '--kernel'],
+  ];
+  return named.filter(([v]) => v !== undefined).map(([, n]) => n);
 }
