@@ -86,6 +86,8 @@ export interface FailoverTask {
   /** Keep only the connections of this partition (null: the input is already a share of whole flows). */
   partition: { index: number; count: number } | null;
   selector: SelectorSpec;
+  /** Numeric cluster IP: only packets to it meet the cluster rule (as in simulate). null: every packet counts. */
+  clusterIp: number | null;
   timelines: OwnershipTimeline[];
   eval: EvalOptions;
   batchCapacity?: number;
