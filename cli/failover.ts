@@ -6,9 +6,10 @@ import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { writeReport } from '../reports/write.ts';
 import { runFailoverParallel, firstTimestamp } from '../sim/engine/failover-run.ts';
-import { defaultWorkers } from '../sim/engine/run.ts';
+import { chooseWorkers, defaultWorkers } from '../sim/engine/run.ts';
 import type { InputSpec } from '../sim/engine/task.ts';
-import { UsageError } from '../sim/core/errors.ts';
+import { DataError, UsageError } from '../sim/core/errors.ts';
+import { workerCount } from './workers.ts';
 import { buildSelector } from '../sim/select/build.ts';
 import { selectorSpecOf } from '../sim/select/from-config.ts';
 import { parseIPv4 } from '../sim/core/addr.ts';
@@ -51,7 +52,6 @@ const posInt = (v: string | undefined, flag: string): number | undefined => {
 export function registerFailover(program: Command): void {
   program
     .command('failover')
-    .summary('what a crash, leave, partition or rejoin does to packets and connections')
     .description(
       'Runs traffic through a failover scenario: the nodes heartbeat, detect a dead peer after dead-after missed beats, ' +
         'and take its buckets over by a policy (lowest node, least-loaded, spread, static backup); a rejoining node gets them back by ' +
@@ -62,10 +62,10 @@ export function registerFailover(program: Command): void {
     .option('--scenario <file>', 'scenario YAML: cluster config, heartbeat, policy, failback, conntrack, events')
     .option('--json', 'print the result as JSON (lost_packets, duplicated_packets, broken_connections, recovery_s, per-node load per phase, timeline)')
     .option('--compare-policies', 'also run every other takeover policy on the same traffic and say which did best')
-    .option('--pcap <file>', 'replay this capture through the scenario (scenario time 0 = its first packet)')
+    .option('-r, --pcap <file>', 'replay this capture through the scenario (scenario time 0 = its first packet)')
     .option('--synthetic <scenario>', 'synthetic traffic instead of the scenario\'s own flows: default, uniform, cidr, zipf, nat, portscan, synflood')
     .option('--packets <n>', 'packets of --synthetic traffic', '200000')
-    .option('--workers <n>', `worker threads (default ${defaultWorkers()}; 0 = in-process); connections are dealt to workers whole`)
+    .option('--workers <n>', 'worker threads (0 = in-process; default: chosen from the input\'s size, in-process under 500,000 packets, else one per CPU); connections are dealt to workers whole')
     .option('--lenient', 'skip malformed capture records (counted) instead of stopping')
     .option('--report <out.html>', 'write a self-contained HTML report: load per node over time with the events, lost/duplicated packets, broken connections')
     .option('--png <dir>', 'also render each chart as a PNG into DIR (headless Chromium)')
@@ -102,7 +102,7 @@ interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s 
       let summary: Parameters<typeof runFailoverParallel>[1]['summary'];
       let t0 = 0;
       if (o.pcap !== undefined) {
-        if (!existsSync(o.pcap)) throw new UsageError(`--pcap ${o.pcap}: no such file`);
+        if (!existsSync(o.pcap)) throw new DataError(o.pcap, 'no such file (--pcap)');
         input = { kind: 'pcap', path: o.pcap, lenient: !!o.lenient };
         summary = { kind: 'pcap', files: [{ path: o.pcap, bytes: statSync(o.pcap).size, sha256: '' }], skipped: {} };
         t0 = firstTimestamp(input);
@@ -112,12 +112,19 @@ interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s 
         summary = { kind: 'synthetic', files: [], synthetic: { scenario: o.synthetic, seed: tp.seed, params: { packets } }, skipped: {} };
         t0 = firstTimestamp(input);
       } else {
-        input = { kind: 'flowgen', params: { ...tp, server } };
+        const { seed, ...params } = tp;
+        input = { kind: 'synthetic', name: 'steady', seed, params: { ...params, server } };
         summary = { kind: 'synthetic', files: [], synthetic: { scenario: 'failover-flows', seed: tp.seed, params: { ...tp } }, skipped: {} };
       }
-      const workers = o.workers === undefined ? defaultWorkers() : /^\d+$/.test(o.workers) ? Number(o.workers) : NaN;
-      if (!Number.isInteger(workers) || workers > 256) throw new UsageError(`--workers: '${o.workers}' must be a whole number 0-256`);
+      const chosen = o.workers === undefined ? chooseWorkers([input]) : null;
+      const workers = chosen ? chosen.workers : workerCount(o.workers, defaultWorkers, (l) => void process.stderr.write(l));
+      if (chosen) err(`failover: ${workers === 0 ? 'running in-process (no worker threads)' : `${workers} worker threads`}, chosen from the input's size (about ${Number(chosen.packets.toPrecision(2)).toLocaleString('en-US')} packets); --workers N to choose\n`);
       const result = await runFailoverParallel(sc, { input, summary, workers, comparePolicies: o.comparePolicies, t0 });
+      const late = lateEvents(result);
+      if (late) {
+        result.warnings = [...(result.warnings ?? []), late];
+        err(`warning: ${late}\n`);
+      }
       if (o.report !== undefined || o.png !== undefined) {
         const w = await writeReport(result, o.report ?? 'clusterip-sim-failover.html', o.png);
         err(`report: ${w.html}${w.pngs.length ? ` and ${w.pngs.length} PNG charts in ${o.png}` : ''}\n`);
@@ -128,6 +135,17 @@ interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s 
       }
       process.stdout.write(formatFailover(result, sc, builtin));
     });
+}
+
+/** Scripted events a run's traffic never reaches: a "0 lost" then says nothing, and the user must hear why. */
+const SCRIPTED: FailoverResult['events'][number]['kind'][] = ['crash', 'leave', 'partition', 'heartbeat-loss', 'rejoin', 'heal'];
+export function lateEvents(r: FailoverResult): string | null {
+  const end = r.input.duration_s;
+  const late = [...new Set(r.events.filter((e) => SCRIPTED.includes(e.kind) && e.t > end).map((e) => e.t))];
+  const faults = r.events.filter((e) => SCRIPTED.includes(e.kind));
+  if (!late.length || !faults.length) return null;
+  const all = late.length === new Set(faults.map((e) => e.t)).size;
+  return `the traffic ends at ${end.toFixed(1)} s but ${all ? 'every scripted event' : 'scripted events'} at ${late.map((t) => `${+t.toFixed(2)} s`).join(', ')} ${all ? 'comes' : 'come'} after it: no packet meets ${all ? 'them' : 'those'}, so their losses show as 0. Give more traffic (--packets, --flows, a longer capture) or move the events.`;
 }
 
 const f3 = (x: number): string => x.toFixed(3);
@@ -143,7 +161,9 @@ export function formatFailover(r: FailoverResult, sc: Scenario, builtin: boolean
   L.push(`Policy:   ${sc.policy.policy}, failback ${sc.policy.failback}${sc.policy.failback === 'stable' ? ` after ${sc.policy.stable_s} s` : ''}; heartbeat every ${hb.interval_s} s, dead after ${hb.dead_after} missed, takeover delay ${hb.takeover_delay_s} s, jitter ${hb.jitter_s} s`);
   L.push(`Conntrack: ${sc.conntrack.state_sync ? 'state synchronised (conntrackd-style): moved TCP connections survive' : 'no state sync: TCP connections that move are reset'}; nf_conntrack_tcp_loose=${sc.conntrack.tcp_loose ? 1 : 0}`);
   const syn = r.input.synthetic;
-  L.push(`Traffic:  ${r.input.kind}${syn ? ` (${String(syn.params.flows)} flows, seed ${syn.seed})` : ''}: ${r.input.packets} packets over ${r.input.duration_s.toFixed(1)} s`);
+  // Synthetic traffic is sized in flows (the failover generator) or in packets (--synthetic): say which ("undefined flows" before).
+  const size = syn ? (syn.params.flows !== undefined ? `${String(syn.params.flows)} flows` : `'${syn.scenario}', ${String(syn.params.packets)} packets`) : '';
+  L.push(`Traffic:  ${r.input.kind}${syn ? ` (${size}, seed ${syn.seed})` : ''}: ${r.input.packets} packets over ${r.input.duration_s.toFixed(1)} s`);
   L.push('', 'Timeline');
   for (const g of groupDetections(r.events)) L.push(`  ${g.when.padStart(10)}  ${g.kind.padEnd(14)} ${g.detail}`);
   if (r.windows?.length) {

@@ -5,12 +5,13 @@
  */
 import type { Command } from 'commander';
 import { DataError, UsageError } from '../sim/core/errors.ts';
-import { formatProblems, loadConfig } from '../sim/core/cluster-config.ts';
+import { formatProblems, heartbeatOf, loadClusters } from '../sim/core/cluster-config.ts';
 import { loadKey } from '../kernel-glue/agent/protocol.ts';
-import { heartbeatOf, startAgent } from '../kernel-glue/agent/daemon.ts';
+import { startAgent } from '../kernel-glue/agent/daemon.ts';
 
 interface AgentFlags {
   config: string;
+  cluster?: string;
   node: string;
   healthCmd?: string;
   healthFails: string;
@@ -38,6 +39,7 @@ export function registerGlueAgent(glue: Command): void {
     )
     .requiredOption('--config <file>', 'cluster YAML with nodes[].address and a heartbeat section (key_file, port, interval_s, dead_after)')
     .requiredOption('--node <name>', 'the node this agent runs on (a name from the config)')
+    .option('--cluster <name>', 'in a file with several clusters: the one this agent runs (one agent, one heartbeat group per cluster; give each its own heartbeat.port)')
     .option('--health-cmd <command>', 'a health check run by /bin/sh -c every --health-interval; exit status != 0 counts as a failure')
     .option('--health-fails <n>', 'consecutive health failures that start a voluntary leave', '3')
     .option('--health-interval <s>', 'seconds between health checks (default: heartbeat.interval_s)')
@@ -59,7 +61,11 @@ optionally heartbeat {interval_s, dead_after, takeover_delay_s, jitter_s, port} 
 The agent changes only its own host's owner set (kernel-glue's rules, installed on start if missing).`,
     )
     .action(async (o: AgentFlags) => {
-      const l = loadConfig(o.config);
+      const all = loadClusters(o.config);
+      const names = all.map((x) => x.config.cluster.name ?? '(unnamed)');
+      if (all.length > 1 && o.cluster === undefined) throw new UsageError(`${o.config} holds several clusters: say which with --cluster NAME (clusters: ${names.join(', ')})`);
+      const l = o.cluster === undefined ? all[0]! : all.find((x) => x.config.cluster.name === o.cluster);
+      if (!l) throw new UsageError(`--cluster ${o.cluster}: no cluster of that name in ${o.config} (clusters: ${names.join(', ')})`);
       if (l.problems.length) throw new DataError(o.config, `the config fails validation; the agent refuses to run on it:\n${formatProblems(l)}`);
       const keyFile = o.keyFile ?? heartbeatOf(l.config).key_file;
       if (!keyFile) throw new UsageError('no heartbeat key: set heartbeat.key_file in the config or pass --key-file (e.g. head -c 32 /dev/urandom | base64 > hb.key; chmod 600 hb.key)');

@@ -5,15 +5,17 @@
  */
 import { Command, Option } from 'commander';
 import { DataError, GateError, UsageError } from '../sim/core/errors.ts';
-import { formatProblems, loadConfig, type ClusterConfig } from '../sim/core/cluster-config.ts';
+import { formatProblems, loadClusters, type ClusterConfig } from '../sim/core/cluster-config.ts';
 import { formatPlan, planToShellScript } from '../kernel-glue/plan.ts';
 import { applyConfig, clusterStatus, moveBucket, planAll, removeConfig, type RunReport, type StatusReport } from '../kernel-glue/control/apply.ts';
 import { migrationView } from '../kernel-glue/control/migration.ts';
 import { ownersAfterMove, saveOwners } from '../kernel-glue/config-edit.ts';
 import { registerGlueAgent } from './glue-agent.ts';
+import { registerGlueImport } from './glue-import.ts';
 
 interface Common {
   config: string;
+  cluster?: string[];
   host?: string[];
   json?: boolean;
 }
@@ -22,21 +24,40 @@ const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s 
 const warn = (s: string): void => void process.stderr.write(s.endsWith('\n') ? s : s + '\n');
 const set = (s: readonly number[] | null): string => (s ? `{${s.join(',')}}` : 'none');
 
-function load(o: Common, forApply: boolean, force = false): ClusterConfig {
+/** The file's clusters (one, or several under 'clusters:'), those named by --cluster when given. */
+function load(o: Common, forApply: boolean, force = false): ClusterConfig[] {
   if (!o.config) throw new UsageError('--config FILE is required (the cluster YAML that simulate validated)');
-  const l = loadConfig(o.config);
-  if (l.problems.length) {
+  let all = loadClusters(o.config);
+  if (o.cluster?.length) {
+    const names = all.map((l) => l.config.cluster.name ?? '(unnamed)');
+    for (const n of o.cluster) if (!names.includes(n)) throw new UsageError(`--cluster ${n}: no cluster of that name in ${o.config} (clusters: ${names.join(', ')})`);
+    all = all.filter((l) => o.cluster!.includes(l.config.cluster.name ?? ''));
+  }
+  for (const l of all) {
+    if (!l.problems.length) continue;
     const text = formatProblems(l);
     if (forApply && !force) throw new DataError(o.config, `the config fails validation; refusing to change hosts (--force to apply anyway):\n${text}`);
     warn(`warning: the config fails validation:\n${text}`);
   }
-  return l.config;
+  return all.map((l) => l.config);
+}
+
+/** Runs `each` per cluster; with several, a heading per cluster (text) or one JSON array (--json). */
+async function perCluster<T>(cs: readonly ClusterConfig[], o: Common, each: (c: ClusterConfig) => Promise<T>, print: (r: T) => void): Promise<void> {
+  const results: T[] = [];
+  for (const c of cs) {
+    const r = await each(c);
+    if (o.json) results.push(r);
+    else {
+      if (cs.length > 1) out(`== cluster ${c.cluster.name} (${c.cluster.ip}, ${c.cluster.backend})`);
+      print(r);
+    }
+  }
+  if (o.json) out(JSON.stringify(cs.length === 1 ? results[0] : results, null, 2));
 }
 
 function printRun(r: RunReport, json?: boolean): void {
-  if (json) {
-    out(JSON.stringify(r, null, 2));
-  } else {
+  if (!json) {
     for (const h of r.hosts) {
       out(`${h.host} (${h.where}): ${h.outcome}${h.before || h.after ? `, owners ${set(h.before)} -> ${set(h.after)}` : ''}`);
       for (const s of h.steps) if (s.outcome !== 'skipped') out(`    ${s.outcome === 'ran' ? 'ran' : 'would run'}: ${s.step}`);
@@ -45,7 +66,12 @@ function printRun(r: RunReport, json?: boolean): void {
     }
     out(r.ok ? `${r.action}: ok` : `${r.action}: FAILED (see above; hosts marked 'rolled back' are as they were before)`);
   }
+}
+
+/** A failed run sets exit code 1 (JSON or text alike). */
+function withExit(r: RunReport): RunReport {
   if (!r.ok) process.exitCode = 1;
+  return r;
 }
 
 function printStatus(s: StatusReport): void {
@@ -66,11 +92,11 @@ function printStatus(s: StatusReport): void {
 }
 
 const hostOpt = (): Option => new Option('--host <name...>', 'only these nodes (names from the config)');
+const clusterOpt = (): Option => new Option('--cluster <name...>', 'only these clusters of a file with several (cluster.name)');
 
 export function registerGlue(program: Command): void {
   const glue = program
     .command('glue')
-    .summary('apply a cluster config to real hosts; move buckets; read status')
     .description(
       'Renders the cluster config into rules for its backend (CLUSTERIP via iptables-legacy and /proc, the xt_cluster match with ' +
         'multicast MAC and ARP plumbing, or a native nft table with an owner set) and applies them per host, atomically, idempotently, ' +
@@ -102,8 +128,21 @@ and the next 'apply' puts the config's owners back.`,
     .option('--offline', 'do not contact hosts; show the full plans only')
     .option('--json', 'plans as JSON')
     .addHelpText('after', '\nExample:\n  clusterip-sim glue plan --config cluster.yaml --host node1\n')
+    .addOption(clusterOpt())
     .action(async (o: Common & { script?: boolean; offline?: boolean }) => {
-      const c = load(o, false);
+      const cs = load(o, false);
+      if (cs.length > 1) {
+        if (o.json) throw new UsageError('plan --json takes one cluster: add --cluster NAME');
+        for (const c of cs) {
+          out(`== cluster ${c.cluster.name} (${c.cluster.ip}, ${c.cluster.backend})`);
+          await planOne(c, o);
+        }
+        return;
+      }
+      await planOne(cs[0]!, o);
+    });
+
+  async function planOne(c: ClusterConfig, o: Common & { script?: boolean; offline?: boolean }): Promise<void> {
       const mig = migrationView(c);
       if (o.script || o.offline) {
         const { createPlan } = await import('../kernel-glue/backends/index.ts');
@@ -127,7 +166,7 @@ and the next 'apply' puts the config's owners back.`,
         else out(formatPlan(h.plan) + '\n');
       }
       warn(`migration: ${mig.warning}`);
-    });
+  }
 
   glue
     .command('apply')
@@ -138,9 +177,9 @@ and the next 'apply' puts the config's owners back.`,
     .option('--force', 'apply even when the config fails validation (orphaned or doubly owned node numbers)')
     .option('--json', 'report as JSON')
     .addHelpText('after', '\nExample:\n  clusterip-sim glue apply --config cluster.yaml --dry-run\n')
+    .addOption(clusterOpt())
     .action(async (o: Common & { dryRun?: boolean; force?: boolean }) => {
-      const c = load(o, true, o.force);
-      printRun(await applyConfig(c, { hosts: o.host, dryRun: o.dryRun, force: o.force }), o.json);
+      await perCluster(load(o, true, o.force), o, async (c) => withExit(await applyConfig(c, { hosts: o.host, dryRun: o.dryRun, force: o.force })), printRun);
     });
 
   glue
@@ -154,13 +193,18 @@ and the next 'apply' puts the config's owners back.`,
     .option('--save', 'after a successful move, write the new owner sets into the config file (comments kept)')
     .option('--json', 'report as JSON')
     .addHelpText('after', '\nExamples:\n  clusterip-sim glue move --config cluster.yaml --bucket 2 --to node3 --order add-first\n  clusterip-sim glue move --config cluster.yaml --bucket 2 --to node3 --save     the file follows: no drift afterwards\n')
+    .addOption(clusterOpt())
     .action(async (o: Common & { bucket: string; to: string; order: 'add-first' | 'remove-first'; dryRun?: boolean; save?: boolean }) => {
       if (!/^\d+$/.test(o.bucket)) throw new UsageError(`--bucket: '${o.bucket}' is not a node number`);
       if (o.save && o.dryRun) throw new UsageError('--save and --dry-run exclude each other');
-      const c = load(o, false);
-      const rep = await moveBucket(c, Number(o.bucket), o.to, o.order, { dryRun: o.dryRun });
-      printRun(rep, o.json);
+      const cs = load(o, false);
+      if (cs.length !== 1) throw new UsageError(`move acts on one cluster: add --cluster NAME (clusters: ${cs.map((x) => x.cluster.name).join(', ')})`);
+      const c = cs[0]!;
+      const rep = withExit(await moveBucket(c, Number(o.bucket), o.to, o.order, { dryRun: o.dryRun }));
+      if (o.json) out(JSON.stringify(rep, null, 2));
+      else printRun(rep);
       if (rep.ok && o.save) {
+        if (c.cluster.name && loadClusters(o.config).length > 1) throw new UsageError('--save writes single-cluster files only; edit the owner sets of a multi-cluster file by hand');
         saveOwners(o.config, ownersAfterMove(c, Number(o.bucket), o.to));
         if (!o.json) out(`saved: ${o.config} now gives node number ${o.bucket} to ${o.to}`);
       }
@@ -174,12 +218,15 @@ and the next 'apply' puts the config's owners back.`,
     .option('--check', 'exit 3 when anything drifts from the config (for CI / monitoring)')
     .option('--json', 'report as JSON')
     .addHelpText('after', '\nExample:\n  clusterip-sim glue status --config cluster.yaml --json | jq .orphaned\n')
+    .addOption(clusterOpt())
     .action(async (o: Common & { check?: boolean }) => {
-      const c = load(o, false);
-      const s = await clusterStatus(c, { hosts: o.host });
-      if (o.json) out(JSON.stringify(s, null, 2));
-      else printStatus(s);
-      if (o.check && s.drift) throw new GateError('the cluster drifts from the config');
+      let drift = false;
+      await perCluster(load(o, false), o, async (c) => {
+        const s = await clusterStatus(c, { hosts: o.host });
+        drift ||= s.drift;
+        return s;
+      }, printStatus);
+      if (o.check && drift) throw new GateError('the cluster drifts from the config');
     });
 
   glue
@@ -189,10 +236,11 @@ and the next 'apply' puts the config's owners back.`,
     .addOption(hostOpt())
     .option('--dry-run', 'show what would run')
     .option('--json', 'report as JSON')
+    .addOption(clusterOpt())
     .action(async (o: Common & { dryRun?: boolean }) => {
-      const c = load(o, false);
-      printRun(await removeConfig(c, { hosts: o.host, dryRun: o.dryRun }), o.json);
+      await perCluster(load(o, false), o, async (c) => withExit(await removeConfig(c, { hosts: o.host, dryRun: o.dryRun })), printRun);
     });
 
   registerGlueAgent(glue);
+  registerGlueImport(glue);
 }

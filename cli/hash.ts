@@ -3,7 +3,9 @@
  * contract our checks use. Flags follow iptables' own names.
  */
 import { Command, Option } from 'commander';
-import { UsageError } from '../sim/core/errors.ts';
+import { DataError, UsageError } from '../sim/core/errors.ts';
+import { existsSync, writeSync } from 'node:fs';
+import { openSpool } from './spool.ts';
 import { buildSelector } from '../sim/select/build.ts';
 import { CLUSTERIP_MODES, NO_BUCKET, UNKNOWN_BUCKET, type Selector, type SelectorSpec } from '../sim/select/selector.ts';
 import { parseIptablesRule, parseU32Text } from '../sim/select/iptables-rule.ts';
@@ -122,7 +124,6 @@ function fmtAddr(b: TupleBatch, i: number, which: 's' | 'd'): string {
 export function registerHash(program: Command): void {
   const cmd = program
     .command('hash')
-    .summary('which node gets this flow? (one tuple, or CSV tuples)')
     .description(
       'Computes, bit-exactly as the kernel does, the node (CLUSTERIP, xt_cluster: 1..N) or value (nft: offset..offset+N-1) ' +
         'that each tuple lands on. Input: one tuple as arguments, or CSV proto,saddr,sport,daddr,dport (header optional, ' +
@@ -130,7 +131,7 @@ export function registerHash(program: Command): void {
     )
     .argument('[tuple...]', 'PROTO SADDR[:SPORT] DADDR[:DPORT], e.g. tcp 10.1.2.3:4000 192.0.2.10:80');
   addSelectorOptions(cmd)
-    .option('--input <file>', "CSV tuples to hash ('-' for stdin)")
+    .option('--input <file>', "CSV tuples to hash ('-' for stdin): columns by header name in any order (proto,saddr,sport,daddr,dport; others ignored, so `tuples` output works), RFC 4180 quoting; no header = that order")
     .option('--json', 'one JSON document: the selector, the facts behind it, and one object per tuple')
     .addHelpText(
       'after',
@@ -151,7 +152,9 @@ big-endian CPUs rest on reading the kernel source, and the command says so on st
       if (o.input === undefined && !tuple.length) throw new UsageError('nothing to hash: give a tuple (tcp 10.1.2.3:4000 192.0.2.10:80) or --input FILE');
       const { spec, rule } = selectorSpecFromFlags(o);
       const sel = buildSelector(spec);
-      const out = process.stdout;
+      if (o.input !== undefined && o.input !== '-' && !existsSync(o.input)) throw new DataError(o.input, 'no such file (--input)');
+      const spool = o.json ? openSpool() : null;
+      const out = { write: (t: string): void => void (spool ? writeSync(spool.fd, t) : process.stdout.write(t)) };
       const err = (s: string): void => void process.stderr.write(s);
       const localMask = rule ? (rule.kind === 'clusterip' ? 2 ** (rule.localNode - 1) : rule.nodeMask) : 0;
       const invert = rule?.kind === 'xt_cluster' && rule.invert;
@@ -189,6 +192,7 @@ big-endian CPUs rest on reading the kernel source, and the command says so on st
       } else {
         out.write(`proto,saddr,sport,daddr,dport,node${rule ? ',accepted' : ''}\n`);
       }
+      try {
       if (o.input !== undefined) {
         let res = new Int32Array(0);
         for await (const { batch } of readCsvTuples(o.input)) {
@@ -205,6 +209,14 @@ big-endian CPUs rest on reading the kernel source, and the command says so on st
         emit(batch, res);
       }
       if (o.json) out.write(`\n  ]\n}\n`);
+      if (spool) await spool.copyTo(process.stdout);
+      } catch (e) {
+        // CSV keeps what it printed and says how far it got; JSON prints nothing (see spool.ts).
+        if (!spool && e instanceof DataError) throw new DataError(e.where, `${e.what} (the CSV above is complete up to there: ${rows} tuples)`);
+        throw e;
+      } finally {
+        spool?.remove();
+      }
       noteFacts(sel, err, sawIPv6);
       if (noNode > 0) err(`note: ${noNode} of ${rows} tuples got no node (${sel.backend === 'nft' ? 'the key\'s protocol or family does not match, so the rule does not fire' : 'IPv6 at an IPv4-only CLUSTERIP target, or no conntrack'})\n`);
       if (!sel.predictable) err('note: these values are a stand-in; the kernel\'s symhash values cannot be predicted\n');

@@ -3,36 +3,12 @@
  * in ./commands.ts; this file only wires up error handling and exit codes
  * (0 ok, 1 error, 2 usage, 3 a validation gate failed).
  */
-import { Command, CommanderError } from 'commander';
-import { COMMANDS } from './commands.ts';
+import { CommanderError } from 'commander';
+import { buildProgram } from './program.ts';
 import { EXIT, exitCodeOf } from '../sim/core/errors.ts';
-import { VERSION } from '../sim/core/version.ts';
-
-export function buildProgram(): Command {
-  const program = new Command('clusterip-sim')
-    .version(VERSION)
-    .description(
-      'Predict, measure and deploy hash-based load sharing (iptables CLUSTERIP, the xt_cluster match, nftables jhash) ' +
-        'bit-exactly as the Linux kernel does it, for every kernel era and CPU byte order.',
-    )
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
-  for (const register of COMMANDS) register(program);
-  program.addHelpText(
-    'after',
-    `
-Examples:
-  clusterip-sim simulate                          built-in scenario: how traffic spreads over a 4-node cluster
-  clusterip-sim hash --backend clusterip --hashmode sourceip-sourceport --total-nodes 4 tcp 10.1.2.3:4000 192.0.2.10:80
-  clusterip-sim hash --backend nft --nft 'jhash ip saddr . tcp sport mod 4 seed 0x1 offset 1' --input flows.csv
-
-Exit codes: 0 ok, 1 error in the input, 2 usage error, 3 a validation gate failed.`,
-  );
-  return program;
-}
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? EXIT.OK : Number(process.exitCode);

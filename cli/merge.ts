@@ -5,10 +5,7 @@
  * options and gates.
  */
 import type { Command } from 'commander';
-import { buildSelector } from '../sim/select/build.ts';
-import { directionDependent } from '../sim/engine/share.ts';
-import { mergePartials } from '../sim/engine/merge.ts';
-import { readPartialSet } from '../sim/engine/partial-file.ts';
+import { mergePartialSet, readPartialSet } from '../sim/engine/partial-file.ts';
 import { addOutputOptions, emitSimulate, simulateResult, type GateFlags, type SimulateJob } from './simulate.ts';
 
 interface MergeFlags extends GateFlags {
@@ -20,7 +17,6 @@ interface MergeFlags extends GateFlags {
 export function registerMerge(program: Command): void {
   const cmd = program
     .command('merge')
-    .summary('join the partial results of a simulate run split across machines')
     .description(
       'Reads the partials that `simulate --shard I/N --partial OUT` wrote (every shard 0..N-1 once, one configuration, one tool version) ' +
         'and gives exactly the result one simulate run over all the inputs gives: connections cut by shard edges joined, the heaviest ' +
@@ -39,9 +35,7 @@ Examples:
       const t0 = performance.now();
       const set = readPartialSet(paths);
       const job = set.header.job as SimulateJob;
-      const selectors = job.configs.map((c) => buildSelector(c.spec));
-      const sink = { selectors: job.configs.map((c) => c.spec), buckets: selectors.map((s) => s.buckets), dirDep: selectors.map(directionDependent), mixed: job.mixed, sources: job.topSources, spill: null };
-      const merged = mergePartials(set.parts, sink, job.flowTimeout);
+      const merged = mergePartialSet(set);
       const elapsed = (performance.now() - t0) / 1000;
       const result = simulateResult(job, merged, set.files, o, { workers: 0, elapsed_s: elapsed, shares_s: 0, packets_per_s: 0, peak_rss_bytes: process.memoryUsage().rss });
       await emitSimulate(result, o);

@@ -1,29 +1,19 @@
 /** The terminal view of a simulate result: the quick look (the HTML report is the shareable one). */
 import { worthANote } from '../sim/select/profile.ts';
 import type { ConfigResult, DistributionStats, SimulateResult } from '../sim/core/result.ts';
+import { decideVerdict, simulateHeadline } from '../sim/analysis/verdict.ts';
+import { fmtBytes as bytes } from '../reports/format.ts';
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 const share = (x: number): string => (x < 0.01 ? `${(x * 100).toFixed(2)}%` : pct(x));
 const int = (x: number): string => Math.round(x).toLocaleString('en-US');
-function bytes(x: number): string {
-  if (x >= 2 ** 30) return `${(x / 2 ** 30).toFixed(2)} GiB`;
-  if (x >= 2 ** 20) return `${(x / 2 ** 20).toFixed(1)} MiB`;
-  if (x >= 2 ** 10) return `${(x / 2 ** 10).toFixed(1)} KiB`;
-  return `${x} B`;
-}
-
 function table(rows: string[][], right: boolean[]): string {
   const w = rows[0]!.map((_, j) => Math.max(...rows.map((r) => r[j]!.length)));
   return rows.map((r) => '  ' + r.map((c, j) => (right[j] ? c.padStart(w[j]!) : c.padEnd(w[j]!))).join('  ').trimEnd()).join('\n') + '\n';
 }
 
-/** One sentence on whether the skew is the configuration's fault or the traffic's. */
-export function verdict(s: DistributionStats): string {
-  if (s.total === 0) return 'no traffic';
-  if (s.max_over_mean > s.random_max_over_mean_p95) return 'worse than 95% of other seeds: this seed or configuration is unlucky';
-  if (s.max_over_mean > s.independent_max_over_mean_p95) return 'uneven because of the traffic (items that hash together); another seed would not help';
-  return 'as even as randomness allows';
-}
+/** The verdict's sentence as sim/analysis decided it (results saved before verdicts were carried: decided the same way). */
+const verdict = (s: DistributionStats): string => (s.verdict ?? decideVerdict(s)).text;
 
 function config(c: ConfigResult): string {
   const st = (m: string): DistributionStats => c.stats.find((s) => s.metric === m)!;
@@ -42,9 +32,9 @@ function config(c: ConfigResult): string {
   const soft = c.selector.facts.filter((f) => worthANote(f) && f.scope !== 'ipv6');
   for (const f of soft) s += `  note: [${f.evidence}] ${f.topic}: ${f.note}\n`;
   s += table(shown, right);
-  s += '  spread       max/mean  min/mean     CV   Jain   chi2 p  random p95  verdict\n';
+  s += '  spread       max/mean  min/mean     CV   Jain   chi2 p  seeds p95  random p95  verdict\n';
   for (const x of c.stats) {
-    s += `  ${x.metric.padEnd(11)} ${x.max_over_mean.toFixed(3).padStart(8)}  ${x.min_over_mean.toFixed(3).padStart(8)}  ${x.cv.toFixed(3).padStart(5)}  ${x.jain.toFixed(3)}  ${x.p_value.toExponential(1).padStart(7)}  ${x.random_max_over_mean_p95.toFixed(3).padStart(10)}  ${verdict(x)}\n`;
+    s += `  ${x.metric.padEnd(11)} ${x.max_over_mean.toFixed(3).padStart(8)}  ${x.min_over_mean.toFixed(3).padStart(8)}  ${x.cv.toFixed(3).padStart(5)}  ${x.jain.toFixed(3)}  ${x.p_value.toExponential(1).padStart(7)}  ${x.random_max_over_mean_p95.toFixed(3).padStart(9)}  ${x.independent_max_over_mean_p95.toFixed(3).padStart(10)}  ${verdict(x)}\n`;
   }
   if (c.unassigned.no_node || c.unassigned.unknown) {
     s += `  unassigned: ${int(c.unassigned.no_node)} packets accepted by no node (no rule fires / no conntrack), ${int(c.unassigned.unknown)} unknown (capture cut the bytes the kernel hashes)\n`;
@@ -55,7 +45,8 @@ function config(c: ConfigResult): string {
 export function formatSimulate(r: SimulateResult): string {
   const i = r.input;
   const flows = r.configs[0]?.stats.find((s) => s.metric === 'flows')?.total ?? 0;
-  let s = `input: ${i.kind === 'synthetic' ? `synthetic '${i.synthetic?.scenario}' (seed ${i.synthetic?.seed})` : i.files.map((f) => f.path).join(', ')}: ${int(i.packets)} packets, ${bytes(i.bytes)}, ${int(flows)} flows over ${i.duration_s.toFixed(1)} s\n`;
+  let s = `${r.headline ?? simulateHeadline(r.configs, r.migrations)}\n\n`;
+  s += `input: ${i.kind === 'synthetic' ? `synthetic '${i.synthetic?.scenario}' (seed ${i.synthetic?.seed})` : i.files.map((f) => f.path).join(', ')}: ${int(i.packets)} packets, ${bytes(i.bytes)}, ${int(flows)} flows over ${i.duration_s.toFixed(1)} s\n`;
   const sk = Object.entries(i.skipped).filter(([, v]) => v > 0);
   if (sk.length) s += `  not analysed: ${sk.map(([k, v]) => `${int(v)} ${k}`).join(', ')}\n`;
   s += '\n';

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream, statSync, existsSync } from 'node:fs';
 import { writeReport } from '../reports/write.ts';
 import { Option, type Command } from 'commander';
-import { GateError, UsageError } from '../sim/core/errors.ts';
+import { DataError, GateError, UsageError } from '../sim/core/errors.ts';
+import { workerCount } from './workers.ts';
 import { addSelectorOptions, selectorSpecFromFlags, type SelectorFlags } from './hash.ts';
 import { splitArgs } from '../sim/select/iptables-rule.ts';
 import { buildSelector } from '../sim/select/build.ts';
@@ -17,14 +18,15 @@ import { parseIPv4 } from '../sim/core/addr.ts';
 import { runSimulation, runShares, defaultWorkers } from '../sim/engine/run.ts';
 import type { MergedRun } from '../sim/engine/merge.ts';
 import { parseShard, planRun, type ShardSpec } from '../sim/engine/shard-plan.ts';
-import { foldSourceRuns, writePartial } from '../sim/engine/partial-file.ts';
+import { foldSourceRuns, writePartial, type MergeJob } from '../sim/engine/partial-file.ts';
 import { directionDependent } from '../sim/engine/share.ts';
 import type { InputSpec } from '../sim/engine/task.ts';
 import { analyse, migration, type AnalysisOptions } from '../sim/analysis/distribution.ts';
+import { simulateHeadline } from '../sim/analysis/verdict.ts';
 import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
 import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../sim/core/result.ts';
 import { VERSION } from '../sim/core/version.ts';
-import { Progress } from './progress.ts';
+import { estimatePackets, Progress } from './progress.ts';
 import { formatSimulate } from './simulate-format.ts';
 
 /** The built-in scenario when no input is given. */
@@ -62,7 +64,7 @@ interface SimulateFlags extends SelectorFlags {
  * shard's partial carries (partial-file.ts `job`), so `merge` builds the
  * result a single run would. Plain JSON.
  */
-export interface SimulateJob {
+export interface SimulateJob extends MergeJob {
   kind: SimulateResult['input']['kind'];
   synthetic?: SimulateResult['input']['synthetic'];
   /** Each configuration: its id (A, B, ...), selector spec, and node names from its cluster config. */
@@ -71,6 +73,8 @@ export interface SimulateJob {
   mixed: number[] | null;
   flowTimeout: number;
   topSources: boolean;
+  /** --lenient (captures): skips malformed records instead of stopping; every shard must read alike. */
+  lenient?: boolean;
 }
 
 /** The gate flags, shared by `simulate` and `merge`. */
@@ -135,7 +139,6 @@ function num(v: string | undefined, flag: string, lo: number, hi: number): numbe
 export function registerSimulate(program: Command): void {
   const cmd = program
     .command('simulate')
-    .summary('how will this traffic spread over the nodes? (the main job)')
     .description(
       'Runs captures or synthetic traffic through one or more cluster configurations exactly as the kernel would, and reports ' +
         'per node packets, bytes, flows and connections, how uneven the spread is against what randomness alone gives, the ' +
@@ -143,9 +146,9 @@ export function registerSimulate(program: Command): void {
         'Per node, packets is what the node\'s own netfilter counter for its cluster rule shows (conntrack defragments first, so ' +
         'one per datagram); frames are the capture records behind them (each fragment is a frame); bytes are those frames\' wire bytes.',
     )
-    .option('--pcap <file...>', 'pcap or pcapng captures (.gz ok)')
+    .option('-r, --pcap <file...>', 'pcap or pcapng captures (.gz ok); -r as in tcpdump')
     .option('--synthetic <scenario>', 'synthetic traffic: default, uniform, cidr, zipf, nat, portscan, synflood')
-    .option('--csv <file>', 'CSV tuples proto,saddr,sport,daddr,dport[,ts,wirelen]')
+    .option('--csv <file>', 'CSV tuples, columns by header name in any order: proto,saddr,sport,daddr,dport, optional ts,wirelen, others ignored (`tuples` output works); no header = that order')
     .option('--packets <n>', 'packets of synthetic traffic', String(DEFAULT_SCENARIO.packets))
     .option('--seed <n>', 'seed of synthetic traffic', String(DEFAULT_SCENARIO.seed))
     .option('--config <cluster.yaml>', 'cluster config (the one kernel-glue applies); replaces the selector flags');
@@ -153,7 +156,7 @@ export function registerSimulate(program: Command): void {
     .option('--compare <spec>', "another configuration over the same traffic (repeatable): a cluster YAML, or flags in quotes, e.g. --compare '--backend xt_cluster --hash-seed 0x1' --compare '--total-nodes 5'", (v: string, prev: string[] = []) => [...prev, v])
     .option('--mixed <ids>', 'a mixed cluster: which configuration each node runs, e.g. A,A,B,A (node 3 runs B); reports packets no node or several nodes accept')
     .option('--cluster-ip <ip>', 'only packets to this address are hashed (default: the config\'s ip; all packets if none)')
-    .option('--workers <n>', `worker threads (default ${defaultWorkers()}; 0 = in-process)`)
+    .option('--workers <n>', 'worker threads (0 = in-process; default: chosen from the input\'s size, in-process under 500,000 packets, else one per CPU)')
     .option('--flow-timeout <s>', 'a connection (both directions of a 5-tuple) ends after this many seconds without a packet; ' +
       'the next packet of that 5-tuple opens a new one. Bounds memory on long captures (the table holds only what was active ' +
       'within the timeout). The kernel keeps idle UDP 30-120 s and idle established TCP 5 days', String(DEFAULT_FLOW_TIMEOUT))
@@ -201,14 +204,14 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
           inputs.push({ kind: 'pcap', path: p, lenient: !!o.lenient });
           // A shard opens only its own files (the others may live on other machines).
           if (o.shard) { files.push({ path: p, bytes: 0, sha256: '' }); continue; }
-          if (!existsSync(p)) throw new UsageError(`--pcap ${p}: no such file`);
+          if (!existsSync(p)) throw new DataError(p, 'no such file (--pcap)');
           const f: InputFile = { path: p, bytes: statSync(p).size, sha256: '' };
           files.push(f);
           hashInto(f);
         }
       } else if (o.csv) {
         kind = 'csv';
-        if (!existsSync(o.csv)) throw new UsageError(`--csv ${o.csv}: no such file`);
+        if (!existsSync(o.csv)) throw new DataError(o.csv, 'no such file (--csv)');
         inputs.push({ kind: 'csv', path: o.csv });
         const f: InputFile = { path: o.csv, bytes: statSync(o.csv).size, sha256: '' };
         files.push(f);
@@ -262,19 +265,26 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
         const n = selectors[mixed[0]!]!.buckets;
         if (mixed.length !== n || mixed.some((i) => selectors[i]!.buckets !== n)) throw new UsageError(`--mixed: give one configuration per node (${n}), all with ${n} nodes`);
       }
-      const workers = num(o.workers, '--workers', 0, 256) ?? defaultWorkers();
+      // Not given: the engine chooses from the input's size (and this says so below).
+      const workers = o.workers === undefined ? undefined : workerCount(o.workers, defaultWorkers, err);
       const flowTimeout = num(o.flowTimeout, '--flow-timeout', 0.001, 1e9)!;
       if (builtIn) err(`simulate: no input given, running the built-in scenario '${DEFAULT_SCENARIO.name}' (${packets.toLocaleString('en-US')} packets, seed ${seed}) to ${clusterIpText}\n`);
       const job: SimulateJob = {
         kind, ...(synthetic ? { synthetic } : {}),
         configs: cands.map((c, i) => ({ id: c.id, spec: c.spec, ...(c.config ? { names: namesFor(selectors[i]!, c.config) } : {}) })),
-        clusterIp, mixed, flowTimeout, topSources: o.topSources !== false,
+        clusterIp, mixed, flowTimeout, topSources: o.topSources !== false, ...(kind === 'pcap' ? { lenient: !!o.lenient } : {}),
       };
       const runOpts = { inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers, flowTimeout, topSources: job.topSources };
       if (o.shard || o.partial) return writeShard(o, job, runOpts, files);
-      const progress = new Progress(process.stderr, kind === 'synthetic' ? packets : 0);
+      // A capture's total is estimated from its size (marked ~), so the bar, percentage and ETA show for it too.
+      const estimate = kind === 'pcap' && process.stderr.isTTY ? estimatePackets(files.map((f) => f.path)) : 0;
+      const progress = new Progress(process.stderr, kind === 'synthetic' ? packets : estimate, kind !== 'synthetic');
       const run = await runSimulation({ ...runOpts, onProgress: (done, rss) => progress.update(done, rss) });
       progress.done();
+      if (run.workersChosen) {
+        const w = run.workersChosen;
+        err(`simulate: ${w.workers === 0 ? 'ran in-process (no worker threads)' : `${w.workers} worker threads`}, chosen from the input's size (about ${Number(w.packets.toPrecision(2)).toLocaleString('en-US')} packets); --workers N to choose\n`);
+      }
       await Promise.all(hashing);
       const result = simulateResult(job, run.merged, files, o, { workers: run.workers, elapsed_s: run.elapsedS, shares_s: run.sharesS, packets_per_s: run.elapsedS > 0 ? run.merged.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss });
       await emitSimulate(result, o);
@@ -302,21 +312,30 @@ export function simulateResult(job: SimulateJob, m: MergedRun, files: InputFile[
   const migrations = job.configs.slice(1).map((_, j) => migration(m, selectors, j + 1, aopts));
   const skipped = { ...m.ingest.skipped };
   if (m.notToCluster) skipped['not to the cluster ip'] = m.notToCluster;
+  const warnings: string[] = [];
+  if (job.clusterIp === null && job.kind !== 'synthetic') {
+    // Both directions of every connection are hashed: the server's replies (source = the cluster IP) become traffic
+    // of their own, and the cluster IP a node's "heaviest source" (seen at 90 % of one node's packets).
+    warnings.push('no --cluster-ip (and no --config with one): every packet is hashed, the servers\' replies too, as if they came to the cluster; give --cluster-ip to count only packets to the cluster address, as its nodes see them');
+  }
   return {
     kind: 'simulate',
     tool: { name: 'clusterip-sim', version: VERSION },
     generated_at: new Date().toISOString(),
     input: { kind: job.kind, files, ...(job.synthetic ? { synthetic: job.synthetic } : {}), packets: m.ingest.packets, bytes: m.ingest.bytes, duration_s: durationS, skipped },
+    headline: simulateHeadline(configs, migrations),
     configs,
     migrations,
     ...(m.mixed && job.mixed ? { mixed: mixedResult(m.mixed, m.flows.mixed ?? { none: 0, several: 0 }, job.mixed, job.configs) } : {}),
     gates: gates(o, configs, migrations.map((x) => x.flows_moved_share)),
+    ...(warnings.length ? { warnings } : {}),
     run,
   };
 }
 
 /** Prints the result (terminal or --json), writes --report/--png, and throws a GateError (exit 3) for failed gates. */
 export async function emitSimulate(result: SimulateResult, o: GateFlags & { json?: boolean; report?: string; png?: string }): Promise<void> {
+  for (const w of result.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
   if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   else process.stdout.write(formatSimulate(result));
   if (o.report || o.png) {
@@ -341,14 +360,19 @@ async function writeShard(o: SimulateFlags, job: SimulateJob, runOpts: Parameter
   const plan = planRun(runOpts.inputs, runOpts.workers ?? defaultWorkers(), shard);
   const reported = plan.reports.map((input) => {
     const f = files[input]!;
-    if (!existsSync(f.path)) throw new UsageError(`--pcap ${f.path}: no such file (shard ${shard.index}/${shard.count} reads it)`);
+    if (!existsSync(f.path)) throw new DataError(f.path, `no such file (--pcap; shard ${shard.index}/${shard.count} reads it)`);
     return { input, file: { path: f.path, bytes: statSync(f.path).size, sha256: '' } };
   });
-  for (const s of plan.shares) if (s.input.kind === 'pcap' && !existsSync(s.input.path)) throw new UsageError(`--pcap ${s.input.path}: no such file (shard ${shard.index}/${shard.count} reads it)`);
+  for (const s of plan.shares) if (s.input.kind === 'pcap' && !existsSync(s.input.path)) throw new DataError(s.input.path, `no such file (--pcap; shard ${shard.index}/${shard.count} reads it)`);
   const hashing = o.hash === false ? [] : reported.map((r) => sha256(r.file.path).then((h) => void (r.file.sha256 = h)));
   const planInputs = runOpts.inputs.map((s) => (s.kind === 'pcap' || s.kind === 'csv' ? s.path : JSON.stringify(s)));
   if (plan.mode === 'bytes') planInputs[0] = `${planInputs[0]} (${statSync(planInputs[0]!).size} bytes)`;
-  const r = await runShares({ ...runOpts, plan }, async (_run, parts) => foldSourceRuns(parts));
+  if (plan.mode === 'bytes' && o.workers !== undefined && Number(o.workers) > 1) {
+    process.stderr.write(`simulate: note: a byte-range shard reads its range on one thread (--workers ${o.workers} not used); give the file more shards instead\n`);
+  }
+  const progress = new Progress(process.stderr, 0);
+  const r = await runShares({ ...runOpts, plan, onProgress: (done, rss) => progress.update(done, rss) }, async (_run, parts) => foldSourceRuns(parts));
+  progress.done();
   await Promise.all(hashing);
   const bytes = writePartial(o.partial, {
     shard, plan: { count: shard.count, mode: plan.mode, inputs: planInputs }, job, files: reported, ...(plan.range ? { range: plan.range } : {}),

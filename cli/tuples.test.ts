@@ -63,11 +63,26 @@ describe('clusterip-sim gen + tuples', () => {
     const bad = cli(['tuples', join(dir, 'cut.pcap')]);
     expect(bad.code).toBe(1);
     expect(bad.err).toMatch(/cut\.pcap: byte \d+: file ends inside a record/);
+    expect(bad.err).toMatch(/the CSV above is complete up to there: \d+ packets/);
+    // --json: no half document on stdout, only the error.
+    const badJson = cli(['tuples', '--json', join(dir, 'cut.pcap')]);
+    expect(badJson.code).toBe(1);
+    expect(badJson.out).toBe('');
+    expect(badJson.err).toMatch(/cut\.pcap: byte \d+/);
+    const goodJson = cli(['tuples', '--json', f]);
+    expect(goodJson.code).toBe(0);
+    expect((JSON.parse(goodJson.out) as { packets: unknown[] }).packets).toHaveLength(50);
     const len = cli(['tuples', '--lenient', join(dir, 'cut.pcap')]);
     expect(len.code).toBe(0);
     expect(len.out.trim().split('\n')).toHaveLength(50);
     expect(len.err).toMatch(/skipped: 1 bad-record/);
     expect(cli(['tuples', join(dir, 'missing.pcap')]).code).toBe(1);
+    // tcpdump's short options: -r FILE -c N read the same packets as FILE --limit N.
+    const short = cli(['tuples', '-r', f, '-c', '7']);
+    expect(short.code).toBe(0);
+    expect(short.out).toBe(cli(['tuples', f, '--limit', '7']).out);
+    expect(short.out.trim().split('\n')).toHaveLength(8);
+    expect(cli(['tuples', f, '-r', f]).code).toBe(2);
     expect(cli(['tuples', f, '--limit', 'x']).code).toBe(2);
     expect(cli(['gen', 'nope', '--out', join(dir, 'x.pcap')]).code).toBe(2);
   });

@@ -3,7 +3,9 @@
  * line per IP packet, so a user can hold it against `tshark -T fields`.
  */
 import type { Command } from 'commander';
-import { UsageError } from '../sim/core/errors.ts';
+import { writeSync } from 'node:fs';
+import { openSpool } from './spool.ts';
+import { DataError, UsageError } from '../sim/core/errors.ts';
 import { createBatch, F, FAMILY_IPV6, L4, type TupleBatch } from '../sim/traffic/batch.ts';
 import { formatIPv4, formatIPv6 } from '../sim/core/addr.ts';
 import { openCapture } from '../sim/traffic/capture.ts';
@@ -90,7 +92,6 @@ async function liveTuples(device: string, filter: string | undefined, duration: 
 export function registerTuples(program: Command): void {
   program
     .command('tuples')
-    .summary('show the tuples the simulator reads from a capture (CSV or JSON)')
     .description(
       'Decodes a pcap or pcapng capture (gzip-compressed or not, - for stdin) the way every other command does and prints ' +
         'one line per IP packet: ts,proto,saddr,sport,daddr,dport,wirelen,l4_id. Fragments carry their datagram\'s ports; ports are ' +
@@ -98,10 +99,11 @@ export function registerTuples(program: Command): void {
         '(ICMP echo id=N/seq=N, ESP/AH spi=0x..., GRE key=0x...), which some backends hash in their place. What was skipped, and why, goes to stderr.',
     )
     .argument('[file]', "capture file (pcap, pcapng, .gz) or '-' for stdin")
-    .option('--live <device>', "capture live from an interface instead (needs the optional 'cap' package and root)")
+    .option('-r, --read <file>', 'the capture file, as tcpdump -r takes it (instead of the argument)')
+    .option('-i, --live <device>', "capture live from an interface instead (needs the optional 'cap' package and root)")
     .option('--filter <bpf>', "with --live: a BPF filter, e.g. 'tcp port 80'")
     .option('--duration <seconds>', 'with --live: stop after this long')
-    .option('--limit <n>', 'stop after N packets')
+    .option('-c, --limit <n>', 'stop after N packets (-c as in tcpdump)')
     .option('--from <t>', 'skip packets before this time (seconds since 1970)')
     .option('--to <t>', 'stop at the first packet after this time')
     .option('--lenient', 'skip and count damaged records instead of stopping at the first one')
@@ -119,7 +121,9 @@ Examples:
 
 Exit codes: 0 ok, 1 damaged or unreadable capture (the message names the byte offset), 2 usage.`,
     )
-    .action(async (file: string | undefined, o: { limit?: string; from?: string; to?: string; lenient?: boolean; json?: boolean; live?: string; filter?: string; duration?: string }) => {
+    .action(async (arg: string | undefined, o: { read?: string; limit?: string; from?: string; to?: string; lenient?: boolean; json?: boolean; live?: string; filter?: string; duration?: string }) => {
+      if (arg !== undefined && o.read !== undefined) throw new UsageError(`give the capture once: '${arg}' or -r ${o.read}`);
+      const file = arg ?? o.read;
       const limit = num(o.limit, '--limit', true);
       const from = num(o.from, '--from', false);
       const to = num(o.to, '--to', false);
@@ -131,27 +135,41 @@ Exit codes: 0 ok, 1 damaged or unreadable capture (the message names the byte of
       if (file === undefined) throw new UsageError('give a capture file (or - for stdin), or --live DEVICE');
       if (o.filter !== undefined || o.duration !== undefined) throw new UsageError('--filter and --duration go with --live');
       const src = openCapture(file, { limit, from, to, lenient: o.lenient ?? false });
-      const out = process.stdout;
+      // JSON goes to a spool file first and reaches stdout only whole: a damaged capture must not leave half a JSON
+      // document for a script to choke on. CSV streams (it is line-oriented), and on an error says how far it got.
+      const spool = o.json ? openSpool() : null;
+      const write = (t: string): void => { if (spool) writeSync(spool.fd, t); else process.stdout.write(t); };
       const batch = createBatch(8192);
       let first = true;
+      let rows = 0;
       try {
-        if (o.json) out.write('{\n  "packets": [\n');
-        else out.write(TUPLES_HEADER + '\n');
+        if (o.json) write('{\n  "packets": [\n');
+        else write(TUPLES_HEADER + '\n');
         for (;;) {
-          const n = src.fill(batch);
+          let n: number;
+          try {
+            n = src.fill(batch);
+          } catch (e) {
+            if (!spool && e instanceof DataError) throw new DataError(e.where, `${e.what} (the CSV above is complete up to there: ${rows} packets)`);
+            throw e;
+          }
           if (n === 0) break;
           let s = '';
           for (let i = 0; i < n; i++) {
             s += (o.json && !first ? ',\n' : '') + row(batch, i, src.formatTs(batch, i), o.json ?? false);
             first = false;
           }
-          out.write(s);
+          write(s);
+          rows += n;
         }
         const st = src.stats;
-        if (o.json) out.write(`\n  ],\n  "stats": ${JSON.stringify(st)}\n}\n`);
+        if (o.json) write(`\n  ],\n  "stats": ${JSON.stringify(st)}\n}\n`);
+        if (spool) await spool.copyTo(process.stdout);
         process.stderr.write(`${st.packets} IP packets (${st.bytes} bytes on the wire); ${st.truncated} with the transport header cut by the snap length, ${st.fragments} fragments; skipped: ${describeSkipped(st)}\n`);
       } finally {
         src.close();
+        spool?.remove();
       }
     });
 }
+

@@ -14,7 +14,9 @@ import type { Page } from 'playwright-core';
 import { benchFixture, failoverFixture, simulateFixture } from './fixtures.ts';
 import { CHROMIUM_PATH, launchChromium, renderPngs, waitForCharts, type Browser } from './png.ts';
 import { writeReport } from './write.ts';
-import { timelineSeries } from './html.ts';
+import { timelineSeries, type SchemesReport } from './html.ts';
+import { runCli } from '../test/cli.ts';
+import type { FailoverEvent } from '../sim/core/result.ts';
 
 let browser: Browser;
 let dir: string;
@@ -29,7 +31,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  if (dir && !process.env.KEEP_REPORTS) await rm(dir, { recursive: true, force: true });
 });
 
 interface Opened {
@@ -136,8 +138,10 @@ describe('reports in headless Chromium', () => {
         const s = c.stats[k]!;
         expect(row[0]).toBe(s.metric);
         same(row[1]!, s.total, 'total'); same(row[2]!, s.mean, 'mean'); same(row[3]!, s.max_over_mean, 'max/mean'); same(row[4]!, s.min_over_mean, 'min/mean');
-        same(row[5]!, s.cv, 'cv'); same(row[6]!, s.jain, 'jain'); same(row[7]!, s.chi2, 'chi2'); same(row[8]!, s.chi2_df, 'df'); same(row[10]!, s.random_max_over_mean_p95, 'p95');
-        expect(row[11]).toBe(s.max_over_mean <= s.random_max_over_mean_p95 ? 'within randomness' : 'more skew than randomness');
+        same(row[5]!, s.cv, 'cv'); same(row[6]!, s.jain, 'jain'); same(row[7]!, s.chi2, 'chi2'); same(row[8]!, s.chi2_df, 'df'); same(row[10]!, s.random_max_over_mean_p95, 'seeds p95');
+        same(row[11]!, s.independent_max_over_mean_p95, 'random p95');
+        // The verdict is the one the result carries (sim/analysis decided it), word for word.
+        expect(row[12]).toBe(s.verdict.text);
       });
       const top = await rows(page, `config-${i}-top`);
       const want = c.nodes.flatMap((n) => n.top_sources.map((s) => ({ n, s })));
@@ -243,5 +247,91 @@ describe('reports in headless Chromium', () => {
     }
     expect(problems).toEqual([]);
     await page.close();
+  });
+
+  describe('the report defects of issue 19, each as a user met it', () => {
+    it('simulate: the headline and run line as the terminal words them; no empty name columns', async () => {
+      const r = simulateFixture();
+      for (const c of r.configs) for (const n of c.nodes) delete n.name;
+      const file = join(dir, 'simulate-unnamed.html');
+      await writeReport(r, file);
+      const { page, problems } = await open(file);
+      expect(await page.locator('#headline').innerText()).toBe(r.headline);
+      // MiB as the terminal prints it (the report said "187 MB" for the terminal's "178.3 MiB").
+      expect(await page.locator('p.note', { hasText: 'peak RSS' }).innerText()).toContain('peak RSS 178.3 MiB');
+      for (const id of ['config-0-nodes', 'config-0-top']) {
+        const heads = await page.evaluate<string[]>(`[...document.querySelectorAll('#${id} thead th')].map((t) => t.textContent.trim())`);
+        expect(heads, id).not.toContain('name');
+        const cells = await rows(page, id);
+        for (const row of cells) expect(row.length).toBe(heads.length);
+      }
+      expect(problems).toEqual([]);
+      await page.close();
+    });
+
+    it('failover: the lead counts scripted events, legends show rounded seconds, a few duplicates are visible, labels neither overlap nor leave the canvas', async () => {
+      const r = failoverFixture();
+      r.phases[1]!.to_s = 40.53299096;
+      r.phases[2]!.from_s = 40.53299096;
+      // Events crowded into two seconds, as a flapping node gives them.
+      const extra: FailoverEvent[] = [];
+      for (let k = 0; k < 8; k++) extra.push({ t: 14 + k * 0.25, kind: k % 2 ? 'rejoin' : 'heartbeat-loss', node: `node${1 + (k % 4)}`, detail: 'flap' });
+      r.events.push(...extra);
+      r.timeline.duplicated.fill(0);
+      r.timeline.duplicated[15] = 2;
+      const file = join(dir, 'failover-defects.html');
+      await writeReport(r, file);
+      await renderPngs(file, join(dir, 'png-defects'), browser);
+      const { page, problems } = await open(file);
+      const lead = await page.locator('p.lead', { hasText: 'Policy' }).innerText();
+      expect(lead).toContain(`${(r.scenario.events as unknown[]).length} scripted events`);
+      expect(lead).toContain(`${r.events.length} on the timeline`);
+      const legend = await page.evaluate<string[]>(`Chart.getChart(document.getElementById('chart-4')).data.datasets.map((d) => d.label)`);
+      expect(legend).toContain('during (10–40.53 s)');
+      for (const l of legend) expect(l).not.toMatch(/\d\.\d{3}/);
+      // 2 duplicated packets next to thousands lost: a bar of their own axis's full height, not a pixel.
+      const dup = await page.evaluate<{ h: number; area: number }>(`(() => { const ch = Chart.getChart(document.getElementById('chart-2')); const bar = ch.getDatasetMeta(1).data[15]; return { h: Math.abs(bar.base - bar.y), area: ch.chartArea.bottom - ch.chartArea.top }; })()`);
+      expect(dup.h, 'duplicated bar height (px)').toBeGreaterThan(dup.area * 0.3);
+      for (const id of ['chart-1', 'chart-2', 'chart-3']) {
+        const boxes = await page.evaluate<{ x: number; y: number; w: number; h: number; text: string }[]>(`Chart.getChart(document.getElementById('${id}')).cisEventLabels`);
+        const width = await page.evaluate<number>(`Chart.getChart(document.getElementById('${id}')).width`);
+        const hidden = await page.evaluate<number>(`Chart.getChart(document.getElementById('${id}')).cisEventsHidden`);
+        // Every marker has its label, or is counted in the "+n more events" note.
+        expect(boxes.length - (hidden ? 1 : 0) + hidden, id).toBe(new Set(r.events.map((e) => e.t)).size);
+        if (hidden) expect(boxes.at(-1)!.text).toBe(`+${hidden} more event${hidden > 1 ? 's' : ''}: see the Events table`);
+        expect(boxes.length - (hidden ? 1 : 0), `${id}: labels shown`).toBeGreaterThanOrEqual(3);
+        for (const [a, b1] of boxes.entries()) {
+          expect(b1.x, `${id} '${b1.text}' left edge`).toBeGreaterThanOrEqual(0);
+          expect(b1.x + b1.w, `${id} '${b1.text}' right edge`).toBeLessThanOrEqual(width + 0.5);
+          for (const b2 of boxes.slice(a + 1)) {
+            const overlap = b1.x < b2.x + b2.w && b2.x < b1.x + b1.w && b1.y < b2.y + b2.h && b2.y < b1.y + b1.h;
+            expect(overlap, `${id}: '${b1.text}' and '${b2.text}' overlap`).toBe(false);
+          }
+        }
+      }
+      expect(problems).toEqual([]);
+      await page.close();
+    });
+
+    it('compare-schemes: the lead sentence reads as text, balance axes start at 1, every terminal column is in the table', async () => {
+      const run = await runCli(['compare-schemes', '--nodes', '4', '--flows', '3000', '--json']);
+      expect(run.code, run.stderr).toBe(0);
+      const r = JSON.parse(run.stdout) as SchemesReport;
+      const file = join(dir, 'schemes.html');
+      await writeReport(r, file);
+      const { page, problems } = await open(file);
+      const body = await page.locator('body').innerText();
+      expect(body).not.toContain('[object Object]');
+      expect(await page.locator('p.lead', { hasText: 'flows' }).innerText()).toContain(`${r.flows.toLocaleString('en-US')} flows, ${r.packets.toLocaleString('en-US')} packets`);
+      const yMin = await page.evaluate<number>(`Chart.getChart(document.getElementById('chart-1')).scales.y.min`);
+      expect(yMin).toBe(1);
+      const heads = await page.evaluate<string[]>(`[...document.querySelectorAll('#schemes thead th')].map((t) => t.textContent.trim())`);
+      expect(heads).toEqual(expect.arrayContaining(['+1 node (flows)', 'moved on return', 'one node down (flows)']));
+      const t = await rows(page, 'schemes');
+      const col = heads.indexOf('moved on return');
+      t.forEach((row, k) => { const d = r.schemes[k]!.disruption.return; if (d) same(row[col]!, d.moved, 'moved on return'); });
+      expect(problems).toEqual([]);
+      await page.close();
+    });
   });
 });

@@ -49,3 +49,14 @@ export function si(v: number, unit = ''): string {
   const s = d === 1 ? (Number.isInteger(x) ? String(x) : x.toFixed(2)) : x.toFixed(Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2);
   return `${s}${p || unit ? ' ' : ''}${p}${unit}`;
 }
+
+/**
+ * Bytes in binary units (KiB, MiB, GiB), as the terminal prints them: the
+ * report and the terminal must not say 187 MB and 178.3 MiB for one number.
+ */
+export function fmtBytes(x: number): string {
+  if (x >= 2 ** 30) return `${(x / 2 ** 30).toFixed(2)} GiB`;
+  if (x >= 2 ** 20) return `${(x / 2 ** 20).toFixed(1)} MiB`;
+  if (x >= 2 ** 10) return `${(x / 2 ** 10).toFixed(1)} KiB`;
+  return `${x} B`;
+}

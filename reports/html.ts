@@ -4,12 +4,14 @@
  * result, so they read without JavaScript; the charts are drawn in the browser
  * from the same result, embedded in the page as JSON.
  */
-import type { BenchCase } from '../sim/core/result.ts';
+import type { BenchCase, RecommendResult } from '../sim/core/result.ts';
+import { renderRecommendHtml } from './recommend.ts';
 import type { ConfigResult, DistributionStats, FailoverEvent, FailoverResult, InputSummary, Metric, Migration, NodeStats, RunInfo, SimulateResult, ToolInfo } from '../sim/core/result.ts';
 import type { Fact } from '../sim/select/profile.ts';
 import type { CompareResult } from '../sim/schemes/compare.ts';
 import { DataError } from '../sim/core/errors.ts';
-import { esc, fmtNum, si } from './format.ts';
+import { decideVerdict, simulateHeadline } from '../sim/analysis/verdict.ts';
+import { esc, fmtBytes, fmtNum, si } from './format.ts';
 import { Charts, color, dl, num, page, raw, table, type Cell } from './page.ts';
 
 /** What a bench report says about the run besides its cases. */
@@ -29,7 +31,7 @@ export type BenchReport = { kind: 'bench'; cases: BenchCase[] } & BenchMeta;
 
 /** A saved `compare-schemes --json` result. */
 export type SchemesReport = { kind: 'schemes'; input?: string; tool?: ToolInfo; generated_at?: string } & CompareResult;
-export type ReportInput = SimulateResult | FailoverResult | BenchReport | SchemesReport;
+export type ReportInput = SimulateResult | FailoverResult | BenchReport | SchemesReport | RecommendResult;
 
 const BAD = '#e15759';
 const BAND_LEGEND = 'rgba(89,161,79,0.35)';
@@ -78,7 +80,7 @@ function inputSection(input: InputSummary): string {
 }
 
 function runLine(run: RunInfo): string {
-  return `<p class="note">Run: ${esc(run.workers)} worker(s), ${esc(fmtNum(run.elapsed_s, 'f2'))} s, ${esc(si(run.packets_per_s))} packets/s, peak RSS ${esc(si(run.peak_rss_bytes, 'B'))}.</p>`;
+  return `<p class="note">Run: ${esc(run.workers)} worker(s), ${esc(fmtNum(run.elapsed_s, 'f2'))} s, ${esc(si(run.packets_per_s))} packets/s, peak RSS ${esc(fmtBytes(run.peak_rss_bytes))}.</p>`;
 }
 
 const nodeLabel = (n: NodeStats): string => (n.name ? `node ${n.node} (${n.name})` : `node ${n.node}`);
@@ -101,11 +103,12 @@ function metricChart(ch: Charts, c: ConfigResult, metric: Metric): string {
     { label: `${METRIC_LABEL[metric]} per node`, data: values, backgroundColor: values.map((v) => (outside(v) ? BAD : color(0))) },
   ];
   if (b) {
-    datasets.push({ type: 'line', label: 'range from randomness alone (95 %)', data: [], backgroundColor: BAND_LEGEND, borderColor: BAND_LEGEND });
+    datasets.push({ type: 'line', label: 'range over other seeds (95 %)', data: [], backgroundColor: BAND_LEGEND, borderColor: BAND_LEGEND });
     datasets.push({ type: 'line', label: 'mean', data: [], borderColor: '#3d8a3a', borderDash: [7, 4], backgroundColor: 'rgba(0,0,0,0)' });
   }
   // Two short lines: the subtitle must stay legible in a third of the page width.
-  const sub: string[] = st ? [`max/mean ${st.max_over_mean.toFixed(3)}${b ? ` · randomness alone (p95): ${st.random_max_over_mean_p95.toFixed(3)}` : ''}`] : [];
+  // The verdict line is the one the tables and the terminal print (PNGs carry it with the chart).
+  const sub: string[] = st ? [`max/mean ${st.max_over_mean.toFixed(3)} · seeds p95 ${st.random_max_over_mean_p95.toFixed(3)} · random p95 ${st.independent_max_over_mean_p95.toFixed(3)}`, `verdict: ${verdictOf(st).text}`] : [];
   if (st && st.mean > 0) sub.push(`labels: node ÷ mean${values.some(outside) ? ' · red: outside the band' : ''}`);
   const max = Math.max(...values, b?.hi ?? 0);
   return ch.canvas(`${c.id}-${metric}`, {
@@ -131,39 +134,51 @@ function metricChart(ch: Charts, c: ConfigResult, metric: Metric): string {
 }
 
 const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+/** Seconds for labels: at most 2 decimals, no trailing zeros (20–40.53 s, not 20–40.53299096 s). */
+const seconds = (x: number): string => String(+x.toFixed(2));
+
+/** Whether any node has a name (from a cluster config): without, the name column is left out rather than shown empty. */
+const named = (c: ConfigResult): boolean => c.nodes.some((n) => n.name);
 
 function nodesTable(id: string, c: ConfigResult): string {
   const tot = (m: Metric) => c.nodes.reduce((a, n) => a + n[m], 0);
   const share = (v: number, t: number) => num(t > 0 ? v / t : 0, 'pct');
   const [tp, tb, tf] = [tot('packets'), tot('bytes'), tot('flows')];
+  const nm = named(c);
   return table(id,
-    [{ label: 'node' }, { label: 'name' }, { label: 'packets' }, { label: 'share' }, { label: 'bytes' }, { label: 'share' }, { label: 'flows' }, { label: 'share' }, { label: 'connections' }, { label: 'new conn/s' }],
-    c.nodes.map((n) => [num(n.node), n.name ?? '', num(n.packets), share(n.packets, tp), num(n.bytes), share(n.bytes, tb), num(n.flows), share(n.flows, tf), num(n.connections), num(n.new_connections_per_s, 'f2')]),
+    [{ label: 'node' }, ...(nm ? [{ label: 'name' }] : []), { label: 'packets' }, { label: 'share' }, { label: 'bytes' }, { label: 'share' }, { label: 'flows' }, { label: 'share' }, { label: 'connections' }, { label: 'new conn/s' }],
+    c.nodes.map((n) => [num(n.node), ...(nm ? [n.name ?? ''] : []), num(n.packets), share(n.packets, tp), num(n.bytes), share(n.bytes, tb), num(n.flows), share(n.flows, tf), num(n.connections), num(n.new_connections_per_s, 'f2')]),
     'Per node (shares are of what the nodes accepted)');
+}
+
+/** The verdict sim/analysis decided (results saved before verdicts were carried: decided the same way). */
+const verdictOf = (s: DistributionStats) => s.verdict ?? decideVerdict(s);
+const VERDICT_CLASS = { even: 'ok', traffic: 'warn', configuration: 'bad', 'no-traffic': 'warn' } as const;
+
+function verdictBadge(s: DistributionStats): string {
+  const v = verdictOf(s);
+  return `<span class="badge ${VERDICT_CLASS[v.kind]}" data-verdict="${esc(v.kind)}">${esc(v.text)}</span>`;
 }
 
 function statsTable(id: string, c: ConfigResult): string {
   return table(id,
     [{ label: 'metric' }, { label: 'total' }, { label: 'mean' }, { label: 'max/mean' }, { label: 'min/mean' }, { label: 'CV', title: 'coefficient of variation: stddev / mean' },
       { label: 'Jain', title: "Jain's fairness index, 1/n..1" }, { label: 'chi²' }, { label: 'df' }, { label: 'p-value', title: 'chi-square test against an even spread' },
-      { label: 'randomness p95', title: 'max/mean that pure randomness reaches in 95 % of runs' }, { label: 'verdict' }],
-    c.stats.map((s) => {
-      const within = s.max_over_mean <= s.random_max_over_mean_p95;
-      return [s.metric, num(s.total), num(s.mean, 'f2'), num(s.max_over_mean, 'f4'), num(s.min_over_mean, 'f4'), num(s.cv, 'f4'), num(s.jain, 'f4'), num(s.chi2, 'f2'), num(s.chi2_df),
-        num(s.p_value, 'sci'), num(s.random_max_over_mean_p95, 'f4'),
-        raw(within ? '<span class="badge ok">within randomness</span>' : '<span class="badge bad">more skew than randomness</span>')];
-    }),
+      { label: 'seeds p95', title: 'max/mean that 95 % of other seeds of this configuration reach on this traffic' },
+      { label: 'random p95', title: 'max/mean that pure randomness (every flow hashed on its own) reaches in 95 % of cases' }, { label: 'verdict' }],
+    c.stats.map((s) => [s.metric, num(s.total), num(s.mean, 'f2'), num(s.max_over_mean, 'f4'), num(s.min_over_mean, 'f4'), num(s.cv, 'f4'), num(s.jain, 'f4'), num(s.chi2, 'f2'), num(s.chi2_df),
+      num(s.p_value, 'sci'), num(s.random_max_over_mean_p95, 'f4'), num(s.independent_max_over_mean_p95, 'f4'), raw(verdictBadge(s))]),
     'Spread statistics');
 }
 
 function topSourcesTable(id: string, c: ConfigResult): string {
   const rows: Cell[][] = [];
   for (const n of c.nodes) {
-    n.top_sources.forEach((s, i) => rows.push([num(n.node), n.name ?? '', num(i + 1), raw(`<span class="mono">${esc(s.addr)}</span>`), num(s.packets), num(s.bytes), num(n.packets > 0 ? s.packets / n.packets : 0, 'pct')]));
+    n.top_sources.forEach((s, i) => rows.push([num(n.node), ...(named(c) ? [n.name ?? ''] : []), num(i + 1), raw(`<span class="mono">${esc(s.addr)}</span>`), num(s.packets), num(s.bytes), num(n.packets > 0 ? s.packets / n.packets : 0, 'pct')]));
   }
   if (!rows.length) return '';
   return `<h3>Heaviest sources per node</h3><p class="note">A single heavy source lands on one node whatever the hash does; if it dominates a node, the skew is in the traffic, not the configuration.</p>` +
-    table(id, [{ label: 'node' }, { label: 'name' }, { label: 'rank' }, { label: 'source' }, { label: 'packets' }, { label: 'bytes' }, { label: "share of node's packets" }], rows);
+    table(id, [{ label: 'node' }, ...(named(c) ? [{ label: 'name' }] : []), { label: 'rank' }, { label: 'source' }, { label: 'packets' }, { label: 'bytes' }, { label: "share of node's packets" }], rows);
 }
 
 function selectorItems(c: ConfigResult): [string, Cell][] {
@@ -232,6 +247,7 @@ export function renderSimulateHtml(r: SimulateResult): string {
   const b: string[] = [];
   const src = r.input.files.length ? r.input.files.map((f) => f.path).join(', ') : r.input.synthetic ? `synthetic scenario ${r.input.synthetic.scenario}` : r.input.kind;
   b.push(`<h1>How traffic spreads over the cluster</h1>${toolLine(r.tool, r.generated_at)}`);
+  b.push(`<p class="lead headline" id="headline">${esc(r.headline ?? simulateHeadline(r.configs, r.migrations))}</p>`);
   b.push(`<p class="lead">${esc(fmtNum(r.input.packets, 'int'))} packets from ${esc(src)}, ${r.configs.length} configuration(s).</p>`);
   if (r.gates.length) {
     b.push(table('gates', [{ label: 'gate' }, { label: 'threshold' }, { label: 'value' }, { label: 'result' }],
@@ -242,7 +258,7 @@ export function renderSimulateHtml(r: SimulateResult): string {
   r.configs.forEach((c, i) => {
     b.push(`<h2 id="config-${i}">Configuration ${esc(c.id)}</h2>${dl(selectorItems(c))}`);
     b.push(factsTable(`config-${i}-facts`, c.selector.facts));
-    b.push(`<p class="note">Bars: what each node accepts. Shaded band: where nodes fall from randomness alone (its top edge is the largest node that a uniformly random spread of this many items still reaches in 95 % of cases; the bottom edge mirrors it). Dashed line: the mean.</p>`);
+    b.push(`<p class="note">Bars: what each node accepts. Shaded band: where nodes fall under other seeds of this configuration on this traffic (its top edge is the largest node that 95 % of 32 other seeds still reach; the bottom edge mirrors it). "random p95" is the same bound if every flow were hashed on its own: above it but inside the band, the traffic is lumpy; above the band, the seed or configuration is unlucky. Dashed line: the mean.</p>`);
     b.push(`<div class="grid">${(['packets', 'bytes', 'flows'] as Metric[]).map((m) => metricChart(ch, c, m)).join('')}</div>`);
     b.push(nodesTable(`config-${i}-nodes`, c), statsTable(`config-${i}-stats`, c), topSourcesTable(`config-${i}-top`, c));
   });
@@ -308,7 +324,9 @@ export function renderFailoverHtml(r: FailoverResult): string {
   const binTxt = `${+t.bin_s.toFixed(3)} s`;
   const b: string[] = [];
   b.push(`<h1>Failover: ${esc(r.scenario.name)}</h1>${toolLine(r.tool, r.generated_at)}`);
-  b.push(`<p class="lead">Policy <b>${esc(r.scenario.policy)}</b>, failback <b>${esc(r.scenario.failback)}</b>, ${t.nodes.length} nodes, ${r.events.length} events.</p>`);
+  const scripted = Array.isArray(r.scenario.events) ? r.scenario.events.length : 0;
+  const derived = r.events.length - scripted;
+  b.push(`<p class="lead">Policy <b>${esc(r.scenario.policy)}</b>, failback <b>${esc(r.scenario.failback)}</b>, ${t.nodes.length} nodes, ${scripted} scripted event${scripted === 1 ? '' : 's'}${derived > 0 ? ` (${r.events.length} on the timeline with the detections and takeovers they caused)` : ''}.</p>`);
   const card = (id: string, v: number, f: 'int' | 'f2', label: string, bad: boolean) =>
     `<div class="card" id="${id}"><div class="big num ${bad ? 'bad' : 'ok'}" data-v="${v}">${esc(fmtNum(v, f))}${f === 'f2' ? ' s' : ''}</div><div class="lbl">${esc(label)}</div></div>`;
   b.push(`<h2 id="what-ran">What ran</h2>${inputSection(r.input)}`);
@@ -345,8 +363,9 @@ export function renderFailoverHtml(r: FailoverResult): string {
     type: 'bar',
     data: {
       datasets: [
-        { label: 'lost (no node took them)', data: xs.map((x, i) => ({ x, y: t.lost[i]! })), backgroundColor: '#e15759', stack: 'p' },
-        { label: 'duplicated (several nodes took them)', data: xs.map((x, i) => ({ x, y: t.duplicated[i]! })), backgroundColor: '#f28e2b', stack: 'p' },
+        { label: 'lost (no node took them; left axis)', data: xs.map((x, i) => ({ x, y: t.lost[i]! })), backgroundColor: '#e15759' },
+        // Its own axis (right): a few duplicated packets next to thousands lost were invisible on one scale.
+        { label: 'duplicated (several nodes took them; right axis)', data: xs.map((x, i) => ({ x, y: t.duplicated[i]! })), backgroundColor: '#f28e2b', yAxisID: 'y2' },
       ],
     },
     options: {
@@ -358,7 +377,11 @@ export function renderFailoverHtml(r: FailoverResult): string {
         legend: { position: 'bottom' },
         cisEvents: { items: markers, rows: EVENT_ROWS },
       },
-      scales: { x: { ...xScale, offset: false, grid: { offset: false } }, y: { beginAtZero: true, stacked: true, title: { display: true, text: `packets per ${binTxt}` }, cisFormat: 'count' } },
+      scales: {
+        x: { ...xScale, offset: false, grid: { offset: false } },
+        y: { beginAtZero: true, suggestedMax: 1, ticks: { precision: 0 }, title: { display: true, text: `lost packets per ${binTxt}` }, cisFormat: 'count' },
+        y2: { position: 'right', beginAtZero: true, suggestedMax: 1, ticks: { precision: 0 }, grid: { drawOnChartArea: false }, title: { display: true, text: `duplicated packets per ${binTxt}` }, cisFormat: 'count' },
+      },
     },
   }, 'lost and duplicated packets over time', true));
   b.push(ch.canvas('failover-broken', {
@@ -387,7 +410,7 @@ export function renderFailoverHtml(r: FailoverResult): string {
       type: 'bar',
       data: {
         labels: names,
-        datasets: r.phases.map((p, i) => ({ label: `${p.phase} (${p.from_s}–${p.to_s} s)`, backgroundColor: ['#4e79a7', '#e15759', '#59a14f'][i % 3], data: names.map((n) => 100 * (p.per_node.find((x) => x.node === n)?.share ?? 0)) })),
+        datasets: r.phases.map((p, i) => ({ label: `${p.phase} (${seconds(p.from_s)}–${seconds(p.to_s)} s)`, backgroundColor: ['#4e79a7', '#e15759', '#59a14f'][i % 3], data: names.map((n) => 100 * (p.per_node.find((x) => x.node === n)?.share ?? 0)) })),
       },
       options: {
         cisValueFormat: 'percent',
@@ -475,7 +498,7 @@ export function renderSchemesHtml(r: SchemesReport): string {
   const b: string[] = [];
   const names = r.schemes.map((x) => x.name);
   b.push(`<h1>Load-sharing schemes compared</h1>${toolLine(r.tool, r.generated_at)}`);
-  b.push(`<p class="lead">${r.nodes} nodes; node ${r.fail_node} fails, then returns. ${num(r.flows)} flows, ${num(r.packets)} packets${r.input ? ` (${esc(r.input)})` : ''}.</p>`);
+  b.push(`<p class="lead">${r.nodes} nodes; node ${r.fail_node} fails, then returns. ${esc(fmtNum(r.flows, 'int'))} flows, ${esc(fmtNum(r.packets, 'int'))} packets${r.input ? ` (${esc(r.input)})` : ''}.</p>`);
   b.push(ch.canvas('schemes-balance', {
     type: 'bar',
     data: { labels: names, datasets: [
@@ -485,7 +508,8 @@ export function renderSchemesHtml(r: SchemesReport): string {
     ] },
     options: {
       plugins: { title: { display: true, text: 'Balance: busiest node ÷ mean', font: { size: 15 } }, subtitle: { display: true, text: '1.00 is perfect; lower is better' }, legend: { position: 'bottom' } },
-      scales: { y: { beginAtZero: true, title: { display: true, text: 'max / mean load' } }, x: { title: { display: true, text: 'scheme' } } },
+      // max/mean is 1 at best: an axis from 0 made 1.003 and 1.103 look alike.
+      scales: { y: { beginAtZero: false, min: 1, title: { display: true, text: 'max / mean load' } }, x: { title: { display: true, text: 'scheme' } } },
     },
   }, 'balance per scheme'));
   const moved = (k: 'fail' | 'add' | 'return') => r.schemes.map((x) => 100 * (x.disruption[k]?.moved ?? 0));
@@ -515,9 +539,13 @@ export function renderSchemesHtml(r: SchemesReport): string {
       scales: { x: { beginAtZero: true, title: { display: true, text: 'selections per second' }, cisFormat: 'ops' } },
     },
   }, 'speed per scheme'));
-  b.push(table('schemes', [{ label: 'scheme' }, { label: 'buckets' }, { label: 'max/mean flows' }, { label: 'max/mean packets' }, { label: 'after fail (flows)' }, { label: 'moved on fail' }, { label: 'minimum' }, { label: 'moved on add' }, { label: 'minimum' }, { label: 'selections/s' }],
-    r.schemes.map((x) => [x.name, x.buckets === null ? '' : num(x.buckets), num(x.balance.flows, 'f3'), num(x.balance.packets, 'f3'), num(x.balance_after_fail.flows, 'f3'), num(x.disruption.fail.moved, 'pct1'), num(x.disruption.fail.ideal, 'pct1'),
-      x.disruption.add ? num(x.disruption.add.moved, 'pct1') : '', x.disruption.add ? num(x.disruption.add.ideal, 'pct1') : '', num(x.selections_per_s)])));
+  // The terminal's columns, all of them (the report used to leave out "+1 node" and "moved on return").
+  b.push(table('schemes', [{ label: 'scheme' }, { label: 'buckets' }, { label: 'max/mean packets' }, { label: 'max/mean bytes' }, { label: 'max/mean flows' }, { label: 'one node down (flows)' }, { label: '+1 node (flows)' },
+    { label: 'moved on fail' }, { label: 'minimum' }, { label: 'moved on add' }, { label: 'minimum' }, { label: 'moved on return' }, { label: 'minimum' }, { label: 'selections/s' }],
+    r.schemes.map((x) => [x.name, x.buckets === null ? '' : num(x.buckets), num(x.balance.packets, 'f3'), num(x.balance.bytes, 'f3'), num(x.balance.flows, 'f3'), num(x.balance_after_fail.flows, 'f3'),
+      x.balance_after_add === null ? '' : num(x.balance_after_add, 'f3'), num(x.disruption.fail.moved, 'pct1'), num(x.disruption.fail.ideal, 'pct1'),
+      x.disruption.add ? num(x.disruption.add.moved, 'pct1') : '', x.disruption.add ? num(x.disruption.add.ideal, 'pct1') : '',
+      x.disruption.return ? num(x.disruption.return.moved, 'pct1') : '', x.disruption.return ? num(x.disruption.return.ideal, 'pct1') : '', num(x.selections_per_s)])));
   if (r.wins.length) {
     b.push('<h2>Where each scheme wins</h2>');
     b.push(table('schemes-wins', [{ label: 'aspect' }, { label: 'scheme' }, { label: 'why' }], r.wins.map((w) => [w.aspect, w.scheme, w.note])));
@@ -553,7 +581,10 @@ export function renderReport(json: unknown): string {
     case 'schemes':
       need('schemes', Array.isArray(o.schemes), 'expected an array of schemes');
       return renderSchemesHtml(json as SchemesReport);
+    case 'recommend':
+      need('candidates', Array.isArray(o.candidates), 'expected an array of candidates');
+      return renderRecommendHtml(json as RecommendResult);
     default:
-      throw new DataError('$.kind', `unknown report kind ${JSON.stringify(o.kind)}; expected "simulate", "failover", "bench" or "schemes"`);
+      throw new DataError('$.kind', `unknown report kind ${JSON.stringify(o.kind)}; expected "simulate", "failover", "bench", "schemes" or "recommend"`);
   }
 }

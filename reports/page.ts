@@ -139,13 +139,23 @@ var band={id:'cisBand',beforeDatasetsDraw:function(ch,a,o){if(!o||o.hi==null)ret
  afterDatasetsDraw:function(ch,a,o){if(!o||o.hi==null)return;var y=ch.scales.y,r=ch.chartArea,c=ch.ctx;c.save();c.strokeStyle=C.bandline;
  function h(val,w,d){var p=y.getPixelForValue(val);if(p<r.top||p>r.bottom)return;c.lineWidth=w;c.setLineDash(d);c.beginPath();c.moveTo(r.left,p);c.lineTo(r.right,p);c.stroke();}
  h(o.hi,1,[2,3]);h(o.lo,1,[2,3]);h(o.mean,1.5,[7,4]);c.restore();}};
-var ev={id:'cisEvents',afterDatasetsDraw:function(ch,a,o){if(!o||!o.items)return;var x=ch.scales.x,r=ch.chartArea,c=ch.ctx,rows=o.rows||3,last=[],L=[];for(var k=0;k<rows;k++)last.push(-1e9);c.save();c.font='600 11px '+Chart.defaults.font.family;
+var ev={id:'cisEvents',afterDatasetsDraw:function(ch,a,o){if(!o||!o.items)return;var x=ch.scales.x,r=ch.chartArea,c=ch.ctx,rows=o.rows||3,L=[],hidden=0;c.save();c.font='600 11px '+Chart.defaults.font.family;
  for(var i=0;i<o.items.length;i++){var e=o.items[i];var px=x.getPixelForValue(e.x);if(px<r.left-1||px>r.right+1)continue;
-  c.strokeStyle=e.color;c.lineWidth=2;c.setLineDash([5,3]);var w=c.measureText(e.label).width+6,row=0;while(row<rows-1&&last[row]>px-4)row++;last[row]=px+w;
-  var ty=r.top-4-(rows-row)*15;c.beginPath();c.moveTo(px,ty+12);c.lineTo(px,r.bottom);c.stroke();c.setLineDash([]);
-  L.push({tx:Math.min(px+3,ch.width-w),ty:ty,w:w,t:e.label,col:e.color});}
+  c.strokeStyle=e.color;c.lineWidth=2;c.setLineDash([5,3]);var w=c.measureText(e.label).width+6,row=-1,tx=0;
+  // The first row where the label fits beside its marker (or, near the right edge, left of it) without touching another
+  // label; labels used to be drawn over each other and cut off at the edge. One that fits nowhere keeps its line and
+  // is counted in a note (the Events table lists every event).
+  for(var k2=0;k2<rows&&row<0;k2++){var cand=[px+3,px-3-w];for(var ci=0;ci<cand.length;ci++){var x0=cand[ci];if(x0<2||x0+w>ch.width)continue;
+   var ok=true;for(var j=0;j<L.length;j++){var q=L[j];if(q.row===k2&&x0<q.tx+q.w+2&&q.tx<x0+w+2){ok=false;break;}}if(ok){row=k2;tx=x0;break;}}}
+  var ty=r.top-4-(rows-Math.max(row,0))*15;c.beginPath();c.moveTo(px,row<0?r.top:ty+12);c.lineTo(px,r.bottom);c.stroke();c.setLineDash([]);
+  if(row<0){hidden++;continue;}
+  L.push({row:row,tx:tx,ty:ty,w:w,t:e.label,col:e.color});}
+ if(hidden){c.font='11px '+Chart.defaults.font.family;var note='+'+hidden+' more event'+(hidden>1?'s':'')+': see the Events table';var nw=c.measureText(note).width+6;
+  L.push({row:-1,tx:r.right-nw,ty:r.top+2,w:nw,t:note,col:C.muted});}
  // Labels last, on a backing box, so later markers' lines do not cross them.
  L.forEach(function(l){c.fillStyle=C.card;c.globalAlpha=0.9;c.fillRect(l.tx-2,l.ty-1,l.w,14);c.globalAlpha=1;c.fillStyle=l.col;c.textBaseline='top';c.fillText(l.t,l.tx,l.ty);});
+ // Kept on the chart so the browser tests can check the labels neither overlap nor leave the canvas.
+ ch.cisEventLabels=L.map(function(l){return {x:l.tx-2,y:l.ty-1,w:l.w,h:14,text:l.t};});ch.cisEventsHidden=hidden;
  c.restore();}};
 var bl={id:'cisBarLabels',afterDatasetsDraw:function(ch,a,o){if(!o||!o.labels)return;var m=ch.getDatasetMeta(0),c=ch.ctx;c.save();c.font='600 12px '+Chart.defaults.font.family;c.fillStyle=C.fg;c.textAlign='center';c.textBaseline='bottom';
  if(o.horizontal){c.textAlign='left';c.textBaseline='middle';}

@@ -125,19 +125,19 @@ export class ClusterNet {
     });
   }
 
-  /** A TCP server on CLUSTER_IP:port in every node namespace that answers with the node's name. */
-  async startNameServers(names: string[], port: number): Promise<void> {
+  /** A TCP server on ip:port (default CLUSTER_IP) in every node namespace that answers with the node's name. */
+  async startNameServers(names: string[], port: number, ip = CLUSTER_IP): Promise<void> {
     const code = "const net=require('net');const [name,ip,port]=process.argv.slice(1);net.createServer(s=>{s.on('error',()=>{});s.end(name+'\\n')}).listen(Number(port),ip,()=>console.log('ready'))";
-    await Promise.all(this.nodes.map((ns, i) => this.startDaemon(ns, [process.execPath, '-e', code, names[i]!, CLUSTER_IP, String(port)], /ready/)));
+    await Promise.all(this.nodes.map((ns, i) => this.startDaemon(ns, [process.execPath, '-e', code, names[i]!, ip, String(port)], /ready/)));
   }
 
   /**
    * From the client namespace, opens one TCP connection per (source address,
-   * source port) to CLUSTER_IP:port and returns each answer ('' when none came).
+   * source port) to ip:port (default CLUSTER_IP) and returns each answer ('' when none came).
    */
-  connectAll(flows: { src: string; sport: number }[], port: number, timeoutMs = 3000): string[] {
+  connectAll(flows: { src: string; sport: number }[], port: number, timeoutMs = 3000, ip = CLUSTER_IP): string[] {
     const code = `const net=require('net');const flows=JSON.parse(require('fs').readFileSync(0,'utf8'));const out=new Array(flows.length).fill('');let next=0;
-function one(i){return new Promise(res=>{const f=flows[i];let buf='';const s=net.connect({host:${JSON.stringify(CLUSTER_IP)},port:${port},localAddress:f.src,localPort:f.sport});
+function one(i){return new Promise(res=>{const f=flows[i];let buf='';const s=net.connect({host:${JSON.stringify(ip)},port:${port},localAddress:f.src,localPort:f.sport});
 const t=setTimeout(()=>{s.destroy();res()},${timeoutMs});s.on('data',d=>buf+=d);s.on('error',()=>{});s.on('close',()=>{clearTimeout(t);out[i]=buf.trim();res()})})}
 async function worker(){while(next<flows.length){await one(next++)}}
 Promise.all(Array.from({length:16},worker)).then(()=>process.stdout.write(JSON.stringify(out)))`;

@@ -6,6 +6,11 @@ import { simulateSuite } from './simulate.ts';
 import { failoverSuite } from './failover.ts';
 import { memorySuite } from './memory.ts';
 import { schemesSuite } from './schemes.ts';
+import { startupSuite } from './startup.ts';
+import { mergeSuite } from './merge.ts';
+import { genSuite } from './gen.ts';
+import { simulateSizesSuite } from './simulate-sizes.ts';
+import { recommendSuite } from './recommend.ts';
 
 export const SUITES: Suite[] = [
   hashSuite,
@@ -14,4 +19,9 @@ export const SUITES: Suite[] = [
   failoverSuite,
   memorySuite,
   schemesSuite,
+  startupSuite,
+  mergeSuite,
+  genSuite,
+  simulateSizesSuite,
+  recommendSuite,
 ];

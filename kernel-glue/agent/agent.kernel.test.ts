@@ -61,6 +61,7 @@ const KEY = 'k'.repeat(8) + 'test-heartbeat-key-0123456789';
  *   + one tick + PROBE granularity + SCHED_SLACK_S (the model applies at the detection instant; the
  *   agent detects at its next tick and then runs a command).
  */
+/** The least slack; the test raises it to 4 x the measured cost of one owner-set read when the machine is slower. */
 const SCHED_SLACK_S = 0.25;
 
 let net: ClusterNet;
@@ -221,6 +222,13 @@ describe.each(['nft', 'xt_cluster'] as const)('heartbeat agent, backend %s, on t
       expect(steady.length).toBeGreaterThan(50);
       expect(steady.filter((x) => x.a !== `node${bucketOf.get(x.src)}`)).toEqual([]);
 
+      // The slack for the timing checks below scales with what a kernel-glue command costs on this machine right
+      // now (a read of node1's owner set, as the agent's read-back does): a fixed 0.25 s failed when the suite
+      // shared the 2 cores with other runs.
+      const tm = Date.now();
+      for (let i = 0; i < 3; i++) await status(['node1']);
+      const slackS = Math.max(SCHED_SLACK_S, (4 * (Date.now() - tm)) / 3000);
+
       // 2. Crash node3: the agent dies hard and the host drops off the network.
       const tc = Date.now();
       agents.kill(2, 'SIGKILL');
@@ -229,7 +237,7 @@ describe.each(['nft', 'xt_cluster'] as const)('heartbeat agent, backend %s, on t
       const applied = await until('node1 takes bucket 3', () => readLog(logs[0]!).find((l) => l.event === 'applied' && (l.kernel as number[]).includes(3) && wall(l) >= tc), 5000);
       const takeoverS = (wall(applied) - tc) / 1000;
       expect(await status(['node1', 'node2'])).toEqual({ node1: [1, 3], node2: [2] });
-      expect(takeoverS, 'takeover read back within dead_after x interval + interval (+ slack)').toBeLessThanOrEqual(DEAD_AFTER * INTERVAL + INTERVAL + SCHED_SLACK_S);
+      expect(takeoverS, 'takeover read back within dead_after x interval + interval (+ slack)').toBeLessThanOrEqual(DEAD_AFTER * INTERVAL + INTERVAL + slackS);
       const dead = readLog(logs[0]!).find((l) => l.event === 'dead' && l.peer === 'node3')!;
       expect(dead).toBeTruthy();
       expect(readLog(logs[1]!).some((l) => l.event === 'dead' && l.peer === 'node3')).toBe(true);
@@ -261,7 +269,7 @@ events: [ { at: ${(10 + phase).toFixed(4)}, crash: node3 } ]
       expect(w.orphaned).toEqual([3]);
       console.log(`[${backend}] crash: phase ${phase.toFixed(3)} s after node3's last beat; model loss window ${modelS.toFixed(3)} s; measured: takeover applied after ${takeoverS.toFixed(3)} s, first connection answered on its first SYN after ${lossS.toFixed(3)} s; ${lostSyns.length} new connections to bucket 3 lost their first SYN and were answered on the retransmission, 0 broken (probe: 2 sources per bucket every ${PROBE_MS} ms)`);
       expect(lossS).toBeGreaterThanOrEqual(modelS - PROBE_MS / 1000 - 0.01);
-      expect(lossS).toBeLessThanOrEqual(modelS + INTERVAL / 5 + PROBE_MS / 1000 + SCHED_SLACK_S);
+      expect(lossS).toBeLessThanOrEqual(modelS + INTERVAL / 5 + PROBE_MS / 1000 + slackS);
 
       /** A planned handover: no connection broken; the few whose first SYN fell into the gap were answered on the retransmission. */
       const handover = (from: number, to: number, owners: (bucket: number) => string[]): { n: number; delayed: Attempt[] } => {

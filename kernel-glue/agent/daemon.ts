@@ -21,21 +21,25 @@
  * old-incarnation, wrong-source, unknown-node, self, malformed), health-fail, health-ok,
  * failback-request, kernel-changed, stall, left, exit.
  *
- * The health command is the one place a shell runs: it is the operator's own
- * command line, given as a flag, run as `/bin/sh -c CMD` (never built from
- * config values).
+ * The pieces, one job each: event-log.ts (the JSON log), transport.ts (the
+ * socket, signing and verifying), owner-sync.ts (the kernel's owner set),
+ * health.ts (the health command); this file wires them to the core, the
+ * timers and the signals.
  */
-import { createSocket, type Socket } from 'node:dgram';
-import { spawn } from 'node:child_process';
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { FailoverSchema, type ClusterConfig } from '../../sim/core/cluster-config.ts';
+import { FailoverSchema, heartbeatOf, type ClusterConfig, type Heartbeat } from '../../sim/core/cluster-config.ts';
 import { DataError } from '../../sim/core/errors.ts';
 import { clusterModel } from '../../sim/cluster/ownership.ts';
 import type { PolicyConfig } from '../../sim/cluster/policies.ts';
-import { AgentCore, numbersOf, type LogRecord } from './core.ts';
-import { encodeBeat, ReplayGuard, verifyDatagram, type PeerDirectory } from './protocol.ts';
+import { AgentCore, numbersOf } from './core.ts';
 import { glueActions, type OwnershipActions } from './actions.ts';
+import { EventLog } from './event-log.ts';
+import { BeatTransport } from './transport.ts';
+import { OwnerSync, maskOfNums } from './owner-sync.ts';
+import { HealthCommand } from './health.ts';
+import { AgentMetrics, serveMetrics } from './metrics.ts';
+import { TroubleWatch } from './watch.ts';
+import type { Server } from 'node:http';
 
 export interface AgentOptions {
   config: ClusterConfig;
@@ -75,12 +79,6 @@ export function policyOf(c: ClusterConfig): PolicyConfig {
   return { policy: f.policy, failback: f.failback, stable_s: f.stable_s, backup };
 }
 
-/** Heartbeat parameters with defaults, and the checks the agent needs (addresses, key file). */
-export function heartbeatOf(c: ClusterConfig): { interval_s: number; dead_after: number; takeover_delay_s: number; jitter_s: number; port: number; key_file?: string } {
-  const h = c.heartbeat ?? { interval_s: 1, dead_after: 3, takeover_delay_s: 0, jitter_s: 0, port: 7946 };
-  return { interval_s: h.interval_s, dead_after: h.dead_after, takeover_delay_s: h.takeover_delay_s, jitter_s: h.jitter_s, port: h.port, key_file: h.key_file };
-}
-
 export interface RunningAgent {
   /** Resolves with the exit code once the agent stopped (0 after a completed leave). */
   done: Promise<number>;
@@ -91,239 +89,220 @@ export interface RunningAgent {
   abort(): void;
 }
 
-export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
-  const c = o.config;
-  const self = c.nodes.findIndex((n) => n.name === o.node);
-  if (self < 0) throw new DataError(`--node ${o.node}`, `no node named '${o.node}' in the config (nodes: ${c.nodes.map((n) => n.name).join(', ')})`);
+/** This node's index; refuses a config the agent cannot run on (unknown node, missing heartbeat addresses). */
+function selfIndex(c: ClusterConfig, node: string): number {
+  const self = c.nodes.findIndex((n) => n.name === node);
+  if (self < 0) throw new DataError(`--node ${node}`, `no node named '${node}' in the config (nodes: ${c.nodes.map((n) => n.name).join(', ')})`);
   const missing = c.nodes.map((n, i) => (n.address ? null : `nodes[${i}].address`)).filter(Boolean);
   if (missing.length) throw new DataError(missing.join(', '), 'the agent sends heartbeats to every node\'s address: add `address: A.B.C.D` to each node');
-  const hb = heartbeatOf(c);
-  const policy = policyOf(c);
-  const model = clusterModel(c);
-  const t0 = performance.now() / 1000;
-  const inc = Date.now();
-  const handover = (c.failover ?? FailoverSchema.parse({})).handover;
-  const now = (): number => performance.now() / 1000;
-  const actions = o.actions ?? glueActions(c, o.node);
-  const logFd = o.jsonLog ? openSync(o.jsonLog, 'a') : null;
-  const toStderr = o.stderr ?? true;
-  const emit = (r: LogRecord): void => {
-    const line = JSON.stringify({ ts: new Date().toISOString(), t: +(now() - t0).toFixed(4), node: o.node, inc, ...r }) + '\n';
-    if (logFd !== null) writeSync(logFd, line);
-    if (toStderr) process.stderr.write(line);
-  };
-
-  const dir: PeerDirectory = { self: o.node, addresses: new Map(c.nodes.map((n) => [n.name, n.address ?? null])) };
-  const guard = new ReplayGuard(o.clockWindow_s ?? Math.max(10, 2 * hb.dead_after * hb.interval_s));
-  const peers = c.nodes.filter((_, i) => i !== self).map((n) => n.address!);
-
-  emit({ event: 'start', backend: c.cluster.backend, policy: policy.policy, failback: policy.failback, handover, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, port: hb.port, peers: c.nodes.filter((_, i) => i !== self).map((n) => `${n.name}@${n.address}`) });
-  const kv = await actions.prepare();
-  emit({ event: 'kernel', owned: kv.owned, note: 'owner set found on this host at start' });
-
-  const sock: Socket = createSocket({ type: 'udp4', reuseAddr: false });
-  await new Promise<void>((res, rej) => {
-    sock.once('error', rej);
-    sock.bind(hb.port, c.nodes[self]!.address, () => {
-      sock.off('error', rej);
-      res();
-    });
-  });
-  sock.on('error', (e) => emit({ event: 'socket-error', error: e.message }));
-  // The start-up listening window begins now that beats can arrive (preparing the kernel may take a while).
-  const core = new AgentCore({ model, policy, self, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, leave_timeout_s: o.leaveTimeout_s ?? Math.max(5, 4 * hb.dead_after * hb.interval_s), t0: now(), inc, handover });
-  core.setOwned(maskOfNums(kv.owned), kv.load);
-  const flush = (): void => core.drainLog().forEach(emit);
-  // Refused datagrams are logged at most once a second per (reason, source address), with a count of
-  // the ones left out, so nobody can fill the disk by sending garbage.
-  const rejectSeen = new Map<string, { at: number; suppressed: number }>();
-  sock.on('message', (buf, rinfo) => {
-    const v = verifyDatagram(buf, rinfo.address, o.key, dir, guard, Date.now() / 1000);
-    if (!v.ok) {
-      const k = `${v.reason} ${rinfo.address}`, t = now(), r = rejectSeen.get(k);
-      if (r && t - r.at < 1) {
-        r.suppressed++;
-        return;
-      }
-      if (rejectSeen.size > 1000) rejectSeen.clear();
-      rejectSeen.set(k, { at: t, suppressed: 0 });
-      emit({ event: 'beat-rejected', reason: v.reason, detail: v.detail, claimed_node: v.node ?? null, from: `${rinfo.address}:${rinfo.port}`, bytes: buf.length, ...(r?.suppressed ? { suppressed_before: r.suppressed } : {}) });
-      return;
-    }
-    core.onBeat(v.beat, now());
-    flush();
-    void reconcile(); // a peer's release or claim is acted on at once, not at the next tick
-  });
-
-  let stopped = false;
-  let resolveDone!: (code: number) => void;
-  const done = new Promise<number>((r) => (resolveDone = r));
-  const sendBeat = (): void => {
-    if (stopped) return;
-    const msg = encodeBeat(core.beat(Date.now() / 1000, now()), o.key);
-    for (const a of peers) sock.send(msg, hb.port, a);
-  };
-
-  // Beats: every interval, jittered (uniform ±jitter_s) like a real network's timers.
-  let beatTimer: NodeJS.Timeout | null = null;
-  const scheduleBeat = (): void => {
-    const j = hb.jitter_s ? (Math.random() * 2 - 1) * hb.jitter_s : 0;
-    beatTimer = setTimeout(() => {
-      sendBeat();
-      scheduleBeat();
-    }, Math.max(1, (hb.interval_s + j) * 1000));
-  };
-  sendBeat();
-  scheduleBeat();
-
-  // Applying: one kernel change at a time, read back afterwards.
-  let busy = false;
-  let finishing = false;
-  const reconcile = async (): Promise<void> => {
-    if (busy || stopped) return;
-    const t = now();
-    const r = core.reconcile(t);
-    flush();
-    if (r.want === core.owned) {
-      if (core.leftCluster && !finishing) void finishLeave();
-      return;
-    }
-    busy = true;
-    const from = numbersOf(core.owned), to = numbersOf(r.want);
-    const started = now();
-    try {
-      await actions.set(from, to);
-      const back = await actions.read();
-      core.setOwned(maskOfNums(back.owned), back.load);
-      for (const a of r.added) emit({ event: a.cause === 'takeover' ? 'takeover' : a.cause.startsWith('orphan') ? 'orphan-claim' : a.cause === 'leave' ? 'leave-takeover' : a.cause === 'failback' || a.cause === 'rejoin' ? 'failback' : 'claim', bucket: a.bucket, cause: a.cause });
-      for (const x of r.removed) emit({ event: core.leaving ? 'leave-release' : 'release', bucket: x.bucket, cause: x.cause });
-      emit({ event: 'applied', from, to, kernel: back.owned, took_ms: +((now() - started) * 1000).toFixed(1) });
-      sendBeat(); // tell the peers at once: a claim is what lets them release (make-before-break)
-    } catch (e) {
-      emit({ event: 'apply-error', from, to, error: (e as Error).message });
-      try {
-        const back = await actions.read();
-        core.setOwned(maskOfNums(back.owned), back.load);
-      } catch { /* keep the last known set */ }
-    } finally {
-      busy = false;
-    }
-    if (core.leftCluster && !finishing) void finishLeave();
-  };
-
-  const tickMs = Math.max(20, Math.min(250, (hb.interval_s * 1000) / 5));
-  let lastTick = now();
-  const ticker = setInterval(() => {
-    // After a stall of our own event loop (timers run before queued datagrams are read), detect nothing
-    // this tick: the silence may be ours, not the peers'. The next tick runs after the socket is read.
-    const t = now();
-    const lag = t - lastTick;
-    const stalled = lag > (2 * tickMs) / 1000 + 0.05;
-    lastTick = t;
-    if (stalled) emit({ event: 'stall', lag_s: +lag.toFixed(3), note: 'event loop stalled; failure detection deferred one tick' });
-    core.tick(t, !stalled);
-    flush();
-    void reconcile();
-  }, tickMs);
-
-  // Periodic read-back: our claims stay the kernel's truth even if someone else changed it.
-  const readTimer = setInterval(() => {
-    if (busy || stopped) return;
-    busy = true;
-    actions.read().then((b) => {
-      const m = maskOfNums(b.owned);
-      if (m !== core.owned) emit({ event: 'kernel-changed', was: numbersOf(core.owned), now: b.owned, note: 'owner set changed outside the agent' });
-      core.setOwned(m, b.load);
-    }, (e: Error) => emit({ event: 'read-error', error: e.message })).finally(() => (busy = false));
-  }, Math.max(1000, hb.interval_s * 1000));
-
-  // Health command.
-  let healthFailures = 0;
-  let healthRunning = false;
-  let healthTimer: NodeJS.Timeout | null = null;
-  if (o.healthCmd) {
-    const limit = o.healthFails ?? 3;
-    const every = (o.healthInterval_s ?? hb.interval_s) * 1000;
-    healthTimer = setInterval(() => {
-      if (healthRunning || core.leaving || stopped) return;
-      healthRunning = true;
-      const child = spawn('/bin/sh', ['-c', o.healthCmd!], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let err = '';
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-500)));
-      const kill = setTimeout(() => child.kill('SIGKILL'), Math.max(every * 3, 2000));
-      child.on('close', (code, sig) => {
-        clearTimeout(kill);
-        healthRunning = false;
-        if (code === 0) {
-          if (healthFailures) emit({ event: 'health-ok', after_failures: healthFailures });
-          healthFailures = 0;
-          core.health = 'ok';
-          return;
-        }
-        healthFailures++;
-        core.health = 'failing';
-        emit({ event: 'health-fail', exit: code, signal: sig, count: healthFailures, limit, stderr: err.trim() || undefined });
-        if (healthFailures >= limit) {
-          core.startLeave(now(), `health command failed ${healthFailures} times in a row`);
-          flush();
-          sendBeat();
-        }
-      });
-      child.on('error', (e) => emit({ event: 'health-fail', error: e.message }));
-    }, every);
-  }
-
-  const stop = (code: number): void => {
-    if (stopped) return;
-    stopped = true;
-    clearInterval(ticker);
-    clearInterval(readTimer);
-    if (healthTimer) clearInterval(healthTimer);
-    if (beatTimer) clearTimeout(beatTimer);
-    if (o.signals !== false) {
-      process.off('SIGTERM', onTerm);
-      process.off('SIGINT', onTerm);
-      process.off('SIGUSR1', onUsr1);
-    }
-    flush();
-    emit({ event: 'exit', code, owned: numbersOf(core.owned) });
-    sock.close();
-    if (logFd !== null) closeSync(logFd);
-    resolveDone(code);
-  };
-
-  const finishLeave = async (): Promise<void> => {
-    finishing = true;
-    emit({ event: 'left', note: 'every bucket released; stopping' });
-    // Two last beats (owning nothing), so peers see the release without waiting for the next interval.
-    sendBeat();
-    await new Promise((r) => setTimeout(r, 50));
-    sendBeat();
-    await new Promise((r) => setTimeout(r, 20));
-    stop(0);
-  };
-
-  const leave = (reason: string): void => {
-    core.startLeave(now(), reason);
-    flush();
-    sendBeat();
-  };
-  const onTerm = (sig: NodeJS.Signals): void => leave(sig);
-  const onUsr1 = (): void => {
-    core.requestFailback(now());
-    flush();
-    sendBeat();
-  };
-  if (o.signals !== false) {
-    process.on('SIGTERM', onTerm);
-    process.on('SIGINT', onTerm);
-    process.on('SIGUSR1', onUsr1);
-  }
-  return { done, core, leave, abort: () => stop(137) };
+  return self;
 }
 
-function maskOfNums(nums: readonly number[]): number {
-  let m = 0;
-  for (const k of nums) if (k >= 1 && k <= 32) m = (m | (1 << (k - 1))) >>> 0;
-  return m;
+const now = (): number => performance.now() / 1000;
+
+/** The running agent: the core, its I/O pieces, the timers and the signal handlers. */
+class Agent implements RunningAgent {
+  readonly done: Promise<number>;
+  private resolveDone!: (code: number) => void;
+  private stopped = false;
+  private finishing = false;
+  private beatTimer: NodeJS.Timeout | null = null;
+  private ticker: NodeJS.Timeout | null = null;
+  private readTimer: NodeJS.Timeout | null = null;
+  private health: HealthCommand | null = null;
+  private watch: TroubleWatch | null = null;
+  private lastTick = now();
+  private readonly sync: OwnerSync;
+  private metricsServer: Server | null = null;
+  private readonly onTerm = (sig: NodeJS.Signals): void => this.leave(sig);
+  private readonly onUsr1 = (): void => {
+    this.core.requestFailback(now());
+    this.flush();
+    this.sendBeat();
+  };
+
+  constructor(
+    readonly core: AgentCore,
+    private readonly o: AgentOptions,
+    private readonly hb: Heartbeat,
+    private readonly log: EventLog,
+    private readonly transport: BeatTransport,
+    actions: OwnershipActions,
+    private readonly metrics: AgentMetrics,
+  ) {
+    this.done = new Promise<number>((r) => (this.resolveDone = r));
+    this.sync = new OwnerSync({ core, actions, now, emit: (r) => log.emit(r), flush: () => this.flush(), announce: () => this.sendBeat(), onLeft: () => void this.finishLeave(), onRead: (v) => (metrics.load = v.load) });
+  }
+
+  /** GET /metrics on the config's address (the section is optional: no server without it). */
+  async serveMetrics(address: string, port: number): Promise<void> {
+    this.metricsServer = await serveMetrics(address, port, () => this.metrics.render(this.core));
+    this.log.emit({ event: 'metrics', listen: `${address}:${port}` });
+  }
+
+  flush(): void {
+    for (const r of this.core.drainLog()) this.log.emit(r);
+  }
+
+  /** A verified beat from a peer: a peer's release or claim is acted on at once, not at the next tick. */
+  onBeat(b: Parameters<AgentCore['onBeat']>[0]): void {
+    this.core.onBeat(b, now());
+    this.flush();
+    void this.sync.reconcile();
+  }
+
+  sendBeat(): void {
+    if (this.stopped) return;
+    this.transport.send(this.core.beat(Date.now() / 1000, now()));
+  }
+
+  start(): void {
+    this.sendBeat();
+    this.scheduleBeat();
+    const tickMs = Math.max(20, Math.min(250, (this.hb.interval_s * 1000) / 5));
+    this.ticker = setInterval(() => this.tick(tickMs), tickMs);
+    this.readTimer = setInterval(() => this.sync.readBack(), Math.max(1000, this.hb.interval_s * 1000));
+    if (this.o.healthCmd) {
+      this.health = new HealthCommand({
+        cmd: this.o.healthCmd,
+        limit: this.o.healthFails ?? 3,
+        every_ms: (this.o.healthInterval_s ?? this.hb.interval_s) * 1000,
+        emit: (r) => this.log.emit(r),
+        onResult: (ok) => (this.core.health = ok ? 'ok' : 'failing'),
+        onLimit: (n) => this.leave(`health command failed ${n} times in a row`),
+        paused: () => this.core.leaving || this.stopped,
+      });
+    }
+    if (this.o.config.health) {
+      this.watch = new TroubleWatch({
+        health: this.o.config.health,
+        emit: (r) => this.log.emit(r),
+        onTrouble: (why) => this.leave(why),
+        paused: () => this.core.leaving || this.stopped,
+      });
+    }
+    if (this.o.signals !== false) {
+      process.on('SIGTERM', this.onTerm);
+      process.on('SIGINT', this.onTerm);
+      process.on('SIGUSR1', this.onUsr1);
+    }
+  }
+
+  /** Beats: every interval, jittered (uniform ±jitter_s) like a real network's timers. */
+  private scheduleBeat(): void {
+    const j = this.hb.jitter_s ? (Math.random() * 2 - 1) * this.hb.jitter_s : 0;
+    this.beatTimer = setTimeout(() => {
+      this.sendBeat();
+      this.scheduleBeat();
+    }, Math.max(1, (this.hb.interval_s + j) * 1000));
+  }
+
+  /**
+   * Failure detection and reconciling. After a stall of our own event loop
+   * (timers run before queued datagrams are read), detect nothing this tick:
+   * the silence may be ours, not the peers'. The next tick runs after the
+   * socket is read.
+   */
+  private tick(tickMs: number): void {
+    const t = now();
+    const lag = t - this.lastTick;
+    const stalled = lag > (2 * tickMs) / 1000 + 0.05;
+    this.lastTick = t;
+    if (stalled) this.log.emit({ event: 'stall', lag_s: +lag.toFixed(3), note: 'event loop stalled; failure detection deferred one tick' });
+    this.core.tick(t, !stalled);
+    this.flush();
+    void this.sync.reconcile();
+  }
+
+  /** Starts a voluntary leave (what SIGTERM does). */
+  leave(reason: string): void {
+    this.core.startLeave(now(), reason);
+    this.flush();
+    this.sendBeat();
+  }
+
+  abort(): void {
+    this.stop(137);
+  }
+
+  private async finishLeave(): Promise<void> {
+    if (this.finishing) return;
+    this.finishing = true;
+    this.log.emit({ event: 'left', note: 'every bucket released; stopping' });
+    // Two last beats (owning nothing), so peers see the release without waiting for the next interval.
+    this.sendBeat();
+    await new Promise((r) => setTimeout(r, 50));
+    this.sendBeat();
+    await new Promise((r) => setTimeout(r, 20));
+    this.stop(0);
+  }
+
+  private stop(code: number): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.sync.stop();
+    if (this.ticker) clearInterval(this.ticker);
+    if (this.readTimer) clearInterval(this.readTimer);
+    this.health?.stop();
+    this.watch?.stop();
+    if (this.beatTimer) clearTimeout(this.beatTimer);
+    if (this.o.signals !== false) {
+      process.off('SIGTERM', this.onTerm);
+      process.off('SIGINT', this.onTerm);
+      process.off('SIGUSR1', this.onUsr1);
+    }
+    this.flush();
+    this.log.emit({ event: 'exit', code, owned: numbersOf(this.core.owned) });
+    this.transport.close();
+    this.metricsServer?.close();
+    this.log.close();
+    this.resolveDone(code);
+  }
+}
+
+export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
+  const c = o.config;
+  const self = selfIndex(c, o.node);
+  const hb = heartbeatOf(c);
+  const policy = policyOf(c);
+  const t0 = now();
+  const inc = Date.now();
+  const handover = (c.failover ?? FailoverSchema.parse({})).handover;
+  const actions = o.actions ?? glueActions(c, o.node);
+  const log = new EventLog(o.node, inc, t0, now, o.jsonLog, o.stderr ?? true);
+  const metrics = new AgentMetrics();
+  log.observers.push((r) => metrics.observe(r));
+
+  log.emit({ event: 'start', backend: c.cluster.backend, policy: policy.policy, failback: policy.failback, handover, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, port: hb.port, peers: c.nodes.filter((_, i) => i !== self).map((n) => `${n.name}@${n.address}`) });
+  const kv = await actions.prepare();
+  log.emit({ event: 'kernel', owned: kv.owned, note: 'owner set found on this host at start' });
+
+  let agent: Agent | null = null;
+  const transport = await BeatTransport.open({
+    port: hb.port,
+    address: c.nodes[self]!.address!,
+    peers: c.nodes.filter((_, i) => i !== self).map((n) => n.address!),
+    key: o.key,
+    dir: { self: o.node, addresses: new Map(c.nodes.map((n) => [n.name, n.address ?? null])) },
+    clockWindow_s: o.clockWindow_s ?? Math.max(10, 2 * hb.dead_after * hb.interval_s),
+    now,
+    emit: (r) => log.emit(r),
+    onBeat: (b) => agent?.onBeat(b),
+    metrics,
+  });
+  // The start-up listening window begins now that beats can arrive (preparing the kernel may take a while).
+  const core = new AgentCore({ model: clusterModel(c), policy, self, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, leave_timeout_s: o.leaveTimeout_s ?? Math.max(5, 4 * hb.dead_after * hb.interval_s), t0: now(), inc, handover });
+  core.setOwned(maskOfNums(kv.owned), kv.load);
+  metrics.load = kv.load;
+  agent = new Agent(core, o, hb, log, transport, actions, metrics);
+  if (c.metrics) {
+    try {
+      await agent.serveMetrics(c.metrics.address, c.metrics.port);
+    } catch (e) {
+      agent.abort();
+      throw new DataError(`metrics: ${c.metrics.address}:${c.metrics.port}`, `cannot listen: ${(e as Error).message}`);
+    }
+  }
+  agent.start();
+  return agent;
 }

@@ -23,6 +23,9 @@ const BACKENDS: Record<Backend, GlueBackend> = {
   nft: nftBackend,
 };
 
+/** Every backend (`glue import` asks each what a host has). */
+export const ALL_BACKENDS: readonly GlueBackend[] = Object.values(BACKENDS);
+
 /** The backend a config uses. */
 export function backendOf(c: ClusterConfig): GlueBackend {
   return BACKENDS[c.cluster.backend];

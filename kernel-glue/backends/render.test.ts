@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig, type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { isRun, isWrite, type RunStep } from '../plan.ts';
 import { createPlan, ownerPlan, removePlan } from './index.ts';
-import { fingerprint, IPT_CHAIN, NFT_TABLE } from './shared/names.ts';
+import { fingerprint, IPT_CHAIN, iptChain, NFT_TABLE, nftTable } from './shared/names.ts';
 import { clusteripRefusal, procWrites } from './clusterip/render.ts';
 import { nftIpTable } from './nft/render.ts';
 import { nftClusterExpr } from '../../sim/select/from-config.ts';
@@ -136,5 +136,30 @@ describe('config fingerprint', () => {
     expect(() => parseConfig(bad('{ ssh: "-oProxyCommand=x" }'), 'x.yaml')).toThrow(/x\.yaml:3: nodes\[0\]\.host/);
     expect(() => parseConfig(bad('{ ssh: root@h, identity: "a b" }'), 'x.yaml')).toThrow(/x\.yaml:3/);
     expect(parseConfig(bad('{ ssh: root@h, identity: /k, known_hosts: /kh, port: 2222 }'), 'x.yaml').config.nodes[0]!.host).toEqual({ ssh: 'root@h', identity: '/k', known_hosts: '/kh', port: 2222 });
+  });
+});
+
+describe('several clusters on one host: object names per cluster', () => {
+  const named = (name: string, backend: string): ClusterConfig => {
+    const c = cfg(backend);
+    return { ...c, cluster: { ...c.cluster, name } };
+  };
+  it('an unnamed cluster keeps the names and fingerprint it always had', () => {
+    const c = cfg('nft');
+    expect(nftTable(c)).toBe(NFT_TABLE);
+    expect(iptChain(c)).toBe(IPT_CHAIN);
+    expect(fingerprint(named('web', 'nft'))).not.toBe(fingerprint(c));
+  });
+  it('named clusters get their own nft tables, iptables chain, jump and replay sink; no step of one names the other\'s objects', () => {
+    for (const backend of ['nft', 'xt_cluster', 'clusterip']) {
+      const a = named('web', backend), b = named('dns', backend);
+      const text = (c: ClusterConfig): string => [createPlan(c, 'n1'), removePlan(c, 'n1'), ownerPlan(c, 'n1', [1], [1, 2])]
+        .flatMap((p) => p.steps).filter(isRun).map((s) => `${s.argv.join(' ')}\n${s.stdin ?? ''}`).join('\n');
+      const ta = text(a);
+      if (backend !== 'clusterip') expect(ta).toContain('clusterip_sim_web');
+      if (backend !== 'nft') expect(ta).toContain('CLUSTERIP_SIM_WEB');
+      expect(ta).not.toMatch(/clusterip_sim_dns|CLUSTERIP_SIM_DNS|clusterip_sim\b(?!_)|CLUSTERIP_SIM\b(?!_)/);
+      expect(text(b)).not.toMatch(/_web\b|_WEB\b/);
+    }
   });
 });

@@ -14,7 +14,6 @@
  * (its own RST, SYN_SENT vs CLOSE) decides whether a later packet of the flow
  * is valid, which no per-packet prediction can know.
  */
-import { backendOf } from '../backends/index.ts';
 import { type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { selectorSpecOf } from '../../sim/select/from-config.ts';
 import { buildSelector } from '../../sim/select/build.ts';
@@ -22,6 +21,8 @@ import { formatIPv4 } from '../../sim/core/addr.ts';
 import { readHostState, type HostState } from '../control/state.ts';
 import { fingerprint, type NodeEntry } from '../backends/shared/names.ts';
 import { TCP_LOOSE } from '../backends/shared/link.ts';
+import { backendOf } from '../backends/index.ts';
+import type { RunStep } from '../plan.ts';
 import { readFileOn } from '../exec/steps.ts';
 import { runnerFor, type Runner } from '../exec/runner.ts';
 import { CT, type Rewritten } from './rewrite.ts';
@@ -78,8 +79,12 @@ export async function readTcpLoose(c: ClusterConfig, runnerOf: RunnerOf): Promis
   return new Map(res);
 }
 
-/** Steps that install (or remove) the replay sink on a host of this backend: the backend's own (kernel-glue/backends). */
-export function sinkSteps(c: ClusterConfig, install: boolean): { argv: string[]; stdin?: string }[] {
+/**
+ * Steps that install (or remove) the sink on a host of this backend: the
+ * backend knows where its counters sit (kernel-glue/backends/<name>/index.ts,
+ * `replaySink`).
+ */
+export function sinkSteps(c: ClusterConfig, install: boolean): RunStep[] {
   return backendOf(c).replaySink(c, install);
 }
 

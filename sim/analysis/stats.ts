@@ -5,6 +5,7 @@
  * without any fault in the hash, and the expectations here account for that.
  */
 import type { DistributionStats, Metric } from '../core/result.ts';
+import { decideVerdict } from './verdict.ts';
 
 /** ln Γ(x), Lanczos (g = 7, n = 9). */
 function lnGamma(x: number): number {
@@ -110,7 +111,7 @@ export function distributionStats(metric: Metric, loads: ArrayLike<number>, sumW
   const scale = sumW2 > 0 ? sumW / sumW2 : 1;
   const chi2 = chi * scale;
   const df = Math.max(0, n - 1);
-  return {
+  const st = {
     metric,
     total,
     mean,
@@ -124,4 +125,5 @@ export function distributionStats(metric: Metric, loads: ArrayLike<number>, sumW
     random_max_over_mean_p95: band ?? randomMaxOverMeanP95(n, sumW, sumW2),
     independent_max_over_mean_p95: randomMaxOverMeanP95(n, sumW, sumW2),
   };
+  return { ...st, verdict: decideVerdict(st) };
 }

@@ -24,7 +24,7 @@ import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { DataError, readTextFile } from '../core/errors.ts';
 import { issueMessage, parseKeyPath, YamlInput, type KeyPath } from '../core/yaml-input.ts';
-import { ClusterConfigSchema, checkConfig, loadConfig, type ClusterConfig } from '../core/cluster-config.ts';
+import { ClusterConfigSchema, checkConfig, heartbeatOf, loadConfig, type ClusterConfig } from '../core/cluster-config.ts';
 import { clusterModel, type ClusterModel } from './ownership.ts';
 import { FAILBACKS, POLICIES, type PolicyConfig } from './policies.ts';
 import { parseDuration, type ScenarioEvent } from './events.ts';
@@ -126,12 +126,12 @@ export function parseScenario(text: string, file: string, baseDir = dirname(file
   }
 
   // Heartbeat: the cluster config's section, overridden by the scenario's.
-  const hb0 = config.heartbeat;
+  const hb0 = heartbeatOf(config);
   const heartbeat: HeartbeatParams = {
-    interval_s: s.heartbeat?.interval_s ?? hb0?.interval_s ?? 1,
-    dead_after: s.heartbeat?.dead_after ?? hb0?.dead_after ?? 3,
-    takeover_delay_s: s.heartbeat?.takeover_delay_s ?? hb0?.takeover_delay_s ?? 0,
-    jitter_s: s.heartbeat?.jitter_s ?? hb0?.jitter_s ?? 0,
+    interval_s: s.heartbeat?.interval_s ?? hb0.interval_s,
+    dead_after: s.heartbeat?.dead_after ?? hb0.dead_after,
+    takeover_delay_s: s.heartbeat?.takeover_delay_s ?? hb0.takeover_delay_s,
+    jitter_s: s.heartbeat?.jitter_s ?? hb0.jitter_s,
     seed: s.heartbeat?.seed ?? 1,
   };
 

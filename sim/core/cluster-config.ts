@@ -24,12 +24,14 @@
  *   heartbeat:                       # optional: the agent (glue agent)
  *     { interval_s: 1, dead_after: 3, port: 7946, key_file: /etc/clusterip-sim/hb.key }
  *   failover: { policy: lowest, failback: immediate }   # optional: the agent's policy
+ *   metrics: { address: 127.0.0.1, port: 9464 }          # optional: the agent's /metrics (off without it)
+ *   health: { gateway: { address: 192.0.2.1, fails: 3 }, link: { interface: eth0 }, disk: { min_free_pct: 5 } }
  *
  * The agent also needs every node's heartbeat `address` (nodes[].address).
  */
 import { z } from 'zod';
-import { readTextFile } from './errors.ts';
-import { parseKeyPath, YamlInput } from './yaml-input.ts';
+import { DataError, readTextFile } from './errors.ts';
+import { fmtPath, parseKeyPath, YamlInput, type KeyPath } from './yaml-input.ts';
 import { parseIPv4 } from './addr.ts';
 import { CLUSTERIP_MAX_NODES, CLUSTERIP_MODES, XT_CLUSTER_MAX_NODES, isMulticastMac } from './spec.ts';
 
@@ -56,14 +58,27 @@ const HostSchema = z.union([
   z.object({ netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a network namespace name') }).strict(),
 ]);
 
+/**
+ * The heartbeat when the config leaves a key out: the one home of these
+ * defaults (the schema below, sim/cluster/scenario.ts and the agent read them).
+ */
+export const HEARTBEAT_DEFAULTS = { interval_s: 1, dead_after: 3, takeover_delay_s: 0, jitter_s: 0, port: 7946 } as const;
+
 export const HeartbeatSchema = z.object({
-  interval_s: z.number().positive().default(1),
-  dead_after: z.number().int().min(1).default(3),
-  takeover_delay_s: z.number().min(0).default(0),
-  jitter_s: z.number().min(0).default(0),
-  port: z.number().int().min(1).max(65535).default(7946),
+  interval_s: z.number().positive().default(HEARTBEAT_DEFAULTS.interval_s),
+  dead_after: z.number().int().min(1).default(HEARTBEAT_DEFAULTS.dead_after),
+  takeover_delay_s: z.number().min(0).default(HEARTBEAT_DEFAULTS.takeover_delay_s),
+  jitter_s: z.number().min(0).default(HEARTBEAT_DEFAULTS.jitter_s),
+  port: z.number().int().min(1).max(65535).default(HEARTBEAT_DEFAULTS.port),
   key_file: z.string().optional(),
 }).strict();
+
+export type Heartbeat = z.infer<typeof HeartbeatSchema>;
+
+/** The config's heartbeat section with every default filled in. */
+export function heartbeatOf(c: { heartbeat?: Heartbeat | undefined }): Heartbeat {
+  return c.heartbeat ?? HeartbeatSchema.parse({});
+}
 
 /**
  * How the heartbeat agent (kernel-glue/agent) redistributes buckets: the
@@ -82,6 +97,12 @@ export const FailoverSchema = z.object({
 
 export const ClusterConfigSchema = z.object({
   cluster: z.object({
+    /**
+     * Names this cluster's kernel objects (nft tables clusterip_sim_NAME, chain
+     * CLUSTERIP_SIM_NAME) so that several clusters share a host; required when
+     * a file holds several clusters. Lower case: nft and iptables both take it.
+     */
+    name: z.string().regex(/^[a-z0-9][a-z0-9_]{0,11}$/, 'a cluster name of 1-12 lower-case letters, digits or _ (it becomes part of nft table and iptables chain names)').optional(),
     ip: ipv4,
     interface: ifname.default('eth0'),
     mac: z.string().refine(isMulticastMac, 'a multicast MAC such as 01:00:5e:00:00:20 (lowest bit of the first byte set)').default('01:00:5e:00:00:20'),
@@ -100,6 +121,28 @@ export const ClusterConfigSchema = z.object({
   }).strict()).min(1),
   heartbeat: HeartbeatSchema.optional(),
   failover: FailoverSchema.optional(),
+  /**
+   * Early signs of trouble the agent watches (each off unless given): crossing
+   * a threshold starts a voluntary leave, so the node's buckets move before it
+   * fails (the idea behind CLUSTERIP's controlling script).
+   */
+  health: z.object({
+    /** How often link, disk and memory are checked (the gateway has its own interval). */
+    interval_s: z.number().positive().default(1),
+    /** ICMP echo to the default gateway (needs the optional raw-socket package): `fails` unanswered in a row. */
+    gateway: z.object({ address: ipv4, interval_s: z.number().positive().default(1), fails: z.number().int().min(1).default(3) }).strict().optional(),
+    /** The link: carrier lost, or more than `max_errors` new rx+tx errors between two checks. */
+    link: z.object({ interface: ifname, carrier: z.boolean().default(true), max_errors: z.number().int().min(0).optional() }).strict().optional(),
+    /** Free space on `path` below `min_free_pct` percent. */
+    disk: z.object({ path: z.string().default('/'), min_free_pct: z.number().min(0).max(100) }).strict().optional(),
+    /** MemAvailable below `min_available_pct` percent of MemTotal. */
+    memory: z.object({ min_available_pct: z.number().min(0).max(100) }).strict().optional(),
+  }).strict().optional(),
+  /** The agent's Prometheus endpoint (GET /metrics); off unless this section is there. */
+  metrics: z.object({
+    address: ipv4.default('127.0.0.1'),
+    port: z.number().int().min(1).max(65535),
+  }).strict().optional(),
 }).strict();
 
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
@@ -154,6 +197,17 @@ export interface LoadedConfig {
   file: string;
 }
 
+/** Validates the cluster config found at `at` in the file (the root, or clusters[i]). */
+function validateAt(y: YamlInput, at: KeyPath): LoadedConfig {
+  const root = y.data() as Record<string, unknown[]>;
+  const value = at.length ? root[at[0] as string]![at[1] as number] : root;
+  const res = ClusterConfigSchema.safeParse(value);
+  if (!res.success) throw y.schemaError('cluster config', res.error.issues.map((iss) => ({ ...iss, path: [...at, ...iss.path] })));
+  const prefix = at.length ? `${fmtPath(at)}.` : '';
+  const problems = checkConfig(res.data).map((q) => ({ path: prefix + q.path, message: q.message, line: y.lineOf([...at, ...parseKeyPath(q.path)]) }));
+  return { config: res.data, problems, file: y.file };
+}
+
 /**
  * Parses and validates a config. A shape error (unknown key, wrong type) is a
  * DataError naming file:line, key and value; invariant problems are returned
@@ -161,15 +215,58 @@ export interface LoadedConfig {
  */
 export function parseConfig(text: string, file: string): LoadedConfig {
   const y = new YamlInput(text, file);
-  const res = ClusterConfigSchema.safeParse(y.data());
-  if (!res.success) throw y.schemaError('cluster config', res.error.issues);
-  const problems = checkConfig(res.data).map((q) => ({ ...q, line: y.lineOf(parseKeyPath(q.path)) }));
-  return { config: res.data, problems, file };
+  if (y.doc.has('clusters')) {
+    throw new DataError(y.where(['clusters']), `this file holds several clusters ('clusters:'); this command takes one cluster's config (glue commands take the whole file, or one cluster with --cluster NAME)`);
+  }
+  return validateAt(y, []);
+}
+
+/**
+ * A file with one cluster (the usual form) or several:
+ *
+ *   clusters:
+ *     - cluster: { name: web, ip: 192.0.2.10, backend: nft, ... }
+ *       nodes: [...]
+ *     - cluster: { name: dns, ip: 192.0.2.11, backend: xt_cluster, ... }
+ *       nodes: [...]                 # YAML anchors (&hosts / *hosts) avoid repeating hosts
+ *
+ * Each entry is a whole cluster config. With several, every cluster needs a
+ * distinct name and IP, and two clusters on one interface need distinct
+ * MACs (removing one leaves the MAC's multicast group, §4.7).
+ */
+export function parseClusters(text: string, file: string): LoadedConfig[] {
+  const y = new YamlInput(text, file);
+  if (!y.doc.has('clusters')) return [validateAt(y, [])];
+  const root = y.data() as Record<string, unknown>;
+  const extra = Object.keys(root).filter((k) => k !== 'clusters');
+  if (extra.length) throw new DataError(y.where([extra[0]!]), `unknown top-level key${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} beside 'clusters' (each cluster carries its own nodes, heartbeat and failover)`);
+  const list = root.clusters;
+  if (!Array.isArray(list) || !list.length) throw new DataError(y.where(['clusters']), `'clusters' must be a non-empty list of cluster configs`);
+  const out = list.map((_, i) => validateAt(y, ['clusters', i]));
+  if (out.length > 1) {
+    const seen = new Map<string, string>();
+    out.forEach((l, i) => {
+      const k = l.config.cluster;
+      const where = `${y.where(['clusters', i, 'cluster'])}: clusters[${i}].cluster`;
+      if (!k.name) throw new DataError(where, 'several clusters share this file: give each a name (cluster.name)');
+      for (const [key, what] of [[`name ${k.name}`, `name '${k.name}'`], [`ip ${k.ip}`, `ip ${k.ip}`], [`mac ${k.interface} ${k.mac.toLowerCase()}`, `MAC ${k.mac} on ${k.interface}`]] as const) {
+        const other = seen.get(key);
+        if (other) throw new DataError(where, `${what} is also used by cluster '${other}'${key.startsWith('mac') ? ' (removing one would take the other off the multicast group)' : ''}`);
+        seen.set(key, k.name);
+      }
+    });
+  }
+  return out;
 }
 
 export function loadConfig(file: string): LoadedConfig {
   const text = readTextFile(file);
   return parseConfig(text, file);
+}
+
+/** The clusters of a file (one for the usual single-cluster form). */
+export function loadClusters(file: string): LoadedConfig[] {
+  return parseClusters(readTextFile(file), file);
 }
 
 export function formatProblems(l: LoadedConfig): string {

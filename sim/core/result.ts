@@ -56,6 +56,12 @@ export interface DistributionStats {
   random_max_over_mean_p95: number;
   /** The same band if every flow were hashed independently (analytic): above it, the traffic itself is lumpy. */
   independent_max_over_mean_p95: number;
+  /**
+   * Decided once, by sim/analysis/verdict.ts, from max_over_mean and the two
+   * bands above; every view prints `text` as it is. Absent only in results
+   * saved by versions before 0.1.0's verdict (reports then decide it the same way).
+   */
+  verdict: { kind: 'even' | 'traffic' | 'configuration' | 'no-traffic'; text: string };
 }
 
 export interface TopSource {
@@ -133,11 +139,15 @@ export interface SimulateResult {
   kind: 'simulate';
   tool: ToolInfo;
   generated_at: string;
+  /** What the run found, in one line (sim/analysis/verdict.ts); the terminal, HTML and PNGs print it as it is. */
+  headline: string;
   input: InputSummary;
   configs: ConfigResult[];
   migrations: Migration[];
   mixed?: MixedCluster;
   gates: Gate[];
+  /** What the terminal warned about (e.g. replies hashed for want of a cluster IP), for scripts. */
+  warnings?: string[];
   run: RunInfo;
 }
 
@@ -201,6 +211,8 @@ export interface FailoverResult {
   compare?: ({ policy: string } & FailoverTotals & { max_node_share: number })[];
   /** Ownership invariant violations over time (scenario only, independent of the traffic). */
   windows?: FailoverWindow[];
+  /** What the terminal warned about (e.g. events after the traffic ended), for scripts. */
+  warnings?: string[];
   run: RunInfo;
 }
 
@@ -217,4 +229,94 @@ export interface BenchCase {
   /** Relative spread of the repeats ((max-min)/median). */
   spread?: number;
   [extra: string]: unknown;
+}
+
+/** Imbalance of one layout on one part of the traffic (max/mean over the config's nodes, by name). */
+export interface RecommendImbalance {
+  /** max/mean of the nodes' loads, nobody failed. */
+  now: number;
+  /** After each single node fails (takeover by the policy): max/mean over the survivors. */
+  after_failure: { node: string; max_over_mean: number }[];
+  worst_after_failure: number;
+}
+
+/** What moves from the current config to a candidate (over the whole input). */
+export interface RecommendMigration {
+  flows: number;
+  connections: number;
+  packets: number;
+  bytes: number;
+  flows_share: number;
+  connections_share: number;
+  bytes_share: number;
+}
+
+export type RecommendVerdict =
+  /** Held-out gain beyond the randomness band, on later traffic and on unseen sources: worth deploying. */
+  | 'recommended'
+  /** Passes the same checks, but ranks below the first by its tuned score, so it is not the one chosen. */
+  | 'holds-up'
+  /** Better on the part it was tuned on, but the gain is within what another seed alone gives, or too small. */
+  | 'chance'
+  /** Better on later traffic, but not on unseen sources (or the other way round). */
+  | 'does-not-hold'
+  /** Not better on held-out traffic at all. */
+  | 'no-gain'
+  /** The configuration in place. */
+  | 'current';
+
+export interface RecommendCandidate {
+  id: string;
+  /** One line, e.g. "clusterip sourceip-sourceport, 12 buckets (3 a node), seed 0x0". */
+  description: string;
+  /** What differs from the current config, in words. */
+  changes: string[];
+  spec: SelectorSpec;
+  buckets: number;
+  owners: { node: string; owns: number[] }[];
+  /** The layout was the optimum of every layout (small spaces) or a local optimum. */
+  layout_search: 'exhaustive' | 'local';
+  /** Score tuned on (now + failure_weight * (worst_after_failure - 1)) on the tuning part of the time split. */
+  tuned_score: number;
+  tuned: RecommendImbalance;
+  /** The time split's held-out part (the packets after the median packet time), with the layout tuned on those before it. */
+  held_out: RecommendImbalance;
+  /** The source split: the same structure laid out on one half of the sources, measured on the other half. */
+  unseen_sources: RecommendImbalance;
+  /** Whole input (what `simulate --config` with the written config shows, by node name). */
+  whole: RecommendImbalance;
+  /** Held-out max/mean of this structure and layout under 32 other seeds (95th percentile). */
+  random_p95: number;
+  /** current held-out max/mean minus this candidate's (positive: better). */
+  gain: number;
+  /** The part of the gain beyond the best 1-in-20 that reseeding the current config gives (band p5 minus this candidate). */
+  gain_beyond_random: number;
+  migration: RecommendMigration;
+  verdict: RecommendVerdict;
+  /** Why the verdict, in words. */
+  reason: string;
+}
+
+export interface RecommendResult {
+  kind: 'recommend';
+  tool: ToolInfo;
+  generated_at: string;
+  input: InputSummary;
+  metric: Metric;
+  policy: string;
+  /** What the search was allowed to change. */
+  /** time_only: a gain that does not hold on unseen sources was accepted (--time-only). */
+  allowed: { time_only?: boolean; backends: string[]; refused_backends: { backend: string; why: string }[]; kernel: string; hashmode_may_change: boolean; max_buckets: Record<string, number>; seeds: number; failure_weight: number; min_gain: number };
+  splits: { time: string; sources: string };
+  current: RecommendCandidate;
+  /** The best few by tuned score (the first is the one the verdict is about). */
+  candidates: RecommendCandidate[];
+  /** The id of the recommended candidate, or null: nothing worth changing. */
+  chosen: string | null;
+  /** One paragraph: what to do and why. */
+  summary: string;
+  warnings: string[];
+  /** The chosen candidate as a cluster config (YAML), when there is one. */
+  config_yaml: string | null;
+  search: { flows: number; connections: number; structures: number; layouts_exhaustive: number; collect_s: number; search_s: number; bound: string };
 }

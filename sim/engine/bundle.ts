@@ -19,7 +19,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { threadId } from 'node:worker_threads';
 import type { Loader, Plugin } from 'esbuild';
@@ -152,7 +152,16 @@ function writeAtomic(file: string, data: string): void {
  * modules). Throws when esbuild is missing, the build fails, or an input
  * changed while it was being built (the result would be stale already).
  */
-export async function buildBundle(entry: string, outfile: string, extraInputs: string[] = []): Promise<void> {
+/**
+ * With `split`, more entries (name -> source) are built beside `outfile` and
+ * code they share, and every dynamic import(), goes to chunk files in the same
+ * folder: a module (and the npm packages it imports) then loads only when the
+ * code that imports it dynamically runs. The stamp covers every input of every
+ * output and sits on `outfile`, written last.
+ */
+export interface SplitOptions { entries: Record<string, string> }
+
+export async function buildBundle(entry: string, outfile: string, extraInputs: string[] = [], split?: SplitOptions): Promise<void> {
   const { build } = await loadEsbuild();
   const outDir = dirname(outfile);
   const seen = new Map<string, { input: StampInput; mtimeMs: number }>();
@@ -174,7 +183,9 @@ export async function buildBundle(entry: string, outfile: string, extraInputs: s
         const loader = LOADERS[extname(args.path)];
         if (!loader) return undefined;
         let text = readStamped(args.path).toString('utf8');
-        if (/\bimport\.meta\.(dirname|filename)\b/.test(text)) throw new Error(`${args.path}: import.meta.dirname/filename would name the bundle, not this module; use import.meta.url`);
+        // (The message is built from the match so that this file, bundled into the CLI, passes its own check.)
+        const named = /\bimport\.meta\.(dirname|filename)\b/.exec(text);
+        if (named) throw new Error(`${args.path}: import.meta.${named[1]} would name the bundle, not this module; use import.meta's url`);
         // In one bundle every module's import.meta.url would be the bundle's: give each its own
         // URL back, relative to the bundle so that the tree can move (wasm.ts finds its .wasm by it).
         const rel = relFrom(outDir, args.path);
@@ -184,8 +195,12 @@ export async function buildBundle(entry: string, outfile: string, extraInputs: s
     },
   };
   for (const f of extraInputs) if (existsSync(f)) readStamped(f);
+  const mainName = basename(outfile, extname(outfile));
   const r = await build({
-    entryPoints: [entry], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20',
+    ...(split
+      ? { entryPoints: { ...split.entries, [mainName]: entry }, outdir: outDir, splitting: true, entryNames: '[name]', chunkNames: '[name]-[hash]', outExtension: { '.js': extname(outfile) } }
+      : { entryPoints: [entry], outfile }),
+    bundle: true, platform: 'node', format: 'esm', target: 'node20',
     packages: 'external', metafile: true, write: false, logLevel: 'silent', plugins: [stamper],
   });
   // Any input esbuild loaded itself (an unusual extension) is stamped as it is now.
@@ -193,7 +208,7 @@ export async function buildBundle(entry: string, outfile: string, extraInputs: s
     const file = isAbsolute(p) ? p : resolve(process.cwd(), p);
     if (!seen.has(file)) readStamped(file);
   }
-  const js = r.outputFiles.find((f) => f.path.endsWith('.mjs') || f.path.endsWith('.js'));
+  const js = split ? r.outputFiles.find((f) => resolve(f.path) === resolve(outfile)) : r.outputFiles.find((f) => f.path.endsWith('.mjs') || f.path.endsWith('.js'));
   if (!js) throw new Error(`esbuild wrote no JavaScript for ${entry}`);
   // A file edited while esbuild ran: this output is stale already and must not replace a bundle.
   for (const [file, s] of seen) {
@@ -202,6 +217,8 @@ export async function buildBundle(entry: string, outfile: string, extraInputs: s
   }
   const stamp: Stamp = { inputs: [...seen.values()].map((s) => s.input).sort((a, b) => a.path.localeCompare(b.path)) };
   mkdirSync(outDir, { recursive: true });
+  // Chunks and other entries first: the stamped entry names only chunks that are already there.
+  if (split) for (const f of r.outputFiles) if (f !== js && !f.path.endsWith('.map')) writeAtomic(f.path, f.text);
   writeAtomic(outfile, `${STAMP_PREFIX}${JSON.stringify(stamp)}\n${js.text}`);
 }
 

@@ -29,6 +29,10 @@ import { VERSION } from '../core/version.ts';
 import type { InputFile } from '../core/result.ts';
 import { RUN_BYTES, RUN_U32, SRC_KW, newSourceTable, type SourceCounts } from './source-table.ts';
 import type { ShardMode, ShardSpec } from './shard-plan.ts';
+import type { SelectorSpec } from '../select/selector.ts';
+import { buildSelector } from '../select/build.ts';
+import { directionDependent } from './share.ts';
+import { mergePartials, type MergedRun } from './merge.ts';
 import type { SimPartial } from './task.ts';
 
 /** Bumped whenever what a partial holds changes meaning. */
@@ -191,6 +195,23 @@ export function readPartial(path: string): PartialFile {
     return v;
   }) as SimPartial[];
   return { path, header, parts };
+}
+
+/** What of a partial's `job` the merge itself reads (the command line's job has more: ids, names, input kind). */
+export interface MergeJob {
+  configs: { spec: SelectorSpec }[];
+  mixed: number[] | null;
+  flowTimeout: number;
+  topSources: boolean;
+}
+
+/** The merge of every shard's partials: what the single run's merge gives (merge.ts, in this thread). */
+export function mergePartialSet(set: PartialSet): MergedRun {
+  const job = set.header.job as MergeJob;
+  const specs = job.configs.map((c) => c.spec);
+  const selectors = specs.map((s) => buildSelector(s));
+  const sink = { selectors: specs, buckets: selectors.map((s) => s.buckets), dirDep: selectors.map(directionDependent), mixed: job.mixed, sources: job.topSources, spill: null };
+  return mergePartials(set.parts, sink, job.flowTimeout);
 }
 
 /** Every shard's partial, in shard order, checked to be one run: one job, one plan, each shard once. */

@@ -9,7 +9,7 @@
  * (rotated files from `tcpdump -C` / `-G`): one stream, file after file, so a
  * connection running from one file into the next is one connection. A shard
  * takes a block of whole files, or, for a single file, one byte range of it
- * (the byte-range split the workers already use, capture.ts planShares).
+ * (the byte-range split the workers already use, traffic/share-plan.ts).
  * Every machine computes the same plan from the same argument list: in file
  * mode it never opens a file outside its own block (the files stay where
  * they were captured).

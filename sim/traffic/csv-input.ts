@@ -4,13 +4,14 @@
  */
 import { readTextFile } from '../core/errors.ts';
 import type { TupleBatch } from './batch.ts';
-import { parseTupleFields, writeParsed } from './csv-tuples.ts';
+import { CsvTupleLines, optionalNumber, parseTupleFields, writeParsed } from './csv-tuples.ts';
 import { newStats, type PacketInput } from './input.ts';
 
 export function openCsvInput(path: string): PacketInput {
   const text = readTextFile(path);
   const lines = text.split('\n');
   let ln = 0;
+  const records = new CsvTupleLines(path);
   const stats = newStats();
   return {
     stats,
@@ -18,13 +19,12 @@ export function openCsvInput(path: string): PacketInput {
     fill(b: TupleBatch): number {
       let n = 0;
       while (n < b.capacity && ln < lines.length) {
-        const line = lines[ln++]!.trim();
-        if (line === '' || line.startsWith('#') || (ln === 1 && /^proto\s*,/i.test(line))) continue;
-        const f = line.split(',');
+        const f = records.fields(lines[ln++]!, ln);
+        if (!f) continue;
         writeParsed(b, n, parseTupleFields(f, `${path}:${ln}`));
-        // Optional 6th/7th columns: ts, wirelen.
-        if (f[5] !== undefined && f[5].trim() !== '') b.ts[n] = Number(f[5]);
-        if (f[6] !== undefined && f[6].trim() !== '') b.wirelen[n] = Number(f[6]);
+        // Optional columns (CSV_COLUMNS order): ts, wirelen.
+        b.ts[n] = optionalNumber(f[5], `${path}:${ln}`, 'ts');
+        b.wirelen[n] = optionalNumber(f[6], `${path}:${ln}`, 'wirelen');
         stats.packets++;
         stats.bytes += b.wirelen[n]!;
         if (!(b.ts[n]! >= stats.firstTs)) stats.firstTs = b.ts[n]!;

@@ -8,6 +8,7 @@ import { IPT, IPT_RESTORE, removeChainSteps } from '../shared/iptables-legacy.ts
 import { probe } from '../shared/tools.ts';
 import { clusteripCreatePlan, clusteripRefusal, clusteripRemovePlan, procPath, procWrites, PROC_GONE_TIMEOUT_MS } from './render.ts';
 import { parseProcOwners, readClusteripOwners, readClusteripState } from './state.ts';
+import { discoverClusterip } from './discover.ts';
 
 /** CLUSTERIP hosts may have no nft at all (§11.2's guest); iptables-legacy is there by definition. */
 const SINK_COMMENT = 'clusterip-sim replay sink';
@@ -53,4 +54,5 @@ export const clusteripBackend: GlueBackend = {
     before: selectorSpecOf(c),
     after: { backend: 'xt_cluster', totalNodes: c.cluster.total_nodes, hashSeed: c.cluster.seed, kernel: CURRENT_KERNEL, endian: c.cluster.endian },
   }),
+  discover: discoverClusterip,
 };

@@ -67,7 +67,7 @@ export function clusteripCreatePlan(c: ClusterConfig, nodeName: string): Plan {
     steps: [
       ...removeChainSteps(c),
       { waitAbsent: procPath(ip), timeoutMs: PROC_GONE_TIMEOUT_MS, why: 'an old config for this IP would silently win over the new --new rule (first --new wins, §4.6)' },
-      restoreChainStep(clusteripRules(c, owners), `CLUSTERIP ${hashmode} over ${n} nodes, hash-init ${hex32(seed)}, created with local node ${local}; counting rule per node`),
+      restoreChainStep(c, clusteripRules(c, owners), `CLUSTERIP ${hashmode} over ${n} nodes, hash-init ${hex32(seed)}, created with local node ${local}; counting rule per node`),
       ensureJumpStep(c),
       ...procWrites(ip, [local], owners),
     ],

@@ -7,7 +7,7 @@ import type { ClusterConfig } from '../../../sim/core/cluster-config.ts';
 import type { Runner } from '../../exec/runner.ts';
 import { mustRun, readFileOn } from '../../exec/steps.ts';
 import { emptySnapshot, type BackendState, type Counter, type KernelView } from '../shared/backend.ts';
-import { fpOf, IPT_CHAIN } from '../shared/names.ts';
+import { fpOf, iptChain } from '../shared/names.ts';
 import { IPT_SAVE, readChain, type ChainView } from '../shared/iptables-legacy.ts';
 import { procPath } from './render.ts';
 
@@ -35,9 +35,9 @@ export async function readClusteripState(r: Runner, c: ClusterConfig, expectFp: 
   if (mangle === null) gaps.push(`${IPT_SAVE} does not run`);
   const proc = await readFileOn(r, procPath(c.cluster.ip));
   snapshot.procOwners = proc === null ? null : parseProcOwners(proc);
-  if (!view.exists) return { present: false, fingerprint: null, gaps: [`no chain ${IPT_CHAIN}`, ...gaps], owners: null, counters: {}, dropped: null, snapshot };
+  if (!view.exists) return { present: false, fingerprint: null, gaps: [`no chain ${iptChain(c)}`, ...gaps], owners: null, counters: {}, dropped: null, snapshot };
   const fingerprint = fpOf(view.rules.map((x) => x.text).join('\n'));
-  if (!view.jump) gaps.push(`no jump from PREROUTING to ${IPT_CHAIN}`);
+  if (!view.jump) gaps.push(`no jump from PREROUTING to ${iptChain(c)}`);
   if (proc === null) gaps.push(`${procPath(c.cluster.ip)} does not exist`);
   if (fingerprint !== expectFp) gaps.unshift(`rules are from another config (cfg=${fingerprint ?? 'none'}, expected ${expectFp})`);
   return { present: true, fingerprint, gaps, owners: snapshot.procOwners, counters: clusteripCountersOf(view), dropped: null, snapshot };

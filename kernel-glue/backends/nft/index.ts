@@ -7,17 +7,18 @@ import { linkRollbackSteps, nftReplaySink } from '../shared/link.ts';
 import { needNft } from '../shared/tools.ts';
 import { nftCreatePlan, nftOwnerStep, nftRemovePlan } from './render.ts';
 import { readNftOwners, readNftState } from './state.ts';
+import { discoverNft } from './discover.ts';
 
 export const nftBackend: GlueBackend = {
   name: 'nft',
   createPlan: nftCreatePlan,
   removePlan: nftRemovePlan,
-  ownerSteps: (_c, from, to) => {
-    const s = nftOwnerStep(from, to);
+  ownerSteps: (c, from, to) => {
+    const s = nftOwnerStep(c, from, to);
     return s ? [s] : [];
   },
   readState: readNftState,
-  readOwners: (r) => readNftOwners(r),
+  readOwners: readNftOwners,
   preflight: (r) => needNft(r),
   async rollback(r, c, snap) {
     const log = [];
@@ -31,4 +32,5 @@ export const nftBackend: GlueBackend = {
     before: { backend: 'clusterip', hashmode: 'sourceip', totalNodes: c.cluster.total_nodes, hashInit: c.cluster.seed, kernel: DEFAULT_CLUSTERIP_KERNEL, endian: c.cluster.endian },
     after: selectorSpecOf(c),
   }),
+  discover: discoverNft,
 };

@@ -16,14 +16,14 @@
 import type { ClusterConfig } from '../../../sim/core/cluster-config.ts';
 import { nftClusterExpr } from '../../../sim/select/from-config.ts';
 import type { Plan, RunStep } from '../../plan.ts';
-import { cfgComment, fmtSet, NFT_TABLE, nodeByName, ownersOf, whereOf } from '../shared/names.ts';
+import { cfgComment, fmtSet, nftTable, nodeByName, ownersOf, whereOf } from '../shared/names.ts';
 import { arpTable, ARP_GAP_NOTE, dropTableLines, maddrAdd, maddrDel, tcpLooseStep } from '../shared/link.ts';
 
 /** The `ip` table: pkttype fix-up, jump for the cluster IP, hash against the owner set, drop the rest. */
 export function nftIpTable(c: ClusterConfig, owners: readonly number[]): string {
   const { ip, interface: iface, total_nodes: n } = c.cluster;
   return [
-    `table ip ${NFT_TABLE} {`,
+    `table ip ${nftTable(c)} {`,
     `\tcomment "${cfgComment(c)}"`,
     // `type integer` is refused and `typeof jhash ...` crashes nft 1.0.6's listing;
     // numgen's typeof gives the same 32-bit host-order integer type the hash yields.
@@ -50,17 +50,17 @@ export function nftIpTable(c: ClusterConfig, owners: readonly number[]): string 
 
 /** Atomic replace-or-create of both tables (ip and arp) in one transaction. */
 export function nftReplaceTransaction(c: ClusterConfig, owners: readonly number[]): string {
-  return [dropTableLines('ip'), dropTableLines('arp'), nftIpTable(c, owners), arpTable(c)].join('\n') + '\n';
+  return [dropTableLines(c, 'ip'), dropTableLines(c, 'arp'), nftIpTable(c, owners), arpTable(c)].join('\n') + '\n';
 }
 
 /** Owner-set change in one nft transaction (adds before deletes; the kernel applies both at once). */
-export function nftOwnerStep(from: readonly number[], to: readonly number[]): RunStep | null {
+export function nftOwnerStep(c: ClusterConfig, from: readonly number[], to: readonly number[]): RunStep | null {
   const add = to.filter((k) => !from.includes(k));
   const del = from.filter((k) => !to.includes(k));
   if (!add.length && !del.length) return null;
   const lines: string[] = [];
-  if (add.length) lines.push(`add element ip ${NFT_TABLE} owned { ${add.join(', ')} }`);
-  if (del.length) lines.push(`delete element ip ${NFT_TABLE} owned { ${del.join(', ')} }`);
+  if (add.length) lines.push(`add element ip ${nftTable(c)} owned { ${add.join(', ')} }`);
+  if (del.length) lines.push(`delete element ip ${nftTable(c)} owned { ${del.join(', ')} }`);
   return { argv: ['nft', '-f', '-'], stdin: lines.join('\n') + '\n', why: `owner set ${fmtSet(from)} -> ${fmtSet(to)} in one atomic transaction` };
 }
 
@@ -73,7 +73,7 @@ export function nftCreatePlan(c: ClusterConfig, nodeName: string): Plan {
     backend: 'nft',
     notes: [`owns node numbers ${fmtSet(owners)} of ${c.cluster.total_nodes}; ${c.cluster.ip} must be configured on ${c.cluster.interface}`],
     steps: [
-      { argv: ['nft', '-f', '-'], stdin: nftReplaceTransaction(c, owners), why: `replace tables ip/arp ${NFT_TABLE} in one transaction (hash ${nftClusterExpr(c)})` },
+      { argv: ['nft', '-f', '-'], stdin: nftReplaceTransaction(c, owners), why: `replace tables ip/arp ${nftTable(c)} in one transaction (hash ${nftClusterExpr(c)})` },
       maddrAdd(c),
       tcpLooseStep(),
     ],
@@ -87,6 +87,6 @@ export function nftRemovePlan(c: ClusterConfig, nodeName: string): Plan {
     where: whereOf(node.host),
     backend: 'nft',
     notes: ['nf_conntrack_tcp_loose is left at its current value', ARP_GAP_NOTE],
-    steps: [{ argv: ['nft', '-f', '-'], stdin: `${dropTableLines('ip')}\n${dropTableLines('arp')}\n`, why: `delete tables ip/arp ${NFT_TABLE} (no error when absent)` }, maddrDel(c)],
+    steps: [{ argv: ['nft', '-f', '-'], stdin: `${dropTableLines(c, 'ip')}\n${dropTableLines(c, 'arp')}\n`, why: `delete tables ip/arp ${nftTable(c)} (no error when absent)` }, maddrDel(c)],
   };
 }

@@ -5,7 +5,7 @@
  * nothing else in kernel-glue asks which backend a config uses.
  */
 import type { ClusterConfig } from '../../../sim/core/cluster-config.ts';
-import type { Backend } from '../../../sim/core/spec.ts';
+import type { Backend, ClusteripMode } from '../../../sim/core/spec.ts';
 import type { SelectorSpec } from '../../../sim/select/selector.ts';
 import type { Plan, RunStep, Step } from '../../plan.ts';
 import type { Runner } from '../../exec/runner.ts';
@@ -75,6 +75,31 @@ export interface MigrationPair {
   after: SelectorSpec;
 }
 
+/** A cluster rule found on a host by `glue import` (ours or written by hand), in the config's terms. */
+export interface Found {
+  backend: Backend;
+  ip: string;
+  /** Input interface the rule matches; null when it matches any. */
+  interface: string | null;
+  /** The cluster MAC, when the host shows it (CLUSTERIP's rule, an ARP mangling rule, a lone multicast MAC); else null. */
+  mac: string | null;
+  total_nodes: number;
+  seed: number;
+  hashmode?: ClusteripMode;
+  /** Node numbers this host accepts. */
+  owns: number[];
+  /** The cluster name when the objects are ours and named (clusterip_sim_NAME). */
+  name?: string;
+  /** Where it was read, in the tool's words: "iptables-nft mangle chain X", "nft table ip t chain c". */
+  source: string;
+}
+
+/** What import found on a host: the clusters, and rules it saw but cannot express as a cluster config (with why). */
+export interface Discovery {
+  found: Found[];
+  skipped: string[];
+}
+
 export interface GlueBackend {
   readonly name: Backend;
   /** From any state of our objects to the config (rules rendered; guards make it safe on a clean host). */
@@ -98,4 +123,6 @@ export interface GlueBackend {
   replaySink(c: ClusterConfig, install: boolean): RunStep[];
   /** Which hash the config's hosts run before and after a migration CLUSTERIP <-> conntrack-based. */
   migration(c: ClusterConfig): MigrationPair;
+  /** Reads this backend's cluster rules from a host, whoever wrote them (`glue import`). */
+  discover(r: Runner): Promise<Discovery>;
 }

@@ -13,7 +13,7 @@ import type { ClusterConfig } from '../../../sim/core/cluster-config.ts';
 import type { RunStep, Step } from '../../plan.ts';
 import type { Runner } from '../../exec/runner.ts';
 import type { Counter } from './backend.ts';
-import { IPT_CHAIN, IPT_TABLE } from './names.ts';
+import { iptChain, IPT_TABLE } from './names.ts';
 
 export const IPT = 'iptables-legacy';
 export const IPT_RESTORE = 'iptables-legacy-restore';
@@ -21,31 +21,33 @@ export const IPT_SAVE = 'iptables-legacy-save';
 
 /** The PREROUTING rule that sends the cluster IP's packets to our chain. */
 export function jumpSpec(c: ClusterConfig): string[] {
-  return ['PREROUTING', '-d', `${c.cluster.ip}/32`, '-i', c.cluster.interface, '-j', IPT_CHAIN];
+  return ['PREROUTING', '-d', `${c.cluster.ip}/32`, '-i', c.cluster.interface, '-j', iptChain(c)];
 }
 
 /** A restore input that (re)creates our chain with exactly `rules` (each a line without `-A CHAIN`). */
-export function chainRestoreInput(rules: readonly string[]): string {
-  return [`*${IPT_TABLE}`, `:${IPT_CHAIN} - [0:0]`, ...rules.map((r) => `-A ${IPT_CHAIN} ${r}`), 'COMMIT', ''].join('\n');
+export function chainRestoreInput(c: ClusterConfig, rules: readonly string[]): string {
+  const chain = iptChain(c);
+  return [`*${IPT_TABLE}`, `:${chain} - [0:0]`, ...rules.map((r) => `-A ${chain} ${r}`), 'COMMIT', ''].join('\n');
 }
 
-export function restoreChainStep(rules: readonly string[], why: string): RunStep {
-  return { argv: [IPT_RESTORE, '--noflush'], stdin: chainRestoreInput(rules), why };
+export function restoreChainStep(c: ClusterConfig, rules: readonly string[], why: string): RunStep {
+  return { argv: [IPT_RESTORE, '--noflush'], stdin: chainRestoreInput(c, rules), why };
 }
 
 export function ensureJumpStep(c: ClusterConfig): RunStep {
   const spec = jumpSpec(c);
-  return { argv: [IPT, '-t', IPT_TABLE, '-A', ...spec], unless: [IPT, '-t', IPT_TABLE, '-C', ...spec], why: `send ${c.cluster.ip} on ${c.cluster.interface} to chain ${IPT_CHAIN} (added once)` };
+  return { argv: [IPT, '-t', IPT_TABLE, '-A', ...spec], unless: [IPT, '-t', IPT_TABLE, '-C', ...spec], why: `send ${c.cluster.ip} on ${c.cluster.interface} to chain ${iptChain(c)} (added once)` };
 }
 
 /** Steps that take our chain away (each guarded, so they succeed on a host that has none of it). */
 export function removeChainSteps(c: ClusterConfig): Step[] {
   const spec = jumpSpec(c);
-  const chainExists = [IPT, '-t', IPT_TABLE, '-S', IPT_CHAIN];
+  const chain = iptChain(c);
+  const chainExists = [IPT, '-t', IPT_TABLE, '-S', chain];
   return [
-    { argv: [IPT, '-t', IPT_TABLE, '-D', ...spec], onlyIf: [IPT, '-t', IPT_TABLE, '-C', ...spec], why: `remove the jump to ${IPT_CHAIN}` },
-    { argv: [IPT, '-t', IPT_TABLE, '-F', IPT_CHAIN], onlyIf: chainExists, why: `flush ${IPT_CHAIN}` },
-    { argv: [IPT, '-t', IPT_TABLE, '-X', IPT_CHAIN], onlyIf: chainExists, why: `delete ${IPT_CHAIN}` },
+    { argv: [IPT, '-t', IPT_TABLE, '-D', ...spec], onlyIf: [IPT, '-t', IPT_TABLE, '-C', ...spec], why: `remove the jump to ${chain}` },
+    { argv: [IPT, '-t', IPT_TABLE, '-F', chain], onlyIf: chainExists, why: `flush ${chain}` },
+    { argv: [IPT, '-t', IPT_TABLE, '-X', chain], onlyIf: chainExists, why: `delete ${chain}` },
   ];
 }
 
@@ -62,15 +64,16 @@ export interface ChainView {
 /** Our chain and its PREROUTING jump out of `iptables-legacy-save -c -t mangle`. */
 export function parseMangleSave(text: string, c: ClusterConfig): ChainView {
   const lines = text.split('\n');
-  const exists = lines.some((l) => l.startsWith(`:${IPT_CHAIN} `));
-  const jumpRe = new RegExp(`-A PREROUTING -d ${c.cluster.ip.replace(/\./g, '\\.')}/32 -i ${c.cluster.interface.replace(/[.]/g, '\\.')} -j ${IPT_CHAIN}$`);
+  const chain = iptChain(c);
+  const exists = lines.some((l) => l.startsWith(`:${chain} `));
+  const jumpRe = new RegExp(`-A PREROUTING -d ${c.cluster.ip.replace(/\./g, '\\.')}/32 -i ${c.cluster.interface.replace(/[.]/g, '\\.')} -j ${chain}$`);
   let jump = false;
   const rules: ChainView['rules'] = [];
   for (const l of lines) {
     const m = /^(?:\[(\d+):(\d+)\] )?(-A (\S+) .*)$/.exec(l);
     if (!m) continue;
     if (m[4] === 'PREROUTING' && jumpRe.test(m[3]!)) jump = true;
-    if (m[4] === IPT_CHAIN) rules.push({ counter: { packets: Number(m[1] ?? 0), bytes: Number(m[2] ?? 0) }, text: m[3]! });
+    if (m[4] === chain) rules.push({ counter: { packets: Number(m[1] ?? 0), bytes: Number(m[2] ?? 0) }, text: m[3]! });
   }
   return { exists, jump, rules };
 }

@@ -12,10 +12,20 @@ import { createHash } from 'node:crypto';
 import { DataError } from '../../../sim/core/errors.ts';
 import type { ClusterConfig, HostSpec } from '../../../sim/core/cluster-config.ts';
 
-/** nft table name, in both the `ip` and the `arp` family. */
+/** nft table name of a config without a cluster name, in both the `ip` and the `arp` family. */
 export const NFT_TABLE = 'clusterip_sim';
-/** Our iptables chain in the mangle table (iptables chain names: at most 28 characters). */
+/** Our iptables chain in the mangle table of a config without a cluster name. */
 export const IPT_CHAIN = 'CLUSTERIP_SIM';
+
+/**
+ * This cluster's nft tables: `clusterip_sim`, or `clusterip_sim_NAME` for a
+ * named cluster, so that several clusters on one host never share a table
+ * and removing one leaves the others.
+ */
+export const nftTable = (c: ClusterConfig): string => (c.cluster.name ? `${NFT_TABLE}_${c.cluster.name}` : NFT_TABLE);
+
+/** This cluster's iptables chain (at most 28 characters: the name has at most 12). */
+export const iptChain = (c: ClusterConfig): string => (c.cluster.name ? `${IPT_CHAIN}_${c.cluster.name.toUpperCase()}` : IPT_CHAIN);
 export const IPT_TABLE = 'mangle';
 /** Comment prefix on everything we create; the fingerprint follows `cfg=`. */
 export const MARK = 'clusterip-sim';
@@ -50,7 +60,8 @@ export const hex32 = (v: number): string => `0x${(v >>> 0).toString(16).padStart
  */
 export function fingerprint(c: ClusterConfig): string {
   const k = c.cluster;
-  const s = JSON.stringify({ v: RENDER_VERSION, backend: k.backend, ip: k.ip, iface: k.interface, mac: k.mac.toLowerCase(), n: k.total_nodes, seed: k.seed >>> 0, hashmode: k.backend === 'clusterip' ? k.hashmode : null });
+  // The name joins the fingerprint only when set, so unnamed clusters keep the fingerprint they always had.
+  const s = JSON.stringify({ v: RENDER_VERSION, ...(k.name ? { name: k.name } : {}), backend: k.backend, ip: k.ip, iface: k.interface, mac: k.mac.toLowerCase(), n: k.total_nodes, seed: k.seed >>> 0, hashmode: k.backend === 'clusterip' ? k.hashmode : null });
   return createHash('sha256').update(s).digest('hex').slice(0, 12);
 }
 

@@ -8,6 +8,7 @@ import { IPT_RESTORE } from '../shared/iptables-legacy.ts';
 import { needIptablesLegacy, needNft } from '../shared/tools.ts';
 import { xtClusterChainStep, xtClusterCreatePlan, xtClusterRemovePlan } from './render.ts';
 import { readXtClusterOwners, readXtClusterState } from './state.ts';
+import { discoverXtCluster } from './discover.ts';
 
 export const xtClusterBackend: GlueBackend = {
   name: 'xt_cluster',
@@ -33,4 +34,5 @@ export const xtClusterBackend: GlueBackend = {
     before: { backend: 'clusterip', hashmode: 'sourceip', totalNodes: c.cluster.total_nodes, hashInit: c.cluster.seed, kernel: DEFAULT_CLUSTERIP_KERNEL, endian: c.cluster.endian },
     after: selectorSpecOf(c),
   }),
+  discover: discoverXtCluster,
 };

@@ -25,7 +25,7 @@ export function xtClusterRules(c: ClusterConfig, owners: readonly number[]): str
 }
 
 export function xtClusterChainStep(c: ClusterConfig, owners: readonly number[]): Step {
-  return restoreChainStep(xtClusterRules(c, owners), `load chain with the cluster match for node numbers ${fmtSet(owners)} of ${c.cluster.total_nodes}, drop the rest (one atomic table commit)`);
+  return restoreChainStep(c, xtClusterRules(c, owners), `load chain with the cluster match for node numbers ${fmtSet(owners)} of ${c.cluster.total_nodes}, drop the rest (one atomic table commit)`);
 }
 
 export function xtClusterCreatePlan(c: ClusterConfig, nodeName: string): Plan {
@@ -53,6 +53,6 @@ export function xtClusterRemovePlan(c: ClusterConfig, nodeName: string): Plan {
     where: whereOf(node.host),
     backend: 'xt_cluster',
     notes: ['nf_conntrack_tcp_loose is left at its current value', ARP_GAP_NOTE],
-    steps: [...removeChainSteps(c), { argv: ['nft', '-f', '-'], stdin: `${dropTableLines('arp')}\n`, why: 'delete the ARP table (no error when absent)' }, maddrDel(c)],
+    steps: [...removeChainSteps(c), { argv: ['nft', '-f', '-'], stdin: `${dropTableLines(c, 'arp')}\n`, why: 'delete the ARP table (no error when absent)' }, maddrDel(c)],
   };
 }

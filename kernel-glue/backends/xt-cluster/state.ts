@@ -7,7 +7,7 @@ import type { ClusterConfig } from '../../../sim/core/cluster-config.ts';
 import type { Runner } from '../../exec/runner.ts';
 import { mustRun } from '../../exec/steps.ts';
 import { emptySnapshot, type BackendState, type Counter, type KernelView } from '../shared/backend.ts';
-import { fpOf, IPT_CHAIN, IPT_TABLE } from '../shared/names.ts';
+import { fpOf, iptChain, IPT_TABLE } from '../shared/names.ts';
 import { IPT_SAVE, parseMangleSave, readChain, type ChainView } from '../shared/iptables-legacy.ts';
 import { readLinkState } from '../shared/link.ts';
 
@@ -38,9 +38,9 @@ export async function readXtClusterState(r: Runner, c: ClusterConfig, expectFp: 
   const { mangle, view } = await readChain(r, c);
   snapshot.mangle = mangle;
   if (mangle === null) gaps.push(`${IPT_SAVE} does not run`);
-  if (!view.exists) return { present: false, fingerprint: null, gaps: [`no chain ${IPT_CHAIN}`, ...gaps], owners: null, counters: {}, dropped: null, snapshot };
+  if (!view.exists) return { present: false, fingerprint: null, gaps: [`no chain ${iptChain(c)}`, ...gaps], owners: null, counters: {}, dropped: null, snapshot };
   const fingerprint = fpOf(view.rules.map((x) => x.text).join('\n'));
-  if (!view.jump) gaps.push(`no jump from PREROUTING to ${IPT_CHAIN}`);
+  if (!view.jump) gaps.push(`no jump from PREROUTING to ${iptChain(c)}`);
   if (fingerprint !== expectFp) gaps.unshift(`rules are from another config (cfg=${fingerprint ?? 'none'}, expected ${expectFp})`);
   const { owners, counters, dropped } = xtOwnersOf(view);
   return { present: true, fingerprint, gaps, owners, counters, dropped, snapshot };

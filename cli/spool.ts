@@ -1,0 +1,37 @@
+/**
+ * Output held back until a run succeeded: a JSON document reaches stdout
+ * whole or not at all (a script must never parse half of one). The spool is a
+ * private temporary file, so memory stays flat however large the output.
+ */
+import { closeSync, createReadStream, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+
+export interface Spool {
+  /** Write with writeSync(fd, text). */
+  fd: number;
+  /** Copies everything written to `out` (call once, after success). */
+  copyTo(out: NodeJS.WritableStream): Promise<void>;
+  /** Removes the file (always, in a finally). */
+  remove(): void;
+}
+
+export function openSpool(): Spool {
+  const dir = mkdtempSync(join(tmpdir(), 'clusterip-sim-spool-'));
+  const path = join(dir, 'out.json');
+  const fd = openSync(path, 'w', 0o600);
+  let open = true;
+  const close = (): void => { if (open) { open = false; closeSync(fd); } };
+  return {
+    fd,
+    async copyTo(out) {
+      close();
+      await pipeline(createReadStream(path), out, { end: false });
+    },
+    remove() {
+      close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
