@@ -60,6 +60,7 @@ function config(id: string, spec: SelectorSpec, packets: number[], flows: number
     node: i + sel.offset,
     name: NAMES[i],
     packets: p,
+    frames: p,
     bytes: bytes[i]!,
     flows: flows[i]!,
     connections: Math.round(flows[i]! * 0.86),

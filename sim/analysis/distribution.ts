@@ -26,6 +26,7 @@ export function analyse(m: MergedRun, selectors: Selector[], opts: AnalysisOptio
     // Direction-dependent selectors count packets per connection (the direction is known when it ends).
     const packets = opts.dirDep[c] ? cf.packets : m.perPacket[c]!.packets;
     const bytes = opts.dirDep[c] ? cf.bytes : m.perPacket[c]!.bytes;
+    const frames = opts.dirDep[c] ? cf.frames : m.perPacket[c]!.frames;
     const top = topSources(f.sources, c, N);
     const nodes: NodeStats[] = [];
     for (let b = 0; b < N; b++) {
@@ -33,7 +34,7 @@ export function analyse(m: MergedRun, selectors: Selector[], opts: AnalysisOptio
       nodes.push({
         node: b + sel.offset,
         ...(name ? { name } : {}),
-        packets: packets[b]!, bytes: bytes[b]!, flows: cf.flows[b]!, connections: cf.connections[b]!,
+        packets: packets[b]!, frames: frames[b]!, bytes: bytes[b]!, flows: cf.flows[b]!, connections: cf.connections[b]!,
         new_connections_per_s: durationS > 0 ? cf.connections[b]! / durationS : 0,
         top_sources: top[b]!,
       });

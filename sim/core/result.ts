@@ -75,7 +75,11 @@ export interface NodeStats {
   node: number;
   /** Config node name owning it, when a cluster config was given. */
   name?: string;
+  /** What the node's netfilter counter for its cluster rule shows: one per datagram after defragmentation. */
   packets: number;
+  /** The capture records behind those packets (each fragment is a frame). */
+  frames: number;
+  /** Wire bytes of those frames. */
   bytes: number;
   flows: number;
   connections: number;
