@@ -6,13 +6,14 @@
 import { Option, type Command } from 'commander';
 import { GateError, UsageError } from '../sim/core/errors.ts';
 import { formatProblems, loadClusters } from '../sim/core/cluster-config.ts';
+import { SCHEMA_VERSION } from '../sim/core/version.ts';
 import { probeCluster, type ProbeReport } from '../kernel-glue/probe/prober.ts';
 
 interface ProbeFlags {
   config: string;
   cluster?: string;
   proto: 'tcp' | 'icmp';
-  port: string;
+  port?: string;
   sources: string;
   interface?: string;
   wait: string;
@@ -39,7 +40,7 @@ export function registerGlueProbe(glue: Command): void {
     .requiredOption('--config <file>', 'cluster YAML')
     .option('--cluster <name>', 'the cluster of a file with several (cluster.name)')
     .addOption(new Option('--proto <proto>', 'probe kind').choices(['tcp', 'icmp']).default('tcp'))
-    .option('--port <n>', 'TCP destination port the nodes listen on (a RST answers too)', '80')
+    .option('--port <n>', 'TCP destination port the nodes listen on (a RST answers too); default 80')
     .requiredOption('--sources <cidr>', 'addresses the probes may come from; their answers must route back to this host (e.g. 10.201.0.0/24)')
     .option('--interface <dev>', 'where to read the answers (default: the route to the cluster IP)')
     .option('--wait <ms>', 'how long to wait for answers after the last probe', '1000')
@@ -52,16 +53,17 @@ Examples:
   clusterip-sim glue probe --config cluster.yaml --sources 10.201.0.0/24 --port 443
   ip netns exec client clusterip-sim glue probe --config cluster.yaml --sources 10.201.0.0/24 --proto icmp --json`)
     .action(async (o: ProbeFlags) => {
-      if (!/^\d+$/.test(o.port) || Number(o.port) < 1 || Number(o.port) > 65535) throw new UsageError(`--port ${o.port}: expected 1..65535`);
+      if (o.proto === 'icmp' && o.port !== undefined) throw new UsageError('--port applies to --proto tcp only');
+      const port = o.port ?? '80';
+      if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new UsageError(`--port ${port}: expected 1..65535`);
       if (!/^\d+$/.test(o.wait) || Number(o.wait) > 60_000) throw new UsageError(`--wait ${o.wait}: expected milliseconds, at most 60000`);
-      if (o.proto === 'icmp' && o.port !== '80') throw new UsageError('--port applies to --proto tcp only');
       let all = loadClusters(o.config);
       if (o.cluster) all = all.filter((l) => l.config.cluster.name === o.cluster);
       if (all.length !== 1) throw new UsageError(o.cluster ? `--cluster ${o.cluster}: no cluster of that name in ${o.config}` : `${o.config} holds ${all.length} clusters: add --cluster NAME`);
       const c = all[0]!.config;
       if (all[0]!.problems.length) process.stderr.write(`warning: the config fails validation (the prediction follows its owner sets as written):\n${formatProblems(all[0]!)}\n`);
-      const r = await probeCluster(c, { proto: o.proto, port: Number(o.port), sources: o.sources, interface: o.interface, waitMs: Number(o.wait) });
-      if (o.json) out(JSON.stringify(r, null, 2));
+      const r = await probeCluster(c, { proto: o.proto, port: Number(port), sources: o.sources, interface: o.interface, waitMs: Number(o.wait) });
+      if (o.json) out(JSON.stringify({ schema_version: SCHEMA_VERSION, ...r }, null, 2));
       else print(r);
       if (!r.ok) {
         const first = r.buckets.filter((b) => !b.ok).map((b) => `node number ${b.number} (bucket ${b.bucket}) predicted ${names(b.expected)}, answered by ${names(b.answered)}`);

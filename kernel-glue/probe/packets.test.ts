@@ -58,12 +58,12 @@ function pcap(frames: Buffer[], cutLast = 0): Buffer {
 function reply(from: number, probe: Buffer, flags: number): Buffer {
   const r = Buffer.from(probe);
   r.writeUInt32BE(from, 12); r.writeUInt32BE(probe.readUInt32BE(12), 16);
-  if (r[9] === 6) { r.writeUInt16BE(probe.readUInt16BE(22), 20); r.writeUInt16BE(probe.readUInt16BE(20), 22); r[33] = flags; } else r[20] = 0;
+  if (r[9] === 6) { r.writeUInt16BE(probe.readUInt16BE(22), 20); r.writeUInt16BE(probe.readUInt16BE(20), 22); r.writeUInt32BE((probe.readUInt32BE(24) + 1) >>> 0, 28); r[33] = flags; } else r[20] = 0;
   return r;
 }
 
 describe('answers in a capture', () => {
-  const syn = probeDatagram({ proto: 'tcp', saddr: SRC, daddr: DST, sport: 33001, dport: 8080 });
+  const syn = probeDatagram({ proto: 'tcp', saddr: SRC, daddr: DST, sport: 33001, dport: 8080, seq: 0xfffffff0 });
   const echo = probeDatagram({ proto: 'icmp', saddr: SRC, daddr: DST, sport: 9, dport: 2 });
 
   it('reads SYN-ACK, RST (behind a VLAN tag) and echo replies from the cluster IP, passes over others and a cut record', () => {
@@ -71,10 +71,10 @@ describe('answers in a capture', () => {
     const ack = reply(DST, syn, 0x10);
     const file = pcap([frame(0x11, reply(DST, syn, 0x12)), frame(0x12, reply(DST, syn, 0x14), true), frame(0x13, other), frame(0x14, ack), frame(0x15, reply(DST, echo, 0)), frame(0x16, reply(DST, syn, 0x12))], 10);
     const a = answersInPcap(file, DST, 'test.pcap');
-    expect(a.map((x) => [x.mac, x.proto, x.saddr, x.sport, x.dport, x.tcpFlags])).toEqual([
-      ['02:00:00:00:00:11', 'tcp', SRC, 33001, 8080, 0x12],
-      ['02:00:00:00:00:12', 'tcp', SRC, 33001, 8080, 0x14],
-      ['02:00:00:00:00:15', 'icmp', SRC, 9, 2, 0],
+    expect(a.map((x) => [x.mac, x.proto, x.saddr, x.sport, x.dport, x.tcpFlags, x.ack])).toEqual([
+      ['02:00:00:00:00:11', 'tcp', SRC, 33001, 8080, 0x12, 0xfffffff1],
+      ['02:00:00:00:00:12', 'tcp', SRC, 33001, 8080, 0x14, 0xfffffff1],
+      ['02:00:00:00:00:15', 'icmp', SRC, 9, 2, 0, 0],
     ]);
   });
 

@@ -24,6 +24,12 @@ export interface ProbePacket {
   sport: number;
   /** TCP destination port, or the ICMP echo sequence number. */
   dport: number;
+  /**
+   * TCP: the SYN's sequence number, new per run. Its answers (SYN-ACK, RST)
+   * acknowledge seq+1, so a node still retransmitting its SYN-ACK to an
+   * earlier run's probe of the same tuple is not taken for an answer.
+   */
+  seq?: number;
 }
 
 const IP_HDR = 20;
@@ -52,7 +58,7 @@ export function probeDatagram(p: ProbePacket, ipId = 0): Buffer {
     const t = IP_HDR;
     b.writeUInt16BE(p.sport, t);
     b.writeUInt16BE(p.dport, t + 2);
-    b.writeUInt32BE(0x63697073, t + 4); // 'cips': seq of the SYN
+    b.writeUInt32BE((p.seq ?? 0x63697073) >>> 0, t + 4);
     b[t + 12] = (tcpLen / 4) << 4;
     b[t + 13] = 0x02; // SYN
     b.writeUInt16BE(64240, t + 14);
@@ -86,6 +92,8 @@ export interface Answer {
   dport: number;
   /** TCP flags of the answer (SYN-ACK 0x12, RST 0x04/0x14); 0 for ICMP. */
   tcpFlags: number;
+  /** TCP acknowledgement number of the answer; 0 for ICMP. */
+  ack: number;
 }
 
 const macOf = (b: Uint8Array, off: number): string => Array.from(b.subarray(off, off + 6), (x) => x.toString(16).padStart(2, '0')).join(':');
@@ -119,12 +127,12 @@ export function answersInPcap(file: Buffer, from: number, where: string): Answer
     if (file.readUInt32BE(ip + 12) !== from >>> 0 || ip + ihl + 8 > off) continue;
     const l4 = ip + ihl;
     const saddr = file.readUInt32BE(ip + 16);
-    if (file[ip + 9] === 6 && l4 + 14 <= off) {
+    if (file[ip + 9] === 6 && l4 + 16 <= off) {
       const flags = file[l4 + 13]!;
       if (!(flags & 0x06)) continue; // neither SYN nor RST: not an answer to a SYN
-      out.push({ mac: macOf(file, f + 6), proto: 'tcp', saddr, sport: file.readUInt16BE(l4 + 2), dport: file.readUInt16BE(l4), tcpFlags: flags });
+      out.push({ mac: macOf(file, f + 6), proto: 'tcp', saddr, sport: file.readUInt16BE(l4 + 2), dport: file.readUInt16BE(l4), tcpFlags: flags, ack: file.readUInt32BE(l4 + 8) });
     } else if (file[ip + 9] === 1 && file[l4] === 0) {
-      out.push({ mac: macOf(file, f + 6), proto: 'icmp', saddr, sport: file.readUInt16BE(l4 + 4), dport: file.readUInt16BE(l4 + 6), tcpFlags: 0 });
+      out.push({ mac: macOf(file, f + 6), proto: 'icmp', saddr, sport: file.readUInt16BE(l4 + 4), dport: file.readUInt16BE(l4 + 6), tcpFlags: 0, ack: 0 });
     }
   }
   return out;

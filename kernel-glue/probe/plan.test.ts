@@ -57,9 +57,14 @@ describe('planProbes', () => {
 
 describe('judge', () => {
   const c = config('backend: nft, seed: 0x11, total_nodes: 3', ['[1]', '[2]', '[3]']);
-  const t = planProbes(c, { proto: 'tcp', port: 80, sources: '10.201.0.0/24' });
+  const t = planProbes(c, { proto: 'tcp', port: 80, sources: '10.201.0.0/24' }).map((x) => ({ ...x, seq: 0xffffffff }));
   const macs = new Map([['n1', '02:00:00:00:00:01'], ['n2', '02:00:00:00:00:02'], ['n3', '02:00:00:00:00:03']]);
-  const ans = (i: number, mac: string, flags = 0x12) => ({ mac, proto: 'tcp' as const, saddr: t[i]!.saddr, sport: t[i]!.sport, dport: t[i]!.dport, tcpFlags: flags });
+  const ans = (i: number, mac: string, flags = 0x12, ack = 0) => ({ mac, proto: 'tcp' as const, saddr: t[i]!.saddr, sport: t[i]!.sport, dport: t[i]!.dport, tcpFlags: flags, ack });
+
+  it('an answer to an earlier run (another acknowledgement number) is not an answer', () => {
+    const r = judge(t, [ans(0, '02:00:00:00:00:02', 0x12, 0x1234), ans(0, '02:00:00:00:00:01')], macs);
+    expect(r[0]!.answered).toEqual(['n1']);
+  });
 
   it('agreement, a wrong node, a second answerer, a stranger, silence', () => {
     const r = judge(t, [ans(0, '02:00:00:00:00:01'), ans(0, '02:00:00:00:00:01'), ans(1, '02:00:00:00:00:03', 0x14), ans(2, '02:00:00:00:00:03'), ans(2, '02:00:00:00:00:09')], macs);

@@ -19,6 +19,7 @@ import { ClusterNet, CLIENT_IP, CLUSTER_IP } from '../../test/netns-cluster.ts';
 import { loadClusters, type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { applyConfig, removeConfig } from '../control/apply.ts';
 import type { ProbeReport } from './prober.ts';
+import { SCHEMA_VERSION } from '../../sim/core/version.ts';
 
 const PREFIX = 'cipsim-pr-';
 const PORT = 8083;
@@ -77,7 +78,8 @@ describe('glue probe on a live nft cluster', () => {
   it('TCP SYN: every bucket answered (SYN-ACK) by its predicted node, told apart by the MACs the test reads', () => {
     const r = probe('--port', String(PORT), '--json');
     expect(r.code, r.stderr).toBe(0);
-    const rep = JSON.parse(r.stdout) as ProbeReport;
+    const rep = JSON.parse(r.stdout) as ProbeReport & { schema_version: number };
+    expect(rep.schema_version).toBe(SCHEMA_VERSION);
     expect(rep.macs).toEqual(macs());
     expect(rep.buckets.map((b) => [b.number, b.expected, b.answered, b.kinds])).toEqual([1, 2, 3].map((k) => [k, [NAMES[k - 1]], [NAMES[k - 1]], ['syn-ack']]));
     // Three different sources: the source address is what this hash reads.

@@ -15,6 +15,7 @@
  * accept decision), which we read from each node through its runner.
  */
 import { spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -141,7 +142,8 @@ const kindOf = (a: Answer): string => (a.proto === 'icmp' ? 'echo-reply' : (a.tc
 export function judge(targets: readonly ProbeTarget[], answers: readonly Answer[], macs: ReadonlyMap<string, string>): ProbeBucket[] {
   const byMac = new Map([...macs].map(([n, m]) => [m, n]));
   return targets.map((t) => {
-    const mine = answers.filter((a) => a.proto === t.proto && a.saddr === t.saddr >>> 0 && a.sport === t.sport && a.dport === t.dport);
+    const mine = answers.filter((a) => a.proto === t.proto && a.saddr === t.saddr >>> 0 && a.sport === t.sport && a.dport === t.dport
+      && (t.proto === 'icmp' || a.ack === (((t.seq ?? 0) + 1) >>> 0)));
     const answered: string[] = [];
     const kinds: string[] = [];
     for (const a of mine) {
@@ -157,7 +159,13 @@ export function judge(targets: readonly ProbeTarget[], answers: readonly Answer[
 
 /** Probes every bucket of `c` and reports who answered against the prediction. */
 export async function probeCluster(c: ClusterConfig, o: ProbeOptions): Promise<ProbeReport> {
-  const targets = planProbes(c, o);
+  // Fresh tuples per run: a node that still holds an earlier run's half-open
+  // connection of the same tuple answers a new SYN with a bare ACK, not a
+  // SYN-ACK (seen in the kernel test). And a new SYN sequence number per run:
+  // answers are matched on its acknowledgement, so retransmitted SYN-ACKs of
+  // an earlier run never count (packets.ts).
+  const seq = randomInt(0, 2 ** 32 - 1);
+  const targets = planProbes(c, { ...o, sportBase: o.sportBase ?? randomInt(1024, 65536) }).map((t) => ({ ...t, seq }));
   const macs = await nodeMacs(c, o.runnerOf ?? ((n) => runnerFor(n.name, n.host)));
   const iface = o.interface ?? (await routeDevice(c.cluster.ip));
   const dir = mkdtempSync(join(tmpdir(), 'cipsim-probe-'));
