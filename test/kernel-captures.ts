@@ -203,3 +203,21 @@ export function firstPacketsCapture(dst: string, sources: number, seed = 7): Bui
   const recs: Rec[] = ips.map((p, i) => ({ ts: [1_700_000_000 + Math.floor(i / 1000), (i % 1000) * 1000], data: etherTo(CLUSTER_MAC, p) }));
   return { recs, frames: recs.length, datagrams, fragmentFrames };
 }
+
+/**
+ * Packets conntrack marks INVALID (kernel-semantics §4.3, §5.3): per source a
+ * lone FIN, a lone RST and a stray SYN-ACK, none belonging to a connection,
+ * from 10.77.0.0/16 to `dst`:8080.
+ */
+export function strayCapture(dst: string, sources: number, seed = 11): BuiltCapture {
+  const r = rng(seed);
+  const ips: Uint8Array[] = [];
+  let id = 1;
+  for (let s = 0; s < sources; s++) {
+    const src = `10.77.9.${1 + s}`;
+    const sport = 1024 + (r() % 60000);
+    for (const f of [TCP.FIN | TCP.ACK, TCP.RST, TCP.SYN | TCP.ACK]) ips.push(ipv4({ src, dst, proto: 6, id: id++ }, tcpSeg(src, dst, sport + f, 8080, f)));
+  }
+  const recs: Rec[] = ips.map((p, i) => ({ ts: [1_700_000_000, i * 1000], data: etherTo(CLUSTER_MAC, p) }));
+  return { recs, frames: recs.length, datagrams: recs.length, fragmentFrames: 0 };
+}

@@ -35,10 +35,10 @@ export class KernelCluster {
    */
   clear(): void {
     for (const n of this.net.nodes) {
-      this.net.ns(n, ['nft', 'flush', 'ruleset']);
       for (const t of ['iptables-legacy', 'iptables-nft']) {
         try { this.net.ns(n, [t, '-t', 'mangle', '-F']); } catch { /* table absent */ }
       }
+      this.net.ns(n, ['nft', 'flush', 'ruleset']);
     }
   }
 
@@ -73,6 +73,12 @@ export class KernelCluster {
         writeFileSync(f, text + '\n');
         this.net.ns(ns, ['nft', '-f', f]);
       } else {
+        // The `seen` counter as for nft: every cluster-IP packet reaching PREROUTING after conntrack (-200) and
+        // its defragmentation, before iptables' mangle table (-150) drops what the node does not own.
+        const f = join(this.net.dir, `seen-${k}.nft`);
+        writeFileSync(f, ['table ip vk {', '  counter seen {}', '  chain pre {', '    type filter hook prerouting priority -175; policy accept;',
+          `    ip daddr ${CLUSTER_IP} counter name seen`, '  }', '}', ''].join('\n'));
+        this.net.ns(ns, ['nft', '-f', f]);
         const t = rules.tool;
         const m = ['-d', `${CLUSTER_IP}/32`];
         this.net.ns(ns, [t, '-t', 'mangle', '-A', 'PREROUTING', ...m, '-m', 'cluster', '--cluster-total-nodes', String(total),
