@@ -9,12 +9,12 @@ import { VERSION } from '../sim/core/version.ts';
 import { Command, Option } from 'commander';
 import { UsageError } from '../sim/core/errors.ts';
 import { collectFlows } from '../sim/schemes/flows.ts';
-import { syntheticBatches } from '../sim/schemes/synthetic.ts';
+import { syntheticBatches } from '../sim/traffic/synthetic.ts';
 import { allSchemes, compareSchemes, type CompareResult } from '../sim/schemes/compare.ts';
 import { readCsvTuples } from '../sim/traffic/csv-tuples.ts';
 import type { TupleBatch } from '../sim/traffic/batch.ts';
 
-/** Synthetic scenarios this command knows (sim/schemes/synthetic.ts until sim/traffic's generators land). */
+/** Synthetic scenarios this command knows (sim/traffic/synthetic.ts: the mix of flows to three VIPs). */
 export const SYNTHETIC_SCENARIOS = ['mix'] as const;
 
 interface Flags {
@@ -55,7 +55,7 @@ export function openCompareInput(o: Flags): { source: Iterable<TupleBatch> | Asy
   if (!(SYNTHETIC_SCENARIOS as readonly string[]).includes(name)) throw new UsageError(`--synthetic: '${name}' is not one of ${SYNTHETIC_SCENARIOS.join(', ')}`);
   const flows = int(o.flows, '--flows', 1, 50_000_000);
   const seed = int(o.seed, '--seed', 0, 0xffffffff);
-  return { label: `synthetic '${name}': ${flows} flows, seed ${seed} (80 % TCP, 17 % UDP, 2 % ICMP, 1 % ESP; Pareto flow sizes)`, source: syntheticBatches({ flows, seed }) };
+  return { label: `synthetic '${name}': ${flows} flows, seed ${seed} (80 % TCP, 17 % UDP, 2 % ICMP, 1 % ESP; Pareto flow sizes)`, source: syntheticBatches('mix', { flows, seed }) };
 }
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;

@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { writeReport } from '../reports/write.ts';
 import { runFailoverParallel, firstTimestamp } from '../sim/engine/failover-run.ts';
-import { defaultWorkers } from '../sim/engine/run.ts';
+import { chooseWorkers, defaultWorkers } from '../sim/engine/run.ts';
 import type { InputSpec } from '../sim/engine/task.ts';
 import { DataError, UsageError } from '../sim/core/errors.ts';
 import { workerCount } from './workers.ts';
@@ -65,7 +65,7 @@ export function registerFailover(program: Command): void {
     .option('--pcap <file>', 'replay this capture through the scenario (scenario time 0 = its first packet)')
     .option('--synthetic <scenario>', 'synthetic traffic instead of the scenario\'s own flows: default, uniform, cidr, zipf, nat, portscan, synflood')
     .option('--packets <n>', 'packets of --synthetic traffic', '200000')
-    .option('--workers <n>', `worker threads (default ${defaultWorkers()}; 0 = in-process); connections are dealt to workers whole`)
+    .option('--workers <n>', 'worker threads (0 = in-process; default: chosen from the input\'s size, in-process under 500,000 packets, else one per CPU); connections are dealt to workers whole')
     .option('--lenient', 'skip malformed capture records (counted) instead of stopping')
     .option('--report <out.html>', 'write a self-contained HTML report: load per node over time with the events, lost/duplicated packets, broken connections')
     .option('--png <dir>', 'also render each chart as a PNG into DIR (headless Chromium)')
@@ -112,10 +112,13 @@ interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s 
         summary = { kind: 'synthetic', files: [], synthetic: { scenario: o.synthetic, seed: tp.seed, params: { packets } }, skipped: {} };
         t0 = firstTimestamp(input);
       } else {
-        input = { kind: 'flowgen', params: { ...tp, server } };
+        const { seed, ...params } = tp;
+        input = { kind: 'synthetic', name: 'steady', seed, params: { ...params, server } };
         summary = { kind: 'synthetic', files: [], synthetic: { scenario: 'failover-flows', seed: tp.seed, params: { ...tp } }, skipped: {} };
       }
-      const workers = workerCount(o.workers, defaultWorkers, (l) => void process.stderr.write(l));
+      const chosen = o.workers === undefined ? chooseWorkers([input]) : null;
+      const workers = chosen ? chosen.workers : workerCount(o.workers, defaultWorkers, (l) => void process.stderr.write(l));
+      if (chosen) err(`failover: ${workers === 0 ? 'running in-process (no worker threads)' : `${workers} worker threads`}, chosen from the input's size (about ${Number(chosen.packets.toPrecision(2)).toLocaleString('en-US')} packets); --workers N to choose\n`);
       const result = await runFailoverParallel(sc, { input, summary, workers, comparePolicies: o.comparePolicies, t0 });
       const late = lateEvents(result);
       if (late) {

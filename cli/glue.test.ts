@@ -65,3 +65,21 @@ describe('clusterip-sim glue', () => {
     }
   });
 });
+
+describe('glue with a file of several clusters (kernel-glue/examples/clusters.yaml)', () => {
+  const MULTI = join(import.meta.dirname, '../kernel-glue/examples/clusters.yaml');
+  it('plan --offline shows each cluster with its own tables and chain; --cluster picks one', async () => {
+    const all = await run(['glue', 'plan', '--offline', '--config', MULTI, '--host', 'node1']);
+    expect(all.code).toBe(0);
+    expect(all.out).toMatch(/== cluster web \(192\.0\.2\.10, nft\)[\s\S]*clusterip_sim_web[\s\S]*== cluster dns \(192\.0\.2\.11, xt_cluster\)[\s\S]*CLUSTERIP_SIM_DNS/);
+    const one = await run(['glue', 'plan', '--offline', '--config', MULTI, '--host', 'node1', '--cluster', 'dns']);
+    expect(one.out).not.toContain('clusterip_sim_web');
+    expect(one.out).toContain('CLUSTERIP_SIM_DNS');
+  });
+  it('move without --cluster and an unknown --cluster are usage errors', async () => {
+    expect((await run(['glue', 'move', '--config', MULTI, '--bucket', '1', '--to', 'node2'])).code).toBe(2);
+    const bad = await run(['glue', 'status', '--config', MULTI, '--cluster', 'mail']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--cluster mail: no cluster of that name .*clusters: web, dns/);
+  });
+});

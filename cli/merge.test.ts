@@ -180,6 +180,9 @@ describe('a partial that does not belong is refused, naming the file', () => {
     expect(await cli(['simulate', '--pcap', ...rotated.slice(0, 2), ...SEL, '--shard', '1/3', '--partial', join(dir, 'x.part')], 2)).toMatch(/2 capture files make at most 2 shards/);
     expect(await cli(['simulate', '--pcap', ...rotated, ...SEL, '--shard', '0/3', '--partial', join(dir, 'x.part'), '--json'], 2)).toMatch(/--json belong to `merge`/);
     expect(existsSync(join(dir, 'x.part'))).toBe(false);
+    const r = await runCli(['simulate', '--pcap', one, ...SEL, '--shard', '0/2', '--partial', join(dir, 'bytes.part'), '--workers', '2']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/a byte-range shard reads its range on one thread \(--workers 2 not used\)/);
   }, 60_000);
 
   it('a shard opens only its own files', async () => {

@@ -154,7 +154,7 @@ export function registerSimulate(program: Command): void {
     .option('--compare <spec>', "another configuration over the same traffic (repeatable): a cluster YAML, or flags in quotes, e.g. --compare '--backend xt_cluster --hash-seed 0x1' --compare '--total-nodes 5'", (v: string, prev: string[] = []) => [...prev, v])
     .option('--mixed <ids>', 'a mixed cluster: which configuration each node runs, e.g. A,A,B,A (node 3 runs B); reports packets no node or several nodes accept')
     .option('--cluster-ip <ip>', 'only packets to this address are hashed (default: the config\'s ip; all packets if none)')
-    .option('--workers <n>', `worker threads (default ${defaultWorkers()}; 0 = in-process)`)
+    .option('--workers <n>', 'worker threads (0 = in-process; default: chosen from the input\'s size, in-process under 500,000 packets, else one per CPU)')
     .option('--flow-timeout <s>', 'a connection (both directions of a 5-tuple) ends after this many seconds without a packet; ' +
       'the next packet of that 5-tuple opens a new one. Bounds memory on long captures (the table holds only what was active ' +
       'within the timeout). The kernel keeps idle UDP 30-120 s and idle established TCP 5 days', String(DEFAULT_FLOW_TIMEOUT))
@@ -259,7 +259,8 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
         const n = selectors[mixed[0]!]!.buckets;
         if (mixed.length !== n || mixed.some((i) => selectors[i]!.buckets !== n)) throw new UsageError(`--mixed: give one configuration per node (${n}), all with ${n} nodes`);
       }
-      const workers = workerCount(o.workers, defaultWorkers, err);
+      // Not given: the engine chooses from the input's size (and this says so below).
+      const workers = o.workers === undefined ? undefined : workerCount(o.workers, defaultWorkers, err);
       const flowTimeout = num(o.flowTimeout, '--flow-timeout', 0.001, 1e9)!;
       if (builtIn) err(`simulate: no input given, running the built-in scenario '${DEFAULT_SCENARIO.name}' (${packets.toLocaleString('en-US')} packets, seed ${seed}) to ${clusterIpText}\n`);
       const job: SimulateJob = {
@@ -272,6 +273,10 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       const progress = new Progress(process.stderr, kind === 'synthetic' ? packets : 0);
       const run = await runSimulation({ ...runOpts, onProgress: (done, rss) => progress.update(done, rss) });
       progress.done();
+      if (run.workersChosen) {
+        const w = run.workersChosen;
+        err(`simulate: ${w.workers === 0 ? 'ran in-process (no worker threads)' : `${w.workers} worker threads`}, chosen from the input's size (about ${Number(w.packets.toPrecision(2)).toLocaleString('en-US')} packets); --workers N to choose\n`);
+      }
       await Promise.all(hashing);
       const result = simulateResult(job, run.merged, files, o, { workers: run.workers, elapsed_s: run.elapsedS, shares_s: run.sharesS, packets_per_s: run.elapsedS > 0 ? run.merged.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss });
       await emitSimulate(result, o);
@@ -354,7 +359,12 @@ async function writeShard(o: SimulateFlags, job: SimulateJob, runOpts: Parameter
   const hashing = o.hash === false ? [] : reported.map((r) => sha256(r.file.path).then((h) => void (r.file.sha256 = h)));
   const planInputs = runOpts.inputs.map((s) => (s.kind === 'pcap' || s.kind === 'csv' ? s.path : JSON.stringify(s)));
   if (plan.mode === 'bytes') planInputs[0] = `${planInputs[0]} (${statSync(planInputs[0]!).size} bytes)`;
-  const r = await runShares({ ...runOpts, plan }, async (_run, parts) => foldSourceRuns(parts));
+  if (plan.mode === 'bytes' && o.workers !== undefined && Number(o.workers) > 1) {
+    process.stderr.write(`simulate: note: a byte-range shard reads its range on one thread (--workers ${o.workers} not used); give the file more shards instead\n`);
+  }
+  const progress = new Progress(process.stderr, 0);
+  const r = await runShares({ ...runOpts, plan, onProgress: (done, rss) => progress.update(done, rss) }, async (_run, parts) => foldSourceRuns(parts));
+  progress.done();
   await Promise.all(hashing);
   const bytes = writePartial(o.partial, {
     shard, plan: { count: shard.count, mode: plan.mode, inputs: planInputs }, job, files: reported, ...(plan.range ? { range: plan.range } : {}),

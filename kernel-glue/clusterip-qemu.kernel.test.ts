@@ -3,7 +3,8 @@
  * qemu, test/qemu): the plans glue renders, run as guest scripts, give the node
  * its owner set in /proc (read back), a second apply changes nothing, an owner
  * move rewrites /proc and traffic follows it (the plan's per-node counters
- * equal the prediction), and remove makes the kernel drop the config.
+ * equal the prediction), `glue import` reads the applied rules and /proc back
+ * into the same config, and remove makes the kernel drop the config.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runGuest, type GuestResult } from '../test/qemu/guest.ts';
@@ -18,6 +19,9 @@ import { buildSelector } from '../sim/select/build.ts';
 import { createBatch } from '../sim/traffic/batch.ts';
 import { writeTupleV4 } from '../sim/traffic/tuple.ts';
 import { formatIPv4 } from '../sim/core/addr.ts';
+import { parseSave } from './backends/shared/iptables-save.ts';
+import { findClusterips } from './backends/clusterip/discover.ts';
+import { assemble } from './import/assemble.ts';
 
 const CONFIG = `cluster:
   ip: 192.0.2.10
@@ -59,6 +63,7 @@ beforeAll(async () => {
     'set -u',
     'sh apply.sh',
     sec('proc-applied', `cat ${PROC}`),
+    sec('import-save', 'iptables-legacy-save'),
     `iptables-legacy-save -t mangle | grep -v '^#' > /tmp/rules1`,
     'sh apply.sh',
     sec('proc-reapplied', `cat ${PROC}`),
@@ -90,6 +95,15 @@ beforeAll(async () => {
 describe('kernel-glue clusterip plans on Debian 6.1 (real ipt_CLUSTERIP)', () => {
   it('apply gives the node its owner set, read back from /proc', () => {
     expect(parseProcOwners(section('proc-applied'))).toEqual([1, 3]);
+  });
+  it('glue import reads the applied rules and /proc back into the same config', () => {
+    const d = findClusterips(parseSave(section('import-save'), 'iptables-legacy'), (ip) => (ip === '192.0.2.10' ? parseProcOwners(section('proc-applied')) : null));
+    expect(d.skipped).toEqual([]);
+    const r = assemble([{ node: { name: 'nodeA', host: 'local' }, found: d.found }]);
+    expect(r.problems).toEqual([]);
+    // The kernel release is not in the rules (the config names it for the simulator); everything else round-trips.
+    const { kernel: _k, ...cluster } = cfg.cluster;
+    expect(r.configs).toEqual([{ cluster, nodes: [{ name: 'nodeA', owns: [1, 3], host: 'local' }] }]);
   });
   it('a second apply changes nothing', () => {
     expect(parseProcOwners(section('proc-reapplied'))).toEqual([1, 3]);

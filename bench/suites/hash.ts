@@ -2,7 +2,7 @@
  * `npm run bench -- hash`: selections per second of each selector against our
  * C reference (bench/native/hash.c, `cc -O2`), single-threaded, in one run.
  *
- * Input: pre-built TupleBatches of the synthetic mix (sim/schemes/synthetic.ts:
+ * Input: pre-built TupleBatches of the synthetic mix (sim/traffic/synthetic.ts 'mix':
  * 80 % TCP, 17 % UDP, 2 % ICMP, 1 % ESP, all IPv4), 4 batches of 64k packets
  * reused until >= 10 million selections per pass. Each selector runs through
  * its default engine (the WebAssembly SIMD build reading batches in place),
@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { buildSelector } from '../../sim/select/build.ts';
 import type { Selector, SelectorSpec } from '../../sim/select/selector.ts';
 import { BYTES_PER_PACKET, viewBatch, type TupleBatch } from '../../sim/traffic/batch.ts';
-import { syntheticPacketBatches } from '../../sim/schemes/synthetic.ts';
+import { syntheticBatches } from '../../sim/traffic/synthetic.ts';
 import { measureRounds, plan, ratioCase, timeOps, type BenchContext, type Contender, type Suite } from '../harness/harness.ts';
 import { buildNative, runNative } from '../harness/native.ts';
 import { buildWasm } from '../../sim/select/wasm/build.ts';
@@ -96,7 +96,7 @@ export const hashSuite: Suite = {
     const { repeats, warmup } = plan(ctx);
     const batchSize = ctx.quick ? 4096 : 65536;
     const tuples = ctx.quick ? 200_000 : 10_000_000;
-    const batches = syntheticPacketBatches(4 * batchSize, 7, batchSize);
+    const batches = [...syntheticBatches('mix', { flows: 1_000_000, packets: 4 * batchSize, seed: 7 }, batchSize)];
     const sabBatches = batches.map((b) => {
       const buf = new SharedArrayBuffer(BYTES_PER_PACKET * b.capacity);
       new Uint8Array(buf).set(new Uint8Array(b.buffer, 0, BYTES_PER_PACKET * b.capacity));

@@ -8,6 +8,8 @@ import { memorySuite } from './memory.ts';
 import { schemesSuite } from './schemes.ts';
 import { startupSuite } from './startup.ts';
 import { mergeSuite } from './merge.ts';
+import { genSuite } from './gen.ts';
+import { simulateSizesSuite } from './simulate-sizes.ts';
 import { recommendSuite } from './recommend.ts';
 
 export const SUITES: Suite[] = [
@@ -19,5 +21,7 @@ export const SUITES: Suite[] = [
   schemesSuite,
   startupSuite,
   mergeSuite,
+  genSuite,
+  simulateSizesSuite,
   recommendSuite,
 ];

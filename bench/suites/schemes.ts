@@ -5,7 +5,7 @@
  * No native reference: the point is how the schemes compare with each other.
  */
 import { collectFlows } from '../../sim/schemes/flows.ts';
-import { syntheticBatches } from '../../sim/schemes/synthetic.ts';
+import { syntheticBatches } from '../../sim/traffic/synthetic.ts';
 import { allSchemes } from '../../sim/schemes/compare.ts';
 import { membership } from '../../sim/schemes/scheme.ts';
 import { measureRounds, plan, ratioCase, timeOps, type BenchContext, type Contender, type Suite } from '../harness/harness.ts';
@@ -15,7 +15,7 @@ export const schemesSuite: Suite = {
   description: 'selections/s of each load-sharing scheme (kernel buckets, Maglev, rendezvous, jump) over the same flows',
   async run(ctx: BenchContext): Promise<void> {
     const { repeats, warmup } = plan(ctx);
-    const fs = await collectFlows(syntheticBatches({ flows: ctx.quick ? 20_000 : 200_000, seed: 11 }));
+    const fs = await collectFlows(syntheticBatches('mix', { flows: ctx.quick ? 20_000 : 200_000, seed: 11 }));
     const n = fs.flows.count;
     const passes = ctx.quick ? 2 : 20;
     for (const nodes of ctx.quick ? [4] : [4, 16]) {

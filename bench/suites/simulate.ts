@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { plan, summarize, type Suite } from '../harness/harness.ts';
 import { buildNative, ensureCapture, native, oursInChild, tcpdump } from './ingest.ts';
 import { buildNativeSim, captureRanges, nativeSimulate } from './native-sim.ts';
+import { simulateSizes } from './simulate-sizes.ts';
 import { runSimulation } from '../../sim/engine/run.ts';
 import { analyse } from '../../sim/analysis/distribution.ts';
 import { buildSelector } from '../../sim/select/build.ts';
@@ -79,6 +80,9 @@ export const simulateSuite: Suite = {
   name: 'simulate',
   description: 'simulate end to end on a pcap, 1 and 2 workers, vs ingest only, our C reader and tcpdump; peak memory as the capture grows',
   async run(ctx) {
+    // First the command line at every size against the C job run the same way (simulate-sizes.ts;
+    // --quick leaves it to that suite's own quick run).
+    if (!ctx.quick) await simulateSizes(ctx);
     const packets = ctx.quick ? 100_000 : 5_000_000;
     const { repeats, warmup } = plan(ctx);
     const file = ensureCapture(ctx, packets, 262144);

@@ -37,6 +37,9 @@ import { EventLog } from './event-log.ts';
 import { BeatTransport } from './transport.ts';
 import { OwnerSync, maskOfNums } from './owner-sync.ts';
 import { HealthCommand } from './health.ts';
+import { AgentMetrics, serveMetrics } from './metrics.ts';
+import { TroubleWatch } from './watch.ts';
+import type { Server } from 'node:http';
 
 export interface AgentOptions {
   config: ClusterConfig;
@@ -107,8 +110,10 @@ class Agent implements RunningAgent {
   private ticker: NodeJS.Timeout | null = null;
   private readTimer: NodeJS.Timeout | null = null;
   private health: HealthCommand | null = null;
+  private watch: TroubleWatch | null = null;
   private lastTick = now();
   private readonly sync: OwnerSync;
+  private metricsServer: Server | null = null;
   private readonly onTerm = (sig: NodeJS.Signals): void => this.leave(sig);
   private readonly onUsr1 = (): void => {
     this.core.requestFailback(now());
@@ -123,9 +128,16 @@ class Agent implements RunningAgent {
     private readonly log: EventLog,
     private readonly transport: BeatTransport,
     actions: OwnershipActions,
+    private readonly metrics: AgentMetrics,
   ) {
     this.done = new Promise<number>((r) => (this.resolveDone = r));
-    this.sync = new OwnerSync({ core, actions, now, emit: (r) => log.emit(r), flush: () => this.flush(), announce: () => this.sendBeat(), onLeft: () => void this.finishLeave() });
+    this.sync = new OwnerSync({ core, actions, now, emit: (r) => log.emit(r), flush: () => this.flush(), announce: () => this.sendBeat(), onLeft: () => void this.finishLeave(), onRead: (v) => (metrics.load = v.load) });
+  }
+
+  /** GET /metrics on the config's address (the section is optional: no server without it). */
+  async serveMetrics(address: string, port: number): Promise<void> {
+    this.metricsServer = await serveMetrics(address, port, () => this.metrics.render(this.core));
+    this.log.emit({ event: 'metrics', listen: `${address}:${port}` });
   }
 
   flush(): void {
@@ -158,6 +170,14 @@ class Agent implements RunningAgent {
         emit: (r) => this.log.emit(r),
         onResult: (ok) => (this.core.health = ok ? 'ok' : 'failing'),
         onLimit: (n) => this.leave(`health command failed ${n} times in a row`),
+        paused: () => this.core.leaving || this.stopped,
+      });
+    }
+    if (this.o.config.health) {
+      this.watch = new TroubleWatch({
+        health: this.o.config.health,
+        emit: (r) => this.log.emit(r),
+        onTrouble: (why) => this.leave(why),
         paused: () => this.core.leaving || this.stopped,
       });
     }
@@ -224,6 +244,7 @@ class Agent implements RunningAgent {
     if (this.ticker) clearInterval(this.ticker);
     if (this.readTimer) clearInterval(this.readTimer);
     this.health?.stop();
+    this.watch?.stop();
     if (this.beatTimer) clearTimeout(this.beatTimer);
     if (this.o.signals !== false) {
       process.off('SIGTERM', this.onTerm);
@@ -233,6 +254,7 @@ class Agent implements RunningAgent {
     this.flush();
     this.log.emit({ event: 'exit', code, owned: numbersOf(this.core.owned) });
     this.transport.close();
+    this.metricsServer?.close();
     this.log.close();
     this.resolveDone(code);
   }
@@ -248,6 +270,8 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   const handover = (c.failover ?? FailoverSchema.parse({})).handover;
   const actions = o.actions ?? glueActions(c, o.node);
   const log = new EventLog(o.node, inc, t0, now, o.jsonLog, o.stderr ?? true);
+  const metrics = new AgentMetrics();
+  log.observers.push((r) => metrics.observe(r));
 
   log.emit({ event: 'start', backend: c.cluster.backend, policy: policy.policy, failback: policy.failback, handover, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, port: hb.port, peers: c.nodes.filter((_, i) => i !== self).map((n) => `${n.name}@${n.address}`) });
   const kv = await actions.prepare();
@@ -264,11 +288,21 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     now,
     emit: (r) => log.emit(r),
     onBeat: (b) => agent?.onBeat(b),
+    metrics,
   });
   // The start-up listening window begins now that beats can arrive (preparing the kernel may take a while).
   const core = new AgentCore({ model: clusterModel(c), policy, self, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, leave_timeout_s: o.leaveTimeout_s ?? Math.max(5, 4 * hb.dead_after * hb.interval_s), t0: now(), inc, handover });
   core.setOwned(maskOfNums(kv.owned), kv.load);
-  agent = new Agent(core, o, hb, log, transport, actions);
+  metrics.load = kv.load;
+  agent = new Agent(core, o, hb, log, transport, actions, metrics);
+  if (c.metrics) {
+    try {
+      await agent.serveMetrics(c.metrics.address, c.metrics.port);
+    } catch (e) {
+      agent.abort();
+      throw new DataError(`metrics: ${c.metrics.address}:${c.metrics.port}`, `cannot listen: ${(e as Error).message}`);
+    }
+  }
   agent.start();
   return agent;
 }

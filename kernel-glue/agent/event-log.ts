@@ -7,6 +7,8 @@ import type { LogRecord } from './core.ts';
 
 export class EventLog {
   private readonly fd: number | null;
+  /** Also called with every record (the metrics count events from here). */
+  readonly observers: ((r: LogRecord) => void)[] = [];
 
   constructor(
     private readonly node: string,
@@ -24,6 +26,7 @@ export class EventLog {
     const line = JSON.stringify({ ts: new Date().toISOString(), t: +(this.now() - this.t0).toFixed(4), node: this.node, inc: this.inc, ...r }) + '\n';
     if (this.fd !== null) writeSync(this.fd, line);
     if (this.toStderr) process.stderr.write(line);
+    for (const o of this.observers) o(r);
   }
 
   close(): void {

@@ -6,6 +6,7 @@
  */
 import { AgentCore, numbersOf, type LogRecord } from './core.ts';
 import type { OwnershipActions } from './actions.ts';
+import type { KernelView } from '../backends/shared/backend.ts';
 
 export interface OwnerSyncOptions {
   core: AgentCore;
@@ -18,6 +19,8 @@ export interface OwnerSyncOptions {
   announce: () => void;
   /** Every bucket released after a leave: the agent may stop. */
   onLeft: () => void;
+  /** Every successful read of the kernel (the metrics keep its counters). */
+  onRead?: (v: KernelView) => void;
 }
 
 export class OwnerSync {
@@ -48,6 +51,7 @@ export class OwnerSync {
       await actions.set(from, to);
       const back = await actions.read();
       core.setOwned(maskOfNums(back.owned), back.load);
+      this.o.onRead?.(back);
       for (const a of r.added) emit({ event: addedEvent(a.cause), bucket: a.bucket, cause: a.cause });
       for (const x of r.removed) emit({ event: core.leaving ? 'leave-release' : 'release', bucket: x.bucket, cause: x.cause });
       emit({ event: 'applied', from, to, kernel: back.owned, took_ms: +((this.o.now() - started) * 1000).toFixed(1) });
@@ -73,6 +77,7 @@ export class OwnerSync {
       const m = maskOfNums(b.owned);
       if (m !== core.owned) emit({ event: 'kernel-changed', was: numbersOf(core.owned), now: b.owned, note: 'owner set changed outside the agent' });
       core.setOwned(m, b.load);
+      this.o.onRead?.(b);
     }, (e: Error) => emit({ event: 'read-error', error: e.message })).finally(() => (this.busy = false));
   }
 }

@@ -8,6 +8,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { LogRecord } from './core.ts';
 import { encodeBeat, ReplayGuard, verifyDatagram, type BeatBody, type PeerDirectory } from './protocol.ts';
+import type { AgentMetrics } from './metrics.ts';
 
 export interface TransportOptions {
   port: number;
@@ -21,6 +22,8 @@ export interface TransportOptions {
   emit: (r: LogRecord) => void;
   /** A verified beat from a peer. */
   onBeat: (b: BeatBody) => void;
+  /** Counts beats sent, received and refused (every refusal, also those the log leaves out). */
+  metrics: AgentMetrics;
 }
 
 export class BeatTransport {
@@ -49,6 +52,7 @@ export class BeatTransport {
   send(body: BeatBody): void {
     const msg = encodeBeat(body, this.o.key);
     for (const a of this.o.peers) this.sock.send(msg, this.o.port, a);
+    this.o.metrics.sent += this.o.peers.length;
   }
 
   close(): void {
@@ -58,9 +62,11 @@ export class BeatTransport {
   private receive(buf: Buffer, address: string, port: number): void {
     const v = verifyDatagram(buf, address, this.o.key, this.o.dir, this.guard, Date.now() / 1000);
     if (v.ok) {
+      this.o.metrics.bump(this.o.metrics.received, v.beat.node);
       this.o.onBeat(v.beat);
       return;
     }
+    this.o.metrics.bump(this.o.metrics.rejected, v.reason);
     const k = `${v.reason} ${address}`, t = this.o.now(), r = this.rejectSeen.get(k);
     if (r && t - r.at < 1) {
       r.suppressed++;

@@ -21,6 +21,8 @@ import { formatIPv4 } from '../../sim/core/addr.ts';
 import { readHostState, type HostState } from '../control/state.ts';
 import { fingerprint, type NodeEntry } from '../backends/shared/names.ts';
 import { TCP_LOOSE } from '../backends/shared/link.ts';
+import { backendOf } from '../backends/index.ts';
+import type { RunStep } from '../plan.ts';
 import { readFileOn } from '../exec/steps.ts';
 import { runnerFor, type Runner } from '../exec/runner.ts';
 import { CT, type Rewritten } from './rewrite.ts';
@@ -77,28 +79,13 @@ export async function readTcpLoose(c: ClusterConfig, runnerOf: RunnerOf): Promis
   return new Map(res);
 }
 
-const SINK_TABLE = 'clusterip_sim_replay';
-const SINK_COMMENT = 'clusterip-sim replay sink';
-
-/** argv + stdin pairs that install the sink on a host of this backend. */
-export function sinkSteps(c: ClusterConfig, install: boolean): { argv: string[]; stdin?: string }[] {
-  const ip = c.cluster.ip;
-  if (c.cluster.backend === 'clusterip') {
-    // CLUSTERIP hosts may have no nft at all (§11.2's guest); iptables-legacy is there by definition.
-    const op = install ? '-I' : '-D';
-    return ['INPUT', 'FORWARD'].map((ch) => ({ argv: ['iptables-legacy', '-t', 'filter', op, ch, ...(install ? ['1'] : []), '-d', `${ip}/32`, '-m', 'comment', '--comment', SINK_COMMENT, '-j', 'DROP'] }));
-  }
-  const drop = `table ip ${SINK_TABLE} {}\ndelete table ip ${SINK_TABLE}\n`;
-  if (!install) return [{ argv: ['nft', '-f', '-'], stdin: drop }];
-  return [{
-    argv: ['nft', '-f', '-'],
-    stdin: drop + [
-      `table ip ${SINK_TABLE} {`,
-      `\tchain input { type filter hook input priority filter; policy accept; ip daddr ${ip} counter drop; }`,
-      `\tchain forward { type filter hook forward priority filter; policy accept; ip daddr ${ip} counter drop; }`,
-      '}', '',
-    ].join('\n'),
-  }];
+/**
+ * Steps that install (or remove) the sink on a host of this backend: the
+ * backend knows where its counters sit (kernel-glue/backends/<name>/index.ts,
+ * `replaySink`).
+ */
+export function sinkSteps(c: ClusterConfig, install: boolean): RunStep[] {
+  return backendOf(c).replaySink(c, install);
 }
 
 export async function setSinks(c: ClusterConfig, runnerOf: RunnerOf, install: boolean): Promise<string[]> {

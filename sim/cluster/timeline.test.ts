@@ -1,46 +1,44 @@
 import { describe, expect, it } from 'vitest';
 import { parseScenario, type Scenario } from './scenario.ts';
 import { buildTimeline } from './heartbeat.ts';
-import { generateTraffic, generatedSource, type GeneratedTraffic } from './flowgen.ts';
 import { BucketMeter, FailoverEvaluator, mergeFailoverPartials, summarizeRun, type FailoverPartial } from './timeline.ts';
 import { connectionHash } from './conn-key.ts';
 import { runFailoverParallel } from '../engine/failover-run.ts';
 import type { FailoverResult } from '../core/result.ts';
-import type { FlowGenParams } from './flowgen.ts';
 import { buildSelector } from '../select/build.ts';
 import { selectorSpecOf } from '../select/from-config.ts';
 import { createBatch, F, L4 } from '../traffic/batch.ts';
-import { scenarioYaml } from './test-helpers.ts';
+import { replayInput, scenarioYaml, steadyTraffic, type CollectedTraffic, type SteadyParams } from './test-helpers.ts';
 
 const SERVER = 0xc000020a;
 
 /** The one failover driver (engine/failover-run.ts), in-process, over the flow generator. */
-function runFailover(sc: Scenario, params: FlowGenParams, comparePolicies = false): Promise<FailoverResult> {
-  return runFailoverParallel(sc, { input: { kind: 'flowgen', params }, summary: { kind: 'synthetic', files: [], skipped: {} }, workers: 0, comparePolicies });
+function runFailover(sc: Scenario, { seed, ...params }: SteadyParams, comparePolicies = false): Promise<FailoverResult> {
+  return runFailoverParallel(sc, { input: { kind: 'synthetic', name: 'steady', seed, params }, summary: { kind: 'synthetic', files: [], skipped: {} }, workers: 0, comparePolicies });
 }
 
 /** The bucket of every generated packet, straight from the selector (not from the code under test). */
-function bucketsOf(sc: Scenario, g: GeneratedTraffic): Int32Array {
+function bucketsOf(sc: Scenario, g: CollectedTraffic): Int32Array {
   const sel = buildSelector(selectorSpecOf(sc.config));
   const out = new Int32Array(g.count);
   const b = createBatch(g.count);
-  generatedSource(g).fill(b);
+  replayInput(g).fill(b);
   sel.select(b, out);
   return out;
 }
 
-function evaluate(sc: Scenario, g: GeneratedTraffic, parts = 1, capacity = 4096): FailoverPartial {
+function evaluate(sc: Scenario, g: CollectedTraffic, parts = 1, capacity = 4096): FailoverPartial {
   const sel = buildSelector(selectorSpecOf(sc.config));
   const tl = buildTimeline(sc);
   // Route each flow to one partition by its flow hash, keeping packet order.
   const hb = createBatch(g.count);
-  generatedSource(g).fill(hb);
+  replayInput(g).fill(hb);
   const partOf = new Int32Array(g.count);
   for (let j = 0; j < g.count; j++) partOf[j] = connectionHash(hb, j) % parts;
   const partials: FailoverPartial[] = [];
   for (let p = 0; p < parts; p++) {
     const ev = new FailoverEvaluator([tl], sel, { t0: 0, bin_s: 1, conntrack: sc.conntrack }, capacity);
-    const src = generatedSource(g, (j) => partOf[j] === p);
+    const src = replayInput(g, (j) => partOf[j] === p);
     const batch = createBatch(capacity);
     while (src.fill(batch) > 0) ev.add(batch);
     partials.push(ev.partial());
@@ -49,7 +47,7 @@ function evaluate(sc: Scenario, g: GeneratedTraffic, parts = 1, capacity = 4096)
 }
 
 interface FlowPkts { idx: number[] }
-function flowsOf(g: GeneratedTraffic): Map<number, FlowPkts> {
+function flowsOf(g: CollectedTraffic): Map<number, FlowPkts> {
   const m = new Map<number, FlowPkts>();
   for (let j = 0; j < g.count; j++) {
     const f = g.flow[j]!;
@@ -58,12 +56,12 @@ function flowsOf(g: GeneratedTraffic): Map<number, FlowPkts> {
   }
   return m;
 }
-const isTcp = (g: GeneratedTraffic, j: number): boolean => g.proto[j] === 6;
-const isSyn = (g: GeneratedTraffic, j: number): boolean => (g.flags[j]! & (F.SYN | F.ACK)) === F.SYN;
+const isTcp = (g: CollectedTraffic, j: number): boolean => g.proto[j] === 6;
+const isSyn = (g: CollectedTraffic, j: number): boolean => (g.flags[j]! & (F.SYN | F.ACK)) === F.SYN;
 
 describe('2-node cluster, 1000 flows, node2 crashes at 10 s, dead after 3 x 1 s, takeover delay 0.5 s', () => {
   const sc = parseScenario(scenarioYaml(2, 'events:\n  - { at: 10s, crash: node2 }'), 't.yaml');
-  const g = generateTraffic({ flows: 1000, duration_s: 30, seed: 42, tcp_share: 0.7, server: SERVER });
+  const g = steadyTraffic({ flows: 1000, duration_s: 30, seed: 42, tcp_share: 0.7, server: SERVER });
   const bk = bucketsOf(sc, g);
   const T1 = 10, T2 = 13.5; // crash, takeover (13 s detection + 0.5 s delay)
   const part = evaluate(sc, g);
@@ -134,7 +132,7 @@ describe('2-node cluster, 1000 flows, node2 crashes at 10 s, dead after 3 x 1 s,
 
   it('measures per-bucket traffic before the first fault for least-loaded', () => {
     const meter = new BucketMeter(buildSelector(selectorSpecOf(sc.config)), 0, 10, 1000);
-    const src = generatedSource(g);
+    const src = replayInput(g);
     const b = createBatch(1000);
     while (src.fill(b) > 0) meter.add(b);
     const exp = [0, 0];
@@ -159,7 +157,7 @@ describe('2-node cluster, 1000 flows, node2 crashes at 10 s, dead after 3 x 1 s,
 });
 
 describe('other events, exactly', () => {
-  const g = generateTraffic({ flows: 600, duration_s: 30, seed: 7, tcp_share: 0.6, server: SERVER });
+  const g = steadyTraffic({ flows: 600, duration_s: 30, seed: 7, tcp_share: 0.6, server: SERVER });
 
   it('leave: nothing lost or duplicated; the moved bucket\'s open TCP connections break', () => {
     const sc = parseScenario(scenarioYaml(3, 'events:\n  - { at: 10s, leave: node3 }'), 't.yaml');
@@ -222,7 +220,7 @@ describe('other events, exactly', () => {
     const sel = buildSelector(selectorSpecOf(sc.config));
     const ev = new FailoverEvaluator([buildTimeline(sc)], sel, { t0: 0, bin_s: 1, conntrack: sc.conntrack });
     const b = createBatch(64);
-    generatedSource(g).fill(b);
+    replayInput(g).fill(b);
     for (let i = 0; i < 10; i++) b.l4flags[i] = b.l4flags[i]! | L4.CT_INVALID;
     ev.add(b);
     const p = ev.partial();
@@ -248,7 +246,7 @@ events:
   - { at: 10s, crash: node2 }
 `;
   const params = { flows: 800, duration_s: 30, seed: 11, tcp_share: 0.8, server: SERVER };
-  const g = generateTraffic(params);
+  const g = steadyTraffic(params);
   const bk = bucketsOf(parseScenario(y('lowest'), 't.yaml'), g);
   // Measured before the fault, per bucket.
   const L = new Array<number>(8).fill(0);

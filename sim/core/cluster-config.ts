@@ -24,6 +24,8 @@
  *   heartbeat:                       # optional: the agent (glue agent)
  *     { interval_s: 1, dead_after: 3, port: 7946, key_file: /etc/clusterip-sim/hb.key }
  *   failover: { policy: lowest, failback: immediate }   # optional: the agent's policy
+ *   metrics: { address: 127.0.0.1, port: 9464 }          # optional: the agent's /metrics (off without it)
+ *   health: { gateway: { address: 192.0.2.1, fails: 3 }, link: { interface: eth0 }, disk: { min_free_pct: 5 } }
  *
  * The agent also needs every node's heartbeat `address` (nodes[].address).
  */
@@ -119,6 +121,28 @@ export const ClusterConfigSchema = z.object({
   }).strict()).min(1),
   heartbeat: HeartbeatSchema.optional(),
   failover: FailoverSchema.optional(),
+  /**
+   * Early signs of trouble the agent watches (each off unless given): crossing
+   * a threshold starts a voluntary leave, so the node's buckets move before it
+   * fails (the idea behind CLUSTERIP's controlling script).
+   */
+  health: z.object({
+    /** How often link, disk and memory are checked (the gateway has its own interval). */
+    interval_s: z.number().positive().default(1),
+    /** ICMP echo to the default gateway (needs the optional raw-socket package): `fails` unanswered in a row. */
+    gateway: z.object({ address: ipv4, interval_s: z.number().positive().default(1), fails: z.number().int().min(1).default(3) }).strict().optional(),
+    /** The link: carrier lost, or more than `max_errors` new rx+tx errors between two checks. */
+    link: z.object({ interface: ifname, carrier: z.boolean().default(true), max_errors: z.number().int().min(0).optional() }).strict().optional(),
+    /** Free space on `path` below `min_free_pct` percent. */
+    disk: z.object({ path: z.string().default('/'), min_free_pct: z.number().min(0).max(100) }).strict().optional(),
+    /** MemAvailable below `min_available_pct` percent of MemTotal. */
+    memory: z.object({ min_available_pct: z.number().min(0).max(100) }).strict().optional(),
+  }).strict().optional(),
+  /** The agent's Prometheus endpoint (GET /metrics); off unless this section is there. */
+  metrics: z.object({
+    address: ipv4.default('127.0.0.1'),
+    port: z.number().int().min(1).max(65535),
+  }).strict().optional(),
 }).strict();
 
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;

@@ -15,7 +15,7 @@ import { BucketMeter, mergeFailoverPartials, type FailoverPartial } from '../clu
 import { binWidthOf, failoverResult, firstFaultOf } from '../cluster/failover-result.ts';
 import type { Scenario } from '../cluster/scenario.ts';
 import type { FailoverResult, InputSummary } from '../core/result.ts';
-import { openInput } from './inputs.ts';
+import { openInput, planInputShares } from './inputs.ts';
 import { processFailoverShare } from './failover-share.ts';
 import { runTasks } from './run.ts';
 import type { FailoverTask, InputSpec } from './task.ts';
@@ -67,9 +67,12 @@ export async function runFailoverParallel(sc: Scenario, o: FailoverRunOptions): 
   const timelines = policies.map((p) => buildTimeline(sc, p, meas));
   const evalOpts = { t0, bin_s: binWidthOf(sc), conntrack: sc.conntrack };
   const n = Math.max(1, o.workers);
-  // Every worker reads the whole input and keeps its own connections (by a direction-free hash): a
-  // byte range of a capture or a generator share could split a connection's two directions.
-  const tasks: FailoverTask[] = Array.from({ length: n }, (_, index) => ({ kind: 'failover', input: o.input, partition: n > 1 ? { index, count: n } : null, selector: spec, timelines, eval: evalOpts, batchCapacity: cap }));
+  // A synthetic input deals whole connections to shares (by connection key), so each worker generates
+  // only its own. Any other input: every worker reads all of it and keeps its own connections (by a
+  // direction-free hash), since a byte range of a capture could split a connection's two directions.
+  const tasks: FailoverTask[] = o.input.kind === 'synthetic'
+    ? planInputShares(o.input, n).map((input) => ({ kind: 'failover', input, partition: null, selector: spec, timelines, eval: evalOpts, batchCapacity: cap }))
+    : Array.from({ length: n }, (_, index) => ({ kind: 'failover', input: o.input, partition: n > 1 ? { index, count: n } : null, selector: spec, timelines, eval: evalOpts, batchCapacity: cap }));
   const parts = await runTasks<FailoverTask, FailoverPartial>(tasks, o.workers, processFailoverShare);
   return failoverResult(sc, timelines, mergeFailoverPartials(parts), o.summary, { workers: o.workers, elapsed_s: (performance.now() - started) / 1000 });
 }

@@ -3,8 +3,7 @@ import { openCsvInput } from '../traffic/csv-input.ts';
 import { openCapture } from '../traffic/capture.ts';
 import { planShares } from '../traffic/share-plan.ts';
 import { openSynthetic } from '../traffic/synthetic.ts';
-import { generateTraffic, generatedSource } from '../cluster/flowgen.ts';
-import { newStats, type PacketInput } from '../traffic/input.ts';
+import type { PacketInput } from '../traffic/input.ts';
 import type { InputSpec } from './task.ts';
 
 export function openInput(spec: InputSpec): PacketInput {
@@ -14,11 +13,7 @@ export function openInput(spec: InputSpec): PacketInput {
     case 'pcap':
       return openCapture(spec.path, { start: spec.start, end: spec.end, lenient: spec.lenient, limit: spec.limit, from: spec.from, to: spec.to });
     case 'synthetic':
-      return openSynthetic(spec.name, { seed: spec.seed, packets: spec.packets, share: spec.share });
-    case 'flowgen': {
-      const g = generatedSource(generateTraffic(spec.params));
-      return { fill: (b) => g.fill(b), stats: newStats(), close() {} };
-    }
+      return openSynthetic(spec.name, { ...spec.params, seed: spec.seed, packets: spec.packets, share: spec.share });
   }
 }
 
@@ -36,7 +31,6 @@ export function planInputShares(spec: InputSpec, parts: number): InputSpec[] {
       if (spec.limit !== undefined || parts <= 1) return [spec];
       return planShares(spec.path, parts).map((r) => ({ ...spec, start: r.start, end: r.end }));
     case 'csv':
-    case 'flowgen':
       return [spec];
   }
 }

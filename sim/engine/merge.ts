@@ -101,6 +101,13 @@ function joinShares(parts: SimPartial[], o: SinkOptions, timeout: number): FlowS
       }
       const table = new ConnTable({ kw, c: C, timeout, onEnd: () => {}, maxLoad: 0.75 }, 1 << 10);
       const minus = newRecords(kw, C, 64), plus = newRecords(kw, C, 64);
+      // Table entries holding a joined connection not counted yet. A connection that crosses many
+      // edges (rotated files, many shards) is counted whole once, when it can join no more: each
+      // half comes out as it joins, never the wholes in between (they would come in and out again).
+      const whole = new Set<number>();
+      const settle = (s: number): void => {
+        if (s >= 0 && whole.delete(s)) pushRecord(plus, table.keys, table.rec, table.bk, s);
+      };
       for (const p of chain) {
         const r = p.exports[fam], last = p.chain.last;
         // Heads first (they may continue what earlier shares left open), then what this share left open.
@@ -110,18 +117,24 @@ function joinShares(parts: SimPartial[], o: SinkOptions, timeout: number): FlowS
           if (!(r.rec[n * REC + META]! & HEAD)) continue;
           const s = table.lookup(r, n);
           if (s >= 0 && table.continues(s, r, n)) {
-            pushRecord(minus, table.keys, table.rec, table.bk, s);
+            if (!whole.has(s)) pushRecord(minus, table.keys, table.rec, table.bk, s);
             pushRecord(minus, r.keys, r.rec, r.bk, n);
             table.combine(s, r, n);
-            pushRecord(plus, table.keys, table.rec, table.bk, s);
-          } else if (!last && heads.has(keyHash(r.keys, n, kw))) table.put(s, r, n);
+            whole.add(s);
+          } else if (!last && heads.has(keyHash(r.keys, n, kw))) {
+            settle(s);
+            table.put(s, r, n);
+          }
         }
         if (last) continue;
         for (let n = 0; n < r.count; n++) {
           if (r.rec[n * REC + META]! & HEAD || !heads.has(keyHash(r.keys, n, kw))) continue;
-          table.put(table.lookup(r, n), r, n);
+          const s = table.lookup(r, n);
+          settle(s);
+          table.put(s, r, n);
         }
       }
+      for (const s of [...whole]) settle(s);
       sink.consume(minus, -1);
       sink.consume(plus, 1);
     }

@@ -3,7 +3,7 @@
  * pool (or in-process with workers = 0), merges the partials.
  */
 import os from 'node:os';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import type { SelectorSpec } from '../select/selector.ts';
@@ -13,6 +13,7 @@ import { DEFAULT_FLOW_TIMEOUT } from './conn-table.ts';
 import { workerEntry } from './bundle.ts';
 import { runMerge, type MergedRun } from './merge.ts';
 import { planRun, type ShardWork } from './shard-plan.ts';
+import { planShares } from '../traffic/share-plan.ts';
 import { DEFAULT_SOURCE_BUDGET, type SourceSpill } from './source-table.ts';
 import type { MergeTask, SimPartial, SimTask, InputSpec } from './task.ts';
 
@@ -22,7 +23,7 @@ export interface RunOptions {
   buckets: number[];
   clusterIp: number | null;
   mixed: number[] | null;
-  /** 0 = in-process (no worker threads); default: the number of CPUs. */
+  /** 0 = in-process (no worker threads); default: chosen from the inputs' size (chooseWorkers). */
   workers?: number;
   /** Connection idle timeout, seconds (default DEFAULT_FLOW_TIMEOUT). */
   flowTimeout?: number;
@@ -46,6 +47,8 @@ export interface RunOptions {
 export interface RunOutput {
   merged: MergedRun;
   workers: number;
+  /** Set when the worker count was chosen from the inputs' size (no `workers` given). */
+  workersChosen: WorkerChoice | null;
   elapsedS: number;
   /** Wall seconds until the last share was done (the rest of elapsedS is the merge). */
   sharesS: number;
@@ -56,9 +59,92 @@ export function defaultWorkers(): number {
   return Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 16));
 }
 
+/**
+ * Below this many packets a run stays in this thread: starting a pool (the
+ * worker bundle's check, one isolate per worker, each compiling the hot loops
+ * anew) and merging partials costs more than a second core gives back.
+ * Measured on the 2-core bench machine (2026-12-07, loaded): 100k full-size
+ * packets in-process 0.68-1.03 s against 0.96-1.08 s on one worker and
+ * 1.76-1.86 s on two (bench/suites/simulate.ts measures each size).
+ */
+export const IN_PROCESS_PACKETS = 500_000;
+
+/** The worker count chosen for a run's inputs when none is given, and the packet estimate it came from. */
+export interface WorkerChoice {
+  workers: number;
+  /** Packets the inputs were estimated to hold. */
+  packets: number;
+}
+
+/**
+ * Chooses the worker count from the inputs' size: in-process under
+ * IN_PROCESS_PACKETS, else one worker per CPU (defaultWorkers). A capture's
+ * packets are estimated from its size and the records in its first MiB.
+ */
+export function chooseWorkers(inputs: InputSpec[]): WorkerChoice {
+  let packets = 0;
+  for (const s of inputs) packets += estimatePackets(s);
+  return { workers: packets < IN_PROCESS_PACKETS ? 0 : defaultWorkers(), packets };
+}
+
+/** About how many packets an input holds (cheap: at most one MiB read). */
+function estimatePackets(s: InputSpec): number {
+  switch (s.kind) {
+    case 'synthetic':
+      return s.packets ?? (s.params?.flows ?? 2000) * 20;
+    case 'csv':
+      // one tuple a line, ~40 bytes a line
+      return statSync(s.path).size / 40;
+    case 'pcap': {
+      if (s.path === '-') return Infinity;
+      const size = statSync(s.path).size;
+      if (s.limit !== undefined) return s.limit;
+      return size / averageRecordBytes(s.path);
+    }
+  }
+}
+
+/**
+ * Mean bytes a record (header included) of a classic pcap, from its first MiB
+ * and the MiB after its middle record boundary (planShares resynchronises
+ * there): a capture's start is often unlike the rest (connections opening).
+ * pcapng, gzip and the like: 1000.
+ */
+function averageRecordBytes(path: string): number {
+  const buf = Buffer.alloc(1 << 20);
+  const fd = openSync(path, 'r');
+  try {
+    const n = readSync(fd, buf, 0, 24, 0);
+    if (n < 24) return 1000;
+    const magic = buf.readUInt32LE(0);
+    const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
+    const be = magic === 0xd4c3b2a1 || magic === 0x4d3cb2a1;
+    if (!le && !be) return 1000;
+    let offsets = [24];
+    try {
+      offsets = [24, ...planShares(path, 2).slice(1).map((r) => r.start)];
+    } catch { /* one sample */ }
+    let bytes = 0, records = 0;
+    for (const at of offsets) {
+      const got = readSync(fd, buf, 0, buf.length, at);
+      let pos = 0;
+      while (pos + 16 <= got) {
+        const incl = le ? buf.readUInt32LE(pos + 8) : buf.readUInt32BE(pos + 8);
+        if (incl > 262144 || pos + 16 + incl > got) break;
+        pos += 16 + incl;
+        records++;
+      }
+      bytes += pos;
+    }
+    return records > 0 ? bytes / records : 1000;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export async function runSimulation(o: RunOptions): Promise<RunOutput> {
   const r = await runShares(o, (run, parts, task) => run<MergeTask, MergedRun>(task, runMerge, transferables(parts)));
-  return { merged: r.out, workers: r.workers, elapsedS: r.elapsedS, sharesS: r.sharesS, peakRss: r.peakRss };
+  return { merged: r.out, workers: r.workers, workersChosen: r.workersChosen, elapsedS: r.elapsedS, sharesS: r.sharesS, peakRss: r.peakRss };
 }
 
 /** What runShares' `finish` is given: the pool, the shares' partials, and the merge task over them. */
@@ -68,9 +154,11 @@ export type FinishShares<X> = (run: PoolRun, parts: SimPartial[], merge: MergeTa
  * Runs the planned shares, then `finish` on the pool while the shares'
  * spilled source runs still exist (the merge, or a shard's partial file).
  */
-export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Promise<{ out: X; workers: number; elapsedS: number; sharesS: number; peakRss: number }> {
+export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Promise<{ out: X; workers: number; workersChosen: WorkerChoice | null; elapsedS: number; sharesS: number; peakRss: number }> {
   const t0 = performance.now();
-  const workers = o.workers ?? defaultWorkers();
+  // No worker count given: chosen from the inputs' size (a shard's plan was cut for defaultWorkers).
+  const auto = o.workers === undefined && !o.plan ? chooseWorkers(o.inputs) : null;
+  const workers = auto ? auto.workers : o.workers ?? defaultWorkers();
   const flowTimeout = o.flowTimeout ?? DEFAULT_FLOW_TIMEOUT;
   // Each share knows its place in its stream: byte ranges of a capture, and rotated files, are one stream cut in pieces.
   const shares = (o.plan ?? planRun(o.inputs, workers)).shares;
@@ -111,7 +199,7 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   }
   const rss = process.memoryUsage().rss;
   if (rss > peakRss) peakRss = rss;
-  return { out, workers, elapsedS: (performance.now() - t0) / 1000, sharesS, peakRss };
+  return { out, workers, workersChosen: auto, elapsedS: (performance.now() - t0) / 1000, sharesS, peakRss };
 }
 
 /**

@@ -4,16 +4,18 @@ import type { FlowRecords } from './conn-table.ts';
 import type { FlowSummary, SinkOptions } from './flow-sink.ts';
 import type { SourceSpill } from './source-table.ts';
 import type { IngestStats } from '../traffic/input.ts';
-import type { FlowGenParams } from '../cluster/flowgen.ts';
+import type { SyntheticOptions } from '../traffic/synthetic.ts';
 import type { OwnershipTimeline } from '../cluster/heartbeat.ts';
 import type { EvalOptions } from '../cluster/timeline.ts';
 
 export type InputSpec =
   | { kind: 'pcap'; path: string; start?: number; end?: number; lenient?: boolean; limit?: number; from?: number; to?: number }
-  | { kind: 'synthetic'; name: string; seed: number; packets: number; share?: { index: number; count: number } }
-  | { kind: 'csv'; path: string }
-  /** The failover scenarios' own steady flow generator (sim/cluster/flowgen.ts). */
-  | { kind: 'flowgen'; params: FlowGenParams };
+  /** A scenario of sim/traffic/synthetic.ts; `params` are the scenario's own (steady's flows, duration, ...). */
+  | { kind: 'synthetic'; name: string; seed: number; packets?: number; params?: SyntheticParams; share?: { index: number; count: number } }
+  | { kind: 'csv'; path: string };
+
+/** The options of a synthetic scenario besides seed, packet limit and share. */
+export type SyntheticParams = Omit<SyntheticOptions, 'seed' | 'packets' | 'share'>;
 
 export interface SimTask {
   input: InputSpec;

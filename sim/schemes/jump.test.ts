@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { jumpHash, mulHi32 } from './jump.ts';
-import { rng } from './synthetic.ts';
+import { randomStream as rng } from '../core/prng.ts';
 
 /** The paper's code, 64-bit exact. */
 function jumpRef(key: bigint, n: number): number {

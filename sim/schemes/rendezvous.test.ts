@@ -7,11 +7,11 @@ import { describe, expect, it } from 'vitest';
 import { rendezvousScheme } from './rendezvous.ts';
 import { membership } from './scheme.ts';
 import { collectFlows } from './flows.ts';
-import { syntheticBatches } from './synthetic.ts';
+import { syntheticBatches } from '../traffic/synthetic.ts';
 
 describe('rendezvous (highest random weight)', () => {
   it('moves exactly the failed node\'s flows, and exactly the flows a new node wins', async () => {
-    const fs = await collectFlows(syntheticBatches({ flows: 20000, seed: 3 }));
+    const fs = await collectFlows(syntheticBatches('mix', { flows: 20000, seed: 3 }));
     const s = rendezvousScheme();
     const n = fs.flows.count;
     const base = new Int32Array(n), down = new Int32Array(n), grown = new Int32Array(n);

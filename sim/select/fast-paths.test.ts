@@ -10,7 +10,7 @@ import { buildWasm } from './wasm/build.ts';
 import { wasmModule, type Engine } from './wasm.ts';
 import { batchHandle, batchMemory, BYTES_PER_PACKET, createBatch, F, L4, viewBatch, type TupleBatch } from '../traffic/batch.ts';
 import { writeTupleV4, writeTupleV6 } from '../traffic/tuple.ts';
-import { rng } from '../schemes/synthetic.ts';
+import { randomStream as rng } from '../core/prng.ts';
 import { clusteripSelector } from './clusterip.ts';
 import { xtClusterSelector } from './xt-cluster.ts';
 import { nftSelector } from './nft.ts';

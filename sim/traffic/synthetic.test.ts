@@ -90,6 +90,67 @@ describe('synthetic traffic', () => {
     expect(src.stats.bytes).toBeGreaterThan(b.count * 300);
   });
 
+  it('steady: flows to the given server over [0, duration), as steady at the end as at the start; TCP opens with SYN, ends with FIN', () => {
+    const server = 0x0a630001;
+    const src = openSynthetic('steady', { seed: 3, flows: 3000, duration_s: 30, tcp_share: 0.7, server });
+    const b = createBatch(1 << 20);
+    const n = src.fill(b);
+    expect(src.fill(createBatch(16))).toBe(0);
+    const third = [0, 0, 0];
+    const tcpFlows = new Map<string, { syn: number; fin: number; n: number }>();
+    let tcp = 0;
+    for (let i = 0; i < n; i++) {
+      expect(b.daddr[i]).toBe(server);
+      expect(b.ts[i]!).toBeGreaterThanOrEqual(0);
+      expect(b.ts[i]!).toBeLessThan(30);
+      third[Math.floor(b.ts[i]! / 10)]!++;
+      if (b.proto[i] !== 6) continue;
+      tcp++;
+      const k = `${b.saddr[i]}|${b.sport[i]}|${b.dport[i]}`;
+      const f = tcpFlows.get(k) ?? { syn: 0, fin: 0, n: 0 };
+      if (b.flags[i]! & F.SYN) f.syn++;
+      if (b.flags[i]! & F.FIN) f.fin++;
+      f.n++;
+      tcpFlows.set(k, f);
+    }
+    // ~3000 flows x ~23 packets, of which 30 s of 50 s are inside the span
+    expect(n).toBeGreaterThan(20000);
+    expect(tcp / n).toBeGreaterThan(0.6);
+    expect(tcp / n).toBeLessThan(0.8);
+    expect(third[0]! / third[2]!).toBeGreaterThan(0.85);
+    expect(third[0]! / third[2]!).toBeLessThan(1.15);
+    const flows = [...tcpFlows.values()];
+    expect(flows.filter((f) => f.fin >= 1).length / flows.length).toBeGreaterThan(0.95);
+    // flows already open at time 0 come without their SYN, the others with it
+    const withSyn = flows.filter((f) => f.syn >= 1).length / flows.length;
+    expect(withSyn).toBeGreaterThan(0.4);
+    expect(withSyn).toBeLessThan(0.9);
+  });
+
+  it('mix: the flow count asked for, to three VIPs, mostly TCP with some UDP, ICMP and ESP', () => {
+    const src = openSynthetic('mix', { seed: 2, flows: 5000 });
+    const b = createBatch(1 << 20);
+    const n = src.fill(b);
+    const tuples = new Set<string>();
+    const protos = new Map<number, Set<string>>();
+    const vips = new Set<number>();
+    for (let i = 0; i < n; i++) {
+      const k = `${b.proto[i]},${b.saddr[i]},${b.sport[i]},${b.daddr[i]},${b.dport[i]}`;
+      tuples.add(k);
+      if (!protos.has(b.proto[i]!)) protos.set(b.proto[i]!, new Set());
+      protos.get(b.proto[i]!)!.add(k);
+      vips.add(b.daddr[i]!);
+    }
+    expect(tuples.size).toBeGreaterThan(4950);
+    expect(tuples.size).toBeLessThanOrEqual(5000);
+    expect([...vips].sort()).toEqual([0xc6336401, 0xc6336402, 0xc6336403]);
+    expect(protos.get(6)!.size / tuples.size).toBeGreaterThan(0.75);
+    expect(protos.get(17)!.size / tuples.size).toBeGreaterThan(0.13);
+    expect(protos.get(1)!.size).toBeGreaterThan(50);
+    expect(protos.get(50)!.size).toBeGreaterThan(20);
+    expect(n / tuples.size).toBeGreaterThan(2); // Pareto sizes: a mean of about 3-5 packets
+  });
+
   it('gen writes a pcap that our reader decodes to the same batches, and tcpdump and tshark accept with valid checksums', () => {
     const f = join(dir, 'd.pcap');
     const w = new PcapWriter(f);
@@ -110,5 +171,7 @@ describe('synthetic traffic', () => {
   it('unknown scenarios and impossible shares are usage errors', () => {
     expect(() => openSynthetic('nope', {})).toThrow(/unknown scenario 'nope'/);
     expect(() => openSynthetic('default', { share: { index: 3, count: 3 } })).toThrow(/share 3 of 3/);
+    expect(() => openSynthetic('default', { flows: 10 })).toThrow(/flows: scenario 'default' has no flows/);
+    expect(() => openSynthetic('mix', { duration_s: 10 })).toThrow(/duration_s: scenario 'mix' has no duration_s/);
   });
 });

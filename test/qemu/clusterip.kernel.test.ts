@@ -18,6 +18,7 @@ import { L4, createBatch } from '../../sim/traffic/batch.ts';
 import { writeTupleV4 } from '../../sim/traffic/tuple.ts';
 import { parseIPv4 } from '../../sim/core/addr.ts';
 import { runGuest, type GuestResult } from './guest.ts';
+import { randomStream32 as prng } from '../../sim/core/prng.ts';
 import {
   GUEST_SH_LIB, clusteripRestore, parseProbeOutput, tupleFile,
   type ProbeRound, type ProbeTuple,
@@ -27,17 +28,6 @@ const TUPLES_PER_CONFIG = 300;
 const NODE_COUNTS = [2, 3, 5];
 const MATRIX_IPS = ['10.99.0.10', '10.99.0.11'];
 
-/** mulberry32: small, seeded, reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 const EDGE_PORTS = [0, 1, 7, 53, 80, 255, 256, 443, 1023, 1024, 0x00ff, 0x0100, 0x7fff, 0x8000, 0xff00, 65534, 65535];
 const EDGE_ADDRS = ['0.0.0.0', '255.255.255.255', '10.0.0.1', '192.168.1.1', '172.16.0.1', '1.2.3.4', '128.0.0.0', '127.255.255.254'];

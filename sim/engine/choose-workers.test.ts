@@ -1,0 +1,45 @@
+/**
+ * The automatic worker count: small inputs run in-process, large ones on one
+ * worker per CPU, and a capture's packets are estimated from its records.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createBatch } from '../traffic/batch.ts';
+import { PcapWriter } from '../traffic/pcap-writer.ts';
+import { openSynthetic } from '../traffic/synthetic.ts';
+import { chooseWorkers, defaultWorkers, IN_PROCESS_PACKETS } from './run.ts';
+
+let dir = '';
+beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'choose-workers-test-')); });
+afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
+
+function capture(name: string, packets: number, snaplen: number): string {
+  const f = join(dir, name);
+  const w = new PcapWriter(f, snaplen);
+  const src = openSynthetic('uniform', { seed: 1, packets });
+  const b = createBatch(4096);
+  while (src.fill(b) > 0) w.write(b);
+  w.close();
+  return f;
+}
+
+it('runs small inputs in-process and large ones on every CPU', () => {
+  expect(chooseWorkers([{ kind: 'synthetic', name: 'default', seed: 1, packets: 200_000 }])).toEqual({ workers: 0, packets: 200_000 });
+  expect(chooseWorkers([{ kind: 'synthetic', name: 'default', seed: 1, packets: IN_PROCESS_PACKETS }]).workers).toBe(defaultWorkers());
+  // two inputs add up
+  const half = { kind: 'synthetic' as const, name: 'default', seed: 1, packets: IN_PROCESS_PACKETS / 2 };
+  expect(chooseWorkers([half, half]).workers).toBe(defaultWorkers());
+});
+
+it('estimates a capture\'s packets from its records (within a factor of 2: a capture\'s start has smaller packets than the rest), whatever the snaplen', () => {
+  for (const snaplen of [262144, 96]) {
+    const f = capture(`u-${snaplen}.pcap`, 30_000, snaplen);
+    const c = chooseWorkers([{ kind: 'pcap', path: f }]);
+    expect(c.workers).toBe(0);
+    expect(c.packets).toBeGreaterThan(30_000 / 2);
+    expect(c.packets).toBeLessThan(30_000 * 2);
+    expect(chooseWorkers([{ kind: 'pcap', path: f, limit: 10 }]).packets).toBe(10);
+  }
+});
