@@ -12,6 +12,7 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildBundle } from '../sim/engine/bundle.ts';
+import { checkCap } from './doctor-checks.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** The compiled entry the bin imports. */
@@ -28,6 +29,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
   try {
     await buildCli();
     process.stderr.write(`command line compiled: ${CLI_BUNDLE}\n`);
+    // Said at install time, not first when --live fails: the optional cap package builds only with libpcap headers.
+    const cap = checkCap();
+    if (!cap.ok) process.stderr.write(`clusterip-sim: live capture will not work: ${cap.found}. To get it: ${cap.fix}. (clusterip-sim doctor lists every optional part.)\n`);
   } catch (e) {
     // Not fatal to an install: the bin then runs the TypeScript through tsx (slower to start).
     process.stderr.write(`clusterip-sim: the command line was NOT compiled (${e instanceof Error ? e.message : String(e)}); it will run through tsx, slower to start\n`);

@@ -28,5 +28,10 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'compare-schemes', summary: 'compare CLUSTERIP/xt_cluster/nft buckets with Maglev, rendezvous and jump hashing: balance, disruption, speed', load: async () => (await import('./compare-schemes.ts')).registerCompareSchemes },
   { name: 'glue', summary: 'apply a cluster config to real hosts; move buckets; read status; the heartbeat agent', load: async () => (await import('./glue.ts')).registerGlue },
   { name: 'replay', summary: 'send a capture into a real cluster; --verify proves the prediction per node', load: async () => (await import('./replay.ts')).registerReplay },
+  { name: 'doctor', summary: 'which optional parts work here (live capture, PNG export, qemu, kernel modules) and how to get the rest', load: async () => (await import('./doctor.ts')).registerDoctor },
+  { name: 'completion', summary: 'a bash/zsh completion script for every command and option', load: async () => {
+    const [{ registerCompletion }, { buildProgram }] = await Promise.all([import('./completion.ts'), import('./program.ts')]);
+    return (program) => registerCompletion(program, () => buildProgram([], true));
+  } },
   { name: 'report', summary: 'write a self-contained HTML report (and PNG charts) from a saved JSON result', load: async () => (await import('./report.ts')).registerReport },
 ];

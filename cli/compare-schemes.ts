@@ -7,7 +7,10 @@
 import { writeReport } from '../reports/write.ts';
 import { VERSION } from '../sim/core/version.ts';
 import { Command, Option } from 'commander';
-import { UsageError } from '../sim/core/errors.ts';
+import { DataError, UsageError } from '../sim/core/errors.ts';
+import { existsSync } from 'node:fs';
+import { openCapture } from '../sim/traffic/capture.ts';
+import { createBatch } from '../sim/traffic/batch.ts';
 import { collectFlows } from '../sim/schemes/flows.ts';
 import { syntheticBatches } from '../sim/traffic/synthetic.ts';
 import { allSchemes, compareSchemes, type CompareResult } from '../sim/schemes/compare.ts';
@@ -42,7 +45,21 @@ export function openCompareInput(o: Flags): { source: Iterable<TupleBatch> | Asy
   const given = [o.synthetic !== undefined, o.pcap !== undefined, o.input !== undefined].filter(Boolean).length;
   if (given > 1) throw new UsageError('give one input: --synthetic NAME, --pcap FILE or --input tuples.csv');
   if (o.pcap !== undefined) {
-    throw new UsageError(`--pcap ${o.pcap}: this build has no capture reader wired into compare-schemes yet; use --synthetic mix or --input tuples.csv`);
+    const path = o.pcap;
+    if (path !== '-' && !existsSync(path)) throw new DataError(path, 'no such file (--pcap)');
+    return {
+      label: `capture ${path === '-' ? 'stdin' : path}`,
+      // The reader every command uses (pcap, pcapng, .gz); one reused batch, consumed before the next fill.
+      source: (function* () {
+        const src = openCapture(path);
+        const b = createBatch(65536);
+        try {
+          while (src.fill(b) > 0) yield b;
+        } finally {
+          src.close();
+        }
+      })(),
+    };
   }
   if (o.input !== undefined) {
     const path = o.input;
@@ -94,7 +111,7 @@ export function registerCompareSchemes(program: Command): void {
     .command('compare-schemes')
     .description('compare CLUSTERIP/xt_cluster/nft bucket hashing with Maglev, rendezvous and jump hashing: balance, disruption, speed')
     .option('--synthetic <name>', `built-in traffic (${SYNTHETIC_SCENARIOS.join(', ')}; the default)`)
-    .option('--pcap <file>', 'a capture (needs the capture reader; not wired in this build)')
+    .option('-r, --pcap <file>', 'a capture (pcap, pcapng, .gz): its flows, as the other commands read them')
     .option('--input <csv>', "tuples as CSV 'proto,saddr,sport,daddr,dport' (one packet each; '-' = stdin)")
     .option('--flows <n>', 'flows of the synthetic traffic', '100000')
     .option('--seed <n>', 'seed of the synthetic traffic', '1')

@@ -59,4 +59,28 @@ describe('tuples output read back', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 180_000);
+
+  it('compare-schemes --pcap reads the capture as --input reads its tuples', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cipsim-roundtrip-'));
+    try {
+      const pcap = join(dir, 'g.pcap'), csv = join(dir, 't.csv');
+      expect(sh(cli(['gen', 'default', '-c', '2000', '--seed', '4', '-w', pcap])).code).toBe(0);
+      expect(sh(`${cli(['tuples', '-r', pcap])} > ${q(csv)}`).code).toBe(0);
+      const args = ['compare-schemes', '--nodes', '4', '--speed-seconds', '0', '--json'];
+      const fromPcap = sh(cli([...args, '-r', pcap])), fromCsv = sh(cli([...args, '--input', csv]));
+      expect(fromPcap.code, fromPcap.stderr).toBe(0);
+      expect(fromCsv.code, fromCsv.stderr).toBe(0);
+      type Doc = { flows: number; packets: number; bytes: number; schemes: { name: string; balance: unknown; disruption: unknown }[] };
+      const a = JSON.parse(fromPcap.stdout) as Doc, b = JSON.parse(fromCsv.stdout) as Doc;
+      expect(a.packets).toBe(2000);
+      expect([a.flows, a.packets, a.bytes]).toEqual([b.flows, b.packets, b.bytes]);
+      // Not the nft schemes: their balance differs slightly between the two inputs (1.352 vs 1.354 packets
+      // max/mean on this capture): something the CSV does not carry reaches the nft key. Open, see the report.
+      const keyed = (d: Doc) => d.schemes.filter((x) => !x.name.startsWith('nft')).map((x) => [x.name, x.balance, x.disruption]);
+      expect(keyed(a).length).toBeGreaterThan(5);
+      expect(keyed(a)).toEqual(keyed(b));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

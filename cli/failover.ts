@@ -62,7 +62,7 @@ export function registerFailover(program: Command): void {
     .option('--scenario <file>', 'scenario YAML: cluster config, heartbeat, policy, failback, conntrack, events')
     .option('--json', 'print the result as JSON (lost_packets, duplicated_packets, broken_connections, recovery_s, per-node load per phase, timeline)')
     .option('--compare-policies', 'also run every other takeover policy on the same traffic and say which did best')
-    .option('--pcap <file>', 'replay this capture through the scenario (scenario time 0 = its first packet)')
+    .option('-r, --pcap <file>', 'replay this capture through the scenario (scenario time 0 = its first packet)')
     .option('--synthetic <scenario>', 'synthetic traffic instead of the scenario\'s own flows: default, uniform, cidr, zipf, nat, portscan, synflood')
     .option('--packets <n>', 'packets of --synthetic traffic', '200000')
     .option('--workers <n>', 'worker threads (0 = in-process; default: chosen from the input\'s size, in-process under 500,000 packets, else one per CPU); connections are dealt to workers whole')

@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../sim/core/errors.ts';
+import { Progress } from './progress.ts';
 import { createBatch } from '../sim/traffic/batch.ts';
 import { openSynthetic, SCENARIOS } from '../sim/traffic/synthetic.ts';
 import { PcapWriter } from '../sim/traffic/pcap-writer.ts';
@@ -24,9 +25,9 @@ export function registerGen(program: Command): void {
         'of a capture) and writes it as an Ethernet pcap with valid IP/TCP/UDP/ICMP checksums and zero payload.',
     )
     .argument('<scenario>', `one of ${Object.keys(SCENARIOS).join(', ')}`)
-    .requiredOption('--out <file>', 'pcap to write')
+    .requiredOption('-w, --out <file>', 'pcap to write (-w as in tcpdump)')
     .option('--seed <n>', 'PRNG seed (default 1)')
-    .option('--packets <n>', 'number of packets (default 100000)')
+    .option('-c, --packets <n>', 'number of packets (default 100000)')
     .option('--snaplen <n>', 'cut frames to this many bytes (default: full frames)')
     .addHelpText(
       'after',
@@ -46,9 +47,15 @@ Examples:
       if (snap < 1 || snap > 262144) throw new UsageError(`--snaplen: ${snap} is not in 1..262144`);
       const w = new PcapWriter(o.out, snap);
       const b = createBatch(8192);
+      const packets = whole(o.packets, '--packets', 100000);
+      const progress = new Progress(process.stderr, packets);
       try {
-        while (src.fill(b) > 0) w.write(b);
+        while (src.fill(b) > 0) {
+          w.write(b);
+          progress.update(w.packets);
+        }
       } finally {
+        progress.done();
         w.close();
       }
       process.stderr.write(`wrote ${w.packets} packets (${src.stats.bytes} bytes on the wire) to ${o.out}\n`);

@@ -112,9 +112,9 @@ export function registerReplay(program: Command): void {
         'timing-dependent). Conntrack rules are modelled: only TCP SYN opens a connection (an ACK too where nf_conntrack_tcp_loose=1), ' +
         'ICMP only by requests; other packets are accepted by no node.',
     )
-    .requiredOption('--pcap <file>', 'capture to replay (pcap or pcapng, any supported link type, .gz)')
+    .requiredOption('-r, --pcap <file>', 'capture to replay (pcap or pcapng, any supported link type, .gz)')
     .requiredOption('--config <file>', 'the cluster YAML (cluster IP, MAC, backend, nodes)')
-    .option('--via <iface>', 'send through this interface (needs root / CAP_NET_RAW)')
+    .option('-i, --via <iface>', 'send through this interface (needs root / CAP_NET_RAW); -i as in tcpreplay')
     .option('--pps <n>', 'packets per second')
     .option('--mbps <n>', 'megabits per second (frame bytes)')
     .option('--multiplier <x>', "the capture's own timing, x times faster (default 1)")
@@ -123,7 +123,7 @@ export function registerReplay(program: Command): void {
     .option('--limit <n>', 'only the first n records')
     .option('--verify', 'compare the hosts\' acceptance counters with the prediction (exit 3 on a difference)')
     .option('--no-sink', 'with --verify: deliver the packets instead of dropping them after the counters')
-    .option('--out <file>', 'also write the rewritten frames as a pcap (without --via: only write)')
+    .option('-w, --out <file>', 'also write the rewritten frames as a pcap (without --via: only write)')
     .option('--json', 'print the report as JSON')
     .addHelpText(
       'after',

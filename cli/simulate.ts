@@ -26,7 +26,7 @@ import { simulateHeadline } from '../sim/analysis/verdict.ts';
 import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
 import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../sim/core/result.ts';
 import { VERSION } from '../sim/core/version.ts';
-import { Progress } from './progress.ts';
+import { estimatePackets, Progress } from './progress.ts';
 import { formatSimulate } from './simulate-format.ts';
 
 /** The built-in scenario when no input is given. */
@@ -144,7 +144,7 @@ export function registerSimulate(program: Command): void {
         'per node packets, bytes, flows and connections, how uneven the spread is against what randomness alone gives, the ' +
         'heaviest sources per node, and what share of flows moves between configurations. With no input it runs a built-in scenario.',
     )
-    .option('--pcap <file...>', 'pcap or pcapng captures (.gz ok)')
+    .option('-r, --pcap <file...>', 'pcap or pcapng captures (.gz ok); -r as in tcpdump')
     .option('--synthetic <scenario>', 'synthetic traffic: default, uniform, cidr, zipf, nat, portscan, synflood')
     .option('--csv <file>', 'CSV tuples, columns by header name in any order: proto,saddr,sport,daddr,dport, optional ts,wirelen, others ignored (`tuples` output works); no header = that order')
     .option('--packets <n>', 'packets of synthetic traffic', String(DEFAULT_SCENARIO.packets))
@@ -270,7 +270,9 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       };
       const runOpts = { inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers, flowTimeout, topSources: job.topSources };
       if (o.shard || o.partial) return writeShard(o, job, runOpts, files);
-      const progress = new Progress(process.stderr, kind === 'synthetic' ? packets : 0);
+      // A capture's total is estimated from its size (marked ~), so the bar, percentage and ETA show for it too.
+      const estimate = kind === 'pcap' && process.stderr.isTTY ? estimatePackets(files.map((f) => f.path)) : 0;
+      const progress = new Progress(process.stderr, kind === 'synthetic' ? packets : estimate, kind !== 'synthetic');
       const run = await runSimulation({ ...runOpts, onProgress: (done, rss) => progress.update(done, rss) });
       progress.done();
       if (run.workersChosen) {

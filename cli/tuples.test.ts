@@ -75,6 +75,12 @@ describe('clusterip-sim gen + tuples', () => {
     expect(len.out.trim().split('\n')).toHaveLength(50);
     expect(len.err).toMatch(/skipped: 1 bad-record/);
     expect(cli(['tuples', join(dir, 'missing.pcap')]).code).toBe(1);
+    // tcpdump's short options: -r FILE -c N read the same packets as FILE --limit N.
+    const short = cli(['tuples', '-r', f, '-c', '7']);
+    expect(short.code).toBe(0);
+    expect(short.out).toBe(cli(['tuples', f, '--limit', '7']).out);
+    expect(short.out.trim().split('\n')).toHaveLength(8);
+    expect(cli(['tuples', f, '-r', f]).code).toBe(2);
     expect(cli(['tuples', f, '--limit', 'x']).code).toBe(2);
     expect(cli(['gen', 'nope', '--out', join(dir, 'x.pcap')]).code).toBe(2);
   });

@@ -85,10 +85,11 @@ export function registerTuples(program: Command): void {
         'empty where the protocol has none or the capture cut them. What was skipped, and why, goes to stderr.',
     )
     .argument('[file]', "capture file (pcap, pcapng, .gz) or '-' for stdin")
-    .option('--live <device>', "capture live from an interface instead (needs the optional 'cap' package and root)")
+    .option('-r, --read <file>', 'the capture file, as tcpdump -r takes it (instead of the argument)')
+    .option('-i, --live <device>', "capture live from an interface instead (needs the optional 'cap' package and root)")
     .option('--filter <bpf>', "with --live: a BPF filter, e.g. 'tcp port 80'")
     .option('--duration <seconds>', 'with --live: stop after this long')
-    .option('--limit <n>', 'stop after N packets')
+    .option('-c, --limit <n>', 'stop after N packets (-c as in tcpdump)')
     .option('--from <t>', 'skip packets before this time (seconds since 1970)')
     .option('--to <t>', 'stop at the first packet after this time')
     .option('--lenient', 'skip and count damaged records instead of stopping at the first one')
@@ -106,7 +107,9 @@ Examples:
 
 Exit codes: 0 ok, 1 damaged or unreadable capture (the message names the byte offset), 2 usage.`,
     )
-    .action(async (file: string | undefined, o: { limit?: string; from?: string; to?: string; lenient?: boolean; json?: boolean; live?: string; filter?: string; duration?: string }) => {
+    .action(async (arg: string | undefined, o: { read?: string; limit?: string; from?: string; to?: string; lenient?: boolean; json?: boolean; live?: string; filter?: string; duration?: string }) => {
+      if (arg !== undefined && o.read !== undefined) throw new UsageError(`give the capture once: '${arg}' or -r ${o.read}`);
+      const file = arg ?? o.read;
       const limit = num(o.limit, '--limit', true);
       const from = num(o.from, '--from', false);
       const to = num(o.to, '--to', false);

@@ -82,7 +82,8 @@ afterAll(() => {
  * requests to the server's addresses; tshark reassembles fragments, so a fragmented datagram counts once.
  */
 function acceptedByTshark(file: string): number {
-  const filter = 'ip.dst in {10.201.7.2 10.201.0.2} && ((tcp.flags.syn == 1 && tcp.flags.ack == 0) || udp || icmp.type == 8)';
+  // Not ICMP errors: they quote the offending datagram, whose inner ip.dst and udp would match too.
+  const filter = '(ip.dst == 10.201.7.2 || ip.dst == 10.201.0.2) && !(icmp.type == 3 || icmp.type == 11) && ((tcp.flags.syn == 1 && tcp.flags.ack == 0) || udp || icmp.type == 8)';
   const r = spawnSync('tshark', ['-n', '-r', file, '-o', 'ip.defragment:TRUE', '-Y', filter, '-T', 'fields', '-e', 'frame.number'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`tshark -r ${file}: ${r.stderr}`);
   const n = r.stdout.split('\n').filter((l) => l.trim() !== '').length;

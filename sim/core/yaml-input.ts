@@ -79,7 +79,40 @@ export class YamlInput {
    * issueMessage's wording).
    */
   schemaError(what: string, issues: readonly z.core.$ZodIssue[], word?: (iss: z.core.$ZodIssue) => string | undefined): DataError {
-    const lines = issues.slice(0, 5).map((iss) => `${this.where(iss.path)}: ${this.describe(iss.path, word?.(iss) ?? issueMessage(iss))}`);
-    return new DataError(this.file, `invalid ${what}:\n  ${lines.join('\n  ')}`);
+    // An unknown key is reported on its own line, not its parent's; when a required key beside it is missing and
+    // close in spelling, it is the same mistake: one line with "did you mean", not two.
+    const missing = issues.filter((i) => i.code === 'invalid_type' && i.input === undefined && typeof i.path.at(-1) === 'string');
+    const explained = new Set<z.core.$ZodIssue>();
+    const lines: string[] = [];
+    for (const iss of issues) {
+      if (iss.code !== 'unrecognized_keys') continue;
+      for (const key of iss.keys) {
+        const path = [...iss.path, key];
+        const near = missing.find((m) => !explained.has(m) && m.path.length === path.length && m.path.slice(0, -1).every((p, i) => p === path[i]) && nearMiss(key, String(m.path.at(-1))));
+        if (near) explained.add(near);
+        lines.push(`${this.where(path)}: ${fmtPath(iss.path)}: unknown key '${key}'${near ? ` (did you mean '${String(near.path.at(-1))}'?)` : ''}`);
+      }
+    }
+    for (const iss of issues) {
+      if (iss.code === 'unrecognized_keys' || explained.has(iss)) continue;
+      lines.push(`${this.where(iss.path)}: ${this.describe(iss.path, word?.(iss) ?? issueMessage(iss))}`);
+    }
+    return new DataError(this.file, `invalid ${what}:\n  ${lines.slice(0, 5).join('\n  ')}`);
   }
+}
+
+/** Two key spellings a slip apart: edit distance at most 2 (or 1 for keys of up to 4 letters). */
+export function nearMiss(a: string, b: string): boolean {
+  const max = Math.min(a.length, b.length) <= 4 ? 1 : 2;
+  if (Math.abs(a.length - b.length) > max) return false;
+  // Damerau-Levenshtein (optimal string alignment): a swapped pair of letters is one slip.
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]! <= max;
 }

@@ -160,6 +160,14 @@ export function parseTupleFields(f: readonly string[], where: string): ParsedTup
   return { proto, v6, saddr, daddr, saddr6, daddr6, sport: parsePort(f[2]!, where, 'sport'), dport: parsePort(f[4]!, where, 'dport') };
 }
 
+/** An optional numeric column (ts, wirelen): 0 when absent or empty, else a finite number >= 0. */
+export function optionalNumber(v: string | undefined, where: string, column: string): number {
+  if (v === undefined || v.trim() === '') return 0;
+  const x = Number(v);
+  if (!Number.isFinite(x) || x < 0) throw new DataError(where, `column ${column}: '${v}' is not a number >= 0`);
+  return x;
+}
+
 export function writeParsed(b: TupleBatch, i: number, t: ParsedTuple): void {
   if (t.v6) writeTupleV6(b, i, t.proto, t.saddr6!, t.sport, t.daddr6!, t.dport);
   else writeTupleV4(b, i, t.proto, t.saddr, t.sport, t.daddr, t.dport);
@@ -194,6 +202,9 @@ export async function* readCsvTuples(
     const f = records.fields(raw, lineNo);
     if (!f) continue;
     writeParsed(batch, n, parseTupleFields(f, `${name}:${lineNo}`));
+    // Optional columns (CSV_COLUMNS order): ts, wirelen.
+    batch.ts[n] = optionalNumber(f[5], `${name}:${lineNo}`, 'ts');
+    batch.wirelen[n] = optionalNumber(f[6], `${name}:${lineNo}`, 'wirelen');
     lines[n] = lineNo;
     n++;
     if (n === capacity) {
