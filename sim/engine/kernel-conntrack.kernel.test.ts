@@ -59,6 +59,16 @@ const udp=(src,n)=>new Promise(r=>{const u=dgram.createSocket('udp4');const t=se
   net.ns(net.client, [process.execPath, '-e', code]);
 }
 
+function settleSeen(): void {
+  let prev = '';
+  for (let i = 0; i < 50; i++) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+    const now = JSON.stringify(net.nodes.map((n) => kc.nftCounter(n, 'seen')));
+    if (now === prev) return;
+    prev = now;
+  }
+}
+
 function settle(rules: NodeRules): number[] {
   let prev = '';
   for (let i = 0; i < 50; i++) {
@@ -108,25 +118,34 @@ const measured = new Map<string, { counters: number[]; pcap: string }>();
 describe('production conntrack: the nodes\' own counters', () => {
   it('conversations complete through the cluster and every case is recorded', async () => {
     for (const c of cases) {
-      kc.clear();
-      kc.install(c.rules, N);
+      // A conversation's last packets can trail (a retransmitted FIN on a busy machine); a capture that
+      // misses what a node saw is measured again, at most twice more, and then the test fails.
+      let counters: number[] = [], cls = { frames: 0, nonFirst: 0, stray: 0, datagrams: 0 }, seen: number[] = [];
       const pcap = join(net.dir, `conv-${cases.indexOf(c)}.pcap`);
-      const dump = await tcpdump(pcap);
-      converse();
-      kc.replay(strayPath, 1000);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
-      const exited = new Promise<void>((r) => dump.on('exit', () => r()));
-      dump.kill('SIGINT');
-      await exited;
-      const counters = settle(c.rules);
-      const cls = classes(pcap);
+      for (let attempt = 0; attempt < 3; attempt++) {
+        kc.clear();
+        kc.install(c.rules, N);
+        const dump = await tcpdump(pcap);
+        converse();
+        kc.replay(strayPath, 1000);
+        // Stop capturing only once every node's seen counter has been still for two reads.
+        settleSeen();
+        const exited = new Promise<void>((r) => dump.on('exit', () => r()));
+        dump.kill('SIGINT');
+        await exited;
+        counters = settle(c.rules);
+        cls = classes(pcap);
+        seen = net.nodes.map((n) => kc.nftCounter(n, 'seen'));
+        if (seen.every((x) => x === cls.datagrams)) break;
+        process.stderr.write(`${c.name}: attempt ${attempt + 1}: seen ${JSON.stringify(seen)}, capture ${JSON.stringify(cls)}; measuring again\n`);
+      }
       // The capture holds what the nodes saw: every node's seen counter (after defragmentation) = the capture's datagrams to the cluster IP.
-      expect({ case: c.name, seen: net.nodes.map((n) => kc.nftCounter(n, 'seen')) }).toEqual({ case: c.name, seen: net.nodes.map(() => cls.datagrams) });
+      expect({ case: c.name, seen }).toEqual({ case: c.name, seen: net.nodes.map(() => cls.datagrams) });
       // Every source's conversation reached one node: at least SYN, ACK, data, FIN per TCP connection and two datagrams.
       expect(counters.reduce((a, b) => a + b, 0), c.name).toBeGreaterThanOrEqual(HOSTS.length * (2 * 4 + 2));
-      measured.set(c.name, { counters, pcap });
       process.stderr.write(`kernel ${c.name}: counters ${JSON.stringify(counters)}; capture ${JSON.stringify(cls)}\n`);
       if (process.env.CIPSIM_KEEP_CAPTURES) copyFileSync(pcap, join(process.env.CIPSIM_KEEP_CAPTURES, `conntrack-${cases.indexOf(c)}.pcap`));
+      measured.set(c.name, { counters, pcap });
     }
   });
 });
