@@ -150,12 +150,12 @@ describe('production conntrack: the nodes\' own counters', () => {
   });
 });
 
-describe('simulate predicts every node\'s counter on the tcpdump capture, exactly (--workers 0 and 2)', () => {
+describe('simulate predicts every node\'s counter on the tcpdump capture, exactly (--workers 0, 1, 2 and 3)', () => {
   for (const c of cases) {
     (c.knownWrong ? it.fails : it)(c.name, async () => {
       const m = measured.get(c.name);
       if (!m) throw new Error(`no kernel measurement for ${c.name}`);
-      for (const w of [0, 2]) {
+      for (const w of [0, 1, 2, 3]) {
         const r = await runCli(['simulate', '--pcap', m.pcap, ...c.sel, '--cluster-ip', CLUSTER_IP, '--workers', String(w), '--no-hash', '--json']);
         if (r.code !== 0) throw new Error(`simulate exited ${r.code}: ${r.stderr}`);
         const res = JSON.parse(r.stdout) as { configs: { nodes: { node: number; packets: number }[] }[] };
