@@ -5,7 +5,7 @@
  * node fails, is added or returns, and speed.
  */
 import { writeReport } from '../reports/write.ts';
-import { VERSION } from '../sim/core/version.ts';
+import { SCHEMA_VERSION, TOOL, VERSION } from '../sim/core/version.ts';
 import { Command, Option } from 'commander';
 import { DataError, UsageError } from '../sim/core/errors.ts';
 import { existsSync } from 'node:fs';
@@ -151,7 +151,7 @@ Examples:
       const r = compareSchemes(fs, { nodes, failNode, schemes, speedSeconds });
       if (tty) process.stderr.write(' '.repeat(60) + '\r');
       if (!r.schemes.length) throw new UsageError(`none of the chosen schemes can run ${nodes} nodes`);
-      const doc = { kind: 'schemes' as const, input: label, tool: { name: 'clusterip-sim' as const, version: VERSION }, generated_at: new Date().toISOString(), ...r };
+      const doc = { kind: 'schemes' as const, schema_version: SCHEMA_VERSION, input: label, tool: TOOL, generated_at: new Date().toISOString(), ...r };
       process.stdout.write(o.json ? JSON.stringify(doc, null, 2) + '\n' : formatCompare(r, label));
       if (o.report || o.png) {
         const w = await writeReport(doc, o.report ?? 'clusterip-sim-schemes.html', o.png);

@@ -32,7 +32,7 @@ describe('tuples output read back', () => {
       const t = sh(`${cli(['tuples', pcap])} > ${q(csv)}`);
       expect(t.code, t.stderr).toBe(0);
       const rows = readFileSync(csv, 'utf8').trim().split('\n');
-      expect(rows[0]).toBe('ts,proto,saddr,sport,daddr,dport,wirelen');
+      expect(rows[0]).toBe('ts,proto,saddr,sport,daddr,dport,wirelen,l4_id');
       const packets = rows.length - 1;
       expect(packets).toBeGreaterThan(2000);
 

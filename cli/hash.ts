@@ -10,7 +10,8 @@ import { buildSelector } from '../sim/select/build.ts';
 import { CLUSTERIP_MODES, NO_BUCKET, UNKNOWN_BUCKET, type Selector, type SelectorSpec } from '../sim/select/selector.ts';
 import { parseIptablesRule, parseU32Text } from '../sim/select/iptables-rule.ts';
 import { worthANote } from '../sim/select/profile.ts';
-import { CURRENT_KERNEL, DEFAULT_CLUSTERIP_KERNEL, type Fact } from '../sim/core/spec.ts';
+import { CURRENT_KERNEL, DEFAULT_CLUSTERIP_KERNEL, specJson, type Fact } from '../sim/core/spec.ts';
+import { SCHEMA_VERSION } from '../sim/core/version.ts';
 import { readCsvTuples, parseTupleFields, writeParsed } from '../sim/traffic/csv-tuples.ts';
 import { createBatch, FAMILY_IPV6, type TupleBatch } from '../sim/traffic/batch.ts';
 import { formatIPv4, formatIPv6 } from '../sim/core/addr.ts';
@@ -188,7 +189,7 @@ big-endian CPUs rest on reading the kernel source, and the command says so on st
         out.write(s);
       };
       if (o.json) {
-        out.write(`{\n  "selector": ${JSON.stringify({ spec, description: sel.description, buckets: sel.buckets, offset: sel.offset, predictable: sel.predictable })},\n  "facts": ${JSON.stringify(sel.facts)},\n  "rows": [\n`);
+        out.write(`{\n  "schema_version": ${SCHEMA_VERSION},\n  "selector": ${JSON.stringify({ spec: specJson(spec), description: sel.description, buckets: sel.buckets, offset: sel.offset, predictable: sel.predictable })},\n  "facts": ${JSON.stringify(sel.facts)},\n  "rows": [\n`);
       } else {
         out.write(`proto,saddr,sport,daddr,dport,node${rule ? ',accepted' : ''}\n`);
       }

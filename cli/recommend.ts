@@ -11,7 +11,7 @@ import { loadConfig, formatProblems, type ClusterConfig } from '../sim/core/clus
 import { parseIPv4 } from '../sim/core/addr.ts';
 import { CURRENT_KERNEL, DEFAULT_CLUSTERIP_KERNEL, type Backend } from '../sim/core/spec.ts';
 import type { InputFile, Metric, RecommendResult } from '../sim/core/result.ts';
-import { VERSION } from '../sim/core/version.ts';
+import { SCHEMA_VERSION, TOOL, VERSION } from '../sim/core/version.ts';
 import { POLICIES, type PolicyName } from '../sim/cluster/policies.ts';
 import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
 import type { InputSpec } from '../sim/engine/task.ts';
@@ -186,7 +186,8 @@ Then check it: clusterip-sim simulate --pcap edge.pcap --config better.yaml; clu
         : null;
       const result: RecommendResult = {
         kind: 'recommend',
-        tool: { name: 'clusterip-sim', version: VERSION },
+        schema_version: SCHEMA_VERSION,
+        tool: TOOL,
         generated_at: new Date().toISOString(),
         input: { kind, files, ...(synthetic ? { synthetic } : {}), packets: pk, bytes: by, duration_s: Number.isFinite(first) ? last - first : 0, skipped: table.notToCluster ? { 'not to the cluster ip': table.notToCluster } : {} },
         metric, policy: policyName,

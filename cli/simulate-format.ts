@@ -18,13 +18,15 @@ const verdict = (s: DistributionStats): string => (s.verdict ?? decideVerdict(s)
 function config(c: ConfigResult): string {
   const st = (m: string): DistributionStats => c.stats.find((s) => s.metric === m)!;
   const tp = st('packets').total || 1, tb = st('bytes').total || 1, tf = st('flows').total || 1;
-  const rows: string[][] = [['node', 'name', 'packets', 'share', 'bytes', 'share', 'flows', 'share', 'conns', 'new/s', 'heaviest source']];
+  // frames differ from packets only where fragments were reassembled: shown then.
+  const framesCol = c.nodes.some((n) => n.frames !== n.packets);
+  const rows: string[][] = [['node', 'name', 'packets', 'share', 'frames', 'bytes', 'share', 'flows', 'share', 'conns', 'new/s', 'heaviest source']];
   for (const n of c.nodes) {
     const top = n.top_sources[0];
-    rows.push([String(n.node), n.name ?? '', int(n.packets), pct(n.packets / tp), bytes(n.bytes), pct(n.bytes / tb), int(n.flows), pct(n.flows / tf), int(n.connections), n.new_connections_per_s.toFixed(1), top ? `${top.addr} (${int(top.packets)} pkts, ${share(top.packets / (n.packets || 1))})` : '']);
+    rows.push([String(n.node), n.name ?? '', int(n.packets), pct(n.packets / tp), int(n.frames), bytes(n.bytes), pct(n.bytes / tb), int(n.flows), pct(n.flows / tf), int(n.connections), n.new_connections_per_s.toFixed(1), top ? `${top.addr} (${int(top.packets)} pkts, ${share(top.packets / (n.packets || 1))})` : '']);
   }
   const hasNames = c.nodes.some((n) => n.name);
-  const shown = hasNames ? rows : rows.map((r) => r.filter((_, j) => j !== 1));
+  const shown = rows.map((r) => r.filter((_, j) => (j !== 1 || hasNames) && (j !== 4 || framesCol)));
   const right = shown[0]!.map((h) => !['name', 'heaviest source'].includes(h));
   let s = `${c.id}: ${c.selector.description}\n`;
   const soft = c.selector.facts.filter((f) => worthANote(f) && f.scope !== 'ipv6');

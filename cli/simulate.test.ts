@@ -111,4 +111,26 @@ describe('simulate command', () => {
     expect((await runCli(['simulate', '--csv', csv, ...SEL, '--mixed', 'A,Z,A,A'])).code).toBe(2);
     expect((await runCli(['simulate', '--csv', csv, ...SEL, '--workers', '-1'])).code).toBe(2);
   });
+
+  it('selector flags without a backend, or beside --config, are refused, not ignored', async () => {
+    const r = await runCli(['simulate', '--csv', csv, '--total-nodes', '7', '--hashmode', 'sourceip', '--workers', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--hashmode, --total-nodes without a backend would be ignored/);
+    const h = await runCli(['simulate', '--csv', csv, '--hash-init', '0x5', '--workers', '0']);
+    expect(h.code).toBe(2);
+    expect(h.stderr).toContain('--hash-init');
+    const neg = await runCli(['simulate', '--csv', csv, '--backend', 'clusterip', '--hashmode', 'sourceip', '--total-nodes', '-4', '--workers', '0']);
+    expect(neg.code).toBe(2);
+    const cfg = join(dir, 'c.yaml');
+    writeFileSync(cfg, 'cluster: { ip: 192.0.2.10, backend: clusterip, hashmode: sourceip, total_nodes: 2 }\nnodes:\n  - { name: a, owns: [1] }\n  - { name: b, owns: [2] }\n');
+    const c = await runCli(['simulate', '--csv', csv, '--config', cfg, '--total-nodes', '7', '--workers', '0']);
+    expect(c.code).toBe(2);
+    expect(c.stderr).toContain('--config carries the whole configuration; drop --total-nodes');
+    // With a backend the same flags take effect.
+    const ok = await runCli(['simulate', '--csv', csv, '--backend', 'clusterip', '--total-nodes', '7', '--hashmode', 'sourceip', '--json', '--workers', '0']);
+    expect(ok.code).toBe(0);
+    const j = JSON.parse(ok.stdout) as SimulateResult;
+    expect(j.configs[0]!.nodes).toHaveLength(7);
+    expect(j.configs[0]!.selector.spec).toMatchObject({ backend: 'clusterip', hashmode: 'sourceip', totalNodes: 7 });
+  });
 });

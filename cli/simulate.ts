@@ -25,7 +25,7 @@ import { analyse, migration, type AnalysisOptions } from '../sim/analysis/distri
 import { simulateHeadline } from '../sim/analysis/verdict.ts';
 import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
 import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../sim/core/result.ts';
-import { VERSION } from '../sim/core/version.ts';
+import { SCHEMA_VERSION, TOOL, VERSION } from '../sim/core/version.ts';
 import { estimatePackets, Progress } from './progress.ts';
 import { formatSimulate } from './simulate-format.ts';
 
@@ -142,7 +142,9 @@ export function registerSimulate(program: Command): void {
     .description(
       'Runs captures or synthetic traffic through one or more cluster configurations exactly as the kernel would, and reports ' +
         'per node packets, bytes, flows and connections, how uneven the spread is against what randomness alone gives, the ' +
-        'heaviest sources per node, and what share of flows moves between configurations. With no input it runs a built-in scenario.',
+        'heaviest sources per node, and what share of flows moves between configurations. With no input it runs a built-in scenario. ' +
+        'Per node, packets is what the node\'s own netfilter counter for its cluster rule shows (conntrack defragments first, so ' +
+        'one per datagram); frames are the capture records behind them (each fragment is a frame); bytes are those frames\' wire bytes.',
     )
     .option('-r, --pcap <file...>', 'pcap or pcapng captures (.gz ok); -r as in tcpdump')
     .option('--synthetic <scenario>', 'synthetic traffic: default, uniform, cidr, zipf, nat, portscan, synflood')
@@ -223,6 +225,10 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       // Configurations.
       const cands: Candidate[] = [];
       let clusterIpText = o.clusterIp;
+      // Nothing ignored silently: selector flags take effect only with a backend; with --config they would be ignored.
+      const loose = looseSelectorFlags(o);
+      if (loose.length && o.config) throw new UsageError(`--config carries the whole configuration; drop ${loose.join(', ')} (or give them in --compare '...')`);
+      if (loose.length && !(o.backend || o.nft || o.rule)) throw new UsageError(`${loose.join(', ')} without a backend would be ignored: add --backend clusterip|xt_cluster (or --nft EXPR, --rule RULE)`);
       if (o.config) {
         const l = loadConfig(o.config);
         if (l.problems.length) err(`warning: ${o.config} would not pass \`glue apply\`:\n${formatProblems(l)}\n`);
@@ -314,7 +320,8 @@ export function simulateResult(job: SimulateJob, m: MergedRun, files: InputFile[
   }
   return {
     kind: 'simulate',
-    tool: { name: 'clusterip-sim', version: VERSION },
+    schema_version: SCHEMA_VERSION,
+    tool: TOOL,
     generated_at: new Date().toISOString(),
     input: { kind: job.kind, files, ...(job.synthetic ? { synthetic: job.synthetic } : {}), packets: m.ingest.packets, bytes: m.ingest.bytes, duration_s: durationS, skipped },
     headline: simulateHeadline(configs, migrations),
@@ -408,4 +415,13 @@ function gates(o: GateFlags, configs: ConfigResult[], moved: number[]): Gate[] {
     moved.forEach((v, j) => out.push({ name: `max-migration A->${ids(j + 1)}`, threshold: maxMig, value: v, passed: v <= maxMig }));
   }
   return out;
+}
+
+/** Selector flags given on the command line that only a backend (--backend, --nft, --rule) gives a meaning to. */
+function looseSelectorFlags(o: SelectorFlags & { clusterTotalNodes?: string; clusterHashSeed?: string }): string[] {
+  const named: [unknown, string][] = [
+    [o.hashmode, '--hashmode'], [o.totalNodes ?? o.clusterTotalNodes, '--total-nodes'], [o.hashInit, '--hash-init'],
+    [o.hashSeed ?? o.clusterHashSeed, '--hash-seed'], [o.kernel, '--kernel'],
+  ];
+  return named.filter(([v]) => v !== undefined).map(([, n]) => n);
 }

@@ -28,14 +28,16 @@ describe('clusterip-sim gen + tuples', () => {
     const t = cli(['tuples', f]);
     expect(t.code).toBe(0);
     const lines = t.out.trim().split('\n');
-    expect(lines[0]).toBe('ts,proto,saddr,sport,daddr,dport,wirelen');
+    expect(lines[0]).toBe('ts,proto,saddr,sport,daddr,dport,wirelen,l4_id');
     expect(lines).toHaveLength(2501);
     const ts = tsharkRows(f);
     for (let i = 0; i < ts.length; i++) {
-      const [time, proto, sa, sp, da, dp, len] = lines[i + 1]!.split(',');
+      const [time, proto, sa, sp, da, dp, len, id] = lines[i + 1]!.split(',');
       const x = ts[i]!;
       expect(`${time}000`).toBe(x.ts);
       expect([Number(proto), sa, sp === '' ? null : Number(sp), da, dp === '' ? null : Number(dp), Number(len)]).toEqual([x.proto, x.src, x.sport, x.dst, x.dport, x.len]);
+      // ICMP echo: identifier/sequence in l4_id, as tshark's icmp.ident/icmp.seq, and no ports.
+      if (x.l4id !== null) expect(id).toBe(x.l4id);
     }
     expect(t.err).toMatch(/2500 IP packets .*skipped: nothing/);
   });

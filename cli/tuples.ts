@@ -11,21 +11,34 @@ import { formatIPv4, formatIPv6 } from '../sim/core/addr.ts';
 import { openCapture } from '../sim/traffic/capture.ts';
 import { describeSkipped } from '../sim/traffic/input.ts';
 
-/** Whether slot i has "ports" in the batch's sense (see batch.ts sport/dport) that were actually captured. */
+/** Whether slot i has ports (TCP, UDP, UDP-Lite, SCTP, DCCP) that were actually captured: the contract of the sport/dport columns. */
 export function hasPorts(b: TupleBatch, i: number): boolean {
-  const p = b.proto[i]!;
-  if ((b.flags[i]! & F.PORTS) !== 0) return true;
-  const lf = b.l4flags[i]!;
-  if (p === 50) return (lf & L4.HAS4) !== 0;
-  if (p === 51) return (lf & L4.HAS8) !== 0;
-  if (p === 1 || p === 58) {
-    if ((lf & L4.HAS8) === 0) return false;
-    const t = b.l4a[i]! >>> 24;
-    return p === 1 ? t === 8 || t === 0 : t === 128 || t === 129;
-  }
-  if (p === 47) return (lf & L4.HAS4) !== 0 && (b.l4a[i]! & 0x20000000) !== 0 && (b.flags[i]! & F.TRUNCATED) === 0;
-  return false;
+  return (b.flags[i]! & F.PORTS) !== 0;
 }
+
+/**
+ * The identifying L4 field of a protocol without ports, as the batch carries
+ * it where some backends and eras hash it (kernel-semantics §7): ICMP/ICMPv6
+ * echo identifier and sequence, ESP and AH SPI, GRE key. null where there is
+ * none or the capture cut it. Shown in its own column, never as ports.
+ */
+export function l4Id(b: TupleBatch, i: number): string | null {
+  const p = b.proto[i]!, lf = b.l4flags[i]!;
+  const word = (((b.sport[i]! << 16) | b.dport[i]!) >>> 0).toString(16).padStart(8, '0');
+  if (p === 1 || p === 58) {
+    if ((lf & L4.HAS8) === 0) return null;
+    const t = b.l4a[i]! >>> 24;
+    const echo = p === 1 ? t === 8 || t === 0 : t === 128 || t === 129;
+    return echo ? `id=${b.sport[i]}/seq=${b.dport[i]}` : null;
+  }
+  if (p === 50) return (lf & L4.HAS4) !== 0 ? `spi=0x${word}` : null;
+  if (p === 51) return (lf & L4.HAS8) !== 0 ? `spi=0x${word}` : null;
+  if (p === 47) return (lf & L4.HAS4) !== 0 && (b.l4a[i]! & 0x20000000) !== 0 && (b.flags[i]! & F.TRUNCATED) === 0 ? `key=0x${word}` : null;
+  return null;
+}
+
+/** The CSV header of `tuples`. */
+export const TUPLES_HEADER = 'ts,proto,saddr,sport,daddr,dport,wirelen,l4_id';
 
 function addr(b: TupleBatch, i: number, s: boolean): string {
   if (b.family[i] === FAMILY_IPV6) return formatIPv6(s ? b.saddr6 : b.daddr6, i << 2);
@@ -40,12 +53,12 @@ function num(s: string | undefined, flag: string, int: boolean): number | undefi
 }
 
 function row(b: TupleBatch, i: number, ts: string, json: boolean): string {
-  const ports = hasPorts(b, i);
+  const ports = hasPorts(b, i), id = l4Id(b, i);
   if (json) {
     const f = b.flags[i]!;
-    return `    {"ts":${ts},"proto":${b.proto[i]},"saddr":"${addr(b, i, true)}","sport":${ports ? b.sport[i] : 'null'},"daddr":"${addr(b, i, false)}","dport":${ports ? b.dport[i] : 'null'},"wirelen":${b.wirelen[i]}${f & F.FRAGMENT ? ',"fragment":true' : ''}${f & F.TRUNCATED ? ',"truncated":true' : ''}}`;
+    return `    {"ts":${ts},"proto":${b.proto[i]},"saddr":"${addr(b, i, true)}","sport":${ports ? b.sport[i] : 'null'},"daddr":"${addr(b, i, false)}","dport":${ports ? b.dport[i] : 'null'},"wirelen":${b.wirelen[i]},"l4_id":${id === null ? 'null' : `"${id}"`}${f & F.FRAGMENT ? ',"fragment":true' : ''}${f & F.TRUNCATED ? ',"truncated":true' : ''}}`;
   }
-  return `${ts},${b.proto[i]},${addr(b, i, true)},${ports ? b.sport[i] : ''},${addr(b, i, false)},${ports ? b.dport[i] : ''},${b.wirelen[i]}\n`;
+  return `${ts},${b.proto[i]},${addr(b, i, true)},${ports ? b.sport[i] : ''},${addr(b, i, false)},${ports ? b.dport[i] : ''},${b.wirelen[i]},${id ?? ''}\n`;
 }
 
 async function liveTuples(device: string, filter: string | undefined, duration: number | undefined, limit: number | undefined, json: boolean): Promise<void> {
@@ -56,7 +69,7 @@ async function liveTuples(device: string, filter: string | undefined, duration: 
   const stop = (): void => src.close();
   process.once('SIGINT', stop);
   let first = true;
-  out.write(json ? '{\n  "packets": [\n' : 'ts,proto,saddr,sport,daddr,dport,wirelen\n');
+  out.write(json ? '{\n  "packets": [\n' : TUPLES_HEADER + '\n');
   try {
     for (;;) {
       const n = await src.next(b);
@@ -81,8 +94,9 @@ export function registerTuples(program: Command): void {
     .command('tuples')
     .description(
       'Decodes a pcap or pcapng capture (gzip-compressed or not, - for stdin) the way every other command does and prints ' +
-        'one line per IP packet: ts,proto,saddr,sport,daddr,dport,wirelen. Fragments carry their datagram\'s ports; ports are ' +
-        'empty where the protocol has none or the capture cut them. What was skipped, and why, goes to stderr.',
+        'one line per IP packet: ts,proto,saddr,sport,daddr,dport,wirelen,l4_id. Fragments carry their datagram\'s ports; ports are ' +
+        'empty where the protocol has none or the capture cut them. l4_id is the identifying field of a protocol without ports ' +
+        '(ICMP echo id=N/seq=N, ESP/AH spi=0x..., GRE key=0x...), which some backends hash in their place. What was skipped, and why, goes to stderr.',
     )
     .argument('[file]', "capture file (pcap, pcapng, .gz) or '-' for stdin")
     .option('-r, --read <file>', 'the capture file, as tcpdump -r takes it (instead of the argument)')
@@ -130,7 +144,7 @@ Exit codes: 0 ok, 1 damaged or unreadable capture (the message names the byte of
       let rows = 0;
       try {
         if (o.json) write('{\n  "packets": [\n');
-        else write('ts,proto,saddr,sport,daddr,dport,wirelen\n');
+        else write(TUPLES_HEADER + '\n');
         for (;;) {
           let n: number;
           try {

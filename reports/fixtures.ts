@@ -6,10 +6,11 @@
  * (shares add up, matrix rows add up to the old node's flows, stats follow from
  * the per-node numbers).
  */
+import { SCHEMA_VERSION } from '../sim/core/version.ts';
 import type { BenchCase } from '../sim/core/result.ts';
 import type { ConfigResult, DistributionStats, FailoverResult, Metric, NodeStats, SimulateResult } from '../sim/core/result.ts';
 import { buildSelector } from '../sim/select/build.ts';
-import type { SelectorSpec } from '../sim/select/selector.ts';
+import { specJson, type SelectorSpec } from '../sim/core/spec.ts';
 import type { BenchReport } from './html.ts';
 import { decideVerdict, simulateHeadline } from '../sim/analysis/verdict.ts';
 
@@ -59,6 +60,7 @@ function config(id: string, spec: SelectorSpec, packets: number[], flows: number
     node: i + sel.offset,
     name: NAMES[i],
     packets: p,
+    frames: p,
     bytes: bytes[i]!,
     flows: flows[i]!,
     connections: Math.round(flows[i]! * 0.86),
@@ -68,7 +70,7 @@ function config(id: string, spec: SelectorSpec, packets: number[], flows: number
   const connections = nodes.map((n) => n.connections);
   return {
     id,
-    selector: { spec, description: sel.description, facts: [...sel.facts], predictable: sel.predictable, offset: sel.offset, buckets: sel.buckets },
+    selector: { spec: specJson(spec), description: sel.description, facts: [...sel.facts], predictable: sel.predictable, offset: sel.offset, buckets: sel.buckets },
     nodes,
     stats: [statsOf('packets', packets, p95.packets), statsOf('bytes', bytes, p95.bytes), statsOf('flows', flows, p95.flows), statsOf('connections', connections, p95.flows)],
     unassigned: { no_node: 1187, unknown: 42 },
@@ -110,6 +112,7 @@ export function simulateFixture(): SimulateResult {
   const migrations = [migration(A, B, 1.2, 0), migration(A, C, 1.0, 2)];
   return {
     kind: 'simulate',
+    schema_version: SCHEMA_VERSION,
     tool: TOOL,
     generated_at: '2026-11-25T08:30:00.000Z',
     input: {
@@ -154,6 +157,7 @@ export function failoverFixture(): FailoverResult {
   };
   return {
     kind: 'failover',
+    schema_version: SCHEMA_VERSION,
     tool: TOOL,
     generated_at: '2026-11-25T08:35:00.000Z',
     input: { kind: 'synthetic', files: [], synthetic: { scenario: 'web-steady', seed: 42, params: { clients: 5000, rate_pps: 10000, duration_s: 20 } }, packets: 200_113, bytes: 158_089_270, duration_s: 20, skipped: {} },

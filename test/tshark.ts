@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { createBatch, F, FAMILY_IPV6 } from '../sim/traffic/batch.ts';
 import { formatIPv4, formatIPv6 } from '../sim/core/addr.ts';
 import { openCapture, type CaptureOptions } from '../sim/traffic/capture.ts';
-import { hasPorts } from '../cli/tuples.ts';
+import { hasPorts, l4Id } from '../cli/tuples.ts';
 
 export interface Row {
   ts: string;
@@ -17,6 +17,8 @@ export interface Row {
   proto: number;
   sport: number | null;
   dport: number | null;
+  /** ICMP echo `id=N/seq=N` (tshark's icmp.ident/seq); ours also ESP/AH SPI and GRE key, which tshark's fields here do not show. */
+  l4id: string | null;
   frag: boolean;
   fragKey: string;
 }
@@ -40,14 +42,17 @@ export function tsharkRows(file: string): Row[] {
     const v6 = c['ipv6.src'] !== '' && c['ip.src'] === '';
     if (!v6 && c['ip.src'] === '') continue;
     const n = (s: string): number | null => (s === '' ? null : Number(s));
-    let proto = -1, sport: number | null = null, dport: number | null = null;
+    let proto = -1, sport: number | null = null, dport: number | null = null, l4id: string | null = null;
     const ipProto = n(c['ip.proto']);
     const isIcmp = v6 ? c['icmpv6.type'] !== '' : ipProto === 1;
     if (isIcmp) {
       proto = v6 ? 58 : 1;
       const t = Number(v6 ? c['icmpv6.type'] : c['icmp.type']);
       const echo = v6 ? t === 128 || t === 129 : t === 0 || t === 8;
-      if (echo) { sport = n(v6 ? c['icmpv6.echo.identifier'] : c['icmp.ident']); dport = n(v6 ? c['icmpv6.echo.sequence_number'] : c['icmp.seq']); }
+      // tshark prints the identifier in hex on some versions (0x0063): read as a number.
+      const ident = v6 ? c['icmpv6.echo.identifier'] : c['icmp.ident'];
+      // A fragment's echo fields show only on the frame that completes it (given to every fragment below).
+      if (echo && ident !== '') l4id = `id=${n(v6 ? c['icmpv6.echo.identifier'] : c['icmp.ident'])}/seq=${n(v6 ? c['icmpv6.echo.sequence_number'] : c['icmp.seq'])}`;
     } else if (c['tcp.srcport'] !== '') { proto = 6; sport = n(c['tcp.srcport']); dport = n(c['tcp.dstport']); }
     // tshark's UDP-Lite dissector fills the udp.* fields too; only the protocol list tells them apart.
     else if (c['udp.srcport'] !== '') { proto = /:udplite(:|$)/.test(c['frame.protocols']) ? 136 : 17; sport = n(c['udp.srcport']); dport = n(c['udp.dstport']); }
@@ -57,7 +62,7 @@ export function tsharkRows(file: string): Row[] {
       : c['ip.flags.mf'] === '1' || c['ip.flags.mf'] === 'True' || (c['ip.frag_offset'] !== '' && c['ip.frag_offset'] !== '0');
     const src = v6 ? c['ipv6.src'] : c['ip.src'], dst = v6 ? c['ipv6.dst'] : c['ip.dst'];
     rows.push({
-      ts: c['frame.time_epoch'], len: Number(c['frame.len']), src, dst, proto, sport, dport, frag,
+      ts: c['frame.time_epoch'], len: Number(c['frame.len']), src, dst, proto, sport, dport, l4id, frag,
       fragKey: frag ? `${src}|${dst}|${v6 ? c['ipv6.fraghdr.ident'] : c['ip.id']}` : '',
     });
   }
@@ -67,7 +72,7 @@ export function tsharkRows(file: string): Row[] {
   for (const r of rows) {
     if (!r.frag) continue;
     const done = byKey.get(r.fragKey);
-    if (done) { r.sport = done.sport; r.dport = done.dport; r.proto = done.proto; }
+    if (done) { r.sport = done.sport; r.dport = done.dport; r.l4id = done.l4id; r.proto = done.proto; }
   }
   return rows;
 }
@@ -90,6 +95,7 @@ export function ourRows(file: string, opts: CaptureOptions = {}): Row[] {
           proto: b.proto[i]!,
           sport: ports ? b.sport[i]! : null,
           dport: ports ? b.dport[i]! : null,
+          l4id: l4Id(b, i),
           frag: (b.flags[i]! & F.FRAGMENT) !== 0,
           fragKey: '',
         });
@@ -125,6 +131,8 @@ export function compareRows(ours: Row[], theirs: Row[], max = 20): string[] {
     if (t.proto >= 0 && a.proto !== t.proto) bad.push(`proto ${a.proto} vs ${t.proto}`);
     if (t.sport !== null && (a.sport !== t.sport || a.dport !== t.dport)) bad.push(`ports ${a.sport}/${a.dport} vs ${t.sport}/${t.dport}`);
     if (t.sport === null && [1, 6, 17, 58, 132].includes(t.proto) && a.sport !== null && !t.frag) bad.push(`ports ${a.sport}/${a.dport} where tshark shows none`);
+    // ICMP echo identifier/sequence: their own column (tuples' l4_id), never ports.
+    if (t.l4id !== null && a.l4id !== t.l4id) bad.push(`l4_id ${a.l4id} vs ${t.l4id}`);
     if (a.frag !== t.frag) bad.push(`fragment ${a.frag} vs ${t.frag}`);
     if (bad.length) diffs.push(`packet ${i + 1}: ${bad.join('; ')}`);
   }

@@ -3,6 +3,7 @@
  * flows, connections, heaviest sources, imbalance statistics, and the share
  * of traffic that moves between two configurations.
  */
+import { specJson } from '../core/spec.ts';
 import type { MergedRun } from '../engine/merge.ts';
 import { topSources } from '../engine/top-sources.ts';
 import type { Selector } from '../select/selector.ts';
@@ -25,6 +26,7 @@ export function analyse(m: MergedRun, selectors: Selector[], opts: AnalysisOptio
     // Direction-dependent selectors count packets per connection (the direction is known when it ends).
     const packets = opts.dirDep[c] ? cf.packets : m.perPacket[c]!.packets;
     const bytes = opts.dirDep[c] ? cf.bytes : m.perPacket[c]!.bytes;
+    const frames = opts.dirDep[c] ? cf.frames : m.perPacket[c]!.frames;
     const top = topSources(f.sources, c, N);
     const nodes: NodeStats[] = [];
     for (let b = 0; b < N; b++) {
@@ -32,7 +34,7 @@ export function analyse(m: MergedRun, selectors: Selector[], opts: AnalysisOptio
       nodes.push({
         node: b + sel.offset,
         ...(name ? { name } : {}),
-        packets: packets[b]!, bytes: bytes[b]!, flows: cf.flows[b]!, connections: cf.connections[b]!,
+        packets: packets[b]!, frames: frames[b]!, bytes: bytes[b]!, flows: cf.flows[b]!, connections: cf.connections[b]!,
         new_connections_per_s: durationS > 0 ? cf.connections[b]! / durationS : 0,
         top_sources: top[b]!,
       });
@@ -40,7 +42,7 @@ export function analyse(m: MergedRun, selectors: Selector[], opts: AnalysisOptio
     const band = cf.band ? bandP95(cf.band, N) : null;
     return {
       id: opts.ids[c]!,
-      selector: { spec: sel.spec, description: sel.description, facts: [...sel.facts], predictable: sel.predictable, offset: sel.offset, buckets: N },
+      selector: { spec: specJson(sel.spec), description: sel.description, facts: [...sel.facts], predictable: sel.predictable, offset: sel.offset, buckets: N },
       nodes,
       stats: [
         distributionStats('packets', packets, f.sumP, f.sumP2, band?.packets),

@@ -5,7 +5,7 @@
  * together (in-process or on workers) is sim/engine/failover-run.ts.
  */
 import type { FailoverResult, InputSummary } from '../core/result.ts';
-import { VERSION } from '../core/version.ts';
+import { SCHEMA_VERSION, TOOL, VERSION } from '../core/version.ts';
 import type { OwnershipTimeline } from './heartbeat.ts';
 import type { Scenario } from './scenario.ts';
 import { summarizeRun, type FailoverPartial } from './timeline.ts';
@@ -40,7 +40,8 @@ export function failoverResult(
   const round = (x: number): number => Math.round(x * 1e9) / 1e9;
   return {
     kind: 'failover',
-    tool: { name: 'clusterip-sim', version: VERSION },
+    schema_version: SCHEMA_VERSION,
+    tool: TOOL,
     generated_at: new Date().toISOString(),
     input: { ...input, packets: part.packets, bytes: part.bytes, duration_s: Number.isFinite(part.max_t) ? round(part.max_t - part.min_t) : 0 },
     scenario: {

@@ -3,7 +3,7 @@
  * reports render, and what `clusterip-sim report result.json` reads back.
  * Field names are snake_case because scripts consume them.
  */
-import type { Fact, SelectorSpec } from './spec.ts';
+import type { Fact, SelectorSpecJson } from './spec.ts';
 
 export interface ToolInfo {
   name: 'clusterip-sim';
@@ -75,7 +75,11 @@ export interface NodeStats {
   node: number;
   /** Config node name owning it, when a cluster config was given. */
   name?: string;
+  /** What the node's netfilter counter for its cluster rule shows: one per datagram after defragmentation. */
   packets: number;
+  /** The capture records behind those packets (each fragment is a frame). */
+  frames: number;
+  /** Wire bytes of those frames. */
   bytes: number;
   flows: number;
   connections: number;
@@ -86,7 +90,7 @@ export interface NodeStats {
 export interface ConfigResult {
   /** Short label used in comparisons, e.g. "A" or "clusterip/6.1/sourceip". */
   id: string;
-  selector: { spec: SelectorSpec; description: string; facts: Fact[]; predictable: boolean; offset: number; buckets: number };
+  selector: { spec: SelectorSpecJson; description: string; facts: Fact[]; predictable: boolean; offset: number; buckets: number };
   nodes: NodeStats[];
   stats: DistributionStats[];
   /** Packets no node accepts (no rule fires, no conntrack) and packets whose answer the capture cannot tell (snaplen). */
@@ -133,6 +137,8 @@ export interface RunInfo {
 
 export interface SimulateResult {
   kind: 'simulate';
+  /** SCHEMA_VERSION (sim/core/version.ts) of this document. */
+  schema_version: number;
   tool: ToolInfo;
   generated_at: string;
   /** What the run found, in one line (sim/analysis/verdict.ts); the terminal, HTML and PNGs print it as it is. */
@@ -195,6 +201,8 @@ export interface FailoverWindow {
 
 export interface FailoverResult {
   kind: 'failover';
+  /** SCHEMA_VERSION (sim/core/version.ts) of this document. */
+  schema_version: number;
   tool: ToolInfo;
   generated_at: string;
   input: InputSummary;
@@ -267,7 +275,7 @@ export interface RecommendCandidate {
   description: string;
   /** What differs from the current config, in words. */
   changes: string[];
-  spec: SelectorSpec;
+  spec: SelectorSpecJson;
   buckets: number;
   owners: { node: string; owns: number[] }[];
   /** The layout was the optimum of every layout (small spaces) or a local optimum. */
@@ -295,6 +303,8 @@ export interface RecommendCandidate {
 
 export interface RecommendResult {
   kind: 'recommend';
+  /** SCHEMA_VERSION (sim/core/version.ts) of this document. */
+  schema_version: number;
   tool: ToolInfo;
   generated_at: string;
   input: InputSummary;

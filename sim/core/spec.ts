@@ -21,6 +21,23 @@ export type SelectorSpec =
   | { backend: 'xt_cluster'; totalNodes: number; hashSeed: number; kernel: string; endian: ByteOrder }
   | { backend: 'nft'; expr: string; kernel: string; endian: ByteOrder };
 
+/** A selector spec as the JSON results print it: the same fields, keys in snake_case like every key of our JSON. */
+export type SelectorSpecJson = Record<string, string | number>;
+
+/** The JSON form of a spec (`totalNodes` -> `total_nodes`, `hashInit` -> `hash_init`, ...). */
+export function specJson(spec: SelectorSpec): SelectorSpecJson {
+  const out: SelectorSpecJson = {};
+  for (const [k, v] of Object.entries(spec)) out[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = v as string | number;
+  return out;
+}
+
+/** The spec back from its JSON form (a script's or a test's way back to `hash`/`buildSelector`). */
+export function specFromJson(json: SelectorSpecJson): SelectorSpec {
+  const out: Record<string, string | number> = {};
+  for (const [k, v] of Object.entries(json)) out[k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())] = v;
+  return out as unknown as SelectorSpec;
+}
+
 /** Userspace (libipt_CLUSTERIP) accepts 0..16; the kernel itself never checks. */
 export const CLUSTERIP_MAX_NODES = 16;
 /** The kernel refuses more (EINVAL); iptables says "out of range (1-32)". */

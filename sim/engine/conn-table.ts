@@ -25,7 +25,7 @@
  * No per-packet allocation; expired entries are ended every quarter timeout
  * of capture time.
  */
-import { F, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
+import { countsAsPacket, F, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
 import { fmix32, mix32 } from '../hash/mix.ts';
 import { connKey } from '../cluster/conn-key.ts';
 
@@ -37,8 +37,12 @@ export const DEFAULT_FLOW_TIMEOUT = 120;
  * whose source endpoint sorts first (the canonical key's endpoint A), 1 the
  * other; which one is the conntrack original is decided when the entry ends.
  */
-export const REC = 8;
-export const PK0 = 0, BY0 = 1, T0 = 2, PK1 = 3, BY1 = 4, T1 = 5, LAST = 6, META = 7;
+export const REC = 10;
+/**
+ * PKd: packets as a node's counter shows them (datagrams after defragmentation);
+ * FRd: the capture frames behind them (each fragment); BYd: their wire bytes.
+ */
+export const PK0 = 0, BY0 = 1, T0 = 2, PK1 = 3, BY1 = 4, T1 = 5, LAST = 6, META = 7, FR0 = 8, FR1 = 9;
 /** META bits. */
 export const SEEN0 = 1, SEEN1 = 2, SYN0 = 4, SYN1 = 8, HEAD = 16;
 
@@ -348,7 +352,8 @@ export class ConnTable {
       // direction's first and no later than the timeout. Counted here; update() has every other case.
       const rec = this.rec, r = e * REC, ts = b.ts[i]!, last = rec[r + LAST]!, o = r + d * 3;
       if (ts - last <= this.timeout && ts > rec[o + 2]! && rec[r + META]! & (d === 0 ? SEEN0 : SEEN1)) {
-        rec[o] = rec[o]! + 1;
+        rec[o] = rec[o]! + countsAsPacket(b, i);
+        rec[r + FR0 + d] = rec[r + FR0 + d]! + 1;
         rec[o + 1] = rec[o + 1]! + b.wirelen[i]!;
         if (ts > last) {
           rec[r + LAST] = ts;
@@ -406,12 +411,14 @@ export class ConnTable {
     const syn = (b.flags[i]! & (F.SYN | F.ACK)) === F.SYN ? synBit : 0;
     let meta = rec[r + META]!;
     const len = b.wirelen[i]!;
+    const pk = countsAsPacket(b, i);
+    rec[r + FR0 + d] = rec[r + FR0 + d]! + 1;
     if (!(meta & seen)) {
-      rec[o] = 1; rec[o + 1] = len; rec[o + 2] = ts;
+      rec[o] = pk; rec[o + 1] = len; rec[o + 2] = ts;
       meta |= seen | syn;
       this.setBuckets(e, d, i, outO, outR, false);
     } else {
-      rec[o] = rec[o]! + 1;
+      rec[o] = rec[o]! + pk;
       rec[o + 1] = rec[o + 1]! + len;
       const t = rec[o + 2]!;
       // The direction's first packet is its earliest (ties: OR / min), so the answer does not depend on file order.
@@ -473,12 +480,14 @@ export class ConnTable {
       const bo = s * C4 + d * 2, bs = n * C4 + d * 2;
       if (!(meta & seen)) {
         rec[r + o] = sr[q + o]!; rec[r + o + 1] = sr[q + o + 1]!; rec[r + o + 2] = sr[q + o + 2]!;
+        rec[r + FR0 + d] = sr[q + FR0 + d]!;
         meta |= seen | (sm & synBit);
         for (let c = 0; c < this.c; c++) { bk[bo + c * 4] = src.bk[bs + c * 4]!; bk[bo + c * 4 + 1] = src.bk[bs + c * 4 + 1]!; }
         continue;
       }
       rec[r + o] = rec[r + o]! + sr[q + o]!;
       rec[r + o + 1] = rec[r + o + 1]! + sr[q + o + 1]!;
+      rec[r + FR0 + d] = rec[r + FR0 + d]! + sr[q + FR0 + d]!;
       const t = rec[r + o + 2]!, u = sr[q + o + 2]!;
       if (u < t) {
         rec[r + o + 2] = u;

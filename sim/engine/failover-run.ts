@@ -16,6 +16,8 @@ import { binWidthOf, failoverResult, firstFaultOf } from '../cluster/failover-re
 import type { Scenario } from '../cluster/scenario.ts';
 import type { FailoverResult, InputSummary } from '../core/result.ts';
 import { openInput, planInputShares } from './inputs.ts';
+import { keepToClusterIp } from './cluster-filter.ts';
+import { parseIPv4 } from '../core/addr.ts';
 import { processFailoverShare } from './failover-share.ts';
 import { runTasks } from './run.ts';
 import type { FailoverTask, InputSpec } from './task.ts';
@@ -26,6 +28,13 @@ export interface FailoverRunOptions {
   summary: Omit<InputSummary, 'packets' | 'bytes' | 'duration_s'>;
   /** 0 = in-process. */
   workers: number;
+  /**
+   * Only packets to this address meet the cluster rule. Default: for a
+   * capture, the scenario config's cluster IP (as simulate reads a capture:
+   * the server's replies and other traffic never meet the rule); generated
+   * traffic is all addressed to the cluster. null: every packet counts.
+   */
+  clusterIp?: number | null;
   comparePolicies?: boolean;
   /** Capture time of scenario time 0: 0 for generated traffic; the first packet's time for a capture. */
   t0?: number;
@@ -49,6 +58,7 @@ export async function runFailoverParallel(sc: Scenario, o: FailoverRunOptions): 
   const sel = buildSelector(spec);
   const t0 = o.t0 ?? 0;
   const cap = o.batchCapacity ?? 65536;
+  const clusterIp = o.clusterIp !== undefined ? o.clusterIp : o.input.kind === 'pcap' || o.input.kind === 'csv' ? parseIPv4(sc.config.cluster.ip) : null;
   const policies: PolicyConfig[] = [sc.policy];
   if (o.comparePolicies) for (const p of POLICIES) if (p !== sc.policy.policy) policies.push({ ...sc.policy, policy: p });
   let meas: Measurements | undefined;
@@ -58,7 +68,10 @@ export async function runFailoverParallel(sc: Scenario, o: FailoverRunOptions): 
     const batch = createBatch(cap);
     const src = openInput(o.input);
     try {
-      while (src.fill(batch) > 0) meter.add(batch);
+      while (src.fill(batch) > 0) {
+        if (clusterIp !== null) keepToClusterIp(batch, clusterIp);
+        meter.add(batch);
+      }
     } finally {
       src.close();
     }
@@ -71,8 +84,8 @@ export async function runFailoverParallel(sc: Scenario, o: FailoverRunOptions): 
   // only its own. Any other input: every worker reads all of it and keeps its own connections (by a
   // direction-free hash), since a byte range of a capture could split a connection's two directions.
   const tasks: FailoverTask[] = o.input.kind === 'synthetic'
-    ? planInputShares(o.input, n).map((input) => ({ kind: 'failover', input, partition: null, selector: spec, timelines, eval: evalOpts, batchCapacity: cap }))
-    : Array.from({ length: n }, (_, index) => ({ kind: 'failover', input: o.input, partition: n > 1 ? { index, count: n } : null, selector: spec, timelines, eval: evalOpts, batchCapacity: cap }));
+    ? planInputShares(o.input, n).map((input) => ({ kind: 'failover', input, partition: null, selector: spec, clusterIp, timelines, eval: evalOpts, batchCapacity: cap }))
+    : Array.from({ length: n }, (_, index) => ({ kind: 'failover', input: o.input, partition: n > 1 ? { index, count: n } : null, selector: spec, clusterIp, timelines, eval: evalOpts, batchCapacity: cap }));
   const parts = await runTasks<FailoverTask, FailoverPartial>(tasks, o.workers, processFailoverShare);
   return failoverResult(sc, timelines, mergeFailoverPartials(parts), o.summary, { workers: o.workers, elapsed_s: (performance.now() - started) / 1000 });
 }

@@ -4,6 +4,7 @@ import { buildSelector } from '../select/build.ts';
 import { FailoverEvaluator, type FailoverPartial } from '../cluster/timeline.ts';
 import { openInput } from './inputs.ts';
 import { keepPartition } from './partition.ts';
+import { keepToClusterIp } from './cluster-filter.ts';
 import type { FailoverTask } from './task.ts';
 
 export function processFailoverShare(t: FailoverTask): FailoverPartial {
@@ -13,6 +14,7 @@ export function processFailoverShare(t: FailoverTask): FailoverPartial {
   const src = openInput(t.input);
   try {
     while (src.fill(batch) > 0) {
+      if (t.clusterIp !== null && (keepToClusterIp(batch, t.clusterIp), batch.count === 0)) continue;
       if (t.partition && keepPartition(batch, t.partition.index, t.partition.count) === 0) continue;
       ev.add(batch);
     }

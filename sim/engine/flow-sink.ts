@@ -14,7 +14,7 @@ import { buildSelector } from '../select/build.ts';
 import type { Selector, SelectorSpec } from '../select/selector.ts';
 import { BAND_SEEDS, bandSeeds, reseed } from '../select/reseed.ts';
 import { SourceTable, type SourceCounts, type SourceSpill, SRC_KW } from './source-table.ts';
-import { BY0, BY1, firstTs, META, PK0, PK1, REC, SEEN0, SEEN1, SYN0, SYN1, T0, T1, LAST, type FlowRecords } from './conn-table.ts';
+import { BY0, BY1, firstTs, FR0, META, PK0, PK1, REC, SEEN0, SEEN1, SYN0, SYN1, T0, T1, LAST, type FlowRecords } from './conn-table.ts';
 
 /** Metrics in the order the band arrays hold them. */
 export const BAND_METRICS = ['packets', 'bytes', 'flows', 'connections'] as const;
@@ -22,8 +22,9 @@ export const BAND_METRICS = ['packets', 'bytes', 'flows', 'connections'] as cons
 export interface ConfigFlowCounts {
   flows: Float64Array;
   connections: Float64Array;
-  /** Per-node packets and bytes summed per flow (used for direction-dependent selectors). */
+  /** Per-node packets, frames and bytes summed per flow (used for direction-dependent selectors). */
   packets: Float64Array;
+  frames: Float64Array;
   bytes: Float64Array;
   /** band[(seed * 4 + metric) * N + node]: loads under reseeded copies; null when the selector has no seed. */
   band: Float64Array | null;
@@ -68,7 +69,7 @@ export function emptySummary(o: SinkOptions): FlowSummary {
     flows: 0, connections: 0, sumP: 0, sumP2: 0, sumB: 0, sumB2: 0, firstTs: Infinity, lastTs: -Infinity,
     configs: o.selectors.map((spec, c) => {
       const N = o.buckets[c]!;
-      return { flows: new Float64Array(N), connections: new Float64Array(N), packets: new Float64Array(N), bytes: new Float64Array(N), band: reseed(spec, 1) ? new Float64Array(BAND_SEEDS * 4 * N) : null };
+      return { flows: new Float64Array(N), connections: new Float64Array(N), packets: new Float64Array(N), frames: new Float64Array(N), bytes: new Float64Array(N), band: reseed(spec, 1) ? new Float64Array(BAND_SEEDS * 4 * N) : null };
     }),
     migrations: Array.from({ length: Math.max(0, C - 1) }, (_, j) => {
       const n = o.buckets[0]! * o.buckets[j + 1]!;
@@ -160,7 +161,11 @@ export class FlowSink {
           const cf = S.configs[c]!;
           cf.flows[b] = cf.flows[b]! + sign;
           if (!reply) cf.connections[b] = cf.connections[b]! + sign;
-          if (dirDep[c]) { cf.packets[b] = cf.packets[b]! + sign * pk; cf.bytes[b] = cf.bytes[b]! + sign * by; }
+          if (dirDep[c]) {
+            cf.packets[b] = cf.packets[b]! + sign * pk;
+            cf.frames[b] = cf.frames[b]! + sign * rec[q + FR0 + d]!;
+            cf.bytes[b] = cf.bytes[b]! + sign * by;
+          }
           if (this.sources) { sk[0] = c; sk[1] = b; this.src.add(sk, 0, sign * pk, sign * by); }
         }
         const x = bk[bo]!;
@@ -250,7 +255,7 @@ export function addSummary(a: FlowSummary, b: FlowSummary): void {
   const add = (x: Float64Array, y: Float64Array): void => { for (let i = 0; i < x.length; i++) x[i] = x[i]! + y[i]!; };
   a.configs.forEach((c, i) => {
     const o = b.configs[i]!;
-    add(c.flows, o.flows); add(c.connections, o.connections); add(c.packets, o.packets); add(c.bytes, o.bytes);
+    add(c.flows, o.flows); add(c.connections, o.connections); add(c.packets, o.packets); add(c.frames, o.frames); add(c.bytes, o.bytes);
     if (c.band && o.band) add(c.band, o.band);
   });
   a.migrations.forEach((m, i) => {

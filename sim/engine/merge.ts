@@ -16,7 +16,7 @@ import { newStats, type IngestStats } from '../traffic/input.ts';
 
 export interface MergedRun {
   C: number;
-  perPacket: { packets: Float64Array; bytes: Float64Array; noNode: number; unknown: number }[];
+  perPacket: { packets: Float64Array; frames: Float64Array; bytes: Float64Array; noNode: number; unknown: number }[];
   flows: FlowSummary;
   mixed: { none: number; several: number } | null;
   ingest: IngestStats;
@@ -31,7 +31,7 @@ export function runMerge(t: MergeTask): MergedRun {
 export function mergePartials(parts: SimPartial[], sink: SinkOptions, flowTimeout: number): MergedRun {
   const bucketsPerConfig = sink.buckets;
   const C = bucketsPerConfig.length;
-  const perPacket = bucketsPerConfig.map((n) => ({ packets: new Float64Array(n), bytes: new Float64Array(n), noNode: 0, unknown: 0 }));
+  const perPacket = bucketsPerConfig.map((n) => ({ packets: new Float64Array(n), frames: new Float64Array(n), bytes: new Float64Array(n), noNode: 0, unknown: 0 }));
   const ingest = newStats();
   ingest.firstTs = Infinity;
   ingest.lastTs = -Infinity;
@@ -44,6 +44,7 @@ export function mergePartials(parts: SimPartial[], sink: SinkOptions, flowTimeou
       const src = p.configs[c]!, dst = perPacket[c]!;
       for (let b = 0; b < dst.packets.length; b++) {
         dst.packets[b] = dst.packets[b]! + src.packets[b]!;
+        dst.frames[b] = dst.frames[b]! + src.frames[b]!;
         dst.bytes[b] = dst.bytes[b]! + src.bytes[b]!;
       }
       dst.noNode += src.noNode;

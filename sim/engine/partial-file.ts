@@ -25,7 +25,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { DataError } from '../core/errors.ts';
-import { VERSION } from '../core/version.ts';
+import { SCHEMA_VERSION, TOOL, VERSION } from '../core/version.ts';
 import type { InputFile } from '../core/result.ts';
 import { RUN_BYTES, RUN_U32, SRC_KW, newSourceTable, type SourceCounts } from './source-table.ts';
 import type { ShardMode, ShardSpec } from './shard-plan.ts';
@@ -119,7 +119,7 @@ export function writePartial(path: string, h: Omit<PartialHeader, 'format' | 'to
     o += (a.byteLength + 7) & ~7;
   }
   const body = gzipSync(raw, { level: 6 });
-  const header: PartialHeader = { format: PARTIAL_FORMAT, tool: { name: 'clusterip-sim', version: VERSION }, ...h, body: { bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') } };
+  const header: PartialHeader = { format: PARTIAL_FORMAT, tool: TOOL, ...h, body: { bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') } };
   const hj = Buffer.from(JSON.stringify({ ...header, littleEndian: LITTLE }), 'utf8');
   const pre = Buffer.alloc(PRELUDE);
   pre.write(MAGIC, 0, 'latin1');

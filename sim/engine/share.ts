@@ -4,13 +4,14 @@
  * Runs inside a worker or in-process; everything it returns merges by sums
  * and unions, so the answer does not depend on how the input was split.
  */
-import { copySlot, createBatch, F, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, type TupleBatch } from '../traffic/batch.ts';
+import { countsAsPacket, createBatch, F, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, type TupleBatch } from '../traffic/batch.ts';
 import { buildSelector } from '../select/build.ts';
 import type { Selector } from '../select/selector.ts';
 import { hashesConntrackOriginal, parseNftHash } from '../select/nft-expr.ts';
 import { ConnTable, REORDER_SLACK, trimRecords, type FlowRecords } from './conn-table.ts';
 import { FlowSink } from './flow-sink.ts';
 import { openInput } from './inputs.ts';
+import { keepToClusterIp } from './cluster-filter.ts';
 import type { ConfigPartial, SimPartial, SimTask } from './task.ts';
 
 /** Selectors whose answer depends on the conntrack direction (they hash the original source). */
@@ -32,6 +33,7 @@ export function processShare(task: SimTask): SimPartial {
   const anyDirDep = dirDep.some(Boolean);
   const configs: ConfigPartial[] = selectors.map((s) => ({
     packets: new Float64Array(s.buckets),
+    frames: new Float64Array(s.buckets),
     bytes: new Float64Array(s.buckets),
     noNode: 0,
     unknown: 0,
@@ -60,17 +62,7 @@ export function processShare(task: SimTask): SimPartial {
       const n = src.fill(batch);
       if (n === 0) break;
       // Keep only packets addressed to the cluster IP (the others never meet the rule).
-      if (clusterIp !== null) {
-        let w = 0;
-        for (let i = 0; i < n; i++) {
-          if (batch.family[i] === FAMILY_IPV4 && batch.daddr[i] === (clusterIp >>> 0)) {
-            if (w !== i) copySlot(batch, i, batch, w);
-            w++;
-          }
-        }
-        notToCluster += n - w;
-        batch.count = w;
-      }
+      if (clusterIp !== null) notToCluster += keepToClusterIp(batch, clusterIp);
       const m = batch.count;
       if (m > 0 && !started) {
         // A later share: connections opened within a timeout of its first packet may be the
@@ -102,7 +94,8 @@ export function processShare(task: SimTask): SimPartial {
           const b = o[i]!;
           if (b >= 0) {
             if (exact) {
-              cp.packets[b] = cp.packets[b]! + 1;
+              cp.packets[b] = cp.packets[b]! + countsAsPacket(batch, i);
+              cp.frames[b] = cp.frames[b]! + 1;
               cp.bytes[b] = cp.bytes[b]! + batch.wirelen[i]!;
             }
           } else if (b === -1) cp.noNode++;

@@ -48,8 +48,13 @@ export interface SimTask {
 }
 
 export interface ConfigPartial {
-  /** Per-bucket packets/bytes counted packet by packet (exact); filled for direction-independent selectors only. */
+  /**
+   * Per-bucket counts, exact, filled for direction-independent selectors only:
+   * packets as the node's netfilter counter shows them (one per datagram after
+   * defragmentation), frames (capture records: each fragment), bytes (their wire bytes).
+   */
   packets: Float64Array;
+  frames: Float64Array;
   bytes: Float64Array;
   noNode: number;
   unknown: number;
@@ -83,6 +88,8 @@ export interface FailoverTask {
   /** Keep only the connections of this partition (null: the input is already a share of whole flows). */
   partition: { index: number; count: number } | null;
   selector: SelectorSpec;
+  /** Numeric cluster IP: only packets to it meet the cluster rule (as in simulate). null: every packet counts. */
+  clusterIp: number | null;
   timelines: OwnershipTimeline[];
   eval: EvalOptions;
   batchCapacity?: number;

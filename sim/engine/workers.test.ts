@@ -69,7 +69,11 @@ describe('failover worker-count invariance', () => {
     const pcap = join(dir, 'fo.pcap');
     expect((await runCli(['gen', 'default', '--out', pcap, '--packets', '40000', '--seed', '5'])).code).toBe(0);
     const a = await failover(['--pcap', pcap], 1);
-    expect((a.input as { packets: number }).packets).toBe(40000);
+    // Only packets to the cluster IP meet the rule, as simulate reads the same capture (its skipped count says how many do not).
+    const sim = await runCli(['simulate', '--pcap', pcap, '--backend', 'clusterip', '--hashmode', 'sourceip-sourceport', '--total-nodes', '4', '--cluster-ip', '192.0.2.10', '--json', '--workers', '0']);
+    const notToCluster = (JSON.parse(sim.stdout) as { input: { skipped: Record<string, number> } }).input.skipped['not to the cluster ip'] ?? 0;
+    expect(notToCluster).toBeGreaterThan(0);
+    expect((a.input as { packets: number }).packets).toBe(40000 - notToCluster);
     expect(await failover(['--pcap', pcap], 3)).toEqual(a);
   });
 });

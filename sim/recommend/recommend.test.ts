@@ -10,7 +10,7 @@ import { openSynthetic } from '../traffic/synthetic.ts';
 import { buildSelector } from '../select/build.ts';
 import { bandSeeds, reseed } from '../select/reseed.ts';
 import { parseConfig, type ClusterConfig } from '../core/cluster-config.ts';
-import { CLUSTERIP_MODES, type SelectorSpec } from '../core/spec.ts';
+import { CLUSTERIP_MODES, specFromJson, type SelectorSpec } from '../core/spec.ts';
 import { collectFlows } from './flows.ts';
 import { recommend, type RecommendOptions } from './search.ts';
 import { bestLayout, exhaustiveLayout, greedyLayout, localSearch, scoreLayout } from './layout.ts';
@@ -162,9 +162,9 @@ describe('recommend: honest verdicts', () => {
     const home = new Array<number>(c.buckets);
     c.owners.forEach((o, k) => o.owns.forEach((n) => (home[n - 1] = k)));
     const nodes = (w: Float64Array, h: number[], K: number): number[] => { const l = new Array<number>(K).fill(0); h.forEach((k, b) => (l[k]! += w[b]!)); return l; };
-    const held = ratio(nodes(perPacketLoads(c.spec, data, part)[1]!, home, 4));
+    const held = ratio(nodes(perPacketLoads(specFromJson(c.spec), data, part)[1]!, home, 4));
     expect(c.held_out.now).toBeCloseTo(held, 9);
-    const curSpec = r.current.spec;
+    const curSpec = specFromJson(r.current.spec);
     const curHeld = ratio(nodes(perPacketLoads(curSpec, data, part)[1]!, [0, 1, 2, 3], 4));
     expect(r.current.held_out.now).toBeCloseTo(curHeld, 9);
     // The randomness band of the current config, packet by packet: the candidate is better than every reseed.

@@ -12,7 +12,7 @@
  * band, plus O(H * N) for the results.
  */
 import type { ClusterConfig } from '../core/cluster-config.ts';
-import { CLUSTERIP_MAX_NODES, CLUSTERIP_MODES, XT_CLUSTER_MAX_NODES, type Backend, type SelectorSpec } from '../core/spec.ts';
+import { CLUSTERIP_MAX_NODES, CLUSTERIP_MODES, XT_CLUSTER_MAX_NODES, specJson, type Backend, type SelectorSpec } from '../core/spec.ts';
 import type { Metric, RecommendCandidate, RecommendImbalance, RecommendMigration, RecommendVerdict } from '../core/result.ts';
 import { selectorSpecOf } from '../select/from-config.ts';
 import { resolveProfile } from '../select/profile.ts';
@@ -258,7 +258,7 @@ export function recommend(o: RecommendOptions): Recommendation {
         (srcGain < o.minGain ? ' (not better there: accepted because the heavy sources are taken to persist, --time-only)' : '');
     }
     return {
-      id: '', description: describe(e.s), changes, spec: e.spec, buckets: e.s.buckets,
+      id: '', description: describe(e.s), changes, spec: specJson(e.spec), buckets: e.s.buckets,
       owners: ownsOf(e.home, K).map((owns, i) => ({ node: names[i]!, owns })),
       layout_search: e.exhaustive ? 'exhaustive' : 'local',
       tuned_score: e.tuned.score, tuned: imbalance(e.tuned, names), held_out: imbalance(e.heldOut, names), unseen_sources: imbalance(e.unseen(), names), whole: imbalance(e.whole, names),

@@ -46,7 +46,19 @@ export const L4 = {
    * `ct` keys match nothing.
    */
   CT_INVALID: 0x04,
+  /**
+   * This fragment completed its datagram: netfilter counts the datagram here,
+   * once (conntrack defragments before any cluster rule, kernel-semantics §4.2).
+   * A packet is what a node's counter shows: a frame that is no fragment, or a
+   * fragment with this bit (see `countsAsPacket`).
+   */
+  COMPLETES: 0x08,
 } as const;
+
+/** Whether slot i is one packet on a node's netfilter counter (a whole datagram after defragmentation). */
+export function countsAsPacket(b: TupleBatch, i: number): number {
+  return (b.flags[i]! & F.FRAGMENT) === 0 || (b.l4flags[i]! & L4.COMPLETES) !== 0 ? 1 : 0;
+}
 
 export const FAMILY_IPV4 = 4;
 export const FAMILY_IPV6 = 6;

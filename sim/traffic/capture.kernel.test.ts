@@ -140,7 +140,7 @@ describe('captures made by tcpdump on a veth pair in namespaces', () => {
     expect(rows.some((r) => r.proto === 6 && r.dport === 8080)).toBe(true);
     expect(rows.some((r) => r.src === 'fd77::1' && r.proto === 58)).toBe(true);
     // the tcpreplayed 802.1Q / QinQ frames
-    expect(rows.filter((r) => r.src === '10.77.100.1' || r.src === 'fd77:100::1').map((r) => r.sport)).toEqual([4000, 5000, 77, 4001, 5001, 77, 4002, 5002, 77]);
+    expect(rows.filter((r) => r.src === '10.77.100.1' || r.src === 'fd77:100::1').map((r) => r.sport ?? (r.l4id ? Number(/id=(\d+)/.exec(r.l4id)![1]) : null))).toEqual([4000, 5000, 77, 4001, 5001, 77, 4002, 5002, 77]);
     // the replayed gen capture arrives intact: same tuples as the scenario itself (timestamps aside)
     const strip = (r: { ts: string }): object => ({ ...r, ts: '' });
     const replayed = rows.filter((r) => r.src.startsWith('203.0.113.') || r.dst.startsWith('203.0.113.'));
@@ -171,6 +171,12 @@ describe('captures made by tcpdump on a veth pair in namespaces', () => {
     same(ng);
     same(ns);
     expect(same(raw)).toBeGreaterThan(40);
-    expect(same(merged)).toBe(ourRows(caps.eth!).length + ourRows(caps.sll2!).length + ourRows(caps.sll!).length + ourRows(raw).length);
+    // Merged, every datagram is there four times (one capture per link type). The kernel's defrag, which the
+    // reader follows, completes the first copy and drops the others' fragments (duplicates, or queues that never
+    // complete); tshark reassembles every copy. So fragments are compared per capture above, and here every
+    // unfragmented packet of every link type comes through.
+    const whole = (f: string): number => ourRows(f).filter((r) => !r.frag).length;
+    expect(whole(merged)).toBe(whole(caps.eth!) + whole(caps.sll2!) + whole(caps.sll!) + whole(raw));
+    expect(compareRows(ourRows(merged).filter((r) => !r.frag), tsharkRows(merged).filter((r) => !r.frag))).toEqual([]);
   });
 });

@@ -16,7 +16,7 @@
  * to the next plausible record and counts it.
  */
 import { DataError } from '../core/errors.ts';
-import { copySlot, createBatch, type TupleBatch } from './batch.ts';
+import { copySlot, createBatch, L4, type TupleBatch } from './batch.ts';
 import { ByteInput, openByteInput } from './byte-input.ts';
 import { DEC, DEC_REASON, decodeFrame, linktypeSupported } from './decode.ts';
 import * as format from './capture-format.ts';
@@ -269,6 +269,8 @@ export class CaptureInput implements PacketInput {
     const slot = r >>> 2, verdict = r & 3;
     if (verdict === FRAG_RESOLVED) {
       this.defrag.apply(slot, b, i);
+      // The datagram is counted where it completes (packets vs frames, batch.ts L4.COMPLETES).
+      b.l4flags[i] = b.l4flags[i]! | L4.COMPLETES;
       return true;
     }
     if (verdict === FRAG_DROPPED) {

@@ -18,7 +18,7 @@ import { parseIPv4, parseIPv6, parseProto } from '../core/addr.ts';
 import { writeTupleV4, writeTupleV6 } from './tuple.ts';
 
 /** The columns a tuple needs, then the optional ones, in the order a header-less file has them. */
-export const CSV_COLUMNS = ['proto', 'saddr', 'sport', 'daddr', 'dport', 'ts', 'wirelen'] as const;
+export const CSV_COLUMNS = ['proto', 'saddr', 'sport', 'daddr', 'dport', 'ts', 'wirelen', 'l4_id'] as const;
 export type CsvColumn = (typeof CSV_COLUMNS)[number];
 const REQUIRED = 5;
 
@@ -63,7 +63,7 @@ export function splitCsvRecord(line: string, where: string): string[] {
 /** Where each column is in a record (-1: absent). */
 export type CsvLayout = Record<CsvColumn, number>;
 
-const POSITIONAL: CsvLayout = { proto: 0, saddr: 1, sport: 2, daddr: 3, dport: 4, ts: 5, wirelen: 6 };
+const POSITIONAL: CsvLayout = { proto: 0, saddr: 1, sport: 2, daddr: 3, dport: 4, ts: 5, wirelen: 6, l4_id: 7 };
 
 /**
  * The layout a first record gives: a header when any field is a column name
@@ -157,7 +157,16 @@ export function parseTupleFields(f: readonly string[], where: string): ParsedTup
     saddr = s4;
     daddr = d4;
   }
-  return { proto, v6, saddr, daddr, saddr6, daddr6, sport: parsePort(f[2]!, where, 'sport'), dport: parsePort(f[4]!, where, 'dport') };
+  let sport = parsePort(f[2]!, where, 'sport'), dport = parsePort(f[4]!, where, 'dport');
+  // tuples' l4_id (ICMP echo id/seq, ESP/AH SPI, GRE key) reads back into the lanes where the batch carries it.
+  const id = f[7]?.trim();
+  if (id && f[2]!.trim() === '' && f[4]!.trim() === '') {
+    const echo = /^id=(\d+)\/seq=(\d+)$/.exec(id), word = /^(?:spi|key)=0x([0-9a-f]{1,8})$/i.exec(id);
+    if (echo) { sport = Number(echo[1]) & 0xffff; dport = Number(echo[2]) & 0xffff; }
+    else if (word) { const w = parseInt(word[1]!, 16) >>> 0; sport = w >>> 16; dport = w & 0xffff; }
+    else throw new DataError(where, `column l4_id: '${id}' is not id=N/seq=N, spi=0xHEX or key=0xHEX`);
+  }
+  return { proto, v6, saddr, daddr, saddr6, daddr6, sport, dport };
 }
 
 /** An optional numeric column (ts, wirelen): 0 when absent or empty, else a finite number >= 0. */

@@ -45,11 +45,13 @@ describe('live capture with cap', () => {
       execFileSync('bash', ['-c', `ip netns exec ${A} bash -c 'echo hi > /dev/udp/10.78.0.2/9' || true`]);
     });
     expect(r.code, r.err).toBe(0);
-    expect(r.lines[0]).toBe('ts,proto,saddr,sport,daddr,dport,wirelen');
+    expect(r.lines[0]).toBe('ts,proto,saddr,sport,daddr,dport,wirelen,l4_id');
     const pings = r.lines.slice(1).map((l) => l.split(','));
     // requests and replies, ICMP only (the UDP datagram was filtered out; its port-unreachable is ICMP but has no echo id)
-    const echo = pings.filter((f) => f[3] !== '');
-    expect(echo.map((f) => [f[1], f[2], f[4], f[5]])).toEqual([
+    // ICMP has no ports: the echo identifier and sequence are in l4_id (id=N/seq=N).
+    expect(pings.every((f) => f[3] === '' && f[5] === '')).toBe(true);
+    const echo = pings.filter((f) => (f[7] ?? '') !== '');
+    expect(echo.map((f) => [f[1], f[2], f[4], /seq=(\d+)/.exec(f[7]!)![1]])).toEqual([
       ['1', '10.78.0.1', '10.78.0.2', '1'], ['1', '10.78.0.2', '10.78.0.1', '1'],
       ['1', '10.78.0.1', '10.78.0.2', '2'], ['1', '10.78.0.2', '10.78.0.1', '2'],
       ['1', '10.78.0.1', '10.78.0.2', '3'], ['1', '10.78.0.2', '10.78.0.1', '3'],
