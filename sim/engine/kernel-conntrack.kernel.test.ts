@@ -108,9 +108,9 @@ const cases: { name: string; rules: NodeRules; sel: string[]; knownWrong: boolea
   { name: 'nft jhash ip saddr (conntrack in use)', rules: { kind: 'nft', expr: ips, conntrack: true }, sel: ['--backend', 'nft', '--nft', ips], knownWrong: true },
 ];
 /*
- * knownWrong: main's `simulate` (as of this commit) counts every fragment where the counter counts a
- * datagram, and gives conntrack's INVALID packets (the stray FINs, RSTs, SYN-ACKs) a node under
- * xt_cluster and `ct` keys; the exact numbers are in the issue 17 report. When the model is
+ * knownWrong: main's `simulate` (as of this commit) gives conntrack's INVALID packets (the stray
+ * FINs, RSTs, SYN-ACKs) a node under xt_cluster and `ct` keys, and with --workers 2 loses a fragment
+ * train at a share boundary; the exact numbers are in the issue 17 report. When the model is
  * fixed, `it.fails` turns red: make these plain `it` then.
  */
 const measured = new Map<string, { counters: number[]; pcap: string }>();
