@@ -29,7 +29,13 @@ export interface ProbePlanOptions {
   sportBase?: number;
 }
 
-/** Most candidates tried; with N buckets a uniform hash leaves one uncovered after this many with odds ~N·e^(-4096/N). */
+/**
+ * Most candidates tried. With N buckets and D distinct hash inputs, a uniform
+ * hash leaves some bucket uncovered with odds about N·e^(-D/N); for the
+ * source-address-only hashes (xt_cluster, nft, CLUSTERIP sourceip) D is the
+ * number of --sources addresses (254 for a /24: fine for 16 buckets, often
+ * short for 64), and planProbes then names the uncovered node numbers.
+ */
 export const MAX_CANDIDATES = 4096;
 
 /** The usable addresses of a CIDR (network and broadcast left out below /31), refused in the flag's words. */
