@@ -12,69 +12,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../test/cli.ts';
-import * as fr from '../test/frames.ts';
+import { buildFragCapture, FRAG_DST, frameBuckets } from '../test/frag-capture.ts';
 import type { SimulateResult } from '../sim/core/result.ts';
-import { buildSelector } from '../sim/select/build.ts';
-import { createBatch } from '../sim/traffic/batch.ts';
-import { writeTupleV4 } from '../sim/traffic/tuple.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cipsim-noct-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const DST = '192.0.2.10', DST_N = 0xc000020a, NODES = 3;
+const NODES = 3;
+const DST = FRAG_DST;
 const PORTS = 'jhash ip saddr . th sport . th dport mod 3 seed 0x5';
 const ADDRS = 'jhash ip saddr mod 3 seed 0x5';
-
-/** One frame as the rule sees it without defragmentation: its source and the 4 bytes at its own transport offset. */
-interface Frame { src: number; proto: number; l4word: number; dgram: number; wire: number }
-
-const frames: Frame[] = [];
-let datagrams = 0;
-const capture = ((): string => {
-  const recs: fr.Rec[] = [];
-  let t = 0;
-  for (let k = 0; k < 90; k++) {
-    const src = `10.9.${k % 5}.${1 + k}`, srcN = ((10 << 24) | (9 << 16) | ((k % 5) << 8) | (1 + k)) >>> 0;
-    const nfrag = 1 + (k % 3);
-    const tcp = k % 4 === 3;
-    const proto = tcp ? 6 : 17;
-    const l4 = tcp ? fr.tcp(30000 + k, 443, 0x18, 8 * 24 * nfrag) : fr.udp(30000 + k, 53, 8 * 24 * nfrag - 8);
-    // Payload bytes differ per datagram, so non-first fragments' "ports" differ too.
-    for (let i = tcp ? 20 : 8; i < l4.length; i++) l4[i] = (l4[i]! ^ (k * 37 + i)) & 255;
-    if (!tcp) { l4[6] = 0; l4[7] = 0; }
-    const edges = Array.from({ length: nfrag + 1 }, (_, j) => Math.min(l4.length, j * 192));
-    const built: { data: Uint8Array; off: number }[] = [];
-    for (let j = 0; j < nfrag; j++) {
-      const ip = nfrag === 1
-        ? fr.ipv4({ proto, src, dst: DST }, l4)
-        : fr.ipv4({ proto, src, dst: DST, id: 0x200 + k, fragOff: edges[j]!, mf: j + 1 < nfrag }, l4.subarray(edges[j]!, edges[j + 1]!));
-      built.push({ data: fr.ether(ip, 0x0800), off: edges[j]! });
-    }
-    // Out of order for every third datagram (last fragment first).
-    if (k % 3 === 2) built.reverse();
-    for (const b of built) {
-      const p = b.off;
-      const word = ((l4[p]! << 24) | (l4[p + 1]! << 16) | (l4[p + 2]! << 8) | l4[p + 3]!) >>> 0;
-      frames.push({ src: srcN, proto, l4word: word, dgram: k, wire: b.data.length });
-      recs.push({ ts: [1700000000 + Math.floor(t / 1e6), t % 1e6], data: b.data });
-      t += 500;
-    }
-    datagrams++;
-  }
-  return fr.writePcap(join(dir, 'frags.pcap'), recs);
-})();
-
-/** The node (bucket) of each frame under `expr`, hashing the key the kernel reads from that frame alone. */
-function framesNodes(expr: string): number[] {
-  const sel = buildSelector({ backend: 'nft', expr, kernel: '6.18', endian: 'little' });
-  const b = createBatch(1), out = new Int32Array(1);
-  return frames.map((f) => {
-    writeTupleV4(b, 0, f.proto, f.src, f.l4word >>> 16, DST_N, f.l4word & 0xffff);
-    b.count = 1;
-    sel.select(b, out);
-    return out[0]!;
-  });
-}
+const { path: capture, frames, datagrams } = buildFragCapture(dir);
+const framesNodes = (expr: string): number[] => frameBuckets(expr, frames);
 
 async function simulate(expr: string, extra: string[]): Promise<SimulateResult> {
   const r = await runCli(['simulate', '--pcap', capture, '--backend', 'nft', '--nft', expr, '--cluster-ip', DST, '--json', ...extra]);
