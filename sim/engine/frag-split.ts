@@ -39,6 +39,9 @@ export function countSplitDatagrams(paths: readonly string[], specs: readonly Se
   const outs = sels.map(() => new Int32Array(cap));
   // Per selector: datagram key -> its fragments' common answer, or SPLIT once two differ.
   const seen = sels.map(() => new Map<string, number>());
+  // When a key's first fragment came: a fragment later than the kernel's reassembly timeout
+  // (ipfrag_time 30 s, IPv6 60 s; defrag.ts) belongs to a new datagram that reuses the IP id.
+  const since = new Map<string, number>();
   const SPLIT = -1000;
   const counts = sels.map(() => 0);
   for (const path of paths) {
@@ -58,6 +61,11 @@ export function countSplitDatagrams(paths: readonly string[], specs: readonly Se
           let key = `${ids[i]}/${batch.proto[i]}/`;
           if (v4) key += `${batch.saddr[i]}>${batch.daddr[i]}`;
           else for (let w = 0; w < 4; w++) key += `${batch.saddr6[4 * i + w]}.${batch.daddr6[4 * i + w]}:`;
+          const t = batch.ts[i]!, t0 = since.get(key);
+          if (t0 === undefined || t - t0 > (v4 ? 30 : 60)) {
+            since.set(key, t);
+            for (const map of seen) map.delete(key);
+          }
           for (let c = 0; c < sels.length; c++) {
             const got = outs[c]![i]!, map = seen[c]!, prev = map.get(key);
             if (prev === undefined) map.set(key, got);
