@@ -131,6 +131,6 @@ describe('simulate command', () => {
     expect(ok.code).toBe(0);
     const j = JSON.parse(ok.stdout) as SimulateResult;
     expect(j.configs[0]!.nodes).toHaveLength(7);
-    expect(j.configs[0]!.selector.spec).toMatchObject({ backend: 'clusterip', hashmode: 'sourceip', totalNodes: 7 });
+    expect(j.configs[0]!.selector.spec).toMatchObject({ backend: 'clusterip', hashmode: 'sourceip', total_nodes: 7 });
   });
 });

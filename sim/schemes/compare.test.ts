@@ -97,10 +97,16 @@ describe('clusterip-sim compare-schemes', () => {
   });
 
   it('refuses bad usage with exit 2', async () => {
-    for (const args of [['--nodes', '1'], ['--schemes', 'bogus'], ['--pcap', 'x.pcap'], ['--synthetic', 'nope'], ['--fail-node', '9']]) {
+    for (const args of [['--nodes', '1'], ['--schemes', 'bogus'], ['--synthetic', 'nope'], ['--fail-node', '9']]) {
       const r = await run(['compare-schemes', '--speed-seconds', '0', '--flows', '100', ...args]);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.err).toMatch(/clusterip-sim: /);
     }
+  });
+
+  it('--pcap is wired: a missing capture is bad input (exit 1) naming the file', async () => {
+    const r = await run(['compare-schemes', '--speed-seconds', '0', '--pcap', 'no-such-capture.pcap']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/no-such-capture\.pcap/);
   });
 });
