@@ -20,6 +20,8 @@ import type { MergedRun } from '../sim/engine/merge.ts';
 import { parseShard, planRun, type ShardSpec } from '../sim/engine/shard-plan.ts';
 import { foldSourceRuns, writePartial, type MergeJob } from '../sim/engine/partial-file.ts';
 import { directionDependent } from '../sim/engine/share.ts';
+import { canSplitWithoutConntrack, countSplitDatagrams } from '../sim/engine/frag-split.ts';
+import { hashesConntrackOriginal, parseNftHash } from '../sim/select/nft-expr.ts';
 import type { InputSpec } from '../sim/engine/task.ts';
 import { analyse, migration, type AnalysisOptions } from '../sim/analysis/distribution.ts';
 import { simulateHeadline } from '../sim/analysis/verdict.ts';
@@ -52,6 +54,8 @@ interface SimulateFlags extends SelectorFlags {
   minPValue?: string;
   maxMigration?: string;
   lenient?: boolean;
+  /** false with --no-conntrack. */
+  conntrack?: boolean;
   /** false with --no-top-sources. */
   topSources?: boolean;
   hash?: boolean;
@@ -75,6 +79,8 @@ export interface SimulateJob extends MergeJob {
   topSources: boolean;
   /** --lenient (captures): skips malformed records instead of stopping; every shard must read alike. */
   lenient?: boolean;
+  /** --no-conntrack (captures, nft keys without `ct`): nothing defragments; every shard must read alike. */
+  noConntrack?: boolean;
 }
 
 /** The gate flags, shared by `simulate` and `merge`. */
@@ -144,7 +150,8 @@ export function registerSimulate(program: Command): void {
         'per node packets, bytes, flows and connections, how uneven the spread is against what randomness alone gives, the ' +
         'heaviest sources per node, and what share of flows moves between configurations. With no input it runs a built-in scenario. ' +
         'Per node, packets is what the node\'s own netfilter counter for its cluster rule shows (conntrack defragments first, so ' +
-        'one per datagram); frames are the capture records behind them (each fragment is a frame); bytes are those frames\' wire bytes.',
+        'one per datagram; with --no-conntrack each fragment is a packet); frames are the capture records behind them (each fragment is a frame); ' +
+        'bytes are those frames\' wire bytes.',
     )
     .option('-r, --pcap <file...>', 'pcap or pcapng captures (.gz ok); -r as in tcpdump')
     .option('--synthetic <scenario>', 'synthetic traffic: default, uniform, cidr, zipf, nat, portscan, synflood')
@@ -163,6 +170,8 @@ export function registerSimulate(program: Command): void {
     .option('--no-top-sources', 'do not count the heaviest sources per node (exact counts keep one counter per distinct source address; ' +
       'past 2^18 per worker they spill to sorted files under TMPDIR, so memory stays flat but disk is used: about 48 bytes a source)')
     .option('--lenient', 'skip malformed capture records (counted) instead of stopping')
+    .option('--no-conntrack', 'the nodes run no conntrack (nft keys without `ct` only): nothing defragments, each fragment is hashed as it ' +
+      'came (a non-first fragment\'s "ports" are its payload\'s first bytes, as the kernel reads them) and counted as a packet')
     .option('--no-hash', 'do not compute the SHA-256 of input files for the report header (saves a pass over huge captures)')
     .option('--shard <I/N>', 'run only shard I of N (I from 0) of the inputs, for a run split across machines: a block of the ' +
       'capture files (given in time order, the same list on every machine), or the I-th byte range of a single capture; needs --partial')
@@ -198,10 +207,13 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       const given = [o.pcap?.length ? 'pcap' : null, o.synthetic ? 'synthetic' : null, o.csv ? 'csv' : null].filter(Boolean);
       if (given.length > 1) throw new UsageError(`give one kind of input (got ${given.join(' and ')})`);
       let builtIn = false;
+      const noConntrack = o.conntrack === false;
+      // Only captures carry fragments; elsewhere the flag would change nothing.
+      if (noConntrack && !o.pcap?.length) throw new UsageError('--no-conntrack changes how fragments are read: it needs --pcap (CSV tuples and synthetic traffic have no fragments)');
       if (o.pcap?.length) {
         kind = 'pcap';
         for (const p of o.pcap) {
-          inputs.push({ kind: 'pcap', path: p, lenient: !!o.lenient });
+          inputs.push({ kind: 'pcap', path: p, lenient: !!o.lenient, ...(noConntrack ? { noDefrag: true } : {}) });
           // A shard opens only its own files (the others may live on other machines).
           if (o.shard) { files.push({ path: p, bytes: 0, sha256: '' }); continue; }
           if (!existsSync(p)) throw new DataError(p, 'no such file (--pcap)');
@@ -243,6 +255,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       }
       for (const c of o.compare ?? []) cands.push(parseCompare(c, cands[0]?.config ? {} : o));
       cands.forEach((c, i) => (c.id = ids(i)));
+      if (noConntrack) for (const c of cands) refuseWithoutConntrack(c.spec, c.id);
       const selectors = cands.map((c) => buildSelector(c.spec));
       for (const s of selectors) {
         if (s.buckets > 1 << 20) throw new UsageError(`${s.description}: ${s.buckets} buckets is more than simulate keeps per-bucket counters for (${1 << 20})`);
@@ -273,6 +286,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
         kind, ...(synthetic ? { synthetic } : {}),
         configs: cands.map((c, i) => ({ id: c.id, spec: c.spec, ...(c.config ? { names: namesFor(selectors[i]!, c.config) } : {}) })),
         clusterIp, mixed, flowTimeout, topSources: o.topSources !== false, ...(kind === 'pcap' ? { lenient: !!o.lenient } : {}),
+        ...(noConntrack ? { noConntrack: true } : {}),
       };
       const runOpts = { inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers, flowTimeout, topSources: job.topSources };
       if (o.shard || o.partial) return writeShard(o, job, runOpts, files);
@@ -287,6 +301,10 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       }
       await Promise.all(hashing);
       const result = simulateResult(job, run.merged, files, o, { workers: run.workers, elapsed_s: run.elapsedS, shares_s: run.sharesS, packets_per_s: run.elapsedS > 0 ? run.merged.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss });
+      if (!noConntrack && kind === 'pcap' && run.merged.ingest.fragments > 0) {
+        result.warnings = [...(result.warnings ?? []), ...splitWarnings(job, files.map((f) => f.path))];
+        if (!result.warnings.length) delete result.warnings;
+      }
       await emitSimulate(result, o);
     });
 }
@@ -301,6 +319,37 @@ export function addOutputOptions(cmd: Command): Command {
     .addOption(new Option('--gate-metric <m>', 'metric for --max-imbalance').choices(['packets', 'bytes', 'flows', 'connections']).default('packets'))
     .option('--min-p-value <p>', 'exit 3 if the chi-square test (flows) says the spread is less uniform than p')
     .option('--max-migration <share>', 'exit 3 if more than this share (0-1) of flows changes node in any comparison');
+}
+
+/**
+ * `--no-conntrack` models a namespace without conntrack; a rule that needs
+ * conntrack never matches there (CLUSTERIP drops "no conntrack!", xt_cluster
+ * and `ct` keys match nothing: kernel-semantics §4.2, §5.3), so such a
+ * configuration is refused rather than simulated.
+ */
+function refuseWithoutConntrack(spec: SelectorSpec, id: string): void {
+  const which = id ? `configuration ${id}: ` : '';
+  if (spec.backend !== 'nft') throw new UsageError(`--no-conntrack: ${which}${spec.backend} needs conntrack (it matches no packet without it); --no-conntrack applies to nft expressions without ct keys`);
+  if (hashesConntrackOriginal(parseNftHash(spec.expr))) throw new UsageError(`--no-conntrack: ${which}'${spec.expr}' reads ct keys, which need conntrack; --no-conntrack applies to nft expressions without ct keys`);
+}
+
+/**
+ * Conntrack in use (the default) defragments before the cluster rule; without
+ * it a key with ports hashes each fragment on its own (frag-split.ts). When the
+ * capture has fragments, says per configuration how many datagrams would be
+ * split across nodes that way: a deployment mistake (a node set up without
+ * conntrack) that breaks them.
+ */
+function splitWarnings(job: SimulateJob, paths: string[]): string[] {
+  const which = job.configs.filter((c) => canSplitWithoutConntrack(c.spec));
+  if (!which.length) return [];
+  const counts = countSplitDatagrams(paths, which.map((c) => c.spec), job.clusterIp, job.lenient ?? false);
+  const out: string[] = [];
+  which.forEach((c, k) => {
+    const n = counts[k]!;
+    if (n > 0) out.push(`${c.id ? `configuration ${c.id}: ` : ''}${n.toLocaleString('en-US')} fragmented datagram${n === 1 ? '' : 's'} would be split across nodes if the nodes ran without conntrack (nothing defragments then, and '${c.spec.backend === 'nft' ? c.spec.expr : ''}' reads ports from every fragment): keep conntrack in use on the nodes, or hash addresses only; --no-conntrack shows that case`);
+  });
+  return out;
 }
 
 /** The result of a job over its merged run (a single run's, or a merge of shards'). */
@@ -323,7 +372,7 @@ export function simulateResult(job: SimulateJob, m: MergedRun, files: InputFile[
     schema_version: SCHEMA_VERSION,
     tool: TOOL,
     generated_at: new Date().toISOString(),
-    input: { kind: job.kind, files, ...(job.synthetic ? { synthetic: job.synthetic } : {}), packets: m.ingest.packets, bytes: m.ingest.bytes, duration_s: durationS, skipped },
+    input: { kind: job.kind, files, ...(job.synthetic ? { synthetic: job.synthetic } : {}), packets: m.ingest.packets, bytes: m.ingest.bytes, duration_s: durationS, skipped, ...(job.noConntrack ? { no_conntrack: true as const } : {}) },
     headline: simulateHeadline(configs, migrations),
     configs,
     migrations,

@@ -27,6 +27,11 @@ export interface InputSummary {
   duration_s: number;
   /** Packets not analysed and why (non-IP, truncated, unresolved fragments, malformed, …). */
   skipped: Record<string, number>;
+  /**
+   * `simulate --no-conntrack`: the namespace runs no conntrack, so nothing
+   * defragments and every fragment is hashed (and counted) as it came.
+   */
+  no_conntrack?: true;
 }
 
 export type Metric = 'packets' | 'bytes' | 'flows' | 'connections';

@@ -9,7 +9,8 @@ import type { OwnershipTimeline } from '../cluster/heartbeat.ts';
 import type { EvalOptions } from '../cluster/timeline.ts';
 
 export type InputSpec =
-  | { kind: 'pcap'; path: string; start?: number; end?: number; lenient?: boolean; limit?: number; from?: number; to?: number }
+  /** `noDefrag`: a namespace without conntrack (`simulate --no-conntrack`): fragments are hashed one by one (capture.ts). */
+  | { kind: 'pcap'; path: string; start?: number; end?: number; lenient?: boolean; limit?: number; from?: number; to?: number; noDefrag?: boolean }
   /** A scenario of sim/traffic/synthetic.ts; `params` are the scenario's own (steady's flows, duration, ...). */
   | { kind: 'synthetic'; name: string; seed: number; packets?: number; params?: SyntheticParams; share?: { index: number; count: number } }
   | { kind: 'csv'; path: string };

@@ -16,9 +16,9 @@
  * to the next plausible record and counts it.
  */
 import { DataError } from '../core/errors.ts';
-import { copySlot, createBatch, L4, type TupleBatch } from './batch.ts';
+import { copySlot, createBatch, F, L4, type TupleBatch } from './batch.ts';
 import { ByteInput, openByteInput } from './byte-input.ts';
-import { DEC, DEC_REASON, decodeFrame, linktypeSupported } from './decode.ts';
+import { DEC, DEC_REASON, decodeFrame, fragInfo, linktypeSupported, writeL4 } from './decode.ts';
 import * as format from './capture-format.ts';
 import { type Iface, parsePcapHeader, unknownLinktype } from './capture-format.ts';
 import { Defrag, FRAG_DROPPED, FRAG_RESOLVED, type DefragLimits } from './defrag.ts';
@@ -41,6 +41,19 @@ export interface CaptureOptions {
   defrag?: DefragLimits;
   /** Name used in messages (default: the path). */
   label?: string;
+  /**
+   * No conntrack in the namespace, so nothing defragments (`simulate
+   * --no-conntrack`): every fragment is delivered as it came, a packet of its
+   * own, its L4 lanes read from its own first payload bytes (see `ownL4`).
+   */
+  noDefrag?: boolean;
+  /**
+   * With `noDefrag`: receives, at a fragment's batch slot, its IP
+   * identification (IPv4 16 bits, IPv6 32), so that a caller can tell which
+   * fragments were one datagram (written only at slots flagged F.FRAGMENT;
+   * at least the batch's capacity long).
+   */
+  fragIds?: Uint32Array;
 }
 
 const STOP_FULL = 0, STOP_END = 1, STOP_FRAG = 2;
@@ -96,6 +109,8 @@ export class CaptureInput implements PacketInput {
   private stDig: Uint8Array;
   // fragment hold-back: a ring of packets waiting for their datagram to complete
   private readonly defrag: Defrag;
+  private readonly noDefrag: boolean;
+  private readonly fragIds: Uint32Array | null;
   private staging: TupleBatch | null = null;
   private stSlot: Int32Array;
   private stHead = 0;
@@ -123,6 +138,8 @@ export class CaptureInput implements PacketInput {
       throw new DataError(this.name, 'a compressed capture or stdin cannot be read from a byte offset; read it whole');
     }
     this.defrag = new Defrag(opts.defrag);
+    this.noDefrag = opts.noDefrag ?? false;
+    this.fragIds = opts.fragIds ?? null;
     this.stCap = 16384;
     this.stSlot = new Int32Array(this.stCap);
     this.stNs = new Float64Array(this.stCap);
@@ -264,6 +281,11 @@ export class CaptureInput implements PacketInput {
   /** Handles a fragment decoded into slot i; true if it can be delivered now (not in the ring). */
   private addFragment(b: TupleBatch, i: number, inRing: boolean): boolean {
     this.fragCount++;
+    if (this.noDefrag) {
+      if (this.fragIds) this.fragIds[i] = fragInfo.id >>> 0;
+      ownL4(b, i, this.inp.buf);
+      return true;
+    }
     if ((this.fragCount & 1023) === 0) this.defrag.expire(this.lastTs);
     const r = this.defrag.add(b, i, b.ts[i]!, this.inp.buf);
     const slot = r >>> 2, verdict = r & 3;
@@ -764,4 +786,31 @@ export function openCapture(path: string, opts: CaptureOptions = {}): CaptureInp
 /** Opens a capture held in memory (tests, fuzzing). */
 export function openCaptureBuffer(data: Uint8Array, opts: CaptureOptions = {}): CaptureInput {
   return new CaptureInput(data, opts);
+}
+
+/**
+ * A fragment as a namespace without conntrack sees it (nothing defragments:
+ * nf_defrag_ipv4/ipv6 run only for conntrack's sake): the nft payload
+ * expression for a transport-header field (`tcp sport`, `th dport`, ...) reads
+ * at the transport offset of THIS fragment. The kernel sets the protocol and
+ * transport offset from the IP header on every fragment
+ * (include/net/netfilter/nf_tables_ipv4.h nft_set_pktinfo_ipv4: tprot =
+ * ip->protocol, thoff = ip_hdrlen, whatever the fragment offset), so a
+ * non-first fragment's "ports" are the first four bytes of its payload.
+ * Measured on 6.18.44 (a prerouting chain, no conntrack in the namespace,
+ * `ping -s 3000 -p abcd`): every non-first fragment matched `th sport 0xabcd`
+ * and `th dport 0xabcd`, the pattern bytes at the start of its payload.
+ * Source and measurement disagree here: the public tree we read
+ * (net/netfilter/nft_payload.c at torvalds/linux 01581a21) breaks the rule on
+ * `pkt->fragoff` for a transport-header read; the 6.18.44 kernel we measured
+ * read the payload instead. We model what was measured.
+ * A first fragment carries the real L4 header. Every fragment is a packet on
+ * the node's counter (L4.COMPLETES). IPv6 follows the same model from source
+ * reading only (ipv6_find_hdr gives the fragment's payload offset); not measured.
+ */
+function ownL4(b: TupleBatch, i: number, buf: Uint8Array): void {
+  const rel = fragInfo.offset === 0 && fragInfo.l4rel > 0 ? fragInfo.l4rel : 0;
+  const cap = Math.max(0, fragInfo.dataCap - rel), wire = fragInfo.dataWire - rel;
+  writeL4(b, i, b.proto[i]!, buf, fragInfo.data + rel, cap, wire, F.FRAGMENT);
+  b.l4flags[i] = b.l4flags[i]! | L4.COMPLETES;
 }
