@@ -1,8 +1,6 @@
 /** The nft backend behind the GlueBackend interface (rules: render.ts, reading back: state.ts). */
-import { selectorSpecOf } from '../../../sim/select/from-config.ts';
-import { DEFAULT_CLUSTERIP_KERNEL } from '../../../sim/core/spec.ts';
 import { runStep } from '../../exec/steps.ts';
-import type { GlueBackend } from '../shared/backend.ts';
+import { migrationFromClusterip, type GlueBackend } from '../shared/backend.ts';
 import { linkRollbackSteps, nftReplaySink } from '../shared/link.ts';
 import { needNft } from '../shared/tools.ts';
 import { nftCreatePlan, nftOwnerStep, nftRemovePlan } from './render.ts';
@@ -26,11 +24,6 @@ export const nftBackend: GlueBackend = {
     return log;
   },
   replaySink: nftReplaySink,
-  migration: (c) => ({
-    from: 'clusterip sourceip',
-    to: 'nft',
-    before: { backend: 'clusterip', hashmode: 'sourceip', totalNodes: c.cluster.total_nodes, hashInit: c.cluster.seed, kernel: DEFAULT_CLUSTERIP_KERNEL, endian: c.cluster.endian },
-    after: selectorSpecOf(c),
-  }),
+  migration: (c) => migrationFromClusterip(c, 'nft'),
   discover: discoverNft,
 };

@@ -5,7 +5,8 @@
  * nothing else in kernel-glue asks which backend a config uses.
  */
 import type { ClusterConfig } from '../../../sim/core/cluster-config.ts';
-import type { Backend, ClusteripMode } from '../../../sim/core/spec.ts';
+import { DEFAULT_CLUSTERIP_KERNEL, type Backend, type ClusteripMode } from '../../../sim/core/spec.ts';
+import { selectorSpecOf } from '../../../sim/select/from-config.ts';
 import type { SelectorSpec } from '../../../sim/select/selector.ts';
 import type { Plan, RunStep, Step } from '../../plan.ts';
 import type { Runner } from '../../exec/runner.ts';
@@ -73,6 +74,20 @@ export interface MigrationPair {
   to: string;
   before: SelectorSpec;
   after: SelectorSpec;
+}
+
+/**
+ * The migration the conntrack-based backends (xt_cluster, nft) are compared
+ * against: the CLUSTERIP sourceip rule on the last kernel that has it, with
+ * the config's nodes and seed (both hash the source address alone).
+ */
+export function migrationFromClusterip(c: ClusterConfig, to: Backend): MigrationPair {
+  return {
+    from: 'clusterip sourceip',
+    to,
+    before: { backend: 'clusterip', hashmode: 'sourceip', totalNodes: c.cluster.total_nodes, hashInit: c.cluster.seed, kernel: DEFAULT_CLUSTERIP_KERNEL, endian: c.cluster.endian },
+    after: selectorSpecOf(c),
+  };
 }
 
 /** A cluster rule found on a host by `glue import` (ours or written by hand), in the config's terms. */

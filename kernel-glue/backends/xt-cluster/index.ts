@@ -1,8 +1,6 @@
 /** The xt_cluster backend behind the GlueBackend interface (rules: render.ts, reading back: state.ts). */
-import { selectorSpecOf } from '../../../sim/select/from-config.ts';
-import { DEFAULT_CLUSTERIP_KERNEL } from '../../../sim/core/spec.ts';
 import { runStep, type StepLog } from '../../exec/steps.ts';
-import type { GlueBackend } from '../shared/backend.ts';
+import { migrationFromClusterip, type GlueBackend } from '../shared/backend.ts';
 import { linkRollbackSteps, nftReplaySink } from '../shared/link.ts';
 import { IPT_RESTORE } from '../shared/iptables-legacy.ts';
 import { needIptablesLegacy, needNft } from '../shared/tools.ts';
@@ -28,11 +26,6 @@ export const xtClusterBackend: GlueBackend = {
     return log;
   },
   replaySink: nftReplaySink,
-  migration: (c) => ({
-    from: 'clusterip sourceip',
-    to: 'xt_cluster',
-    before: { backend: 'clusterip', hashmode: 'sourceip', totalNodes: c.cluster.total_nodes, hashInit: c.cluster.seed, kernel: DEFAULT_CLUSTERIP_KERNEL, endian: c.cluster.endian },
-    after: selectorSpecOf(c),
-  }),
+  migration: (c) => migrationFromClusterip(c, 'xt_cluster'),
   discover: discoverXtCluster,
 };
