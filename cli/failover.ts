@@ -15,6 +15,7 @@ import { selectorSpecOf } from '../sim/select/from-config.ts';
 import { parseIPv4 } from '../sim/core/addr.ts';
 import type { FailoverResult } from '../sim/core/result.ts';
 import { builtinScenario, loadScenario, type Scenario } from '../sim/cluster/scenario.ts';
+import { SCENARIOS } from '../sim/traffic/synthetic.ts';
 
 /** The scenario shown in --help (a test parses it, so the help stays true). */
 export const EXAMPLE_SCENARIO = `name: node2 crashes
@@ -63,7 +64,7 @@ export function registerFailover(program: Command): void {
     .option('--json', 'print the result as JSON (lost_packets, duplicated_packets, broken_connections, recovery_s, per-node load per phase, timeline)')
     .option('--compare-policies', 'also run every other takeover policy on the same traffic and say which did best')
     .option('-r, --pcap <file>', 'replay this capture through the scenario (scenario time 0 = its first packet)')
-    .option('--synthetic <scenario>', 'synthetic traffic instead of the scenario\'s own flows: default, uniform, cidr, zipf, nat, portscan, synflood')
+    .option('--synthetic <scenario>', `synthetic traffic instead of the scenario's own flows: ${Object.keys(SCENARIOS).join(', ')}`)
     .option('--packets <n>', 'packets of --synthetic traffic', '200000')
     .option('--workers <n>', 'worker threads (0 = in-process; default: chosen from the input\'s size, in-process under 500,000 packets, else one per CPU); connections are dealt to workers whole')
     .option('--lenient', 'skip malformed capture records (counted) instead of stopping')

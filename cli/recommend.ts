@@ -20,7 +20,7 @@ import { backendRefusal, recommend } from '../sim/recommend/search.ts';
 import { configYaml } from '../sim/recommend/config-out.ts';
 import { writeReport } from '../reports/write.ts';
 import { addSelectorOptions, selectorSpecFromFlags, type SelectorFlags } from './hash.ts';
-import { DEFAULT_SCENARIO } from './simulate.ts';
+import { addInputOptions, DEFAULT_SCENARIO } from './simulate.ts';
 import { formatRecommend } from './recommend-format.ts';
 
 interface RecommendFlags extends SelectorFlags {
@@ -80,12 +80,8 @@ export function registerRecommend(program: Command): void {
         'policy, optionally other seeds). It tunes on the packets before the median packet time and judges on those after, checks the same on source ' +
         'addresses it never saw, compares the gain with what reseeding alone gives, and says "nothing worth changing" when the gain ' +
         'does not hold up. The chosen candidate is written as a cluster config (--out).',
-    )
-    .option('--pcap <file...>', 'pcap or pcapng captures (.gz ok)')
-    .option('--synthetic <scenario>', 'synthetic traffic: default, uniform, cidr, zipf, nat, portscan, synflood')
-    .option('--csv <file>', 'CSV tuples, columns by header name in any order: proto,saddr,sport,daddr,dport, optional ts,wirelen (as simulate)')
-    .option('--packets <n>', 'packets of synthetic traffic', String(DEFAULT_SCENARIO.packets))
-    .option('--seed <n>', 'seed of synthetic traffic', String(DEFAULT_SCENARIO.seed))
+    );
+  addInputOptions(cmd)
     .option('--config <cluster.yaml>', 'the cluster in place (nodes, hosts, structure); replaces the selector flags');
   addSelectorOptions(cmd)
     .option('--cluster-ip <ip>', "only packets to this address are hashed (default: the config's ip, or 192.0.2.10)")

@@ -23,6 +23,7 @@ import { directionDependent } from '../sim/engine/share.ts';
 import { canSplitWithoutConntrack, countSplitDatagrams } from '../sim/engine/frag-split.ts';
 import { hashesConntrackOriginal, parseNftHash } from '../sim/select/nft-expr.ts';
 import type { InputSpec } from '../sim/engine/task.ts';
+import { SCENARIOS } from '../sim/traffic/synthetic.ts';
 import { analyse, migration, type AnalysisOptions } from '../sim/analysis/distribution.ts';
 import { simulateHeadline } from '../sim/analysis/verdict.ts';
 import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
@@ -142,6 +143,16 @@ function num(v: string | undefined, flag: string, lo: number, hi: number): numbe
   return x;
 }
 
+/** The inputs simulate reads, and recommend reads the same way: captures, synthetic traffic, CSV. */
+export function addInputOptions(cmd: Command): Command {
+  return cmd
+    .option('-r, --pcap <file...>', 'pcap or pcapng captures (.gz ok), several = one capture in the order given (rotated files); -r as in tcpdump')
+    .option('--synthetic <scenario>', `synthetic traffic: ${Object.keys(SCENARIOS).join(', ')}`)
+    .option('--csv <file>', 'CSV tuples, columns by header name in any order: proto,saddr,sport,daddr,dport, optional ts,wirelen, others ignored (`tuples` output works); no header = that order')
+    .option('--packets <n>', 'packets of synthetic traffic', String(DEFAULT_SCENARIO.packets))
+    .option('--seed <n>', 'seed of synthetic traffic', String(DEFAULT_SCENARIO.seed));
+}
+
 export function registerSimulate(program: Command): void {
   const cmd = program
     .command('simulate')
@@ -152,12 +163,8 @@ export function registerSimulate(program: Command): void {
         'Per node, packets is what the node\'s own netfilter counter for its cluster rule shows (conntrack defragments first, so ' +
         'one per datagram; with --no-conntrack each fragment is a packet); frames are the capture records behind them (each fragment is a frame); ' +
         'bytes are those frames\' wire bytes.',
-    )
-    .option('-r, --pcap <file...>', 'pcap or pcapng captures (.gz ok); -r as in tcpdump')
-    .option('--synthetic <scenario>', 'synthetic traffic: default, uniform, cidr, zipf, nat, portscan, synflood')
-    .option('--csv <file>', 'CSV tuples, columns by header name in any order: proto,saddr,sport,daddr,dport, optional ts,wirelen, others ignored (`tuples` output works); no header = that order')
-    .option('--packets <n>', 'packets of synthetic traffic', String(DEFAULT_SCENARIO.packets))
-    .option('--seed <n>', 'seed of synthetic traffic', String(DEFAULT_SCENARIO.seed))
+    );
+  addInputOptions(cmd)
     .option('--config <cluster.yaml>', 'cluster config (the one kernel-glue applies); replaces the selector flags');
   addSelectorOptions(cmd)
     .option('--compare <spec>', "another configuration over the same traffic (repeatable): a cluster YAML, or flags in quotes, e.g. --compare '--backend xt_cluster --hash-seed 0x1' --compare '--total-nodes 5'", (v: string, prev: string[] = []) => [...prev, v])
