@@ -20,15 +20,10 @@ import { backendRefusal, recommend } from '../sim/recommend/search.ts';
 import { configYaml } from '../sim/recommend/config-out.ts';
 import { writeReport } from '../reports/write.ts';
 import { addSelectorOptions, selectorSpecFromFlags, type SelectorFlags } from './hash.ts';
-import { addInputOptions, DEFAULT_SCENARIO } from './simulate.ts';
+import { addInputOptions, DEFAULT_SCENARIO, type InputFlags } from './simulate.ts';
 import { formatRecommend } from './recommend-format.ts';
 
-interface RecommendFlags extends SelectorFlags {
-  pcap?: string[];
-  synthetic?: string;
-  csv?: string;
-  packets?: string;
-  seed?: string;
+interface RecommendFlags extends SelectorFlags, InputFlags {
   config?: string;
   clusterIp?: string;
   backends?: string;

@@ -35,12 +35,16 @@ import { formatSimulate } from './simulate-format.ts';
 /** The built-in scenario when no input is given. */
 export const DEFAULT_SCENARIO = { name: 'default', packets: 200_000, seed: 1, clusterIp: '192.0.2.10' };
 
-interface SimulateFlags extends SelectorFlags {
+/** What addInputOptions declares, as commander hands it over. */
+export interface InputFlags {
   pcap?: string[];
   synthetic?: string;
   csv?: string;
   packets?: string;
   seed?: string;
+}
+
+interface SimulateFlags extends SelectorFlags, InputFlags {
   config?: string;
   compare?: string[];
   mixed?: string;
