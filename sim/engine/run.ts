@@ -231,10 +231,19 @@ export async function onPool<X>(workers: number, tasks: number, body: (run: Pool
 }
 
 /** Every distinct ArrayBuffer under `v` (plain objects, arrays, typed arrays). */
-function transferables(v: unknown, out = new Set<ArrayBuffer>()): ArrayBuffer[] {
+function transferables(v: unknown): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  collectBuffers(v, out);
+  return [...out];
+}
+
+/**
+ * The walk behind transferables. It fills one set and copies it out once: a copy per level (as
+ * before) was quadratic, 3.9 of 13 s of an in-run merge over 1,000 rotated files (issue 21).
+ */
+function collectBuffers(v: unknown, out: Set<ArrayBuffer>): void {
   if (ArrayBuffer.isView(v)) {
     if (v.buffer instanceof ArrayBuffer) out.add(v.buffer);
-  } else if (Array.isArray(v)) for (const x of v) transferables(x, out);
-  else if (v && typeof v === 'object') for (const x of Object.values(v)) transferables(x, out);
-  return [...out];
+  } else if (Array.isArray(v)) for (const x of v) collectBuffers(x, out);
+  else if (v && typeof v === 'object') for (const x of Object.values(v)) collectBuffers(x, out);
 }
