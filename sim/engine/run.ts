@@ -5,7 +5,6 @@
 import os from 'node:os';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Piscina } from 'piscina';
 import type { SelectorSpec } from '../select/selector.ts';
 import { directionDependent, processShare } from './share.ts';
 import { buildSelector } from '../select/build.ts';
@@ -221,7 +220,8 @@ export type PoolRun = <T, R>(task: T, inProcess: (t: T) => R, transfer?: ArrayBu
 export async function onPool<X>(workers: number, tasks: number, body: (run: PoolRun) => Promise<X>): Promise<X> {
   if (workers === 0) return body(async (t, inProcess) => inProcess(t));
   // The prebuilt bundle (checked fresh, rebuilt if not) starts a worker far faster than tsx (bundle.ts).
-  const { filename, execArgv } = await workerEntry();
+  // piscina loads only when there is a pool: an in-process run (small inputs) skips its modules.
+  const [{ filename, execArgv }, { Piscina }] = await Promise.all([workerEntry(), import('piscina')]);
   const pool = new Piscina({ filename, execArgv, minThreads: Math.max(1, Math.min(workers, tasks)), maxThreads: workers, idleTimeout: 1000 });
   try {
     return await body((t, _inProcess, transfer) => pool.run(t, transfer ? { transferList: transfer } : undefined));
