@@ -13,6 +13,11 @@ import { join } from 'node:path';
 import * as fr from './frames.ts';
 
 export const EDGE_DST = '192.0.2.10';
+/** An nft key with ports: the one whose datagrams `--no-conntrack` would split (the split-datagram warning). */
+export const EDGE_PORTS = 'jhash ip saddr . th sport mod 4 seed 0x5 offset 1';
+/** simulate's configurations for these tests: CLUSTERIP, xt_cluster (follows connections), and EDGE_PORTS. */
+export const EDGE_SEL = ['--backend', 'clusterip', '--hashmode', 'sourceip-sourceport', '--total-nodes', '4', '--compare', '--backend xt_cluster --hash-seed 0x1',
+  '--compare', `--backend nft --nft '${EDGE_PORTS}'`, '--flow-timeout', '3', '--cluster-ip', EDGE_DST];
 
 interface Piece { key: number; data: Uint8Array }
 
