@@ -8,7 +8,7 @@
  * (identification, offset, length, more-fragments, where the L4 header
  * starts) and its first data bytes (the L4 header the hash reads). The merge
  * replays the carried fragments of every share of a stream, in stream order,
- * through the same reassembler (defrag.ts): what completes there is what a
+ * through the same reassembler (defrag.ts, held by frag-hold.ts): what completes there is what a
  * single pass over the whole capture completes, with the same kernel rules
  * and timeouts.
  *
@@ -17,8 +17,8 @@
  * killed a datagram the moment it arrived, while a datagram with its key was
  * pending in the share before.
  */
-import { copySlot, createBatch, L4, viewBatch, BYTES_PER_PACKET, type TupleBatch } from './batch.ts';
-import { Defrag, FRAG_DROPPED, FRAG_PENDING, FRAG_RESOLVED } from './defrag.ts';
+import { copySlot, createBatch, viewBatch, BYTES_PER_PACKET, type TupleBatch } from './batch.ts';
+import { FragmentHold } from './frag-hold.ts';
 import { fragInfo } from './decode.ts';
 import { accountBatch, countSkip, newStats, type IngestStats } from './input.ts';
 
@@ -49,7 +49,7 @@ export function noteFragment(info: Uint32Array, data: Uint8Array, at: number, bu
   for (let k = 0; k < n; k++) data[at * CARRY_DATA + k] = buf[fragInfo.data + k]!;
 }
 
-/** Sets decode.ts `fragInfo` from entry `at` (its data at `at * CARRY_DATA` of the data array). */
+/** Sets decode.ts `fragInfo` from entry `at` (its data at `dataAt * CARRY_DATA` of the data array it is read from). */
 function loadFragment(info: Uint32Array, at: number, dataAt: number): void {
   const o = at * INFO, f = info[o + 5]!;
   fragInfo.id = info[o]!;
@@ -101,9 +101,9 @@ export class FragmentCarry {
   }
 }
 
-/** What the replay of carried fragments delivers: the completed datagrams' fragments, in order, and where each completed. */
+/** What the replay of carried fragments delivers: the completed datagrams' fragments, and where each completed. */
 export interface CarryReplay {
-  /** Delivered fragments (slots 0..count-1), their L4 lanes written from their datagram, the completing one marked L4.COMPLETES. */
+  /** Delivered fragments (slots 0..count-1), in the order their datagrams completed, each with its datagram's L4 lanes, the completing one marked L4.COMPLETES. */
   batch: TupleBatch;
   /** Per delivered fragment: the index (into the replay's list of carried sets) of the set holding its datagram's completing fragment. */
   group: Int32Array;
@@ -111,59 +111,32 @@ export interface CarryReplay {
   stats: IngestStats;
 }
 
-const READY = -1, UNRESOLVED = -2, DUPLICATE = -3, BAD = -4;
-
 /**
  * Replays carried sets (every share of one stream, in stream order) through
  * one reassembler, as the single pass would have met them: fragments wait
- * for their datagram, which completes, is killed, or times out (defrag.ts).
+ * for their datagram, which completes, is killed, or times out (frag-hold.ts).
  */
 export function replayCarried(sets: readonly CarriedFragments[]): CarryReplay {
   const total = sets.reduce((n, s) => n + s.count, 0);
-  const work = createBatch(Math.max(1, total));
-  const info = new Uint32Array(total * INFO), data = new Uint8Array(total * CARRY_DATA), setOf = new Int32Array(total);
-  let k = 0;
+  const stats = newStats();
+  const out = createBatch(Math.max(1, total)), group = new Int32Array(total);
+  let n = 0, completing = 0;
+  const hold = new FragmentHold((b, j) => { copySlot(b, j, out, n); group[n++] = completing; }, (reason) => countSkip(stats, reason),
+    Math.max(1, total), { entries: Math.max(4096, total) });
+  const one = createBatch(1);
   sets.forEach((s, si) => {
     const src = viewBatch(toShared(s.lanes), s.capacity, s.count);
-    info.set(s.info, k * INFO);
-    data.set(s.data, k * CARRY_DATA);
-    for (let j = 0; j < s.count; j++, k++) { copySlot(src, j, work, k); setOf[k] = si; }
+    completing = si;
+    for (let j = 0; j < s.count; j++) {
+      copySlot(src, j, one, 0);
+      loadFragment(s.info, j, 0);
+      hold.add(one, 0, one.ts[0]!, s.data.subarray(j * CARRY_DATA, (j + 1) * CARRY_DATA));
+    }
   });
-  const state = new Int32Array(total).fill(READY), group = new Int32Array(total);
-  const pending: number[] = [];
-  const defrag = new Defrag({ entries: Math.max(4096, total) });
-  let completing = 0;
-  // A datagram completes: its waiting fragments get its L4 lanes (capture.ts does the same for its ring).
-  defrag.onResolve = (slot) => {
-    for (const q of pending) if (state[q] === slot) { defrag.apply(slot, work, q); state[q] = READY; group[q] = completing; }
-  };
-  defrag.onDrop = (slot) => {
-    for (const q of pending) if (state[q] === slot) state[q] = UNRESOLVED;
-  };
-  for (let q = 0; q < total; q++) {
-    loadFragment(info, q, q);
-    completing = setOf[q]!;
-    const r = defrag.add(work, q, work.ts[q]!, data);
-    const slot = r >>> 2, verdict = r & 3;
-    if (verdict === FRAG_RESOLVED) {
-      defrag.apply(slot, work, q);
-      work.l4flags[q] = work.l4flags[q]! | L4.COMPLETES;
-      group[q] = completing;
-    } else if (verdict === FRAG_DROPPED) state[q] = defrag.dropReason === 'duplicate-fragment' ? DUPLICATE : BAD;
-    else if (verdict === FRAG_PENDING) { state[q] = slot; pending.push(q); }
-  }
-  defrag.dropAll();
-  const stats = newStats();
-  const out = createBatch(Math.max(1, total)), outGroup = new Int32Array(total);
-  let n = 0;
-  for (let q = 0; q < total; q++) {
-    const s = state[q]!;
-    if (s === READY) { copySlot(work, q, out, n); outGroup[n++] = group[q]!; }
-    else countSkip(stats, s === DUPLICATE ? 'duplicate-fragment' : s === BAD ? 'bad-fragment' : 'unresolved-fragment');
-  }
+  hold.dropAll();
   out.count = n;
   accountBatch(stats, out, 0, n);
-  return { batch: out, group: outGroup, stats };
+  return { batch: out, group, stats };
 }
 
 function toShared(bytes: Uint8Array): SharedArrayBuffer {

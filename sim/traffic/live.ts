@@ -4,7 +4,7 @@
  * with its own event loop handle, so it is imported lazily here and never
  * inside workers. Packets are timestamped on arrival (cap does not pass
  * libpcap's timestamp). Fragments go through the one reassembler
- * (defrag.ts): each is held until its datagram completes, then every fragment
+ * (defrag.ts, held by frag-hold.ts): each is held until its datagram completes, then every fragment
  * of it is delivered with the datagram's L4 fields (the completing one marked
  * as the datagram, L4.COMPLETES), as from a capture file; a datagram that does
  * not complete within the kernel's timeout (30 s, IPv6 60 s), or is killed by
@@ -15,9 +15,9 @@
  */
 import { isMainThread } from 'node:worker_threads';
 import { DataError, UsageError } from '../core/errors.ts';
-import { copySlot, createBatch, L4, type TupleBatch } from './batch.ts';
+import { copySlot, createBatch, type TupleBatch } from './batch.ts';
 import { DEC, DEC_REASON, decodeFrame } from './decode.ts';
-import { Defrag, FRAG_DROPPED, FRAG_RESOLVED } from './defrag.ts';
+import { FragmentHold } from './frag-hold.ts';
 import { accountBatch, countSkip, newStats, type IngestStats } from './input.ts';
 
 export interface LiveOptions {
@@ -86,40 +86,20 @@ export async function openLive(opts: LiveOptions = {}): Promise<LiveInput> {
   const ring = createBatch(ringCap);
   let head = 0, count = 0, closed = false, delivered = 0;
   const limit = opts.limit ?? Infinity;
-  const defrag = new Defrag();
-  // Fragments waiting for their datagram: slots 0..held-1 of `hold`, heldSlot = their datagram's defrag slot.
-  const holdCap = 16384;
-  const hold = createBatch(holdCap), heldSlot = new Int32Array(holdCap);
-  let held = 0;
-  const cur = createBatch(1);
   let wake: (() => void) | null = null;
   const t0 = performance.timeOrigin;
   const now = (): number => (t0 + performance.now()) / 1000;
   let timer: NodeJS.Timeout | null = null;
-
+  const cur = createBatch(1);
   /** Appends slot j of b to the ring of packets to deliver. */
   const push = (b: TupleBatch, j: number): void => {
     if (count === ringCap) { countSkip(stats, 'overrun'); head = (head + 1) % ringCap; count--; }
     copySlot(b, j, ring, (head + count) % ringCap);
     count++;
   };
-  /** Removes the held fragments of datagram `slot`: delivered with its L4 fields (`apply`), or counted as unresolved. */
-  const release = (slot: number, apply: boolean): void => {
-    let w = 0;
-    for (let h = 0; h < held; h++) {
-      if (heldSlot[h] === slot) {
-        if (apply) { defrag.apply(slot, hold, h); push(hold, h); } else countSkip(stats, 'unresolved-fragment');
-        continue;
-      }
-      if (w !== h) { copySlot(hold, h, hold, w); heldSlot[w] = heldSlot[h]!; }
-      w++;
-    }
-    held = w;
-  };
-  defrag.onResolve = (slot) => release(slot, true);
-  defrag.onDrop = (slot) => release(slot, false);
+  const hold = new FragmentHold(push, (reason) => countSkip(stats, reason));
   // The kernel's reassembly timer: a datagram still incomplete after its timeout is given up, even if nothing more arrives.
-  const expiry = setInterval(() => defrag.expire(now()), 1000);
+  const expiry = setInterval(() => hold.expire(now()), 1000);
   expiry.unref();
 
   const finish = (): void => {
@@ -128,7 +108,7 @@ export async function openLive(opts: LiveOptions = {}): Promise<LiveInput> {
     if (timer) clearTimeout(timer);
     clearInterval(expiry);
     try { cap.close(); } catch { /* already closed */ }
-    defrag.dropAll();
+    hold.dropAll();
     wake?.();
   };
   if (opts.duration !== undefined) timer = setTimeout(finish, opts.duration * 1000);
@@ -140,21 +120,8 @@ export async function openLive(opts: LiveOptions = {}): Promise<LiveInput> {
     if (r === DEC.OK || r === DEC.FRAGMENT) {
       cur.ts[0] = ts;
       cur.wirelen[0] = nbytes;
-      if (r === DEC.FRAGMENT) {
-        const res = defrag.add(cur, 0, ts, frame), slot = res >>> 2, verdict = res & 3;
-        if (verdict === FRAG_DROPPED) { countSkip(stats, defrag.dropReason); return; }
-        if (verdict === FRAG_RESOLVED) {
-          // Its held fragments went out in onResolve; this one completes the datagram (counted as its packet).
-          defrag.apply(slot, cur, 0);
-          cur.l4flags[0] = cur.l4flags[0]! | L4.COMPLETES;
-        } else {
-          if (held === holdCap) { countSkip(stats, 'unresolved-fragment'); return; }
-          copySlot(cur, 0, hold, held);
-          heldSlot[held++] = slot;
-          return;
-        }
-      }
-      push(cur, 0);
+      if (r === DEC.FRAGMENT) hold.add(cur, 0, ts, frame);
+      else push(cur, 0);
       if (delivered + count >= limit) finish();
       wake?.();
     } else countSkip(stats, DEC_REASON[r]!);
