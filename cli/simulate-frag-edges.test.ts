@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../test/cli.ts';
-import { buildFragEdges, EDGE_PORTS as PORTS, EDGE_SEL as FRAG_SEL } from '../test/frag-edges.ts';
+import { buildFragEdges, EDGE_DST, EDGE_PORTS as PORTS, EDGE_SEL as FRAG_SEL } from '../test/frag-edges.ts';
 import type { SimulateResult } from '../sim/core/result.ts';
 import { planShares } from '../sim/traffic/share-plan.ts';
 import { processShare } from '../sim/engine/share.ts';
@@ -62,5 +62,19 @@ describe('simulate over fragment trains cut by every worker edge', () => {
     expect(skipped['unresolved-fragment']).toBeGreaterThan(0);
     expect(out[0]!.warnings?.some((w) => /fragmented datagrams would be split/.test(w))).toBe(true);
     for (const w of [1, 2, 3]) expect(out[w], `--workers ${w}`).toEqual(out[0]);
+  }, 240_000);
+
+  it('--no-conntrack (nothing defragments, nothing carried): 0 and 3 workers and a merge of 3 shards give the same JSON', async () => {
+    const sel = ['--backend', 'nft', '--nft', PORTS, '--no-conntrack', '--cluster-ip', EDGE_DST, '--flow-timeout', '3'];
+    const one = async (args: string[]): Promise<string> => {
+      const r = await runCli(args);
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout;
+    };
+    const w0 = comparable(await one(['simulate', '--pcap', capture, ...sel, '--json', '--workers', '0']));
+    expect(comparable(await one(['simulate', '--pcap', capture, ...sel, '--json', '--workers', '3']))).toEqual(w0);
+    const parts = [0, 1, 2].map((i) => join(dir, `noct-${i}.part`));
+    for (const [i, p] of parts.entries()) await one(['simulate', '--pcap', capture, ...sel, '--shard', `${i}/3`, '--partial', p]);
+    expect(comparable(await one(['merge', ...parts, '--json']))).toEqual(w0);
   }, 240_000);
 });
