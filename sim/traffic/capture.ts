@@ -310,8 +310,7 @@ export class CaptureInput implements PacketInput {
     }
     if (verdict === FRAG_DROPPED) {
       // The kernel's defrag drops this fragment (a duplicate, or one that broke its datagram).
-      if (inRing) this.note(i);
-      if (inRing) this.stSlot[i] = this.defrag.dropReason === 'duplicate-fragment' ? RING_DUPLICATE : RING_BAD;
+      if (inRing) { this.note(i); this.stSlot[i] = this.defrag.dropReason === 'duplicate-fragment' ? RING_DUPLICATE : RING_BAD; }
       else countSkip(this.stats, this.defrag.dropReason);
       return false;
     }
