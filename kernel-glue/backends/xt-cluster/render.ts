@@ -1,8 +1,9 @@
 /**
  * The `xt_cluster` backend: `iptables -m cluster` (kernel-semantics §5) plus
  * the plumbing CLUSTERIP used to do by itself: the multicast MAC on the
- * interface, ARP answers carrying the cluster MAC (nft arp family), and
- * `nf_conntrack_tcp_loose=0`.
+ * interface, ARP answers carrying the cluster MAC (nft arp family; for an IPv6
+ * cluster address neighbour discovery, nft ip6 family, shared/link.ts), and
+ * `nf_conntrack_tcp_loose=0`. An IPv6 cluster uses ip6tables-legacy.
  *
  * One ACCEPT rule per owned node number, with `--cluster-local-node K`, then a
  * DROP for everything else that is addressed to the cluster IP. Per-node rules
@@ -14,7 +15,7 @@ import type { ClusterConfig } from '../../../sim/core/cluster-config.ts';
 import type { Plan, Step } from '../../plan.ts';
 import { cfgComment, fmtSet, hex32, MARK, nodeByName, ownersOf, whereOf } from '../shared/names.ts';
 import { ensureJumpStep, removeChainSteps, restoreChainStep, ruleComment } from '../shared/iptables-legacy.ts';
-import { arpReplaceStep, ARP_GAP_NOTE, dropTableLines, maddrAdd, maddrDel, tcpLooseStep } from '../shared/link.ts';
+import { arpGapNote, maddrAdd, maddrDel, neighDropStep, neighReplaceStep, tcpLooseStep } from '../shared/link.ts';
 
 /** The chain's rules (without `-A CHAIN`), in the order iptables evaluates them. */
 export function xtClusterRules(c: ClusterConfig, owners: readonly number[]): string[] {
@@ -39,7 +40,7 @@ export function xtClusterCreatePlan(c: ClusterConfig, nodeName: string): Plan {
     steps: [
       xtClusterChainStep(c, owners),
       ensureJumpStep(c),
-      arpReplaceStep(c),
+      neighReplaceStep(c),
       maddrAdd(c),
       tcpLooseStep(),
     ],
@@ -52,7 +53,7 @@ export function xtClusterRemovePlan(c: ClusterConfig, nodeName: string): Plan {
     host: node.name,
     where: whereOf(node.host),
     backend: 'xt_cluster',
-    notes: ['nf_conntrack_tcp_loose is left at its current value', ARP_GAP_NOTE],
-    steps: [...removeChainSteps(c), { argv: ['nft', '-f', '-'], stdin: `${dropTableLines(c, 'arp')}\n`, why: 'delete the ARP table (no error when absent)' }, maddrDel(c)],
+    notes: ['nf_conntrack_tcp_loose is left at its current value', arpGapNote(c)],
+    steps: [...removeChainSteps(c), neighDropStep(c), maddrDel(c)],
   };
 }
