@@ -19,6 +19,18 @@ import type { Plan, RunStep } from '../../plan.ts';
 import { cfgComment, fmtSet, neighTable, nftFamily, nftTable, nodeByName, ownersOf, whereOf } from '../shared/names.ts';
 import { arpGapNote, dropMainTable, dropNeighTable, maddrAdd, maddrDel, neighTableText, tcpLooseStep } from '../shared/link.ts';
 
+/**
+ * Neighbour discovery addressed to the cluster address is every node's
+ * business, not one bucket's: a neighbour answers a node's solicitation (sent
+ * from the cluster address with the cluster MAC, shared/link.ts) to the
+ * cluster address on the cluster MAC, so every node receives it, and the
+ * node that asked must take it. Conntrack gives these messages no entry
+ * (nf_conntrack_proto_icmpv6.c: only echo and node-information requests
+ * start one; read from source), so the hash would drop them on every node
+ * (measured: nodes' neighbour entries for clients stayed FAILED).
+ */
+export const ND_TYPES_NFT = 'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert }';
+
 /** The `ip` (or `ip6`) table: pkttype fix-up, jump for the cluster IP, hash against the owner set, drop the rest. */
 export function nftIpTable(c: ClusterConfig, owners: readonly number[]): string {
   const { interface: iface, total_nodes: n } = c.cluster;
@@ -40,6 +52,7 @@ export function nftIpTable(c: ClusterConfig, owners: readonly number[]): string 
     // xt_cluster's side effect (§5.4, §6.3): unicast IP that arrived on the
     // multicast MAC becomes PACKET_HOST, or TCP would discard it (IPv6: multicast is ff00::/8, §5.4).
     `\t\tiifname "${iface}" ${fam} daddr ${ip} meta pkttype multicast ${fam} daddr != ${mcast} meta pkttype set host`,
+    ...(clusterFamily(c) === 6 ? [`\t\tiifname "${iface}" ip6 daddr ${ip} ${ND_TYPES_NFT} accept`] : []),
     `\t\tiifname "${iface}" ${fam} daddr ${ip} jump cluster`,
     `\t}`,
     `\tchain cluster {`,

@@ -11,7 +11,7 @@
  * as a value in 1..32 and refuses e.g. 48 (nodes 5 and 6, §5.2), and a rule per
  * node gives a packet counter per node number for the replay tooling.
  */
-import type { ClusterConfig } from '../../../sim/core/cluster-config.ts';
+import { clusterFamily, type ClusterConfig } from '../../../sim/core/cluster-config.ts';
 import type { Plan, Step } from '../../plan.ts';
 import { cfgComment, fmtSet, hex32, MARK, nodeByName, ownersOf, whereOf } from '../shared/names.ts';
 import { ensureJumpStep, removeChainSteps, restoreChainStep, ruleComment } from '../shared/iptables-legacy.ts';
@@ -20,7 +20,9 @@ import { arpGapNote, maddrAdd, maddrDel, neighDropStep, neighReplaceStep, tcpLoo
 /** The chain's rules (without `-A CHAIN`), in the order iptables evaluates them. */
 export function xtClusterRules(c: ClusterConfig, owners: readonly number[]): string[] {
   const { total_nodes: n, seed } = c.cluster;
-  const rules = owners.map((k) => `-m cluster --cluster-total-nodes ${n} --cluster-local-node ${k} --cluster-hash-seed ${hex32(seed)} ${ruleComment(`${MARK} node ${k}`)} -j ACCEPT`);
+  // IPv6: neighbour discovery to the cluster address is accepted on every node before the hash (nft/render.ts ND_TYPES_NFT says why).
+  const nd = clusterFamily(c) === 6 ? [135, 136].map((t) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j ACCEPT`) : [];
+  const rules = nd.concat(owners.map((k) => `-m cluster --cluster-total-nodes ${n} --cluster-local-node ${k} --cluster-hash-seed ${hex32(seed)} ${ruleComment(`${MARK} node ${k}`)} -j ACCEPT`));
   rules.push(`${ruleComment(cfgComment(c))} -j DROP`);
   return rules;
 }
