@@ -240,8 +240,8 @@ interface Train {
   collided: boolean;
 }
 
-/** Linktype of a bare IPv4/IPv6 datagram (LINKTYPE_RAW), to decode a rewritten datagram. */
-const LINKTYPE_RAW = 228;
+/** Linktype of a bare IPv4 or IPv6 datagram (LINKTYPE_RAW: the version nibble decides), to decode a rewritten datagram. */
+const LINKTYPE_RAW = 101;
 
 /** Reads `path` and rewrites every record; see the module comment. */
 export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
@@ -374,7 +374,7 @@ export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
   let n = 0;
   for (const { d, invalid } of vis) {
     const c = invalid ? CT.INVALID : ctClass(d, 0);
-    const res = decodeFrame(d, 0, d.length, 228, visible, n, 0);
+    const res = decodeFrame(d, 0, d.length, LINKTYPE_RAW, visible, n, 0);
     if (res !== 0) throw new DataError(path, `internal: a rewritten datagram did not decode (code ${res})`);
     ct[n] = c;
     if (c === CT.INVALID) visible.l4flags[n] = visible.l4flags[n]! | L4.CT_INVALID;
