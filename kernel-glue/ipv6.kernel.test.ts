@@ -118,6 +118,22 @@ describe.each(['xt_cluster', 'nft'] as const)('IPv6 cluster address, backend %s,
     await trafficRound(c);
   });
 
+  it('a command failing mid-apply puts every host back, the ND table rendered again (its listing would reload without the checksum fix)', async () => {
+    const c = config(backend);
+    const dump = (ns: string): string => [net.ns(ns, ['nft', '--debug=netlink', 'list', 'table', 'ip6', 'clusterip_sim_nd']), net.ns(ns, ['ip6tables-legacy-save', '-t', 'mangle']).replace(/^#.*$/gm, '').replace(/\[\d+:\d+\]/g, '')].join('\n');
+    const before = net.nodes.map(dump);
+    expect(before[0]).toContain('csum_type 1 csum_off 2');
+    const other = { ...config(backend, ['[3]', '[2]', '[1]'], '0x12345678') };
+    const rep = await applyConfig(other, { inject: { host: 'node2', afterStep: 1, argv: ['false'] } });
+    expect(rep.ok).toBe(false);
+    expect(rep.hosts.map((h) => h.outcome).sort()).toEqual(['failed, rolled back', 'rolled back', 'rolled back']);
+    expect(net.nodes.map(dump)).toEqual(before);
+    net.ns(net.client, ['ip', '-6', 'neigh', 'flush', 'dev', 'eth0']);
+    expectAsConfigured(await clusterStatus(c));
+    await trafficRound(c);
+    expect(net.ns(net.client, ['ip', '-6', 'neigh', 'show', CLUSTER_IP6, 'dev', 'eth0'])).toContain(`lladdr ${MAC}`);
+  });
+
   it('import gives the applied config back; remove leaves nothing of ours', async () => {
     const c = config(backend, ['[1, 3]', '[2]', '[]'], '0x1234abcd');
     expect((await applyConfig(c)).ok).toBe(true);
