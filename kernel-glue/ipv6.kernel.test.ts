@@ -11,6 +11,7 @@
  * IPv6 pseudo-header) is counted exactly as predicted on every node.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectAsConfigured, expectCountersFollow } from '../test/glue-checks.ts';
 import { ClusterNet, CLUSTER_IP6, clientIp6 } from '../test/netns-cluster.ts';
 import { parseClusters, parseConfig, type ClusterConfig } from '../sim/core/cluster-config.ts';
 import { selectorSpecOf } from '../sim/select/from-config.ts';
@@ -59,19 +60,8 @@ async function trafficRound(c: ClusterConfig): Promise<string[]> {
   const after = await clusterStatus(c);
   expect(answers).toEqual(predicted);
   const numbers = predictNodeNumbers(selectorSpecOf(c), sim);
-  for (const h of after.hosts) {
-    const prev = before.hosts.find((x) => x.host === h.host)!;
-    const rose = Object.keys(h.counters).map(Number).filter((k) => h.counters[k]!.packets > (prev.counters[k]?.packets ?? 0));
-    const hit = new Set(numbers.filter((_, i) => predicted[i] === h.host));
-    expect(new Set(rose), `${h.host}: node numbers whose counters rose`).toEqual(hit);
-    expect(h.dropped!.packets, `${h.host} drops what others own`).toBeGreaterThan(prev.dropped?.packets ?? 0);
-  }
+  expectCountersFollow(before, after, numbers, predicted);
   return answers;
-}
-
-function expectAsConfigured(s: StatusReport): void {
-  expect(s.hosts.map((h) => [h.host, h.reachable, h.matchesConfig, h.gaps])).toEqual(NAMES.map((n) => [n, true, true, []]));
-  expect([s.orphaned, s.doublyOwned, s.drift]).toEqual([[], [], false]);
 }
 
 beforeAll(async () => {
@@ -96,7 +86,7 @@ describe.each(['xt_cluster', 'nft'] as const)('IPv6 cluster address, backend %s,
     expect(rep.hosts.map((h) => [h.host, h.outcome, h.error])).toEqual(NAMES.map((n) => [n, 'applied', undefined]));
     // Before the ND table existed the client may have learnt a node's own MAC (the poisoning of §4.7, IPv6 alike).
     net.ns(net.client, ['ip', '-6', 'neigh', 'flush', 'dev', 'eth0']);
-    expectAsConfigured(await clusterStatus(c));
+    expectAsConfigured(await clusterStatus(c), NAMES);
     const answers = await trafficRound(c);
     for (const n of NAMES) expect(answers.filter((a) => a === n).length, n).toBeGreaterThan(10);
     // The advertisement carried the cluster MAC and a valid ICMPv6 checksum (a bad one is dropped, the entry would stay INCOMPLETE).
@@ -114,7 +104,7 @@ describe.each(['xt_cluster', 'nft'] as const)('IPv6 cluster address, backend %s,
     expect(answers.includes('node1')).toBe(false);
     const back = await applyConfig(c);
     expect(back.hosts.map((h) => h.outcome).sort()).toEqual(['owners updated', 'owners updated', 'unchanged']);
-    expectAsConfigured(await clusterStatus(c));
+    expectAsConfigured(await clusterStatus(c), NAMES);
     await trafficRound(c);
   });
 
@@ -129,7 +119,7 @@ describe.each(['xt_cluster', 'nft'] as const)('IPv6 cluster address, backend %s,
     expect(rep.hosts.map((h) => h.outcome).sort()).toEqual(['failed, rolled back', 'rolled back', 'rolled back']);
     expect(net.nodes.map(dump)).toEqual(before);
     net.ns(net.client, ['ip', '-6', 'neigh', 'flush', 'dev', 'eth0']);
-    expectAsConfigured(await clusterStatus(c));
+    expectAsConfigured(await clusterStatus(c), NAMES);
     await trafficRound(c);
     expect(net.ns(net.client, ['ip', '-6', 'neigh', 'show', CLUSTER_IP6, 'dev', 'eth0'])).toContain(`lladdr ${MAC}`);
   });
