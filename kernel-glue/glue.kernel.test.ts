@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { expectAsConfigured, expectCountersFollow } from '../test/glue-checks.ts';
 import { ClusterNet, CLUSTER_IP, SUBNET, sh } from '../test/netns-cluster.ts';
 import { parseConfig, type ClusterConfig } from '../sim/core/cluster-config.ts';
 import { selectorSpecOf } from '../sim/select/from-config.ts';
@@ -80,21 +81,8 @@ async function trafficRound(c: ClusterConfig): Promise<{ answers: string[]; pred
   expect(answers).toEqual(predicted);
   // Per-node counters: on each host exactly the node numbers its flows hashed to went up.
   const numbers = predictNodeNumbers(selectorSpecOf(c), sim);
-  for (const h of after.hosts) {
-    const prev = before.hosts.find((x) => x.host === h.host)!;
-    const rose = Object.keys(h.counters).map(Number).filter((k) => h.counters[k]!.packets > (prev.counters[k]?.packets ?? 0));
-    const hit = new Set(numbers.filter((_, i) => predicted[i] === h.host));
-    expect(new Set(rose), `${h.host}: node numbers whose counters rose`).toEqual(hit);
-    expect(h.dropped!.packets, `${h.host} drops what others own`).toBeGreaterThan(prev.dropped?.packets ?? 0);
-  }
+  expectCountersFollow(before, after, numbers, predicted);
   return { answers, predicted };
-}
-
-function expectAsConfigured(s: StatusReport): void {
-  expect(s.hosts.map((h) => [h.host, h.reachable, h.matchesConfig, h.gaps])).toEqual(NAMES.map((n) => [n, true, true, []]));
-  expect(s.orphaned).toEqual([]);
-  expect(s.doublyOwned).toEqual([]);
-  expect(s.drift).toBe(false);
 }
 
 beforeAll(async () => {
@@ -123,7 +111,7 @@ describe.each(['xt_cluster', 'nft'] as const)('backend %s on the running kernel'
     // the client that node's real MAC for the cluster IP (the poisoning of §4.7). Real migrations have the same gap.
     net.ns(net.client, ['ip', 'neigh', 'flush', 'to', CLUSTER_IP]);
     const s = await clusterStatus(c, opts());
-    expectAsConfigured(s);
+    expectAsConfigured(s, NAMES);
     expect(s.hosts.map((h) => h.actual)).toEqual([[1], [2], [3]]);
     const { answers } = await trafficRound(c);
     // every node answered something: the spread is real, not one node taking all
@@ -166,7 +154,7 @@ describe.each(['xt_cluster', 'nft'] as const)('backend %s on the running kernel'
     const back = await applyConfig(c, opts());
     // gainers first: node2 gets 2 back, node1 swaps 2 for 1, node3 gives 1 up
     expect(back.hosts.map((h) => [h.host, h.outcome])).toEqual([['node2', 'owners updated'], ['node1', 'owners updated'], ['node3', 'owners updated']]);
-    expectAsConfigured(await clusterStatus(c, opts()));
+    expectAsConfigured(await clusterStatus(c, opts()), NAMES);
   });
 
   it('a command failing mid-apply leaves every host as it was', async () => {
@@ -182,7 +170,7 @@ describe.each(['xt_cluster', 'nft'] as const)('backend %s on the running kernel'
     expect([by.node1!.outcome, by.node3!.outcome]).toEqual(['rolled back', 'rolled back']);
     expect(dumps()).toEqual(before);
     const { c } = config(backend);
-    expectAsConfigured(await clusterStatus(c, opts()));
+    expectAsConfigured(await clusterStatus(c, opts()), NAMES);
     await trafficRound(c);
   });
 });
@@ -253,7 +241,7 @@ describe('plans as shell scripts', () => {
     const { c } = config('nft');
     for (const [i, n] of NAMES.entries()) net.ns(net.nodes[i]!, ['sh', '-c', planToShellScript(createPlan(c, n))]);
     net.ns(net.client, ['ip', 'neigh', 'flush', 'to', CLUSTER_IP]);
-    expectAsConfigured(await clusterStatus(c, opts()));
+    expectAsConfigured(await clusterStatus(c, opts()), NAMES);
     await trafficRound(c);
     // and the script is idempotent too
     const before = dumps();

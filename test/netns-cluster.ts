@@ -7,7 +7,9 @@
  *
  * Every veth is created inside the bridge namespace with its peer moved
  * straight into the node namespace: no interface or address ever appears in
- * the host's namespace. IPv6 off, rp_filter 0 (kernel-semantics §11.3).
+ * the host's namespace. IPv6 off, rp_filter 0 (kernel-semantics §11.3);
+ * with `ipv6: true` IPv6 stays on and every namespace also gets an address in
+ * fd00::/16 (ULA, never routed out), the cluster address fd00:200::100.
  * `cleanupStale` removes namespaces a killed run left behind.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -19,6 +21,16 @@ export const SUBNET = '10.200.0';
 export const CLUSTER_IP = `${SUBNET}.100`;
 export const CLIENT_IP = `${SUBNET}.2`;
 export const nodeIp = (i: number): string => `${SUBNET}.${10 + i}`;
+export const SUBNET6 = 'fd00:200::';
+export const CLUSTER_IP6 = `${SUBNET6}100`;
+export const CLIENT_IP6 = `${SUBNET6}2`;
+export const nodeIp6 = (i: number): string => `${SUBNET6}${(0x10 + i).toString(16)}`;
+/**
+ * The client's extra IPv6 source address for host number h: each in its own
+ * /32 (fd00:2XX::h), since xt_cluster hashes only an IPv6 source's first 32
+ * bits (sim/select/xt-cluster.ts). Nodes reach them through an on-link fd00::/16 route.
+ */
+export const clientIp6 = (h: number): string => `fd00:${(0x200 + h).toString(16)}::${h.toString(16)}`;
 
 export function sh(argv: string[], input?: string): string {
   return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -53,8 +65,10 @@ export function cleanupStale(prefix: string): void {
 export interface TopologyOptions {
   prefix: string;
   nodes: number;
-  /** Extra client source addresses (10.200.0.X for X in this list). */
+  /** Extra client source addresses (10.200.0.X for X in this list; with ipv6 also clientIp6(X)). */
   clientHosts: number[];
+  /** Keep IPv6 on and add the fd00:200::/64 addresses (nodad: every node holds the cluster address, so DAD would fail it). */
+  ipv6?: boolean;
 }
 
 export class ClusterNet {
@@ -81,7 +95,8 @@ export class ClusterNet {
     for (const n of all) {
       sh(['ip', 'netns', 'add', n]);
       this.ns(n, ['ip', 'link', 'set', 'lo', 'up']);
-      for (const k of ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']) {
+      const v6 = this.o.ipv6 ? [] : ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'];
+      for (const k of [...v6, 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']) {
         this.ns(n, ['sysctl', '-qw', k]);
       }
     }
@@ -100,6 +115,15 @@ export class ClusterNet {
       this.ns(n, ['ip', 'addr', 'add', `${nodeIp(i + 1)}/24`, 'dev', 'eth0']);
       this.ns(n, ['ip', 'addr', 'add', `${CLUSTER_IP}/32`, 'dev', 'eth0']);
     });
+    if (this.o.ipv6) {
+      this.ns(this.client, ['ip', '-6', 'addr', 'add', `${CLIENT_IP6}/64`, 'dev', 'eth0', 'nodad']);
+      for (const h of this.o.clientHosts) this.ns(this.client, ['ip', '-6', 'addr', 'add', `${clientIp6(h)}/128`, 'dev', 'eth0', 'nodad']);
+      this.nodes.forEach((n, i) => {
+        this.ns(n, ['ip', '-6', 'addr', 'add', `${nodeIp6(i + 1)}/64`, 'dev', 'eth0', 'nodad']);
+        this.ns(n, ['ip', '-6', 'addr', 'add', `${CLUSTER_IP6}/128`, 'dev', 'eth0', 'nodad']);
+        this.ns(n, ['ip', '-6', 'route', 'add', 'fd00::/16', 'dev', 'eth0']);
+      });
+    }
   }
 
   /** Starts a long-running process in a namespace; it is killed by teardown. Resolves when it prints `ready`. */
