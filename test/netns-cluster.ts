@@ -67,9 +67,11 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Kills the processes in each namespace, then deletes it. */
+/** Kills the processes in each namespace, then deletes it; names that do not exist are passed over. */
 export function deleteNetns(names: string[]): void {
+  const present = new Set(listNetns(''));
   for (const ns of names) {
+    if (!present.has(ns)) continue;
     for (const pid of sh(['ip', 'netns', 'pids', ns]).split('\n').filter(Boolean)) {
       try {
         process.kill(Number(pid), 'SIGKILL');
