@@ -140,15 +140,24 @@ const seconds = (x: number): string => String(+x.toFixed(2));
 /** Whether any node has a name (from a cluster config): without, the name column is left out rather than shown empty. */
 const named = (c: ConfigResult): boolean => c.nodes.some((n) => n.name);
 
+/** What packets, frames and bytes per node count (the words of simulate's --help and NodeStats). */
+const NODE_COLUMNS = {
+  packets: "what the node's netfilter counter for its cluster rule shows (one per datagram: conntrack defragments first)",
+  frames: 'the capture records behind those packets (each fragment is a frame)',
+  bytes: "those frames' wire bytes",
+} as const;
+
 function nodesTable(id: string, c: ConfigResult): string {
   const tot = (m: Metric) => c.nodes.reduce((a, n) => a + n[m], 0);
   const share = (v: number, t: number) => num(t > 0 ? v / t : 0, 'pct');
   const [tp, tb, tf] = [tot('packets'), tot('bytes'), tot('flows')];
   const nm = named(c);
   return table(id,
-    [{ label: 'node' }, ...(nm ? [{ label: 'name' }] : []), { label: 'packets' }, { label: 'share' }, { label: 'bytes' }, { label: 'share' }, { label: 'flows' }, { label: 'share' }, { label: 'connections' }, { label: 'new conn/s' }],
-    c.nodes.map((n) => [num(n.node), ...(nm ? [n.name ?? ''] : []), num(n.packets), share(n.packets, tp), num(n.bytes), share(n.bytes, tb), num(n.flows), share(n.flows, tf), num(n.connections), num(n.new_connections_per_s, 'f2')]),
-    'Per node (shares are of what the nodes accepted)');
+    [{ label: 'node' }, ...(nm ? [{ label: 'name' }] : []), { label: 'packets', title: NODE_COLUMNS.packets }, { label: 'share' }, { label: 'frames', title: NODE_COLUMNS.frames },
+      { label: 'bytes', title: NODE_COLUMNS.bytes }, { label: 'share' }, { label: 'flows' }, { label: 'share' }, { label: 'connections' }, { label: 'new conn/s' }],
+    // A result saved before frames were counted has none: the cell stays empty rather than guessed.
+    c.nodes.map((n) => [num(n.node), ...(nm ? [n.name ?? ''] : []), num(n.packets), share(n.packets, tp), n.frames === undefined ? '' : num(n.frames), num(n.bytes), share(n.bytes, tb), num(n.flows), share(n.flows, tf), num(n.connections), num(n.new_connections_per_s, 'f2')]),
+    `Per node: packets = ${NODE_COLUMNS.packets}; frames = ${NODE_COLUMNS.frames}; bytes = ${NODE_COLUMNS.bytes}. Shares are of what the nodes accepted.`);
 }
 
 /** The verdict sim/analysis decided (results saved before verdicts were carried: decided the same way). */
