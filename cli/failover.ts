@@ -6,6 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { writeReport } from '../reports/write.ts';
 import { runFailoverParallel, firstTimestamp } from '../sim/engine/failover-run.ts';
+import { failoverHeadline } from '../sim/analysis/verdict.ts';
 import { chooseWorkers, defaultWorkers } from '../sim/engine/run.ts';
 import type { InputSpec } from '../sim/engine/task.ts';
 import { DataError, UsageError } from '../sim/core/errors.ts';
@@ -126,6 +127,7 @@ interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s 
         result.warnings = [...(result.warnings ?? []), late];
         err(`warning: ${late}\n`);
       }
+      result.headline = failoverHeadline(result);
       if (o.report !== undefined || o.png !== undefined) {
         const w = await writeReport(result, o.report ?? 'clusterip-sim-failover.html', o.png);
         err(`report: ${w.html}${w.pngs.length ? ` and ${w.pngs.length} PNG charts in ${o.png}` : ''}\n`);
@@ -157,6 +159,7 @@ export function formatFailover(r: FailoverResult, sc: Scenario, builtin: boolean
   const sel = buildSelector(selectorSpecOf(sc.config));
   const hb = sc.heartbeat;
   const L: string[] = [];
+  L.push(r.headline ?? failoverHeadline(r), '');
   L.push(`Scenario: ${r.scenario.name}${builtin ? '  (built-in: no --scenario given)' : ''}`);
   L.push(`Cluster:  ${sel.description}; ${sc.config.nodes.map((n) => `${n.name} owns ${n.owns.join(',') || 'nothing'}`).join(', ')}`);
   L.push(`Policy:   ${sc.policy.policy}, failback ${sc.policy.failback}${sc.policy.failback === 'stable' ? ` after ${sc.policy.stable_s} s` : ''}; heartbeat every ${hb.interval_s} s, dead after ${hb.dead_after} missed, takeover delay ${hb.takeover_delay_s} s, jitter ${hb.jitter_s} s`);

@@ -12,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { benchFixture, failoverFixture, simulateFixture } from './fixtures.ts';
+import { failoverHeadline } from '../sim/analysis/verdict.ts';
 import { CHROMIUM_PATH, launchChromium, renderPngs, waitForCharts, type Browser } from './png.ts';
 import { writeReport } from './write.ts';
 import { timelineSeries, type SchemesReport } from './html.ts';
@@ -292,6 +293,7 @@ describe('reports in headless Chromium', () => {
 
     it('failover: the lead counts scripted events, legends show rounded seconds, a few duplicates are visible, labels neither overlap nor leave the canvas', async () => {
       const r = failoverFixture();
+      r.headline = failoverHeadline(r);
       r.phases[1]!.to_s = 40.53299096;
       r.phases[2]!.from_s = 40.53299096;
       // Events crowded into two seconds, as a flapping node gives them.
@@ -304,6 +306,9 @@ describe('reports in headless Chromium', () => {
       await writeReport(r, file);
       await renderPngs(file, join(dir, 'png-defects'), browser);
       const { page, problems } = await open(file);
+      // The failover headline, as the terminal and the JSON word it.
+      expect(await page.locator('#headline').innerText()).toBe(r.headline);
+      expect(r.headline).toMatch(/^\d+ scripted events?: [\d,]+ packets? lost/);
       const lead = await page.locator('p.lead', { hasText: 'Policy' }).innerText();
       expect(lead).toContain(`${(r.scenario.events as unknown[]).length} scripted events`);
       expect(lead).toContain(`${r.events.length} on the timeline`);

@@ -10,7 +10,7 @@ import type { ConfigResult, DistributionStats, FailoverEvent, FailoverResult, In
 import type { Fact } from '../sim/select/profile.ts';
 import type { CompareResult } from '../sim/schemes/compare.ts';
 import { DataError } from '../sim/core/errors.ts';
-import { decideVerdict, simulateHeadline } from '../sim/analysis/verdict.ts';
+import { decideVerdict, failoverHeadline, simulateHeadline } from '../sim/analysis/verdict.ts';
 import { esc, fmtBytes, fmtNum, si } from './format.ts';
 import { Charts, color, dl, num, page, raw, table, type Cell } from './page.ts';
 
@@ -335,6 +335,7 @@ export function renderFailoverHtml(r: FailoverResult): string {
   b.push(`<h1>Failover: ${esc(r.scenario.name)}</h1>${toolLine(r.tool, r.generated_at)}`);
   const scripted = Array.isArray(r.scenario.events) ? r.scenario.events.length : 0;
   const derived = r.events.length - scripted;
+  b.push(`<p class="lead headline" id="headline">${esc(r.headline ?? failoverHeadline(r))}</p>`);
   b.push(`<p class="lead">Policy <b>${esc(r.scenario.policy)}</b>, failback <b>${esc(r.scenario.failback)}</b>, ${t.nodes.length} nodes, ${scripted} scripted event${scripted === 1 ? '' : 's'}${derived > 0 ? ` (${r.events.length} on the timeline with the detections and takeovers they caused)` : ''}.</p>`);
   const card = (id: string, v: number, f: 'int' | 'f2', label: string, bad: boolean) =>
     `<div class="card" id="${id}"><div class="big num ${bad ? 'bad' : 'ok'}" data-v="${v}">${esc(fmtNum(v, f))}${f === 'f2' ? ' s' : ''}</div><div class="lbl">${esc(label)}</div></div>`;
