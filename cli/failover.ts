@@ -8,6 +8,7 @@ import { writeReport } from '../reports/write.ts';
 import { runFailoverParallel, firstTimestamp } from '../sim/engine/failover-run.ts';
 import { failoverHeadline } from '../sim/analysis/verdict.ts';
 import { chooseWorkers, defaultWorkers } from '../sim/engine/run.ts';
+import { Progress } from './progress.ts';
 import type { InputSpec } from '../sim/engine/task.ts';
 import { DataError, UsageError } from '../sim/core/errors.ts';
 import { workerCount } from './workers.ts';
@@ -121,7 +122,10 @@ interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s 
       const chosen = o.workers === undefined ? chooseWorkers([input]) : null;
       const workers = chosen ? chosen.workers : workerCount(o.workers, defaultWorkers, (l) => void process.stderr.write(l));
       if (chosen) err(`failover: ${workers === 0 ? 'running in-process (no worker threads)' : `${workers} worker threads`}, chosen from the input's size (about ${Number(chosen.packets.toPrecision(2)).toLocaleString('en-US')} packets); --workers N to choose\n`);
-      const result = await runFailoverParallel(sc, { input, summary, workers, comparePolicies: o.comparePolicies, t0 });
+      // Percentage and ETA against the input's estimated size (the same estimate that chooses the workers; marked ~).
+      const progress = new Progress(process.stderr, process.stderr.isTTY ? (chosen ?? chooseWorkers([input])).packets : 0, true);
+      const result = await runFailoverParallel(sc, { input, summary, workers, comparePolicies: o.comparePolicies, t0, onProgress: (done) => progress.update(done) });
+      progress.done();
       const late = lateEvents(result);
       if (late) {
         result.warnings = [...(result.warnings ?? []), late];
