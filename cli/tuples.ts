@@ -69,13 +69,13 @@ function row(b: TupleBatch, i: number, ts: string, json: boolean): string {
  * ends normally). `tuples --live` prints the rows; `simulate --live` records
  * them to a private CSV file and simulates that. Returns the capture's stats.
  */
-export async function captureLive(o: LiveOptions & { device: string }, write: (s: string) => void, json = false): Promise<IngestStats> {
+export async function captureLive(o: LiveOptions & { device: string }, write: (s: string) => void, json = false): Promise<{ stats: IngestStats; fragments: number }> {
   const { openLive } = await import('../sim/traffic/live.ts');
   const src = await openLive(o);
   const b = createBatch(4096);
   const stop = (): void => src.close();
   process.once('SIGINT', stop);
-  let first = true;
+  let first = true, fragments = 0;
   write(json ? '{\n  "packets": [\n' : TUPLES_HEADER + '\n');
   try {
     for (;;) {
@@ -84,6 +84,7 @@ export async function captureLive(o: LiveOptions & { device: string }, write: (s
       let s = '';
       for (let i = 0; i < n; i++) {
         s += (json && !first ? ',\n' : '') + row(b, i, b.ts[i]!.toFixed(6), json);
+        if (b.flags[i]! & F.FRAGMENT) fragments++;
         first = false;
       }
       write(s);
@@ -94,7 +95,7 @@ export async function captureLive(o: LiveOptions & { device: string }, write: (s
   }
   if (json) write(`\n  ],\n  "stats": ${JSON.stringify(src.stats)}\n}\n`);
   process.stderr.write(`${src.stats.packets} IP packets captured on ${o.device}; skipped: ${describeSkipped(src.stats)}\n`);
-  return src.stats;
+  return { stats: src.stats, fragments };
 }
 
 async function liveTuples(device: string, filter: string | undefined, duration: number | undefined, limit: number | undefined, json: boolean): Promise<void> {
