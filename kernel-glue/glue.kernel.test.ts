@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { expectAsConfigured, expectCountersFollow } from '../test/glue-checks.ts';
-import { ClusterNet, CLUSTER_IP, SUBNET, sh } from '../test/netns-cluster.ts';
+import { ClusterNet, CLUSTER_IP, SUBNET, sh, runPrefix } from '../test/netns-cluster.ts';
 import { parseConfig, type ClusterConfig } from '../sim/core/cluster-config.ts';
 import { selectorSpecOf } from '../sim/select/from-config.ts';
 import { applyConfig, clusterStatus, moveBucket, removeConfig, type GlueOptions, type StatusReport } from './control/apply.ts';
@@ -20,7 +20,7 @@ import { isRun, planToShellScript, type RunStep } from './plan.ts';
 import { predictNodeNumbers, predictNodes, type Flow } from './predict.ts';
 import { parseIPv4 } from '../sim/core/addr.ts';
 
-const PREFIX = 'cipsim-glue-';
+const PREFIX = runPrefix('cipsim-glue-');
 const PORT = 8080;
 const CLIENT_HOSTS = Array.from({ length: 70 }, (_, i) => 20 + i);
 const NAMES = ['node1', 'node2', 'node3'];
@@ -166,7 +166,7 @@ describe.each(['xt_cluster', 'nft'] as const)('backend %s on the running kernel'
     // node2 keeps its owners, so it goes last: node1 and node3 (over ssh) were changed and are rolled back.
     expect(rep.hosts.map((h) => h.host)).toEqual(['node1', 'node3', 'node2']);
     expect(by.node2!.outcome).toBe('failed, rolled back');
-    expect(by.node2!.error).toMatch(/node2 \(netns cipsim-glue-n2\): 'false' failed \(exit 1\)/);
+    expect(by.node2!.error).toContain(`node2 (netns ${PREFIX}n2): 'false' failed (exit 1)`);
     expect([by.node1!.outcome, by.node3!.outcome]).toEqual(['rolled back', 'rolled back']);
     expect(dumps()).toEqual(before);
     const { c } = config(backend);
@@ -205,7 +205,7 @@ describe('unreachable hosts', () => {
       const rep = await applyConfig(cfg, opts());
       expect(rep.ok).toBe(false);
       const bad = rep.hosts.find((h) => h.outcome === 'unreachable')!;
-      expect(bad.error).toMatch(cfg === broken ? /^node2 \(netns cipsim-glue-gone\): 'uname -r' failed/ : /^node3 \(ssh root@10\.200\.0\.13 via netns cipsim-glue-c\): 'uname -r' failed \(exit 255\) \(ssh could not connect or log in/);
+      expect((bad.error ?? '').startsWith(cfg === broken ? `node2 (netns ${PREFIX}gone): 'uname -r' failed` : `node3 (ssh root@10.200.0.13 via netns ${PREFIX}c): 'uname -r' failed (exit 255) (ssh could not connect or log in`), bad.error).toBe(true);
       expect(rep.hosts.filter((h) => h !== bad).map((h) => h.outcome)).toEqual(['not attempted', 'not attempted']);
       expect(dumps()).toEqual(before);
     }

@@ -12,7 +12,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectAsConfigured, expectCountersFollow } from '../test/glue-checks.ts';
-import { ClusterNet, CLUSTER_IP6, clientIp6 } from '../test/netns-cluster.ts';
+import { ClusterNet, CLUSTER_IP6, clientIp6, runPrefix } from '../test/netns-cluster.ts';
 import { parseClusters, parseConfig, type ClusterConfig } from '../sim/core/cluster-config.ts';
 import { selectorSpecOf } from '../sim/select/from-config.ts';
 import { parseIPv6 } from '../sim/core/addr.ts';
@@ -24,7 +24,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PcapWriter } from '../sim/traffic/pcap-writer.ts';
 
-const PREFIX = 'cipsim-v6-';
+const PREFIX = runPrefix('cipsim-v6-');
 const PORT = 8080;
 const CLIENT_HOSTS = Array.from({ length: 60 }, (_, i) => 1 + i);
 const NAMES = ['node1', 'node2', 'node3'];

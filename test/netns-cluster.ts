@@ -10,7 +10,10 @@
  * the host's namespace. IPv6 off, rp_filter 0 (kernel-semantics §11.3);
  * with `ipv6: true` IPv6 stays on and every namespace also gets an address in
  * fd00::/16 (ULA, never routed out), the cluster address fd00:200::100.
- * `cleanupStale` removes namespaces a killed run left behind.
+ *
+ * Namespace names are per run (`runPrefix`): two runs of the same test file
+ * (two `.ci/run`s, or `npm test` beside one) never share a namespace, and
+ * `cleanupStale` removes only what a run that has died left behind.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
@@ -50,9 +53,37 @@ export function listNetns(prefix: string): string[] {
   return sh(['ip', 'netns', 'list']).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n && n.startsWith(prefix));
 }
 
-/** Removes namespaces (and the processes in them) that an earlier, killed run of this test left. */
-export function cleanupStale(prefix: string): void {
-  for (const ns of listNetns(prefix)) {
+/**
+ * The namespace prefix of this run: `<stem>.<pid>-` for a base like
+ * `cipsim-glue-`. Each test file names its namespaces with it (`${prefix}n1`,
+ * ...), so concurrent runs never collide, and the pid in the name tells
+ * `cleanupStale` whether the run that made them is still alive. The dot keeps
+ * the name outside the plain `<base>` prefix that older copies of the tests
+ * deleted wholesale. Only namespace and temporary directory names derive from
+ * it: interfaces inside the namespaces have fixed short names (p0.., eth0),
+ * so the 15-character interface-name limit (IFNAMSIZ) never applies to it.
+ */
+export function runPrefix(base: string): string {
+  return `${stemOf(base)}.${process.pid}-`;
+}
+
+const stemOf = (base: string): string => base.replace(/-+$/, '');
+
+/** True while a process with this pid exists (signal 0 only checks; EPERM means it exists). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Kills the processes in each namespace, then deletes it; names that do not exist are passed over. */
+export function deleteNetns(names: string[]): void {
+  const present = new Set(listNetns(''));
+  for (const ns of names) {
+    if (!present.has(ns)) continue;
     for (const pid of sh(['ip', 'netns', 'pids', ns]).split('\n').filter(Boolean)) {
       try {
         process.kill(Number(pid), 'SIGKILL');
@@ -62,7 +93,23 @@ export function cleanupStale(prefix: string): void {
   }
 }
 
+/**
+ * Removes namespaces that a killed run of the same test left: those named by
+ * `runPrefix(base)` in another process whose pid no longer exists. Live runs'
+ * namespaces (and this run's) are never touched. `base` may be given as the
+ * base or as this run's prefix.
+ */
+export function cleanupStale(base: string): void {
+  const stem = stemOf(base.endsWith(`.${process.pid}-`) ? base.slice(0, -`.${process.pid}-`.length) : base);
+  const owned = new RegExp(`^${stem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(\\d+)-`);
+  deleteNetns(listNetns(stem).filter((ns) => {
+    const m = owned.exec(ns);
+    return m !== null && Number(m[1]) !== process.pid && !alive(Number(m[1]));
+  }));
+}
+
 export interface TopologyOptions {
+  /** This run's namespace prefix (`runPrefix(base)`). */
   prefix: string;
   nodes: number;
   /** Extra client source addresses (10.200.0.X for X in this list; with ipv6 also clientIp6(X)). */
@@ -91,6 +138,7 @@ export class ClusterNet {
 
   setup(): void {
     cleanupStale(this.o.prefix);
+    deleteNetns(listNetns(this.o.prefix));
     const all = [this.br, this.client, ...this.nodes];
     for (const n of all) {
       sh(['ip', 'netns', 'add', n]);
@@ -202,7 +250,7 @@ Promise.all(Array.from({length:16},worker)).then(()=>process.stdout.write(JSON.s
       }
     }
     this.procs = [];
-    cleanupStale(this.o.prefix);
+    deleteNetns(listNetns(this.o.prefix));
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
