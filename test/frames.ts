@@ -148,3 +148,50 @@ export function writePcap(path: string, recs: Rec[], o: Parameters<typeof pcap>[
   writeFileSync(path, pcap(recs, o));
   return path;
 }
+
+/** One pcapng packet: an enhanced packet block with a timestamp (µs since 1970), or a simple packet block (`ts` omitted). */
+export interface NgRec { ts?: number; data: Uint8Array }
+
+/**
+ * A little-endian pcapng with one section (version `major.minor`, default 1.0)
+ * and one interface of `linktype` (default microsecond resolution).
+ */
+export function pcapng(recs: NgRec[], o: { linktype?: number; major?: number; minor?: number } = {}): Uint8Array {
+  const blocks: Uint8Array[] = [];
+  const block = (type: number, body: Uint8Array): void => {
+    const len = 12 + ((body.length + 3) & ~3);
+    const b = new Uint8Array(len);
+    const v = new DataView(b.buffer);
+    v.setUint32(0, type, true); v.setUint32(4, len, true);
+    b.set(body, 8);
+    v.setUint32(len - 4, len, true);
+    blocks.push(b);
+  };
+  const shb = new Uint8Array(16);
+  const sv = new DataView(shb.buffer);
+  sv.setUint32(0, 0x1a2b3c4d, true); sv.setUint16(4, o.major ?? 1, true); sv.setUint16(6, o.minor ?? 0, true);
+  sv.setInt32(8, -1, true); sv.setInt32(12, -1, true);
+  block(0x0a0d0d0a, shb);
+  const idb = new Uint8Array(8);
+  new DataView(idb.buffer).setUint16(0, o.linktype ?? 1, true);
+  block(1, idb);
+  for (const r of recs) {
+    if (r.ts === undefined) {
+      const body = new Uint8Array(4 + r.data.length);
+      new DataView(body.buffer).setUint32(0, r.data.length, true);
+      body.set(r.data, 4);
+      block(3, body);
+    } else {
+      const body = new Uint8Array(20 + r.data.length);
+      const v = new DataView(body.buffer);
+      v.setUint32(4, Math.floor(r.ts / 2 ** 32), true); v.setUint32(8, r.ts >>> 0, true);
+      v.setUint32(12, r.data.length, true); v.setUint32(16, r.data.length, true);
+      body.set(r.data, 20);
+      block(6, body);
+    }
+  }
+  const out = new Uint8Array(blocks.reduce((s, b) => s + b.length, 0));
+  let p = 0;
+  for (const b of blocks) { out.set(b, p); p += b.length; }
+  return out;
+}

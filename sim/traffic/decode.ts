@@ -193,7 +193,10 @@ function decodeIPv6(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: n
   const capEnd = end < wireEnd ? end : wireEnd;
   let q = p + 40;
   let isFrag = false, fragData = 0;
-  for (let hops = 0; hops < 32; hops++) {
+  // Walk every extension header, as the kernel's ipv6_skip_exthdr/ipv6_find_hdr do (net/ipv6/exthdrs_core.c,
+  // source reading): they have no count limit, only the packet's length. Each header moves q on by at least
+  // 8 bytes and the walk stops where the captured bytes end, so the loop is bounded by the frame.
+  for (;;) {
     if (nh === 0 || nh === 43 || nh === 60) {
       if (capEnd - q < 2) { if (wireEnd - q < 2) return MALFORMED; truncL4(b, i, nh); return OK; }
       const len = (buf[q + 1]! + 1) << 3;
