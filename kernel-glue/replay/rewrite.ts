@@ -18,7 +18,7 @@ import { DataError } from '../../sim/core/errors.ts';
 import { createBatch, L4, type TupleBatch } from '../../sim/traffic/batch.ts';
 import { Defrag, FRAG_DROPPED, FRAG_RESOLVED } from '../../sim/traffic/defrag.ts';
 import { newRawRecord, openCapture, type CaptureOptions } from '../../sim/traffic/capture.ts';
-import { DEC, decodeFrame } from '../../sim/traffic/decode.ts';
+import { DEC, decodeFrame, link, LINK_SHORT, linkEndOf, linktypeSupported, locateLink } from '../../sim/traffic/decode.ts';
 import { checksumOf, onesSum } from '../../sim/traffic/checksum.ts';
 import { PcapWriter } from '../../sim/traffic/pcap-writer.ts';
 
@@ -165,49 +165,19 @@ export function ctClass(b: Uint8Array, ip: number): number {
   return CT.NEW;
 }
 
-/** Where the IP header starts and whether VLAN tags were stripped, or a skip reason. */
-function locateIp(buf: Uint8Array, off: number, cap: number, lt: number): { ip: number; vlan: boolean } | string {
-  let et: number, p: number, vlan = false;
-  switch (lt) {
-    case 1: {
-      if (cap < 14) return 'short-frame';
-      et = (buf[off + 12]! << 8) | buf[off + 13]!;
-      p = off + 14;
-      while (et === 0x8100 || et === 0x88a8 || et === 0x9100) {
-        if (p + 4 > off + cap) return 'short-frame';
-        et = (buf[p + 2]! << 8) | buf[p + 3]!;
-        p += 4;
-        vlan = true;
-      }
-      break;
-    }
-    case 113:
-      if (cap < 16) return 'short-frame';
-      et = (buf[off + 14]! << 8) | buf[off + 15]!;
-      p = off + 16;
-      break;
-    case 276:
-      if (cap < 20) return 'short-frame';
-      et = (buf[off]! << 8) | buf[off + 1]!;
-      p = off + 20;
-      break;
-    case 0: case 108: {
-      if (cap < 4) return 'short-frame';
-      const le = buf[off]! | (buf[off + 1]! << 8), be = (buf[off + 2]! << 8) | buf[off + 3]!;
-      et = le === 2 || be === 2 ? 0x0800 : 0;
-      p = off + 4;
-      break;
-    }
-    case 101: case 12: case 14: case 228: case 229:
-      et = cap > 0 && buf[off]! >>> 4 === 4 ? 0x0800 : 0x86dd;
-      p = off;
-      break;
-    default:
-      return `linktype-${lt}`;
-  }
-  if (et === 0x86dd) return 'ipv6';
-  if (et !== 0x0800) return 'non-ip';
-  return { ip: p, vlan };
+/**
+ * Where the IP header starts, where the packet ends (an NFLOG payload ends
+ * before its record), whether VLAN tags were stripped and whether the link
+ * layer may have cut the packet (NFLOG's copy range), or a skip reason. The
+ * link layer is read by the decoder's own locateLink (sim/traffic/decode.ts).
+ */
+function locateIp(buf: Uint8Array, off: number, cap: number, lt: number): { ip: number; end: number; vlan: boolean; cut: boolean } | string {
+  if (!linktypeSupported(lt)) return `linktype-${lt}`;
+  const p = locateLink(buf, off, cap, lt);
+  if (p === LINK_SHORT) return 'short-frame';
+  if (link.et === 0x86dd) return 'ipv6';
+  if (p < 0 || link.et !== 0x0800) return 'non-ip';
+  return { ip: p, end: linkEndOf(), vlan: link.vlan, cut: link.cut };
 }
 
 interface Train {
@@ -248,14 +218,14 @@ export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
       stats.records++;
       const r = locateIp(rec.buf, rec.off, rec.caplen, rec.linktype);
       if (typeof r === 'string') { skip(r); continue; }
-      const ip = r.ip, b = rec.buf, capEnd = rec.off + rec.caplen;
+      const ip = r.ip, b = rec.buf, capEnd = r.end;
       if (ip + 20 > capEnd) { skip('truncated'); continue; }
       if (b[ip]! >>> 4 !== 4) { skip('non-ip'); continue; }
       const ihl = (b[ip]! & 15) * 4;
       const tot = (b[ip + 2]! << 8) | b[ip + 3]!;
       if (ihl < 20 || tot < ihl) { skip('malformed-ip'); continue; }
       // A frame cut by the snap length cannot be sent as the original: its checksum would cover bytes we never saw.
-      if (ip + tot > capEnd) { skip(rec.caplen < rec.wirelen ? 'truncated' : 'malformed-ip'); continue; }
+      if (ip + tot > capEnd) { skip(rec.caplen < rec.wirelen || r.cut ? 'truncated' : 'malformed-ip'); continue; }
       if (tot > mtu) { skip('larger-than-mtu'); continue; }
       const proto = b[ip + 9]!;
       if (UNMODELLED.has(proto)) { skip(`protocol-${proto}`); continue; }
