@@ -213,14 +213,6 @@ export function esp(spi: number, seq: number, payload = 32): Uint8Array {
   for (let i = 0; i < payload; i++) b[8 + i] = (i * 13 + 5) & 255;
   return b;
 }
-/** SCTP common header (RFC 9260) and one INIT chunk; the CRC32c is left 0 (tshark does not check it by default). */
-export function sctp(sport: number, dport: number, vtag = 0): Uint8Array {
-  const b = new Uint8Array(12 + 20);
-  const v = new DataView(b.buffer);
-  v.setUint16(0, sport); v.setUint16(2, dport); v.setUint32(4, vtag);
-  b[12] = 1; v.setUint16(14, 20); v.setUint32(16, 0x11223344); v.setUint32(20, 65536); v.setUint16(24, 10); v.setUint16(26, 10); v.setUint32(28, 1);
-  return b;
-}
 /** A PPP frame (DLT_PPP): ff 03 unless `acfc`, then the protocol (one byte with `pfc`). */
 export function ppp(payload: Uint8Array, proto: number, o: { acfc?: boolean; pfc?: boolean } = {}): Uint8Array {
   const h = [...(o.acfc ? [] : [0xff, 0x03]), ...(o.pfc ? [proto & 255] : [proto >> 8, proto & 255])];

@@ -16,6 +16,7 @@ import { createBatch, F } from './batch.ts';
 import { openCapture } from './capture.ts';
 import { compareRows, ourRows, tsharkRows } from '../../test/tshark.ts';
 import * as fr from '../../test/frames.ts';
+import { sctpInit } from '../../test/kernel-captures.ts';
 
 let dir = '';
 const p = (name: string): string => join(dir, name);
@@ -33,7 +34,7 @@ function packets(): Uint8Array[] {
     v4(1, err),
     v4(47, fr.gre(v4(6, fr.tcp(1, 2, 2)), 0x0800, 0xbeef)),
     v4(50, fr.esp(0x0badcafe, 3)),
-    v4(132, fr.sctp(2905, 36412)),
+    v4(132, sctpInit(2905, 36412, 7)),
     fr.ipv6('2001:db8::1', '2001:db8::2', [], 17, fr.udp(7000, 8000, 4)),
     fr.ipv6('2001:db8::1', '2001:db8::2', [], 58, fr.icmpEcho(128, 11, 12)),
   ];
