@@ -14,13 +14,14 @@
  * Needs root; the namespaces (prefix `tdl`, this file's own) are created here
  * and always removed.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareRows, tsharkRows, type Row } from '../../test/tshark.ts';
 import * as fr from '../../test/frames.ts';
+import { capturing, deleteNetns, inNs, removeCaptures, sh, vethPair } from '../../test/capture-tools.ts';
 import { sctpInit } from '../../test/kernel-captures.ts';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -29,47 +30,10 @@ const GROUP = 23;
 let dir = '';
 const caps: Record<string, string> = {};
 
-function sh(args: string[], input?: string): string {
-  return execFileSync(args[0]!, args.slice(1), { encoding: 'utf8', input, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], timeout: 30_000 });
-}
-const inNs = (ns: string, ...args: string[]): string => sh(['ip', 'netns', 'exec', ns, ...args]);
-
-async function startTcpdump(ns: string, args: string[], file: string): Promise<ChildProcess> {
-  // --immediate-mode: otherwise the last TPACKET_V3 block is lost when tcpdump is stopped.
-  const p = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '--immediate-mode', '-U', '-n', ...args, '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
-  await new Promise<void>((res, rej) => {
-    let err = '';
-    const t = setTimeout(() => rej(new Error(`tcpdump did not start: ${err}`)), 10_000);
-    p.stderr!.on('data', (d: Buffer) => { err += d.toString(); if (err.includes('listening on')) { clearTimeout(t); res(); } });
-    p.once('exit', (c) => { clearTimeout(t); rej(new Error(`tcpdump exited ${c}: ${err}`)); });
-  });
-  return p;
-}
-async function stop(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) throw new Error(`tcpdump ended before the traffic was done (exit ${p.exitCode}, signal ${p.signalCode})`);
-  const done = new Promise<void>((res) => p.once('exit', () => res()));
-  p.kill('SIGINT');
-  await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
-  if (p.exitCode === null) p.kill('SIGKILL');
-}
-function cleanup(): void {
-  for (const ns of [A, B]) { try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* not there */ } }
-}
-
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tdl-'));
-  cleanup();
-  sh(['ip', 'netns', 'add', A]);
-  sh(['ip', 'netns', 'add', B]);
-  sh(['ip', 'link', 'add', 'vA', 'netns', A, 'type', 'veth', 'peer', 'name', 'vB', 'netns', B]);
-  // MACs the hand-built frames carry (test/frames.ts ether: to 02:00:00:00:00:02 from ...:01), so B takes them.
-  for (const [ns, dev, me] of [[A, 'vA', 1], [B, 'vB', 2]] as const) {
-    inNs(ns, 'ip', 'link', 'set', 'lo', 'up');
-    inNs(ns, 'ip', 'link', 'set', dev, 'address', `02:00:00:00:00:0${me}`);
-    inNs(ns, 'ip', 'link', 'set', dev, 'up');
-    inNs(ns, 'ip', 'addr', 'add', `10.78.0.${me}/24`, 'dev', dev);
-    inNs(ns, 'ip', '-6', 'addr', 'add', `fd78::${me}/64`, 'dev', dev, 'nodad');
-  }
+  // MACs the hand-built frames carry (test/frames.ts ether()), so that B takes them.
+  vethPair(A, B, '10.78.0', 'fd78::', true);
   sh(['ip', 'netns', 'exec', B, 'nft', '-f', '-'], `table inet tdl {\n chain in { type filter hook input priority 0; log group ${GROUP}; }\n chain out { type filter hook output priority 0; log group ${GROUP}; }\n}\n`);
   // Protocols this kernel has no handler for, sent from A's addresses to B's (B answers protocol unreachable).
   const v4 = (proto: number, l4: Uint8Array, id: number): Uint8Array => fr.ether(fr.ipv4({ proto, src: '10.78.0.1', dst: '10.78.0.2', id }, l4), 0x0800);
@@ -85,8 +49,7 @@ beforeAll(async () => {
   writeFileSync(craftedFile, fr.pcap(crafted.map((data, k) => ({ ts: [1700000000, k], data }))));
   caps.eth = join(dir, 'eth.pcap');
   caps.nflog = join(dir, 'nflog.pcap');
-  const dumps = [await startTcpdump(B, ['-i', 'vB'], caps.eth), await startTcpdump(B, ['-i', `nflog:${GROUP}`], caps.nflog)];
-  try {
+  await capturing(B, [[['-i', 'vB'], caps.eth], [['-i', `nflog:${GROUP}`], caps.nflog]], async () => {
     inNs(A, 'ping', '-c', '2', '-i', '0.2', '10.78.0.2');
     inNs(A, 'ping', '-6', '-c', '2', '-i', '0.2', 'fd78::2');
     inNs(A, 'tcpreplay', '-q', '-i', 'vA', craftedFile);
@@ -96,15 +59,12 @@ beforeAll(async () => {
         const u6=d.createSocket('udp6');u6.on('error',()=>{});u6.send(Buffer.alloc(20),9,'fd78::2',()=>{
           const c=n.connect(1,'10.78.0.2');c.on('error',()=>setTimeout(()=>process.exit(0),300));});});`);
     await new Promise((r) => setTimeout(r, 1000));
-  } finally {
-    for (const d of dumps) await stop(d);
-  }
+  });
 }, 120_000);
 
 afterAll(() => {
-  cleanup();
-  if (dir && !process.env.KEEP_CAPTURES) rmSync(dir, { recursive: true, force: true });
-  else if (dir) console.log('captures kept in', dir);
+  deleteNetns([A, B]);
+  removeCaptures(dir);
 });
 
 /** `clusterip-sim tuples FILE` as a user runs it, its CSV read back into the judge's rows. */
