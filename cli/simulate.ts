@@ -379,7 +379,7 @@ export function simulateResult(job: SimulateJob, m: MergedRun, files: InputFile[
     // of their own, and the cluster IP a node's "heaviest source" (seen at 90 % of one node's packets).
     warnings.push('no --cluster-ip (and no --config with one): every packet is hashed, the servers\' replies too, as if they came to the cluster; give --cluster-ip to count only packets to the cluster address, as its nodes see them');
   }
-  const untimed = untimedNote(m.ingest);
+  const untimed = untimedNote(m.ingest.untimed);
   if (untimed) warnings.push(untimed);
   return {
     kind: 'simulate',

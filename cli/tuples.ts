@@ -167,7 +167,7 @@ Exit codes: 0 ok, 1 damaged or unreadable capture (the message names the byte of
         if (o.json) write(`\n  ],\n  "stats": ${JSON.stringify(st)}\n}\n`);
         if (spool) await spool.copyTo(process.stdout);
         process.stderr.write(`${st.packets} IP packets (${st.bytes} bytes on the wire); ${st.truncated} with the transport header cut by the snap length, ${st.fragments} fragments; skipped: ${describeSkipped(st)}\n`);
-        const untimed = untimedNote(st);
+        const untimed = untimedNote(st.untimed);
         if (untimed) process.stderr.write(`note: ${untimed}\n`);
       } finally {
         src.close();

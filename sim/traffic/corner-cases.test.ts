@@ -75,6 +75,10 @@ describe('pcapng simple packet blocks: no timestamp', () => {
     const j = JSON.parse(cli(['tuples', f, '--json']).out) as { packets: { ts: number | null }[]; stats: { untimed: number } };
     expect(j.packets.map((x) => x.ts)).toEqual([null, 1700000000.123456, null, 1700000001]);
     expect(j.stats.untimed).toBe(2);
+    // simulate (and recommend, through the same note) say it in their warnings
+    const sim = cli(['simulate', '--pcap', f, '--backend', 'xt_cluster', '--total-nodes', '2', '--hash-seed', '1', '--cluster-ip', '10.0.0.2', '--json']);
+    expect(sim.code, sim.err).toBe(0);
+    expect((JSON.parse(sim.out) as { warnings?: string[] }).warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^2 packets have no timestamp/)]));
   });
   it('time-based state takes an untimed packet as arriving with no time passed since the one before', () => {
     writeFileSync(p('spb2.pcapng'), fr.pcapng(recs()));

@@ -110,12 +110,12 @@ export function accountBatch(stats: IngestStats, b: TupleBatch, from: number, to
 }
 
 /**
- * What the tools do with packets the capture gave no time, for a warning, or
- * null when there were none.
+ * What the tools do with `untimed` packets the capture gave no time, for a
+ * warning, or null when there were none.
  */
-export function untimedNote(stats: IngestStats): string | null {
-  if (!stats.untimed) return null;
-  return `${stats.untimed} packets have no timestamp (pcapng simple packet blocks): they print with an empty ts, and ` +
+export function untimedNote(untimed: number): string | null {
+  if (!untimed) return null;
+  return `${untimed} packets have no timestamp (pcapng simple packet blocks): they print with an empty ts, and ` +
     'timeouts (conntrack, flows, fragment reassembly) and --from/--to take them as arriving with no time passed since ' +
     'the packet before (at time 0 before any timed packet)';
 }
