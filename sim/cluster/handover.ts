@@ -119,11 +119,16 @@ export interface HandoverStep {
 /**
  * The timed kernel changes of a handover that starts at t0 (the old owner
  * announces it): per move, the old owner's release and the new owner's add in
- * the mode's order, and the safety net's claim (and its later release) when a
- * release-first gap outlasts the grace. `claimer` is the node the safety net
- * picks (orphanClaimer over the live nodes), -1 for none. Steps sorted by time.
+ * the mode's order, or the old owner's release at its leave timeout when the
+ * new owner never shows itself ready. Steps sorted by time.
+ *
+ * The orphan safety net never acts inside a handover that runs: the new owner
+ * adds one delivery plus one update after the release, and the grace is at
+ * least two intervals (`safetyNetActs` says whether it would, for given
+ * timing facts). It is the agent's answer to views that disagree, which the
+ * failover model does not produce.
  */
-export function handoverSteps(t0: number, moves: readonly HandoverMove[], mode: HandoverMode, tm: HandoverTiming, claimer: number): HandoverStep[] {
+export function handoverSteps(t0: number, moves: readonly HandoverMove[], mode: HandoverMode, tm: HandoverTiming): HandoverStep[] {
   const out: HandoverStep[] = [];
   const { apply_s: A, delivery_s: L } = tm;
   for (const mv of moves) {
@@ -132,31 +137,26 @@ export function handoverSteps(t0: number, moves: readonly HandoverMove[], mode: 
     const heard = t0 + L;
     if (mode === 'add-first') {
       const add = heard + A;
-      // The old owner sees the claim in the announcement sent after the add.
+      // The old owner sees the claim in the announcement sent right after the add.
       const release = Math.min(add + L + A, t0 + tm.leave_timeout_s + A);
-      out.push({ t: add, node: mv.to, add: mv.buckets, remove: 0, why: 'add-first: takes the bucket on hearing the leave' });
+      out.push({ t: add, node: mv.to, add: mv.buckets, remove: 0, why: 'add-first: takes the buckets on hearing the leave' });
       out.push({ t: release, node: mv.from, add: 0, remove: mv.buckets, why: release < add + L + A ? 'leave timeout' : 'add-first: releases on seeing the claim' });
       continue;
     }
     const ready = tm.readyAt(mv.to, heard);
     const timedOut = ready === null || ready > t0 + tm.leave_timeout_s;
     const release = (timedOut ? t0 + tm.leave_timeout_s : ready!) + A;
-    // The new owner adds when the old owner's release announcement arrives (it holds the same view).
-    let add = release + L + A;
     out.push({ t: release, node: mv.from, add: 0, remove: mv.buckets, why: timedOut ? 'leave timeout without the new owner ready' : 'release-first: releases once the new owner is ready' });
-    // Safety net: the claimer sees the orphan when the release announcement arrives and claims it after the grace.
-    const net = release + L + tm.grace_s + A;
-    if (claimer >= 0 && net < add) {
-      if (claimer === mv.to) add = net;
-      else {
-        out.push({ t: net, node: claimer, add: mv.buckets, remove: 0, why: 'orphan-claim (safety net)' });
-        // The policy owner keeps it; the claimer releases once it sees the owner's claim.
-        out.push({ t: add + L + A, node: claimer, add: 0, remove: mv.buckets, why: 'duplicate resolved: the policy owner claimed it' });
-      }
-    }
-    out.push({ t: add, node: mv.to, add: mv.buckets, remove: 0, why: 'release-first: takes the bucket on seeing the release' });
+    // The new owner adds when the old owner's release announcement arrives (it holds the same view).
+    out.push({ t: release + L + A, node: mv.to, add: mv.buckets, remove: 0, why: 'release-first: takes the buckets on seeing the release' });
   }
   return out.sort((a, b) => a.t - b.t || a.node - b.node);
+}
+
+/** Would the orphan safety net claim a bucket during a release-first gap with these timing facts? */
+export function safetyNetActs(tm: Pick<HandoverTiming, 'apply_s' | 'delivery_s' | 'grace_s'>): boolean {
+  // The claimer sees the orphan when the release announcement arrives, the new owner adds one update later.
+  return tm.grace_s < tm.apply_s;
 }
 
 /** Per move: the gap (release-first: nobody holds the buckets) or overlap (add-first: two hold them), seconds. */

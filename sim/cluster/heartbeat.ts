@@ -35,7 +35,7 @@ import type { ScenarioEvent } from './events.ts';
 import { firstFault } from './events.ts';
 import { adoptView, allNodes, decide, initialState, type AgentEvent, type AgentState, type Measurements, type PolicyConfig } from './policies.ts';
 import { bucketBit, formatBuckets, ownersPerBucket, popcount32 } from './ownership.ts';
-import { defaultLeaveTimeout, handoverSteps, orphanClaimer, orphanGrace, type HandoverMode, type HandoverTiming } from './handover.ts';
+import { defaultLeaveTimeout, handoverSteps, orphanGrace, type HandoverMode, type HandoverTiming } from './handover.ts';
 
 const EPS = 1e-9;
 
@@ -339,8 +339,8 @@ class Heap {
 }
 const less = (x: QEvent, y: QEvent): boolean => x.t < y.t || (x.t === y.t && x.seq < y.seq);
 
-/** apply: the node's whole mask; set / clear: add / remove these buckets (a handover's steps). */
-interface MaskOp { t: number; seq: number; inc: number; type: 'down' | 'up' | 'apply' | 'set' | 'clear'; mask: number }
+/** apply: the node's whole mask; clear: remove these buckets (a leaver's handover release). */
+interface MaskOp { t: number; seq: number; inc: number; type: 'down' | 'up' | 'apply' | 'clear'; mask: number }
 
 /**
  * Runs every node's controller through the scenario and returns the
@@ -480,14 +480,14 @@ function runControllers(sc: Scenario, policy: PolicyConfig, meas: Measurements |
       const lv = leaves.get(`${e.node}@${e.t}`);
       const leaverMask = before.owners[e.node]!;
       const gained = (st.owners[j]! & ~before.owners[j]! & leaverMask) >>> 0;
-      const steps = handoverSteps(e.t, [{ from: e.node, to: j, buckets: gained }], handover, handoverTiming(w, e.node), orphanClaimer((st.alive & st.eligible) >>> 0));
+      const steps = handoverSteps(e.t, [{ from: e.node, to: j, buckets: gained }], handover, handoverTiming(w, e.node));
       let addAt = e.t;
       for (const x of steps) {
         if (x.node === j && x.add) addAt = Math.max(addAt, x.t);
         else if (x.node === e.node && x.remove) {
           ops[e.node]!.push({ t: x.t, seq: seq++, inc: w.lifeAt(e.node, e.t - EPS)?.inc ?? 0, type: 'clear', mask: x.remove });
           lv?.releases.push(x.t);
-        } else if (x.node !== j) ops[x.node]!.push({ t: x.t, seq: seq++, inc: w.lifeAt(x.node, x.t)?.inc ?? -2, type: x.add ? 'set' : 'clear', mask: x.add | x.remove });
+        }
       }
       ops[j]!.push({ t: addAt, seq: seq++, inc: e.inc, type: 'apply', mask: st.owners[j]! });
     } else if (changed) ops[j]!.push({ t: e.t + delay, seq: seq++, inc: e.inc, type: 'apply', mask: st.owners[j]! });
@@ -549,7 +549,7 @@ function maskChanges(ops: MaskOp[][], home: number[], names: string[], events: F
   const changes: { t: number; node: number; mask: number; down: boolean }[] = [];
   for (let j = 0; j < n; j++) {
     // A handover's release at the moment the leaver goes down is still logged: clear before down.
-    const order = { clear: -1, down: 0, up: 1, apply: 2, set: 2 } as const;
+    const order = { clear: -1, down: 0, up: 1, apply: 2 } as const;
     const list = ops[j]!.sort((a, b) => a.t - b.t || order[a.type] - order[b.type] || a.seq - b.seq);
     let inc = -1, lastSeq = -Infinity, mask = 0;
     for (const op of list) {
@@ -563,9 +563,9 @@ function maskChanges(ops: MaskOp[][], home: number[], names: string[], events: F
         mask = op.mask;
         changes.push({ t: op.t, node: j, mask, down: false });
       } else if (op.inc === inc && (op.seq > lastSeq || op.type !== 'apply')) {
-        // A later decision overrides an earlier one; handover steps (set / clear) act on what is there when they run.
+        // A later decision overrides an earlier one; a handover release acts on what is there when it runs.
         if (op.type === 'apply') lastSeq = op.seq;
-        const next = op.type === 'set' ? (mask | op.mask) >>> 0 : op.type === 'clear' ? (mask & ~op.mask) >>> 0 : op.mask;
+        const next = op.type === 'clear' ? (mask & ~op.mask) >>> 0 : op.mask;
         if (next !== mask) {
           const prev = mask;
           mask = next;
