@@ -570,7 +570,7 @@ function maskChanges(ops: MaskOp[][], home: number[], names: string[], events: F
           const prev = mask;
           mask = next;
           changes.push({ t: op.t, node: j, mask, down: false });
-          events.push(maskChangeLog(op.t, j, prev, mask, home, names));
+          events.push(op.type === 'clear' ? { t: op.t, kind: 'leave', node: names[j], detail: `${names[j]} releases ${formatBuckets(prev & ~mask)} (handover; now owns ${formatBuckets(mask) || 'nothing'})` } : maskChangeLog(op.t, j, prev, mask, home, names));
         }
       }
     }
