@@ -9,11 +9,11 @@
 import { describe, expect, it } from 'vitest';
 import { AgentCore, numbersOf } from './core.ts';
 import { clusterModel } from '../../sim/cluster/ownership.ts';
-import { handoverSteps, handoverWindow, HANDOVER_MODES, defaultLeaveTimeout, orphanGrace, safetyNetActs, type HandoverMode, type HandoverStep } from '../../sim/cluster/handover.ts';
+import { handoverSteps, handoverWindow, HANDOVER_MODES, parseHandover, defaultLeaveTimeout, orphanGrace, safetyNetActs, type HandoverMode, type HandoverStep } from '../../sim/cluster/handover.ts';
 import { parseScenario } from '../../sim/cluster/scenario.ts';
 import { buildTimeline, segmentAt } from '../../sim/cluster/heartbeat.ts';
 import { scenarioYaml } from '../../sim/cluster/test-helpers.ts';
-import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
+import { FailoverSchema, type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import type { BeatBody } from './protocol.ts';
 
 const I = 0.2, DEAD = 3;
@@ -169,4 +169,15 @@ describe('the agent core and the failover model take the same steps for a leave'
       expect(c.changes.filter((x) => x.t >= tLeave)).toHaveLength(2);
     });
   }
+});
+
+describe('one vocabulary', () => {
+  it('the orders are the agent\'s words; glue move\'s old spelling remove-first is an alias of release-first; anything else is refused', () => {
+    expect(parseHandover('release-first')).toBe('release-first');
+    expect(parseHandover('add-first')).toBe('add-first');
+    expect(parseHandover('remove-first')).toBe('release-first');
+    expect(parseHandover('remove')).toBeNull();
+    // The config schema (sim/core, below sim/cluster) lists the same modes.
+    expect(FailoverSchema.shape.handover.removeDefault().options).toEqual([...HANDOVER_MODES]);
+  });
 });
