@@ -484,7 +484,10 @@ describe('heartbeat agent, failback manual (nft)', () => {
     writeFileSync(file, configText('nft', keyFile, '[3]', 'release-first', 'manual'));
     const c: ClusterConfig = parseConfig(readFileSync(file, 'utf8'), file).config;
     const logs = NAMES.map((n) => join(net.dir, `manual-${n}.jsonl`));
-    const agents = new Agents(file, logs);
+    // A start-up window that covers the skew between the three agents' starts (loading tsx on a loaded machine
+    // took seconds apart): with the default 0.6 s window a late agent joined the running cluster as a restarted
+    // node, and under failback manual it rightly got nothing back, so the configured owner sets never came.
+    const agents = new Agents(file, logs, [0, 1, 2].map(() => ['--startup', '8']));
     const hosts = async (): Promise<string> => JSON.stringify((await clusterStatus(c, opts)).hosts.map((h) => h.actual));
     try {
       await removeConfig(c, opts);
