@@ -11,6 +11,8 @@ import { hashesConntrackOriginal, parseNftHash } from '../select/nft-expr.ts';
 import { ConnTable, REORDER_SLACK, trimRecords, type FlowRecords } from './conn-table.ts';
 import { FlowSink } from './flow-sink.ts';
 import { openInput } from './inputs.ts';
+import { CaptureInput } from '../traffic/capture.ts';
+import type { PacketInput } from '../traffic/input.ts';
 import { keepToClusterIp } from './cluster-filter.ts';
 import type { ConfigPartial, SimPartial, SimTask } from './task.ts';
 
@@ -27,6 +29,18 @@ export function directionDependent(sel: Selector): boolean {
  * exported for merge.ts.
  */
 export function processShare(task: SimTask): SimPartial {
+  // A share of a longer stream carries the fragments it cannot finish to the merge (frag-carry.ts).
+  const i = task.input;
+  const src = openInput(i.kind === 'pcap' && !(task.chain.first && task.chain.last) ? { ...i, carry: true } : i);
+  return processInput(task, src);
+}
+
+/**
+ * The share's work over an opened input. `allHead`: every connection may
+ * continue one of the share before (merge.ts's share of fragments completed
+ * at an edge, which sits between two shares).
+ */
+export function processInput(task: Omit<SimTask, 'input'>, src: PacketInput, allHead = false): SimPartial {
   const selectors = task.selectors.map((s) => buildSelector(s));
   const C = selectors.length;
   const dirDep = selectors.map(directionDependent);
@@ -52,11 +66,11 @@ export function processShare(task: SimTask): SimPartial {
   const clusterIp = task.clusterIp;
   let notToCluster = 0;
   let done = 0;
-  let started = task.chain.first;
+  let started = task.chain.first || allHead;
+  if (allHead) v4.headUntil = v6.headUntil = Infinity;
   const track = task.connections ?? true;
   if (!track && anyDirDep) throw new Error('selectors that follow the conntrack direction need connection tracking');
 
-  const src = openInput(task.input);
   try {
     for (;;) {
       const n = src.fill(batch);
@@ -127,5 +141,6 @@ export function processShare(task: SimTask): SimPartial {
     mixed: mixedOut,
     ingest: { ...src.stats, skipped: { ...src.stats.skipped } },
     notToCluster,
+    carry: src instanceof CaptureInput ? src.carried() : null,
   };
 }
