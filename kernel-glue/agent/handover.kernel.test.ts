@@ -29,9 +29,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ClusterNet, CLUSTER_IP, SUBNET, nodeIp } from '../../test/netns-cluster.ts';
+import { readLog, until, type LogLine } from '../../test/agent-log.ts';
 import { parseConfig } from '../../sim/core/cluster-config.ts';
 import { clusterStatus, removeConfig, type GlueOptions } from '../control/apply.ts';
 import { runnerFor } from '../exec/runner.ts';
@@ -56,19 +57,7 @@ let net: ClusterNet;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const opts: GlueOptions = { runnerOf: (n) => runnerFor(n.name, n.host) };
 
-interface LogLine { ts: string; event: string; [k: string]: unknown }
-const readLog = (f: string): LogLine[] => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogLine) : []);
 const wall = (l: LogLine): number => Date.parse(l.ts) / 1000;
-
-async function until<T>(what: string, fn: () => T | null | undefined | false | Promise<T | null | undefined | false>, timeoutMs: number, everyMs = 50): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 function configText(keyFile: string, mode: HandoverMode): string {
   return `cluster:
