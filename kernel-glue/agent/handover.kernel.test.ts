@@ -24,7 +24,7 @@
  *    window may start up to one interval away from the real one: the difference between the capture's SYN
  *    counts in the real and in the modelled placement (counted in the capture, not estimated);
  *  - plus one SYN for the boundaries.
- * Beat timing on a loaded machine varies (measured gaps from 20 ms to 250 ms); nothing here is a wall-clock
+ * Beat timing on a loaded machine varies (measured windows from 20 ms to 400 ms); nothing here is a wall-clock
  * constant.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
