@@ -31,7 +31,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ChildProcess } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ClusterNet, CLUSTER_IP, SUBNET, nodeIp } from '../../test/netns-cluster.ts';
+import { ClusterNet, CLUSTER_IP, SUBNET, nodeIp, runPrefix } from '../../test/netns-cluster.ts';
 import { readLog, until, type LogLine } from '../../test/agent-log.ts';
 import { parseConfig } from '../../sim/core/cluster-config.ts';
 import { clusterStatus, removeConfig, type GlueOptions } from '../control/apply.ts';
@@ -42,7 +42,7 @@ import { runCli } from '../../test/cli.ts';
 import type { FailoverResult } from '../../sim/core/result.ts';
 import { HANDOVER_MODES, type HandoverMode } from '../../sim/cluster/handover.ts';
 
-const PREFIX = 'cipsim-hover-';
+const PREFIX = runPrefix('cipsim-hover-');
 const PORT = 8080;
 const HB_PORT = 7947;
 const INTERVAL = 0.2;

@@ -10,9 +10,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cleanupStale, sh } from '../../test/netns-cluster.ts';
+import { cleanupStale, deleteNetns, sh, runPrefix } from '../../test/netns-cluster.ts';
 
-const PREFIX = 'cipsim-rate-';
+const PREFIX = runPrefix('cipsim-rate-');
 const A = `${PREFIX}a`, B = `${PREFIX}b`;
 const ROOT = join(import.meta.dirname, '..', '..');
 let dir = '';
@@ -35,7 +35,7 @@ beforeAll(() => {
 
 afterAll(() => {
   if (holder?.pid && holder.exitCode === null) try { process.kill(holder.pid, 'SIGKILL'); } catch { /* gone */ }
-  cleanupStale(PREFIX);
+  deleteNetns([A, B]);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

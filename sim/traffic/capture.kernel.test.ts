@@ -20,8 +20,10 @@ import { openCapture } from './capture.ts';
 import { createBatch } from './batch.ts';
 import { openSynthetic } from './synthetic.ts';
 import { PcapWriter } from './pcap-writer.ts';
+import { cleanupStale, deleteNetns, runPrefix } from '../../test/netns-cluster.ts';
 
-const A = `trA${process.pid}`, B = `trB${process.pid}`;
+const PREFIX = runPrefix('cipsim-kcap-');
+const A = `${PREFIX}a`, B = `${PREFIX}b`;
 let dir = '';
 const caps: Record<string, string> = {};
 
@@ -51,7 +53,8 @@ async function stop(p: ChildProcess): Promise<void> {
 }
 
 function cleanup(): void {
-  for (const ns of [A, B]) { try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* not there */ } }
+  cleanupStale(PREFIX);
+  deleteNetns([A, B]);
 }
 
 beforeAll(async () => {
