@@ -12,8 +12,12 @@ export function processFailoverShare(t: FailoverTask): FailoverPartial {
   const ev = new FailoverEvaluator(t.timelines, buildSelector(t.selector), t.eval, cap);
   const batch = createBatch(cap);
   const src = openInput(t.input);
+  const progress = t.progress ? new Float64Array(t.progress.buffer) : null;
+  let read = 0;
   try {
     while (src.fill(batch) > 0) {
+      read += batch.count;
+      if (progress) progress[t.progress!.slot] = read;
       if (t.clusterIp !== null && (keepToClusterIp(batch, t.clusterIp), batch.count === 0)) continue;
       if (t.partition && keepPartition(batch, t.partition.index, t.partition.count) === 0) continue;
       ev.add(batch);

@@ -3,8 +3,7 @@
  * pool (or in-process with workers = 0), merges the partials.
  */
 import os from 'node:os';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { SelectorSpec } from '../select/selector.ts';
 import { directionDependent, processShare } from './share.ts';
 import { buildSelector } from '../select/build.ts';
@@ -15,6 +14,7 @@ import { planRun, type ShardWork } from './shard-plan.ts';
 import { planShares } from '../traffic/share-plan.ts';
 import { DEFAULT_SOURCE_BUDGET, type SourceSpill } from './source-table.ts';
 import type { MergeTask, SimPartial, SimTask, InputSpec } from './task.ts';
+import { makeTempDir } from '../core/temp-dir.ts';
 
 export interface RunOptions {
   inputs: InputSpec[];
@@ -162,10 +162,10 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   // Each share knows its place in its stream: byte ranges of a capture, and rotated files, are one stream cut in pieces.
   const shares = (o.plan ?? planRun(o.inputs, workers)).shares;
   const topSources = o.topSources ?? true;
-  // The runs live in a directory of this run's own, removed when it ends (whatever happened).
-  const spill: SourceSpill | null = topSources && (o.connections ?? true)
-    ? { dir: mkdtempSync(join(os.tmpdir(), 'clusterip-sim-sources-')), budget: o.sourceBudget ?? DEFAULT_SOURCE_BUDGET }
-    : null;
+  // The runs live in a directory of this run's own, removed when it ends (whatever happened,
+  // Ctrl-C included: temp-dir.ts).
+  const spillDir = topSources && (o.connections ?? true) ? makeTempDir('clusterip-sim-sources-') : null;
+  const spill: SourceSpill | null = spillDir ? { dir: spillDir.path, budget: o.sourceBudget ?? DEFAULT_SOURCE_BUDGET } : null;
   const progressBuf = new SharedArrayBuffer(8 * Math.max(1, shares.length));
   const progress = new Float64Array(progressBuf);
   const tasks: SimTask[] = shares.map(({ input, chain }, slot) => ({ input, chain, flowTimeout, topSources, sourceSpill: spill, connections: o.connections ?? true, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
@@ -194,7 +194,7 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
     });
   } finally {
     clearInterval(timer);
-    if (spill) rmSync(spill.dir, { recursive: true, force: true });
+    spillDir?.remove();
   }
   const rss = process.memoryUsage().rss;
   if (rss > peakRss) peakRss = rss;
