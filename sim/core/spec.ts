@@ -57,6 +57,8 @@ export interface Fact {
   readonly note: string;
   /** Set when the fact only matters for IPv6 packets. */
   readonly scope?: 'ipv6';
+  /** Said even when measured: the kernel's behaviour itself would surprise a user (e.g. a hash that ignores most of an address). */
+  readonly surprising?: true;
 }
 
 /** CLUSTERIP and the cluster match need a multicast MAC: the lowest bit of the first byte set. */

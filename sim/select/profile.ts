@@ -169,7 +169,7 @@ export function endianFact(profile: KernelProfile, affects: string, ipv6 = false
  * on one s390x kernel only (6.1.176), so a big-endian user sees the basis.
  */
 export function worthANote(f: Fact): boolean {
-  return !f.evidence.startsWith('measured') || f.evidence === 'measured 6.1.176 s390x';
+  return !f.evidence.startsWith('measured') || f.evidence === 'measured 6.1.176 s390x' || f.surprising === true;
 }
 
 /** True when every fact behind an answer was measured on a real kernel. */

@@ -42,8 +42,8 @@ export function xtClusterSelector(spec: XtSpec, opts: SelectorOptions = {}): Sel
       ? { topic: 'xt_cluster IPv4', evidence: 'measured 6.18.44', note: 'jhash_1word(saddr as CPU word, seed), multiply-shift; every golden row matches' }
       : { topic: 'xt_cluster IPv4', evidence: 'source', note: 'jhash_1word(saddr as CPU word, seed) with this era\'s jhash; read from source only' },
     profile.jhash === 'lookup3' && spec.endian === 'little'
-      ? { topic: 'xt_cluster IPv6', evidence: 'measured 6.18.44', note: 'jhash2 over the FIRST address word only (length NF_CT_TUPLE_L3SIZE / 4 = 1): sources sharing their top 32 bits share a node', scope: 'ipv6' }
-      : { topic: 'xt_cluster IPv6', evidence: 'source', note: 'jhash2 over the FIRST address word only (length NF_CT_TUPLE_L3SIZE / 4 = 1); read from source for this era', scope: 'ipv6' },
+      ? { topic: 'xt_cluster IPv6', evidence: 'measured 6.18.44', note: 'jhash2 over the FIRST address word only (length NF_CT_TUPLE_L3SIZE / 4 = 1): sources sharing their top 32 bits share a node', scope: 'ipv6', surprising: true }
+      : { topic: 'xt_cluster IPv6', evidence: 'source', note: 'jhash2 over the FIRST address word only (length NF_CT_TUPLE_L3SIZE / 4 = 1): sources sharing their top 32 bits share a node; read from source for this era', scope: 'ipv6', surprising: true },
   );
   const ef = endianFact(profile, 'xt_cluster hashes the address as a raw CPU word');
   if (ef) facts.push(ef);
