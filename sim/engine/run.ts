@@ -40,6 +40,8 @@ export interface RunOptions {
   connections?: boolean;
   /** Called about every 200 ms with packets done so far and resident memory. */
   onProgress?: (packets: number, rss: number) => void;
+  /** nf_conntrack_tcp_loose of the nodes (default true, the kernel's default; cluster/ct-model.ts). */
+  tcpLoose?: boolean;
   /** The shares to run (shard-plan.ts; a shard of a run split across machines); default: all of `inputs`. */
   plan?: ShardWork;
 }
@@ -169,7 +171,7 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
     : null;
   const progressBuf = new SharedArrayBuffer(8 * Math.max(1, shares.length));
   const progress = new Float64Array(progressBuf);
-  const tasks: SimTask[] = shares.map(({ input, chain }, slot) => ({ input, chain, flowTimeout, topSources, sourceSpill: spill, connections: o.connections ?? true, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
+  const tasks: SimTask[] = shares.map(({ input, chain }, slot) => ({ input, chain, flowTimeout, topSources, sourceSpill: spill, connections: o.connections ?? true, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, tcpLoose: o.tcpLoose ?? true, progress: { buffer: progressBuf, slot } }));
   let peakRss = process.memoryUsage().rss;
   const tick = (): void => {
     const rss = process.memoryUsage().rss;

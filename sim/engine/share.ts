@@ -4,7 +4,7 @@
  * Runs inside a worker or in-process; everything it returns merges by sums
  * and unions, so the answer does not depend on how the input was split.
  */
-import { countsAsPacket, createBatch, F, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, type TupleBatch } from '../traffic/batch.ts';
+import { countsAsPacket, createBatch, F, L4, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, type TupleBatch } from '../traffic/batch.ts';
 import { buildSelector } from '../select/build.ts';
 import type { Selector } from '../select/selector.ts';
 import { hashesConntrackOriginal, parseNftHash } from '../select/nft-expr.ts';
@@ -12,6 +12,7 @@ import { ConnTable, REORDER_SLACK, trimRecords, type FlowRecords } from './conn-
 import { FlowSink } from './flow-sink.ts';
 import { openInput } from './inputs.ts';
 import { keepToClusterIp } from './cluster-filter.ts';
+import { Judge } from '../cluster/ct-model.ts';
 import type { ConfigPartial, SimPartial, SimTask } from './task.ts';
 
 /** Selectors whose answer depends on the conntrack direction (they hash the original source). */
@@ -56,11 +57,16 @@ export function processShare(task: SimTask): SimPartial {
   const track = task.connections ?? true;
   if (!track && anyDirDep) throw new Error('selectors that follow the conntrack direction need connection tracking');
 
+  // Conntrack validity, followed through the whole capture (both directions, before the cluster-IP filter):
+  // CSV tuples carry no TCP flags and a namespace without conntrack has no validity, so neither is judged.
+  const noCt = task.input.kind === 'csv' || (task.input.kind === 'pcap' && task.input.noDefrag === true);
+  const judge = noCt ? null : new Judge(task.tcpLoose ?? true, task.flowTimeout);
   const src = openInput(task.input);
   try {
     for (;;) {
       const n = src.fill(batch);
       if (n === 0) break;
+      judge?.judge(batch);
       // Keep only packets addressed to the cluster IP (the others never meet the rule).
       if (clusterIp !== null) notToCluster += keepToClusterIp(batch, clusterIp);
       const m = batch.count;
@@ -83,6 +89,8 @@ export function processShare(task: SimTask): SimPartial {
       }
       if (track) {
         for (let i = 0; i < m; i++) {
+          // A packet conntrack marks INVALID belongs to no connection (it gets no entry).
+          if (judge && (batch.l4flags[i]! & L4.CT_INVALID) !== 0) continue;
           if (batch.family[i] === FAMILY_IPV4) v4.trackV4(batch, i, outO, outR);
           else v6.trackV6(batch, i, outO, outR);
         }
@@ -127,5 +135,6 @@ export function processShare(task: SimTask): SimPartial {
     mixed: mixedOut,
     ingest: { ...src.stats, skipped: { ...src.stats.skipped } },
     notToCluster,
+    ct: judge ? { ...judge.stats } : null,
   };
 }

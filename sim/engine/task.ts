@@ -1,6 +1,7 @@
 /** What the main thread sends a worker, and what comes back. Plain data and typed arrays only. */
 import type { SelectorSpec } from '../select/selector.ts';
 import type { FlowRecords } from './conn-table.ts';
+import type { JudgeStats } from '../cluster/ct-model.ts';
 import type { FlowSummary, SinkOptions } from './flow-sink.ts';
 import type { SourceSpill } from './source-table.ts';
 import type { IngestStats } from '../traffic/input.ts';
@@ -46,6 +47,11 @@ export interface SimTask {
    * by merge.ts. `first`: nothing precedes it; `last`: nothing follows.
    */
   chain: { input: number; share: number; first: boolean; last: boolean };
+  /**
+   * nf_conntrack_tcp_loose of the nodes (default true, the kernel's): whether
+   * a TCP ACK without an entry opens one (cluster/ct-model.ts).
+   */
+  tcpLoose?: boolean;
 }
 
 export interface ConfigPartial {
@@ -72,6 +78,8 @@ export interface SimPartial {
   ingest: IngestStats;
   /** Packets not addressed to the cluster IP. */
   notToCluster: number;
+  /** What the conntrack validity model counted (cluster/ct-model.ts); null when it did not run. */
+  ct: JudgeStats | null;
 }
 
 /** The merge of a simulation's partials (merge.ts), run in a worker. */

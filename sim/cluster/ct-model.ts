@@ -1,0 +1,397 @@
+/**
+ * The one conntrack validity model: which packets conntrack marks INVALID
+ * (no conntrack attached: CLUSTERIP drops them on every node, xt_cluster and
+ * nft `ct` keys match nothing, kernel-semantics §4.2, §5.3, §10 item 11).
+ * Used by `simulate` (engine/share.ts, production: each connection followed
+ * through the capture in order) and by `replay --verify`
+ * (kernel-glue/replay/rewrite.ts, a sink: every packet judged alone, as
+ * before conntrack confirms anything).
+ *
+ * What it mirrors (all **source reading** of net/netfilter/nf_conntrack_proto_*.c
+ * unless a kernel test is named; the measured facts are the kernel tests'
+ * counters, sim/engine/kernel-*.kernel.test.ts):
+ * - TCP (nf_conntrack_proto_tcp.c): `tcp_error` refuses flag combinations
+ *   outside `tcp_valid_flags` (PSH, ECE, CWR ignored) before any lookup;
+ *   `tcp_new` opens an entry only where `tcp_conntracks[ORIGINAL][index][sNO]`
+ *   is not sIV: a SYN (SYN_SENT), and an ACK-class packet (ESTABLISHED,
+ *   "mid-stream pickup") only with nf_conntrack_tcp_loose=1, the kernel's
+ *   default; a lone FIN, FIN|ACK, RST, SYN|ACK or a packet with no flags is
+ *   INVALID. On an entry, `tcp_packet` looks the state up in
+ *   `tcp_conntracks[direction][index][state]`: sIV is INVALID (the state stays),
+ *   sIG is accepted without a state change, anything else is the new state.
+ *   A SYN in the original direction on TIME_WAIT or CLOSE reopens the
+ *   connection (the kernel kills the old entry and repeats: a new one).
+ *   Not modelled: window tracking (`tcp_in_window`, out-of-window segments are
+ *   INVALID with nf_conntrack_tcp_be_liberal=0), the per-state timeouts (one
+ *   idle timeout for every state, conn-table.ts's), RST sequence checks, and
+ *   the URG bit (the batch does not carry it: SYN|ACK|URG, RST|URG and
+ *   RST|ACK|URG are judged as without URG; rewrite.ts passes the real byte).
+ * - One direction only: a capture taken where only the client's packets pass
+ *   shows an ACK or FIN right after the SYN. The kernel would have seen the
+ *   server's SYN|ACK in between (SYN_SENT -> SYN_RECV); the model assumes it
+ *   and counts the assumption (`Judge.assumed`), so callers can say so.
+ * - UDP (nf_conntrack_proto_udp.c) and the generic tracker (GRE, ESP, SCTP,
+ *   DCCP, ...): every packet with a valid header opens or refreshes an entry.
+ * - ICMP (nf_conntrack_proto_icmp.c, icmpv6): a request (echo, timestamp,
+ *   info, address mask; ICMPv6 echo) opens an entry keyed by its identifier;
+ *   a reply is valid only against an entry the other side opened; any other
+ *   type (errors included) is INVALID. The kernel accepts an error as
+ *   RELATED when its inner header matches a connection; the batch does not
+ *   carry the inner header, so production runs count those as INVALID and
+ *   say how many (`Judge.icmpErrors`).
+ */
+import { FAMILY_IPV6, F, L4, type TupleBatch } from '../traffic/batch.ts';
+import { fmix32, mix32 } from '../hash/mix.ts';
+
+/** The kernel's TCP states (enum tcp_conntrack), sNO = no entry. */
+const sNO = 0, sSS = 1, sSR = 2, sES = 3, sFW = 4, sCW = 5, sLA = 6, sTW = 7, sCL = 8, sS2 = 9, sIV = 10, sIG = 11;
+/** get_conntrack_index(): the packet's row in the table. */
+const iSYN = 0, iSYNACK = 1, iFIN = 2, iACK = 3, iRST = 4, iNONE = 5;
+
+/**
+ * tcp_conntracks[dir][index][state] of nf_conntrack_proto_tcp.c (6.x), in our
+ * own layout: [ORIGINAL, REPLY] x [syn, synack, fin, ack, rst, none] x
+ * [sNO, sSS, sSR, sES, sFW, sCW, sLA, sTW, sCL, sS2].
+ */
+const TABLE: readonly (readonly (readonly number[])[])[] = [
+  [
+    [sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2],
+    [sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR],
+    [sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV],
+    [sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV],
+    [sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL],
+    [sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV],
+  ],
+  [
+    [sIV, sS2, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sS2],
+    [sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR],
+    [sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV],
+    [sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG],
+    [sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL],
+    [sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV],
+  ],
+];
+
+/** TCP header flag bits as on the wire. */
+export const TH = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20 } as const;
+
+/** tcp_valid_flags[] (indexed by FIN|SYN|RST|ACK|URG; PSH, ECE and CWR are masked off first). */
+const VALID_FLAGS = new Uint8Array(0x40);
+for (const f of [TH.SYN, TH.SYN | TH.URG, TH.SYN | TH.ACK, TH.RST, TH.RST | TH.ACK, TH.FIN | TH.ACK, TH.FIN | TH.ACK | TH.URG, TH.ACK, TH.ACK | TH.URG]) VALID_FLAGS[f] = 1;
+
+/** Whether tcp_error accepts these header flags (the wire byte 13). */
+export function tcpFlagsValid(th: number): boolean {
+  return VALID_FLAGS[th & 0x37] === 1;
+}
+
+function tcpIndex(th: number): number {
+  if (th & TH.RST) return iRST;
+  if (th & TH.SYN) return th & TH.ACK ? iSYNACK : iSYN;
+  if (th & TH.FIN) return iFIN;
+  return th & TH.ACK ? iACK : iNONE;
+}
+
+/** The wire flag byte (FIN, SYN, RST, ACK) of a batch slot's F bits. */
+export function wireFlags(f: number): number {
+  return ((f & F.SYN) ? TH.SYN : 0) | ((f & F.ACK) ? TH.ACK : 0) | ((f & F.RST) ? TH.RST : 0) | ((f & F.FIN) ? TH.FIN : 0);
+}
+
+/** What a packet is to the model. */
+export const K = {
+  /** UDP and the generic tracker: always creates or refreshes. */
+  OTHER: 0,
+  TCP: 1,
+  ICMP_REQUEST: 2,
+  ICMP_REPLY: 3,
+  /** ICMP errors and types conntrack does not open an entry for. */
+  ICMP_NONE: 4,
+} as const;
+
+/** ICMP request type -> its reply type (nf_conntrack_proto_icmp.c invmap), and ICMPv6 echo. */
+const ICMP_REPLY_OF: Record<number, number> = { 8: 0, 13: 14, 15: 16, 17: 18 };
+const ICMP_REQUEST_OF: Record<number, number> = { 0: 8, 14: 13, 16: 15, 18: 17 };
+
+/** The model's class of packet i, and (for ICMP queries) the request type that keys it in `pair`. */
+export function packetKind(b: TupleBatch, i: number): number {
+  const p = b.proto[i]!;
+  if (p === 6) return K.TCP;
+  if (p === 1 || p === 58) {
+    if ((b.l4flags[i]! & L4.HAS4) === 0) return K.ICMP_NONE;
+    const t = b.l4a[i]! >>> 24;
+    if (p === 1) return t in ICMP_REPLY_OF ? K.ICMP_REQUEST : t in ICMP_REQUEST_OF ? K.ICMP_REPLY : K.ICMP_NONE;
+    return t === 128 ? K.ICMP_REQUEST : t === 129 ? K.ICMP_REPLY : K.ICMP_NONE;
+  }
+  return K.OTHER;
+}
+
+/** Verdicts. */
+export const V = {
+  INVALID: 0,
+  /** Valid, in the direction of the packet that opened the entry. */
+  ORIGINAL: 1,
+  /** Valid, in the reply direction. */
+  REPLY: 2,
+} as const;
+
+/**
+ * Model state of one connection in one small integer: 0 = no entry; TCP
+ * 1 + (state - 1) + 9 * orig; ICMP and others 1 + orig, where `orig` is the
+ * key direction (0/1, conn-key.ts) of the packet that opened the entry.
+ */
+export type Code = number;
+
+/** One step's outputs besides the new state (reused; no allocation per packet). */
+export interface StepOut {
+  code: Code;
+  verdict: number;
+  /** The model assumed an answer the capture does not hold (SYN_SENT -> SYN_RECV). */
+  assumed: boolean;
+}
+
+/**
+ * One packet through the model: `code` the connection's state before it,
+ * `kind` from packetKind, `th` the TCP wire flags, `d` its key direction
+ * (0/1), `loose` nf_conntrack_tcp_loose. Pure.
+ */
+export function step(code: Code, kind: number, th: number, d: number, loose: boolean, out: StepOut): StepOut {
+  out.assumed = false;
+  out.code = code;
+  if (kind === K.OTHER) {
+    if (code === 0) { out.code = 1 + d; out.verdict = V.ORIGINAL; }
+    else out.verdict = ((code - 1) & 1) === d ? V.ORIGINAL : V.REPLY;
+    return out;
+  }
+  if (kind === K.ICMP_NONE) { out.verdict = V.INVALID; return out; }
+  if (kind === K.ICMP_REQUEST) {
+    if (code === 0) { out.code = 1 + d; out.verdict = V.ORIGINAL; }
+    else out.verdict = code - 1 === d ? V.ORIGINAL : V.REPLY;
+    return out;
+  }
+  if (kind === K.ICMP_REPLY) {
+    // Valid only as the answer to a request the other side sent (the entry's reply tuple).
+    out.verdict = code !== 0 && code - 1 !== d ? V.REPLY : V.INVALID;
+    return out;
+  }
+  // TCP
+  if (!tcpFlagsValid(th)) { out.verdict = V.INVALID; return out; }
+  const idx = tcpIndex(th);
+  if (code === 0) {
+    const ns = TABLE[0]![idx]![sNO]!;
+    // tcp_new: sIV refuses; ESTABLISHED (an ACK without a SYN) only with tcp_loose.
+    if (ns === sIV || (ns === sES && !loose)) { out.verdict = V.INVALID; return out; }
+    out.code = 1 + (ns - 1) + 9 * d;
+    out.verdict = V.ORIGINAL;
+    return out;
+  }
+  let state = 1 + ((code - 1) % 9);
+  const orig = code > 9 ? 1 : 0;
+  const dir = d === orig ? 0 : 1;
+  let ns = TABLE[dir]![idx]![state]!;
+  if (ns === sIV && dir === 0 && state === sSS && (idx === iACK || idx === iFIN)) {
+    // The client moved on after its SYN: the server's SYN|ACK happened where the capture did not see it.
+    state = TABLE[1]![iSYNACK]![sSS]!;
+    ns = TABLE[0]![idx]![state]!;
+    out.assumed = true;
+  }
+  if (ns === sIV) { out.verdict = V.INVALID; return out; }
+  out.verdict = dir === 0 ? V.ORIGINAL : V.REPLY;
+  if (ns === sIG) { if (out.assumed) out.code = 1 + (state - 1) + 9 * orig; return out; }
+  out.code = 1 + (ns - 1) + 9 * orig;
+  return out;
+}
+
+/** Sink classes of replay --verify: what a packet meeting no entry gets (see `firstClass`). */
+export const CT = {
+  /** Opens a NEW conntrack: TCP SYN, UDP, ICMP requests, other protocols (generic tracker). */
+  NEW: 0,
+  /** TCP ACK-class packet without SYN/FIN/RST: picked up mid-stream only when nf_conntrack_tcp_loose=1. */
+  LOOSE: 1,
+  /** INVALID: no conntrack, so CLUSTERIP drops it on every node and xt_cluster / `ct` keys match nothing. */
+  INVALID: 2,
+} as const;
+
+const scratchOut: StepOut = { code: 0, verdict: 0, assumed: false };
+
+/** The sink verdict of a packet judged alone (no entry before it): `step` from state 0 with and without tcp_loose. */
+export function firstClass(kind: number, th: number): number {
+  if (step(0, kind, th, 0, false, scratchOut).verdict !== V.INVALID) return CT.NEW;
+  return step(0, kind, th, 0, true, scratchOut).verdict !== V.INVALID ? CT.LOOSE : CT.INVALID;
+}
+
+/** What a Judge counted. */
+export interface JudgeStats {
+  /** Packets marked INVALID by the model (beside those the decoder marked, e.g. truncated headers). */
+  invalid: number;
+  /** Connections where the model assumed an answer the capture does not hold. */
+  assumed: number;
+  /** ICMP errors judged INVALID because their relation to a connection is not checked. */
+  icmpErrors: number;
+}
+
+const KW = 10;
+
+/**
+ * Follows every connection of a packet stream through `step`, in capture
+ * order, and sets L4.CT_INVALID on the packets the model refuses. Entries
+ * idle for longer than `timeout` seconds are gone (one idle timeout for every
+ * protocol and state, as engine/conn-table.ts). Open addressing over typed
+ * arrays; no per-packet allocation; a sweep every quarter timeout drops old
+ * entries so memory follows the live connections.
+ */
+export class Judge {
+  readonly stats: JudgeStats = { invalid: 0, assumed: 0, icmpErrors: 0 };
+  private cap = 1 << 12;
+  private keys = new Uint32Array(this.cap * KW);
+  private used = new Uint8Array(this.cap);
+  private hashes = new Int32Array(this.cap);
+  private code = new Uint8Array(this.cap);
+  private last = new Float64Array(this.cap);
+  private assumedBit = new Uint8Array(this.cap);
+  private size = 0;
+  private newest = -Infinity;
+  private lastSweep = -Infinity;
+  private readonly k = new Uint32Array(KW);
+  private readonly out: StepOut = { code: 0, verdict: 0, assumed: false };
+
+  constructor(readonly loose: boolean, readonly timeout: number) {}
+
+  /** Judges slots [0, b.count) of a batch in order. */
+  judge(b: TupleBatch): void {
+    const n = b.count;
+    for (let i = 0; i < n; i++) this.one(b, i);
+    if (this.newest - this.lastSweep >= this.timeout / 4) { this.lastSweep = this.newest; this.sweep(this.newest - this.timeout - 5); }
+  }
+
+  private one(b: TupleBatch, i: number): void {
+    const fl = b.flags[i]!;
+    // Cut before the TCP flags, or already INVALID (the decoder's header checks): nothing to follow.
+    if (fl & F.TRUNCATED || b.l4flags[i]! & L4.CT_INVALID) return;
+    const kind = packetKind(b, i);
+    if (kind === K.ICMP_NONE) {
+      b.l4flags[i] = b.l4flags[i]! | L4.CT_INVALID;
+      this.stats.invalid++;
+      const t = b.l4a[i]! >>> 24;
+      if (b.proto[i] === 1 ? t === 3 || t === 4 || t === 5 || t === 11 || t === 12 : t >= 1 && t <= 4) this.stats.icmpErrors++;
+      return;
+    }
+    const ts = b.ts[i]!;
+    const d = this.key(b, i, kind);
+    const s = this.slot();
+    let code = this.used[s] && ts - this.last[s]! <= this.timeout ? this.code[s]! : 0;
+    // A fragment before its datagram completes: judged as its datagram would be now, without moving the state.
+    const counts = (fl & F.FRAGMENT) === 0 || (b.l4flags[i]! & L4.COMPLETES) !== 0;
+    const o = step(code, kind, wireFlags(fl), d, this.loose, this.out);
+    if (o.verdict === V.INVALID) {
+      b.l4flags[i] = b.l4flags[i]! | L4.CT_INVALID;
+      if (counts) this.stats.invalid++;
+      return;
+    }
+    if (!counts) return;
+    if (o.assumed && !(this.used[s] && this.assumedBit[s])) this.stats.assumed++;
+    code = o.code;
+    if (!this.used[s]) this.insert(s);
+    this.code[s] = code;
+    this.last[s] = ts;
+    if (o.assumed) this.assumedBit[s] = 1;
+    if (ts > this.newest) this.newest = ts;
+  }
+
+  private probeHash = 0;
+
+  /** Writes packet i's conntrack key into this.k and returns its key direction. */
+  private key(b: TupleBatch, i: number, kind: number): number {
+    const k = this.k;
+    k.fill(0);
+    const p = b.proto[i]!;
+    let sp: number, dp: number;
+    if (kind === K.ICMP_REQUEST || kind === K.ICMP_REPLY) {
+      // The ICMP tuple: addresses, identifier, and the request type (a reply names its request).
+      const t = b.l4a[i]! >>> 24;
+      const req = kind === K.ICMP_REQUEST ? t : p === 1 ? ICMP_REQUEST_OF[t]! : 128;
+      sp = dp = ((b.l4b[i]! >>> 16) << 8 | req) >>> 0;
+    } else { sp = b.sport[i]!; dp = b.dport[i]!; }
+    let d: number;
+    if (b.family[i] === FAMILY_IPV6) {
+      const j = i << 2, s6 = b.saddr6, d6 = b.daddr6;
+      let cmp = 0;
+      for (let w = 0; w < 4 && cmp === 0; w++) cmp = s6[j + w]! - d6[j + w]!;
+      if (cmp === 0) cmp = sp - dp;
+      d = cmp <= 0 ? 0 : 1;
+      const a = d === 0 ? s6 : d6, z = d === 0 ? d6 : s6;
+      k[0] = (6 << 8) | p;
+      for (let w = 0; w < 4; w++) { k[1 + w] = a[j + w]!; k[5 + w] = z[j + w]!; }
+    } else {
+      const sa = b.saddr[i]!, da = b.daddr[i]!;
+      d = sa < da || (sa === da && sp <= dp) ? 0 : 1;
+      k[0] = (4 << 8) | p;
+      k[1] = d === 0 ? sa : da;
+      k[2] = d === 0 ? da : sa;
+    }
+    k[9] = d === 0 ? ((sp << 16) | dp) >>> 0 : ((dp << 16) | sp) >>> 0;
+    // ICMP: identifier and request type, the same word whichever way the packet travels.
+    if (kind === K.ICMP_REQUEST || kind === K.ICMP_REPLY) k[9] = sp;
+    let h = 0x9747b28c;
+    for (let w = 0; w < KW; w++) h = mix32(h, k[w]!);
+    this.probeHash = fmix32(h);
+    return d;
+  }
+
+  /** The slot of this.k (used or the free one to insert into). */
+  private slot(): number {
+    if ((this.size + 1) * 2 > this.cap) this.grow();
+    const h = this.probeHash, mask = this.cap - 1, K_ = this.keys, k = this.k;
+    for (let p = h & mask; ; p = (p + 1) & mask) {
+      if (!this.used[p]) return p;
+      if (this.hashes[p] !== h) continue;
+      const o = p * KW;
+      let same = true;
+      for (let w = 0; w < KW; w++) if (K_[o + w] !== k[w]) { same = false; break; }
+      if (same) return p;
+    }
+  }
+
+  private insert(s: number): void {
+    this.used[s] = 1;
+    this.hashes[s] = this.probeHash;
+    this.keys.set(this.k, s * KW);
+    this.assumedBit[s] = 0;
+    this.size++;
+  }
+
+  private grow(): void { this.rebuild(this.cap * 2, -Infinity); }
+
+  private sweep(cutoff: number): void {
+    let live = 0;
+    for (let s = 0; s < this.cap; s++) if (this.used[s] && this.last[s]! >= cutoff) live++;
+    let cap = 1 << 12;
+    while (cap < live * 4) cap <<= 1;
+    this.rebuild(cap, cutoff);
+  }
+
+  /** Re-places the live entries (last packet at or after `cutoff`) into `cap` slots. */
+  private rebuild(cap: number, cutoff: number): void {
+    const old = { cap: this.cap, keys: this.keys, used: this.used, hashes: this.hashes, code: this.code, last: this.last, a: this.assumedBit };
+    this.cap = cap;
+    this.keys = new Uint32Array(cap * KW);
+    this.used = new Uint8Array(cap);
+    this.hashes = new Int32Array(cap);
+    this.code = new Uint8Array(cap);
+    this.last = new Float64Array(cap);
+    this.assumedBit = new Uint8Array(cap);
+    this.size = 0;
+    const mask = cap - 1;
+    for (let q = 0; q < old.cap; q++) {
+      if (!old.used[q] || old.last[q]! < cutoff) continue;
+      const h = old.hashes[q]!;
+      let p = h & mask;
+      while (this.used[p]) p = (p + 1) & mask;
+      this.used[p] = 1;
+      this.hashes[p] = h;
+      this.keys.set(old.keys.subarray(q * KW, q * KW + KW), p * KW);
+      this.code[p] = old.code[q]!;
+      this.last[p] = old.last[q]!;
+      this.assumedBit[p] = old.a[q]!;
+      this.size++;
+    }
+  }
+}
