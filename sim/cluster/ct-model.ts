@@ -117,11 +117,15 @@ export function packetKind(b: TupleBatch, i: number): number {
   if (p === 6) return K.TCP;
   if (p === 1 || p === 58) {
     if ((b.l4flags[i]! & L4.HAS4) === 0) return K.ICMP_NONE;
-    const t = b.l4a[i]! >>> 24;
-    if (p === 1) return t in ICMP_REPLY_OF ? K.ICMP_REQUEST : t in ICMP_REQUEST_OF ? K.ICMP_REPLY : K.ICMP_NONE;
-    return t === 128 ? K.ICMP_REQUEST : t === 129 ? K.ICMP_REPLY : K.ICMP_NONE;
+    return icmpKind(p, b.l4a[i]! >>> 24);
   }
   return K.OTHER;
+}
+
+/** The model's class of an ICMP (proto 1) or ICMPv6 (58) message of type `t`. */
+export function icmpKind(proto: number, t: number): number {
+  if (proto === 1) return t in ICMP_REPLY_OF ? K.ICMP_REQUEST : t in ICMP_REQUEST_OF ? K.ICMP_REPLY : K.ICMP_NONE;
+  return t === 128 ? K.ICMP_REQUEST : t === 129 ? K.ICMP_REPLY : K.ICMP_NONE;
 }
 
 /** Verdicts. */
