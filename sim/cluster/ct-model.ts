@@ -232,7 +232,37 @@ export interface JudgeStats {
   icmpErrors: number;
 }
 
-const KW = 10;
+/** Key words of a model entry (IPv6 size; IPv4 keys leave words 3..8 zero). */
+export const CT_KW = 10;
+const KW = CT_KW;
+/** Model state codes (TCP: 1 + 9 states x 2 original directions; the others use 0..2). */
+const NCODES = 19;
+const ALL_TCP = (1 << NCODES) - 1, ALL_OTHER = 0b111;
+/** How far back in capture time a later packet may go (conn-table.ts REORDER_SLACK). */
+const SLACK = 5;
+
+/** A table's entries as columns (posted between threads): key words, state code, last packet, assumed bit. */
+export interface CtState {
+  count: number;
+  keys: Uint32Array;
+  code: Uint8Array;
+  last: Float64Array;
+  assumed: Uint8Array;
+}
+
+/**
+ * What one share of a capture does to the table whatever it started from
+ * (Judge.transfer): the entries whose state no earlier packet can change
+ * (`ends`), and, per key whose state still depends on the share before, its
+ * packets, to replay once that state is known (`pending`: key i's packets are
+ * ts/word[start[i] .. start[i+1]), word = kind | th << 3 | d << 9 | counts << 10).
+ */
+export interface CtTransfer {
+  ends: CtState;
+  pending: { count: number; keys: Uint32Array; start: Uint32Array; ts: Float64Array; word: Uint32Array };
+  /** Newest packet of the share (entries idle since long before it are gone). */
+  newest: number;
+}
 
 /**
  * Follows every connection of a packet stream through `step`, in capture
@@ -241,6 +271,18 @@ const KW = 10;
  * protocol and state, as engine/conn-table.ts). Open addressing over typed
  * arrays; no per-packet allocation; a sweep every quarter timeout drops old
  * entries so memory follows the live connections.
+ *
+ * Shares of one capture (engine/run.ts): the state at a share's start depends
+ * on the shares before it. A first pass over each share in `scan` mode
+ * (scanFrom = the share's first packet + timeout + slack) yields its
+ * CtTransfer: keys first seen before scanFrom may continue a connection of
+ * the share before, so their packets are logged until every state they could
+ * have started from (plus a fresh start, in case the earlier entry expired)
+ * has led to one state through a packet valid in all of them; from there on
+ * their state is the same whatever came before. `compose` chains the
+ * transfers in order into each share's start state, and the counting pass
+ * starts each share's Judge from it (`seed`): every verdict equals one pass
+ * over the whole capture.
  */
 export class Judge {
   readonly stats: JudgeStats = { invalid: 0, assumed: 0, icmpErrors: 0 };
@@ -251,19 +293,37 @@ export class Judge {
   private code = new Uint8Array(this.cap);
   private last = new Float64Array(this.cap);
   private assumedBit = new Uint8Array(this.cap);
+  /** Scan mode: per slot, the pending id + 1 of a key whose state still depends on the share before (0: none). */
+  private pend = new Int32Array(this.cap);
   private size = 0;
   private newest = -Infinity;
   private lastSweep = -Infinity;
   private readonly k = new Uint32Array(KW);
   private readonly out: StepOut = { code: 0, verdict: 0, assumed: false };
+  /** Scan mode: keys first seen at or before this time may continue a connection of the share before. */
+  private scanFrom = -Infinity;
+  private scanning = false;
+  /** Scan mode, per pending id: the set of states the key may be in (bit per code), its slot, converged. */
+  private possible: number[] = [];
+  private pendSlot: number[] = [];
+  private logTs: number[] = [];
+  private logWord: number[] = [];
+  private logId: number[] = [];
 
   constructor(readonly loose: boolean, readonly timeout: number) {}
+
+  /** Scan mode (a share after the first): keys first seen up to `firstTs` + timeout + slack are followed under every start state. */
+  scan(firstTs: number): void {
+    this.scanning = true;
+    this.scanFrom = firstTs === -Infinity ? -Infinity : firstTs + this.timeout + SLACK;
+  }
 
   /** Judges slots [0, b.count) of a batch in order. */
   judge(b: TupleBatch): void {
     const n = b.count;
+    if (n > 0 && this.scanning && this.scanFrom === -Infinity) this.scanFrom = b.ts[0]! + this.timeout + SLACK;
     for (let i = 0; i < n; i++) this.one(b, i);
-    if (this.newest - this.lastSweep >= this.timeout / 4) { this.lastSweep = this.newest; this.sweep(this.newest - this.timeout - 5); }
+    if (this.newest - this.lastSweep >= this.timeout / 4) { this.lastSweep = this.newest; this.sweep(this.newest - this.timeout - SLACK); }
   }
 
   private one(b: TupleBatch, i: number): void {
@@ -278,29 +338,131 @@ export class Judge {
       if (b.proto[i] === 1 ? t === 3 || t === 4 || t === 5 || t === 11 || t === 12 : t >= 1 && t <= 4) this.stats.icmpErrors++;
       return;
     }
-    const ts = b.ts[i]!;
     const d = this.key(b, i, kind);
-    const s = this.slot();
-    let code = this.used[s] && ts - this.last[s]! <= this.timeout ? this.code[s]! : 0;
     // A fragment before its datagram completes: judged as its datagram would be now, without moving the state.
     const counts = (fl & F.FRAGMENT) === 0 || (b.l4flags[i]! & L4.COMPLETES) !== 0;
-    const o = step(code, kind, wireFlags(fl), d, this.loose, this.out);
-    if (o.verdict === V.INVALID) {
+    if (this.apply(this.slot(), b.ts[i]!, kind, wireFlags(fl), d, counts) === V.INVALID) {
       b.l4flags[i] = b.l4flags[i]! | L4.CT_INVALID;
       if (counts) this.stats.invalid++;
-      return;
     }
-    if (!counts) return;
-    if (o.assumed && !(this.used[s] && this.assumedBit[s])) this.stats.assumed++;
-    code = o.code;
+  }
+
+  /** One packet of the key in this.k (slot s) through the model; returns the verdict. */
+  private apply(s: number, ts: number, kind: number, th: number, d: number, counts: boolean): number {
+    const live = this.used[s] === 1 && ts - this.last[s]! <= this.timeout;
+    const o = step(live ? this.code[s]! : 0, kind, th, d, this.loose, this.out);
+    if (this.scanning && counts) this.follow(s, live, ts, kind, th, d);
+    if (o.verdict === V.INVALID || !counts) return o.verdict;
     if (!this.used[s]) this.insert(s);
-    this.code[s] = code;
+    if (o.assumed && !(live && this.assumedBit[s])) this.stats.assumed++;
+    this.assumedBit[s] = o.assumed || (live && this.assumedBit[s] === 1) ? 1 : 0;
+    this.code[s] = o.code;
     this.last[s] = ts;
-    if (o.assumed) this.assumedBit[s] = 1;
     if (ts > this.newest) this.newest = ts;
+    return o.verdict;
+  }
+
+  /** Scan mode: logs a packet of a key whose state may still depend on the share before, until it no longer does. */
+  private follow(s: number, live: boolean, ts: number, kind: number, th: number, d: number): void {
+    let id = this.pend[s]! - 1;
+    if (id < 0) {
+      // Only a key first seen (in this share) within reach of the share before can depend on it.
+      if (live || this.used[s] || ts > this.scanFrom) return;
+      id = this.possible.length;
+      this.possible.push(kind === K.TCP ? ALL_TCP : ALL_OTHER);
+      this.pendSlot.push(s);
+      if (!this.used[s]) this.insert(s);
+      this.pend[s] = id + 1;
+    }
+    this.logTs.push(ts);
+    this.logWord.push(kind | (th << 3) | (d << 9) | (1 << 10));
+    this.logId.push(id);
+    // Every state the key may be in, and a fresh start (the earlier entry may have expired meanwhile).
+    const o = this.out, was = this.possible[id]! | 1;
+    let next = 0, allValid = true;
+    for (let c = 0; c < NCODES; c++) {
+      if (!(was & (1 << c))) continue;
+      step(c, kind, th, d, this.loose, o);
+      if (o.verdict === V.INVALID) { allValid = false; next |= 1 << c; } else next |= 1 << o.code;
+    }
+    this.possible[id] = next;
+    // One state, reached by a packet valid in every case (so it refreshed the entry in every case): settled.
+    if (allValid && (next & (next - 1)) === 0) { this.possible[id] = -1; this.pend[s] = 0; }
+  }
+
+  /** This share's CtTransfer (scan mode). */
+  transfer(): CtTransfer {
+    const pendIds: number[] = [];
+    for (let id = 0; id < this.possible.length; id++) if (this.possible[id] !== -1) pendIds.push(id);
+    const order = new Map<number, number>(pendIds.map((id, j) => [id, j]));
+    const counts = new Uint32Array(pendIds.length + 1);
+    for (const id of this.logId) { const j = order.get(id); if (j !== undefined) counts[j + 1]!++; }
+    for (let j = 0; j < pendIds.length; j++) counts[j + 1] = counts[j + 1]! + counts[j]!;
+    const n = counts[pendIds.length]!;
+    const ts = new Float64Array(n), word = new Uint32Array(n), at = counts.slice();
+    this.logId.forEach((id, r) => {
+      const j = order.get(id);
+      if (j === undefined) return;
+      const p = at[j]!++;
+      ts[p] = this.logTs[r]!; word[p] = this.logWord[r]!;
+    });
+    const keys = new Uint32Array(pendIds.length * KW);
+    pendIds.forEach((id, j) => keys.set(this.keys.subarray(this.pendSlot[id]! * KW, this.pendSlot[id]! * KW + KW), j * KW));
+    return { ends: this.state(true), pending: { count: pendIds.length, keys, start: counts, ts, word }, newest: this.newest };
+  }
+
+  /** The live entries as columns (without the keys still pending in scan mode when `settledOnly`). */
+  state(settledOnly = false): CtState {
+    let n = 0;
+    for (let s = 0; s < this.cap; s++) if (this.used[s] && !(settledOnly && this.pend[s])) n++;
+    const st: CtState = { count: 0, keys: new Uint32Array(n * KW), code: new Uint8Array(n), last: new Float64Array(n), assumed: new Uint8Array(n) };
+    for (let s = 0; s < this.cap; s++) {
+      if (!this.used[s] || (settledOnly && this.pend[s])) continue;
+      // Code 0 is no entry (a scan inserts a pending key before its first valid packet).
+      if (this.code[s] === 0) continue;
+      const j = st.count++;
+      st.keys.set(this.keys.subarray(s * KW, s * KW + KW), j * KW);
+      st.code[j] = this.code[s]!; st.last[j] = this.last[s]!; st.assumed[j] = this.assumedBit[s]!;
+    }
+    return st;
+  }
+
+  /** Puts `st`'s entries into the table (over any of the same key). */
+  seed(st: CtState): void {
+    for (let j = 0; j < st.count; j++) {
+      this.setKey(st.keys, j);
+      const s = this.slot();
+      if (!this.used[s]) this.insert(s);
+      this.code[s] = st.code[j]!; this.last[s] = st.last[j]!; this.assumedBit[s] = st.assumed[j]!;
+      if (st.last[j]! > this.newest) this.newest = st.last[j]!;
+    }
+  }
+
+  /** Applies a share's transfer to this table (which holds the state at that share's start). */
+  compose(t: CtTransfer): void {
+    const p = t.pending;
+    for (let j = 0; j < p.count; j++) {
+      this.setKey(p.keys, j);
+      const s = this.slot();
+      for (let r = p.start[j]!; r < p.start[j + 1]!; r++) {
+        const w = p.word[r]!;
+        this.apply(s, p.ts[r]!, w & 7, (w >>> 3) & 0x3f, (w >>> 9) & 1, true);
+      }
+    }
+    this.seed(t.ends);
+    if (t.newest > this.newest) this.newest = t.newest;
+    this.sweep(this.newest - this.timeout - SLACK);
   }
 
   private probeHash = 0;
+
+  private setKey(keys: Uint32Array, j: number): void {
+    const k = this.k;
+    for (let w = 0; w < KW; w++) k[w] = keys[j * KW + w]!;
+    let h = 0x9747b28c;
+    for (let w = 0; w < KW; w++) h = mix32(h, k[w]!);
+    this.probeHash = fmix32(h);
+  }
 
   /** Writes packet i's conntrack key into this.k and returns its key direction. */
   private key(b: TupleBatch, i: number, kind: number): number {
@@ -331,9 +493,8 @@ export class Judge {
       k[1] = d === 0 ? sa : da;
       k[2] = d === 0 ? da : sa;
     }
-    k[9] = d === 0 ? ((sp << 16) | dp) >>> 0 : ((dp << 16) | sp) >>> 0;
     // ICMP: identifier and request type, the same word whichever way the packet travels.
-    if (kind === K.ICMP_REQUEST || kind === K.ICMP_REPLY) k[9] = sp;
+    k[9] = kind === K.ICMP_REQUEST || kind === K.ICMP_REPLY ? sp : d === 0 ? ((sp << 16) | dp) >>> 0 : ((dp << 16) | sp) >>> 0;
     let h = 0x9747b28c;
     for (let w = 0; w < KW; w++) h = mix32(h, k[w]!);
     this.probeHash = fmix32(h);
@@ -358,7 +519,7 @@ export class Judge {
     this.used[s] = 1;
     this.hashes[s] = this.probeHash;
     this.keys.set(this.k, s * KW);
-    this.assumedBit[s] = 0;
+    this.code[s] = 0; this.last[s] = 0; this.assumedBit[s] = 0; this.pend[s] = 0;
     this.size++;
   }
 
@@ -366,15 +527,15 @@ export class Judge {
 
   private sweep(cutoff: number): void {
     let live = 0;
-    for (let s = 0; s < this.cap; s++) if (this.used[s] && this.last[s]! >= cutoff) live++;
+    for (let s = 0; s < this.cap; s++) if (this.used[s] && (this.last[s]! >= cutoff || this.pend[s])) live++;
     let cap = 1 << 12;
     while (cap < live * 4) cap <<= 1;
     this.rebuild(cap, cutoff);
   }
 
-  /** Re-places the live entries (last packet at or after `cutoff`) into `cap` slots. */
+  /** Re-places the live entries (last packet at or after `cutoff`, or pending) into `cap` slots. */
   private rebuild(cap: number, cutoff: number): void {
-    const old = { cap: this.cap, keys: this.keys, used: this.used, hashes: this.hashes, code: this.code, last: this.last, a: this.assumedBit };
+    const old = { cap: this.cap, keys: this.keys, used: this.used, hashes: this.hashes, code: this.code, last: this.last, a: this.assumedBit, pend: this.pend };
     this.cap = cap;
     this.keys = new Uint32Array(cap * KW);
     this.used = new Uint8Array(cap);
@@ -382,10 +543,11 @@ export class Judge {
     this.code = new Uint8Array(cap);
     this.last = new Float64Array(cap);
     this.assumedBit = new Uint8Array(cap);
+    this.pend = new Int32Array(cap);
     this.size = 0;
     const mask = cap - 1;
     for (let q = 0; q < old.cap; q++) {
-      if (!old.used[q] || old.last[q]! < cutoff) continue;
+      if (!old.used[q] || (old.last[q]! < cutoff && !old.pend[q])) continue;
       const h = old.hashes[q]!;
       let p = h & mask;
       while (this.used[p]) p = (p + 1) & mask;
@@ -395,6 +557,8 @@ export class Judge {
       this.code[p] = old.code[q]!;
       this.last[p] = old.last[q]!;
       this.assumedBit[p] = old.a[q]!;
+      this.pend[p] = old.pend[q]!;
+      if (old.pend[q]) this.pendSlot[old.pend[q]! - 1] = p;
       this.size++;
     }
   }

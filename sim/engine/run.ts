@@ -7,7 +7,8 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'no
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import type { SelectorSpec } from '../select/selector.ts';
-import { directionDependent, processShare } from './share.ts';
+import { directionDependent, judges, processShare, scanShare } from './share.ts';
+import { Judge, type CtTransfer } from '../cluster/ct-model.ts';
 import { buildSelector } from '../select/build.ts';
 import { DEFAULT_FLOW_TIMEOUT } from './conn-table.ts';
 import { workerEntry } from './bundle.ts';
@@ -15,7 +16,7 @@ import { runMerge, type MergedRun } from './merge.ts';
 import { planRun, type ShardWork } from './shard-plan.ts';
 import { planShares } from '../traffic/share-plan.ts';
 import { DEFAULT_SOURCE_BUDGET, type SourceSpill } from './source-table.ts';
-import type { MergeTask, SimPartial, SimTask, InputSpec } from './task.ts';
+import type { CtScanTask, MergeTask, SimPartial, SimTask, InputSpec } from './task.ts';
 
 export interface RunOptions {
   inputs: InputSpec[];
@@ -187,6 +188,7 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   let sharesS = 0;
   try {
     out = await onPool(workers, tasks.length, async (run) => {
+      await startStates(run, tasks);
       const parts = await Promise.all(tasks.map((t) => run<SimTask, SimPartial>(t, processShare)));
       sharesS = (performance.now() - t0) / 1000;
       clearInterval(timer);
@@ -202,6 +204,35 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   const rss = process.memoryUsage().rss;
   if (rss > peakRss) peakRss = rss;
   return { out, workers, workersChosen: auto, elapsedS: (performance.now() - t0) / 1000, sharesS, peakRss };
+}
+
+/**
+ * Conntrack state across share boundaries: a connection's first packets may
+ * sit in an earlier share than the rest, and its packets' verdicts depend on
+ * them. Each share but the last of a stream is first scanned for what it does
+ * to the conntrack model's table (ct-model.ts Judge.transfer, in parallel);
+ * the transfers are chained in stream order into each share's start state,
+ * which its counting pass starts from: every verdict equals a single pass.
+ * Costs one more read of those shares; only runs cut in several shares pay it.
+ */
+async function startStates(run: PoolRun, tasks: SimTask[]): Promise<void> {
+  const chains = new Map<number, SimTask[]>();
+  for (const t of tasks) if (judges(t.input)) chains.set(t.chain.input, [...(chains.get(t.chain.input) ?? []), t]);
+  const work: { chain: SimTask[]; scans: Promise<CtTransfer>[] }[] = [];
+  for (const chain of chains.values()) {
+    if (chain.length < 2) continue;
+    chain.sort((a, b) => a.chain.share - b.chain.share);
+    const scans = chain.slice(0, -1).map((t) => run<CtScanTask, CtTransfer>({ kind: 'ct-scan', input: t.input, chain: t.chain, flowTimeout: t.flowTimeout, tcpLoose: t.tcpLoose ?? true }, scanShare));
+    work.push({ chain, scans });
+  }
+  for (const { chain, scans } of work) {
+    const transfers = await Promise.all(scans);
+    const j = new Judge(chain[0]!.tcpLoose ?? true, chain[0]!.flowTimeout);
+    transfers.forEach((t, k) => {
+      j.compose(t);
+      chain[k + 1]!.ctStart = j.state();
+    });
+  }
 }
 
 /**

@@ -12,13 +12,36 @@ import { ConnTable, REORDER_SLACK, trimRecords, type FlowRecords } from './conn-
 import { FlowSink } from './flow-sink.ts';
 import { openInput } from './inputs.ts';
 import { keepToClusterIp } from './cluster-filter.ts';
-import { Judge } from '../cluster/ct-model.ts';
-import type { ConfigPartial, SimPartial, SimTask } from './task.ts';
+import { Judge, type CtTransfer } from '../cluster/ct-model.ts';
+import type { ConfigPartial, CtScanTask, SimPartial, SimTask } from './task.ts';
 
 /** Selectors whose answer depends on the conntrack direction (they hash the original source). */
 export function directionDependent(sel: Selector): boolean {
   if (sel.backend === 'xt_cluster') return true;
   return sel.backend === 'nft' && sel.spec.backend === 'nft' && hashesConntrackOriginal(parseNftHash(sel.spec.expr));
+}
+
+/** Whether conntrack validity is modelled for an input: CSV tuples carry no TCP flags, and a namespace without conntrack has none. */
+export function judges(input: SimTask['input']): boolean {
+  return input.kind !== 'csv' && !(input.kind === 'pcap' && input.noDefrag === true);
+}
+
+/**
+ * The conntrack model's first pass over a share (a share after the first of
+ * its stream): what it does to the table whatever it starts from, for run.ts
+ * to compose into the next shares' start states.
+ */
+export function scanShare(task: CtScanTask): CtTransfer {
+  const judge = new Judge(task.tcpLoose, task.flowTimeout);
+  if (!task.chain.first) judge.scan(-Infinity);
+  const batch = createBatch(DEFAULT_BATCH_CAPACITY);
+  const src = openInput(task.input);
+  try {
+    while (src.fill(batch) > 0) judge.judge(batch);
+  } finally {
+    src.close();
+  }
+  return judge.transfer();
 }
 
 /**
@@ -59,8 +82,8 @@ export function processShare(task: SimTask): SimPartial {
 
   // Conntrack validity, followed through the whole capture (both directions, before the cluster-IP filter):
   // CSV tuples carry no TCP flags and a namespace without conntrack has no validity, so neither is judged.
-  const noCt = task.input.kind === 'csv' || (task.input.kind === 'pcap' && task.input.noDefrag === true);
-  const judge = noCt ? null : new Judge(task.tcpLoose ?? true, task.flowTimeout);
+  const judge = judges(task.input) ? new Judge(task.tcpLoose ?? true, task.flowTimeout) : null;
+  if (judge && task.ctStart) judge.seed(task.ctStart);
   const src = openInput(task.input);
   try {
     for (;;) {

@@ -1,7 +1,7 @@
 /** What the main thread sends a worker, and what comes back. Plain data and typed arrays only. */
 import type { SelectorSpec } from '../select/selector.ts';
 import type { FlowRecords } from './conn-table.ts';
-import type { JudgeStats } from '../cluster/ct-model.ts';
+import type { CtState, JudgeStats } from '../cluster/ct-model.ts';
 import type { FlowSummary, SinkOptions } from './flow-sink.ts';
 import type { SourceSpill } from './source-table.ts';
 import type { IngestStats } from '../traffic/input.ts';
@@ -52,6 +52,17 @@ export interface SimTask {
    * a TCP ACK without an entry opens one (cluster/ct-model.ts).
    */
   tcpLoose?: boolean;
+  /** The conntrack model's state at this share's start (run.ts composes it from the earlier shares' CtScanTasks); absent: empty. */
+  ctStart?: CtState;
+}
+
+/** The conntrack model's first pass over a share (ct-model.ts Judge.transfer): what the share does to the table. */
+export interface CtScanTask {
+  kind: 'ct-scan';
+  input: InputSpec;
+  chain: SimTask['chain'];
+  flowTimeout: number;
+  tcpLoose: boolean;
 }
 
 export interface ConfigPartial {
