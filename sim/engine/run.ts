@@ -3,7 +3,7 @@
  * pool (or in-process with workers = 0), merges the partials.
  */
 import os from 'node:os';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import type { SelectorSpec } from '../select/selector.ts';
@@ -164,7 +164,8 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   const workers = auto ? auto.workers : o.workers ?? defaultWorkers();
   const flowTimeout = o.flowTimeout ?? DEFAULT_FLOW_TIMEOUT;
   // Each share knows its place in its stream: byte ranges of a capture, and rotated files, are one stream cut in pieces.
-  const shares = (o.plan ?? planRun(o.inputs, workers)).shares;
+  const plan = o.plan ?? planRun(o.inputs, workers);
+  const shares = plan.shares;
   const topSources = o.topSources ?? true;
   // The runs live in a directory of this run's own, removed when it ends (whatever happened).
   const spill: SourceSpill | null = topSources && (o.connections ?? true)
@@ -188,7 +189,7 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   let sharesS = 0;
   try {
     out = await onPool(workers, tasks.length, async (run) => {
-      await startStates(run, tasks);
+      await startStates(run, tasks, plan.before ?? []);
       const parts = await Promise.all(tasks.map((t) => run<SimTask, SimPartial>(t, processShare)));
       sharesS = (performance.now() - t0) / 1000;
       clearInterval(timer);
@@ -215,22 +216,28 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
  * which its counting pass starts from: every verdict equals a single pass.
  * Costs one more read of those shares; only runs cut in several shares pay it.
  */
-async function startStates(run: PoolRun, tasks: SimTask[]): Promise<void> {
+async function startStates(run: PoolRun, tasks: SimTask[], before: InputSpec[]): Promise<void> {
   const chains = new Map<number, SimTask[]>();
   for (const t of tasks) if (judges(t.input)) chains.set(t.chain.input, [...(chains.get(t.chain.input) ?? []), t]);
-  const work: { chain: SimTask[]; scans: Promise<CtTransfer>[] }[] = [];
+  // A shard of a run split across machines (shard-plan.ts `before`): what precedes its block, where this machine can read it.
+  const readable = before.every((s) => s.kind !== 'pcap' || s.path === '-' || existsSync(s.path));
+  if (!readable) process.stderr.write('simulate: the capture files before this shard\'s block are not on this machine, so the conntrack state at its start is not read: connections running into the shard are judged from their first packet in it, which may differ from a single run\n');
+  const work: { chain: SimTask[]; lead: number; scans: Promise<CtTransfer>[] }[] = [];
   for (const chain of chains.values()) {
-    if (chain.length < 2) continue;
     chain.sort((a, b) => a.chain.share - b.chain.share);
-    const scans = chain.slice(0, -1).map((t) => run<CtScanTask, CtTransfer>({ kind: 'ct-scan', input: t.input, chain: t.chain, flowTimeout: t.flowTimeout, tcpLoose: t.tcpLoose ?? true }, scanShare));
-    work.push({ chain, scans });
+    const lead = chain[0]!.chain.input === 0 && readable ? before : [];
+    if (chain.length + lead.length < 2) continue;
+    const t0 = chain[0]!, scan = (input: InputSpec, first: boolean): Promise<CtTransfer> =>
+      run<CtScanTask, CtTransfer>({ kind: 'ct-scan', input, chain: { ...t0.chain, first }, flowTimeout: t0.flowTimeout, tcpLoose: t0.tcpLoose ?? true }, scanShare);
+    const scans = [...lead.map((s, k) => scan(s, k === 0)), ...chain.slice(0, -1).map((t) => scan(t.input, t.chain.first))];
+    work.push({ chain, lead: lead.length, scans });
   }
-  for (const { chain, scans } of work) {
+  for (const { chain, lead, scans } of work) {
     const transfers = await Promise.all(scans);
     const j = new Judge(chain[0]!.tcpLoose ?? true, chain[0]!.flowTimeout);
     transfers.forEach((t, k) => {
       j.compose(t);
-      chain[k + 1]!.ctStart = j.state();
+      if (k + 1 - lead >= 0) chain[k + 1 - lead]!.ctStart = j.state();
     });
   }
 }
