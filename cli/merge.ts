@@ -6,7 +6,8 @@
  */
 import type { Command } from 'commander';
 import { mergePartialSet, readPartialSet } from '../sim/engine/partial-file.ts';
-import { addOutputOptions, emitSimulate, simulateResult, type GateFlags, type SimulateJob } from './simulate.ts';
+import { addOutputOptions, emitSimulate, simulateResult, addSplitWarnings, type GateFlags, type SimulateJob } from './simulate.ts';
+import { joinSplitPasses } from '../sim/engine/frag-split.ts';
 
 interface MergeFlags extends GateFlags {
   json?: boolean;
@@ -38,6 +39,8 @@ Examples:
       const merged = mergePartialSet(set);
       const elapsed = (performance.now() - t0) / 1000;
       const result = simulateResult(job, merged, set.files, o, { workers: 0, elapsed_s: elapsed, shares_s: 0, packets_per_s: 0, peak_rss_bytes: process.memoryUsage().rss });
+      // The single run's split-datagram warning (simulate.ts), from the shards' passes joined at their edges.
+      addSplitWarnings(result, job, merged, () => joinSplitPasses(set.splits));
       await emitSimulate(result, o);
     });
 }

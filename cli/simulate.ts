@@ -20,7 +20,7 @@ import type { MergedRun } from '../sim/engine/merge.ts';
 import { parseShard, planRun, type ShardSpec } from '../sim/engine/shard-plan.ts';
 import { foldSourceRuns, writePartial, type MergeJob } from '../sim/engine/partial-file.ts';
 import { directionDependent } from '../sim/engine/share.ts';
-import { canSplitWithoutConntrack, countSplitDatagrams } from '../sim/engine/frag-split.ts';
+import { canSplitWithoutConntrack, countSplitDatagrams, splitPass } from '../sim/engine/frag-split.ts';
 import { hashesConntrackOriginal, parseNftHash } from '../sim/select/nft-expr.ts';
 import type { InputSpec } from '../sim/engine/task.ts';
 import { SCENARIOS } from '../sim/traffic/synthetic.ts';
@@ -321,10 +321,7 @@ Gates exit with 3 so a deployment pipeline can stop on them.`,
       }
       await Promise.all(hashing);
       const result = simulateResult(job, run.merged, files, o, { workers: run.workers, elapsed_s: run.elapsedS, shares_s: run.sharesS, packets_per_s: run.elapsedS > 0 ? run.merged.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss });
-      if (!noConntrack && kind === 'pcap' && run.merged.ingest.fragments > 0) {
-        result.warnings = [...(result.warnings ?? []), ...splitWarnings(job, files.map((f) => f.path))];
-        if (!result.warnings.length) delete result.warnings;
-      }
+      addSplitWarnings(result, job, run.merged, (which) => countSplitDatagrams(files.map((f) => f.path), which.map((c) => c.spec), job.clusterIp, job.lenient ?? false));
       await emitSimulate(result, o);
     });
 }
@@ -360,16 +357,25 @@ function refuseWithoutConntrack(spec: SelectorSpec, id: string): void {
  * split across nodes that way: a deployment mistake (a node set up without
  * conntrack) that breaks them.
  */
-function splitWarnings(job: SimulateJob, paths: string[]): string[] {
-  const which = job.configs.filter((c) => canSplitWithoutConntrack(c.spec));
-  if (!which.length) return [];
-  const counts = countSplitDatagrams(paths, which.map((c) => c.spec), job.clusterIp, job.lenient ?? false);
+export function addSplitWarnings(result: SimulateResult, job: SimulateJob, m: MergedRun, count: (which: SimulateJob['configs']) => number[]): void {
+  const which = splitConfigs(job);
+  if (!which.length || m.ingest.fragments === 0) return;
+  const warnings = [...(result.warnings ?? []), ...splitWarnings(job, count(which))];
+  if (warnings.length) result.warnings = warnings;
+}
+
+function splitWarnings(job: SimulateJob, counts: number[]): string[] {
   const out: string[] = [];
-  which.forEach((c, k) => {
+  splitConfigs(job).forEach((c, k) => {
     const n = counts[k]!;
     if (n > 0) out.push(`${c.id ? `configuration ${c.id}: ` : ''}${n.toLocaleString('en-US')} fragmented datagram${n === 1 ? '' : 's'} would be split across nodes if the nodes ran without conntrack (nothing defragments then, and '${c.spec.backend === 'nft' ? c.spec.expr : ''}' reads ports from every fragment): keep conntrack in use on the nodes, or hash addresses only; --no-conntrack shows that case`);
   });
   return out;
+}
+
+/** The configurations whose datagrams `--no-conntrack` could split (frag-split.ts): the split count is made for these, in this order. */
+export function splitConfigs(job: SimulateJob): SimulateJob['configs'] {
+  return job.kind === 'pcap' && !job.noConntrack ? job.configs.filter((c) => canSplitWithoutConntrack(c.spec)) : [];
 }
 
 /** The result of a job over its merged run (a single run's, or a merge of shards'). */
@@ -450,8 +456,15 @@ async function writeShard(o: SimulateFlags, job: SimulateJob, runOpts: Parameter
   const r = await runShares({ ...runOpts, plan, onProgress: (done, rss) => progress.update(done, rss) }, async (_run, parts) => foldSourceRuns(parts));
   progress.done();
   await Promise.all(hashing);
+  // The split-datagram count (frag-split.ts) of this shard's stretch, with the datagrams at its edges for the merge to join;
+  // a shard without fragments has none to count or join.
+  const which = splitConfigs(job);
+  const sawFragments = r.out.some((p) => p.ingest.fragments > 0 || (p.carry?.count ?? 0) > 0 || Object.keys(p.ingest.skipped).some((k) => k.endsWith('-fragment')));
+  const split = which.length && sawFragments
+    ? splitPass(plan.shares.flatMap((s) => (s.input.kind === 'pcap' ? [{ path: s.input.path, start: s.input.start, end: s.input.end }] : [])), which.map((c) => c.spec), job.clusterIp, job.lenient ?? false)
+    : null;
   const bytes = writePartial(o.partial, {
-    shard, plan: { count: shard.count, mode: plan.mode, inputs: planInputs }, job, files: reported, ...(plan.range ? { range: plan.range } : {}),
+    shard, plan: { count: shard.count, mode: plan.mode, inputs: planInputs }, job, files: reported, ...(plan.range ? { range: plan.range } : {}), ...(split ? { split } : {}),
   }, r.out);
   const pk = r.out.reduce((n, p) => n + p.ingest.packets, 0);
   const open = r.out.reduce((n, p) => n + p.exports.v4.count + p.exports.v6.count, 0);

@@ -51,7 +51,7 @@ export const mergeSuite: Suite = {
     execFileSync('editcap', ['-F', 'pcap', '-c', String(Math.ceil(packets / files)), one, join(dir, 'rot', 'edge.pcap')]);
     const inputs = readdirSync(join(dir, 'rot')).sort().map((f) => ({ kind: 'pcap' as const, path: join(dir, 'rot', f) }));
     const clusterIp = parseIPv4('192.0.2.10');
-    const job: MergeJob = { configs: SPECS.map((spec) => ({ spec })), mixed: null, flowTimeout: 120, topSources: true };
+    const job: MergeJob = { configs: SPECS.map((spec) => ({ spec })), mixed: null, flowTimeout: 120, topSources: true, clusterIp };
     const runOpts = { inputs, selectors: SPECS, buckets: SPECS.map((s) => buildSelector(s).buckets), clusterIp, mixed: null, workers: 0, flowTimeout: job.flowTimeout, topSources: true };
     for (const N of counts) {
       const out = join(dir, `n${N}`);

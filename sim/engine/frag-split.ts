@@ -32,20 +32,49 @@ export function canSplitWithoutConntrack(spec: SelectorSpec): boolean {
 
 /** Per selector, the datagrams whose fragments would not all get the same answer (node, no node) without conntrack. */
 export function countSplitDatagrams(paths: readonly string[], specs: readonly SelectorSpec[], clusterIp: number | null, lenient = false): number[] {
+  return splitPass(paths.map((path) => ({ path })), specs, clusterIp, lenient).counts;
+}
+
+/** An answer state of a datagram: a node (bucket), no node, unknown, or SPLIT once two fragments differ. */
+const SPLIT = -1000;
+
+/** One datagram as the pass groups fragments: its reassembly key, its first fragment's time, the kernel's timeout for it, and per selector its fragments' common answer or SPLIT. */
+export interface SplitGroup {
+  key: string;
+  t0: number;
+  timeout: number;
+  answers: number[];
+}
+
+/**
+ * The pass over one stretch of a stream (a shard): datagrams counted there,
+ * and the datagrams at its edges that a neighbouring stretch may continue
+ * (joinSplitPasses): each key's first datagram when it began within the
+ * kernel's timeout of the stretch's first fragment (`head`), and each key's
+ * last one when it was still within its timeout at the stretch's end (`open`).
+ */
+export interface SplitPass {
+  counts: number[];
+  head: SplitGroup[];
+  open: SplitGroup[];
+}
+
+/** The pass over consecutive stretches of one stream (files in order, or a byte range of one). */
+export function splitPass(inputs: readonly { path: string; start?: number; end?: number }[], specs: readonly SelectorSpec[], clusterIp: number | null, lenient = false): SplitPass {
   const sels: Selector[] = specs.map((s) => buildSelector(s));
   const cap = DEFAULT_BATCH_CAPACITY;
   const batch = createBatch(cap);
   const ids = new Uint32Array(cap);
   const outs = sels.map(() => new Int32Array(cap));
-  // Per selector: datagram key -> its fragments' common answer, or SPLIT once two differ.
-  const seen = sels.map(() => new Map<string, number>());
-  // When a key's first fragment came: a fragment later than the kernel's reassembly timeout
-  // (ipfrag_time 30 s, IPv6 60 s; defrag.ts) belongs to a new datagram that reuses the IP id.
-  const since = new Map<string, number>();
-  const SPLIT = -1000;
+  // Datagram key -> its current datagram. A fragment later than the kernel's reassembly timeout
+  // after the datagram's first (ipfrag_time 30 s, IPv6 60 s; defrag.ts) starts a new one that reuses the IP id.
+  const current = new Map<string, SplitGroup & { first: boolean }>();
+  const head: SplitGroup[] = [];
   const counts = sels.map(() => 0);
-  for (const path of paths) {
-    const src = openCapture(path, { noDefrag: true, fragIds: ids, lenient });
+  let firstTs = NaN, lastTs = -Infinity;
+  const isHead = (g: SplitGroup & { first: boolean }): boolean => g.first && g.t0 - firstTs <= g.timeout;
+  for (const inp of inputs) {
+    const src = openCapture(inp.path, { start: inp.start, end: inp.end, noDefrag: true, fragIds: ids, lenient });
     try {
       for (;;) {
         const n = src.fill(batch);
@@ -61,15 +90,19 @@ export function countSplitDatagrams(paths: readonly string[], specs: readonly Se
           let key = `${ids[i]}/${batch.proto[i]}/`;
           if (v4) key += `${batch.saddr[i]}>${batch.daddr[i]}`;
           else for (let w = 0; w < 4; w++) key += `${batch.saddr6[4 * i + w]}.${batch.daddr6[4 * i + w]}:`;
-          const t = batch.ts[i]!, t0 = since.get(key);
-          if (t0 === undefined || t - t0 > (v4 ? 30 : 60)) {
-            since.set(key, t);
-            for (const map of seen) map.delete(key);
+          const t = batch.ts[i]!, timeout = v4 ? 30 : 60;
+          if (Number.isNaN(firstTs)) firstTs = t;
+          if (t > lastTs) lastTs = t;
+          let g = current.get(key);
+          if (!g || t - g.t0 > timeout) {
+            if (g && isHead(g)) head.push(g);
+            g = { key, t0: t, timeout, answers: sels.map((_, c) => outs[c]![i]!), first: !g };
+            current.set(key, g);
+            continue;
           }
           for (let c = 0; c < sels.length; c++) {
-            const got = outs[c]![i]!, map = seen[c]!, prev = map.get(key);
-            if (prev === undefined) map.set(key, got);
-            else if (prev !== SPLIT && prev !== got) { map.set(key, SPLIT); counts[c]!++; }
+            const got = outs[c]![i]!, prev = g.answers[c]!;
+            if (prev !== SPLIT && prev !== got) { g.answers[c] = SPLIT; counts[c]!++; }
           }
         }
       }
@@ -77,5 +110,45 @@ export function countSplitDatagrams(paths: readonly string[], specs: readonly Se
       src.close();
     }
   }
-  return counts;
+  const open: SplitGroup[] = [];
+  for (const g of current.values()) {
+    if (isHead(g)) head.push(g);
+    if (lastTs - g.t0 <= g.timeout) open.push(g);
+  }
+  const plain = (g: SplitGroup): SplitGroup => ({ key: g.key, t0: g.t0, timeout: g.timeout, answers: g.answers });
+  return { counts, head: head.map(plain), open: open.map(plain) };
+}
+
+/**
+ * The count of one pass over the whole stream, from the passes over its
+ * stretches in stream order: a stretch's head datagram that began within the
+ * timeout of the open one with its key before is one datagram with it (its
+ * fragments' answers meet). Exact unless one key is reused within the
+ * timeout again after such a join (its later datagrams would start at
+ * other fragments than one pass starts them).
+ */
+export function joinSplitPasses(parts: readonly SplitPass[]): number[] {
+  const total = parts.length ? parts[0]!.counts.map(() => 0) : [];
+  for (const p of parts) p.counts.forEach((n, c) => { total[c] = total[c]! + n; });
+  const open = new Map<string, SplitGroup>();
+  for (const p of parts) {
+    const joined = new Map<string, { from: number; g: SplitGroup }>();
+    for (const h of p.head) {
+      const o = open.get(h.key);
+      if (!o || h.t0 - o.t0 > h.timeout) continue;
+      const answers = o.answers.map((a, c) => {
+        const b = h.answers[c]!, merged = a === SPLIT || b === SPLIT || a !== b ? SPLIT : a;
+        total[c] = total[c]! + (merged === SPLIT ? 1 : 0) - (a === SPLIT ? 1 : 0) - (b === SPLIT ? 1 : 0);
+        return merged;
+      });
+      joined.set(h.key, { from: h.t0, g: { key: h.key, t0: o.t0, timeout: o.timeout, answers } });
+    }
+    // This stretch's datagrams of a key replace the one open before; what it left open may go on in the next.
+    for (const h of p.head) open.delete(h.key);
+    for (const g of p.open) {
+      const j = joined.get(g.key);
+      open.set(g.key, j && j.from === g.t0 ? j.g : g);
+    }
+  }
+  return total;
 }

@@ -11,7 +11,7 @@ export function openInput(spec: InputSpec): PacketInput {
     case 'csv':
       return openCsvInput(spec.path);
     case 'pcap':
-      return openCapture(spec.path, { start: spec.start, end: spec.end, lenient: spec.lenient, limit: spec.limit, from: spec.from, to: spec.to, noDefrag: spec.noDefrag });
+      return openCapture(spec.path, { start: spec.start, end: spec.end, lenient: spec.lenient, limit: spec.limit, from: spec.from, to: spec.to, noDefrag: spec.noDefrag, carry: spec.carry });
     case 'synthetic':
       return openSynthetic(spec.name, { ...spec.params, seed: spec.seed, packets: spec.packets, share: spec.share });
   }

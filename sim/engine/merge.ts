@@ -12,7 +12,10 @@ import { addSummary, emptySummary, FlowSink, type FlowSummary, type SinkOptions 
 import { mergeSources } from './source-merge.ts';
 import type { SourceCounts } from './source-table.ts';
 import type { MergeTask, SimPartial } from './task.ts';
-import { newStats, type IngestStats } from '../traffic/input.ts';
+import { accountBatch, newStats, type IngestStats, type PacketInput } from '../traffic/input.ts';
+import { replayCarried } from '../traffic/frag-carry.ts';
+import { copySlot, createBatch, type TupleBatch } from '../traffic/batch.ts';
+import { processInput } from './share.ts';
 import type { JudgeStats } from '../cluster/ct-model.ts';
 
 export interface MergedRun {
@@ -28,10 +31,11 @@ export interface MergedRun {
 
 /** The worker-side entry of a MergeTask. */
 export function runMerge(t: MergeTask): MergedRun {
-  return mergePartials(t.parts, t.sink, t.flowTimeout);
+  return mergePartials(t.parts, t.sink, t.flowTimeout, t.clusterIp);
 }
 
-export function mergePartials(parts: SimPartial[], sink: SinkOptions, flowTimeout: number): MergedRun {
+export function mergePartials(shares: SimPartial[], sink: SinkOptions, flowTimeout: number, clusterIp: number | null): MergedRun {
+  const parts = [...shares, ...edgePartials(shares, sink, flowTimeout, clusterIp)];
   const bucketsPerConfig = sink.buckets;
   const C = bucketsPerConfig.length;
   const perPacket = bucketsPerConfig.map((n) => ({ packets: new Float64Array(n), frames: new Float64Array(n), bytes: new Float64Array(n), noNode: 0, unknown: 0 }));
@@ -84,6 +88,33 @@ export function mergePartials(parts: SimPartial[], sink: SinkOptions, flowTimeou
   }
   flows.sources = mergeSources(sources, sink.buckets, sink.spill?.budget ?? Infinity);
   return { C, perPacket, flows, mixed, ingest, notToCluster, ct };
+}
+
+/**
+ * The fragments shares carried (frag-carry.ts) replayed per stream, in stream
+ * order, through one reassembler. The datagrams that complete are counted as
+ * a share would count them, as one more partial per share edge: placed just
+ * before the share holding each datagram's completing fragment, every
+ * connection of it a head (it may continue what the share before left open,
+ * and the share after may continue it), so joinShares sees the connection
+ * as a single pass does. What stays incomplete is counted as skipped once.
+ */
+function edgePartials(parts: SimPartial[], sink: SinkOptions, flowTimeout: number, clusterIp: number | null): SimPartial[] {
+  const out: SimPartial[] = [];
+  const inputs = [...new Set(parts.filter((p) => p.carry).map((p) => p.chain.input))].sort((a, b) => a - b);
+  for (const input of inputs) {
+    const chain = parts.filter((p) => p.chain.input === input && p.carry).sort((a, b) => a.chain.share - b.chain.share);
+    const r = replayCarried(chain.map((p) => p.carry!));
+    const base = { selectors: sink.selectors, clusterIp, mixed: sink.mixed, flowTimeout, topSources: sink.sources, sourceSpill: null };
+    chain.forEach((p, g) => {
+      const keep = batchWhere(r.batch, r.group, g);
+      // The skip counts of the replay go with the first edge (they belong to no share of their own).
+      if (keep.count === 0 && g > 0) return;
+      const part = processInput({ ...base, chain: { input, share: p.chain.share - 0.5, first: false, last: false } }, new BatchInput(keep, g === 0 ? r.stats.skipped : {}), true);
+      out.push(part);
+    });
+  }
+  return out;
 }
 
 /**
@@ -174,4 +205,34 @@ class KeyFilter {
     const a = h & this.mask, b = Math.imul(h, 0x9e3779b1) >>> 7 & this.mask;
     return (this.bits[a >>> 5]! & (1 << (a & 31))) !== 0 && (this.bits[b >>> 5]! & (1 << (b & 31))) !== 0;
   }
+}
+
+/** The slots of b whose group is g, in order, as a batch of their own. */
+function batchWhere(b: TupleBatch, group: Int32Array, g: number): TupleBatch {
+  let n = 0;
+  for (let i = 0; i < b.count; i++) if (group[i] === g) n++;
+  const out = createBatch(Math.max(1, n));
+  let k = 0;
+  for (let i = 0; i < b.count; i++) if (group[i] === g) copySlot(b, i, out, k++);
+  out.count = n;
+  return out;
+}
+
+/** A batch already in memory as a PacketInput (one fill), with skip counts to report. */
+class BatchInput implements PacketInput {
+  readonly stats: IngestStats = newStats();
+  private done = false;
+  constructor(private readonly b: TupleBatch, skipped: Record<string, number>) {
+    this.stats.skipped = { ...skipped };
+  }
+  fill(out: TupleBatch): number {
+    if (this.done || this.b.count === 0) { out.count = 0; return 0; }
+    this.done = true;
+    const n = Math.min(this.b.count, out.capacity);
+    for (let i = 0; i < n; i++) copySlot(this.b, i, out, i);
+    out.count = n;
+    accountBatch(this.stats, out, 0, n);
+    return n;
+  }
+  close(): void {}
 }

@@ -34,9 +34,14 @@ import { buildSelector } from '../select/build.ts';
 import { directionDependent } from './share.ts';
 import { mergePartials, type MergedRun } from './merge.ts';
 import type { SimPartial } from './task.ts';
+import type { SplitPass } from './frag-split.ts';
 
-/** Bumped whenever what a partial holds changes meaning. */
-export const PARTIAL_FORMAT = 1;
+/**
+ * Bumped whenever what a partial holds changes meaning. 2: shares carry the
+ * fragments whose datagram they could not finish (SimPartial.carry) instead
+ * of counting them as unresolved; a format-1 partial would lose them.
+ */
+export const PARTIAL_FORMAT = 2;
 const MAGIC = 'CIPSPART';
 const PRELUDE = 16;
 
@@ -60,6 +65,8 @@ export interface PartialHeader {
   files: { input: number; file: InputFile }[];
   /** Byte range read, for a shard of one file split by bytes. */
   range?: { start: number; end: number };
+  /** The split-datagram pass over this shard's stretch (frag-split.ts), when the job counts one and the shard saw fragments. */
+  split?: SplitPass;
   body: { bytes: number; sha256: string };
 }
 
@@ -203,6 +210,7 @@ export interface MergeJob {
   mixed: number[] | null;
   flowTimeout: number;
   topSources: boolean;
+  clusterIp: number | null;
 }
 
 /** The merge of every shard's partials: what the single run's merge gives (merge.ts, in this thread). */
@@ -211,7 +219,7 @@ export function mergePartialSet(set: PartialSet): MergedRun {
   const specs = job.configs.map((c) => c.spec);
   const selectors = specs.map((s) => buildSelector(s));
   const sink = { selectors: specs, buckets: selectors.map((s) => s.buckets), dirDep: selectors.map(directionDependent), mixed: job.mixed, sources: job.topSources, spill: null };
-  return mergePartials(set.parts, sink, job.flowTimeout);
+  return mergePartials(set.parts, sink, job.flowTimeout, job.clusterIp);
 }
 
 /** Every shard's partial, in shard order, checked to be one run: one job, one plan, each shard once. */
@@ -221,6 +229,8 @@ export interface PartialSet {
   parts: SimPartial[];
   /** The input files, in input order, as the single run lists them. */
   files: InputFile[];
+  /** Every shard's split-datagram pass, in shard order (stream order): joinSplitPasses. */
+  splits: SplitPass[];
 }
 
 /**
@@ -257,7 +267,8 @@ export function readPartialSet(paths: string[]): PartialSet {
     if (ranges[i]!.header.range!.start !== ranges[i - 1]!.header.range!.end) throw new DataError(`${ranges[i]!.path}: header range`, `starts at byte ${ranges[i]!.header.range!.start}, but ${ranges[i - 1]!.path} ends at ${ranges[i - 1]!.header.range!.end}: the shards read different files`);
   }
   const files = ordered.flatMap((p) => p.header.files).sort((x, y) => x.input - y.input).map((f) => f.file);
-  return { header: first!.header, parts: ordered.flatMap((p) => p.parts), files };
+  const splits = ordered.flatMap((p) => (p.header.split ? [p.header.split] : []));
+  return { header: first!.header, parts: ordered.flatMap((p) => p.parts), files, splits };
 }
 
 /** The path (dotted keys) of the first place two JSON values differ, or null. */

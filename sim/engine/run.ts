@@ -196,7 +196,7 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
       tick();
       // The merge runs in a worker too: its code is already compiled there (the main thread would run
       // the join and the source tables cold), and the partials move to it without a copy.
-      return finish(run, parts, { kind: 'merge', parts, sink, flowTimeout });
+      return finish(run, parts, { kind: 'merge', parts, sink, flowTimeout, clusterIp: o.clusterIp });
     });
   } finally {
     clearInterval(timer);

@@ -11,6 +11,8 @@ import { hashesConntrackOriginal, parseNftHash } from '../select/nft-expr.ts';
 import { ConnTable, REORDER_SLACK, trimRecords, type FlowRecords } from './conn-table.ts';
 import { FlowSink } from './flow-sink.ts';
 import { openInput } from './inputs.ts';
+import { CaptureInput } from '../traffic/capture.ts';
+import type { PacketInput } from '../traffic/input.ts';
 import { keepToClusterIp } from './cluster-filter.ts';
 import { Judge, type CtTransfer } from '../cluster/ct-model.ts';
 import type { ConfigPartial, CtScanTask, SimPartial, SimTask } from './task.ts';
@@ -51,6 +53,21 @@ export function scanShare(task: CtScanTask): CtTransfer {
  * exported for merge.ts.
  */
 export function processShare(task: SimTask): SimPartial {
+  // A share of a longer stream carries the fragments it cannot finish to the merge (frag-carry.ts).
+  const i = task.input;
+  const src = openInput(i.kind === 'pcap' && !(task.chain.first && task.chain.last) ? { ...i, carry: true } : i);
+  return processInput(task, src, false, judges(i));
+}
+
+/**
+ * The share's work over an opened input. `allHead`: every connection may
+ * continue one of the share before (merge.ts's share of fragments completed
+ * at an edge, which sits between two shares). `judging`: conntrack validity
+ * is modelled (cluster/ct-model.ts; see `judges`). The datagrams merge.ts
+ * completes at an edge are judged from the state in `task.ctStart` if any,
+ * else each alone.
+ */
+export function processInput(task: Omit<SimTask, 'input'>, src: PacketInput, allHead = false, judging = true): SimPartial {
   const selectors = task.selectors.map((s) => buildSelector(s));
   const C = selectors.length;
   const dirDep = selectors.map(directionDependent);
@@ -76,15 +93,15 @@ export function processShare(task: SimTask): SimPartial {
   const clusterIp = task.clusterIp;
   let notToCluster = 0;
   let done = 0;
-  let started = task.chain.first;
+  let started = task.chain.first || allHead;
+  if (allHead) v4.headUntil = v6.headUntil = Infinity;
   const track = task.connections ?? true;
   if (!track && anyDirDep) throw new Error('selectors that follow the conntrack direction need connection tracking');
 
-  // Conntrack validity, followed through the whole capture (both directions, before the cluster-IP filter):
-  // CSV tuples carry no TCP flags and a namespace without conntrack has no validity, so neither is judged.
-  const judge = judges(task.input) ? new Judge(task.tcpLoose ?? true, task.flowTimeout) : null;
+  // Conntrack validity, followed through the whole stream (both directions, before the cluster-IP filter),
+  // from the state run.ts composed for the share's start.
+  const judge = judging ? new Judge(task.tcpLoose ?? true, task.flowTimeout) : null;
   if (judge && task.ctStart) judge.seed(task.ctStart);
-  const src = openInput(task.input);
   try {
     for (;;) {
       const n = src.fill(batch);
@@ -159,5 +176,6 @@ export function processShare(task: SimTask): SimPartial {
     ingest: { ...src.stats, skipped: { ...src.stats.skipped } },
     notToCluster,
     ct: judge ? { ...judge.stats } : null,
+    carry: src instanceof CaptureInput ? src.carried() : null,
   };
 }

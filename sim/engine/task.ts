@@ -5,13 +5,15 @@ import type { CtState, JudgeStats } from '../cluster/ct-model.ts';
 import type { FlowSummary, SinkOptions } from './flow-sink.ts';
 import type { SourceSpill } from './source-table.ts';
 import type { IngestStats } from '../traffic/input.ts';
+import type { CarriedFragments } from '../traffic/frag-carry.ts';
 import type { SyntheticOptions } from '../traffic/synthetic.ts';
 import type { OwnershipTimeline } from '../cluster/heartbeat.ts';
 import type { EvalOptions } from '../cluster/timeline.ts';
 
 export type InputSpec =
   /** `noDefrag`: a namespace without conntrack (`simulate --no-conntrack`): fragments are hashed one by one (capture.ts). */
-  | { kind: 'pcap'; path: string; start?: number; end?: number; lenient?: boolean; limit?: number; from?: number; to?: number; noDefrag?: boolean }
+  /** `carry`: set by processShare for a share of a longer stream (capture.ts CaptureOptions.carry). */
+  | { kind: 'pcap'; path: string; start?: number; end?: number; lenient?: boolean; limit?: number; from?: number; to?: number; noDefrag?: boolean; carry?: boolean }
   /** A scenario of sim/traffic/synthetic.ts; `params` are the scenario's own (steady's flows, duration, ...). */
   | { kind: 'synthetic'; name: string; seed: number; packets?: number; params?: SyntheticParams; share?: { index: number; count: number } }
   | { kind: 'csv'; path: string };
@@ -91,6 +93,8 @@ export interface SimPartial {
   notToCluster: number;
   /** What the conntrack validity model counted (cluster/ct-model.ts); null when it did not run. */
   ct: JudgeStats | null;
+  /** Fragments whose datagram this share could not finish (its stream continues on either side): merge.ts replays them. */
+  carry: CarriedFragments | null;
 }
 
 /** The merge of a simulation's partials (merge.ts), run in a worker. */
@@ -99,6 +103,8 @@ export interface MergeTask {
   parts: SimPartial[];
   sink: SinkOptions;
   flowTimeout: number;
+  /** The shares' cluster IP (SimTask.clusterIp): carried fragments completed in the merge meet the same filter. */
+  clusterIp: number | null;
 }
 
 /** A failover share: the timelines are computed once in the main thread and shared by every worker. */

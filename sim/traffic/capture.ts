@@ -22,6 +22,7 @@ import { DEC, DEC_REASON, decodeFrame, fragInfo, linktypeSupported, writeL4 } fr
 import * as format from './capture-format.ts';
 import { type Iface, parsePcapHeader, unknownLinktype } from './capture-format.ts';
 import { Defrag, FRAG_DROPPED, FRAG_RESOLVED, type DefragLimits } from './defrag.ts';
+import { CARRY_DATA, FragmentCarry, noteFragment, type CarriedFragments } from './frag-carry.ts';
 import { fastLoopFor, fastPcapSwitch, fastState, fastSums } from './pcap-fast.ts';
 import { wasmPcapFor } from './pcap-wasm.ts';
 import { accountSums, countSkip, newStats, sumLanes, type IngestStats, type PacketInput } from './input.ts';
@@ -54,6 +55,13 @@ export interface CaptureOptions {
    * at least the batch's capacity long).
    */
   fragIds?: Uint32Array;
+  /**
+   * This range is one share of a longer stream: fragments whose datagram does
+   * not complete here are carried to the merge (frag-carry.ts, `carried()`)
+   * instead of being counted as `unresolved-fragment`, and so are the
+   * fragments that killed such a datagram.
+   */
+  carry?: boolean;
 }
 
 const STOP_FULL = 0, STOP_END = 1, STOP_FRAG = 2;
@@ -118,6 +126,10 @@ export class CaptureInput implements PacketInput {
   private readonly stCap: number;
   private lastTs = 0;
   private fragCount = 0;
+  // carried fragments (opts.carry): each ring slot's fragment description, and what was handed over
+  private readonly carry: FragmentCarry | null;
+  private stInfo: Uint32Array = new Uint32Array(0);
+  private stData: Uint8Array = new Uint8Array(0);
   // fill()'s accounting: slots [0, acctTo) of acctOut are summed in acct (bytes, truncated, fragments)
   private acctOut: TupleBatch | null = null;
   private acctTo = 0;
@@ -140,6 +152,7 @@ export class CaptureInput implements PacketInput {
     this.defrag = new Defrag(opts.defrag);
     this.noDefrag = opts.noDefrag ?? false;
     this.fragIds = opts.fragIds ?? null;
+    this.carry = opts.carry && !this.noDefrag ? new FragmentCarry() : null;
     this.stCap = 16384;
     this.stSlot = new Int32Array(this.stCap);
     this.stNs = new Float64Array(this.stCap);
@@ -297,20 +310,33 @@ export class CaptureInput implements PacketInput {
     }
     if (verdict === FRAG_DROPPED) {
       // The kernel's defrag drops this fragment (a duplicate, or one that broke its datagram).
-      if (inRing) this.stSlot[i] = this.defrag.dropReason === 'duplicate-fragment' ? RING_DUPLICATE : RING_BAD;
+      if (inRing) { this.note(i); this.stSlot[i] = this.defrag.dropReason === 'duplicate-fragment' ? RING_DUPLICATE : RING_BAD; }
       else countSkip(this.stats, this.defrag.dropReason);
       return false;
     }
-    if (inRing) { this.stSlot[i] = slot; return false; }
+    if (inRing) { this.note(i); this.stSlot[i] = slot; return false; }
     // Move the packet into the ring; everything after it waits too (order is kept).
     if (!this.staging) this.staging = createStaging(this.stCap);
     const idx = (this.stHead + this.stCount) % this.stCap;
+    this.note(idx);
     copySlot(b, i, this.staging, idx);
     this.stNs[idx] = this.exNs[i]!;
     this.stDig[idx] = this.exDig[i]!;
     this.stSlot[idx] = slot;
     this.stCount++;
     return false;
+  }
+
+  /** With `carry`: keeps the description of the fragment just decoded, for ring slot idx (handed over if it is carried). */
+  private note(idx: number): void {
+    if (!this.carry) return;
+    if (this.stInfo.length === 0) { this.stInfo = new Uint32Array(this.stCap * 6); this.stData = new Uint8Array(this.stCap * CARRY_DATA); }
+    noteFragment(this.stInfo, this.stData, idx, this.inp.buf);
+  }
+
+  /** The fragments carried to the merge (with `carry`), once the input is read to its end. */
+  carried(): CarriedFragments | null {
+    return this.carry ? this.carry.result() : null;
   }
 
   private onResolve(slot: number): void {
@@ -334,7 +360,9 @@ export class CaptureInput implements PacketInput {
       const h = this.stHead;
       const s = this.stSlot[h]!;
       if (s >= 0) break;
-      if (s === RING_UNRESOLVED) countSkip(this.stats, 'unresolved-fragment');
+      // A share of a longer stream carries what its reassembly could not finish: the merge replays it (frag-carry.ts).
+      if (this.carry && (s === RING_UNRESOLVED || s === RING_BAD)) this.carry.push(st, h, this.stInfo, this.stData, h);
+      else if (s === RING_UNRESOLVED) countSkip(this.stats, 'unresolved-fragment');
       else if (s === RING_DUPLICATE) countSkip(this.stats, 'duplicate-fragment');
       else if (s === RING_BAD) countSkip(this.stats, 'bad-fragment');
       else {

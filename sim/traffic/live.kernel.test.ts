@@ -59,6 +59,21 @@ describe('live capture with cap', () => {
     expect(pings.every((f) => f[1] === '1' && f[6] !== undefined && Number(f[6]) >= 42)).toBe(true);
   });
 
+  it('holds fragments until their datagram completes: ping -s 3000 gives three rows a datagram, each with its echo id/seq', async () => {
+    // 3,008 bytes of ICMP over a 1,500-byte MTU: fragments of 1,480, 1,480 and 48 bytes, request and reply.
+    const r = await live(['--filter', 'icmp', '--duration', '5'], () => { ns(A, 'ping', '-c', '2', '-i', '0.3', '-s', '3000', '10.78.0.2'); });
+    expect(r.code, r.err).toBe(0);
+    const rows = r.lines.slice(1).map((l) => l.split(','));
+    // Before: one row per datagram (the completing fragment) and the other two counted as unresolved.
+    expect(r.err).toMatch(/skipped: nothing/);
+    const seqs = rows.map((f) => [f[2], f[4], /seq=(\d+)/.exec(f[7] ?? '')?.[1]]);
+    const want: (string | undefined)[][] = [];
+    for (const seq of ['1', '2']) for (const [a, b] of [['10.78.0.1', '10.78.0.2'], ['10.78.0.2', '10.78.0.1']]) for (let k = 0; k < 3; k++) want.push([a, b, seq]);
+    expect(seqs).toEqual(want);
+    // Every fragment is a row of its own: the wire lengths of one datagram's three frames.
+    expect(rows.slice(0, 3).map((f) => Number(f[6])).sort((x, y) => x - y)).toEqual([14 + 20 + 48, 14 + 1500, 14 + 1500]);
+  });
+
   it('stops at the packet limit', async () => {
     const r = await live(['--limit', '2', '--duration', '20'], () => { ns(A, 'ping', '-c', '4', '-i', '0.2', '10.78.0.2'); });
     expect(r.code, r.err).toBe(0);

@@ -3,15 +3,21 @@
  * same TupleBatches as captures. Main thread only: `cap` is a native addon
  * with its own event loop handle, so it is imported lazily here and never
  * inside workers. Packets are timestamped on arrival (cap does not pass
- * libpcap's timestamp); fragments are resolved when their datagram completes
- * within the capture, others are counted as unresolved (nothing is held back
- * on a live link).
+ * libpcap's timestamp). Fragments go through the one reassembler
+ * (defrag.ts, held by frag-hold.ts): each is held until its datagram completes, then every fragment
+ * of it is delivered with the datagram's L4 fields (the completing one marked
+ * as the datagram, L4.COMPLETES), as from a capture file; a datagram that does
+ * not complete within the kernel's timeout (30 s, IPv6 60 s), or is killed by
+ * an overlap, is dropped and its fragments counted (`unresolved-fragment`,
+ * `bad-fragment`, `duplicate-fragment`). Other packets are not held behind a
+ * waiting fragment (a live link cannot wait 30 s), so a datagram's fragments
+ * come out where it completes.
  */
 import { isMainThread } from 'node:worker_threads';
 import { DataError, UsageError } from '../core/errors.ts';
 import { copySlot, createBatch, type TupleBatch } from './batch.ts';
 import { DEC, DEC_REASON, decodeFrame } from './decode.ts';
-import { Defrag, FRAG_RESOLVED } from './defrag.ts';
+import { FragmentHold } from './frag-hold.ts';
 import { accountBatch, countSkip, newStats, type IngestStats } from './input.ts';
 
 export interface LiveOptions {
@@ -80,35 +86,42 @@ export async function openLive(opts: LiveOptions = {}): Promise<LiveInput> {
   const ring = createBatch(ringCap);
   let head = 0, count = 0, closed = false, delivered = 0;
   const limit = opts.limit ?? Infinity;
-  const defrag = new Defrag();
   let wake: (() => void) | null = null;
   const t0 = performance.timeOrigin;
+  const now = (): number => (t0 + performance.now()) / 1000;
   let timer: NodeJS.Timeout | null = null;
+  const cur = createBatch(1);
+  /** Appends slot j of b to the ring of packets to deliver. */
+  const push = (b: TupleBatch, j: number): void => {
+    if (count === ringCap) { countSkip(stats, 'overrun'); head = (head + 1) % ringCap; count--; }
+    copySlot(b, j, ring, (head + count) % ringCap);
+    count++;
+  };
+  const hold = new FragmentHold(push, (reason) => countSkip(stats, reason));
+  // The kernel's reassembly timer: a datagram still incomplete after its timeout is given up, even if nothing more arrives.
+  const expiry = setInterval(() => hold.expire(now()), 1000);
+  expiry.unref();
 
   const finish = (): void => {
     if (closed) return;
     closed = true;
     if (timer) clearTimeout(timer);
+    clearInterval(expiry);
     try { cap.close(); } catch { /* already closed */ }
+    hold.dropAll();
     wake?.();
   };
   if (opts.duration !== undefined) timer = setTimeout(finish, opts.duration * 1000);
 
   cap.on('packet', (nbytes: number) => {
     if (closed) return;
-    if (count === ringCap) { countSkip(stats, 'overrun'); head = (head + 1) % ringCap; count--; }
-    const i = (head + count) % ringCap;
-    const r = decodeFrame(frame, 0, nbytes, linktype, ring, i, 0);
-    const ts = (t0 + performance.now()) / 1000;
+    const r = decodeFrame(frame, 0, nbytes, linktype, cur, 0, 0);
+    const ts = now();
     if (r === DEC.OK || r === DEC.FRAGMENT) {
-      ring.ts[i] = ts;
-      ring.wirelen[i] = nbytes;
-      if (r === DEC.FRAGMENT) {
-        const res = defrag.add(ring, i, ts, frame);
-        if ((res & 1) !== FRAG_RESOLVED) { countSkip(stats, 'unresolved-fragment'); return; }
-        defrag.apply(res >>> 1, ring, i);
-      }
-      count++;
+      cur.ts[0] = ts;
+      cur.wirelen[0] = nbytes;
+      if (r === DEC.FRAGMENT) hold.add(cur, 0, ts, frame);
+      else push(cur, 0);
       if (delivered + count >= limit) finish();
       wake?.();
     } else countSkip(stats, DEC_REASON[r]!);
