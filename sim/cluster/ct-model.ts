@@ -40,7 +40,8 @@
  *   carry the inner header, so production runs count those as INVALID and
  *   say how many (`Judge.icmpErrors`).
  */
-import { FAMILY_IPV6, F, L4, type TupleBatch } from '../traffic/batch.ts';
+import { F, L4, type TupleBatch } from '../traffic/batch.ts';
+import { connKey, connKeyWords } from './conn-key.ts';
 import { fmix32, mix32 } from '../hash/mix.ts';
 
 /** The kernel's TCP states (enum tcp_conntrack), sNO = no entry. */
@@ -464,37 +465,21 @@ export class Judge {
     this.probeHash = fmix32(h);
   }
 
-  /** Writes packet i's conntrack key into this.k and returns its key direction. */
+  /**
+   * Writes packet i's conntrack key into this.k and returns its key direction:
+   * the connection key of cluster/conn-key.ts, except that an ICMP query is
+   * keyed by its identifier and request type (the kernel's ICMP tuple; the
+   * sequence number, which the batch's "ports" carry, is not part of it).
+   */
   private key(b: TupleBatch, i: number, kind: number): number {
     const k = this.k;
     k.fill(0);
-    const p = b.proto[i]!;
-    let sp: number, dp: number;
+    const d = connKey(b, i, k);
     if (kind === K.ICMP_REQUEST || kind === K.ICMP_REPLY) {
-      // The ICMP tuple: addresses, identifier, and the request type (a reply names its request).
-      const t = b.l4a[i]! >>> 24;
+      const t = b.l4a[i]! >>> 24, p = b.proto[i]!;
       const req = kind === K.ICMP_REQUEST ? t : p === 1 ? ICMP_REQUEST_OF[t]! : 128;
-      sp = dp = ((b.l4b[i]! >>> 16) << 8 | req) >>> 0;
-    } else { sp = b.sport[i]!; dp = b.dport[i]!; }
-    let d: number;
-    if (b.family[i] === FAMILY_IPV6) {
-      const j = i << 2, s6 = b.saddr6, d6 = b.daddr6;
-      let cmp = 0;
-      for (let w = 0; w < 4 && cmp === 0; w++) cmp = s6[j + w]! - d6[j + w]!;
-      if (cmp === 0) cmp = sp - dp;
-      d = cmp <= 0 ? 0 : 1;
-      const a = d === 0 ? s6 : d6, z = d === 0 ? d6 : s6;
-      k[0] = (6 << 8) | p;
-      for (let w = 0; w < 4; w++) { k[1 + w] = a[j + w]!; k[5 + w] = z[j + w]!; }
-    } else {
-      const sa = b.saddr[i]!, da = b.daddr[i]!;
-      d = sa < da || (sa === da && sp <= dp) ? 0 : 1;
-      k[0] = (4 << 8) | p;
-      k[1] = d === 0 ? sa : da;
-      k[2] = d === 0 ? da : sa;
+      k[connKeyWords(b, i) - 1] = ((b.l4b[i]! >>> 16) << 8 | req) >>> 0;
     }
-    // ICMP: identifier and request type, the same word whichever way the packet travels.
-    k[9] = kind === K.ICMP_REQUEST || kind === K.ICMP_REPLY ? sp : d === 0 ? ((sp << 16) | dp) >>> 0 : ((dp << 16) | sp) >>> 0;
     let h = 0x9747b28c;
     for (let w = 0; w < KW; w++) h = mix32(h, k[w]!);
     this.probeHash = fmix32(h);
