@@ -4,9 +4,21 @@
  * wrote them (`nodes[1].owns[0]`), and the offending value. Shared by every
  * reader of YAML so that they word their errors alike.
  */
+import { createRequire } from 'node:module';
 import type { z } from 'zod';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import type { Document, LineCounter } from 'yaml';
 import { DataError } from './errors.ts';
+
+type YamlLib = typeof import('yaml');
+let yamlLib: YamlLib | undefined;
+/**
+ * The yaml package, loaded the first time a YAML file is read: a command that
+ * reads none (`simulate --pcap`, the common run) skips its ~80 modules, about
+ * 45 ms of a 0.5 s start measured with --cpu-prof (issue 22).
+ */
+function yaml(): YamlLib {
+  return (yamlLib ??= createRequire(import.meta.url)('yaml') as YamlLib);
+}
 
 export type KeyPath = readonly (string | number)[];
 
@@ -30,11 +42,11 @@ export function issueMessage(iss: z.core.$ZodIssue): string {
 
 export class YamlInput {
   readonly doc: Document;
-  private readonly lc = new LineCounter();
+  private readonly lc: LineCounter = new (yaml().LineCounter)();
 
   /** Parses `text`; a YAML syntax error is a DataError at `file:line`. */
   constructor(text: string, readonly file: string) {
-    this.doc = parseDocument(text, { lineCounter: this.lc, prettyErrors: false });
+    this.doc = yaml().parseDocument(text, { lineCounter: this.lc, prettyErrors: false });
     if (this.doc.errors.length) {
       const e = this.doc.errors[0]!;
       throw new DataError(`${file}:${this.lc.linePos(e.pos[0]).line}`, `YAML: ${e.message.split('\n')[0]}`);
@@ -50,7 +62,7 @@ export class YamlInput {
   lineOf(path: readonly PropertyKey[]): number | undefined {
     for (let k = path.length; k >= 0; k--) {
       const node = this.doc.getIn(path.slice(0, k) as (string | number)[], true);
-      if (isNode(node) && node.range) return this.lc.linePos(node.range[0]).line;
+      if (yaml().isNode(node) && node.range) return this.lc.linePos(node.range[0]).line;
     }
     return undefined;
   }

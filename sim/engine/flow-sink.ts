@@ -101,6 +101,8 @@ export class FlowSink {
   private readonly band: { c: number; sels: Selector[] }[] = [];
   private readonly bandBatch: TupleBatch;
   private readonly bandOut: Int32Array;
+  /** bandFlush's list of the queued flows a node loads (slots of the band batch). */
+  private readonly bandLive: Int32Array;
   private readonly bandPk = new Float64Array(BAND_CHUNK);
   private readonly bandBy = new Float64Array(BAND_CHUNK);
   /** Per queued flow: +1, or -1 when taking a flow out. */
@@ -124,6 +126,7 @@ export class FlowSink {
     });
     this.bandBatch = createBatch(BAND_CHUNK);
     this.bandOut = new Int32Array(BAND_CHUNK);
+    this.bandLive = new Int32Array(BAND_CHUNK);
     this.bandBk = new Int32Array(BAND_CHUNK * o.selectors.length);
   }
 
@@ -215,19 +218,24 @@ export class FlowSink {
       if (this.o.dirDep[c]) for (let i = 0; i < n; i++) b.flags[i] = this.bandReply[i] ? b.flags[i]! | F.REPLY : b.flags[i]! & ~F.REPLY;
       else for (let i = 0; i < n; i++) b.flags[i] = b.flags[i]! & ~F.REPLY;
       const C = this.o.selectors.length, bk = this.bandBk;
+      const pk = this.bandPk, by = this.bandBy, w = this.bandW, conn = this.bandConn;
+      // Only the flows the node loads count: the queued tuple is rebuilt from the key with whole
+      // ports and no INVALID flag, so a flow with no node or an unknown one (ports cut by the
+      // snaplen) would get a node here. Neither outcome depends on the seed, so the flows that
+      // count are listed once for all 32 seeds (in queue order, so the sums are added in the same order).
+      const live = this.bandLive;
+      let m = 0;
+      for (let i = 0; i < n; i++) if (bk[i * C + c]! >= 0) live[m++] = i;
       for (let t = 0; t < sels.length; t++) {
         sels[t]!.select(b, out, 0, n);
         const base = t * 4 * N;
-        for (let i = 0; i < n; i++) {
-          const x = out[i]!;
-          // Only the flows the node loads count: the queued tuple is rebuilt from the key with whole
-          // ports and no INVALID flag, so a flow with no node or an unknown one (ports cut by the
-          // snaplen) would get a node here. Neither outcome depends on the seed.
-          if (x < 0 || bk[i * C + c]! < 0) continue;
-          band[base + x] = band[base + x]! + this.bandPk[i]!;
-          band[base + N + x] = band[base + N + x]! + this.bandBy[i]!;
-          band[base + 2 * N + x] = band[base + 2 * N + x]! + this.bandW[i]!;
-          band[base + 3 * N + x] = band[base + 3 * N + x]! + this.bandConn[i]!;
+        for (let j = 0; j < m; j++) {
+          const i = live[j]!, x = out[i]!;
+          if (x < 0) continue;
+          band[base + x] = band[base + x]! + pk[i]!;
+          band[base + N + x] = band[base + N + x]! + by[i]!;
+          band[base + 2 * N + x] = band[base + 2 * N + x]! + w[i]!;
+          band[base + 3 * N + x] = band[base + 3 * N + x]! + conn[i]!;
         }
       }
     }

@@ -5,7 +5,6 @@
 import os from 'node:os';
 import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Piscina } from 'piscina';
 import type { SelectorSpec } from '../select/selector.ts';
 import { directionDependent, judges, processShare, scanShare } from './share.ts';
 import { Judge, type CtTransfer } from '../cluster/ct-model.ts';
@@ -261,7 +260,8 @@ export type PoolRun = <T, R>(task: T, inProcess: (t: T) => R, transfer?: ArrayBu
 export async function onPool<X>(workers: number, tasks: number, body: (run: PoolRun) => Promise<X>): Promise<X> {
   if (workers === 0) return body(async (t, inProcess) => inProcess(t));
   // The prebuilt bundle (checked fresh, rebuilt if not) starts a worker far faster than tsx (bundle.ts).
-  const { filename, execArgv } = await workerEntry();
+  // piscina loads only when there is a pool: an in-process run (small inputs) skips its modules.
+  const [{ filename, execArgv }, { Piscina }] = await Promise.all([workerEntry(), import('piscina')]);
   const pool = new Piscina({ filename, execArgv, minThreads: Math.max(1, Math.min(workers, tasks)), maxThreads: workers, idleTimeout: 1000 });
   try {
     return await body((t, _inProcess, transfer) => pool.run(t, transfer ? { transferList: transfer } : undefined));
@@ -271,10 +271,19 @@ export async function onPool<X>(workers: number, tasks: number, body: (run: Pool
 }
 
 /** Every distinct ArrayBuffer under `v` (plain objects, arrays, typed arrays). */
-function transferables(v: unknown, out = new Set<ArrayBuffer>()): ArrayBuffer[] {
+function transferables(v: unknown): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  collectBuffers(v, out);
+  return [...out];
+}
+
+/**
+ * The walk behind transferables. It fills one set and copies it out once: a copy per level (as
+ * before) was quadratic, 3.9 of 13 s of an in-run merge over 1,000 rotated files (issue 21).
+ */
+function collectBuffers(v: unknown, out: Set<ArrayBuffer>): void {
   if (ArrayBuffer.isView(v)) {
     if (v.buffer instanceof ArrayBuffer) out.add(v.buffer);
-  } else if (Array.isArray(v)) for (const x of v) transferables(x, out);
-  else if (v && typeof v === 'object') for (const x of Object.values(v)) transferables(x, out);
-  return [...out];
+  } else if (Array.isArray(v)) for (const x of v) collectBuffers(x, out);
+  else if (v && typeof v === 'object') for (const x of Object.values(v)) collectBuffers(x, out);
 }

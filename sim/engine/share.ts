@@ -4,7 +4,7 @@
  * Runs inside a worker or in-process; everything it returns merges by sums
  * and unions, so the answer does not depend on how the input was split.
  */
-import { countsAsPacket, createBatch, F, L4, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, type TupleBatch } from '../traffic/batch.ts';
+import { countsAsPacket, takeBatch, releaseBatch, F, L4, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, type TupleBatch } from '../traffic/batch.ts';
 import { buildSelector } from '../select/build.ts';
 import type { Selector } from '../select/selector.ts';
 import { hashesConntrackOriginal, parseNftHash } from '../select/nft-expr.ts';
@@ -36,12 +36,13 @@ export function judges(input: SimTask['input']): boolean {
 export function scanShare(task: CtScanTask): CtTransfer {
   const judge = new Judge(task.tcpLoose, task.flowTimeout);
   if (!task.chain.first) judge.scan(-Infinity);
-  const batch = createBatch(DEFAULT_BATCH_CAPACITY);
+  const batch = takeBatch(DEFAULT_BATCH_CAPACITY);
   const src = openInput(task.input);
   try {
     while (src.fill(batch) > 0) judge.judge(batch);
   } finally {
     src.close();
+    releaseBatch(batch);
   }
   return judge.transfer();
 }
@@ -80,7 +81,7 @@ export function processInput(task: Omit<SimTask, 'input'>, src: PacketInput, all
     unknown: 0,
   }));
   const cap = task.batchCapacity ?? DEFAULT_BATCH_CAPACITY;
-  const batch: TupleBatch = createBatch(cap);
+  const batch: TupleBatch = takeBatch(cap);
   const outO = selectors.map(() => new Int32Array(cap));
   const outR = selectors.map((_, c) => (dirDep[c] ? new Int32Array(cap) : null));
   const sink = new FlowSink({ selectors: task.selectors, buckets: selectors.map((s) => s.buckets), dirDep, mixed: task.mixed, sources: task.topSources ?? true, spill: task.sourceSpill ?? null });
@@ -164,6 +165,7 @@ export function processInput(task: Omit<SimTask, 'input'>, src: PacketInput, all
     }
   } finally {
     src.close();
+    releaseBatch(batch);
   }
   v4.finish(task.chain.last);
   v6.finish(task.chain.last);

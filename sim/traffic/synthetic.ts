@@ -279,7 +279,7 @@ class SyntheticInput implements PacketInput {
     }
     // start jitter
     r = (r + MULBERRY_INCREMENT) | 0;
-    const start = f * this.gapUs + (mulberryValue(r) % this.gapUs);
+    const start = f * this.gapUs + rem(mulberryValue(r), this.gapUs);
     this.pStart = start;
     this.pFirst = start;
     this.pK0 = 0;
@@ -398,13 +398,13 @@ class SyntheticInput implements PacketInput {
       h = seedMix(h, this.pCport);
       h = seedMix(h, this.pSport);
       h = seedMix(h, this.pServer);
-      return (h >>> 0) % this.count;
+      return rem(h >>> 0, this.count);
     }
     const icmp = this.pKind === K_PING;
     let h = seedMix(icmp ? 1 : 6, this.pClient);
     h = seedMix(h, icmp ? 0 : this.pCport);
     h = seedMix(h, this.pSport);
-    return (h >>> 0) % this.count;
+    return rem(h >>> 0, this.count);
   }
 
   /** Moves the pending flow into a slot (not yet into the heap: fill decides), draws the next one, returns the slot. */
@@ -658,6 +658,18 @@ class SyntheticInput implements PacketInput {
     this.fIdx[s] = k + 1;
     this.fNext[s] = us + Math.max(1, Math.floor(gap));
   }
+}
+
+/**
+ * v % n for a 32-bit unsigned v and a whole n >= 1 kept in a field: the same
+ * value as `%`, but V8 computes `%` of two numbers it cannot prove 32-bit
+ * integers as a float remainder, a library call (13 % of synflood's time,
+ * --cpu-prof). The floor of the float quotient is exact: for v < 2^32 its
+ * rounding error is below 2^-21 / n, while v / n, when not whole, is at least
+ * 1 / n from the next whole number.
+ */
+function rem(v: number, n: number): number {
+  return v - Math.floor(v / n) * n;
 }
 
 function poolClient(a: number, b: number): number {
