@@ -4,8 +4,7 @@
  * reference ran); --baseline flags a regression beyond the noise with exit 3
  * and passes a run against itself. No timing is asserted.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from './run.ts';
@@ -13,6 +12,7 @@ import { SUITES } from './suites/index.ts';
 import { compareWithBaseline, readBenchLines } from './harness/baseline.ts';
 import { summarize, measureRounds } from './harness/harness.ts';
 import type { BenchCase } from './harness/harness.ts';
+import { fileDir } from '../test/tmp.ts';
 
 async function quiet(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '', err = '';
@@ -27,7 +27,7 @@ async function quiet(argv: string[]): Promise<{ code: number; out: string; err: 
   }
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'bench-test-'));
+const dir = fileDir('bench-test-');
 
 describe('npm run bench', () => {
   it('runs every suite in --quick mode with well-formed JSON lines', async () => {

@@ -56,6 +56,19 @@ events:
     expect(r.input.synthetic!.params.flows).toBe(300);
   });
 
+  it('one headline, the same in the terminal, the JSON and the HTML report', () => {
+    const args = ['--flows', '300', '--seed', '3'];
+    const r = JSON.parse(run(...args, '--json')) as FailoverResult;
+    // Built from the run's own numbers: lost, duplicated and broken against what the traffic carried.
+    expect(r.headline).toBe(`2 scripted events: ${r.totals.lost_packets.toLocaleString('en-US')} packets lost (${((100 * r.totals.lost_packets) / r.input.packets).toFixed(2)} %), ` +
+      `${r.totals.duplicated_packets.toLocaleString('en-US')} duplicated (${((100 * r.totals.duplicated_packets) / r.input.packets).toFixed(2)} %), ` +
+      `${r.totals.broken_connections.toLocaleString('en-US')} of ${r.totals.connections!.toLocaleString('en-US')} connections broken; one owner per bucket again ${r.totals.recovery_s.toFixed(2)} s after the first fault`);
+    expect(run(...args).split('\n')[0]).toBe(r.headline);
+    const out = join(dir, 'headline.html');
+    run(...args, '--report', out);
+    expect(readFileSync(out, 'utf8')).toContain(`<p class="lead headline" id="headline">${r.headline!.replace(/&/g, '&amp;')}</p>`);
+  });
+
   it('exits 1 with file:line on a bad scenario, 2 on a bad flag', () => {
     const f = join(dir, 'bad.yaml');
     writeFileSync(f, 'cluster:\n  cluster: { ip: 192.0.2.10, backend: xt_cluster, total_nodes: 2 }\n  nodes: [{ name: a, owns: [1] }, { name: b, owns: [2] }]\nevents:\n  - { at: 1s, crash: zz }\n');

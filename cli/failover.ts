@@ -6,7 +6,9 @@ import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { writeReport } from '../reports/write.ts';
 import { runFailoverParallel, firstTimestamp } from '../sim/engine/failover-run.ts';
+import { failoverHeadline } from '../sim/analysis/verdict.ts';
 import { chooseWorkers, defaultWorkers } from '../sim/engine/run.ts';
+import { Progress } from './progress.ts';
 import type { InputSpec } from '../sim/engine/task.ts';
 import { DataError, UsageError } from '../sim/core/errors.ts';
 import { workerCount } from './workers.ts';
@@ -120,12 +122,16 @@ interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s 
       const chosen = o.workers === undefined ? chooseWorkers([input]) : null;
       const workers = chosen ? chosen.workers : workerCount(o.workers, defaultWorkers, (l) => void process.stderr.write(l));
       if (chosen) err(`failover: ${workers === 0 ? 'running in-process (no worker threads)' : `${workers} worker threads`}, chosen from the input's size (about ${Number(chosen.packets.toPrecision(2)).toLocaleString('en-US')} packets); --workers N to choose\n`);
-      const result = await runFailoverParallel(sc, { input, summary, workers, comparePolicies: o.comparePolicies, t0 });
+      // Percentage and ETA against the input's estimated size (the same estimate that chooses the workers; marked ~).
+      const progress = new Progress(process.stderr, process.stderr.isTTY ? (chosen ?? chooseWorkers([input])).packets : 0, true);
+      const result = await runFailoverParallel(sc, { input, summary, workers, comparePolicies: o.comparePolicies, t0, onProgress: (done) => progress.update(done) });
+      progress.done();
       const late = lateEvents(result);
       if (late) {
         result.warnings = [...(result.warnings ?? []), late];
         err(`warning: ${late}\n`);
       }
+      result.headline = failoverHeadline(result);
       if (o.report !== undefined || o.png !== undefined) {
         const w = await writeReport(result, o.report ?? 'clusterip-sim-failover.html', o.png);
         err(`report: ${w.html}${w.pngs.length ? ` and ${w.pngs.length} PNG charts in ${o.png}` : ''}\n`);
@@ -157,6 +163,7 @@ export function formatFailover(r: FailoverResult, sc: Scenario, builtin: boolean
   const sel = buildSelector(selectorSpecOf(sc.config));
   const hb = sc.heartbeat;
   const L: string[] = [];
+  L.push(r.headline ?? failoverHeadline(r), '');
   L.push(`Scenario: ${r.scenario.name}${builtin ? '  (built-in: no --scenario given)' : ''}`);
   L.push(`Cluster:  ${sel.description}; ${sc.config.nodes.map((n) => `${n.name} owns ${n.owns.join(',') || 'nothing'}`).join(', ')}`);
   L.push(`Policy:   ${sc.policy.policy}, failback ${sc.policy.failback}${sc.policy.failback === 'stable' ? ` after ${sc.policy.stable_s} s` : ''}; heartbeat every ${hb.interval_s} s, dead after ${hb.dead_after} missed, takeover delay ${hb.takeover_delay_s} s, jitter ${hb.jitter_s} s`);

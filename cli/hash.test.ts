@@ -1,11 +1,11 @@
 /** The `hash` command: answers, formats, and every kind of bad input with its exit code and place. */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../test/cli.ts';
+import { fileDir } from '../test/tmp.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'cipsim-hash-'));
+const dir = fileDir('cipsim-hash-');
 function csv(name: string, text: string): string {
   const p = join(dir, name);
   writeFileSync(p, text);

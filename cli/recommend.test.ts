@@ -4,16 +4,16 @@
  * `glue plan --offline` (render only, no host touched) for every backend.
  */
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../test/cli.ts';
 import type { RecommendResult, SimulateResult } from '../sim/core/result.ts';
 import { parseConfig } from '../sim/core/cluster-config.ts';
 import { candidateConfig, configYaml } from '../sim/recommend/config-out.ts';
 import { CLUSTERIP_MODES } from '../sim/core/spec.ts';
+import { fileDir } from '../test/tmp.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'cipsim-recommend-'));
+const dir = fileDir('cipsim-recommend-');
 const CUR = join(dir, 'cluster.yaml');
 writeFileSync(CUR, `cluster:
   ip: 192.0.2.10

@@ -8,7 +8,7 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { UsageError } from '../sim/core/errors.ts';
 import { loadConfig, formatProblems, type ClusterConfig } from '../sim/core/cluster-config.ts';
-import { parseIPv4 } from '../sim/core/addr.ts';
+import { parseIPv4, parseIPv6 } from '../sim/core/addr.ts';
 import { CURRENT_KERNEL, DEFAULT_CLUSTERIP_KERNEL, type Backend } from '../sim/core/spec.ts';
 import type { InputFile, Metric, RecommendResult } from '../sim/core/result.ts';
 import { SCHEMA_VERSION, TOOL, VERSION } from '../sim/core/version.ts';
@@ -141,7 +141,7 @@ Then check it: clusterip-sim simulate --pcap edge.pcap --config better.yaml; clu
       if (current.nodes.length > 32) throw new UsageError(`${current.nodes.length} nodes: the takeover policies handle at most 32`);
       const ipText = o.clusterIp ?? current.cluster.ip;
       const clusterIp = parseIPv4(ipText);
-      if (clusterIp === null) throw new UsageError(`--cluster-ip: '${ipText}' is not an IPv4 address`);
+      if (clusterIp === null) throw new UsageError(parseIPv6(ipText) ? `cluster address ${ipText}: the filter that keeps only packets to the cluster address is IPv4-only so far (IPv6 tuples hash fine; glue and replay take IPv6 cluster addresses)` : `--cluster-ip: '${ipText}' is not an IPv4 address`);
       const kernel = o.kernel ?? current.cluster.kernel ?? (current.cluster.backend === 'clusterip' ? DEFAULT_CLUSTERIP_KERNEL : CURRENT_KERNEL);
       const backends = (o.backends ?? current.cluster.backend).split(',').map((s) => s.trim()).filter(Boolean);
       for (const b of backends) if (!['clusterip', 'xt_cluster', 'nft'].includes(b)) throw new UsageError(`--backends: '${b}' is not one of clusterip, xt_cluster, nft`);

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../test/cli.ts';
 import { openCapture } from '../sim/traffic/capture.ts';
 import { createBatch } from '../sim/traffic/batch.ts';
+import { fileDir } from '../test/tmp.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'replay-cli-'));
+const dir = fileDir('replay-cli-');
 const cfg = join(dir, 'c.yaml');
 writeFileSync(cfg, 'cluster:\n  ip: 10.200.0.100\n  backend: nft\n  total_nodes: 2\nnodes:\n  - { name: a, owns: [1] }\n  - { name: b, owns: [2] }\n');
 

@@ -7,10 +7,11 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { DataError, GateError, UsageError } from '../sim/core/errors.ts';
-import { formatProblems, loadConfig, type ClusterConfig } from '../sim/core/cluster-config.ts';
-import { parseIPv4 } from '../sim/core/addr.ts';
+import { clusterFamily, formatProblems, loadConfig, type ClusterConfig } from '../sim/core/cluster-config.ts';
+import { parseIPv4, parseIPv6 } from '../sim/core/addr.ts';
 import { parseMac, rewriteCapture, writeRewrittenPcap, type Rewritten } from '../kernel-glue/replay/rewrite.ts';
 import { sendFrames, type Rate, type SendResult } from '../kernel-glue/replay/sender.ts';
+import { Progress } from './progress.ts';
 import { compare, defaultRunnerOf, deltas, predict, readStates, readTcpLoose, settle, setSinks, type Difference, type HostDelta, type Prediction } from '../kernel-glue/replay/verify.ts';
 
 interface Opts {
@@ -98,10 +99,11 @@ export function registerReplay(program: Command): void {
   program
     .command('replay')
     .description(
-      'Rewrites every IPv4 packet of the capture to the cluster IP (destination address) and the cluster MAC, fixes the IP and ' +
-        'TCP/UDP/ICMP checksums (conntrack drops a packet with a bad one on every node), keeps source addresses and ports (they ' +
+      'Rewrites every IPv4 packet of the capture (IPv6 packet, for an IPv6 cluster address) to the cluster IP (destination address) and the cluster MAC, fixes the IP and ' +
+        'TCP/UDP/ICMP/ICMPv6 checksums (conntrack drops a packet with a bad one on every node), keeps source addresses and ports (they ' +
         'decide the bucket), strips VLAN tags, and sends the frames through an interface with AF_PACKET at a controlled rate. ' +
-        'Fragments are sent as fragments, their L4 checksum fixed over the reassembled datagram. IPv6, non-IP, truncated (snaplen) ' +
+        'Fragments are sent as fragments, their L4 checksum fixed over the reassembled datagram. Packets of the other IP family than ' +
+        'the cluster address, IPv6 extension headers and fragments, neighbour discovery, non-IP, truncated (snaplen) ' +
         'packets, datagrams larger than the interface MTU (GRO captures) and DCCP/SCTP/UDP-Lite are skipped and counted. ' +
         'The rewritten capture is held in memory (like tcpreplay --preload-pcap).\n\n' +
         'The sender is a small C program built with the system compiler (cc) at first use and cached in ~/.cache/clusterip-sim.\n\n' +
@@ -148,7 +150,8 @@ Exit codes: 0 ok (and, with --verify, every node counted exactly what was predic
       const c: ClusterConfig = l.config;
       const rw = rewriteCapture(o.pcap!, {
         mtu: o.via ? interfaceMtu(o.via) : undefined,
-        clusterIp: parseIPv4(c.cluster.ip)!,
+        clusterIp: parseIPv4(c.cluster.ip) ?? 0,
+        ...(clusterFamily(c) === 6 ? { clusterIp6: parseIPv6(c.cluster.ip)! } : {}),
         clusterMac: parseMac(c.cluster.mac),
         limit: o.limit !== undefined ? positive(o.limit, '--limit', true) : undefined,
       });
@@ -157,7 +160,7 @@ Exit codes: 0 ok (and, with --verify, every node counted exactly what was predic
       }
       const report: Report = { pcap: o.pcap!, config: o.config!, via: o.via ?? null, rewrite: rw.stats, rate: { requested: rate, loops, sent: null, achievedShare: null }, verify: null };
       if (!o.via) return finish(report, o);
-      if (rw.count === 0) throw new DataError(o.pcap!, 'no IPv4 packet to send (see the skipped counts with --out/--json)');
+      if (rw.count === 0) throw new DataError(o.pcap!, `no IPv${clusterFamily(c)} packet to send to ${c.cluster.ip} (see the skipped counts with --out/--json)`);
 
       let pred: Prediction | null = null;
       let before = null, tcpLoose: Map<string, boolean> | null = null;
@@ -179,7 +182,10 @@ Exit codes: 0 ok (and, with --verify, every node counted exactly what was predic
       try {
         const planned = plannedSeconds(rate, rw, loops);
         if (process.stderr.isTTY && !o.json) warn(`sending ${rw.count * loops} frames via ${o.via} at ${rateText(rate)}${planned !== null ? ` (about ${planned.toFixed(1)} s)` : ''}...`);
-        const sent = await sendFrames(rw, { iface: o.via, rate, loops });
+        // A bar with percentage and ETA on a terminal (Progress stays silent elsewhere); the total is exact: frames × loops.
+        const progress = o.json ? null : new Progress(process.stderr, rw.count * loops);
+        const sent = await sendFrames(rw, { iface: o.via, rate, loops, ...(progress ? { onProgress: (n: number) => progress.update(n) } : {}) });
+        progress?.done();
         report.rate.sent = sent;
         report.rate.achievedShare = achievedShare(rate, sent, rw, loops);
         if (o.verify && before && pred) {

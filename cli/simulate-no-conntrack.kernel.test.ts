@@ -7,19 +7,19 @@
  * frames). The test installs those counters itself, replays a fragmented
  * capture into the namespace with tcpreplay over a veth pair, and holds each
  * counter equal to simulate's `packets` for that node. Namespaces are named
- * `noctk-<pid>-*`, and nothing leaves them.
+ * `noctk.<pid>-*` (runPrefix), and nothing leaves them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cleanupStale, sh } from '../test/netns-cluster.ts';
+import { cleanupStale, deleteNetns, sh, runPrefix } from '../test/netns-cluster.ts';
 import { buildFragCapture, FRAG_DST } from '../test/frag-capture.ts';
 import { runCli } from '../test/cli.ts';
 import type { SimulateResult } from '../sim/core/result.ts';
 
-const PREFIX = 'noctk-';
-const TX = `${PREFIX}${process.pid}-tx`, RX = `${PREFIX}${process.pid}-rx`;
+const PREFIX = runPrefix('noctk-');
+const TX = `${PREFIX}tx`, RX = `${PREFIX}rx`;
 const KEYS = [
   'jhash ip saddr . th sport . th dport mod 3 seed 0x5',
   'jhash ip saddr . udp sport mod 3 seed 0x7',
@@ -45,7 +45,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  for (const ns of [TX, RX]) { try { sh(['ip', 'netns', 'del', ns]); } catch { /* already gone */ } }
+  deleteNetns([TX, RX]);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

@@ -1,12 +1,12 @@
 /** The `simulate` command: JSON shape, gates and their exit codes, config errors, reports. */
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../test/cli.ts';
 import type { SimulateResult } from '../sim/core/result.ts';
+import { fileDir } from '../test/tmp.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'cipsim-sim-'));
+const dir = fileDir('cipsim-sim-');
 const csv = join(dir, 'flows.csv');
 {
   let s = 5;

@@ -3,7 +3,10 @@
  * what changes between configurations? The main job.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, statSync, existsSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, openSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeTempDir, type TempDir } from '../sim/core/temp-dir.ts';
+import type { IngestStats } from '../sim/traffic/input.ts';
 import { writeReport } from '../reports/write.ts';
 import { Option, type Command } from 'commander';
 import { DataError, GateError, UsageError } from '../sim/core/errors.ts';
@@ -14,7 +17,7 @@ import { buildSelector } from '../sim/select/build.ts';
 import type { Selector, SelectorSpec } from '../sim/select/selector.ts';
 import { loadConfig, formatProblems, type ClusterConfig } from '../sim/core/cluster-config.ts';
 import { selectorSpecOf } from '../sim/select/from-config.ts';
-import { parseIPv4 } from '../sim/core/addr.ts';
+import { parseIPv4, parseIPv6 } from '../sim/core/addr.ts';
 import { runSimulation, runShares, defaultWorkers } from '../sim/engine/run.ts';
 import type { MergedRun } from '../sim/engine/merge.ts';
 import { parseShard, planRun, type ShardSpec } from '../sim/engine/shard-plan.ts';
@@ -24,6 +27,7 @@ import { canSplitWithoutConntrack, countSplitDatagrams, splitPass } from '../sim
 import { hashesConntrackOriginal, parseNftHash } from '../sim/select/nft-expr.ts';
 import type { InputSpec } from '../sim/engine/task.ts';
 import { SCENARIOS } from '../sim/traffic/synthetic.ts';
+import { untimedNote } from '../sim/traffic/input.ts';
 import { analyse, migration, type AnalysisOptions } from '../sim/analysis/distribution.ts';
 import { simulateHeadline } from '../sim/analysis/verdict.ts';
 import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
@@ -45,6 +49,9 @@ export interface InputFlags {
 }
 
 interface SimulateFlags extends SelectorFlags, InputFlags {
+  live?: string;
+  duration?: string;
+  filter?: string;
   config?: string;
   compare?: string[];
   mixed?: string;
@@ -172,6 +179,9 @@ export function registerSimulate(program: Command): void {
         'bytes are those frames\' wire bytes.',
     );
   addInputOptions(cmd)
+    .option('-i, --live <device>', "capture live from an interface (needs root and the optional 'cap' package: `clusterip-sim doctor`), then simulate what came; -i as in tcpdump")
+    .option('--duration <seconds>', 'with --live: capture this long (default: until Ctrl-C)')
+    .option('--filter <bpf>', "with --live: a BPF filter, e.g. 'tcp port 443'")
     .option('--config <cluster.yaml>', 'cluster config (the one kernel-glue applies); replaces the selector flags');
   addSelectorOptions(cmd)
     .option('--compare <spec>', "another configuration over the same traffic (repeatable): a cluster YAML, or flags in quotes, e.g. --compare '--backend xt_cluster --hash-seed 0x1' --compare '--total-nodes 5'", (v: string, prev: string[] = []) => [...prev, v])
@@ -207,123 +217,179 @@ Examples:
 Gates exit with 3 so a deployment pipeline can stop on them.`,
     )
     .action(async (o: SimulateFlags) => {
-      const err = (s: string): void => void process.stderr.write(s);
-      // Input.
-      const inputs: InputSpec[] = [];
-      const files: InputFile[] = [];
-      // Input hashes are computed while the workers run (the main thread is idle then).
-      const hashing: Promise<void>[] = [];
-      const hashInto = (f: InputFile): void => {
-        if (o.hash !== false && !o.shard && !o.partial) hashing.push(sha256(f.path).then((h) => void (f.sha256 = h)));
-      };
-      let kind: SimulateResult['input']['kind'] = 'synthetic';
-      let synthetic: SimulateResult['input']['synthetic'];
-      const packets = num(o.packets, '--packets', 1, 1e12)!;
-      const seed = num(o.seed, '--seed', 0, 0xffffffff)!;
-      const given = [o.pcap?.length ? 'pcap' : null, o.synthetic ? 'synthetic' : null, o.csv ? 'csv' : null].filter(Boolean);
-      if (given.length > 1) throw new UsageError(`give one kind of input (got ${given.join(' and ')})`);
-      let builtIn = false;
-      const noConntrack = o.conntrack === false;
-      // Only captures carry fragments; elsewhere the flag would change nothing.
-      if (noConntrack && o.tcpLoose !== undefined) throw new UsageError('--tcp-loose is a conntrack setting: --no-conntrack models nodes without conntrack');
-      if (o.csv && o.tcpLoose !== undefined) throw new UsageError('--tcp-loose: CSV tuples carry no TCP flags, so conntrack validity is not modelled for them');
-      const tcpLoose = o.tcpLoose === undefined ? undefined : o.tcpLoose === '1';
-      if (noConntrack && !o.pcap?.length) throw new UsageError('--no-conntrack changes how fragments are read: it needs --pcap (CSV tuples and synthetic traffic have no fragments)');
-      if (o.pcap?.length) {
-        kind = 'pcap';
-        for (const p of o.pcap) {
-          inputs.push({ kind: 'pcap', path: p, lenient: !!o.lenient, ...(noConntrack ? { noDefrag: true } : {}) });
-          // A shard opens only its own files (the others may live on other machines).
-          if (o.shard) { files.push({ path: p, bytes: 0, sha256: '' }); continue; }
-          if (!existsSync(p)) throw new DataError(p, 'no such file (--pcap)');
-          const f: InputFile = { path: p, bytes: statSync(p).size, sha256: '' };
-          files.push(f);
-          hashInto(f);
-        }
-      } else if (o.csv) {
-        kind = 'csv';
-        if (!existsSync(o.csv)) throw new DataError(o.csv, 'no such file (--csv)');
-        inputs.push({ kind: 'csv', path: o.csv });
-        const f: InputFile = { path: o.csv, bytes: statSync(o.csv).size, sha256: '' };
-        files.push(f);
-        hashInto(f);
-      } else {
-        builtIn = !o.synthetic;
-        const name = o.synthetic ?? DEFAULT_SCENARIO.name;
-        inputs.push({ kind: 'synthetic', name, seed, packets });
-        synthetic = { scenario: name, seed, params: { packets } };
+      // A live capture is recorded first (as `tuples` CSV in a private directory), then simulated like a file.
+      const live = o.live !== undefined ? await recordLive(o) : null;
+      try {
+        await simulate(o, live);
+      } finally {
+        live?.dir.remove();
       }
-      // Configurations.
-      const cands: Candidate[] = [];
-      let clusterIpText = o.clusterIp;
-      // Nothing ignored silently: selector flags take effect only with a backend; with --config they would be ignored.
-      const loose = looseSelectorFlags(o);
-      if (loose.length && o.config) throw new UsageError(`--config carries the whole configuration; drop ${loose.join(', ')} (or give them in --compare '...')`);
-      if (loose.length && !(o.backend || o.nft || o.rule)) throw new UsageError(`${loose.join(', ')} without a backend would be ignored: add --backend clusterip|xt_cluster (or --nft EXPR, --rule RULE)`);
-      if (o.config) {
-        const l = loadConfig(o.config);
-        if (l.problems.length) err(`warning: ${o.config} would not pass \`glue apply\`:\n${formatProblems(l)}\n`);
-        cands.push({ id: '', spec: selectorSpecOf(l.config), config: l.config });
-        clusterIpText ??= l.config.cluster.ip;
-      } else if (o.backend || o.nft || o.rule) {
-        cands.push({ id: '', spec: selectorSpecFromFlags(o).spec });
-      } else {
-        // Built-in comparison: what a CLUSTERIP cluster does today, and what moving to its successor changes.
-        cands.push({ id: '', spec: { backend: 'clusterip', hashmode: 'sourceip-sourceport', totalNodes: 4, hashInit: 0, kernel: '6.1', endian: 'little' } });
-        if (!o.compare?.length) cands.push({ id: '', spec: { backend: 'xt_cluster', totalNodes: 4, hashSeed: 0, kernel: '6.18', endian: 'little' } });
-      }
-      for (const c of o.compare ?? []) cands.push(parseCompare(c, cands[0]?.config ? {} : o));
-      cands.forEach((c, i) => (c.id = ids(i)));
-      if (noConntrack) for (const c of cands) refuseWithoutConntrack(c.spec, c.id);
-      const selectors = cands.map((c) => buildSelector(c.spec));
-      for (const s of selectors) {
-        if (s.buckets > 1 << 20) throw new UsageError(`${s.description}: ${s.buckets} buckets is more than simulate keeps per-bucket counters for (${1 << 20})`);
-      }
-      if (builtIn && !o.clusterIp) clusterIpText = DEFAULT_SCENARIO.clusterIp;
-      if (!clusterIpText && kind === 'synthetic') clusterIpText = DEFAULT_SCENARIO.clusterIp;
-      let clusterIp: number | null = null;
-      if (clusterIpText) {
-        clusterIp = parseIPv4(clusterIpText);
-        if (clusterIp === null) throw new UsageError(`--cluster-ip: '${clusterIpText}' is not an IPv4 address`);
-      }
-      let mixed: number[] | null = null;
-      if (o.mixed) {
-        const parts = o.mixed.split(',').map((x) => x.trim().toUpperCase());
-        mixed = parts.map((p) => {
-          const i = cands.findIndex((c) => c.id === p);
-          if (i < 0) throw new UsageError(`--mixed: '${p}' names no configuration (have ${cands.map((c) => c.id).join(', ')})`);
-          return i;
-        });
-        const n = selectors[mixed[0]!]!.buckets;
-        if (mixed.length !== n || mixed.some((i) => selectors[i]!.buckets !== n)) throw new UsageError(`--mixed: give one configuration per node (${n}), all with ${n} nodes`);
-      }
-      // Not given: the engine chooses from the input's size (and this says so below).
-      const workers = o.workers === undefined ? undefined : workerCount(o.workers, defaultWorkers, err);
-      const flowTimeout = num(o.flowTimeout, '--flow-timeout', 0.001, 1e9)!;
-      if (builtIn) err(`simulate: no input given, running the built-in scenario '${DEFAULT_SCENARIO.name}' (${packets.toLocaleString('en-US')} packets, seed ${seed}) to ${clusterIpText}\n`);
-      const job: SimulateJob = {
-        kind, ...(synthetic ? { synthetic } : {}),
-        configs: cands.map((c, i) => ({ id: c.id, spec: c.spec, ...(c.config ? { names: namesFor(selectors[i]!, c.config) } : {}) })),
-        clusterIp, mixed, flowTimeout, topSources: o.topSources !== false, ...(kind === 'pcap' ? { lenient: !!o.lenient } : {}),
-        ...(noConntrack ? { noConntrack: true } : {}),
-        ...(tcpLoose !== undefined ? { tcpLoose } : {}),
-      };
-      const runOpts = { inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers, flowTimeout, topSources: job.topSources, tcpLoose: tcpLoose ?? true };
-      if (o.shard || o.partial) return writeShard(o, job, runOpts, files);
-      // A capture's total is estimated from its size (marked ~), so the bar, percentage and ETA show for it too.
-      const estimate = kind === 'pcap' && process.stderr.isTTY ? estimatePackets(files.map((f) => f.path)) : 0;
-      const progress = new Progress(process.stderr, kind === 'synthetic' ? packets : estimate, kind !== 'synthetic');
-      const run = await runSimulation({ ...runOpts, onProgress: (done, rss) => progress.update(done, rss) });
-      progress.done();
-      if (run.workersChosen) {
-        const w = run.workersChosen;
-        err(`simulate: ${w.workers === 0 ? 'ran in-process (no worker threads)' : `${w.workers} worker threads`}, chosen from the input's size (about ${Number(w.packets.toPrecision(2)).toLocaleString('en-US')} packets); --workers N to choose\n`);
-      }
-      await Promise.all(hashing);
-      const result = simulateResult(job, run.merged, files, o, { workers: run.workers, elapsed_s: run.elapsedS, shares_s: run.sharesS, packets_per_s: run.elapsedS > 0 ? run.merged.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss });
-      addSplitWarnings(result, job, run.merged, (which) => countSplitDatagrams(files.map((f) => f.path), which.map((c) => c.spec), job.clusterIp, job.lenient ?? false));
-      await emitSimulate(result, o);
     });
+}
+
+/** What `simulate --live` recorded: the CSV of the capture and the directory it lives in. */
+interface LiveRecording { dir: TempDir; csv: string; device: string; stats: IngestStats }
+
+/**
+ * Records `--live DEVICE` for `--duration` seconds (or until Ctrl-C) through the
+ * live source `tuples --live` uses (the optional `cap` package, loaded only now).
+ */
+async function recordLive(o: SimulateFlags): Promise<LiveRecording> {
+  const other = [o.pcap?.length ? '--pcap' : null, o.synthetic ? '--synthetic' : null, o.csv ? '--csv' : null].filter(Boolean);
+  if (other.length) throw new UsageError(`give one kind of input (got --live and ${other.join(' and ')})`);
+  if (o.shard || o.partial) throw new UsageError('--shard and --partial split a capture file across machines; record the live traffic to a file first (tcpdump -w) and shard that');
+  if (o.conntrack === false) throw new UsageError('--no-conntrack needs --pcap: the live source resolves fragments as they arrive');
+  const duration = o.duration === undefined ? undefined : num(o.duration, '--duration', 0.001, 1e9);
+  const dir = makeTempDir('clusterip-sim-live-');
+  try {
+    const csv = join(dir.path, 'live.csv');
+    const fd = openSync(csv, 'w', 0o600);
+    let stats: IngestStats, fragments: number;
+    try {
+      const { captureLive } = await import('./tuples.ts');
+      let open = false;
+      ({ stats, fragments } = await captureLive({ device: o.live!, filter: o.filter, duration }, (t) => {
+        // The first write (the CSV header) comes once libpcap has the interface open.
+        if (!open) process.stderr.write(`simulate: capturing on ${o.live}${duration !== undefined ? ` for ${duration} s` : ''} (Ctrl-C ends the capture and simulates what came)\n`);
+        open = true;
+        writeSync(fd, t);
+      }));
+    } finally {
+      closeSync(fd);
+    }
+    // The recording has a row per fragment (with its datagram's ports), and a CSV row is one packet:
+    // the nodes' counters would show one per datagram (conntrack defragments first). Said, not hidden.
+    if (fragments > 0) process.stderr.write(`warning: ${fragments.toLocaleString('en-US')} of the captured packets were IP fragments: simulate --live counts each fragment as a packet (a node's counter counts one per datagram); for per-datagram counts capture to a file (tcpdump -w) and run simulate --pcap on it\n`);
+    return { dir, csv, device: o.live!, stats };
+  } catch (e) {
+    dir.remove();
+    throw e;
+  }
+}
+
+async function simulate(o: SimulateFlags, live: LiveRecording | null): Promise<void> {
+  const err = (s: string): void => void process.stderr.write(s);
+  // Input.
+  const inputs: InputSpec[] = [];
+  const files: InputFile[] = [];
+  // Input hashes are computed while the workers run (the main thread is idle then).
+  const hashing: Promise<void>[] = [];
+  const hashInto = (f: InputFile): void => {
+    if (o.hash !== false && !o.shard && !o.partial) hashing.push(sha256(f.path).then((h) => void (f.sha256 = h)));
+  };
+  let kind: SimulateResult['input']['kind'] = 'synthetic';
+  let synthetic: SimulateResult['input']['synthetic'];
+  const packets = num(o.packets, '--packets', 1, 1e12)!;
+  const seed = num(o.seed, '--seed', 0, 0xffffffff)!;
+  if (!live && (o.duration !== undefined || o.filter !== undefined)) throw new UsageError('--duration and --filter go with --live');
+  const given = [o.pcap?.length ? 'pcap' : null, o.synthetic ? 'synthetic' : null, o.csv ? 'csv' : null, live ? 'live' : null].filter(Boolean);
+  if (given.length > 1) throw new UsageError(`give one kind of input (got ${given.join(' and ')})`);
+  let builtIn = false;
+  const noConntrack = o.conntrack === false;
+  // Only captures carry fragments; elsewhere the flag would change nothing.
+  if (noConntrack && o.tcpLoose !== undefined) throw new UsageError('--tcp-loose is a conntrack setting: --no-conntrack models nodes without conntrack');
+  if ((o.csv || live) && o.tcpLoose !== undefined) throw new UsageError('--tcp-loose: CSV tuples (and --live recordings, which are CSV) carry no TCP flags, so conntrack validity is not modelled for them');
+  const tcpLoose = o.tcpLoose === undefined ? undefined : o.tcpLoose === '1';
+  if (noConntrack && !o.pcap?.length) throw new UsageError('--no-conntrack changes how fragments are read: it needs --pcap (CSV tuples and synthetic traffic have no fragments)');
+  if (o.pcap?.length) {
+    kind = 'pcap';
+    for (const p of o.pcap) {
+      inputs.push({ kind: 'pcap', path: p, lenient: !!o.lenient, ...(noConntrack ? { noDefrag: true } : {}) });
+      // A shard opens only its own files (the others may live on other machines).
+      if (o.shard) { files.push({ path: p, bytes: 0, sha256: '' }); continue; }
+      if (!existsSync(p)) throw new DataError(p, 'no such file (--pcap)');
+      const f: InputFile = { path: p, bytes: statSync(p).size, sha256: '' };
+      files.push(f);
+      hashInto(f);
+    }
+  } else if (live) {
+    kind = 'live';
+    // The recording is this run's own private file: reported as the device, not as a path that is gone after the run.
+    inputs.push({ kind: 'csv', path: live.csv });
+    files.push({ path: `live:${live.device}`, bytes: statSync(live.csv).size, sha256: '' });
+  } else if (o.csv) {
+    kind = 'csv';
+    if (!existsSync(o.csv)) throw new DataError(o.csv, 'no such file (--csv)');
+    inputs.push({ kind: 'csv', path: o.csv });
+    const f: InputFile = { path: o.csv, bytes: statSync(o.csv).size, sha256: '' };
+    files.push(f);
+    hashInto(f);
+  } else {
+    builtIn = !o.synthetic;
+    const name = o.synthetic ?? DEFAULT_SCENARIO.name;
+    inputs.push({ kind: 'synthetic', name, seed, packets });
+    synthetic = { scenario: name, seed, params: { packets } };
+  }
+  // Configurations.
+  const cands: Candidate[] = [];
+  let clusterIpText = o.clusterIp;
+  // Nothing ignored silently: selector flags take effect only with a backend; with --config they would be ignored.
+  const loose = looseSelectorFlags(o);
+  if (loose.length && o.config) throw new UsageError(`--config carries the whole configuration; drop ${loose.join(', ')} (or give them in --compare '...')`);
+  if (loose.length && !(o.backend || o.nft || o.rule)) throw new UsageError(`${loose.join(', ')} without a backend would be ignored: add --backend clusterip|xt_cluster (or --nft EXPR, --rule RULE)`);
+  if (o.config) {
+    const l = loadConfig(o.config);
+    if (l.problems.length) err(`warning: ${o.config} would not pass \`glue apply\`:\n${formatProblems(l)}\n`);
+    cands.push({ id: '', spec: selectorSpecOf(l.config), config: l.config });
+    clusterIpText ??= l.config.cluster.ip;
+  } else if (o.backend || o.nft || o.rule) {
+    cands.push({ id: '', spec: selectorSpecFromFlags(o).spec });
+  } else {
+    // Built-in comparison: what a CLUSTERIP cluster does today, and what moving to its successor changes.
+    cands.push({ id: '', spec: { backend: 'clusterip', hashmode: 'sourceip-sourceport', totalNodes: 4, hashInit: 0, kernel: '6.1', endian: 'little' } });
+    if (!o.compare?.length) cands.push({ id: '', spec: { backend: 'xt_cluster', totalNodes: 4, hashSeed: 0, kernel: '6.18', endian: 'little' } });
+  }
+  for (const c of o.compare ?? []) cands.push(parseCompare(c, cands[0]?.config ? {} : o));
+  cands.forEach((c, i) => (c.id = ids(i)));
+  if (noConntrack) for (const c of cands) refuseWithoutConntrack(c.spec, c.id);
+  const selectors = cands.map((c) => buildSelector(c.spec));
+  for (const s of selectors) {
+    if (s.buckets > 1 << 20) throw new UsageError(`${s.description}: ${s.buckets} buckets is more than simulate keeps per-bucket counters for (${1 << 20})`);
+  }
+  if (builtIn && !o.clusterIp) clusterIpText = DEFAULT_SCENARIO.clusterIp;
+  if (!clusterIpText && kind === 'synthetic') clusterIpText = DEFAULT_SCENARIO.clusterIp;
+  let clusterIp: number | null = null;
+  if (clusterIpText) {
+    clusterIp = parseIPv4(clusterIpText);
+    if (clusterIp === null) throw new UsageError(parseIPv6(clusterIpText) ? `cluster address ${clusterIpText}: the filter that keeps only packets to the cluster address is IPv4-only so far (IPv6 tuples hash fine; glue and replay take IPv6 cluster addresses)` : `--cluster-ip: '${clusterIpText}' is not an IPv4 address`);
+  }
+  let mixed: number[] | null = null;
+  if (o.mixed) {
+    const parts = o.mixed.split(',').map((x) => x.trim().toUpperCase());
+    mixed = parts.map((p) => {
+      const i = cands.findIndex((c) => c.id === p);
+      if (i < 0) throw new UsageError(`--mixed: '${p}' names no configuration (have ${cands.map((c) => c.id).join(', ')})`);
+      return i;
+    });
+    const n = selectors[mixed[0]!]!.buckets;
+    if (mixed.length !== n || mixed.some((i) => selectors[i]!.buckets !== n)) throw new UsageError(`--mixed: give one configuration per node (${n}), all with ${n} nodes`);
+  }
+  // Not given: the engine chooses from the input's size (and this says so below).
+  const workers = o.workers === undefined ? undefined : workerCount(o.workers, defaultWorkers, err);
+  const flowTimeout = num(o.flowTimeout, '--flow-timeout', 0.001, 1e9)!;
+  if (builtIn) err(`simulate: no input given, running the built-in scenario '${DEFAULT_SCENARIO.name}' (${packets.toLocaleString('en-US')} packets, seed ${seed}) to ${clusterIpText}\n`);
+  const job: SimulateJob = {
+    kind, ...(synthetic ? { synthetic } : {}),
+    configs: cands.map((c, i) => ({ id: c.id, spec: c.spec, ...(c.config ? { names: namesFor(selectors[i]!, c.config) } : {}) })),
+    clusterIp, mixed, flowTimeout, topSources: o.topSources !== false, ...(kind === 'pcap' ? { lenient: !!o.lenient } : {}),
+    ...(noConntrack ? { noConntrack: true } : {}),
+    ...(tcpLoose !== undefined ? { tcpLoose } : {}),
+  };
+  const runOpts = { inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers, flowTimeout, topSources: job.topSources, tcpLoose: tcpLoose ?? true };
+  if (o.shard || o.partial) return writeShard(o, job, runOpts, files);
+  // A capture's total is estimated from its size (marked ~), so the bar, percentage and ETA show for it too.
+  const estimate = kind === 'pcap' && process.stderr.isTTY ? estimatePackets(files.map((f) => f.path)) : 0;
+  const progress = new Progress(process.stderr, kind === 'synthetic' ? packets : estimate, kind !== 'synthetic');
+  const run = await runSimulation({ ...runOpts, onProgress: (done, rss) => progress.update(done, rss) });
+  progress.done();
+  if (run.workersChosen) {
+    const w = run.workersChosen;
+    err(`simulate: ${w.workers === 0 ? 'ran in-process (no worker threads)' : `${w.workers} worker threads`}, chosen from the input's size (about ${Number(w.packets.toPrecision(2)).toLocaleString('en-US')} packets); --workers N to choose\n`);
+  }
+  await Promise.all(hashing);
+  const result = simulateResult(job, run.merged, files, o, { workers: run.workers, elapsed_s: run.elapsedS, shares_s: run.sharesS, packets_per_s: run.elapsedS > 0 ? run.merged.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss });
+  addSplitWarnings(result, job, run.merged, (which) => countSplitDatagrams(files.map((f) => f.path), which.map((c) => c.spec), job.clusterIp, job.lenient ?? false));
+  await emitSimulate(result, o);
 }
 
 /** The output options of a simulate result (terminal, --json, --report/--png) and its gates: `simulate` and `merge` share them. */
@@ -399,6 +465,8 @@ export function simulateResult(job: SimulateJob, m: MergedRun, files: InputFile[
     // of their own, and the cluster IP a node's "heaviest source" (seen at 90 % of one node's packets).
     warnings.push('no --cluster-ip (and no --config with one): every packet is hashed, the servers\' replies too, as if they came to the cluster; give --cluster-ip to count only packets to the cluster address, as its nodes see them');
   }
+  const untimed = untimedNote(m.ingest.untimed);
+  if (untimed) warnings.push(untimed);
   return {
     kind: 'simulate',
     schema_version: SCHEMA_VERSION,

@@ -3,9 +3,9 @@
  * whole or not at all (a script must never parse half of one). The spool is a
  * private temporary file, so memory stays flat however large the output.
  */
-import { closeSync, createReadStream, mkdtempSync, openSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, createReadStream, openSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeTempDir } from '../sim/core/temp-dir.ts';
 import { pipeline } from 'node:stream/promises';
 
 export interface Spool {
@@ -18,8 +18,8 @@ export interface Spool {
 }
 
 export function openSpool(): Spool {
-  const dir = mkdtempSync(join(tmpdir(), 'clusterip-sim-spool-'));
-  const path = join(dir, 'out.json');
+  const dir = makeTempDir('clusterip-sim-spool-');
+  const path = join(dir.path, 'out.json');
   const fd = openSync(path, 'w', 0o600);
   let open = true;
   const close = (): void => { if (open) { open = false; closeSync(fd); } };
@@ -31,7 +31,7 @@ export function openSpool(): Spool {
     },
     remove() {
       close();
-      rmSync(dir, { recursive: true, force: true });
+      dir.remove();
     },
   };
 }

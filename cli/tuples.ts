@@ -9,7 +9,8 @@ import { DataError, UsageError } from '../sim/core/errors.ts';
 import { createBatch, F, FAMILY_IPV6, L4, type TupleBatch } from '../sim/traffic/batch.ts';
 import { formatIPv4, formatIPv6 } from '../sim/core/addr.ts';
 import { openCapture } from '../sim/traffic/capture.ts';
-import { describeSkipped } from '../sim/traffic/input.ts';
+import { describeSkipped, untimedNote, type IngestStats } from '../sim/traffic/input.ts';
+import type { LiveOptions } from '../sim/traffic/live.ts';
 
 /** Whether slot i has ports (TCP, UDP, UDP-Lite, SCTP, DCCP) that were actually captured: the contract of the sport/dport columns. */
 export function hasPorts(b: TupleBatch, i: number): boolean {
@@ -45,7 +46,7 @@ function addr(b: TupleBatch, i: number, s: boolean): string {
   return formatIPv4(s ? b.saddr[i]! : b.daddr[i]!);
 }
 
-function num(s: string | undefined, flag: string, int: boolean): number | undefined {
+export function num(s: string | undefined, flag: string, int: boolean): number | undefined {
   if (s === undefined) return undefined;
   const v = Number(s);
   if (s.trim() === '' || !Number.isFinite(v) || (int && (!Number.isInteger(v) || v < 0))) throw new UsageError(`${flag}: '${s}' is not ${int ? 'a whole number' : 'a number of seconds'}`);
@@ -56,20 +57,26 @@ function row(b: TupleBatch, i: number, ts: string, json: boolean): string {
   const ports = hasPorts(b, i), id = l4Id(b, i);
   if (json) {
     const f = b.flags[i]!;
-    return `    {"ts":${ts},"proto":${b.proto[i]},"saddr":"${addr(b, i, true)}","sport":${ports ? b.sport[i] : 'null'},"daddr":"${addr(b, i, false)}","dport":${ports ? b.dport[i] : 'null'},"wirelen":${b.wirelen[i]},"l4_id":${id === null ? 'null' : `"${id}"`}${f & F.FRAGMENT ? ',"fragment":true' : ''}${f & F.TRUNCATED ? ',"truncated":true' : ''}}`;
+    return `    {"ts":${ts === '' ? 'null' : ts},"proto":${b.proto[i]},"saddr":"${addr(b, i, true)}","sport":${ports ? b.sport[i] : 'null'},"daddr":"${addr(b, i, false)}","dport":${ports ? b.dport[i] : 'null'},"wirelen":${b.wirelen[i]},"l4_id":${id === null ? 'null' : `"${id}"`}${f & F.FRAGMENT ? ',"fragment":true' : ''}${f & F.TRUNCATED ? ',"truncated":true' : ''}}`;
   }
   return `${ts},${b.proto[i]},${addr(b, i, true)},${ports ? b.sport[i] : ''},${addr(b, i, false)},${ports ? b.dport[i] : ''},${b.wirelen[i]},${id ?? ''}\n`;
 }
 
-async function liveTuples(device: string, filter: string | undefined, duration: number | undefined, limit: number | undefined, json: boolean): Promise<void> {
+/**
+ * Captures live through sim/traffic/live.ts (the optional `cap` package, loaded
+ * only here, on the main thread) and writes each packet as a `tuples` row to
+ * `write`, until the duration or limit ends or SIGINT stops it (then the run
+ * ends normally). `tuples --live` prints the rows; `simulate --live` records
+ * them to a private CSV file and simulates that. Returns the capture's stats.
+ */
+export async function captureLive(o: LiveOptions & { device: string }, write: (s: string) => void, json = false): Promise<{ stats: IngestStats; fragments: number }> {
   const { openLive } = await import('../sim/traffic/live.ts');
-  const src = await openLive({ device, filter, duration, limit });
-  const out = process.stdout;
+  const src = await openLive(o);
   const b = createBatch(4096);
   const stop = (): void => src.close();
   process.once('SIGINT', stop);
-  let first = true;
-  out.write(json ? '{\n  "packets": [\n' : TUPLES_HEADER + '\n');
+  let first = true, fragments = 0;
+  write(json ? '{\n  "packets": [\n' : TUPLES_HEADER + '\n');
   try {
     for (;;) {
       const n = await src.next(b);
@@ -77,16 +84,22 @@ async function liveTuples(device: string, filter: string | undefined, duration: 
       let s = '';
       for (let i = 0; i < n; i++) {
         s += (json && !first ? ',\n' : '') + row(b, i, b.ts[i]!.toFixed(6), json);
+        if (b.flags[i]! & F.FRAGMENT) fragments++;
         first = false;
       }
-      out.write(s);
+      write(s);
     }
   } finally {
     process.off('SIGINT', stop);
     src.close();
   }
-  if (json) out.write(`\n  ],\n  "stats": ${JSON.stringify(src.stats)}\n}\n`);
-  process.stderr.write(`${src.stats.packets} IP packets captured on ${device}; skipped: ${describeSkipped(src.stats)}\n`);
+  if (json) write(`\n  ],\n  "stats": ${JSON.stringify(src.stats)}\n}\n`);
+  process.stderr.write(`${src.stats.packets} IP packets captured on ${o.device}; skipped: ${describeSkipped(src.stats)}\n`);
+  return { stats: src.stats, fragments };
+}
+
+async function liveTuples(device: string, filter: string | undefined, duration: number | undefined, limit: number | undefined, json: boolean): Promise<void> {
+  await captureLive({ device, filter, duration, limit }, (s) => void process.stdout.write(s), json);
 }
 
 export function registerTuples(program: Command): void {
@@ -96,7 +109,8 @@ export function registerTuples(program: Command): void {
       'Decodes a pcap or pcapng capture (gzip-compressed or not, - for stdin) the way every other command does and prints ' +
         'one line per IP packet: ts,proto,saddr,sport,daddr,dport,wirelen,l4_id. Fragments carry their datagram\'s ports; ports are ' +
         'empty where the protocol has none or the capture cut them. l4_id is the identifying field of a protocol without ports ' +
-        '(ICMP echo id=N/seq=N, ESP/AH spi=0x..., GRE key=0x...), which some backends hash in their place. What was skipped, and why, goes to stderr.',
+        '(ICMP echo id=N/seq=N, ESP/AH spi=0x..., GRE key=0x...), which some backends hash in their place. ts is empty (JSON null) for a packet ' +
+        'the capture gave no time (pcapng simple packet blocks), as tshark shows it. What was skipped, and why, goes to stderr.',
     )
     .argument('[file]', "capture file (pcap, pcapng, .gz) or '-' for stdin")
     .option('-r, --read <file>', 'the capture file, as tcpdump -r takes it (instead of the argument)')
@@ -166,6 +180,8 @@ Exit codes: 0 ok, 1 damaged or unreadable capture (the message names the byte of
         if (o.json) write(`\n  ],\n  "stats": ${JSON.stringify(st)}\n}\n`);
         if (spool) await spool.copyTo(process.stdout);
         process.stderr.write(`${st.packets} IP packets (${st.bytes} bytes on the wire); ${st.truncated} with the transport header cut by the snap length, ${st.fragments} fragments; skipped: ${describeSkipped(st)}\n`);
+        const untimed = untimedNote(st.untimed);
+        if (untimed) process.stderr.write(`note: ${untimed}\n`);
       } finally {
         src.close();
         spool?.remove();

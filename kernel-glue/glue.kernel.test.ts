@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { ClusterNet, CLUSTER_IP, SUBNET, sh } from '../test/netns-cluster.ts';
+import { expectAsConfigured, expectCountersFollow } from '../test/glue-checks.ts';
+import { ClusterNet, CLUSTER_IP, SUBNET, sh, runPrefix } from '../test/netns-cluster.ts';
 import { parseConfig, type ClusterConfig } from '../sim/core/cluster-config.ts';
 import { selectorSpecOf } from '../sim/select/from-config.ts';
 import { applyConfig, clusterStatus, moveBucket, removeConfig, type GlueOptions, type StatusReport } from './control/apply.ts';
@@ -19,7 +20,7 @@ import { isRun, planToShellScript, type RunStep } from './plan.ts';
 import { predictNodeNumbers, predictNodes, type Flow } from './predict.ts';
 import { parseIPv4 } from '../sim/core/addr.ts';
 
-const PREFIX = 'cipsim-glue-';
+const PREFIX = runPrefix('cipsim-glue-');
 const PORT = 8080;
 const CLIENT_HOSTS = Array.from({ length: 70 }, (_, i) => 20 + i);
 const NAMES = ['node1', 'node2', 'node3'];
@@ -80,21 +81,8 @@ async function trafficRound(c: ClusterConfig): Promise<{ answers: string[]; pred
   expect(answers).toEqual(predicted);
   // Per-node counters: on each host exactly the node numbers its flows hashed to went up.
   const numbers = predictNodeNumbers(selectorSpecOf(c), sim);
-  for (const h of after.hosts) {
-    const prev = before.hosts.find((x) => x.host === h.host)!;
-    const rose = Object.keys(h.counters).map(Number).filter((k) => h.counters[k]!.packets > (prev.counters[k]?.packets ?? 0));
-    const hit = new Set(numbers.filter((_, i) => predicted[i] === h.host));
-    expect(new Set(rose), `${h.host}: node numbers whose counters rose`).toEqual(hit);
-    expect(h.dropped!.packets, `${h.host} drops what others own`).toBeGreaterThan(prev.dropped?.packets ?? 0);
-  }
+  expectCountersFollow(before, after, numbers, predicted);
   return { answers, predicted };
-}
-
-function expectAsConfigured(s: StatusReport): void {
-  expect(s.hosts.map((h) => [h.host, h.reachable, h.matchesConfig, h.gaps])).toEqual(NAMES.map((n) => [n, true, true, []]));
-  expect(s.orphaned).toEqual([]);
-  expect(s.doublyOwned).toEqual([]);
-  expect(s.drift).toBe(false);
 }
 
 beforeAll(async () => {
@@ -123,7 +111,7 @@ describe.each(['xt_cluster', 'nft'] as const)('backend %s on the running kernel'
     // the client that node's real MAC for the cluster IP (the poisoning of §4.7). Real migrations have the same gap.
     net.ns(net.client, ['ip', 'neigh', 'flush', 'to', CLUSTER_IP]);
     const s = await clusterStatus(c, opts());
-    expectAsConfigured(s);
+    expectAsConfigured(s, NAMES);
     expect(s.hosts.map((h) => h.actual)).toEqual([[1], [2], [3]]);
     const { answers } = await trafficRound(c);
     // every node answered something: the spread is real, not one node taking all
@@ -166,7 +154,7 @@ describe.each(['xt_cluster', 'nft'] as const)('backend %s on the running kernel'
     const back = await applyConfig(c, opts());
     // gainers first: node2 gets 2 back, node1 swaps 2 for 1, node3 gives 1 up
     expect(back.hosts.map((h) => [h.host, h.outcome])).toEqual([['node2', 'owners updated'], ['node1', 'owners updated'], ['node3', 'owners updated']]);
-    expectAsConfigured(await clusterStatus(c, opts()));
+    expectAsConfigured(await clusterStatus(c, opts()), NAMES);
   });
 
   it('a command failing mid-apply leaves every host as it was', async () => {
@@ -178,11 +166,11 @@ describe.each(['xt_cluster', 'nft'] as const)('backend %s on the running kernel'
     // node2 keeps its owners, so it goes last: node1 and node3 (over ssh) were changed and are rolled back.
     expect(rep.hosts.map((h) => h.host)).toEqual(['node1', 'node3', 'node2']);
     expect(by.node2!.outcome).toBe('failed, rolled back');
-    expect(by.node2!.error).toMatch(/node2 \(netns cipsim-glue-n2\): 'false' failed \(exit 1\)/);
+    expect(by.node2!.error).toContain(`node2 (netns ${PREFIX}n2): 'false' failed (exit 1)`);
     expect([by.node1!.outcome, by.node3!.outcome]).toEqual(['rolled back', 'rolled back']);
     expect(dumps()).toEqual(before);
     const { c } = config(backend);
-    expectAsConfigured(await clusterStatus(c, opts()));
+    expectAsConfigured(await clusterStatus(c, opts()), NAMES);
     await trafficRound(c);
   });
 });
@@ -217,7 +205,7 @@ describe('unreachable hosts', () => {
       const rep = await applyConfig(cfg, opts());
       expect(rep.ok).toBe(false);
       const bad = rep.hosts.find((h) => h.outcome === 'unreachable')!;
-      expect(bad.error).toMatch(cfg === broken ? /^node2 \(netns cipsim-glue-gone\): 'uname -r' failed/ : /^node3 \(ssh root@10\.200\.0\.13 via netns cipsim-glue-c\): 'uname -r' failed \(exit 255\) \(ssh could not connect or log in/);
+      expect((bad.error ?? '').startsWith(cfg === broken ? `node2 (netns ${PREFIX}gone): 'uname -r' failed` : `node3 (ssh root@10.200.0.13 via netns ${PREFIX}c): 'uname -r' failed (exit 255) (ssh could not connect or log in`), bad.error).toBe(true);
       expect(rep.hosts.filter((h) => h !== bad).map((h) => h.outcome)).toEqual(['not attempted', 'not attempted']);
       expect(dumps()).toEqual(before);
     }
@@ -253,7 +241,7 @@ describe('plans as shell scripts', () => {
     const { c } = config('nft');
     for (const [i, n] of NAMES.entries()) net.ns(net.nodes[i]!, ['sh', '-c', planToShellScript(createPlan(c, n))]);
     net.ns(net.client, ['ip', 'neigh', 'flush', 'to', CLUSTER_IP]);
-    expectAsConfigured(await clusterStatus(c, opts()));
+    expectAsConfigured(await clusterStatus(c, opts()), NAMES);
     await trafficRound(c);
     // and the script is idempotent too
     const before = dumps();

@@ -9,13 +9,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ClusterNet, CLUSTER_IP, SUBNET } from '../test/netns-cluster.ts';
+import { ClusterNet, CLUSTER_IP, SUBNET, runPrefix } from '../test/netns-cluster.ts';
 import { loadClusters, type ClusterConfig } from '../sim/core/cluster-config.ts';
 import { parseIPv4 } from '../sim/core/addr.ts';
 import { applyConfig, clusterStatus, moveBucket, removeConfig, type GlueOptions } from './control/apply.ts';
 import { predictNodes, type Flow } from './predict.ts';
 
-const PREFIX = 'cipsim-mc-';
+const PREFIX = runPrefix('cipsim-mc-');
 const PORT = 8081;
 const IP2 = `${SUBNET}.101`;
 const CLIENT_HOSTS = Array.from({ length: 24 }, (_, i) => 40 + i);

@@ -12,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { benchFixture, failoverFixture, simulateFixture } from './fixtures.ts';
+import { failoverHeadline } from '../sim/analysis/verdict.ts';
 import { CHROMIUM_PATH, launchChromium, renderPngs, waitForCharts, type Browser } from './png.ts';
 import { writeReport } from './write.ts';
 import { timelineSeries, type SchemesReport } from './html.ts';
@@ -129,9 +130,9 @@ describe('reports in headless Chromium', () => {
         const n = c.nodes[k]!;
         same(row[0]!, n.node, 'node');
         expect(row[1]).toBe(n.name);
-        same(row[2]!, n.packets, 'packets'); same(row[3]!, n.packets / tp, 'packet share');
-        same(row[4]!, n.bytes, 'bytes'); same(row[6]!, n.flows, 'flows'); same(row[8]!, n.connections, 'connections');
-        same(row[9]!, n.new_connections_per_s, 'new conn/s');
+        same(row[2]!, n.packets, 'packets'); same(row[3]!, n.packets / tp, 'packet share'); same(row[4]!, n.frames, 'frames');
+        same(row[5]!, n.bytes, 'bytes'); same(row[7]!, n.flows, 'flows'); same(row[9]!, n.connections, 'connections');
+        same(row[10]!, n.new_connections_per_s, 'new conn/s');
       });
       const stats = await rows(page, `config-${i}-stats`);
       stats.forEach((row, k) => {
@@ -269,8 +270,30 @@ describe('reports in headless Chromium', () => {
       await page.close();
     });
 
+    it('simulate: per node, frames beside packets and bytes, with a caption saying which is which', async () => {
+      const r = simulateFixture();
+      // Fragmented traffic: more capture records (frames) than datagrams (packets) on some nodes.
+      r.configs[0]!.nodes.forEach((n, k) => { n.frames = n.packets + 3 * k; });
+      const file = join(dir, 'simulate-frames.html');
+      await writeReport(r, file);
+      const { page, problems } = await open(file);
+      const heads = await page.evaluate<string[]>(`[...document.querySelectorAll('#config-0-nodes thead th')].map((t) => t.textContent.trim())`);
+      expect(heads.slice(2, 6)).toEqual(['packets', 'share', 'frames', 'bytes']);
+      const cells = await rows(page, 'config-0-nodes');
+      cells.forEach((row, k) => { same(row[2]!, r.configs[0]!.nodes[k]!.packets, 'packets'); same(row[4]!, r.configs[0]!.nodes[k]!.frames, 'frames'); same(row[5]!, r.configs[0]!.nodes[k]!.bytes, 'bytes'); });
+      const caption = await page.locator('#config-0-nodes caption').innerText();
+      expect(caption).toMatch(/packets = what the node's netfilter counter .* shows \(one per datagram/);
+      expect(caption).toMatch(/frames = the capture records behind those packets \(each fragment is a frame\)/);
+      expect(caption).toMatch(/bytes = those frames' wire bytes/);
+      // The caption is visible, not clipped to nothing.
+      expect((await page.locator('#config-0-nodes caption').boundingBox())!.height).toBeGreaterThan(0);
+      expect(problems).toEqual([]);
+      await page.close();
+    });
+
     it('failover: the lead counts scripted events, legends show rounded seconds, a few duplicates are visible, labels neither overlap nor leave the canvas', async () => {
       const r = failoverFixture();
+      r.headline = failoverHeadline(r);
       r.phases[1]!.to_s = 40.53299096;
       r.phases[2]!.from_s = 40.53299096;
       // Events crowded into two seconds, as a flapping node gives them.
@@ -283,6 +306,9 @@ describe('reports in headless Chromium', () => {
       await writeReport(r, file);
       await renderPngs(file, join(dir, 'png-defects'), browser);
       const { page, problems } = await open(file);
+      // The failover headline, as the terminal and the JSON word it.
+      expect(await page.locator('#headline').innerText()).toBe(r.headline);
+      expect(r.headline).toMatch(/^\d+ scripted events?: [\d,]+ packets? lost/);
       const lead = await page.locator('p.lead', { hasText: 'Policy' }).innerText();
       expect(lead).toContain(`${(r.scenario.events as unknown[]).length} scripted events`);
       expect(lead).toContain(`${r.events.length} on the timeline`);

@@ -10,7 +10,7 @@ import type { ConfigResult, DistributionStats, FailoverEvent, FailoverResult, In
 import type { Fact } from '../sim/select/profile.ts';
 import type { CompareResult } from '../sim/schemes/compare.ts';
 import { DataError } from '../sim/core/errors.ts';
-import { decideVerdict, simulateHeadline } from '../sim/analysis/verdict.ts';
+import { decideVerdict, failoverHeadline, simulateHeadline } from '../sim/analysis/verdict.ts';
 import { esc, fmtBytes, fmtNum, si } from './format.ts';
 import { Charts, color, dl, num, page, raw, table, type Cell } from './page.ts';
 
@@ -140,15 +140,24 @@ const seconds = (x: number): string => String(+x.toFixed(2));
 /** Whether any node has a name (from a cluster config): without, the name column is left out rather than shown empty. */
 const named = (c: ConfigResult): boolean => c.nodes.some((n) => n.name);
 
+/** What packets, frames and bytes per node count (the words of simulate's --help and NodeStats). */
+const NODE_COLUMNS = {
+  packets: "what the node's netfilter counter for its cluster rule shows (one per datagram: conntrack defragments first)",
+  frames: 'the capture records behind those packets (each fragment is a frame)',
+  bytes: "those frames' wire bytes",
+} as const;
+
 function nodesTable(id: string, c: ConfigResult): string {
   const tot = (m: Metric) => c.nodes.reduce((a, n) => a + n[m], 0);
   const share = (v: number, t: number) => num(t > 0 ? v / t : 0, 'pct');
   const [tp, tb, tf] = [tot('packets'), tot('bytes'), tot('flows')];
   const nm = named(c);
   return table(id,
-    [{ label: 'node' }, ...(nm ? [{ label: 'name' }] : []), { label: 'packets' }, { label: 'share' }, { label: 'bytes' }, { label: 'share' }, { label: 'flows' }, { label: 'share' }, { label: 'connections' }, { label: 'new conn/s' }],
-    c.nodes.map((n) => [num(n.node), ...(nm ? [n.name ?? ''] : []), num(n.packets), share(n.packets, tp), num(n.bytes), share(n.bytes, tb), num(n.flows), share(n.flows, tf), num(n.connections), num(n.new_connections_per_s, 'f2')]),
-    'Per node (shares are of what the nodes accepted)');
+    [{ label: 'node' }, ...(nm ? [{ label: 'name' }] : []), { label: 'packets', title: NODE_COLUMNS.packets }, { label: 'share' }, { label: 'frames', title: NODE_COLUMNS.frames },
+      { label: 'bytes', title: NODE_COLUMNS.bytes }, { label: 'share' }, { label: 'flows' }, { label: 'share' }, { label: 'connections' }, { label: 'new conn/s' }],
+    // A result saved before frames were counted has none: the cell stays empty rather than guessed.
+    c.nodes.map((n) => [num(n.node), ...(nm ? [n.name ?? ''] : []), num(n.packets), share(n.packets, tp), n.frames === undefined ? '' : num(n.frames), num(n.bytes), share(n.bytes, tb), num(n.flows), share(n.flows, tf), num(n.connections), num(n.new_connections_per_s, 'f2')]),
+    `Per node: packets = ${NODE_COLUMNS.packets}; frames = ${NODE_COLUMNS.frames}; bytes = ${NODE_COLUMNS.bytes}. Shares are of what the nodes accepted.`);
 }
 
 /** The verdict sim/analysis decided (results saved before verdicts were carried: decided the same way). */
@@ -326,6 +335,7 @@ export function renderFailoverHtml(r: FailoverResult): string {
   b.push(`<h1>Failover: ${esc(r.scenario.name)}</h1>${toolLine(r.tool, r.generated_at)}`);
   const scripted = Array.isArray(r.scenario.events) ? r.scenario.events.length : 0;
   const derived = r.events.length - scripted;
+  b.push(`<p class="lead headline" id="headline">${esc(r.headline ?? failoverHeadline(r))}</p>`);
   b.push(`<p class="lead">Policy <b>${esc(r.scenario.policy)}</b>, failback <b>${esc(r.scenario.failback)}</b>, ${t.nodes.length} nodes, ${scripted} scripted event${scripted === 1 ? '' : 's'}${derived > 0 ? ` (${r.events.length} on the timeline with the detections and takeovers they caused)` : ''}.</p>`);
   const card = (id: string, v: number, f: 'int' | 'f2', label: string, bad: boolean) =>
     `<div class="card" id="${id}"><div class="big num ${bad ? 'bad' : 'ok'}" data-v="${v}">${esc(fmtNum(v, f))}${f === 'f2' ? ' s' : ''}</div><div class="lbl">${esc(label)}</div></div>`;

@@ -6,12 +6,12 @@
  * pictures look the same whatever screen the report was written on.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { DataError } from '../sim/core/errors.ts';
+import { makeTempDir } from '../sim/core/temp-dir.ts';
 
 export const CHROMIUM_PATH = process.env.CLUSTERIP_SIM_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -32,9 +32,9 @@ export async function launchChromium(opts: { colorScheme?: 'light' | 'dark'; dev
   if (!existsSync(CHROMIUM_PATH)) {
     throw new DataError(CHROMIUM_PATH, 'Chromium is not installed; install it with `apt-get install chromium` (.ci/run does) or set CLUSTERIP_SIM_CHROMIUM to a Chromium binary');
   }
-  const profile = await mkdtemp(join(tmpdir(), 'clusterip-sim-chromium-'));
+  const profile = makeTempDir('clusterip-sim-chromium-');
   try {
-    const context = await chromium.launchPersistentContext(profile, {
+    const context = await chromium.launchPersistentContext(profile.path, {
       executablePath: CHROMIUM_PATH,
       headless: true,
       args: CHROMIUM_ARGS,
@@ -43,9 +43,9 @@ export async function launchChromium(opts: { colorScheme?: 'light' | 'dark'; dev
       deviceScaleFactor: opts.deviceScaleFactor ?? 1,
       offline: true,
     });
-    return { context, close: async () => { await context.close().catch(() => {}); await rm(profile, { recursive: true, force: true }); } };
+    return { context, close: async () => { await context.close().catch(() => {}); profile.remove(); } };
   } catch (e) {
-    await rm(profile, { recursive: true, force: true });
+    profile.remove();
     throw e;
   }
 }

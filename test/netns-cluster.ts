@@ -7,8 +7,13 @@
  *
  * Every veth is created inside the bridge namespace with its peer moved
  * straight into the node namespace: no interface or address ever appears in
- * the host's namespace. IPv6 off, rp_filter 0 (kernel-semantics §11.3).
- * `cleanupStale` removes namespaces a killed run left behind.
+ * the host's namespace. IPv6 off, rp_filter 0 (kernel-semantics §11.3);
+ * with `ipv6: true` IPv6 stays on and every namespace also gets an address in
+ * fd00::/16 (ULA, never routed out), the cluster address fd00:200::100.
+ *
+ * Namespace names are per run (`runPrefix`): two runs of the same test file
+ * (two `.ci/run`s, or `npm test` beside one) never share a namespace, and
+ * `cleanupStale` removes only what a run that has died left behind.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
@@ -19,6 +24,16 @@ export const SUBNET = '10.200.0';
 export const CLUSTER_IP = `${SUBNET}.100`;
 export const CLIENT_IP = `${SUBNET}.2`;
 export const nodeIp = (i: number): string => `${SUBNET}.${10 + i}`;
+export const SUBNET6 = 'fd00:200::';
+export const CLUSTER_IP6 = `${SUBNET6}100`;
+export const CLIENT_IP6 = `${SUBNET6}2`;
+export const nodeIp6 = (i: number): string => `${SUBNET6}${(0x10 + i).toString(16)}`;
+/**
+ * The client's extra IPv6 source address for host number h: each in its own
+ * /32 (fd00:2XX::h), since xt_cluster hashes only an IPv6 source's first 32
+ * bits (sim/select/xt-cluster.ts). Nodes reach them through an on-link fd00::/16 route.
+ */
+export const clientIp6 = (h: number): string => `fd00:${(0x200 + h).toString(16)}::${h.toString(16)}`;
 
 export function sh(argv: string[], input?: string): string {
   return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -38,9 +53,37 @@ export function listNetns(prefix: string): string[] {
   return sh(['ip', 'netns', 'list']).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n && n.startsWith(prefix));
 }
 
-/** Removes namespaces (and the processes in them) that an earlier, killed run of this test left. */
-export function cleanupStale(prefix: string): void {
-  for (const ns of listNetns(prefix)) {
+/**
+ * The namespace prefix of this run: `<stem>.<pid>-` for a base like
+ * `cipsim-glue-`. Each test file names its namespaces with it (`${prefix}n1`,
+ * ...), so concurrent runs never collide, and the pid in the name tells
+ * `cleanupStale` whether the run that made them is still alive. The dot keeps
+ * the name outside the plain `<base>` prefix that older copies of the tests
+ * deleted wholesale. Only namespace and temporary directory names derive from
+ * it: interfaces inside the namespaces have fixed short names (p0.., eth0),
+ * so the 15-character interface-name limit (IFNAMSIZ) never applies to it.
+ */
+export function runPrefix(base: string): string {
+  return `${stemOf(base)}.${process.pid}-`;
+}
+
+const stemOf = (base: string): string => base.replace(/-+$/, '');
+
+/** True while a process with this pid exists (signal 0 only checks; EPERM means it exists). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Kills the processes in each namespace, then deletes it; names that do not exist are passed over. */
+export function deleteNetns(names: string[]): void {
+  const present = new Set(listNetns(''));
+  for (const ns of names) {
+    if (!present.has(ns)) continue;
     for (const pid of sh(['ip', 'netns', 'pids', ns]).split('\n').filter(Boolean)) {
       try {
         process.kill(Number(pid), 'SIGKILL');
@@ -50,11 +93,29 @@ export function cleanupStale(prefix: string): void {
   }
 }
 
+/**
+ * Removes namespaces that a killed run of the same test left: those named by
+ * `runPrefix(base)` in another process whose pid no longer exists. Live runs'
+ * namespaces (and this run's) are never touched. `base` may be given as the
+ * base or as this run's prefix.
+ */
+export function cleanupStale(base: string): void {
+  const stem = stemOf(base.endsWith(`.${process.pid}-`) ? base.slice(0, -`.${process.pid}-`.length) : base);
+  const owned = new RegExp(`^${stem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(\\d+)-`);
+  deleteNetns(listNetns(stem).filter((ns) => {
+    const m = owned.exec(ns);
+    return m !== null && Number(m[1]) !== process.pid && !alive(Number(m[1]));
+  }));
+}
+
 export interface TopologyOptions {
+  /** This run's namespace prefix (`runPrefix(base)`). */
   prefix: string;
   nodes: number;
-  /** Extra client source addresses (10.200.0.X for X in this list). */
+  /** Extra client source addresses (10.200.0.X for X in this list; with ipv6 also clientIp6(X)). */
   clientHosts: number[];
+  /** Keep IPv6 on and add the fd00:200::/64 addresses (nodad: every node holds the cluster address, so DAD would fail it). */
+  ipv6?: boolean;
 }
 
 export class ClusterNet {
@@ -77,11 +138,13 @@ export class ClusterNet {
 
   setup(): void {
     cleanupStale(this.o.prefix);
+    deleteNetns(listNetns(this.o.prefix));
     const all = [this.br, this.client, ...this.nodes];
     for (const n of all) {
       sh(['ip', 'netns', 'add', n]);
       this.ns(n, ['ip', 'link', 'set', 'lo', 'up']);
-      for (const k of ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']) {
+      const v6 = this.o.ipv6 ? [] : ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'];
+      for (const k of [...v6, 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']) {
         this.ns(n, ['sysctl', '-qw', k]);
       }
     }
@@ -100,6 +163,15 @@ export class ClusterNet {
       this.ns(n, ['ip', 'addr', 'add', `${nodeIp(i + 1)}/24`, 'dev', 'eth0']);
       this.ns(n, ['ip', 'addr', 'add', `${CLUSTER_IP}/32`, 'dev', 'eth0']);
     });
+    if (this.o.ipv6) {
+      this.ns(this.client, ['ip', '-6', 'addr', 'add', `${CLIENT_IP6}/64`, 'dev', 'eth0', 'nodad']);
+      for (const h of this.o.clientHosts) this.ns(this.client, ['ip', '-6', 'addr', 'add', `${clientIp6(h)}/128`, 'dev', 'eth0', 'nodad']);
+      this.nodes.forEach((n, i) => {
+        this.ns(n, ['ip', '-6', 'addr', 'add', `${nodeIp6(i + 1)}/64`, 'dev', 'eth0', 'nodad']);
+        this.ns(n, ['ip', '-6', 'addr', 'add', `${CLUSTER_IP6}/128`, 'dev', 'eth0', 'nodad']);
+        this.ns(n, ['ip', '-6', 'route', 'add', 'fd00::/16', 'dev', 'eth0']);
+      });
+    }
   }
 
   /** Starts a long-running process in a namespace; it is killed by teardown. Resolves when it prints `ready`. */
@@ -178,7 +250,7 @@ Promise.all(Array.from({length:16},worker)).then(()=>process.stdout.write(JSON.s
       }
     }
     this.procs = [];
-    cleanupStale(this.o.prefix);
+    deleteNetns(listNetns(this.o.prefix));
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

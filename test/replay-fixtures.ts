@@ -9,7 +9,7 @@
  *   <p>tb  b0 10.201.0.2/24, 10.201.7.2/24, TCP server on :8080, tcpdump -i b0
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { cleanupStale, sh } from './netns-cluster.ts';
+import { cleanupStale, deleteNetns, listNetns, runPrefix, sh } from './netns-cluster.ts';
 
 const ns = (n: string, argv: string[], input?: string): string => sh(['ip', 'netns', 'exec', n, ...argv], input);
 
@@ -27,10 +27,12 @@ function waitFor(p: ReturnType<typeof spawn>, re: RegExp, what: string, ms = 10_
   });
 }
 
-/** Records real traffic into `out` (pcap). Namespaces `${prefix}ta/tb` exist only during the call. */
-export async function captureRealTraffic(prefix: string, out: string): Promise<void> {
-  cleanupStale(`${prefix}t`);
+/** Records real traffic into `out` (pcap). Namespaces `${runPrefix(base)}ta/tb` exist only during the call. */
+export async function captureRealTraffic(base: string, out: string): Promise<void> {
+  const prefix = runPrefix(base);
+  cleanupStale(prefix);
   const a = `${prefix}ta`, b = `${prefix}tb`;
+  deleteNetns(listNetns(`${prefix}t`));
   const procs: ReturnType<typeof spawn>[] = [];
   try {
     for (const n of [a, b]) {
@@ -73,7 +75,7 @@ const conn=(src,dst)=>new Promise(r=>{const s=net.connect({host:dst,port:8080,lo
     if (process.env.DEBUG_FIXTURES) process.stderr.write(log);
   } finally {
     for (const p of procs) if (p.exitCode === null && p.pid) try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ }
-    cleanupStale(`${prefix}t`);
+    deleteNetns([a, b]);
   }
 }
 

@@ -11,13 +11,13 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileS
 import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ClusterNet, nodeIp, sh } from '../../test/netns-cluster.ts';
+import { ClusterNet, nodeIp, sh, runPrefix } from '../../test/netns-cluster.ts';
 import { runCli } from '../../test/cli.ts';
 import type { SimulateResult } from '../../sim/core/result.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '..', '..');
-const PREFIX = 'cipsim-gpar-';
+const PREFIX = runPrefix('cipsim-gpar-');
 const SEL = ['--backend', 'xt_cluster', '--total-nodes', '3', '--hash-seed', '0x9e3779b9', '--compare', '--backend nft --nft \'jhash ip saddr . th sport mod 5 seed 0x1 offset 1\'', '--flow-timeout', '2'];
 
 let net: ClusterNet;

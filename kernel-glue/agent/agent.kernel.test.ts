@@ -27,7 +27,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ClusterNet, CLUSTER_IP, SUBNET, nodeIp } from '../../test/netns-cluster.ts';
+import { ClusterNet, CLUSTER_IP, SUBNET, nodeIp, runPrefix } from '../../test/netns-cluster.ts';
 import { parseConfig, type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { applyConfig, clusterStatus, removeConfig, type GlueOptions } from '../control/apply.ts';
 import { runnerFor } from '../exec/runner.ts';
@@ -37,7 +37,7 @@ import { parseScenario } from '../../sim/cluster/scenario.ts';
 import { buildTimeline } from '../../sim/cluster/heartbeat.ts';
 import { encodeBeat, PROTOCOL_VERSION } from './protocol.ts';
 
-const PREFIX = 'cipsim-agent-';
+const PREFIX = runPrefix('cipsim-agent-');
 const PORT = 8080;
 const HB_PORT = 7946;
 const INTERVAL = 0.2;

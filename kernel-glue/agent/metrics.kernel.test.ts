@@ -12,12 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ClusterNet, CLUSTER_IP, SUBNET, nodeIp } from '../../test/netns-cluster.ts';
+import { ClusterNet, CLUSTER_IP, SUBNET, nodeIp, runPrefix } from '../../test/netns-cluster.ts';
 import { parsePrometheus, sampleValue, type Sample } from '../../test/prometheus.ts';
 import { parseConfig } from '../../sim/core/cluster-config.ts';
 import { removeConfig } from '../control/apply.ts';
 
-const PREFIX = 'cipsim-met-';
+const PREFIX = runPrefix('cipsim-met-');
 const MAIN = resolve(__dirname, '../../cli/main.ts');
 const METRICS_PORT = 9464;
 const PORT = 8082;

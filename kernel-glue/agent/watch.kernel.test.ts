@@ -11,11 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ClusterNet, CLUSTER_IP, CLIENT_IP, nodeIp } from '../../test/netns-cluster.ts';
+import { ClusterNet, CLUSTER_IP, CLIENT_IP, nodeIp, runPrefix } from '../../test/netns-cluster.ts';
 import { parseConfig, type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { clusterStatus, removeConfig } from '../control/apply.ts';
 
-const PREFIX = 'cipsim-gw-';
+const PREFIX = runPrefix('cipsim-gw-');
 const MAIN = resolve(__dirname, '../../cli/main.ts');
 const NAMES = ['node1', 'node2'];
 const INTERVAL = 0.2, DEAD_AFTER = 5, PING_S = 0.1, FAILS = 3;

@@ -53,8 +53,9 @@ function params(f: Found): Record<string, string> {
 export function assemble(hosts: readonly { node: ImportNode; found: readonly Found[] }[]): { configs: ClusterConfig[]; problems: string[] } {
   const problems: string[] = [];
   // One config per cluster IP, in address order (the same file whatever order the backends were asked in).
-  const num = (ip: string): number => ip.split('.').reduce((a, x) => a * 256 + Number(x), 0);
-  const ips = [...new Set(hosts.flatMap((h) => h.found.map((f) => f.ip)))].sort((a, b) => num(a) - num(b));
+  // IPv4 addresses in numeric order, then IPv6 ones in text order.
+  const num = (ip: string): number => (ip.includes(':') ? Infinity : ip.split('.').reduce((a, x) => a * 256 + Number(x), 0));
+  const ips = [...new Set(hosts.flatMap((h) => h.found.map((f) => f.ip)))].sort((a, b) => num(a) - num(b) || (a < b ? -1 : a > b ? 1 : 0));
   const configs = ips.map((ip): ClusterConfig => {
     const per = hosts.map((h) => ({ node: h.node, list: h.found.filter((f) => f.ip === ip) }));
     const first = per.find((p) => p.list.length)!.list[0]!;

@@ -7,12 +7,12 @@
  * the test itself, not by the tool.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterNet, CLUSTER_IP, SUBNET } from '../../test/netns-cluster.ts';
+import { ClusterNet, CLUSTER_IP, SUBNET, runPrefix } from '../../test/netns-cluster.ts';
 import { parseClusters, parseConfig, type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { applyConfig, removeConfig } from '../control/apply.ts';
 import { configYaml, importHosts, type ImportNode } from './assemble.ts';
 
-const PREFIX = 'cipsim-imp-';
+const PREFIX = runPrefix('cipsim-imp-');
 const IP2 = `${SUBNET}.102`;
 let net: ClusterNet;
 let nodes: ImportNode[];

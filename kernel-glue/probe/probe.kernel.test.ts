@@ -15,13 +15,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ClusterNet, CLIENT_IP, CLUSTER_IP } from '../../test/netns-cluster.ts';
+import { ClusterNet, CLIENT_IP, CLUSTER_IP, runPrefix } from '../../test/netns-cluster.ts';
 import { loadClusters, type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { applyConfig, removeConfig } from '../control/apply.ts';
 import type { ProbeReport } from './prober.ts';
 import { SCHEMA_VERSION } from '../../sim/core/version.ts';
 
-const PREFIX = 'cipsim-pr-';
+const PREFIX = runPrefix('cipsim-pr-');
 const PORT = 8083;
 const SOURCES = '10.201.0.0/24';
 const NAMES = ['node1', 'node2', 'node3'];

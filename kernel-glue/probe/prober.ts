@@ -16,12 +16,12 @@
  */
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { formatIPv4, parseIPv4 } from '../../sim/core/addr.ts';
 import { DataError } from '../../sim/core/errors.ts';
+import { makeTempDir } from '../../sim/core/temp-dir.ts';
 import { loadRawSocket } from '../agent/watch.ts';
 import { runnerFor, spawnArgv, type Runner } from '../exec/runner.ts';
 import { answersInPcap, probeDatagram, type Answer } from './packets.ts';
@@ -168,8 +168,8 @@ export async function probeCluster(c: ClusterConfig, o: ProbeOptions): Promise<P
   const targets = planProbes(c, { ...o, sportBase: o.sportBase ?? randomInt(1024, 65536) }).map((t) => ({ ...t, seq }));
   const macs = await nodeMacs(c, o.runnerOf ?? ((n) => runnerFor(n.name, n.host)));
   const iface = o.interface ?? (await routeDevice(c.cluster.ip));
-  const dir = mkdtempSync(join(tmpdir(), 'cipsim-probe-'));
-  const file = join(dir, 'answers.pcap');
+  const dir = makeTempDir('cipsim-probe-');
+  const file = join(dir.path, 'answers.pcap');
   try {
     const filter = `src host ${c.cluster.ip} and ${o.proto === 'tcp' ? `tcp src port ${o.port}` : 'icmp[icmptype] == icmp-echoreply'}`;
     const cap = await startCapture(iface, filter, file);
@@ -191,6 +191,6 @@ export async function probeCluster(c: ClusterConfig, o: ProbeOptions): Promise<P
       ok: disagree.length === 0,
     };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    dir.remove();
   }
 }

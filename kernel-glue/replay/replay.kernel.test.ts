@@ -16,12 +16,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ClusterNet, CLUSTER_IP } from '../../test/netns-cluster.ts';
+import { ClusterNet, CLUSTER_IP, runPrefix } from '../../test/netns-cluster.ts';
 import { addVlanTag, captureRealTraffic, toPcapng } from '../../test/replay-fixtures.ts';
 import { parseConfig } from '../../sim/core/cluster-config.ts';
 import { applyConfig, removeConfig } from '../control/apply.ts';
 
-const PREFIX = 'cipsim-rp-';
+const PREFIX = runPrefix('cipsim-rp-');
 const ROOT = join(import.meta.dirname, '..', '..');
 let net: ClusterNet;
 const fx: Record<string, string> = {};

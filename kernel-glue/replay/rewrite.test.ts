@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CT, ctClass, parseMac, rewriteCapture } from './rewrite.ts';
 import { serializeFrames } from './sender.ts';
 import { predict } from './verify.ts';
 import { parseConfig } from '../../sim/core/cluster-config.ts';
 import { L4 } from '../../sim/traffic/batch.ts';
+import { fileDir } from '../../test/tmp.ts';
 
 const CIP = 0x0ac80064; // 10.200.0.100
 const MAC = parseMac('01:00:5e:00:00:20');
@@ -34,6 +34,8 @@ const udp = (sport: number, dport: number, data: number[]): number[] => {
   return [sport >> 8, sport & 255, dport >> 8, dport & 255, l >> 8, l & 255, 0x55, 0x55, ...data];
 };
 
+const DIR = fileDir('rw-');
+
 function pcap(frames: { f: number[]; cap?: number }[]): string {
   const parts: Buffer[] = [];
   const h = Buffer.alloc(24);
@@ -45,7 +47,7 @@ function pcap(frames: { f: number[]; cap?: number }[]): string {
     r.writeUInt32LE(1000, 0); r.writeUInt32LE(i * 1000, 4); r.writeUInt32LE(c, 8); r.writeUInt32LE(f.length, 12);
     parts.push(r, Buffer.from(f.slice(0, c)));
   });
-  const file = join(mkdtempSync(join(tmpdir(), 'rw-')), 'x.pcap');
+  const file = join(mkdtempSync(join(DIR, 'p-')), 'x.pcap');
   writeFileSync(file, Buffer.concat(parts));
   return file;
 }

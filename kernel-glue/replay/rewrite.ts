@@ -1,6 +1,7 @@
 /**
- * Rewrites a capture for replay into a cluster: every IPv4 packet becomes an
- * Ethernet frame to the cluster MAC carrying the cluster IP as destination,
+ * Rewrites a capture for replay into a cluster: every IPv4 packet (for an
+ * IPv6 cluster address: every IPv6 packet without extension headers) becomes
+ * an Ethernet frame to the cluster MAC carrying the cluster IP as destination,
  * with a valid IP header checksum and a valid L4 checksum (conntrack marks a
  * bad one INVALID and then no node accepts the packet, kernel-semantics §4.3,
  * §11.3). Source addresses and ports are kept: they decide the bucket.
@@ -18,8 +19,8 @@ import { DataError } from '../../sim/core/errors.ts';
 import { createBatch, L4, type TupleBatch } from '../../sim/traffic/batch.ts';
 import { Defrag, FRAG_DROPPED, FRAG_RESOLVED } from '../../sim/traffic/defrag.ts';
 import { newRawRecord, openCapture, type CaptureOptions } from '../../sim/traffic/capture.ts';
-import { DEC, decodeFrame } from '../../sim/traffic/decode.ts';
-import { checksumOf, onesSum } from '../../sim/traffic/checksum.ts';
+import { DEC, decodeFrame, link, LINK_SHORT, linkEndOf, linktypeSupported, locateLink } from '../../sim/traffic/decode.ts';
+import { checksumOf, onesSum, pseudoSum6 } from '../../sim/traffic/checksum.ts';
 import { PcapWriter } from '../../sim/traffic/pcap-writer.ts';
 import { CT, firstClass, icmpKind, K } from '../../sim/cluster/ct-model.ts';
 
@@ -31,7 +32,10 @@ import { CT, firstClass, icmpKind, K } from '../../sim/cluster/ct-model.ts';
 export { CT };
 
 export interface RewriteOptions {
+  /** The IPv4 cluster address (ignored when clusterIp6 is given). */
   clusterIp: number;
+  /** An IPv6 cluster address as four big-endian words: IPv6 packets are rewritten to it, IPv4 ones skipped. */
+  clusterIp6?: ArrayLike<number>;
   /** Six bytes. */
   clusterMac: Uint8Array;
   /** Stop after this many records. */
@@ -77,13 +81,15 @@ export interface Rewritten {
 }
 
 /** The pseudo-header checksummed protocols we can fix; anything else listed here is refused (see below). */
-const P_ICMP = 1, P_TCP = 6, P_UDP = 17;
+const P_ICMP = 1, P_TCP = 6, P_UDP = 17, P_ICMPV6 = 58;
 /**
  * Protocols whose conntrack verdict we do not model exactly (DCCP and SCTP
  * trackers check chunk/packet types, UDP-Lite's checksum quirk of §4.3):
  * skipped and counted, so a verification never rests on a guess.
  */
 const UNMODELLED = new Set([33, 132, 136]);
+/** IPv6 extension headers (RFC 8200 §4, plus AH, Mobility, HIP, Shim6) before the upper layer: skipped, not modelled. */
+const V6_EXTENSION = new Set([0, 43, 51, 60, 135, 139, 140]);
 
 /** Internet checksum of an IPv4 header at `ip` (its checksum field zeroed first). */
 export function fixIpChecksum(b: Uint8Array, ip: number): void {
@@ -102,39 +108,49 @@ export function fixL4Checksum(b: Uint8Array, ip: number): boolean {
   const ihl = (b[ip]! & 15) * 4;
   const tot = (b[ip + 2]! << 8) | b[ip + 3]!;
   const l4 = ip + ihl, len = tot - ihl, proto = b[ip + 9]!;
-  const pseudo = (): number => onesSum(b, ip + 12, ip + 20) + proto + len;
-  if (proto === P_TCP) {
-    if (len < 20) return false;
-    b[l4 + 16] = 0; b[l4 + 17] = 0;
-    const c = checksumOf(onesSum(b, l4, l4 + len, pseudo()));
-    b[l4 + 16] = c >>> 8; b[l4 + 17] = c & 255;
-  } else if (proto === P_UDP) {
-    if (len < 8) return false;
-    // Checksum 0 means "none" for UDP over IPv4 and conntrack accepts it (RFC 768).
-    if (b[l4 + 6] === 0 && b[l4 + 7] === 0) return true;
-    b[l4 + 6] = 0; b[l4 + 7] = 0;
-    let c = checksumOf(onesSum(b, l4, l4 + len, pseudo()));
-    if (c === 0) c = 0xffff;
-    b[l4 + 6] = c >>> 8; b[l4 + 7] = c & 255;
-  } else if (proto === P_ICMP) {
-    if (len < 4) return false;
-    b[l4 + 2] = 0; b[l4 + 3] = 0;
-    const c = checksumOf(onesSum(b, l4, l4 + len));
-    b[l4 + 2] = c >>> 8; b[l4 + 3] = c & 255;
-  }
+  // Checksum 0 means "none" for UDP over IPv4 and conntrack accepts it (RFC 768).
+  if (proto === P_UDP && len >= 8 && b[l4 + 6] === 0 && b[l4 + 7] === 0) return true;
+  return fixL4At(b, l4, len, proto, proto === P_ICMP ? 0 : onesSum(b, ip + 12, ip + 20) + proto + len);
+}
+
+/**
+ * The same for an IPv6 datagram without extension headers at `ip`: TCP, UDP
+ * and ICMPv6 all start from the IPv6 pseudo-header. A UDP checksum of 0 is
+ * not "none" over IPv6 (RFC 8200 §8.1: receivers discard it), so it is
+ * computed like any other.
+ */
+export function fixL4Checksum6(b: Uint8Array, ip: number): boolean {
+  const len = (b[ip + 4]! << 8) | b[ip + 5]!, proto = b[ip + 6]!;
+  return fixL4At(b, ip + 40, len, proto === P_ICMPV6 ? P_ICMP : proto, pseudoSum6(b, ip, len, proto));
+}
+
+/** Writes the checksum of the L4 segment at b[l4, l4 + len) of protocol `proto` (ICMPv6 passed as ICMP: same field), starting from `pseudo`. */
+function fixL4At(b: Uint8Array, l4: number, len: number, proto: number, pseudo: number): boolean {
+  const at = proto === P_TCP ? 16 : proto === P_UDP ? 6 : proto === P_ICMP ? 2 : -1;
+  if (at < 0) return true;
+  if (len < (proto === P_TCP ? 20 : proto === P_UDP ? 8 : 4)) return false;
+  b[l4 + at] = 0; b[l4 + at + 1] = 0;
+  let c = checksumOf(onesSum(b, l4, l4 + len, pseudo));
+  if (proto === P_UDP && c === 0) c = 0xffff;
+  b[l4 + at] = c >>> 8; b[l4 + at + 1] = c & 255;
   return true;
 }
 
 /**
- * The conntrack class of a whole IPv4 datagram at `ip` that meets no
- * conntrack. The header checks of tcp_error / udp_error / icmp_error are here
- * (the decoder makes the same ones for simulate); which packets open an entry
- * is the model's (ct-model.ts `firstClass`), given the real TCP flag byte.
+ * The conntrack class of a whole IPv4 (or extension-free IPv6) datagram at
+ * `ip` that meets no conntrack. The header checks of tcp_error / udp_error /
+ * icmp_error are here (the decoder makes the same ones for simulate); which
+ * packets open an entry is the model's (ct-model.ts `firstClass`), given the
+ * real TCP flag byte.
  */
 export function ctClass(b: Uint8Array, ip: number): number {
+  if (b[ip]! >>> 4 === 6) return ctClassL4(b, ip + 40, (b[ip + 4]! << 8) | b[ip + 5]!, b[ip + 6]!);
   const ihl = (b[ip]! & 15) * 4;
   const tot = (b[ip + 2]! << 8) | b[ip + 3]!;
-  const l4 = ip + ihl, len = tot - ihl, proto = b[ip + 9]!;
+  return ctClassL4(b, ip + ihl, tot - ihl, b[ip + 9]!);
+}
+
+function ctClassL4(b: Uint8Array, l4: number, len: number, proto: number): number {
   if (proto === P_TCP) {
     if (len < 20) return CT.INVALID;
     const doff = (b[l4 + 12]! >>> 4) * 4;
@@ -150,52 +166,26 @@ export function ctClass(b: Uint8Array, ip: number): number {
     if (len < 8) return CT.INVALID;
     return firstClass(icmpKind(P_ICMP, b[l4]!), 0);
   }
+  if (proto === P_ICMPV6) {
+    if (len < 8) return CT.INVALID;
+    return firstClass(icmpKind(P_ICMPV6, b[l4]!), 0);
+  }
   return firstClass(K.OTHER, 0);
 }
 
-/** Where the IP header starts and whether VLAN tags were stripped, or a skip reason. */
-function locateIp(buf: Uint8Array, off: number, cap: number, lt: number): { ip: number; vlan: boolean } | string {
-  let et: number, p: number, vlan = false;
-  switch (lt) {
-    case 1: {
-      if (cap < 14) return 'short-frame';
-      et = (buf[off + 12]! << 8) | buf[off + 13]!;
-      p = off + 14;
-      while (et === 0x8100 || et === 0x88a8 || et === 0x9100) {
-        if (p + 4 > off + cap) return 'short-frame';
-        et = (buf[p + 2]! << 8) | buf[p + 3]!;
-        p += 4;
-        vlan = true;
-      }
-      break;
-    }
-    case 113:
-      if (cap < 16) return 'short-frame';
-      et = (buf[off + 14]! << 8) | buf[off + 15]!;
-      p = off + 16;
-      break;
-    case 276:
-      if (cap < 20) return 'short-frame';
-      et = (buf[off]! << 8) | buf[off + 1]!;
-      p = off + 20;
-      break;
-    case 0: case 108: {
-      if (cap < 4) return 'short-frame';
-      const le = buf[off]! | (buf[off + 1]! << 8), be = (buf[off + 2]! << 8) | buf[off + 3]!;
-      et = le === 2 || be === 2 ? 0x0800 : 0;
-      p = off + 4;
-      break;
-    }
-    case 101: case 12: case 14: case 228: case 229:
-      et = cap > 0 && buf[off]! >>> 4 === 4 ? 0x0800 : 0x86dd;
-      p = off;
-      break;
-    default:
-      return `linktype-${lt}`;
-  }
-  if (et === 0x86dd) return 'ipv6';
-  if (et !== 0x0800) return 'non-ip';
-  return { ip: p, vlan };
+/**
+ * Where the IP header starts, where the packet ends (an NFLOG payload ends
+ * before its record), whether VLAN tags were stripped, whether the link
+ * layer may have cut the packet (NFLOG's copy range) and whether it is IPv6,
+ * or a skip reason. The link layer is read by the decoder's own locateLink
+ * (sim/traffic/decode.ts).
+ */
+function locateIp(buf: Uint8Array, off: number, cap: number, lt: number): { ip: number; end: number; vlan: boolean; cut: boolean; v6: boolean } | string {
+  if (!linktypeSupported(lt)) return `linktype-${lt}`;
+  const p = locateLink(buf, off, cap, lt);
+  if (p === LINK_SHORT) return 'short-frame';
+  if (p < 0 || (link.et !== 0x0800 && link.et !== 0x86dd)) return 'non-ip';
+  return { ip: p, end: linkEndOf(), vlan: link.vlan, cut: link.cut, v6: link.et === 0x86dd };
 }
 
 interface Train {
@@ -206,8 +196,8 @@ interface Train {
   collided: boolean;
 }
 
-/** Linktype of a bare IPv4/IPv6 datagram (LINKTYPE_RAW), to decode a rewritten datagram. */
-const LINKTYPE_RAW = 228;
+/** Linktype of a bare IPv4 or IPv6 datagram (LINKTYPE_RAW: the version nibble decides), to decode a rewritten datagram. */
+const LINKTYPE_RAW = 101;
 
 /** Reads `path` and rewrites every record; see the module comment. */
 export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
@@ -231,37 +221,73 @@ export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
   const mtu = o.mtu ?? 65535;
   let t0 = NaN;
   const cip = o.clusterIp >>> 0;
+  const cip6 = o.clusterIp6 ?? null;
+  /** Copies the datagram into a new frame at the end of `bytes` (cluster MAC, zero source MAC, `et`); not kept until commit. */
+  const place = (b: Uint8Array, ip: number, tot: number, et: number): number => {
+    const flen = 14 + tot;
+    if (used + flen > bytes.length) { const nb = new Uint8Array(Math.max(bytes.length * 2, used + flen)); nb.set(bytes.subarray(0, used)); bytes = nb; }
+    if (nf === start.length) {
+      const g = (a: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> => { const x = new Uint32Array(a.length * 2); x.set(a); return x; };
+      start = g(start); len = g(len);
+      const t = new Float64Array(ts.length * 2); t.set(ts); ts = t;
+    }
+    const f = used;
+    bytes.set(o.clusterMac, f);
+    bytes.fill(0, f + 6, f + 12);
+    bytes[f + 12] = et >>> 8; bytes[f + 13] = et & 255;
+    bytes.set(b.subarray(ip, ip + tot), f + 14);
+    return f;
+  };
+  /** Keeps the frame `place` wrote. */
+  const commit = (f: number, flen: number, recTs: number, vlan: boolean): void => {
+    if (vlan) stats.vlanStripped++;
+    if (Number.isNaN(t0)) t0 = recTs;
+    start[nf] = f; len[nf] = flen; ts[nf] = recTs - t0; nf++;
+    used += flen;
+  };
   try {
     while (stats.records < limit && src.nextRaw(rec)) {
       stats.records++;
       const r = locateIp(rec.buf, rec.off, rec.caplen, rec.linktype);
       if (typeof r === 'string') { skip(r); continue; }
-      const ip = r.ip, b = rec.buf, capEnd = rec.off + rec.caplen;
+      const ip = r.ip, b = rec.buf, capEnd = r.end;
+      // The cluster address has one family; packets of the other never reach its rules.
+      if (r.v6 !== (cip6 !== null)) { skip(r.v6 ? 'ipv6' : 'ipv4'); continue; }
+      if (cip6) {
+        if (ip + 40 > capEnd) { skip('truncated'); continue; }
+        if (b[ip]! >>> 4 !== 6) { skip('non-ip'); continue; }
+        const plen = (b[ip + 4]! << 8) | b[ip + 5]!, tot = 40 + plen, nh = b[ip + 6]!;
+        if (plen === 0) { skip('malformed-ip'); continue; } // a jumbogram (or nothing at all)
+        if (ip + tot > capEnd) { skip(rec.caplen < rec.wirelen || r.cut ? 'truncated' : 'malformed-ip'); continue; }
+        if (tot > mtu) { skip('larger-than-mtu'); continue; }
+        // Extension headers (fragments among them) are not modelled for IPv6: skipped and counted, never guessed.
+        if (nh === 44) { skip('ipv6-fragment'); continue; }
+        if (V6_EXTENSION.has(nh)) { skip('ipv6-extension-header'); continue; }
+        if (UNMODELLED.has(nh)) { skip(`protocol-${nh}`); continue; }
+        // Neighbour/router discovery would rewrite the nodes' neighbour caches; it is no cluster traffic either.
+        if (nh === P_ICMPV6 && b[ip + 40]! >= 133 && b[ip + 40]! <= 137) { skip('icmpv6-neighbour-discovery'); continue; }
+        const f = place(b, ip, tot, 0x86dd);
+        const q = f + 14;
+        for (let k = 0; k < 16; k++) bytes[q + 24 + k] = (cip6[k >>> 2]! >>> (24 - 8 * (k & 3))) & 255;
+        if (!fixL4Checksum6(bytes, q)) { skip('malformed-l4'); continue; }
+        vis.push({ d: bytes.slice(q, q + tot), invalid: false });
+        commit(f, 14 + tot, rec.ts, r.vlan);
+        continue;
+      }
       if (ip + 20 > capEnd) { skip('truncated'); continue; }
       if (b[ip]! >>> 4 !== 4) { skip('non-ip'); continue; }
       const ihl = (b[ip]! & 15) * 4;
       const tot = (b[ip + 2]! << 8) | b[ip + 3]!;
       if (ihl < 20 || tot < ihl) { skip('malformed-ip'); continue; }
       // A frame cut by the snap length cannot be sent as the original: its checksum would cover bytes we never saw.
-      if (ip + tot > capEnd) { skip(rec.caplen < rec.wirelen ? 'truncated' : 'malformed-ip'); continue; }
+      if (ip + tot > capEnd) { skip(rec.caplen < rec.wirelen || r.cut ? 'truncated' : 'malformed-ip'); continue; }
       if (tot > mtu) { skip('larger-than-mtu'); continue; }
       const proto = b[ip + 9]!;
       if (UNMODELLED.has(proto)) { skip(`protocol-${proto}`); continue; }
       const fragw = (b[ip + 6]! << 8) | b[ip + 7]!;
       const isFrag = (fragw & 0x3fff) !== 0;
       // Build the frame: cluster MAC, zero source MAC (the sender's), IPv4, the datagram rewritten.
-      const flen = 14 + tot;
-      if (used + flen > bytes.length) { const nb = new Uint8Array(Math.max(bytes.length * 2, used + flen)); nb.set(bytes.subarray(0, used)); bytes = nb; }
-      if (nf === start.length) {
-        const g = (a: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> => { const x = new Uint32Array(a.length * 2); x.set(a); return x; };
-        start = g(start); len = g(len);
-        const t = new Float64Array(ts.length * 2); t.set(ts); ts = t;
-      }
-      const f = used;
-      bytes.set(o.clusterMac, f);
-      bytes.fill(0, f + 6, f + 12);
-      bytes[f + 12] = 0x08; bytes[f + 13] = 0x00;
-      bytes.set(b.subarray(ip, ip + tot), f + 14);
+      const f = place(b, ip, tot, 0x0800);
       const q = f + 14;
       const origDaddr = ((bytes[q + 16]! << 24) | (bytes[q + 17]! << 16) | (bytes[q + 18]! << 8) | bytes[q + 19]!) >>> 0;
       bytes[q + 16] = cip >>> 24; bytes[q + 17] = (cip >>> 16) & 255; bytes[q + 18] = (cip >>> 8) & 255; bytes[q + 19] = cip & 255;
@@ -270,10 +296,7 @@ export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
         if (!fixL4Checksum(bytes, q)) { skip('malformed-l4'); continue; }
         vis.push({ d: bytes.slice(q, q + tot), invalid: false });
       }
-      if (r.vlan) stats.vlanStripped++;
-      if (Number.isNaN(t0)) t0 = rec.ts;
-      start[nf] = f; len[nf] = flen; ts[nf] = rec.ts - t0; nf++;
-      used += flen;
+      commit(f, 14 + tot, rec.ts, r.vlan);
       if (isFrag) {
         stats.fragments++;
         if (decodeFrame(bytes, q, tot, LINKTYPE_RAW, scratch, 0, 0) !== DEC.FRAGMENT) continue; // sent; the kernel drops it as we would
@@ -307,7 +330,7 @@ export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
   let n = 0;
   for (const { d, invalid } of vis) {
     const c = invalid ? CT.INVALID : ctClass(d, 0);
-    const res = decodeFrame(d, 0, d.length, 228, visible, n, 0);
+    const res = decodeFrame(d, 0, d.length, LINKTYPE_RAW, visible, n, 0);
     if (res !== 0) throw new DataError(path, `internal: a rewritten datagram did not decode (code ${res})`);
     ct[n] = c;
     if (c === CT.INVALID) visible.l4flags[n] = visible.l4flags[n]! | L4.CT_INVALID;

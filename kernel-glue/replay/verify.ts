@@ -17,7 +17,8 @@
 import { type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { selectorSpecOf } from '../../sim/select/from-config.ts';
 import { buildSelector } from '../../sim/select/build.ts';
-import { formatIPv4 } from '../../sim/core/addr.ts';
+import { formatIPv4, formatIPv6 } from '../../sim/core/addr.ts';
+import { FAMILY_IPV6 } from '../../sim/traffic/batch.ts';
 import { readHostState, type HostState } from '../control/state.ts';
 import { fingerprint, type NodeEntry } from '../backends/shared/names.ts';
 import { TCP_LOOSE } from '../backends/shared/link.ts';
@@ -150,14 +151,16 @@ export interface Difference {
   flows: string[];
 }
 
-const PROTO_NAME: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp' };
+const PROTO_NAME: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6' };
 
 /** One line per datagram: "tcp 10.0.0.1:1234 -> 192.0.2.10:80". */
 export function describeFlow(rw: Rewritten, i: number): string {
   const b = rw.visible;
   const p = b.proto[i]!;
   const ports = p === 6 || p === 17;
-  return `${PROTO_NAME[p] ?? `proto ${p}`} ${formatIPv4(b.saddr[i]!)}${ports ? `:${b.sport[i]}` : ''} -> ${formatIPv4(b.daddr[i]!)}${ports ? `:${b.dport[i]}` : ''}`;
+  const v6 = b.family[i] === FAMILY_IPV6;
+  const src = v6 ? `[${formatIPv6(b.saddr6, i * 4)}]` : formatIPv4(b.saddr[i]!), dst = v6 ? `[${formatIPv6(b.daddr6, i * 4)}]` : formatIPv4(b.daddr[i]!);
+  return `${PROTO_NAME[p] ?? `proto ${p}`} ${src}${ports ? `:${b.sport[i]}` : ''} -> ${dst}${ports ? `:${b.dport[i]}` : ''}`;
 }
 
 /** Node-by-node comparison; empty when the kernel did exactly what was predicted. */

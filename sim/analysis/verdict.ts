@@ -11,7 +11,7 @@
  *   every flow were hashed on its own. Beyond it (but within the seed band)
  *   the traffic itself is lumpy: another seed would not help.
  */
-import type { ConfigResult, DistributionStats, Metric, Migration, NodeStats } from '../core/result.ts';
+import type { ConfigResult, DistributionStats, FailoverResult, Metric, Migration, NodeStats } from '../core/result.ts';
 
 /** even: within pure randomness; traffic: lumpy traffic, any seed does the same; configuration: worse than 95 % of other seeds. */
 export type Verdict = DistributionStats['verdict'];
@@ -65,5 +65,26 @@ export function configClause(c: Pick<ConfigResult, 'id' | 'nodes' | 'stats'>, me
 export function simulateHeadline(configs: readonly Pick<ConfigResult, 'id' | 'nodes' | 'stats'>[], migrations: readonly Pick<Migration, 'from' | 'to' | 'flows_moved_share'>[]): string {
   const parts = configs.map((c) => configClause(c));
   for (const m of migrations) parts.push(`${m.from}→${m.to} moves ${pct(m.flows_moved_share)} of flows`);
+  return parts.join('; ');
+}
+
+const count = (n: number, one: string, many = `${one}s`): string => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+
+/**
+ * What a failover run found, in one line (terminal, JSON `headline`, HTML):
+ * what was lost, duplicated and broken against what the traffic carried, and
+ * whether (and how fast) every bucket had exactly one owner again. A fault
+ * the traffic never reached is said so, not reported as a clean "0 lost".
+ */
+export function failoverHeadline(r: Pick<FailoverResult, 'totals' | 'input' | 'scenario' | 'warnings'>): string {
+  const t = r.totals, n = r.input.packets;
+  const scripted = Array.isArray(r.scenario.events) ? r.scenario.events.length : 0;
+  const share = (x: number): string => (n > 0 ? ` (${((100 * x) / n).toFixed(2)} %)` : '');
+  const conns = t.connections !== undefined ? ` of ${t.connections.toLocaleString('en-US')}` : '';
+  const parts = [
+    `${count(scripted, 'scripted event')}: ${count(t.lost_packets, 'packet')} lost${share(t.lost_packets)}, ${t.duplicated_packets.toLocaleString('en-US')} duplicated${share(t.duplicated_packets)}, ${t.broken_connections.toLocaleString('en-US')}${conns} connections broken`,
+    t.recovered === false ? 'some bucket still had no owner or several at the end' : `one owner per bucket again ${t.recovery_s.toFixed(2)} s after the first fault`,
+  ];
+  if (r.warnings?.length) parts.push('see the warnings: some events fall where the traffic has ended');
   return parts.join('; ');
 }

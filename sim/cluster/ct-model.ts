@@ -33,7 +33,7 @@
  * - UDP (nf_conntrack_proto_udp.c) and the generic tracker (GRE, ESP, SCTP,
  *   DCCP, ...): every packet with a valid header opens or refreshes an entry.
  * - ICMP (nf_conntrack_proto_icmp.c, icmpv6): a request (echo, timestamp,
- *   info, address mask; ICMPv6 echo) opens an entry keyed by its identifier;
+ *   info, address mask; ICMPv6 echo and node information query) opens an entry keyed by its identifier;
  *   a reply is valid only against an entry the other side opened; any other
  *   type (errors included) is INVALID. The kernel accepts an error as
  *   RELATED when its inner header matches a connection; the batch does not
@@ -126,7 +126,8 @@ export function packetKind(b: TupleBatch, i: number): number {
 /** The model's class of an ICMP (proto 1) or ICMPv6 (58) message of type `t`. */
 export function icmpKind(proto: number, t: number): number {
   if (proto === 1) return t in ICMP_REPLY_OF ? K.ICMP_REQUEST : t in ICMP_REQUEST_OF ? K.ICMP_REPLY : K.ICMP_NONE;
-  return t === 128 ? K.ICMP_REQUEST : t === 129 ? K.ICMP_REPLY : K.ICMP_NONE;
+  // nf_conntrack_proto_icmpv6.c valid_new[]: echo request (128) and node information query (139).
+  return t === 128 || t === 139 ? K.ICMP_REQUEST : t === 129 || t === 140 ? K.ICMP_REPLY : K.ICMP_NONE;
 }
 
 /** Verdicts. */
@@ -477,7 +478,7 @@ export class Judge {
     const d = connKey(b, i, k);
     if (kind === K.ICMP_REQUEST || kind === K.ICMP_REPLY) {
       const t = b.l4a[i]! >>> 24, p = b.proto[i]!;
-      const req = kind === K.ICMP_REQUEST ? t : p === 1 ? ICMP_REQUEST_OF[t]! : 128;
+      const req = kind === K.ICMP_REQUEST ? t : p === 1 ? ICMP_REQUEST_OF[t]! : t - 1;
       k[connKeyWords(b, i) - 1] = ((b.l4b[i]! >>> 16) << 8 | req) >>> 0;
     }
     let h = 0x9747b28c;

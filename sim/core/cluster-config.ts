@@ -32,7 +32,7 @@
 import { z } from 'zod';
 import { DataError, readTextFile } from './errors.ts';
 import { fmtPath, parseKeyPath, YamlInput, type KeyPath } from './yaml-input.ts';
-import { parseIPv4 } from './addr.ts';
+import { formatIPv6, parseIPv4, parseIPv6 } from './addr.ts';
 import { CLUSTERIP_MAX_NODES, CLUSTERIP_MODES, XT_CLUSTER_MAX_NODES, isMulticastMac } from './spec.ts';
 
 const u32 = z.union([
@@ -41,6 +41,24 @@ const u32 = z.union([
 ]);
 
 const ipv4 = z.string().refine((s) => parseIPv4(s) !== null, 'an IPv4 address such as 192.0.2.10');
+/** The cluster address: IPv4, or IPv6 for the conntrack-based backends (xt_cluster, nft). */
+const clusterAddr = z.string().refine((s) => parseIPv4(s) !== null || parseIPv6(s) !== null, 'an IPv4 address such as 192.0.2.10 or an IPv6 address such as 2001:db8::10');
+
+/** 4 or 6: the family of a cluster address (the schema accepted it as one or the other). */
+export const ipFamily = (ip: string): 4 | 6 => (parseIPv4(ip) !== null ? 4 : 6);
+
+/** The family of a cluster's address. */
+export const clusterFamily = (c: { cluster: { ip: string } }): 4 | 6 => ipFamily(c.cluster.ip);
+
+/**
+ * The cluster address as the kernel tools print it: IPv6 in RFC 5952 form
+ * (lower case, longest zero run compressed; nft and ip6tables-save print that
+ * form), IPv4 unchanged. Rules are rendered and read back with this text.
+ */
+export function clusterAddrText(c: { cluster: { ip: string } }): string {
+  const v6 = parseIPv4(c.cluster.ip) === null ? parseIPv6(c.cluster.ip) : null;
+  return v6 ? formatIPv6(v6) : c.cluster.ip;
+}
 const ifname = z.string().regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'an interface name (1-15 characters, no spaces or slashes)');
 const nodeName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a name of letters, digits, _ . - (starting with a letter or digit)');
 
@@ -103,7 +121,7 @@ export const ClusterConfigSchema = z.object({
      * a file holds several clusters. Lower case: nft and iptables both take it.
      */
     name: z.string().regex(/^[a-z0-9][a-z0-9_]{0,11}$/, 'a cluster name of 1-12 lower-case letters, digits or _ (it becomes part of nft table and iptables chain names)').optional(),
-    ip: ipv4,
+    ip: clusterAddr,
     interface: ifname.default('eth0'),
     mac: z.string().refine(isMulticastMac, 'a multicast MAC such as 01:00:5e:00:00:20 (lowest bit of the first byte set)').default('01:00:5e:00:00:20'),
     backend: z.enum(['clusterip', 'xt_cluster', 'nft']),
@@ -112,7 +130,12 @@ export const ClusterConfigSchema = z.object({
     total_nodes: z.number().int().min(1),
     kernel: z.string().optional(),
     endian: z.enum(['little', 'big']).default('little'),
-  }).strict(),
+  }).strict().superRefine((k, ctx) => {
+    // CLUSTERIP is an IPv4 target in every kernel that had it (net/ipv4/netfilter/ipt_CLUSTERIP.c; no ip6t_ twin, §4).
+    if (k.backend === 'clusterip' && parseIPv4(k.ip) === null) {
+      ctx.addIssue({ code: 'custom', path: ['ip'], input: k.ip, message: `${k.ip}: the clusterip backend is IPv4-only (iptables CLUSTERIP never existed for IPv6); use backend xt_cluster or nft for an IPv6 cluster address` });
+    }
+  }),
   nodes: z.array(z.object({
     name: nodeName,
     owns: z.array(z.number().int()),

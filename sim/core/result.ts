@@ -210,6 +210,8 @@ export interface FailoverResult {
   schema_version: number;
   tool: ToolInfo;
   generated_at: string;
+  /** What the run found, in one line (sim/analysis/verdict.ts failoverHeadline); the terminal and HTML print it as it is. */
+  headline?: string;
   input: InputSummary;
   scenario: { name: string; config: unknown; heartbeat: Record<string, number>; policy: string; failback: string; events: unknown[]; stable_s?: number; conntrack?: { state_sync: boolean; tcp_loose: boolean }; builtin?: boolean };
   totals: FailoverTotals;

@@ -4,16 +4,15 @@
  * one, under the measured configuration have none under another seed either.
  */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runSimulation } from './run.ts';
 import type { SelectorSpec } from '../select/selector.ts';
 import { runCli } from '../../test/cli.ts';
+import { testDir } from '../../test/tmp.ts';
 
 describe('the randomness band', () => {
   it('counts the same flows as the node loads, also when the snaplen cuts the ports', async () => {
-    const work = mkdtempSync(join(tmpdir(), 'cipsim-band-'));
+    const work = testDir('cipsim-band-');
     const pcap = join(work, 'cut.pcap');
     const g = await runCli(['gen', 'default', '--out', pcap, '--packets', '20000', '--seed', '2', '--snaplen', '37']);
     expect(g.code, g.stderr).toBe(0);

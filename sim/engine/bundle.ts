@@ -17,7 +17,7 @@
  * is fast too.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -220,6 +220,28 @@ export async function buildBundle(entry: string, outfile: string, extraInputs: s
   // Chunks and other entries first: the stamped entry names only chunks that are already there.
   if (split) for (const f of r.outputFiles) if (f !== js && !f.path.endsWith('.map')) writeAtomic(f.path, f.text);
   writeAtomic(outfile, `${STAMP_PREFIX}${JSON.stringify(stamp)}\n${js.text}`);
+  if (split) removeStaleChunks(outDir, new Set(r.outputFiles.map((f) => basename(f.path))));
+}
+
+/** How long a chunk no build wrote is kept: a process started before the rebuild may still import it lazily. */
+const STALE_CHUNK_MS = 10 * 60_000;
+
+/**
+ * Chunk names carry their content hash, so every rebuild after an edit leaves the previous
+ * chunks behind (hundreds after a day of work). Removes those this build did not write, once
+ * they are old enough that no running command can still be about to load one.
+ */
+function removeStaleChunks(outDir: string, written: Set<string>): void {
+  const now = Date.now();
+  for (const name of readdirSync(outDir)) {
+    if (written.has(name) || !/-[A-Z0-9]{8}\.mjs$/.test(name)) continue;
+    const file = join(outDir, name);
+    try {
+      if (now - statSync(file).mtimeMs > STALE_CHUNK_MS) unlinkSync(file);
+    } catch {
+      // Removed by a concurrent build meanwhile: nothing to do.
+    }
+  }
 }
 
 /** Builds the worker bundle (forced, or only when stale). */

@@ -5,8 +5,6 @@
  * when connections span the cuts and the timeout splits them.
  */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBatch, F } from '../traffic/batch.ts';
 import { writeTupleV4 } from '../traffic/tuple.ts';
@@ -20,6 +18,7 @@ import { ConnTable } from './conn-table.ts';
 import { connKey } from '../cluster/conn-key.ts';
 import { K, step, TH, V, type StepOut } from '../cluster/ct-model.ts';
 import { writeTupleV6 } from '../traffic/tuple.ts';
+import { fileDir } from '../../test/tmp.ts';
 
 interface Pkt { ts: number; proto: number; s: number; sp: number; d: number; dp: number; len: number; syn: boolean }
 
@@ -104,7 +103,7 @@ async function simulate(path: string, workers: number, flowTimeout: number): Pro
 }
 
 describe('connections with an idle timeout', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cipsim-conn-'));
+  const dir = fileDir('cipsim-conn-');
   const pkts = stream(40_000, 3);
   const path = join(dir, 's.pcap');
   writePcap(path, pkts);

@@ -69,13 +69,20 @@ describe('failover reads an input as simulate does', () => {
       const { configs } = analyse(sim.merged, [sel], { ids: ['A'], dirDep: [directionDependent(sel)] });
       const simPk = configs[0]!.nodes.map((x) => x.packets);
       expect(simPk.reduce((a, x) => a + x, 0)).toBe(toCluster);
+      const lastProgress: number[] = [];
       for (const workers of [0, 2]) {
-        const fo = await runFailoverParallel(sc, { input: { kind: 'pcap', path: file }, summary: { kind: 'pcap', files: [], skipped: {} }, workers, t0: firstTimestamp({ kind: 'pcap', path: file }) });
+        const seen: number[] = [];
+        const fo = await runFailoverParallel(sc, { input: { kind: 'pcap', path: file }, summary: { kind: 'pcap', files: [], skipped: {} }, workers, t0: firstTimestamp({ kind: 'pcap', path: file }), onProgress: (d) => seen.push(d) });
+        // Progress never goes back and ends at the packets read once, however many partitions each read the whole capture.
+        expect(seen.every((v, i) => i === 0 || v >= seen[i - 1]!)).toBe(true);
+        expect(seen.at(-1)!).toBeGreaterThanOrEqual(toCluster);
+        lastProgress.push(seen.at(-1)!);
         const foPk = fo.phases.length ? fo.phases.map((p) => p.per_node.map((x) => x.packets)).reduce((a, r) => a.map((v, i) => v + r[i]!)) : [];
         expect(foPk).toEqual(simPk);
         expect(fo.totals.connections).toBe(tcp);
         expect(fo.totals.lost_packets).toBe(0);
       }
+      expect(lastProgress[1]).toBe(lastProgress[0]);
     });
   }
 });

@@ -38,6 +38,8 @@ export interface FailoverRunOptions {
   comparePolicies?: boolean;
   /** Capture time of scenario time 0: 0 for generated traffic; the first packet's time for a capture. */
   t0?: number;
+  /** Called about 5 times a second while the workers run, with the input's packets read so far. */
+  onProgress?: (done: number) => void;
   batchCapacity?: number;
 }
 
@@ -86,6 +88,24 @@ export async function runFailoverParallel(sc: Scenario, o: FailoverRunOptions): 
   const tasks: FailoverTask[] = o.input.kind === 'synthetic'
     ? planInputShares(o.input, n).map((input) => ({ kind: 'failover', input, partition: null, selector: spec, clusterIp, timelines, eval: evalOpts, batchCapacity: cap }))
     : Array.from({ length: n }, (_, index) => ({ kind: 'failover', input: o.input, partition: n > 1 ? { index, count: n } : null, selector: spec, clusterIp, timelines, eval: evalOpts, batchCapacity: cap }));
-  const parts = await runTasks<FailoverTask, FailoverPartial>(tasks, o.workers, processFailoverShare);
+  // Progress through shared memory, as simulate's shares report it. Partitions each read the whole
+  // input (a packet counts once: their mean); shares of synthetic traffic read their own part (the sum).
+  const progressBuf = new SharedArrayBuffer(8 * tasks.length);
+  const read = new Float64Array(progressBuf);
+  tasks.forEach((t, slot) => (t.progress = { buffer: progressBuf, slot }));
+  const tick = (): void => {
+    let sum = 0;
+    for (let i = 0; i < read.length; i++) sum += read[i]!;
+    o.onProgress?.(tasks[0]?.partition ? sum / tasks.length : sum);
+  };
+  const timer = o.onProgress ? setInterval(tick, 200) : null;
+  let parts: FailoverPartial[];
+  try {
+    parts = await runTasks<FailoverTask, FailoverPartial>(tasks, o.workers, processFailoverShare);
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+  // The last word is the whole input (a short run may end before the first tick).
+  if (o.onProgress) tick();
   return failoverResult(sc, timelines, mergeFailoverPartials(parts), o.summary, { workers: o.workers, elapsed_s: (performance.now() - started) / 1000 });
 }

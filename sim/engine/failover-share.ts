@@ -18,8 +18,12 @@ export function processFailoverShare(t: FailoverTask): FailoverPartial {
   // set aside: every worker reads it all and keeps its partition, so each judges every connection alike.
   const judge = judges(t.input) ? new Judge(t.eval.conntrack.tcp_loose, DEFAULT_FLOW_TIMEOUT) : null;
   const src = openInput(t.input);
+  const progress = t.progress ? new Float64Array(t.progress.buffer) : null;
+  let read = 0;
   try {
     while (src.fill(batch) > 0) {
+      read += batch.count;
+      if (progress) progress[t.progress!.slot] = read;
       judge?.judge(batch);
       if (t.clusterIp !== null && (keepToClusterIp(batch, t.clusterIp), batch.count === 0)) continue;
       if (t.partition && keepPartition(batch, t.partition.index, t.partition.count) === 0) continue;

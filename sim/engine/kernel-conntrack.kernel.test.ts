@@ -19,12 +19,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { ClusterNet, CLUSTER_IP, SUBNET } from '../../test/netns-cluster.ts';
+import { ClusterNet, CLUSTER_IP, SUBNET, runPrefix } from '../../test/netns-cluster.ts';
 import { CLUSTER_MAC_TEXT, KernelCluster, type NodeRules } from '../../test/kernel-cluster.ts';
 import { strayCapture, capturePcap, type BuiltCapture } from '../../test/kernel-captures.ts';
 import { runCli } from '../../test/cli.ts';
 
-const PREFIX = 'cipsim-kp-';
+const PREFIX = runPrefix('cipsim-kp-');
 const N = 3;
 const SEED = 0x5eed;
 const hex = `0x${SEED.toString(16)}`;

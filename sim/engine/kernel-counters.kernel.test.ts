@@ -23,12 +23,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ClusterNet, CLUSTER_IP } from '../../test/netns-cluster.ts';
+import { ClusterNet, CLUSTER_IP, runPrefix } from '../../test/netns-cluster.ts';
 import { KernelCluster, type NodeRules } from '../../test/kernel-cluster.ts';
 import { capturePcap, mixedCapture, firstPacketsCapture, type BuiltCapture } from '../../test/kernel-captures.ts';
 import { runCli } from '../../test/cli.ts';
 
-const PREFIX = 'cipsim-kc-';
+const PREFIX = runPrefix('cipsim-kc-');
 const N = 3;
 const SEED = 0x1234;
 let net: ClusterNet;

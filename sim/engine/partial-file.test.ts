@@ -1,12 +1,12 @@
 /** The partial file: what goes in comes out (typed arrays of every kind, non-finite numbers), and the header is checked. */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPartial, readPartialHeader, writePartial } from './partial-file.ts';
 import type { SimPartial } from './task.ts';
+import { fileDir } from '../../test/tmp.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'cipsim-partial-'));
+const dir = fileDir('cipsim-partial-');
 const header = { shard: { index: 1, count: 3 }, plan: { count: 3, mode: 'files' as const, inputs: ['a.pcap', 'b.pcap', 'c.pcap'] }, job: { configs: [], mixed: null, flowTimeout: 120, topSources: true }, files: [] };
 
 describe('partial file', () => {

@@ -3,8 +3,7 @@
  * pool (or in-process with workers = 0), merges the partials.
  */
 import os from 'node:os';
-import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import type { SelectorSpec } from '../select/selector.ts';
 import { directionDependent, judges, processShare, scanShare } from './share.ts';
 import { Judge, type CtTransfer } from '../cluster/ct-model.ts';
@@ -16,6 +15,7 @@ import { planRun, type ShardWork } from './shard-plan.ts';
 import { planShares } from '../traffic/share-plan.ts';
 import { DEFAULT_SOURCE_BUDGET, type SourceSpill } from './source-table.ts';
 import type { CtScanTask, MergeTask, SimPartial, SimTask, InputSpec } from './task.ts';
+import { makeTempDir } from '../core/temp-dir.ts';
 
 export interface RunOptions {
   inputs: InputSpec[];
@@ -166,10 +166,10 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   const plan = o.plan ?? planRun(o.inputs, workers);
   const shares = plan.shares;
   const topSources = o.topSources ?? true;
-  // The runs live in a directory of this run's own, removed when it ends (whatever happened).
-  const spill: SourceSpill | null = topSources && (o.connections ?? true)
-    ? { dir: mkdtempSync(join(os.tmpdir(), 'clusterip-sim-sources-')), budget: o.sourceBudget ?? DEFAULT_SOURCE_BUDGET }
-    : null;
+  // The runs live in a directory of this run's own, removed when it ends (whatever happened,
+  // Ctrl-C included: temp-dir.ts).
+  const spillDir = topSources && (o.connections ?? true) ? makeTempDir('clusterip-sim-sources-') : null;
+  const spill: SourceSpill | null = spillDir ? { dir: spillDir.path, budget: o.sourceBudget ?? DEFAULT_SOURCE_BUDGET } : null;
   const progressBuf = new SharedArrayBuffer(8 * Math.max(1, shares.length));
   const progress = new Float64Array(progressBuf);
   const tasks: SimTask[] = shares.map(({ input, chain }, slot) => ({ input, chain, flowTimeout, topSources, sourceSpill: spill, connections: o.connections ?? true, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, tcpLoose: o.tcpLoose ?? true, progress: { buffer: progressBuf, slot } }));
@@ -199,7 +199,7 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
     });
   } finally {
     clearInterval(timer);
-    if (spill) rmSync(spill.dir, { recursive: true, force: true });
+    spillDir?.remove();
   }
   const rss = process.memoryUsage().rss;
   if (rss > peakRss) peakRss = rss;

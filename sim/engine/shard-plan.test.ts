@@ -1,11 +1,11 @@
 /** The shard plan: every share of the single run is in exactly one shard, in the same stream order; bad plans are refused. */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseShard, planRun } from './shard-plan.ts';
 import { UsageError } from '../core/errors.ts';
 import type { InputSpec } from './task.ts';
+import { testDir } from '../../test/tmp.ts';
 
 const files = (n: number): InputSpec[] => Array.from({ length: n }, (_, i) => ({ kind: 'pcap', path: `/nowhere/part-${i}.pcap` }));
 
@@ -39,7 +39,7 @@ describe('shard plan', () => {
   });
 
   it('splits one capture into record-aligned byte ranges that tile it', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cipsim-plan-'));
+    const dir = testDir('cipsim-plan-');
     const path = join(dir, 'one.pcap');
     // A pcap of 20,000 records of 64 bytes (16-byte record header + 48 bytes of data).
     const buf = Buffer.alloc(24 + 20_000 * 64);

@@ -4,8 +4,7 @@
  * many workers ran.
  */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runSimulation } from './run.ts';
 import { buildSelector } from '../select/build.ts';
@@ -14,6 +13,7 @@ import { createBatch } from '../traffic/batch.ts';
 import { writeTupleV4 } from '../traffic/tuple.ts';
 import { analyse } from '../analysis/distribution.ts';
 import { directionDependent } from './share.ts';
+import { testDir } from '../../test/tmp.ts';
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
@@ -35,7 +35,7 @@ describe('simulate engine', () => {
       const proto = [6, 17, 1, 50][Math.floor(rnd() * 4)]!;
       rows.push({ proto, s: Math.floor(rnd() * 2 ** 32), sp: Math.floor(rnd() * 65536), d: 0xc000020a, dp: [80, 443, 53][i % 3]!, len: 60 + Math.floor(rnd() * 1400) });
     }
-    const dir = mkdtempSync(join(tmpdir(), 'cipsim-'));
+    const dir = testDir('cipsim-');
     const csv = join(dir, 't.csv');
     const ip = (v: number): string => `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
     writeFileSync(csv, rows.map((r, i) => `${r.proto},${ip(r.s)},${r.sp},${ip(r.d)},${r.dp},${i},${r.len}`).join('\n'));

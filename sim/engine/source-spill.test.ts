@@ -5,8 +5,7 @@
  * number of workers, and the run files must not outlive the run.
  */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readdirSync, truncateSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { SourceTable, type SourceCounts } from './source-table.ts';
 import { mergeSources } from './source-merge.ts';
@@ -17,6 +16,7 @@ import { analyse } from '../analysis/distribution.ts';
 import { directionDependent } from './share.ts';
 import type { SelectorSpec } from '../select/selector.ts';
 import { runCli } from '../../test/cli.ts';
+import { testDir } from '../../test/tmp.ts';
 
 function lcg(seed: number): (n: number) => number {
   let s = seed >>> 0;
@@ -36,7 +36,7 @@ function updates(seed: number, count: number, C: number, N: number): { k: Uint32
 
 describe('source counters past their budget', () => {
   it('spilled runs merge to the same heaviest sources as one table in memory', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cipsim-spill-'));
+    const dir = testDir('cipsim-spill-');
     for (const [seed, budget] of [[1, 7], [2, 50], [3, 1000]] as const) {
       const C = 2, N = 4;
       const all = updates(seed, 3000, C, N);
@@ -54,7 +54,7 @@ describe('source counters past their budget', () => {
   });
 
   it('keeps the heaviest of every node when they outnumber one merge buffer (nft mod 20000)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cipsim-spill-'));
+    const dir = testDir('cipsim-spill-');
     const N = 20000, rnd = lcg(11);
     const whole = new SourceTable(), part = new SourceTable(1 << 12, { dir, budget: 4096 });
     const k = new Uint32Array(7);
@@ -69,7 +69,7 @@ describe('source counters past their budget', () => {
   });
 
   it('a run cut short is an error naming the file and byte offset', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cipsim-spill-'));
+    const dir = testDir('cipsim-spill-');
     const t = new SourceTable(16, { dir, budget: 4 });
     for (const u of updates(9, 200, 1, 2)) t.add(u.k, 0, Math.abs(u.p), u.b);
     const src: SourceCounts = t.columns();
@@ -91,14 +91,14 @@ describe('simulate with a tiny source budget', () => {
   }
 
   it('gives the heaviest sources of the unbounded run, with 0, 1 and 2 workers, and leaves no run files', async () => {
-    const work = mkdtempSync(join(tmpdir(), 'cipsim-spill-run-'));
+    const work = testDir('cipsim-spill-run-');
     const pcap = join(work, 'mix.pcap');
     const g = await runCli(['gen', 'default', '--out', pcap, '--packets', '40000', '--seed', '4']);
     expect(g.code, g.stderr).toBe(0);
     const base = await top(pcap, 1);
     // The unbounded run keeps every source; a budget of 64 makes every share spill many runs.
     expect(base.kept).toBeGreaterThan(500);
-    const tmp = mkdtempSync(join(tmpdir(), 'cipsim-spill-tmp-'));
+    const tmp = testDir('cipsim-spill-tmp-');
     const saved = process.env.TMPDIR;
     process.env.TMPDIR = tmp;
     try {

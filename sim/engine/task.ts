@@ -119,4 +119,6 @@ export interface FailoverTask {
   timelines: OwnershipTimeline[];
   eval: EvalOptions;
   batchCapacity?: number;
+  /** Progress: Float64Array(progress)[slot] = packets read, updated once per batch (as SimTask's). */
+  progress?: { buffer: SharedArrayBuffer; slot: number };
 }

@@ -5,13 +5,12 @@
  * shares there.
  */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../../test/cli.ts';
 import type { SimulateResult } from '../core/result.ts';
+import { fileDir } from '../../test/tmp.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'cipsim-workers-'));
+const dir = fileDir('cipsim-workers-');
 
 function comparable(r: SimulateResult): unknown {
   const { run: _run, generated_at: _g, ...rest } = r;

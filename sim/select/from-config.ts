@@ -2,7 +2,7 @@
  * The selector that predicts a cluster config's answer: the one bridge from
  * the deployment contract (sim/core/cluster-config.ts) to a selector spec.
  */
-import type { ClusterConfig } from '../core/cluster-config.ts';
+import { clusterFamily, type ClusterConfig } from '../core/cluster-config.ts';
 import { CURRENT_KERNEL, DEFAULT_CLUSTERIP_KERNEL, type SelectorSpec } from '../core/spec.ts';
 import { nftJhash, renderNftHash, type NftJhash } from './nft-expr.ts';
 
@@ -21,10 +21,12 @@ export function selectorSpecOf(c: ClusterConfig): SelectorSpec {
  * The hash the nft backend loads for this cluster: xt_cluster's input (the
  * conntrack's original source address, §5.5, §7) with `offset 1`, so values
  * are the node numbers 1..N. The seed is always explicit (§6.1: a seedless
- * rule gets a random seed per node).
+ * rule gets a random seed per node). An IPv6 cluster hashes the 16 bytes of
+ * `ct original ip6 saddr`: on little-endian CPUs the same value as
+ * xt_cluster's jhash2 over four native words (§5.1, read from source, not measured).
  */
 export function nftClusterHash(c: ClusterConfig): NftJhash {
-  return nftJhash(['ct original ip saddr'], c.cluster.total_nodes, c.cluster.seed, 1);
+  return nftJhash([clusterFamily(c) === 6 ? 'ct original ip6 saddr' : 'ct original ip saddr'], c.cluster.total_nodes, c.cluster.seed, 1);
 }
 
 export const nftClusterExpr = (c: ClusterConfig): string => renderNftHash(nftClusterHash(c));

@@ -3,7 +3,12 @@
  * kernel-semantics §5.
  *
  *   IPv4: hash = jhash_1word(saddr as a CPU word, seed)      no ntohl: 10.0.0.1 -> 0x0100000a on LE
- *   IPv6: hash = jhash2(address as four CPU words, 4, seed)
+ *   IPv6: hash = jhash2(address as CPU words, 1, seed): the FIRST 32 bits only.
+ *         xt_cluster passes NF_CT_TUPLE_L3SIZE / sizeof(u32) as the length,
+ *         and NF_CT_TUPLE_L3SIZE is already a count of u32 words (4), so the
+ *         length is 1 (source: xt_cluster.c, nf_conntrack_tuple.h; measured
+ *         6.18.44: 120 flows from one /32 all landed in one bucket, and the
+ *         one-word hash predicts every flow of kernel-glue/ipv6.kernel.test.ts).
  *   bucket = reciprocal_scale(hash, total_nodes); node K owns bucket K-1
  *
  * The address is the conntrack's *original* source, so reply packets hash
@@ -36,7 +41,9 @@ export function xtClusterSelector(spec: XtSpec, opts: SelectorOptions = {}): Sel
     profile.jhash === 'lookup3' && spec.endian === 'little'
       ? { topic: 'xt_cluster IPv4', evidence: 'measured 6.18.44', note: 'jhash_1word(saddr as CPU word, seed), multiply-shift; every golden row matches' }
       : { topic: 'xt_cluster IPv4', evidence: 'source', note: 'jhash_1word(saddr as CPU word, seed) with this era\'s jhash; read from source only' },
-    { topic: 'xt_cluster IPv6', evidence: 'source', note: 'jhash2 over the four address words; no IPv6 packet was measured', scope: 'ipv6' },
+    profile.jhash === 'lookup3' && spec.endian === 'little'
+      ? { topic: 'xt_cluster IPv6', evidence: 'measured 6.18.44', note: 'jhash2 over the FIRST address word only (length NF_CT_TUPLE_L3SIZE / 4 = 1): sources sharing their top 32 bits share a node', scope: 'ipv6' }
+      : { topic: 'xt_cluster IPv6', evidence: 'source', note: 'jhash2 over the FIRST address word only (length NF_CT_TUPLE_L3SIZE / 4 = 1); read from source for this era', scope: 'ipv6' },
   );
   const ef = endianFact(profile, 'xt_cluster hashes the address as a raw CPU word');
   if (ef) facts.push(ef);
@@ -49,7 +56,7 @@ export function xtClusterSelector(spec: XtSpec, opts: SelectorOptions = {}): Sel
   const kb = ka; // b starts at the same constant as a in every flavour
   const kc = flavour === 'lookup3' ? ka : seed;
   const lookup2 = flavour === 'lookup2';
-  const words = new Uint32Array(4);
+  const words = new Uint32Array(1);
 
   const description = `xt_cluster, ${n} nodes, hash-seed 0x${(spec.hashSeed >>> 0).toString(16).padStart(8, '0')}, kernel ${profile.label}`;
   if (!opts.reference && flavour === 'lookup3') {
@@ -58,8 +65,8 @@ export function xtClusterSelector(spec: XtSpec, opts: SelectorOptions = {}): Sel
     const v6 = (b: TupleBatch, i: number, reply: boolean): number => {
       const lanes = reply ? b.daddr6 : b.saddr6;
       const j = i << 2;
-      for (let k = 0; k < 4; k++) words[k] = little ? bswap32(lanes[j + k]!) : lanes[j + k]!;
-      return jhash2(words, 4, seed) | 0;
+      words[0] = little ? bswap32(lanes[j]!) : lanes[j]!;
+      return jhash2(words, 1, seed) | 0;
     };
     const body = `
     if ((l4flags[i] & ${L4.CT_INVALID}) !== 0) { out[i] = ${NO_BUCKET}; continue; }
@@ -106,10 +113,10 @@ export function xtClusterSelector(spec: XtSpec, opts: SelectorOptions = {}): Sel
           h = final3((w + ka) | 0, kb, kc);
         }
       } else if (fam === FAMILY_IPV6) {
+        // Only the first address word: see the header (length 1).
         const lanes = reply ? b.daddr6 : b.saddr6;
-        const j = i << 2;
-        for (let k = 0; k < 4; k++) words[k] = little ? bswap32(lanes[j + k]!) : lanes[j + k]!;
-        h = lookup2 ? jhash2Lookup2(words, 4, seed) : jhash2(words, 4, seed);
+        words[0] = little ? bswap32(lanes[i << 2]!) : lanes[i << 2]!;
+        h = lookup2 ? jhash2Lookup2(words, 1, seed) : jhash2(words, 1, seed);
       } else {
         out[i] = NO_BUCKET;
         continue;

@@ -1,7 +1,7 @@
 /**
  * The Internet checksum (RFC 1071), the one implementation every writer and
- * rewriter of packets shares: the IPv4 header checksum, and the TCP, UDP and
- * ICMP checksums the kernel verifies before conntrack accepts a packet
+ * rewriter of packets shares: the IPv4 header checksum, and the TCP, UDP,
+ * ICMP and ICMPv6 checksums (IPv4 and IPv6 pseudo-headers) the kernel verifies before conntrack accepts a packet
  * (nf_conntrack_proto_*.c call nf_checksum; a bad one is INVALID,
  * kernel-semantics §4.3).
  */
@@ -29,4 +29,14 @@ export function checksumOf(sum: number): number {
 /** The Internet checksum of buf[from, to) (with `init` added first, e.g. a pseudo-header sum). */
 export function internetChecksum(buf: Uint8Array, from: number, to: number, init = 0): number {
   return checksumOf(onesSum(buf, from, to, init));
+}
+
+/**
+ * The IPv6 pseudo-header sum (RFC 8200 §8.1) of the datagram whose IPv6
+ * header is at `ip`: source and destination addresses, upper-layer length and
+ * next header. TCP, UDP and ICMPv6 over IPv6 all start their checksum from it
+ * (ICMPv6 unlike ICMP over IPv4).
+ */
+export function pseudoSum6(buf: Uint8Array, ip: number, l4len: number, nextHeader: number): number {
+  return onesSum(buf, ip + 8, ip + 40) + (l4len >>> 16) + (l4len & 0xffff) + nextHeader;
 }

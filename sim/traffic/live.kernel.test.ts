@@ -7,11 +7,13 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupStale, deleteNetns, runPrefix } from '../../test/netns-cluster.ts';
 
-const A = `lvA${process.pid}`, B = `lvB${process.pid}`;
+const PREFIX = runPrefix('cipsim-live-');
+const A = `${PREFIX}a`, B = `${PREFIX}b`;
 const root = resolve(import.meta.dirname, '../..');
 const ns = (n: string, ...a: string[]): string => execFileSync('ip', ['netns', 'exec', n, ...a], { encoding: 'utf8', timeout: 30_000 });
-function cleanup(): void { for (const n of [A, B]) { try { execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' }); } catch { /* gone */ } } }
+function cleanup(): void { cleanupStale(PREFIX); deleteNetns([A, B]); }
 
 beforeAll(() => {
   cleanup();

@@ -8,7 +8,7 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { F, FAMILY_IPV6, type TupleBatch } from './batch.ts';
-import { checksumOf, onesSum } from './checksum.ts';
+import { checksumOf, onesSum, pseudoSum6 } from './checksum.ts';
 
 export class PcapWriter {
   private readonly fd: number;
@@ -54,7 +54,7 @@ export class PcapWriter {
         const s = b.saddr6[j + k]!, d = b.daddr6[j + k]!;
         for (let q = 0; q < 4; q++) { f[ip + 8 + 4 * k + q] = (s >>> (24 - 8 * q)) & 255; f[ip + 24 + 4 * k + q] = (d >>> (24 - 8 * q)) & 255; }
       }
-      pseudo = onesSum(f, ip + 8, ip + 40) + l4len + proto;
+      pseudo = pseudoSum6(f, ip, l4len, proto);
     } else {
       const tot = wire - 14;
       f[ip] = 0x45;

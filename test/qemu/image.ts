@@ -203,10 +203,16 @@ async function download(debs: string, name: string, version: string): Promise<st
   const find = (): string | undefined => readdirSync(debs).find((f) => f.startsWith(debPrefix(name, version)) && f.endsWith('.deb'));
   let f = find();
   if (!f) {
+    // Downloaded into a directory of this process's own, then renamed into place: a concurrent
+    // build never sees (or writes into) a half-downloaded .deb.
+    const own = mkdtempSync(join(debs, '.dl-'));
     try {
-      await run('apt-get', ['download', '-q', `${name}=${version}`], { cwd: debs });
+      await run('apt-get', ['download', '-q', `${name}=${version}`], { cwd: own });
+      for (const d of readdirSync(own)) if (d.endsWith('.deb')) renameSync(join(own, d), join(debs, d));
     } catch (e) {
       throw new Error(`downloading ${name}=${version} failed (network or apt sources?): ${(e as Error).message}`);
+    } finally {
+      rmSync(own, { recursive: true, force: true });
     }
     f = find();
     if (!f) throw new Error(`apt-get download ${name}=${version} succeeded but no ${debPrefix(name, version)}*.deb is in ${debs}`);
@@ -418,8 +424,19 @@ async function buildImage(log: (msg: string) => void): Promise<GuestImage> {
       buildMs: Date.now() - t0, downloadMs, builtAt: new Date().toISOString(),
     };
     writeFileSync(join(stage, 'out', 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    // Another run on this cache (a second `.ci/run` or `npm test` beside this one) may have
+    // finished the same image meanwhile and be booting it: keep that one, never delete it
+    // under its feet. A half-made directory (no manifest) is replaced; the rename is atomic.
+    const other = loadManifest(dir);
+    if (other) return other;
     rmSync(dir, { recursive: true, force: true });
-    renameSync(join(stage, 'out'), dir);
+    try {
+      renameSync(join(stage, 'out'), dir);
+    } catch (e) {
+      const raced = loadManifest(dir);
+      if (raced) return raced;
+      throw e;
+    }
     prune(root, key, Object.entries(packages).map(([n, v]) => debPrefix(n, v)));
     log(`qemu image ${key}: built in ${manifest.buildMs} ms (download ${downloadMs} ms), initramfs ${initramfs.length} bytes`);
     const img = loadManifest(dir);
@@ -436,7 +453,8 @@ function prune(root: string, key: string, debPrefixes: string[]): void {
     if (d !== key && !d.startsWith('.build-')) rmSync(join(root, 'images', d), { recursive: true, force: true });
   }
   for (const f of readdirSync(join(root, 'debs'))) {
-    if (!debPrefixes.some((p) => f.startsWith(p))) rmSync(join(root, 'debs', f), { force: true });
+    // .dl-* are downloads in progress (download()), possibly another run's.
+    if (!f.startsWith('.') && !debPrefixes.some((p) => f.startsWith(p))) rmSync(join(root, 'debs', f), { force: true });
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * `glue import` for nft: cluster rules in `nft list ruleset`, ours or written
  * by hand. A rule is a cluster rule when its hash is xt_cluster's
- * (`jhash ct original ip saddr mod N seed S offset O`, §7) and it compares
+ * (`jhash ct original ip saddr mod N seed S offset O`, §7, or its IPv6 form
+ * over `ct original ip6 saddr` in an ip6 or inet table) and it compares
  * the value with a set, an anonymous set or one value; the node numbers are
  * value - O + 1. The cluster IP and interface come from the rule itself or
  * from the rule that jumps to its chain (`iifname "eth0" ip daddr IP jump c`).
@@ -45,7 +46,7 @@ export function parseRuleset(text: string): Table[] {
   return tables;
 }
 
-const daddrOf = (rule: string): string | null => /\bip daddr (\d+\.\d+\.\d+\.\d+)(?:\s|$)/.exec(rule)?.[1] ?? null;
+const daddrOf = (rule: string): string | null => /\bip daddr (\d+\.\d+\.\d+\.\d+)(?:\s|$)/.exec(rule)?.[1] ?? (/\bip6 daddr ([0-9a-f:.]+)(?:\s|$)/i.exec(rule)?.[1] ?? null);
 const iifOf = (rule: string): string | null => /\biifname "?([^"\s]+)"?/.exec(rule)?.[1] ?? null;
 
 /** The cluster rules of a ruleset (without MACs: the caller reads those from the host). */
@@ -53,7 +54,7 @@ export function findNftClusters(text: string): Discovery {
   const found: Found[] = [];
   const skipped: string[] = [];
   for (const t of parseRuleset(text)) {
-    if (t.family !== 'ip' && t.family !== 'inet') continue;
+    if (t.family !== 'ip' && t.family !== 'ip6' && t.family !== 'inet') continue;
     for (const [chain, rules] of t.chains) {
       for (const rule of rules) {
         if (!/\b(jhash|symhash)\b/.test(rule)) continue;
@@ -66,8 +67,9 @@ export function findNftClusters(text: string): Discovery {
           skipped.push(e.message);
           continue;
         }
-        if (!h || h.kind !== 'jhash' || h.fields.length !== 1 || h.fields[0]!.kind !== 'ct original ip saddr' || !h.seedGiven) {
-          skipped.push(`${where}: '${h ? renderNftHash(h) : rule}' is not xt_cluster's hash with a seed (jhash ct original ip saddr mod N seed S): no cluster config expresses it`);
+        const field = h && h.kind === 'jhash' && h.fields.length === 1 ? h.fields[0]!.kind : null;
+        if (!h || h.kind !== 'jhash' || (field !== 'ct original ip saddr' && field !== 'ct original ip6 saddr') || !h.seedGiven) {
+          skipped.push(`${where}: '${h ? renderNftHash(h) : rule}' is not xt_cluster's hash with a seed (jhash ct original ip saddr, or ip6 saddr, mod N seed S): no cluster config expresses it`);
           continue;
         }
         // What the rule does with the value: the words after the expression.

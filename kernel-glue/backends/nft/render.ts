@@ -13,17 +13,32 @@
  * The set carries a counter per element: per node number, the packets this
  * host accepted (status, the agent and the replay tooling read them).
  */
-import type { ClusterConfig } from '../../../sim/core/cluster-config.ts';
+import { clusterAddrText, clusterFamily, type ClusterConfig } from '../../../sim/core/cluster-config.ts';
 import { nftClusterExpr } from '../../../sim/select/from-config.ts';
 import type { Plan, RunStep } from '../../plan.ts';
-import { cfgComment, fmtSet, nftTable, nodeByName, ownersOf, whereOf } from '../shared/names.ts';
-import { arpTable, ARP_GAP_NOTE, dropTableLines, maddrAdd, maddrDel, tcpLooseStep } from '../shared/link.ts';
+import { cfgComment, fmtSet, neighTable, nftFamily, nftTable, nodeByName, ownersOf, whereOf } from '../shared/names.ts';
+import { arpGapNote, dropMainTable, dropNeighTable, maddrAdd, maddrDel, neighTableText, tcpLooseStep } from '../shared/link.ts';
 
-/** The `ip` table: pkttype fix-up, jump for the cluster IP, hash against the owner set, drop the rest. */
+/**
+ * Neighbour discovery addressed to the cluster address is every node's
+ * business, not one bucket's: a neighbour answers a node's solicitation (sent
+ * from the cluster address with the cluster MAC, shared/link.ts) to the
+ * cluster address on the cluster MAC, so every node receives it, and the
+ * node that asked must take it. Conntrack gives these messages no entry
+ * (nf_conntrack_proto_icmpv6.c: only echo and node-information requests
+ * start one; read from source), so the hash would drop them on every node
+ * (measured: nodes' neighbour entries for clients stayed FAILED).
+ */
+export const ND_TYPES_NFT = 'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert }';
+
+/** The `ip` (or `ip6`) table: pkttype fix-up, jump for the cluster IP, hash against the owner set, drop the rest. */
 export function nftIpTable(c: ClusterConfig, owners: readonly number[]): string {
-  const { ip, interface: iface, total_nodes: n } = c.cluster;
+  const { interface: iface, total_nodes: n } = c.cluster;
+  const ip = clusterAddrText(c);
+  const fam = nftFamily(c);
+  const mcast = clusterFamily(c) === 6 ? 'ff00::/8' : '224.0.0.0/4';
   return [
-    `table ip ${nftTable(c)} {`,
+    `table ${fam} ${nftTable(c)} {`,
     `\tcomment "${cfgComment(c)}"`,
     // `type integer` is refused and `typeof jhash ...` crashes nft 1.0.6's listing;
     // numgen's typeof gives the same 32-bit host-order integer type the hash yields.
@@ -35,9 +50,10 @@ export function nftIpTable(c: ClusterConfig, owners: readonly number[]): string 
     `\tchain prerouting {`,
     `\t\ttype filter hook prerouting priority mangle; policy accept;`,
     // xt_cluster's side effect (§5.4, §6.3): unicast IP that arrived on the
-    // multicast MAC becomes PACKET_HOST, or TCP would discard it.
-    `\t\tiifname "${iface}" ip daddr ${ip} meta pkttype multicast ip daddr != 224.0.0.0/4 meta pkttype set host`,
-    `\t\tiifname "${iface}" ip daddr ${ip} jump cluster`,
+    // multicast MAC becomes PACKET_HOST, or TCP would discard it (IPv6: multicast is ff00::/8, §5.4).
+    `\t\tiifname "${iface}" ${fam} daddr ${ip} meta pkttype multicast ${fam} daddr != ${mcast} meta pkttype set host`,
+    ...(clusterFamily(c) === 6 ? [`\t\tiifname "${iface}" ip6 daddr ${ip} ${ND_TYPES_NFT} accept`] : []),
+    `\t\tiifname "${iface}" ${fam} daddr ${ip} jump cluster`,
     `\t}`,
     `\tchain cluster {`,
     // The expression the simulator predicts with (sim/select/from-config.ts), rendered from the same data.
@@ -48,9 +64,9 @@ export function nftIpTable(c: ClusterConfig, owners: readonly number[]): string 
   ].join('\n');
 }
 
-/** Atomic replace-or-create of both tables (ip and arp) in one transaction. */
+/** Atomic replace-or-create of both tables (hash and neighbour: ip and arp, or ip6 and ip6 _nd) in one transaction. */
 export function nftReplaceTransaction(c: ClusterConfig, owners: readonly number[]): string {
-  return [dropTableLines(c, 'ip'), dropTableLines(c, 'arp'), nftIpTable(c, owners), arpTable(c)].join('\n') + '\n';
+  return [dropMainTable(c), dropNeighTable(c), nftIpTable(c, owners), neighTableText(c)].join('\n') + '\n';
 }
 
 /** Owner-set change in one nft transaction (adds before deletes; the kernel applies both at once). */
@@ -59,9 +75,16 @@ export function nftOwnerStep(c: ClusterConfig, from: readonly number[], to: read
   const del = from.filter((k) => !to.includes(k));
   if (!add.length && !del.length) return null;
   const lines: string[] = [];
-  if (add.length) lines.push(`add element ip ${nftTable(c)} owned { ${add.join(', ')} }`);
-  if (del.length) lines.push(`delete element ip ${nftTable(c)} owned { ${del.join(', ')} }`);
+  if (add.length) lines.push(`add element ${nftFamily(c)} ${nftTable(c)} owned { ${add.join(', ')} }`);
+  if (del.length) lines.push(`delete element ${nftFamily(c)} ${nftTable(c)} owned { ${del.join(', ')} }`);
   return { argv: ['nft', '-f', '-'], stdin: lines.join('\n') + '\n', why: `owner set ${fmtSet(from)} -> ${fmtSet(to)} in one atomic transaction` };
+}
+
+/** "ip/arp clusterip_sim" (IPv4) or "ip6 clusterip_sim and ip6 clusterip_sim_nd" (IPv6), for plan lines. */
+function tablesWords(c: ClusterConfig): string {
+  if (clusterFamily(c) === 4) return `ip/arp ${nftTable(c)}`;
+  const t = neighTable(c);
+  return `ip6 ${nftTable(c)} and ${t.family} ${t.name}`;
 }
 
 export function nftCreatePlan(c: ClusterConfig, nodeName: string): Plan {
@@ -73,7 +96,7 @@ export function nftCreatePlan(c: ClusterConfig, nodeName: string): Plan {
     backend: 'nft',
     notes: [`owns node numbers ${fmtSet(owners)} of ${c.cluster.total_nodes}; ${c.cluster.ip} must be configured on ${c.cluster.interface}`],
     steps: [
-      { argv: ['nft', '-f', '-'], stdin: nftReplaceTransaction(c, owners), why: `replace tables ip/arp ${nftTable(c)} in one transaction (hash ${nftClusterExpr(c)})` },
+      { argv: ['nft', '-f', '-'], stdin: nftReplaceTransaction(c, owners), why: `replace tables ${tablesWords(c)} in one transaction (hash ${nftClusterExpr(c)})` },
       maddrAdd(c),
       tcpLooseStep(),
     ],
@@ -86,7 +109,7 @@ export function nftRemovePlan(c: ClusterConfig, nodeName: string): Plan {
     host: node.name,
     where: whereOf(node.host),
     backend: 'nft',
-    notes: ['nf_conntrack_tcp_loose is left at its current value', ARP_GAP_NOTE],
-    steps: [{ argv: ['nft', '-f', '-'], stdin: `${dropTableLines(c, 'ip')}\n${dropTableLines(c, 'arp')}\n`, why: `delete tables ip/arp ${nftTable(c)} (no error when absent)` }, maddrDel(c)],
+    notes: ['nf_conntrack_tcp_loose is left at its current value', arpGapNote(c)],
+    steps: [{ argv: ['nft', '-f', '-'], stdin: `${dropMainTable(c)}\n${dropNeighTable(c)}\n`, why: `delete tables ${tablesWords(c)} (no error when absent)` }, maddrDel(c)],
   };
 }

@@ -11,7 +11,7 @@ import { nftClusterHash } from '../../../sim/select/from-config.ts';
 import type { Runner } from '../../exec/runner.ts';
 import { mustRun } from '../../exec/steps.ts';
 import { emptySnapshot, type BackendState, type Counter, type KernelView } from '../shared/backend.ts';
-import { fpOf, nftTable } from '../shared/names.ts';
+import { fpOf, nftFamily, nftTable } from '../shared/names.ts';
 import { readLinkState } from '../shared/link.ts';
 
 export interface NftTableView {
@@ -56,9 +56,9 @@ export function parseNftTable(text: string): NftTableView {
 export async function readNftState(r: Runner, c: ClusterConfig, expectFp: string): Promise<BackendState> {
   const snapshot = emptySnapshot();
   const gaps = await readLinkState(r, c, expectFp, snapshot);
-  const ip = await r.run(['nft', 'list', 'table', 'ip', nftTable(c)]);
+  const ip = await r.run(['nft', 'list', 'table', nftFamily(c), nftTable(c)]);
   snapshot.nftIp = ip.code === 0 ? ip.stdout : null;
-  if (snapshot.nftIp === null) return { present: false, fingerprint: null, gaps: [`no table ip ${nftTable(c)}`, ...gaps], owners: null, counters: {}, dropped: null, snapshot };
+  if (snapshot.nftIp === null) return { present: false, fingerprint: null, gaps: [`no table ${nftFamily(c)} ${nftTable(c)}`, ...gaps], owners: null, counters: {}, dropped: null, snapshot };
   const fingerprint = fpOf(snapshot.nftIp);
   const t = parseNftTable(snapshot.nftIp);
   const want = nftClusterHash(c);
@@ -69,6 +69,6 @@ export async function readNftState(r: Runner, c: ClusterConfig, expectFp: string
 
 /** The owner set and its counters: one `nft list set`. */
 export async function readNftOwners(r: Runner, c: ClusterConfig): Promise<KernelView> {
-  const t = parseNftTable(await mustRun(r, ['nft', 'list', 'set', 'ip', nftTable(c), 'owned']));
+  const t = parseNftTable(await mustRun(r, ['nft', 'list', 'set', nftFamily(c), nftTable(c), 'owned']));
   return { owned: t.owners, load: Object.fromEntries(Object.entries(t.counters).map(([k, v]) => [k, v.packets])) };
 }

@@ -21,16 +21,17 @@ export interface Counter {
 export interface Snapshot {
   /** `iptables-legacy-save -c -t mangle` (iptables backends). */
   mangle: string | null;
-  /** `nft list table ip|arp clusterip_sim`, null when absent. */
+  /** `nft list table ip|ip6 clusterip_sim` (the hash table), null when absent. */
   nftIp: string | null;
-  nftArp: string | null;
+  /** The neighbour table (`arp clusterip_sim` or `ip6 clusterip_sim_nd`, shared/names.ts neighTable), null when absent. */
+  nftNeigh: string | null;
   maddr: boolean | null;
   tcpLoose: string | null;
   /** CLUSTERIP /proc owners; null when the file does not exist. */
   procOwners: number[] | null;
 }
 
-export const emptySnapshot = (): Snapshot => ({ mangle: null, nftIp: null, nftArp: null, maddr: null, tcpLoose: null, procOwners: null });
+export const emptySnapshot = (): Snapshot => ({ mangle: null, nftIp: null, nftNeigh: null, maddr: null, tcpLoose: null, procOwners: null });
 
 /** What a backend reads of its own objects on a host. */
 export interface BackendState {

@@ -9,19 +9,29 @@
  * using one flavour for both backends keeps status reading simple. Reading
  * the chain back (`iptables-legacy-save -c`) is here too.
  */
-import type { ClusterConfig } from '../../../sim/core/cluster-config.ts';
+import { clusterAddrText, clusterFamily, type ClusterConfig } from '../../../sim/core/cluster-config.ts';
 import type { RunStep, Step } from '../../plan.ts';
 import type { Runner } from '../../exec/runner.ts';
 import type { Counter } from './backend.ts';
-import { iptChain, IPT_TABLE } from './names.ts';
+import { hostPrefix, iptChain, IPT_TABLE } from './names.ts';
 
 export const IPT = 'iptables-legacy';
 export const IPT_RESTORE = 'iptables-legacy-restore';
 export const IPT_SAVE = 'iptables-legacy-save';
 
+/** The legacy tools of the cluster's family: iptables-legacy for IPv4, ip6tables-legacy for IPv6 (xt_cluster takes both, §5.1). */
+export function iptTools(c: ClusterConfig): { ipt: string; restore: string; save: string } {
+  return clusterFamily(c) === 6
+    ? { ipt: 'ip6tables-legacy', restore: 'ip6tables-legacy-restore', save: 'ip6tables-legacy-save' }
+    : { ipt: IPT, restore: IPT_RESTORE, save: IPT_SAVE };
+}
+
+/** The cluster address as a host match: A/32 or A/128, as iptables-save prints it. */
+export const hostMatch = (c: ClusterConfig): string => `${clusterAddrText(c)}/${hostPrefix(c)}`;
+
 /** The PREROUTING rule that sends the cluster IP's packets to our chain. */
 export function jumpSpec(c: ClusterConfig): string[] {
-  return ['PREROUTING', '-d', `${c.cluster.ip}/32`, '-i', c.cluster.interface, '-j', iptChain(c)];
+  return ['PREROUTING', '-d', hostMatch(c), '-i', c.cluster.interface, '-j', iptChain(c)];
 }
 
 /** A restore input that (re)creates our chain with exactly `rules` (each a line without `-A CHAIN`). */
@@ -31,11 +41,12 @@ export function chainRestoreInput(c: ClusterConfig, rules: readonly string[]): s
 }
 
 export function restoreChainStep(c: ClusterConfig, rules: readonly string[], why: string): RunStep {
-  return { argv: [IPT_RESTORE, '--noflush'], stdin: chainRestoreInput(c, rules), why };
+  return { argv: [iptTools(c).restore, '--noflush'], stdin: chainRestoreInput(c, rules), why };
 }
 
 export function ensureJumpStep(c: ClusterConfig): RunStep {
   const spec = jumpSpec(c);
+  const IPT = iptTools(c).ipt;
   return { argv: [IPT, '-t', IPT_TABLE, '-A', ...spec], unless: [IPT, '-t', IPT_TABLE, '-C', ...spec], why: `send ${c.cluster.ip} on ${c.cluster.interface} to chain ${iptChain(c)} (added once)` };
 }
 
@@ -43,6 +54,7 @@ export function ensureJumpStep(c: ClusterConfig): RunStep {
 export function removeChainSteps(c: ClusterConfig): Step[] {
   const spec = jumpSpec(c);
   const chain = iptChain(c);
+  const IPT = iptTools(c).ipt;
   const chainExists = [IPT, '-t', IPT_TABLE, '-S', chain];
   return [
     { argv: [IPT, '-t', IPT_TABLE, '-D', ...spec], onlyIf: [IPT, '-t', IPT_TABLE, '-C', ...spec], why: `remove the jump to ${chain}` },
@@ -66,7 +78,7 @@ export function parseMangleSave(text: string, c: ClusterConfig): ChainView {
   const lines = text.split('\n');
   const chain = iptChain(c);
   const exists = lines.some((l) => l.startsWith(`:${chain} `));
-  const jumpRe = new RegExp(`-A PREROUTING -d ${c.cluster.ip.replace(/\./g, '\\.')}/32 -i ${c.cluster.interface.replace(/[.]/g, '\\.')} -j ${chain}$`);
+  const jumpRe = new RegExp(`-A PREROUTING -d ${hostMatch(c).replace(/\./g, '\\.')} -i ${c.cluster.interface.replace(/[.]/g, '\\.')} -j ${chain}$`);
   let jump = false;
   const rules: ChainView['rules'] = [];
   for (const l of lines) {
@@ -78,9 +90,9 @@ export function parseMangleSave(text: string, c: ClusterConfig): ChainView {
   return { exists, jump, rules };
 }
 
-/** The saved mangle table (null when iptables-legacy-save does not run) and our chain in it. */
+/** The saved mangle table (null when iptables-legacy-save, or ip6tables-legacy-save, does not run) and our chain in it. */
 export async function readChain(r: Runner, c: ClusterConfig): Promise<{ mangle: string | null; view: ChainView }> {
-  const res = await r.run([IPT_SAVE, '-c', '-t', IPT_TABLE]);
+  const res = await r.run([iptTools(c).save, '-c', '-t', IPT_TABLE]);
   const mangle = res.code === 0 ? res.stdout : null;
   return { mangle, view: parseMangleSave(mangle ?? '', c) };
 }

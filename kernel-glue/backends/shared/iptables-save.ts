@@ -1,12 +1,14 @@
 /**
  * iptables-save output as rules (for `glue import`): every `-A CHAIN ...`
  * line with its table, from iptables-legacy and iptables-nft alike (xt_cluster
- * rules live in either; CLUSTERIP only in legacy, §4.5).
+ * rules live in either, and in their ip6tables twins; CLUSTERIP only in
+ * legacy IPv4, §4.5).
  */
 import type { Runner } from '../../exec/runner.ts';
+import { parseIPv6 } from '../../../sim/core/addr.ts';
 
 export interface SavedRule {
-  /** 'iptables-legacy' or 'iptables-nft'. */
+  /** 'iptables-legacy', 'iptables-nft', 'ip6tables-legacy' or 'ip6tables-nft'. */
   flavour: string;
   table: string;
   chain: string;
@@ -38,11 +40,12 @@ export async function savedRules(r: Runner, flavours: readonly string[]): Promis
 /** The value after `opt` in a rule spec. */
 export const optOf = (spec: string, opt: string): string | undefined => new RegExp(`(?:^|\\s)${opt} (\\S+)`).exec(spec)?.[1];
 
-/** The cluster IP of a rule: its own `-d A/32`, or that of the rule jumping to its chain. */
+/** The cluster IP of a rule: its own `-d A/32` (ip6tables: `-d A/128`), or that of the rule jumping to its chain. */
 export function destinationOf(rule: SavedRule, all: readonly SavedRule[]): { ip: string | null; iface: string | null } {
   const one = (spec: string): string | null => {
     const d = optOf(spec, '-d');
-    return d && /^\d+\.\d+\.\d+\.\d+(\/32)?$/.test(d) ? d.replace(/\/32$/, '') : null;
+    if (d && /^\d+\.\d+\.\d+\.\d+(\/32)?$/.test(d)) return d.replace(/\/32$/, '');
+    return d && /^[0-9a-f:.]+\/128$/i.test(d) && parseIPv6(d.slice(0, -4)) ? d.slice(0, -4) : null;
   };
   const jump = all.find((x) => x.flavour === rule.flavour && x.table === rule.table && new RegExp(`(?:^|\\s)-[jg] ${rule.chain}(?:\\s|$)`).test(x.spec));
   return { ip: one(rule.spec) ?? (jump ? one(jump.spec) : null), iface: optOf(rule.spec, '-i') ?? (jump ? optOf(jump.spec, '-i') ?? null : null) };

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { DataError } from '../../../sim/core/errors.ts';
-import type { ClusterConfig, HostSpec } from '../../../sim/core/cluster-config.ts';
+import { clusterFamily, type ClusterConfig, type HostSpec } from '../../../sim/core/cluster-config.ts';
 
 /** nft table name of a config without a cluster name, in both the `ip` and the `arp` family. */
 export const NFT_TABLE = 'clusterip_sim';
@@ -23,6 +23,20 @@ export const IPT_CHAIN = 'CLUSTERIP_SIM';
  * and removing one leaves the others.
  */
 export const nftTable = (c: ClusterConfig): string => (c.cluster.name ? `${NFT_TABLE}_${c.cluster.name}` : NFT_TABLE);
+
+/** The nft family of this cluster's hash table: `ip` for an IPv4 cluster address, `ip6` for IPv6. */
+export const nftFamily = (c: ClusterConfig): 'ip' | 'ip6' => (clusterFamily(c) === 6 ? 'ip6' : 'ip');
+
+/**
+ * The nft table that makes neighbours learn the cluster MAC: `arp NAME`
+ * (ARP, IPv4) or `ip6 NAME_nd` (neighbour discovery, IPv6; its own table so
+ * that the xt_cluster backend, which has no nft hash table, owns it alike).
+ */
+export const neighTable = (c: ClusterConfig): { family: 'arp' | 'ip6'; name: string } =>
+  (clusterFamily(c) === 6 ? { family: 'ip6', name: `${nftTable(c)}_nd` } : { family: 'arp', name: nftTable(c) });
+
+/** The host prefix length of the cluster address in iptables rules: /32 or /128. */
+export const hostPrefix = (c: ClusterConfig): number => (clusterFamily(c) === 6 ? 128 : 32);
 
 /** This cluster's iptables chain (at most 28 characters: the name has at most 12). */
 export const iptChain = (c: ClusterConfig): string => (c.cluster.name ? `${IPT_CHAIN}_${c.cluster.name.toUpperCase()}` : IPT_CHAIN);

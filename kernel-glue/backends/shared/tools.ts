@@ -12,6 +12,6 @@ export async function needNft(r: Runner): Promise<string | null> {
   return (await probe(r, ['nft', '--version'])).ok ? null : 'nft is not installed (Debian: package nftables)';
 }
 
-export async function needIptablesLegacy(r: Runner): Promise<string | null> {
-  return (await probe(r, [IPT, '--version'])).ok ? null : `${IPT} is not installed (needed for the cluster match chain; Debian: package iptables)`;
+export async function needIptablesLegacy(r: Runner, tool = IPT): Promise<string | null> {
+  return (await probe(r, [tool, '--version'])).ok ? null : `${tool} is not installed (needed for the cluster match chain; Debian: package iptables)`;
 }

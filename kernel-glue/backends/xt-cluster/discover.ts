@@ -1,6 +1,6 @@
 /**
  * `glue import` for xt_cluster: `-m cluster` rules in iptables-legacy or
- * iptables-nft (any table), ours or written by hand. A rule that accepts or
+ * iptables-nft and their ip6tables twins (any table), ours or written by hand. A rule that accepts or
  * marks its node mask owns those node numbers, and so does `! --cluster-local-...
  * -j DROP` (drop what is not ours); other shapes are reported, not guessed.
  */
@@ -43,7 +43,7 @@ export function findXtClusters(rules: readonly SavedRule[]): Discovery {
 }
 
 export async function discoverXtCluster(r: Runner): Promise<Discovery> {
-  const d = findXtClusters(await savedRules(r, ['iptables-legacy', 'iptables-nft']));
+  const d = findXtClusters(await savedRules(r, ['iptables-legacy', 'iptables-nft', 'ip6tables-legacy', 'ip6tables-nft']));
   for (const f of d.found) f.mac = await discoverMac(r, f.ip, f.interface);
   return d;
 }

@@ -2,7 +2,7 @@
 import { runStep, type StepLog } from '../../exec/steps.ts';
 import { migrationFromClusterip, type GlueBackend } from '../shared/backend.ts';
 import { linkRollbackSteps, nftReplaySink } from '../shared/link.ts';
-import { IPT_RESTORE } from '../shared/iptables-legacy.ts';
+import { iptTools } from '../shared/iptables-legacy.ts';
 import { needIptablesLegacy, needNft } from '../shared/tools.ts';
 import { xtClusterChainStep, xtClusterCreatePlan, xtClusterRemovePlan } from './render.ts';
 import { readXtClusterOwners, readXtClusterState } from './state.ts';
@@ -15,12 +15,12 @@ export const xtClusterBackend: GlueBackend = {
   ownerSteps: (c, _from, to) => [xtClusterChainStep(c, to)],
   readState: readXtClusterState,
   readOwners: readXtClusterOwners,
-  async preflight(r) {
-    return (await needIptablesLegacy(r)) ?? (await needNft(r));
+  async preflight(r, c) {
+    return (await needIptablesLegacy(r, iptTools(c).ipt)) ?? (await needNft(r));
   },
   async rollback(r, c, snap) {
     const steps = linkRollbackSteps(c, snap, false);
-    if (snap.mangle !== null) steps.push({ argv: [IPT_RESTORE, '-c'], stdin: snap.mangle, why: 'restore the mangle table as saved (with counters)' });
+    if (snap.mangle !== null) steps.push({ argv: [iptTools(c).restore, '-c'], stdin: snap.mangle, why: 'restore the mangle table as saved (with counters)' });
     const log: StepLog[] = [];
     for (const s of steps) log.push(await runStep(r, s));
     return log;

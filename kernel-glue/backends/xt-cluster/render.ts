@@ -1,8 +1,9 @@
 /**
  * The `xt_cluster` backend: `iptables -m cluster` (kernel-semantics §5) plus
  * the plumbing CLUSTERIP used to do by itself: the multicast MAC on the
- * interface, ARP answers carrying the cluster MAC (nft arp family), and
- * `nf_conntrack_tcp_loose=0`.
+ * interface, ARP answers carrying the cluster MAC (nft arp family; for an IPv6
+ * cluster address neighbour discovery, nft ip6 family, shared/link.ts), and
+ * `nf_conntrack_tcp_loose=0`. An IPv6 cluster uses ip6tables-legacy.
  *
  * One ACCEPT rule per owned node number, with `--cluster-local-node K`, then a
  * DROP for everything else that is addressed to the cluster IP. Per-node rules
@@ -10,16 +11,18 @@
  * as a value in 1..32 and refuses e.g. 48 (nodes 5 and 6, §5.2), and a rule per
  * node gives a packet counter per node number for the replay tooling.
  */
-import type { ClusterConfig } from '../../../sim/core/cluster-config.ts';
+import { clusterFamily, type ClusterConfig } from '../../../sim/core/cluster-config.ts';
 import type { Plan, Step } from '../../plan.ts';
 import { cfgComment, fmtSet, hex32, MARK, nodeByName, ownersOf, whereOf } from '../shared/names.ts';
 import { ensureJumpStep, removeChainSteps, restoreChainStep, ruleComment } from '../shared/iptables-legacy.ts';
-import { arpReplaceStep, ARP_GAP_NOTE, dropTableLines, maddrAdd, maddrDel, tcpLooseStep } from '../shared/link.ts';
+import { arpGapNote, maddrAdd, maddrDel, neighDropStep, neighReplaceStep, tcpLooseStep } from '../shared/link.ts';
 
 /** The chain's rules (without `-A CHAIN`), in the order iptables evaluates them. */
 export function xtClusterRules(c: ClusterConfig, owners: readonly number[]): string[] {
   const { total_nodes: n, seed } = c.cluster;
-  const rules = owners.map((k) => `-m cluster --cluster-total-nodes ${n} --cluster-local-node ${k} --cluster-hash-seed ${hex32(seed)} ${ruleComment(`${MARK} node ${k}`)} -j ACCEPT`);
+  // IPv6: neighbour discovery to the cluster address is accepted on every node before the hash (nft/render.ts ND_TYPES_NFT says why).
+  const nd = clusterFamily(c) === 6 ? [135, 136].map((t) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j ACCEPT`) : [];
+  const rules = nd.concat(owners.map((k) => `-m cluster --cluster-total-nodes ${n} --cluster-local-node ${k} --cluster-hash-seed ${hex32(seed)} ${ruleComment(`${MARK} node ${k}`)} -j ACCEPT`));
   rules.push(`${ruleComment(cfgComment(c))} -j DROP`);
   return rules;
 }
@@ -39,7 +42,7 @@ export function xtClusterCreatePlan(c: ClusterConfig, nodeName: string): Plan {
     steps: [
       xtClusterChainStep(c, owners),
       ensureJumpStep(c),
-      arpReplaceStep(c),
+      neighReplaceStep(c),
       maddrAdd(c),
       tcpLooseStep(),
     ],
@@ -52,7 +55,7 @@ export function xtClusterRemovePlan(c: ClusterConfig, nodeName: string): Plan {
     host: node.name,
     where: whereOf(node.host),
     backend: 'xt_cluster',
-    notes: ['nf_conntrack_tcp_loose is left at its current value', ARP_GAP_NOTE],
-    steps: [...removeChainSteps(c), { argv: ['nft', '-f', '-'], stdin: `${dropTableLines(c, 'arp')}\n`, why: 'delete the ARP table (no error when absent)' }, maddrDel(c)],
+    notes: ['nf_conntrack_tcp_loose is left at its current value', arpGapNote(c)],
+    steps: [...removeChainSteps(c), neighDropStep(c), maddrDel(c)],
   };
 }

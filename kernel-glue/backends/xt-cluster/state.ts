@@ -8,7 +8,7 @@ import type { Runner } from '../../exec/runner.ts';
 import { mustRun } from '../../exec/steps.ts';
 import { emptySnapshot, type BackendState, type Counter, type KernelView } from '../shared/backend.ts';
 import { fpOf, iptChain, IPT_TABLE } from '../shared/names.ts';
-import { IPT_SAVE, parseMangleSave, readChain, type ChainView } from '../shared/iptables-legacy.ts';
+import { iptTools, parseMangleSave, readChain, type ChainView } from '../shared/iptables-legacy.ts';
 import { readLinkState } from '../shared/link.ts';
 
 /** xt_cluster owners: the set bits of every ACCEPT rule's node mask (iptables-save prints masks, §5.2). */
@@ -37,7 +37,7 @@ export async function readXtClusterState(r: Runner, c: ClusterConfig, expectFp: 
   const gaps = await readLinkState(r, c, expectFp, snapshot);
   const { mangle, view } = await readChain(r, c);
   snapshot.mangle = mangle;
-  if (mangle === null) gaps.push(`${IPT_SAVE} does not run`);
+  if (mangle === null) gaps.push(`${iptTools(c).save} does not run`);
   if (!view.exists) return { present: false, fingerprint: null, gaps: [`no chain ${iptChain(c)}`, ...gaps], owners: null, counters: {}, dropped: null, snapshot };
   const fingerprint = fpOf(view.rules.map((x) => x.text).join('\n'));
   if (!view.jump) gaps.push(`no jump from PREROUTING to ${iptChain(c)}`);
@@ -46,8 +46,8 @@ export async function readXtClusterState(r: Runner, c: ClusterConfig, expectFp: 
   return { present: true, fingerprint, gaps, owners, counters, dropped, snapshot };
 }
 
-/** The owner set and its counters: one `iptables-legacy-save -c -t mangle`. */
+/** The owner set and its counters: one `iptables-legacy-save -c -t mangle` (ip6tables-legacy-save for IPv6). */
 export async function readXtClusterOwners(r: Runner, c: ClusterConfig): Promise<KernelView> {
-  const x = xtOwnersOf(parseMangleSave(await mustRun(r, [IPT_SAVE, '-c', '-t', IPT_TABLE]), c));
+  const x = xtOwnersOf(parseMangleSave(await mustRun(r, [iptTools(c).save, '-c', '-t', IPT_TABLE]), c));
   return { owned: x.owners, load: Object.fromEntries(Object.entries(x.counters).map(([k, v]) => [k, v.packets])) };
 }
