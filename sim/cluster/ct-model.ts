@@ -243,6 +243,14 @@ const ALL_TCP = (1 << NCODES) - 1, ALL_OTHER = 0b111;
 /** How far back in capture time a later packet may go (conn-table.ts REORDER_SLACK). */
 const SLACK = 5;
 
+/** The probe hash of a model key: over the words its family uses (IPv4 keys leave words 4.. zero, conn-key.ts). */
+function keyHash(k: Uint32Array): number {
+  const n = k[0]! >>> 8 === 6 ? KW : 4;
+  let h = 0x9747b28c;
+  for (let w = 0; w < n; w++) h = mix32(h, k[w]!);
+  return fmix32(h);
+}
+
 /** A table's entries as columns (posted between threads): key words, state code, last packet, assumed bit. */
 export interface CtState {
   count: number;
@@ -340,9 +348,17 @@ export class Judge {
       if (b.proto[i] === 1 ? t === 3 || t === 4 || t === 5 || t === 11 || t === 12 : t >= 1 && t <= 4) this.stats.icmpErrors++;
       return;
     }
-    const d = this.key(b, i, kind);
     // A fragment before its datagram completes: judged as its datagram would be now, without moving the state.
     const counts = (fl & F.FRAGMENT) === 0 || (b.l4flags[i]! & L4.COMPLETES) !== 0;
+    if (kind === K.OTHER) {
+      // UDP and the generic tracker: every packet opens or refreshes its entry, so its verdict never
+      // depends on the table, and the key (protocol included, conn-key.ts) is no other kind's: no
+      // packet's verdict reads such an entry. Skipping the table changes no answer; the newest
+      // time still moves, so the sweeps (and a scan's CtTransfer.newest) fall as before.
+      if (counts && b.ts[i]! > this.newest) this.newest = b.ts[i]!;
+      return;
+    }
+    const d = this.key(b, i, kind);
     if (this.apply(this.slot(), b.ts[i]!, kind, wireFlags(fl), d, counts) === V.INVALID) {
       b.l4flags[i] = b.l4flags[i]! | L4.CT_INVALID;
       if (counts) this.stats.invalid++;
@@ -461,9 +477,7 @@ export class Judge {
   private setKey(keys: Uint32Array, j: number): void {
     const k = this.k;
     for (let w = 0; w < KW; w++) k[w] = keys[j * KW + w]!;
-    let h = 0x9747b28c;
-    for (let w = 0; w < KW; w++) h = mix32(h, k[w]!);
-    this.probeHash = fmix32(h);
+    this.probeHash = keyHash(k);
   }
 
   /**
@@ -481,9 +495,7 @@ export class Judge {
       const req = kind === K.ICMP_REQUEST ? t : p === 1 ? ICMP_REQUEST_OF[t]! : t - 1;
       k[connKeyWords(b, i) - 1] = ((b.l4b[i]! >>> 16) << 8 | req) >>> 0;
     }
-    let h = 0x9747b28c;
-    for (let w = 0; w < KW; w++) h = mix32(h, k[w]!);
-    this.probeHash = fmix32(h);
+    this.probeHash = keyHash(k);
     return d;
   }
 
@@ -514,6 +526,9 @@ export class Judge {
   private sweep(cutoff: number): void {
     let live = 0;
     for (let s = 0; s < this.cap; s++) if (this.used[s] && (this.last[s]! >= cutoff || this.pend[s])) live++;
+    // An expired entry is never read as live (apply checks its age), so it may stay until a quarter of
+    // the table is dead: re-placing every entry each quarter timeout cost 4 % of a run's CPU.
+    if ((this.size - live) * 4 < this.size) return;
     let cap = 1 << 12;
     while (cap < live * 4) cap <<= 1;
     this.rebuild(cap, cutoff);
