@@ -33,7 +33,7 @@ function ether(ip: Uint8Array): Uint8Array {
  * SYN|ACK per 10 clients. Returns the capture and the packets to the cluster
  * IP conntrack accepts.
  */
-function capture(conns: number, oneWay: number): { path: string; valid: number } {
+function capture(conns: number, oneWay: number): { path: string; valid: number; rotated: string[] } {
   const recs: Rec[] = [];
   let t = 0, valid = 0;
   const push = (src: string, dst: string, l4: Uint8Array, proto: number, ok: boolean): void => {
@@ -61,7 +61,10 @@ function capture(conns: number, oneWay: number): { path: string; valid: number }
   for (let i = 0; i < conns; i++) push(cl(i), CIP, icmpEcho(0, 5000 + i, 1), 1, false);
   for (let i = 0; i < conns; i++) push(CIP, cl(i), icmpEcho(0, i, 1), 1, true);
   const path = writePcap(join(dir, `conv-${conns}-${oneWay}.pcap`), recs);
-  return { path, valid };
+  // The same capture rotated into three files (one stream, as tcpdump -C writes it).
+  const third = Math.ceil(recs.length / 3);
+  const rotated = [0, 1, 2].map((k) => writePcap(join(dir, `conv-${conns}-${oneWay}.${k}.pcap`), recs.slice(k * third, (k + 1) * third)));
+  return { path, valid, rotated };
 }
 
 function comparable(r: SimulateResult): unknown {
@@ -87,6 +90,16 @@ describe('conntrack state across share boundaries', () => {
     // The one-way connections' missing SYN|ACKs are assumed and said.
     expect(base.warnings?.some((w) => /60 TCP connections went on after the SYN/.test(w))).toBe(true);
     for (const w of [1, 2, 3]) expect(comparable(await simulate(['--pcap', path, ...SEL], w))).toEqual(comparable(base));
+  });
+  it('rotated files: each file\'s end state is the next one\'s start (0 and 1 workers run them in order without a first pass; 2 and 3 scan)', async () => {
+    const { path, rotated } = capture(300, 60);
+    const base = comparable(await simulate(['--pcap', path, ...SEL], 0));
+    const files = rotated.flatMap((f) => ['--pcap', f]);
+    for (const w of [0, 1, 2, 3]) {
+      const r = comparable(await simulate([...files, ...SEL], w)) as { input?: unknown };
+      // The input block names the files; every count must be the single file's.
+      expect({ ...r, input: null }, `workers ${w}`).toEqual({ ...(base as object), input: null });
+    }
   });
   it('nf_conntrack_tcp_loose=0 changes nothing for connections seen from their SYN, also across boundaries', async () => {
     const { path, valid } = capture(200, 0);

@@ -6,7 +6,7 @@ import os from 'node:os';
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import type { SelectorSpec } from '../select/selector.ts';
 import { directionDependent, judges, processShare, scanShare } from './share.ts';
-import { Judge, type CtTransfer } from '../cluster/ct-model.ts';
+import { Judge, type CtState, type CtTransfer } from '../cluster/ct-model.ts';
 import { buildSelector } from '../select/build.ts';
 import { DEFAULT_FLOW_TIMEOUT } from './conn-table.ts';
 import { workerEntry } from './bundle.ts';
@@ -188,8 +188,11 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   let sharesS = 0;
   try {
     out = await onPool(workers, tasks.length, async (run) => {
-      await startStates(run, tasks, plan.before ?? []);
-      const parts = await Promise.all(tasks.map((t) => run<SimTask, SimPartial>(t, processShare)));
+      // One thread: the shares run one after another, in stream order, so each share's end state is the
+      // next one's start state and no first pass is needed (only over a shard's earlier files).
+      const inOrder = workers <= 1;
+      await startStates(run, tasks, plan.before ?? [], inOrder);
+      const parts = inOrder ? await runInOrder(run, tasks) : await Promise.all(tasks.map((t) => run<SimTask, SimPartial>(t, processShare)));
       sharesS = (performance.now() - t0) / 1000;
       clearInterval(timer);
       tick();
@@ -215,9 +218,17 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
  * which its counting pass starts from: every verdict equals a single pass.
  * Costs one more read of those shares; only runs cut in several shares pay it.
  */
-async function startStates(run: PoolRun, tasks: SimTask[], before: InputSpec[]): Promise<void> {
+async function startStates(run: PoolRun, tasks: SimTask[], before: InputSpec[], inOrder: boolean): Promise<void> {
   const chains = new Map<number, SimTask[]>();
   for (const t of tasks) if (judges(t.input)) chains.set(t.chain.input, [...(chains.get(t.chain.input) ?? []), t]);
+  if (inOrder) {
+    // runInOrder passes each share's end state on: only the first share of a chain needs one composed (a shard's lead).
+    for (const [k, chain] of chains) {
+      chain.sort((a, b) => a.chain.share - b.chain.share);
+      chains.set(k, chain.slice(0, 1));
+      for (let j = 0; j + 1 < chain.length; j++) chain[j]!.wantCtEnd = true;
+    }
+  }
   // A shard of a run split across machines (shard-plan.ts `before`): what precedes its block, where this machine can read it.
   const readable = before.every((s) => s.kind !== 'pcap' || s.path === '-' || existsSync(s.path));
   if (!readable) process.stderr.write('simulate: the capture files before this shard\'s block are not on this machine, so the conntrack state at its start is not read: connections running into the shard are judged from their first packet in it, which may differ from a single run\n');
@@ -239,6 +250,26 @@ async function startStates(run: PoolRun, tasks: SimTask[], before: InputSpec[]):
       if (k + 1 - lead >= 0) chain[k + 1 - lead]!.ctStart = j.state();
     });
   }
+}
+
+/**
+ * Runs the shares one after another in stream order (one thread, so nothing is lost): a share that
+ * asked for its end state (startStates) hands it to the next share of its stream as its start state,
+ * the state a single pass would have there. The end states are dropped before the merge.
+ */
+async function runInOrder(run: PoolRun, tasks: SimTask[]): Promise<SimPartial[]> {
+  const order = tasks.map((_, j) => j).sort((a, b) => tasks[a]!.chain.input - tasks[b]!.chain.input || tasks[a]!.chain.share - tasks[b]!.chain.share);
+  const parts: SimPartial[] = new Array(tasks.length);
+  let end: { input: number; state: CtState } | null = null;
+  for (const j of order) {
+    const t = tasks[j]!;
+    if (end && end.input === t.chain.input) t.ctStart = end.state;
+    const p = await run<SimTask, SimPartial>(t, processShare);
+    end = p.ctEnd ? { input: t.chain.input, state: p.ctEnd } : null;
+    delete p.ctEnd;
+    parts[j] = p;
+  }
+  return parts;
 }
 
 /**

@@ -179,5 +179,6 @@ export function processInput(task: Omit<SimTask, 'input'>, src: PacketInput, all
     notToCluster,
     ct: judge ? { ...judge.stats } : null,
     carry: src instanceof CaptureInput ? src.carried() : null,
+    ...(judge && task.wantCtEnd ? { ctEnd: judge.state() } : {}),
   };
 }

@@ -56,6 +56,8 @@ export interface SimTask {
   tcpLoose?: boolean;
   /** The conntrack model's state at this share's start (run.ts composes it from the earlier shares' CtScanTasks); absent: empty. */
   ctStart?: CtState;
+  /** Return the model's state at the share's end (`SimPartial.ctEnd`): run.ts hands it to the next share when they run one after another. */
+  wantCtEnd?: boolean;
 }
 
 /** The conntrack model's first pass over a share (ct-model.ts Judge.transfer): what the share does to the table. */
@@ -93,6 +95,8 @@ export interface SimPartial {
   notToCluster: number;
   /** What the conntrack validity model counted (cluster/ct-model.ts); null when it did not run. */
   ct: JudgeStats | null;
+  /** The conntrack model's state at the share's end, when the task asked (`wantCtEnd`); run.ts takes it off before the merge. */
+  ctEnd?: CtState;
   /** Fragments whose datagram this share could not finish (its stream continues on either side): merge.ts replays them. */
   carry: CarriedFragments | null;
 }
