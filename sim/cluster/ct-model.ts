@@ -488,8 +488,10 @@ export class Judge {
    */
   private key(b: TupleBatch, i: number, kind: number): number {
     const k = this.k;
-    k.fill(0);
     const d = connKey(b, i, k);
+    // connKey writes every word of its family's key; an IPv4 key leaves words 4.. zero. (A loop:
+    // TypedArray.fill was the model's hottest line, a runtime call per packet.)
+    if (k[0]! >>> 8 !== 6) for (let w = 4; w < KW; w++) k[w] = 0;
     if (kind === K.ICMP_REQUEST || kind === K.ICMP_REPLY) {
       const t = b.l4a[i]! >>> 24, p = b.proto[i]!;
       const req = kind === K.ICMP_REQUEST ? t : p === 1 ? ICMP_REQUEST_OF[t]! : t - 1;
@@ -503,12 +505,14 @@ export class Judge {
   private slot(): number {
     if ((this.size + 1) * 2 > this.cap) this.grow();
     const h = this.probeHash, mask = this.cap - 1, K_ = this.keys, k = this.k;
+    // Word 0 holds the family: once it matches, an IPv4 key's words 4.. are zero on both sides.
+    const n = k[0]! >>> 8 === 6 ? KW : 4;
     for (let p = h & mask; ; p = (p + 1) & mask) {
       if (!this.used[p]) return p;
       if (this.hashes[p] !== h) continue;
       const o = p * KW;
       let same = true;
-      for (let w = 0; w < KW; w++) if (K_[o + w] !== k[w]) { same = false; break; }
+      for (let w = 0; w < n; w++) if (K_[o + w] !== k[w]) { same = false; break; }
       if (same) return p;
     }
   }
