@@ -216,7 +216,9 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
  * to the conntrack model's table (ct-model.ts Judge.transfer, in parallel);
  * the transfers are chained in stream order into each share's start state,
  * which its counting pass starts from: every verdict equals a single pass.
- * Costs one more read of those shares; only runs cut in several shares pay it.
+ * Costs one more read of those shares; only runs cut in several shares on
+ * several threads pay it (`inOrder`, one thread: only a shard's earlier files
+ * are scanned; runInOrder carries the state from share to share).
  */
 async function startStates(run: PoolRun, tasks: SimTask[], before: InputSpec[], inOrder: boolean): Promise<void> {
   const chains = new Map<number, SimTask[]>();
