@@ -68,6 +68,7 @@ interface SimulateFlags extends SelectorFlags, InputFlags {
   lenient?: boolean;
   /** false with --no-conntrack. */
   conntrack?: boolean;
+  tcpLoose?: string;
   /** false with --no-top-sources. */
   topSources?: boolean;
   hash?: boolean;
@@ -93,6 +94,8 @@ export interface SimulateJob extends MergeJob {
   lenient?: boolean;
   /** --no-conntrack (captures, nft keys without `ct`): nothing defragments; every shard must read alike. */
   noConntrack?: boolean;
+  /** --tcp-loose (nf_conntrack_tcp_loose of the nodes); absent: 1, the kernel's default. Every shard must judge alike. */
+  tcpLoose?: boolean;
 }
 
 /** The gate flags, shared by `simulate` and `merge`. */
@@ -193,6 +196,8 @@ export function registerSimulate(program: Command): void {
     .option('--lenient', 'skip malformed capture records (counted) instead of stopping')
     .option('--no-conntrack', 'the nodes run no conntrack (nft keys without `ct` only): nothing defragments, each fragment is hashed as it ' +
       'came (a non-first fragment\'s "ports" are its payload\'s first bytes, as the kernel reads them) and counted as a packet')
+    .addOption(new Option('--tcp-loose <0|1>', 'the nodes\' nf_conntrack_tcp_loose: 1 (the kernel\'s default) lets a TCP ACK without a ' +
+      'conntrack entry open one (mid-stream pickup); 0 makes it INVALID, so rules that need conntrack (CLUSTERIP, xt_cluster, ct keys) drop it').choices(['0', '1']))
     .option('--no-hash', 'do not compute the SHA-256 of input files for the report header (saves a pass over huge captures)')
     .option('--shard <I/N>', 'run only shard I of N (I from 0) of the inputs, for a run split across machines: a block of the ' +
       'capture files (given in time order, the same list on every machine), or the I-th byte range of a single capture; needs --partial')
@@ -282,6 +287,9 @@ async function simulate(o: SimulateFlags, live: LiveRecording | null): Promise<v
   let builtIn = false;
   const noConntrack = o.conntrack === false;
   // Only captures carry fragments; elsewhere the flag would change nothing.
+  if (noConntrack && o.tcpLoose !== undefined) throw new UsageError('--tcp-loose is a conntrack setting: --no-conntrack models nodes without conntrack');
+  if ((o.csv || live) && o.tcpLoose !== undefined) throw new UsageError('--tcp-loose: CSV tuples (and --live recordings, which are CSV) carry no TCP flags, so conntrack validity is not modelled for them');
+  const tcpLoose = o.tcpLoose === undefined ? undefined : o.tcpLoose === '1';
   if (noConntrack && !o.pcap?.length) throw new UsageError('--no-conntrack changes how fragments are read: it needs --pcap (CSV tuples and synthetic traffic have no fragments)');
   if (o.pcap?.length) {
     kind = 'pcap';
@@ -365,8 +373,9 @@ async function simulate(o: SimulateFlags, live: LiveRecording | null): Promise<v
     configs: cands.map((c, i) => ({ id: c.id, spec: c.spec, ...(c.config ? { names: namesFor(selectors[i]!, c.config) } : {}) })),
     clusterIp, mixed, flowTimeout, topSources: o.topSources !== false, ...(kind === 'pcap' ? { lenient: !!o.lenient } : {}),
     ...(noConntrack ? { noConntrack: true } : {}),
+    ...(tcpLoose !== undefined ? { tcpLoose } : {}),
   };
-  const runOpts = { inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers, flowTimeout, topSources: job.topSources };
+  const runOpts = { inputs, selectors: selectors.map((s) => s.spec), buckets: selectors.map((s) => s.buckets), clusterIp, mixed, workers, flowTimeout, topSources: job.topSources, tcpLoose: tcpLoose ?? true };
   if (o.shard || o.partial) return writeShard(o, job, runOpts, files);
   // A capture's total is estimated from its size (marked ~), so the bar, percentage and ETA show for it too.
   const estimate = kind === 'pcap' && process.stderr.isTTY ? estimatePackets(files.map((f) => f.path)) : 0;
@@ -445,6 +454,12 @@ export function simulateResult(job: SimulateJob, m: MergedRun, files: InputFile[
   const skipped = { ...m.ingest.skipped };
   if (m.notToCluster) skipped['not to the cluster ip'] = m.notToCluster;
   const warnings: string[] = [];
+  if (m.ct && m.ct.assumed > 0) {
+    warnings.push(`conntrack: ${m.ct.assumed.toLocaleString('en-US')} TCP connection${m.ct.assumed === 1 ? '' : 's'} went on after the SYN without the answer in the capture (one direction only?): the model assumed the server's SYN|ACK, as the nodes' conntrack would have seen it`);
+  }
+  if (m.ct && m.ct.icmpErrors > 0) {
+    warnings.push(`conntrack: ${m.ct.icmpErrors.toLocaleString('en-US')} ICMP error${m.ct.icmpErrors === 1 ? '' : 's'} counted as INVALID (no node): the kernel passes an error whose inner header matches a tracked connection as RELATED; the model does not read inner headers (source reading, kernel-semantics §4.2)`);
+  }
   if (job.clusterIp === null && job.kind !== 'synthetic') {
     // Both directions of every connection are hashed: the server's replies (source = the cluster IP) become traffic
     // of their own, and the cluster IP a node's "heaviest source" (seen at 90 % of one node's packets).

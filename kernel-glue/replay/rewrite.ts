@@ -22,16 +22,14 @@ import { newRawRecord, openCapture, type CaptureOptions } from '../../sim/traffi
 import { DEC, decodeFrame, link, LINK_SHORT, linkEndOf, linktypeSupported, locateLink } from '../../sim/traffic/decode.ts';
 import { checksumOf, onesSum, pseudoSum6 } from '../../sim/traffic/checksum.ts';
 import { PcapWriter } from '../../sim/traffic/pcap-writer.ts';
+import { CT, firstClass, icmpKind, K } from '../../sim/cluster/ct-model.ts';
 
-/** Conntrack verdict for a packet that meets no existing conntrack (nf_conntrack_proto_*.c, §4.2-§4.3). */
-export const CT = {
-  /** Creates a NEW conntrack: TCP SYN, UDP, ICMP echo/timestamp/info/mask requests, other protocols (generic tracker). */
-  NEW: 0,
-  /** TCP ACK-class packet without SYN/FIN/RST: picked up mid-stream only when nf_conntrack_tcp_loose=1. */
-  LOOSE: 1,
-  /** INVALID: no conntrack, so CLUSTERIP drops it on every node and xt_cluster / `ct` keys match nothing. */
-  INVALID: 2,
-} as const;
+/**
+ * Conntrack class of a packet that meets no existing conntrack (each packet
+ * judged alone, as a sink before confirmation sees it): the one model's sink
+ * mode, sim/cluster/ct-model.ts.
+ */
+export { CT };
 
 export interface RewriteOptions {
   /** The IPv4 cluster address (ignored when clusterIp6 is given). */
@@ -138,14 +136,12 @@ function fixL4At(b: Uint8Array, l4: number, len: number, proto: number, pseudo: 
   return true;
 }
 
-/** tcp_valid_flags[] of nf_conntrack_proto_tcp.c (flags without ECE, CWR, PSH). */
-const TCP_VALID = new Set([0x02, 0x22, 0x12, 0x04, 0x14, 0x11, 0x31, 0x10, 0x30]);
-
 /**
- * The conntrack class of a whole IPv4 (or extension-free IPv6) datagram at `ip` that meets no
- * conntrack: tcp_error + tcp_new (the "new" column of tcp_conntracks),
- * udp_error, icmp_error + the valid_new table of nf_conntrack_proto_icmp.c;
- * everything else goes to the generic tracker, which always creates one.
+ * The conntrack class of a whole IPv4 (or extension-free IPv6) datagram at
+ * `ip` that meets no conntrack. The header checks of tcp_error / udp_error /
+ * icmp_error are here (the decoder makes the same ones for simulate); which
+ * packets open an entry is the model's (ct-model.ts `firstClass`), given the
+ * real TCP flag byte.
  */
 export function ctClass(b: Uint8Array, ip: number): number {
   if (b[ip]! >>> 4 === 6) return ctClassL4(b, ip + 40, (b[ip + 4]! << 8) | b[ip + 5]!, b[ip + 6]!);
@@ -159,32 +155,22 @@ function ctClassL4(b: Uint8Array, l4: number, len: number, proto: number): numbe
     if (len < 20) return CT.INVALID;
     const doff = (b[l4 + 12]! >>> 4) * 4;
     if (doff < 20 || doff > len) return CT.INVALID;
-    const fl = b[l4 + 13]! & 0x37;
-    if (!TCP_VALID.has(fl)) return CT.INVALID;
-    if (fl & 0x04) return CT.INVALID; // RST
-    if (fl & 0x02) return fl & 0x10 ? CT.INVALID : CT.NEW; // SYN|ACK cannot open; SYN can
-    if (fl & 0x01) return CT.INVALID; // FIN
-    return fl & 0x10 ? CT.LOOSE : CT.INVALID;
+    return firstClass(K.TCP, b[l4 + 13]!);
   }
   if (proto === P_UDP) {
     if (len < 8) return CT.INVALID;
     const ulen = (b[l4 + 4]! << 8) | b[l4 + 5]!;
-    return ulen < 8 || ulen > len ? CT.INVALID : CT.NEW;
+    return ulen < 8 || ulen > len ? CT.INVALID : firstClass(K.OTHER, 0);
   }
   if (proto === P_ICMP) {
     if (len < 8) return CT.INVALID;
-    const t = b[l4]!;
-    // Errors need a related conntrack (none exists); only requests open one.
-    return t === 8 || t === 13 || t === 15 || t === 17 ? CT.NEW : CT.INVALID;
+    return firstClass(icmpKind(P_ICMP, b[l4]!), 0);
   }
   if (proto === P_ICMPV6) {
     if (len < 8) return CT.INVALID;
-    // nf_conntrack_proto_icmpv6.c valid_new[]: only echo request (128) and node information query (139)
-    // open a conntrack; errors need a related one (read from source).
-    const t = b[l4]!;
-    return t === 128 || t === 139 ? CT.NEW : CT.INVALID;
+    return firstClass(icmpKind(P_ICMPV6, b[l4]!), 0);
   }
-  return CT.NEW;
+  return firstClass(K.OTHER, 0);
 }
 
 /**

@@ -16,6 +16,7 @@ import type { SelectorSpec } from '../select/selector.ts';
 import { directionDependent, processShare } from './share.ts';
 import { ConnTable } from './conn-table.ts';
 import { connKey } from '../cluster/conn-key.ts';
+import { K, step, TH, V, type StepOut } from '../cluster/ct-model.ts';
 import { writeTupleV6 } from '../traffic/tuple.ts';
 import { fileDir } from '../../test/tmp.ts';
 
@@ -46,14 +47,24 @@ function stream(n: number, seed: number): Pkt[] {
   return out;
 }
 
-/** The rule, written plainly: a packet joins its 5-tuple pair's connection unless that was idle for more than `timeout`. */
+/**
+ * The rule, written plainly: a packet joins its 5-tuple pair's connection unless that was idle for more
+ * than `timeout`; a packet conntrack marks INVALID joins none (which ones: the conntrack model's `step`,
+ * tested on its own in cluster/ct-model.test.ts).
+ */
 function reference(pkts: Pkt[], timeout: number): { connections: number; flows: number } {
   const open = new Map<string, { last: number; dirs: Set<string> }>();
+  const ct = new Map<string, { code: number; last: number }>();
+  const o: StepOut = { code: 0, verdict: 0, assumed: false };
   let connections = 0, flows = 0;
   const close = (c: { dirs: Set<string> }): void => { connections++; flows += c.dirs.size; };
   for (const p of pkts) {
     const a = `${p.s}:${p.sp}`, b = `${p.d}:${p.dp}`;
     const key = `${p.proto}|${[a, b].sort().join('|')}`;
+    const e = ct.get(key);
+    step(e && p.ts - e.last <= timeout ? e.code : 0, p.proto === 6 ? K.TCP : K.OTHER, p.syn ? TH.SYN : TH.ACK, a <= b ? 0 : 1, true, o);
+    if (o.verdict === V.INVALID) continue;
+    ct.set(key, { code: o.code, last: p.ts });
     let c = open.get(key);
     if (c && p.ts - c.last > timeout) { close(c); c = undefined; }
     if (!c) { c = { last: p.ts, dirs: new Set() }; open.set(key, c); }

@@ -30,7 +30,8 @@ function conversations(path: string): { tcp: number; toCluster: number } {
   let n = 0, t = 1_700_000_000, tcp = 0, toCluster = 0;
   const put = (proto: number, s: number, sp: number, d: number, dp: number, flags: number): void => {
     writeTupleV4(b, n, proto, s, sp, d, dp, (t += 0.001), 100);
-    b.flags[n] = b.flags[n]! | flags;
+    // writeTupleV4 marks TCP as a SYN; these packets carry exactly the flags given.
+    b.flags[n] = (b.flags[n]! & ~F.SYN) | flags;
     if (d === CIP) toCluster++;
     n++;
   };

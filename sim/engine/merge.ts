@@ -16,6 +16,7 @@ import { accountBatch, newStats, type IngestStats, type PacketInput } from '../t
 import { replayCarried } from '../traffic/frag-carry.ts';
 import { copySlot, createBatch, type TupleBatch } from '../traffic/batch.ts';
 import { processInput } from './share.ts';
+import type { JudgeStats } from '../cluster/ct-model.ts';
 
 export interface MergedRun {
   C: number;
@@ -24,6 +25,8 @@ export interface MergedRun {
   mixed: { none: number; several: number } | null;
   ingest: IngestStats;
   notToCluster: number;
+  /** The conntrack validity model's counts, summed over shares (null: it did not run). */
+  ct: JudgeStats | null;
 }
 
 /** The worker-side entry of a MergeTask. */
@@ -41,6 +44,7 @@ export function mergePartials(shares: SimPartial[], sink: SinkOptions, flowTimeo
   ingest.lastTs = -Infinity;
   let mixed: MergedRun['mixed'] = null;
   let notToCluster = 0;
+  let ct: JudgeStats | null = null;
   const flows = emptySummary(sink);
   const sources: SourceCounts[] = [];
   for (const p of parts) {
@@ -72,6 +76,10 @@ export function mergePartials(shares: SimPartial[], sink: SinkOptions, flowTimeo
       ingest.lastTs = Math.max(ingest.lastTs, p.ingest.lastTs);
     }
     notToCluster += p.notToCluster;
+    if (p.ct) {
+      ct ??= { invalid: 0, assumed: 0, icmpErrors: 0 };
+      ct.invalid += p.ct.invalid; ct.assumed += p.ct.assumed; ct.icmpErrors += p.ct.icmpErrors;
+    }
   }
   if (ingest.packets === 0 || !Number.isFinite(ingest.firstTs)) { ingest.firstTs = 0; ingest.lastTs = 0; }
   if (parts.some((p) => p.exports.v4.count + p.exports.v6.count > 0)) {
@@ -80,7 +88,7 @@ export function mergePartials(shares: SimPartial[], sink: SinkOptions, flowTimeo
     sources.push(join.sources);
   }
   flows.sources = mergeSources(sources, sink.buckets, sink.spill?.budget ?? Infinity);
-  return { C, perPacket, flows, mixed, ingest, notToCluster };
+  return { C, perPacket, flows, mixed, ingest, notToCluster, ct };
 }
 
 /**

@@ -39,9 +39,11 @@ import type { SplitPass } from './frag-split.ts';
 /**
  * Bumped whenever what a partial holds changes meaning. 2: shares carry the
  * fragments whose datagram they could not finish (SimPartial.carry) instead
- * of counting them as unresolved; a format-1 partial would lose them.
+ * of counting them as unresolved; a format-1 partial would lose them. 3: the
+ * conntrack model's verdicts (cluster/ct-model.ts) are in the counts, and its
+ * counts in SimPartial.ct; a format-2 shard counted INVALID packets on a node.
  */
-export const PARTIAL_FORMAT = 2;
+export const PARTIAL_FORMAT = 3;
 const MAGIC = 'CIPSPART';
 const PRELUDE = 16;
 

@@ -3,9 +3,10 @@
  * pool (or in-process with workers = 0), merges the partials.
  */
 import os from 'node:os';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import type { SelectorSpec } from '../select/selector.ts';
-import { directionDependent, processShare } from './share.ts';
+import { directionDependent, judges, processShare, scanShare } from './share.ts';
+import { Judge, type CtState, type CtTransfer } from '../cluster/ct-model.ts';
 import { buildSelector } from '../select/build.ts';
 import { DEFAULT_FLOW_TIMEOUT } from './conn-table.ts';
 import { workerEntry } from './bundle.ts';
@@ -13,7 +14,7 @@ import { runMerge, type MergedRun } from './merge.ts';
 import { planRun, type ShardWork } from './shard-plan.ts';
 import { planShares } from '../traffic/share-plan.ts';
 import { DEFAULT_SOURCE_BUDGET, type SourceSpill } from './source-table.ts';
-import type { MergeTask, SimPartial, SimTask, InputSpec } from './task.ts';
+import type { CtScanTask, MergeTask, SimPartial, SimTask, InputSpec } from './task.ts';
 import { makeTempDir } from '../core/temp-dir.ts';
 
 export interface RunOptions {
@@ -39,6 +40,8 @@ export interface RunOptions {
   connections?: boolean;
   /** Called about every 200 ms with packets done so far and resident memory. */
   onProgress?: (packets: number, rss: number) => void;
+  /** nf_conntrack_tcp_loose of the nodes (default true, the kernel's default; cluster/ct-model.ts). */
+  tcpLoose?: boolean;
   /** The shares to run (shard-plan.ts; a shard of a run split across machines); default: all of `inputs`. */
   plan?: ShardWork;
 }
@@ -160,7 +163,8 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   const workers = auto ? auto.workers : o.workers ?? defaultWorkers();
   const flowTimeout = o.flowTimeout ?? DEFAULT_FLOW_TIMEOUT;
   // Each share knows its place in its stream: byte ranges of a capture, and rotated files, are one stream cut in pieces.
-  const shares = (o.plan ?? planRun(o.inputs, workers)).shares;
+  const plan = o.plan ?? planRun(o.inputs, workers);
+  const shares = plan.shares;
   const topSources = o.topSources ?? true;
   // The runs live in a directory of this run's own, removed when it ends (whatever happened,
   // Ctrl-C included: temp-dir.ts).
@@ -168,7 +172,7 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   const spill: SourceSpill | null = spillDir ? { dir: spillDir.path, budget: o.sourceBudget ?? DEFAULT_SOURCE_BUDGET } : null;
   const progressBuf = new SharedArrayBuffer(8 * Math.max(1, shares.length));
   const progress = new Float64Array(progressBuf);
-  const tasks: SimTask[] = shares.map(({ input, chain }, slot) => ({ input, chain, flowTimeout, topSources, sourceSpill: spill, connections: o.connections ?? true, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, progress: { buffer: progressBuf, slot } }));
+  const tasks: SimTask[] = shares.map(({ input, chain }, slot) => ({ input, chain, flowTimeout, topSources, sourceSpill: spill, connections: o.connections ?? true, selectors: o.selectors, clusterIp: o.clusterIp, mixed: o.mixed, tcpLoose: o.tcpLoose ?? true, progress: { buffer: progressBuf, slot } }));
   let peakRss = process.memoryUsage().rss;
   const tick = (): void => {
     const rss = process.memoryUsage().rss;
@@ -184,7 +188,11 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   let sharesS = 0;
   try {
     out = await onPool(workers, tasks.length, async (run) => {
-      const parts = await Promise.all(tasks.map((t) => run<SimTask, SimPartial>(t, processShare)));
+      // One thread: the shares run one after another, in stream order, so each share's end state is the
+      // next one's start state and no first pass is needed (only over a shard's earlier files).
+      const inOrder = workers <= 1;
+      await startStates(run, tasks, plan.before ?? [], inOrder);
+      const parts = inOrder ? await runInOrder(run, tasks) : await Promise.all(tasks.map((t) => run<SimTask, SimPartial>(t, processShare)));
       sharesS = (performance.now() - t0) / 1000;
       clearInterval(timer);
       tick();
@@ -199,6 +207,71 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   const rss = process.memoryUsage().rss;
   if (rss > peakRss) peakRss = rss;
   return { out, workers, workersChosen: auto, elapsedS: (performance.now() - t0) / 1000, sharesS, peakRss };
+}
+
+/**
+ * Conntrack state across share boundaries: a connection's first packets may
+ * sit in an earlier share than the rest, and its packets' verdicts depend on
+ * them. Each share but the last of a stream is first scanned for what it does
+ * to the conntrack model's table (ct-model.ts Judge.transfer, in parallel);
+ * the transfers are chained in stream order into each share's start state,
+ * which its counting pass starts from: every verdict equals a single pass.
+ * Costs one more read of those shares; only runs cut in several shares on
+ * several threads pay it (`inOrder`, one thread: only a shard's earlier files
+ * are scanned; runInOrder carries the state from share to share).
+ */
+async function startStates(run: PoolRun, tasks: SimTask[], before: InputSpec[], inOrder: boolean): Promise<void> {
+  const chains = new Map<number, SimTask[]>();
+  for (const t of tasks) if (judges(t.input)) chains.set(t.chain.input, [...(chains.get(t.chain.input) ?? []), t]);
+  if (inOrder) {
+    // runInOrder passes each share's end state on: only the first share of a chain needs one composed (a shard's lead).
+    for (const [k, chain] of chains) {
+      chain.sort((a, b) => a.chain.share - b.chain.share);
+      chains.set(k, chain.slice(0, 1));
+      for (let j = 0; j + 1 < chain.length; j++) chain[j]!.wantCtEnd = true;
+    }
+  }
+  // A shard of a run split across machines (shard-plan.ts `before`): what precedes its block, where this machine can read it.
+  const readable = before.every((s) => s.kind !== 'pcap' || s.path === '-' || existsSync(s.path));
+  if (!readable) process.stderr.write('simulate: the capture files before this shard\'s block are not on this machine, so the conntrack state at its start is not read: connections running into the shard are judged from their first packet in it, which may differ from a single run\n');
+  const work: { chain: SimTask[]; lead: number; scans: Promise<CtTransfer>[] }[] = [];
+  for (const chain of chains.values()) {
+    chain.sort((a, b) => a.chain.share - b.chain.share);
+    const lead = chain[0]!.chain.input === 0 && readable ? before : [];
+    if (chain.length + lead.length < 2) continue;
+    const t0 = chain[0]!, scan = (input: InputSpec, first: boolean): Promise<CtTransfer> =>
+      run<CtScanTask, CtTransfer>({ kind: 'ct-scan', input, chain: { ...t0.chain, first }, flowTimeout: t0.flowTimeout, tcpLoose: t0.tcpLoose ?? true }, scanShare);
+    const scans = [...lead.map((s, k) => scan(s, k === 0)), ...chain.slice(0, -1).map((t) => scan(t.input, t.chain.first))];
+    work.push({ chain, lead: lead.length, scans });
+  }
+  for (const { chain, lead, scans } of work) {
+    const transfers = await Promise.all(scans);
+    const j = new Judge(chain[0]!.tcpLoose ?? true, chain[0]!.flowTimeout);
+    transfers.forEach((t, k) => {
+      j.compose(t);
+      if (k + 1 - lead >= 0) chain[k + 1 - lead]!.ctStart = j.state();
+    });
+  }
+}
+
+/**
+ * Runs the shares one after another in stream order (one thread, so nothing is lost): a share that
+ * asked for its end state (startStates) hands it to the next share of its stream as its start state,
+ * the state a single pass would have there. The end states are dropped before the merge.
+ */
+async function runInOrder(run: PoolRun, tasks: SimTask[]): Promise<SimPartial[]> {
+  const order = tasks.map((_, j) => j).sort((a, b) => tasks[a]!.chain.input - tasks[b]!.chain.input || tasks[a]!.chain.share - tasks[b]!.chain.share);
+  const parts: SimPartial[] = new Array(tasks.length);
+  let end: { input: number; state: CtState } | null = null;
+  for (const j of order) {
+    const t = tasks[j]!;
+    if (end && end.input === t.chain.input) t.ctStart = end.state;
+    const p = await run<SimTask, SimPartial>(t, processShare);
+    end = p.ctEnd ? { input: t.chain.input, state: p.ctEnd } : null;
+    delete p.ctEnd;
+    parts[j] = p;
+  }
+  return parts;
 }
 
 /**

@@ -41,6 +41,12 @@ export interface ShardWork {
   reports: number[];
   /** The byte range a 'bytes' shard reads (absent when the file has fewer ranges than shards: the shard reads nothing). */
   range?: { start: number; end: number };
+  /**
+   * What precedes this shard's first share in its stream (earlier files, or the
+   * file's earlier byte ranges), in order: read only for the conntrack model's
+   * state at the shard's start (run.ts startStates), never counted.
+   */
+  before?: InputSpec[];
 }
 
 /**
@@ -81,7 +87,7 @@ export function planRun(inputs: InputSpec[], workers: number, shard: ShardSpec =
       const parts = planInputShares(inputs[f]!, w);
       parts.forEach((input, k) => shares.push({ input, chain: { input: 0, share: f * STRIDE + k, first: f === 0 && k === 0, last: f === F - 1 && k === parts.length - 1 } }));
     }
-    return { shares, mode: N > 1 ? 'files' : 'whole', reports: range(lo, hi) };
+    return { shares, mode: N > 1 ? 'files' : 'whole', reports: range(lo, hi), ...(lo > 0 ? { before: inputs.slice(0, lo) } : {}) };
   }
   if (kind === 'synthetic') {
     // A generator deals whole connections to shares (inputs.ts): a shard is every N-th of them.
@@ -108,7 +114,8 @@ function byteShard(spec: InputSpec & { kind: 'pcap' }, { index: I, count: N }: S
   // A small file yields fewer ranges than shards: the shards past them read nothing.
   const r = ranges[I];
   const shares: PlannedShare[] = r ? [{ input: { ...spec, start: r.start, end: r.end }, chain: { input: 0, share: I, first: I === 0, last: I === ranges.length - 1 } }] : [];
-  return { shares, mode: 'bytes', reports: I === 0 ? [0] : [], ...(r ? { range: r } : {}) };
+  const before = r ? ranges.slice(0, I).map((q) => ({ ...spec, start: q.start, end: q.end })) : [];
+  return { shares, mode: 'bytes', reports: I === 0 ? [0] : [], ...(r ? { range: r } : {}), ...(before.length ? { before } : {}) };
 }
 
 const range = (lo: number, hi: number): number[] => Array.from({ length: hi - lo }, (_, i) => lo + i);

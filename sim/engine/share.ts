@@ -4,7 +4,7 @@
  * Runs inside a worker or in-process; everything it returns merges by sums
  * and unions, so the answer does not depend on how the input was split.
  */
-import { countsAsPacket, takeBatch, releaseBatch, F, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, type TupleBatch } from '../traffic/batch.ts';
+import { countsAsPacket, takeBatch, releaseBatch, F, L4, FAMILY_IPV4, DEFAULT_BATCH_CAPACITY, type TupleBatch } from '../traffic/batch.ts';
 import { buildSelector } from '../select/build.ts';
 import type { Selector } from '../select/selector.ts';
 import { hashesConntrackOriginal, parseNftHash } from '../select/nft-expr.ts';
@@ -14,12 +14,37 @@ import { openInput } from './inputs.ts';
 import { CaptureInput } from '../traffic/capture.ts';
 import type { PacketInput } from '../traffic/input.ts';
 import { keepToClusterIp } from './cluster-filter.ts';
-import type { ConfigPartial, SimPartial, SimTask } from './task.ts';
+import { Judge, type CtTransfer } from '../cluster/ct-model.ts';
+import type { ConfigPartial, CtScanTask, SimPartial, SimTask } from './task.ts';
 
 /** Selectors whose answer depends on the conntrack direction (they hash the original source). */
 export function directionDependent(sel: Selector): boolean {
   if (sel.backend === 'xt_cluster') return true;
   return sel.backend === 'nft' && sel.spec.backend === 'nft' && hashesConntrackOriginal(parseNftHash(sel.spec.expr));
+}
+
+/** Whether conntrack validity is modelled for an input: CSV tuples carry no TCP flags, and a namespace without conntrack has none. */
+export function judges(input: SimTask['input']): boolean {
+  return input.kind !== 'csv' && !(input.kind === 'pcap' && input.noDefrag === true);
+}
+
+/**
+ * The conntrack model's first pass over a share (a share after the first of
+ * its stream): what it does to the table whatever it starts from, for run.ts
+ * to compose into the next shares' start states.
+ */
+export function scanShare(task: CtScanTask): CtTransfer {
+  const judge = new Judge(task.tcpLoose, task.flowTimeout);
+  if (!task.chain.first) judge.scan(-Infinity);
+  const batch = takeBatch(DEFAULT_BATCH_CAPACITY);
+  const src = openInput(task.input);
+  try {
+    while (src.fill(batch) > 0) judge.judge(batch);
+  } finally {
+    src.close();
+    releaseBatch(batch);
+  }
+  return judge.transfer();
 }
 
 /**
@@ -32,15 +57,18 @@ export function processShare(task: SimTask): SimPartial {
   // A share of a longer stream carries the fragments it cannot finish to the merge (frag-carry.ts).
   const i = task.input;
   const src = openInput(i.kind === 'pcap' && !(task.chain.first && task.chain.last) ? { ...i, carry: true } : i);
-  return processInput(task, src);
+  return processInput(task, src, false, judges(i));
 }
 
 /**
  * The share's work over an opened input. `allHead`: every connection may
  * continue one of the share before (merge.ts's share of fragments completed
- * at an edge, which sits between two shares).
+ * at an edge, which sits between two shares). `judging`: conntrack validity
+ * is modelled (cluster/ct-model.ts; see `judges`). The datagrams merge.ts
+ * completes at an edge are judged from the state in `task.ctStart` if any,
+ * else each alone.
  */
-export function processInput(task: Omit<SimTask, 'input'>, src: PacketInput, allHead = false): SimPartial {
+export function processInput(task: Omit<SimTask, 'input'>, src: PacketInput, allHead = false, judging = true): SimPartial {
   const selectors = task.selectors.map((s) => buildSelector(s));
   const C = selectors.length;
   const dirDep = selectors.map(directionDependent);
@@ -71,10 +99,15 @@ export function processInput(task: Omit<SimTask, 'input'>, src: PacketInput, all
   const track = task.connections ?? true;
   if (!track && anyDirDep) throw new Error('selectors that follow the conntrack direction need connection tracking');
 
+  // Conntrack validity, followed through the whole stream (both directions, before the cluster-IP filter),
+  // from the state run.ts composed for the share's start.
+  const judge = judging ? new Judge(task.tcpLoose ?? true, task.flowTimeout) : null;
+  if (judge && task.ctStart) judge.seed(task.ctStart);
   try {
     for (;;) {
       const n = src.fill(batch);
       if (n === 0) break;
+      judge?.judge(batch);
       // Keep only packets addressed to the cluster IP (the others never meet the rule).
       if (clusterIp !== null) notToCluster += keepToClusterIp(batch, clusterIp);
       const m = batch.count;
@@ -97,6 +130,8 @@ export function processInput(task: Omit<SimTask, 'input'>, src: PacketInput, all
       }
       if (track) {
         for (let i = 0; i < m; i++) {
+          // A packet conntrack marks INVALID belongs to no connection (it gets no entry).
+          if (judge && (batch.l4flags[i]! & L4.CT_INVALID) !== 0) continue;
           if (batch.family[i] === FAMILY_IPV4) v4.trackV4(batch, i, outO, outR);
           else v6.trackV6(batch, i, outO, outR);
         }
@@ -142,6 +177,8 @@ export function processInput(task: Omit<SimTask, 'input'>, src: PacketInput, all
     mixed: mixedOut,
     ingest: { ...src.stats, skipped: { ...src.stats.skipped } },
     notToCluster,
+    ct: judge ? { ...judge.stats } : null,
     carry: src instanceof CaptureInput ? src.carried() : null,
+    ...(judge && task.wantCtEnd ? { ctEnd: judge.state() } : {}),
   };
 }

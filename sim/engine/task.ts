@@ -1,6 +1,7 @@
 /** What the main thread sends a worker, and what comes back. Plain data and typed arrays only. */
 import type { SelectorSpec } from '../select/selector.ts';
 import type { FlowRecords } from './conn-table.ts';
+import type { CtState, JudgeStats } from '../cluster/ct-model.ts';
 import type { FlowSummary, SinkOptions } from './flow-sink.ts';
 import type { SourceSpill } from './source-table.ts';
 import type { IngestStats } from '../traffic/input.ts';
@@ -48,6 +49,24 @@ export interface SimTask {
    * by merge.ts. `first`: nothing precedes it; `last`: nothing follows.
    */
   chain: { input: number; share: number; first: boolean; last: boolean };
+  /**
+   * nf_conntrack_tcp_loose of the nodes (default true, the kernel's): whether
+   * a TCP ACK without an entry opens one (cluster/ct-model.ts).
+   */
+  tcpLoose?: boolean;
+  /** The conntrack model's state at this share's start (run.ts composes it from the earlier shares' CtScanTasks); absent: empty. */
+  ctStart?: CtState;
+  /** Return the model's state at the share's end (`SimPartial.ctEnd`): run.ts hands it to the next share when they run one after another. */
+  wantCtEnd?: boolean;
+}
+
+/** The conntrack model's first pass over a share (ct-model.ts Judge.transfer): what the share does to the table. */
+export interface CtScanTask {
+  kind: 'ct-scan';
+  input: InputSpec;
+  chain: SimTask['chain'];
+  flowTimeout: number;
+  tcpLoose: boolean;
 }
 
 export interface ConfigPartial {
@@ -74,6 +93,10 @@ export interface SimPartial {
   ingest: IngestStats;
   /** Packets not addressed to the cluster IP. */
   notToCluster: number;
+  /** What the conntrack validity model counted (cluster/ct-model.ts); null when it did not run. */
+  ct: JudgeStats | null;
+  /** The conntrack model's state at the share's end, when the task asked (`wantCtEnd`); run.ts takes it off before the merge. */
+  ctEnd?: CtState;
   /** Fragments whose datagram this share could not finish (its stream continues on either side): merge.ts replays them. */
   carry: CarriedFragments | null;
 }
