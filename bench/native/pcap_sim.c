@@ -357,7 +357,7 @@ typedef struct {
 } ctlog_t;
 
 /* A pending key: the set of codes it may be in (bit per code; CT_SETTLED once it no longer depends on the past). */
-typedef struct { uint32_t set; uint32_t k[CT_KW]; } ctpend_t;
+typedef struct { uint32_t set; uint32_t k[CT_KW]; uint32_t rs; /* its slot in main's table (ct_compose) */ } ctpend_t;
 
 typedef struct {
   ctent_t *e;
@@ -967,7 +967,9 @@ static inline int ct_judge(cttab_t *t, const pkt_t *k, double ts, int bucket, ui
   int counts = !(k->flags & F_FRAGMENT);
   int had = t->e[s].code != 0;
   int invalid = ct_apply(t, s, ts, kind, th, d, counts) == V_INVALID;
-  if (t->scanning && counts) ct_follow(t, s, had, ts, kind, th, d, invalid, bucket, wl);
+  /* UDP and the generic tracker: every packet is valid whatever came before (its key only ever sees
+   * K_OTHER), so nothing to replay; the seeded entry's age is the same as one pass's. */
+  if (t->scanning && counts && kind != K_OTHER) ct_follow(t, s, had, ts, kind, th, d, invalid, bucket, wl);
   return invalid;
 }
 
@@ -987,14 +989,22 @@ static void retally(uint64_t *pk, uint64_t *by, uint64_t *no_node, uint64_t *unk
  * are then those of one pass over the file. (Connections are not joined across
  * ranges, see the header: a packet T tracked or skipped stays so.)
  */
-static void ct_compose(cttab_t *R, const cttab_t *T, uint64_t *pk, uint64_t *by, uint64_t *no_node, uint64_t *unknown)
+static void ct_compose(cttab_t *R, cttab_t *T, uint64_t *pk, uint64_t *by, uint64_t *no_node, uint64_t *unknown)
 {
+  /* Room for every key of T up front: no rebuild while the pending keys' slots are held. */
+  size_t n = R->mask + 1;
+  while (n < 2 * (R->count + T->npend + T->count + 1)) n <<= 1;
+  if (n != R->mask + 1) ct_rebuild(R, n, -INFINITY);
+  for (size_t id = 0; id < T->npend; id++) {
+    ctpend_t *p = &T->pend[id];
+    uint32_t h = ct_hash(p->k);
+    size_t s = ct_slot(R, p->k, h);
+    if (!R->e[s].used) ct_insert(R, s, p->k, h);
+    p->rs = (uint32_t)s;
+  }
   for (size_t r = 0; r < T->nlog; r++) {
     const ctlog_t *g = &T->log[r];
-    const uint32_t *k = T->pend[g->id].k;
-    uint32_t h = ct_hash(k);
-    size_t s = ct_slot(R, k, h);
-    if (!R->e[s].used) ct_insert(R, s, k, h);
+    size_t s = T->pend[g->id].rs;
     int invalid = ct_apply(R, s, g->ts, g->kind, g->th, g->d, 1) == V_INVALID;
     if (invalid != g->invalid)
       retally(pk, by, no_node, unknown, g->invalid ? NO_BUCKET : g->bucket, invalid ? NO_BUCKET : g->bucket, g->wl);
