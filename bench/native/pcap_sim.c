@@ -357,6 +357,12 @@ typedef struct {
 } ctlog_t;
 
 /* A pending key: the set of codes it may be in (bit per code; CT_SETTLED once it no longer depends on the past). */
+/* A packet's conntrack key, made (and its slot prefetched) when the packet enters the look-ahead queue.
+ * kind < 0: not judged (CT_SKIP_INVALID already INVALID, CT_SKIP cut before the TCP flags). */
+typedef struct { uint32_t key[CT_KW]; uint32_t h; int8_t kind; uint8_t d; } ctq_t;
+#define CT_SKIP_INVALID (-1)
+#define CT_SKIP (-2)
+
 typedef struct { uint32_t set; uint32_t k[CT_KW]; uint32_t rs; /* its slot in main's table (ct_compose) */ } ctpend_t;
 
 typedef struct {
@@ -604,6 +610,7 @@ typedef struct {
   uint32_t a, b, p; /* canonical key: d = 0 when the packet's source is endpoint A */
   int d;
   uint64_t h;
+  ctq_t ct;
 } queued_t;
 
 static inline void key4(queued_t *q)
@@ -803,10 +810,12 @@ static inline int ct_kind(const pkt_t *k)
 #define CT_ALL_OTHER 7u
 #define CT_SETTLED 0xffffffffu
 
+/* Over the family's key words only (the rest are zero): word 0 holds the family. */
 static inline uint32_t ct_hash(const uint32_t *k)
 {
   uint64_t h = 0;
-  for (int w = 0; w < CT_KW; w++) h = (h ^ k[w]) * 0x9e3779b97f4a7c15ull, h ^= h >> 29;
+  const int kw = (k[0] >> 8) == 6 ? 10 : 4;
+  for (int w = 0; w < kw; w++) h = (h ^ k[w]) * 0x9e3779b97f4a7c15ull, h ^= h >> 29;
   return (uint32_t)fold64(h);
 }
 
@@ -949,17 +958,28 @@ static inline int ct_key(const pkt_t *k, int kind, uint32_t *key)
 /*
  * Judges one decoded packet in capture order (ct-model.ts Judge.one);
  * returns 1 when conntrack marks it INVALID (the decoder's own INVALID
- * included). `bucket` and `wl` are logged for a pending key's packets.
+ * included). `bucket` and `wl` are logged for a pending key's packets. In
+ * two steps: ct_prepare keys the packet and prefetches its slot when it is
+ * queued (as run_lane does for the connection table), ct_judge judges it.
  */
-static inline int ct_judge(cttab_t *t, const pkt_t *k, double ts, int bucket, uint32_t wl)
+static inline void ct_prepare(const cttab_t *t, const pkt_t *k, ctq_t *q)
 {
-  if (k->l4flags & L4_CT_INVALID) return 1;
-  if (k->flags & F_TRUNCATED) return 0;
+  if (k->l4flags & L4_CT_INVALID) { q->kind = CT_SKIP_INVALID; return; }
+  if (k->flags & F_TRUNCATED) { q->kind = CT_SKIP; return; }
   int kind = ct_kind(k);
-  if (kind == K_NONE) return 1;
-  uint32_t key[CT_KW];
-  int d = ct_key(k, kind, key);
-  uint32_t h = ct_hash(key);
+  if (kind == K_NONE) { q->kind = CT_SKIP_INVALID; return; }
+  q->kind = (int8_t)kind;
+  q->d = (uint8_t)ct_key(k, kind, q->key);
+  q->h = ct_hash(q->key);
+  __builtin_prefetch(&t->e[q->h & t->mask]);
+}
+
+/* ct_prepare's packet through the model, in capture order. */
+static inline int ct_judge(cttab_t *t, const pkt_t *k, const ctq_t *q, double ts, int bucket, uint32_t wl)
+{
+  if (q->kind < 0) return q->kind == CT_SKIP_INVALID;
+  const int kind = q->kind, d = q->d;
+  const uint32_t *key = q->key, h = q->h;
   size_t s = ct_slot(t, key, h);
   if (!t->e[s].used) ct_insert(t, s, key, h);
   unsigned th = wire_flags(k->flags);
@@ -1076,7 +1096,7 @@ static inline void count_packet(lane_t *L, const queued_t *q)
   /* CLUSTERIP is IPv4-only */
   int b = q->k.family == 4 ? clusterip_bucket(q->k.saddr, q->k.proto, q->k.l4a, q->k.l4b, q->k.l4flags, q->k.flags) : NO_BUCKET;
   /* conntrack INVALID: the target drops it on every node, and it belongs to no connection (share.ts) */
-  if (ct_judge(&L->ct, &q->k, q->ts, b, q->wl)) b = NO_BUCKET;
+  if (ct_judge(&L->ct, &q->k, &q->ct, q->ts, b, q->wl)) b = NO_BUCKET;
   else if (q->k.family == 4) track4(L, q, b);
   else track6(L, &q->k, q->ts, q->wl, b);
   if (b >= 0) { L->pk[b]++; L->by[b] += q->wl; }
@@ -1154,6 +1174,7 @@ static void *run_lane(void *arg)
       key4(q);
       __builtin_prefetch(&L->c4.e[q->h & L->c4.mask]);
     }
+    ct_prepare(&L->ct, &q->k, &q->ct);
     queued++;
   }
   for (; queued; queued--, qhead = (qhead + 1) & (AHEAD - 1)) count_packet(L, &ring[qhead]);
