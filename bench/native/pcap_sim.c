@@ -13,7 +13,11 @@
  *   change what is counted here (datagrams longer than their frame are
  *   dropped, a GRE key is the "ports", a cut IPv6 extension header leaves the
  *   packet with unknown ports)
- *   -> CLUSTERIP bucket of every packet (sim/select/clusterip.ts era D, the
+ *   -> conntrack validity (sim/cluster/ct-model.ts, tcp_loose=1): INVALID packets get no node and
+      no connection entry; each range after the first logs the packets of keys that may continue a
+      connection from the range before, and main replays them on the state the earlier ranges left
+      (ct_compose), so per-node packets and bytes equal one pass over the file on any thread count
+   -> CLUSTERIP bucket of every packet (sim/select/clusterip.ts era D, the
  *      clusterip:1:4:0 case of bench/native/hash.c) -> per-node packets, bytes
  *   -> connection table (conn-table.ts: one entry for both directions, idle
  *      timeout, sweeps every quarter timeout of capture time)
@@ -34,7 +38,8 @@
  *   work than the engine: it can only make C faster. Per-node packets and
  *   bytes do not depend on the split.
  * - IP fragments are counted as they come (L4 fields zero, flagged), not
- *   reassembled (sim/traffic/defrag.ts); the bench captures have none.
+ *   reassembled (sim/traffic/defrag.ts); the bench captures have none. The
+   conntrack model judges a fragment without moving the entry's state.
  * - Only Ethernet pcaps (link type 1), classic pcap only (no pcapng, no gzip).
  * - Per direction of one connection, packets are 32-bit counters (2^32
  *   packets one way within one connection would wrap; bytes are 64-bit):
@@ -331,6 +336,48 @@ typedef struct { conn6_t *e; size_t mask, count; } ctab6_t;
 typedef struct { uint64_t key, pk, by; } src_t;
 typedef struct { src_t *e; size_t mask, count; } srctab_t;
 
+/* The conntrack model's table (see "conntrack validity" below). */
+#define CT_KW 10
+/* One entry, inline in the table (one cache line). used 0 = empty slot. */
+typedef struct {
+  uint32_t k[CT_KW];
+  uint32_t h;
+  uint8_t used, code;
+  int32_t pend; /* scan mode: pending id + 1 of a key whose state depends on the range before */
+  double last;  /* newest valid packet */
+} ctent_t;
+_Static_assert(sizeof(ctent_t) == 64, "a conntrack entry is one cache line");
+
+/* A logged packet of a pending key: replayed by main once the state before the range is known. */
+typedef struct {
+  double ts;
+  uint32_t id, wl;
+  uint8_t kind, th, d, invalid; /* invalid: the verdict this range counted it with */
+  int8_t bucket;                /* its bucket when valid */
+} ctlog_t;
+
+/* A pending key: the set of codes it may be in (bit per code; CT_SETTLED once it no longer depends on the past). */
+/* A packet's conntrack key, made (and its slot prefetched) when the packet enters the look-ahead queue.
+ * kind < 0: not judged (CT_SKIP_INVALID already INVALID, CT_SKIP cut before the TCP flags). */
+typedef struct { uint32_t key[CT_KW]; uint32_t h; int8_t kind; uint8_t d; } ctq_t;
+#define CT_SKIP_INVALID (-1)
+#define CT_SKIP (-2)
+
+typedef struct { uint32_t set; uint32_t k[CT_KW]; uint32_t rs; /* its slot in main's table (ct_compose) */ } ctpend_t;
+
+typedef struct {
+  ctent_t *e;
+  size_t mask, count;
+  double newest, last_sweep;
+  /* scan mode (every range after the first): keys first seen up to scan_from are followed */
+  int scanning;
+  double scan_from;
+  ctpend_t *pend; /* per pending id */
+  size_t npend, cap_pend;
+  ctlog_t *log;
+  size_t nlog, cap_log;
+} cttab_t;
+
 #define MIN_CONN_SLOTS 4096
 #define MIN_SRC_SLOTS 4096
 
@@ -349,6 +396,7 @@ typedef struct {
   ctab4_t c4;
   ctab6_t c6;
   srctab_t src;
+  cttab_t ct;
   double newest, last_sweep;
   char err[512];
 } lane_t;
@@ -562,6 +610,7 @@ typedef struct {
   uint32_t a, b, p; /* canonical key: d = 0 when the packet's source is endpoint A */
   int d;
   uint64_t h;
+  ctq_t ct;
 } queued_t;
 
 static inline void key4(queued_t *q)
@@ -642,6 +691,362 @@ static void track6(lane_t *L, const pkt_t *k, double ts, uint32_t len, int bucke
   if (ts > L->newest) L->newest = ts;
 }
 
+/* ==== conntrack validity (sim/cluster/ct-model.ts, the same model in C) ==== */
+
+/*
+ * Which packets conntrack marks INVALID: those get no node (CLUSTERIP drops
+ * them on every node) and no connection entry (share.ts skips them). All of
+ * it is ct-model.ts's model, which rests on reading
+ * net/netfilter/nf_conntrack_proto_{tcp,udp,icmp,icmpv6,generic}.c, not on
+ * measurement: tcp_error's flag check, tcp_new (SYN opens; an ACK-class packet
+ * opens mid-stream with nf_conntrack_tcp_loose=1, the default), the state
+ * table tcp_conntracks[dir][index][state] on an existing entry, UDP and
+ * other protocols always valid, ICMP requests open an entry keyed by their
+ * identifier and replies need the other side's request, any other ICMP
+ * type INVALID. One idle timeout (FLOW_TIMEOUT) for every state.
+ *
+ * The entries are kept in their own open-addressing table, inline (the
+ * connection table's key differs for ICMP, where conntrack keys by the
+ * identifier and not the sequence number, and an entry's age counts only
+ * valid packets).
+ */
+#define TCP_LOOSE 1
+enum { sNO, sSS, sSR, sES, sFW, sCW, sLA, sTW, sCL, sS2, sIV, sIG };
+enum { iSYN, iSYNACK, iFIN, iACK, iRST, iNONE };
+enum { K_OTHER, K_TCP, K_REQ, K_REPLY, K_NONE };
+enum { V_INVALID, V_ORIGINAL, V_REPLY };
+/* ct-model.ts TABLE: [ORIGINAL, REPLY] x [syn, synack, fin, ack, rst, none] x [sNO .. sS2]. */
+static const uint8_t TCP_NEXT[2][6][10] = {
+  {
+    { sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2 },
+    { sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR },
+    { sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV },
+    { sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV },
+    { sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL },
+    { sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV },
+  },
+  {
+    { sIV, sS2, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sS2 },
+    { sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR },
+    { sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV },
+    { sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG },
+    { sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL },
+    { sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV },
+  },
+};
+/* TCP wire flag bits. */
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_ACK 0x10
+#define TH_URG 0x20
+/* tcp_valid_flags[], filled in init_ct(). */
+static uint8_t TCP_VALID[0x40];
+
+static void init_ct(void)
+{
+  static const uint8_t ok[] = { TH_SYN, TH_SYN | TH_URG, TH_SYN | TH_ACK, TH_RST, TH_RST | TH_ACK, TH_FIN | TH_ACK,
+                                TH_FIN | TH_ACK | TH_URG, TH_ACK, TH_ACK | TH_URG };
+  for (unsigned i = 0; i < sizeof ok; i++) TCP_VALID[ok[i]] = 1;
+}
+
+static inline unsigned wire_flags(unsigned f)
+{
+  return ((f & F_SYN) ? TH_SYN : 0) | ((f & F_ACK) ? TH_ACK : 0) | ((f & F_RST) ? TH_RST : 0) | ((f & F_FIN) ? TH_FIN : 0);
+}
+
+/*
+ * One packet through the model (ct-model.ts step): `code` the entry's state
+ * before it (0 none; TCP state + 9 * opener's key direction; others 1 +
+ * opener's direction), d the packet's key direction. Returns the verdict and
+ * puts the state after it in *nc.
+ */
+static inline int ct_step(int code, int kind, unsigned th, int d, int *nc)
+{
+  *nc = code;
+  switch (kind) {
+  case K_OTHER: case K_REQ:
+    if (!code) { *nc = 1 + d; return V_ORIGINAL; }
+    return code - 1 == d ? V_ORIGINAL : V_REPLY;
+  case K_REPLY: return code && code - 1 != d ? V_REPLY : V_INVALID;
+  case K_NONE: return V_INVALID;
+  }
+  if (!TCP_VALID[th & 0x37]) return V_INVALID;
+  int idx = th & TH_RST ? iRST : th & TH_SYN ? (th & TH_ACK ? iSYNACK : iSYN) : th & TH_FIN ? iFIN : th & TH_ACK ? iACK : iNONE;
+  if (!code) {
+    int ns = TCP_NEXT[0][idx][sNO];
+    if (ns == sIV || (ns == sES && !TCP_LOOSE)) return V_INVALID;
+    *nc = ns + 9 * d;
+    return V_ORIGINAL;
+  }
+  int state = 1 + (code - 1) % 9, orig = code > 9, dir = d != orig, assumed = 0;
+  int ns = TCP_NEXT[dir][idx][state];
+  if (ns == sIV && !dir && state == sSS && (idx == iACK || idx == iFIN)) {
+    /* one-direction capture: the server's SYN|ACK went where the capture did not see it */
+    state = TCP_NEXT[1][iSYNACK][sSS];
+    ns = TCP_NEXT[0][idx][state];
+    assumed = 1;
+  }
+  if (ns == sIV) return V_INVALID;
+  if (ns == sIG) { if (assumed) *nc = state + 9 * orig; }
+  else *nc = ns + 9 * orig;
+  return dir ? V_REPLY : V_ORIGINAL;
+}
+
+/* The model's class of a packet (ct-model.ts packetKind / icmpKind). */
+static inline int ct_kind(const pkt_t *k)
+{
+  unsigned p = k->proto;
+  if (p == 6) return K_TCP;
+  if (p != 1 && p != 58) return K_OTHER;
+  if (!(k->l4flags & L4_HAS4)) return K_NONE;
+  unsigned t = k->l4a >> 24;
+  if (p == 1) return t == 8 || t == 13 || t == 15 || t == 17 ? K_REQ : t == 0 || t == 14 || t == 16 || t == 18 ? K_REPLY : K_NONE;
+  return t == 128 || t == 139 ? K_REQ : t == 129 || t == 140 ? K_REPLY : K_NONE;
+}
+
+#define CT_CODES 19
+#define CT_ALL_TCP ((1u << CT_CODES) - 1)
+#define CT_ALL_OTHER 7u
+#define CT_SETTLED 0xffffffffu
+
+/* Over the family's key words only (the rest are zero): word 0 holds the family. */
+static inline uint32_t ct_hash(const uint32_t *k)
+{
+  uint64_t h = 0;
+  const int kw = (k[0] >> 8) == 6 ? 10 : 4;
+  for (int w = 0; w < kw; w++) h = (h ^ k[w]) * 0x9e3779b97f4a7c15ull, h ^= h >> 29;
+  return (uint32_t)fold64(h);
+}
+
+static void ct_rebuild(cttab_t *t, size_t n, double cutoff)
+{
+  ctent_t *ne = aligned_alloc(64, n * sizeof(ctent_t));
+  if (!ne) { fprintf(stderr, "pcap_sim: out of memory (%zu conntrack entries)\n", n); exit(1); }
+  memset(ne, 0, n * sizeof(ctent_t));
+  size_t mask = n - 1, count = 0;
+  for (size_t i = 0; t->e && i <= t->mask; i++) {
+    const ctent_t *e = &t->e[i];
+    if (!e->used || (e->last < cutoff && !e->pend)) continue;
+    size_t j = e->h & mask;
+    while (ne[j].used) j = (j + 1) & mask;
+    ne[j] = *e;
+    count++;
+  }
+  free(t->e);
+  t->e = ne; t->mask = mask; t->count = count;
+}
+
+/* The slot of key k (found, or the empty one to insert into). */
+static inline size_t ct_slot(cttab_t *t, const uint32_t *k, uint32_t h)
+{
+  if ((t->count + 1) * 2 > t->mask + 1) ct_rebuild(t, (t->mask + 1) * 2, -INFINITY);
+  for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+    const ctent_t *e = &t->e[i];
+    if (!e->used) return i;
+    if (e->h == h && !memcmp(e->k, k, sizeof e->k)) return i;
+  }
+}
+
+static inline void ct_insert(cttab_t *t, size_t s, const uint32_t *k, uint32_t h)
+{
+  ctent_t *e = &t->e[s];
+  memcpy(e->k, k, sizeof e->k);
+  e->h = h; e->used = 1; e->code = 0; e->pend = 0; e->last = 0;
+  t->count++;
+}
+
+/* ct-model.ts Judge.sweep, at the same moments (before each batch): drops entries no later packet can reach. */
+static void ct_sweep(cttab_t *t)
+{
+  if (!(t->newest - t->last_sweep >= FLOW_TIMEOUT / 4)) return;
+  t->last_sweep = t->newest;
+  size_t live = 0;
+  double cutoff = t->newest - FLOW_TIMEOUT - REORDER_SLACK;
+  for (size_t i = 0; i <= t->mask; i++) live += t->e[i].used && (t->e[i].last >= cutoff || t->e[i].pend);
+  size_t n = MIN_CONN_SLOTS;
+  while (n < live * 4) n <<= 1;
+  ct_rebuild(t, n, cutoff);
+}
+
+#define GROW(arr, n, cap)                                                                  \
+  do {                                                                                     \
+    if ((n) == (cap)) {                                                                    \
+      (cap) = (cap) ? (cap) * 2 : 1024;                                                    \
+      void *p_ = realloc((arr), (cap) * sizeof *(arr));                                    \
+      if (!p_) { fprintf(stderr, "pcap_sim: out of memory (conntrack log)\n"); exit(1); }  \
+      (arr) = p_;                                                                          \
+    }                                                                                      \
+  } while (0)
+
+/*
+ * Scan mode (ct-model.ts Judge.follow): a key first seen (in this range)
+ * within reach of the range before may continue a connection from there, so
+ * its packets are logged for main to replay, until every state it could have
+ * started from (and a fresh start) has led to one state through a packet
+ * valid in all of them: from there on its verdicts do not depend on the past.
+ */
+static inline void ct_follow(cttab_t *t, size_t s, int had, double ts, int kind, unsigned th, int d, int invalid, int bucket, uint32_t wl)
+{
+  ctent_t *e = &t->e[s];
+  uint32_t id;
+  if (!e->pend) {
+    /* only a key with no entry yet in this range (had: a valid packet before this one) */
+    if (had || ts > t->scan_from) return;
+    GROW(t->pend, t->npend, t->cap_pend);
+    id = (uint32_t)t->npend++;
+    t->pend[id].set = kind == K_TCP ? CT_ALL_TCP : CT_ALL_OTHER;
+    memcpy(t->pend[id].k, e->k, sizeof e->k);
+    e->pend = (int32_t)id + 1;
+  } else id = (uint32_t)e->pend - 1;
+  GROW(t->log, t->nlog, t->cap_log);
+  t->log[t->nlog++] = (ctlog_t){ ts, id, wl, (uint8_t)kind, (uint8_t)th, (uint8_t)d, (uint8_t)invalid, (int8_t)bucket };
+  uint32_t was = t->pend[id].set | 1, next = 0;
+  int all_valid = 1;
+  for (int c = 0; c < CT_CODES; c++) {
+    if (!(was & (1u << c))) continue;
+    int nc;
+    if (ct_step(c, kind, th, d, &nc) == V_INVALID) { all_valid = 0; next |= 1u << c; }
+    else next |= 1u << nc;
+  }
+  t->pend[id].set = next;
+  if (all_valid && !(next & (next - 1))) { t->pend[id].set = CT_SETTLED; e->pend = 0; }
+}
+
+/* One packet of the key in slot s through the model; `counts` 0 for a fragment (judged, the state stays). */
+static inline int ct_apply(cttab_t *t, size_t s, double ts, int kind, unsigned th, int d, int counts)
+{
+  ctent_t *e = &t->e[s];
+  int live = e->used && e->code && ts - e->last <= FLOW_TIMEOUT, nc;
+  int v = ct_step(live ? e->code : 0, kind, th, d, &nc);
+  if (v == V_INVALID || !counts) return v;
+  e->code = (uint8_t)nc;
+  e->last = ts;
+  if (ts > t->newest) t->newest = ts;
+  return v;
+}
+
+/* The conntrack key of a packet (conn-key.ts connKey; an ICMP query keyed by identifier and request type). */
+static inline int ct_key(const pkt_t *k, int kind, uint32_t *key)
+{
+  memset(key, 0, CT_KW * sizeof *key);
+  unsigned sp = k->sport, dp = k->dport;
+  int d, kw;
+  if (k->family == 6) {
+    int c = cmp6(k->s6, k->d6);
+    d = c < 0 || (c == 0 && sp <= dp) ? 0 : 1;
+    key[0] = (6u << 8) | k->proto;
+    memcpy(key + 1, d ? k->d6 : k->s6, 16);
+    memcpy(key + 5, d ? k->s6 : k->d6, 16);
+    kw = 10;
+  } else {
+    d = k->saddr < k->daddr || (k->saddr == k->daddr && sp <= dp) ? 0 : 1;
+    key[0] = (4u << 8) | k->proto;
+    key[1] = d ? k->daddr : k->saddr;
+    key[2] = d ? k->saddr : k->daddr;
+    kw = 4;
+  }
+  key[kw - 1] = d ? (dp << 16) | sp : (sp << 16) | dp;
+  if (kind == K_REQ || kind == K_REPLY) {
+    unsigned ty = k->l4a >> 24;
+    unsigned req = kind == K_REQ ? ty : k->proto == 1 ? (ty == 0 ? 8 : ty - 1) : ty - 1;
+    key[kw - 1] = ((k->l4b >> 16) << 8) | req;
+  }
+  return d;
+}
+
+/*
+ * Judges one decoded packet in capture order (ct-model.ts Judge.one);
+ * returns 1 when conntrack marks it INVALID (the decoder's own INVALID
+ * included). `bucket` and `wl` are logged for a pending key's packets. In
+ * two steps: ct_prepare keys the packet and prefetches its slot when it is
+ * queued (as run_lane does for the connection table), ct_judge judges it.
+ */
+static inline void ct_prepare(const cttab_t *t, const pkt_t *k, ctq_t *q)
+{
+  if (k->l4flags & L4_CT_INVALID) { q->kind = CT_SKIP_INVALID; return; }
+  if (k->flags & F_TRUNCATED) { q->kind = CT_SKIP; return; }
+  int kind = ct_kind(k);
+  if (kind == K_NONE) { q->kind = CT_SKIP_INVALID; return; }
+  q->kind = (int8_t)kind;
+  q->d = (uint8_t)ct_key(k, kind, q->key);
+  q->h = ct_hash(q->key);
+  __builtin_prefetch(&t->e[q->h & t->mask]);
+}
+
+/* ct_prepare's packet through the model, in capture order. */
+static inline int ct_judge(cttab_t *t, const pkt_t *k, const ctq_t *q, double ts, int bucket, uint32_t wl)
+{
+  if (q->kind < 0) return q->kind == CT_SKIP_INVALID;
+  const int kind = q->kind, d = q->d;
+  const uint32_t *key = q->key, h = q->h;
+  size_t s = ct_slot(t, key, h);
+  if (!t->e[s].used) ct_insert(t, s, key, h);
+  unsigned th = wire_flags(k->flags);
+  /* C does not reassemble (see the header): a fragment is judged as its datagram would be, the state stays */
+  int counts = !(k->flags & F_FRAGMENT);
+  int had = t->e[s].code != 0;
+  int invalid = ct_apply(t, s, ts, kind, th, d, counts) == V_INVALID;
+  /* UDP and the generic tracker: every packet is valid whatever came before (its key only ever sees
+   * K_OTHER), so nothing to replay; the seeded entry's age is the same as one pass's. */
+  if (t->scanning && counts && kind != K_OTHER) ct_follow(t, s, had, ts, kind, th, d, invalid, bucket, wl);
+  return invalid;
+}
+
+/* Moves one packet's count from bucket `from` to bucket `to` (NO_BUCKET, UNKNOWN_BUCKET or a node). */
+static void retally(uint64_t *pk, uint64_t *by, uint64_t *no_node, uint64_t *unknown, int from, int to, uint32_t wl)
+{
+  if (from >= 0) { pk[from]--; by[from] -= wl; } else if (from == NO_BUCKET) (*no_node)--; else (*unknown)--;
+  if (to >= 0) { pk[to]++; by[to] += wl; } else if (to == NO_BUCKET) (*no_node)++; else (*unknown)++;
+}
+
+/*
+ * Main, after the threads (ct-model.ts Judge.compose): R holds the state at
+ * the end of the ranges before T's. T's logged packets are replayed on it in
+ * order (each pending key's packets are in capture order), a packet whose
+ * verdict differs from the one T counted moves its count; then T's entries
+ * that no longer depend on the past go over R. The per-node packets and bytes
+ * are then those of one pass over the file. (Connections are not joined across
+ * ranges, see the header: a packet T tracked or skipped stays so.)
+ */
+static void ct_compose(cttab_t *R, cttab_t *T, uint64_t *pk, uint64_t *by, uint64_t *no_node, uint64_t *unknown)
+{
+  /* Room for every key of T up front: no rebuild while the pending keys' slots are held. */
+  size_t n = R->mask + 1;
+  while (n < 2 * (R->count + T->npend + T->count + 1)) n <<= 1;
+  if (n != R->mask + 1) ct_rebuild(R, n, -INFINITY);
+  for (size_t id = 0; id < T->npend; id++) {
+    ctpend_t *p = &T->pend[id];
+    uint32_t h = ct_hash(p->k);
+    size_t s = ct_slot(R, p->k, h);
+    if (!R->e[s].used) ct_insert(R, s, p->k, h);
+    p->rs = (uint32_t)s;
+  }
+  for (size_t r = 0; r < T->nlog; r++) {
+    const ctlog_t *g = &T->log[r];
+    size_t s = T->pend[g->id].rs;
+    int invalid = ct_apply(R, s, g->ts, g->kind, g->th, g->d, 1) == V_INVALID;
+    if (invalid != g->invalid)
+      retally(pk, by, no_node, unknown, g->invalid ? NO_BUCKET : g->bucket, invalid ? NO_BUCKET : g->bucket, g->wl);
+  }
+  for (size_t i = 0; i <= T->mask; i++) {
+    const ctent_t *e = &T->e[i];
+    if (!e->used || e->pend || !e->code) continue;
+    size_t s = ct_slot(R, e->k, e->h);
+    if (!R->e[s].used) ct_insert(R, s, e->k, e->h);
+    R->e[s].code = e->code; R->e[s].last = e->last;
+  }
+  if (T->newest > R->newest) R->newest = T->newest;
+  R->last_sweep = -INFINITY;
+  ct_sweep(R);
+}
+
+static void ct_free(cttab_t *t)
+{
+  free(t->e); free(t->pend); free(t->log);
+  memset(t, 0, sizeof *t);
+}
+
 /*
  * Between batches, every quarter timeout of capture time: ends the entries no
  * later packet can reach (idle since before newest - timeout - slack). The
@@ -684,16 +1089,16 @@ static void sweep(lane_t *L)
 static inline void count_packet(lane_t *L, const queued_t *q)
 {
   /* share.ts: the sweep runs before each batch of BATCH decoded packets is tracked */
-  if ((L->packets & (BATCH - 1)) == 0) sweep(L);
+  if ((L->packets & (BATCH - 1)) == 0) { sweep(L); ct_sweep(&L->ct); }
+  /* a range after the first: keys first seen within reach of its first packet may continue one from before */
+  if (L->packets == 0) L->ct.scan_from = q->ts + FLOW_TIMEOUT + REORDER_SLACK;
   L->packets++;
-  int b;
-  if (q->k.family == 4) {
-    b = clusterip_bucket(q->k.saddr, q->k.proto, q->k.l4a, q->k.l4b, q->k.l4flags, q->k.flags);
-    track4(L, q, b);
-  } else {
-    b = NO_BUCKET; /* CLUSTERIP is IPv4-only */
-    track6(L, &q->k, q->ts, q->wl, b);
-  }
+  /* CLUSTERIP is IPv4-only */
+  int b = q->k.family == 4 ? clusterip_bucket(q->k.saddr, q->k.proto, q->k.l4a, q->k.l4b, q->k.l4flags, q->k.flags) : NO_BUCKET;
+  /* conntrack INVALID: the target drops it on every node, and it belongs to no connection (share.ts) */
+  if (ct_judge(&L->ct, &q->k, &q->ct, q->ts, b, q->wl)) b = NO_BUCKET;
+  else if (q->k.family == 4) track4(L, q, b);
+  else track6(L, &q->k, q->ts, q->wl, b);
   if (b >= 0) { L->pk[b]++; L->by[b] += q->wl; }
   else if (b == NO_BUCKET) L->no_node++;
   else L->unknown++;
@@ -703,6 +1108,8 @@ static void *run_lane(void *arg)
 {
   lane_t *L = arg;
   L->newest = L->last_sweep = -INFINITY;
+  L->ct.newest = L->ct.last_sweep = -INFINITY;
+  ct_rebuild(&L->ct, MIN_CONN_SLOTS, -INFINITY);
   c4_resize(&L->c4, MIN_CONN_SLOTS);
   c6_resize(&L->c6, 16);
   src_grow(&L->src);
@@ -767,6 +1174,7 @@ static void *run_lane(void *arg)
       key4(q);
       __builtin_prefetch(&L->c4.e[q->h & L->c4.mask]);
     }
+    ct_prepare(&L->ct, &q->k, &q->ct);
     queued++;
   }
   for (; queued; queued--, qhead = (qhead + 1) & (AHEAD - 1)) count_packet(L, &ring[qhead]);
@@ -812,6 +1220,7 @@ int main(int argc, char **argv)
   if (reps < 1) usage();
   int nt = (argc - 3) / 2;
   init_tables();
+  init_ct();
 
   /* The file header: byte order, timestamp scale, link type, snaplen. */
   int fd = open(path, O_RDONLY);
@@ -844,6 +1253,7 @@ int main(int argc, char **argv)
       L->end = parse_ll(argv[4 + 2 * t]);
       if (L->start < 24) L->start = 24;
       L->le = le; L->scale = scale; L->maxcap = maxcap;
+      L->ct.scanning = t > 0;
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -864,6 +1274,9 @@ int main(int argc, char **argv)
       for (size_t i = 0; i <= L->src.mask; i++) if (L->src.e[i].key) src_add(&S->src, L->src.e[i].key, L->src.e[i].pk, L->src.e[i].by);
       free(L->src.e);
     }
+    /* Conntrack verdicts as one pass over the file: each range's start state from the ranges before. */
+    for (int t = 1; t < nt; t++) { ct_compose(&S->ct, &lanes[t].ct, S->pk, S->by, &S->no_node, &S->unknown); ct_free(&lanes[t].ct); }
+    ct_free(&S->ct);
     uint64_t sources[NODES] = { 0 };
     for (size_t i = 0; i <= S->src.mask; i++) if (S->src.e[i].key) sources[(S->src.e[i].key >> 32) - 1]++;
     clock_gettime(CLOCK_MONOTONIC, &t1);
