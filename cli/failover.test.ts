@@ -14,6 +14,35 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const run = (...args: string[]): string => execFileSync(process.execPath, [bin, 'failover', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 describe('clusterip-sim failover', () => {
+  it('a leave: each handover order\'s cost on the same traffic (terminal and --json); the gap loses what the overlap duplicates', () => {
+    const f = join(dir, 'leave.yaml');
+    writeFileSync(f, `name: node2 leaves
+cluster:
+  cluster: { ip: 192.0.2.10, backend: xt_cluster, total_nodes: 3, seed: 1 }
+  nodes: [{ name: node1, owns: [1] }, { name: node2, owns: [2] }, { name: node3, owns: [3] }]
+heartbeat: { interval_s: 0.2, dead_after: 3, takeover_delay_s: 0, jitter_s: 0, apply_s: 0.05 }
+handover: add-first
+traffic: { flows: 20000, duration_s: 20, seed: 1 }
+events:
+  - { at: 10s, leave: node2 }
+`);
+    const r = JSON.parse(run('--scenario', f, '--json', '--workers', '0')) as FailoverResult;
+    expect(r.handover!.mode).toBe('add-first');
+    const [rf, af] = r.handover!.per_mode;
+    expect(rf).toMatchObject({ mode: 'release-first', overlap_s: 0, duplicated_packets: 0 });
+    expect(af).toMatchObject({ mode: 'add-first', gap_s: 0, lost_packets: 0 });
+    // One delivery (0) + one update (0.05 s) either way; the same traffic lands in windows of the same length.
+    expect(rf!.gap_s).toBeCloseTo(0.05, 9);
+    expect(af!.overlap_s).toBeCloseTo(0.05, 9);
+    expect(rf!.lost_packets).toBeGreaterThan(0);
+    expect(af!.duplicated_packets).toBeGreaterThan(0);
+    // The scenario's order is the run's totals.
+    expect(r.totals.duplicated_packets).toBe(af!.duplicated_packets);
+    const text = run('--scenario', f, '--workers', '0');
+    expect(text).toMatch(/Handover of the voluntary leave \(scenario: add-first/);
+    expect(text).toMatch(new RegExp(`add-first \\*\\s+0\\.000\\s+0\\.050\\s+0\\s+${af!.duplicated_packets}\\s`));
+  });
+
   it('--json gives totals, per-node load per phase and the timeline', () => {
     const f = join(dir, 's.yaml');
     writeFileSync(f, `name: four nodes, node2 crashes

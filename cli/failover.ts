@@ -19,11 +19,13 @@ import { refuseSyntheticToV6 } from './simulate.ts';
 import type { FailoverResult } from '../sim/core/result.ts';
 import { builtinScenario, loadScenario, type Scenario } from '../sim/cluster/scenario.ts';
 import { SCENARIOS } from '../sim/traffic/synthetic.ts';
+import { orphanGrace, safetyNetActs } from '../sim/cluster/handover.ts';
 
 /** The scenario shown in --help (a test parses it, so the help stays true). */
 export const EXAMPLE_SCENARIO = `name: node2 crashes
 cluster: cluster.yaml                 # path relative to the scenario, or the config inline
-heartbeat: { interval_s: 1, dead_after: 3, takeover_delay_s: 0.5, jitter_s: 0.02, seed: 1 }
+heartbeat: { interval_s: 1, dead_after: 3, takeover_delay_s: 0.5, jitter_s: 0.02, seed: 1, apply_s: 0.02 }
+handover: release-first               # a leave's order: release-first (gap) | add-first (overlap); default: the config's
 policy: lowest                        # lowest | least-loaded | spread | backup (with backup: {node2: [node3]})
 failback: immediate                   # immediate | stable (stable_s: 10) | manual (events: - {at: 50s, failback: node2})
 conntrack: { state_sync: false, tcp_loose: true }
@@ -87,7 +89,11 @@ A scenario:
 ${EXAMPLE_SCENARIO.replace(/^/gm, '  ')}
 
 Timing: beats at k x interval; an event at t acts right after the beat at t, so a crash at 10 s with a 1 s
-interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s + takeover_delay_s.`,
+interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s + takeover_delay_s.
+A leave is the agent's planned handover: release-first, the leaver releases when the new owner's next beat
+arrives, the new owner adds one delivery (jitter_s / 2) + one kernel update (apply_s) later (a gap);
+add-first, the new owner adds first (an overlap of the same length). With a leave, the result also gives
+each order's cost on the same traffic (terminal, --json .handover, --report).`,
     )
     .action(async (o: FailoverFlags) => {
       const builtin = o.scenario === undefined;
@@ -130,6 +136,11 @@ interval and dead_after 3 is detected at 13 s (+ jitter) and taken over at 13 s 
       const progress = new Progress(process.stderr, process.stderr.isTTY ? (chosen ?? chooseWorkers([input])).packets : 0, true);
       const result = await runFailoverParallel(sc, { input, summary, workers, comparePolicies: o.comparePolicies, t0, onProgress: (done) => progress.update(done) });
       progress.done();
+      if (sc.events.some((e) => e.kind === 'leave') && safetyNetActs({ apply_s: sc.heartbeat.apply_s, delivery_s: sc.heartbeat.jitter_s / 2, grace_s: orphanGrace(sc.heartbeat.takeover_delay_s, sc.heartbeat.interval_s) })) {
+        const w = `heartbeat.apply_s ${sc.heartbeat.apply_s} s is longer than the agent's orphan grace (takeover_delay_s + 2 x interval_s = ${orphanGrace(sc.heartbeat.takeover_delay_s, sc.heartbeat.interval_s)} s): a real agent's safety net would claim buckets during a release-first gap, which this model does not simulate`;
+        result.warnings = [...(result.warnings ?? []), w];
+        err(`warning: ${w}\n`);
+      }
       const late = lateEvents(result);
       if (late) {
         result.warnings = [...(result.warnings ?? []), late];
@@ -206,6 +217,13 @@ export function formatFailover(r: FailoverResult, sc: Scenario, builtin: boolean
     });
     L.push(`  ${name.padEnd(10)}${cells.map((c) => c.padStart(28)).join('')}`);
   });
+  if (r.handover) {
+    const h = r.handover;
+    L.push('', `Handover of the voluntary leave (scenario: ${h.mode}; one kernel update ${h.apply_s} s, one beat delivery ${h.delivery_s} s): each order on this traffic`);
+    L.push(`  ${'order'.padEnd(14)}${'gap_s'.padStart(9)}${'overlap_s'.padStart(11)}${'lost'.padStart(9)}${'duplicated'.padStart(12)}${'broken'.padStart(9)}`);
+    for (const m of h.per_mode) L.push(`  ${(m.mode + (m.mode === h.mode ? ' *' : '')).padEnd(14)}${f3(m.gap_s).padStart(9)}${f3(m.overlap_s).padStart(11)}${String(m.lost_packets).padStart(9)}${String(m.duplicated_packets).padStart(12)}${String(m.broken_connections).padStart(9)}`);
+    L.push('  release-first: nobody holds the buckets in the gap (their packets are lost, a SYN is retransmitted); add-first: two nodes hold them in the overlap (packets duplicated, both answer a SYN: the client resets). * = the scenario\'s order');
+  }
   if (r.compare) {
     L.push('', `Policies on this traffic (same events, failback ${sc.policy.failback}):`);
     L.push(`  ${'policy'.padEnd(14)}${'lost'.padStart(10)}${'duplicated'.padStart(12)}${'broken'.padStart(9)}${'recovery_s'.padStart(12)}${'busiest node'.padStart(14)}`);

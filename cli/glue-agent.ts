@@ -17,6 +17,7 @@ interface AgentFlags {
   healthFails: string;
   healthInterval?: string;
   leaveTimeout?: string;
+  startup?: string;
   keyFile?: string;
   jsonLog?: string;
   quiet?: boolean;
@@ -44,6 +45,7 @@ export function registerGlueAgent(glue: Command): void {
     .option('--health-fails <n>', 'consecutive health failures that start a voluntary leave', '3')
     .option('--health-interval <s>', 'seconds between health checks (default: heartbeat.interval_s)')
     .option('--leave-timeout <s>', 'how long a leave waits for the takeover acknowledgement (default: max(5, 4 x dead_after x interval_s))')
+    .option('--startup <s>', 'start-up listening window: agents started within this many seconds of each other form the cluster together (default: dead_after x interval_s); a node that starts later joins a running cluster as a restarted node, so with failback: manual it gets nothing back until SIGUSR1')
     .option('--key-file <file>', 'shared heartbeat key (overrides heartbeat.key_file); must not be readable by others')
     .option('--json-log <file>', 'append the JSON decision log to this file (also copied to stderr unless --quiet)')
     .option('--quiet', 'do not copy the log to stderr')
@@ -77,6 +79,7 @@ The agent changes only its own host's owner set (kernel-glue's rules, installed 
         healthFails: num('--health-fails', o.healthFails, 1),
         healthInterval_s: num('--health-interval', o.healthInterval, 0.05),
         leaveTimeout_s: num('--leave-timeout', o.leaveTimeout, 0),
+        startup_s: num('--startup', o.startup, 0),
         jsonLog: o.jsonLog,
         stderr: !o.quiet,
       });

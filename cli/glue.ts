@@ -3,6 +3,7 @@
  * hosts (local, a network namespace, or ssh), move buckets, read the status.
  * The work lives in kernel-glue/; this file parses flags and prints.
  */
+import { HANDOVER_MODES, parseHandover } from '../sim/cluster/handover.ts';
 import { Command, Option } from 'commander';
 import { DataError, GateError, UsageError } from '../sim/core/errors.ts';
 import { formatProblems, loadClusters, type ClusterConfig } from '../sim/core/cluster-config.ts';
@@ -189,19 +190,22 @@ and the next 'apply' puts the config's owners back.`,
     .requiredOption('--config <file>', 'cluster YAML')
     .requiredOption('--bucket <K>', 'kernel node number 1..N')
     .requiredOption('--to <name>', 'the node that takes it')
-    .addOption(new Option('--order <order>', 'add-first: brief duplicates; remove-first: brief loss').choices(['add-first', 'remove-first']).default('add-first'))
+    .addOption(new Option('--order <order>', 'add-first: brief duplicates; release-first: brief loss (the agent\'s failover.handover words; the old spelling remove-first is accepted)').default('add-first'))
     .option('--dry-run', 'show what would run')
     .option('--save', 'after a successful move, write the new owner sets into the config file (comments kept)')
     .option('--json', 'report as JSON')
     .addHelpText('after', '\nExamples:\n  clusterip-sim glue move --config cluster.yaml --bucket 2 --to node3 --order add-first\n  clusterip-sim glue move --config cluster.yaml --bucket 2 --to node3 --save     the file follows: no drift afterwards\n')
     .addOption(clusterOpt())
-    .action(async (o: Common & { bucket: string; to: string; order: 'add-first' | 'remove-first'; dryRun?: boolean; save?: boolean }) => {
+    .action(async (o: Common & { bucket: string; to: string; order: string; dryRun?: boolean; save?: boolean }) => {
       if (!/^\d+$/.test(o.bucket)) throw new UsageError(`--bucket: '${o.bucket}' is not a node number`);
+      const order = parseHandover(o.order);
+      if (!order) throw new UsageError(`--order: '${o.order}' is not an order (${HANDOVER_MODES.join(', ')}; remove-first is the old spelling of release-first)`);
+      if (o.order !== order) process.stderr.write(`note: --order ${o.order} is the old spelling of ${order} (the words of the agent's failover.handover); it still works\n`);
       if (o.save && o.dryRun) throw new UsageError('--save and --dry-run exclude each other');
       const cs = load(o, false);
       if (cs.length !== 1) throw new UsageError(`move acts on one cluster: add --cluster NAME (clusters: ${cs.map((x) => x.cluster.name).join(', ')})`);
       const c = cs[0]!;
-      const rep = withExit(await moveBucket(c, Number(o.bucket), o.to, o.order, { dryRun: o.dryRun }));
+      const rep = withExit(await moveBucket(c, Number(o.bucket), o.to, order, { dryRun: o.dryRun }));
       if (o.json) out(JSON.stringify(rep, null, 2));
       else printRun(rep);
       if (rep.ok && o.save) {

@@ -11,6 +11,7 @@ import { clusterFamily, formatProblems, loadConfig, type ClusterConfig } from '.
 import { parseIPv4, parseIPv6 } from '../sim/core/addr.ts';
 import { parseMac, rewriteCapture, writeRewrittenPcap, type Rewritten } from '../kernel-glue/replay/rewrite.ts';
 import { sendFrames, type Rate, type SendResult } from '../kernel-glue/replay/sender.ts';
+import { Progress } from './progress.ts';
 import { compare, defaultRunnerOf, deltas, predict, readStates, readTcpLoose, settle, setSinks, type Difference, type HostDelta, type Prediction } from '../kernel-glue/replay/verify.ts';
 
 interface Opts {
@@ -181,7 +182,10 @@ Exit codes: 0 ok (and, with --verify, every node counted exactly what was predic
       try {
         const planned = plannedSeconds(rate, rw, loops);
         if (process.stderr.isTTY && !o.json) warn(`sending ${rw.count * loops} frames via ${o.via} at ${rateText(rate)}${planned !== null ? ` (about ${planned.toFixed(1)} s)` : ''}...`);
-        const sent = await sendFrames(rw, { iface: o.via, rate, loops });
+        // A bar with percentage and ETA on a terminal (Progress stays silent elsewhere); the total is exact: frames × loops.
+        const progress = o.json ? null : new Progress(process.stderr, rw.count * loops);
+        const sent = await sendFrames(rw, { iface: o.via, rate, loops, ...(progress ? { onProgress: (n: number) => progress.update(n) } : {}) });
+        progress?.done();
         report.rate.sent = sent;
         report.rate.achievedShare = achievedShare(rate, sent, rw, loops);
         if (o.verify && before && pred) {

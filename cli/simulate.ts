@@ -27,6 +27,7 @@ import { canSplitWithoutConntrack, countSplitDatagrams, splitPass } from '../sim
 import { hashesConntrackOriginal, parseNftHash } from '../sim/select/nft-expr.ts';
 import type { InputSpec } from '../sim/engine/task.ts';
 import { SCENARIOS } from '../sim/traffic/synthetic.ts';
+import { untimedNote } from '../sim/traffic/input.ts';
 import { analyse, migration, type AnalysisOptions } from '../sim/analysis/distribution.ts';
 import { simulateHeadline } from '../sim/analysis/verdict.ts';
 import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
@@ -458,6 +459,8 @@ export function simulateResult(job: SimulateJob, m: MergedRun, files: InputFile[
     // of their own, and the cluster IP a node's "heaviest source" (seen at 90 % of one node's packets).
     warnings.push('no --cluster-ip (and no --config with one): every packet is hashed, the servers\' replies too, as if they came to the cluster; give --cluster-ip to count only packets to the cluster address, as its nodes see them');
   }
+  const untimed = untimedNote(m.ingest.untimed);
+  if (untimed) warnings.push(untimed);
   return {
     kind: 'simulate',
     schema_version: SCHEMA_VERSION,

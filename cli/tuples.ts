@@ -9,7 +9,7 @@ import { DataError, UsageError } from '../sim/core/errors.ts';
 import { createBatch, F, FAMILY_IPV6, L4, type TupleBatch } from '../sim/traffic/batch.ts';
 import { formatIPv4, formatIPv6 } from '../sim/core/addr.ts';
 import { openCapture } from '../sim/traffic/capture.ts';
-import { describeSkipped, type IngestStats } from '../sim/traffic/input.ts';
+import { describeSkipped, untimedNote, type IngestStats } from '../sim/traffic/input.ts';
 import type { LiveOptions } from '../sim/traffic/live.ts';
 
 /** Whether slot i has ports (TCP, UDP, UDP-Lite, SCTP, DCCP) that were actually captured: the contract of the sport/dport columns. */
@@ -57,7 +57,7 @@ function row(b: TupleBatch, i: number, ts: string, json: boolean): string {
   const ports = hasPorts(b, i), id = l4Id(b, i);
   if (json) {
     const f = b.flags[i]!;
-    return `    {"ts":${ts},"proto":${b.proto[i]},"saddr":"${addr(b, i, true)}","sport":${ports ? b.sport[i] : 'null'},"daddr":"${addr(b, i, false)}","dport":${ports ? b.dport[i] : 'null'},"wirelen":${b.wirelen[i]},"l4_id":${id === null ? 'null' : `"${id}"`}${f & F.FRAGMENT ? ',"fragment":true' : ''}${f & F.TRUNCATED ? ',"truncated":true' : ''}}`;
+    return `    {"ts":${ts === '' ? 'null' : ts},"proto":${b.proto[i]},"saddr":"${addr(b, i, true)}","sport":${ports ? b.sport[i] : 'null'},"daddr":"${addr(b, i, false)}","dport":${ports ? b.dport[i] : 'null'},"wirelen":${b.wirelen[i]},"l4_id":${id === null ? 'null' : `"${id}"`}${f & F.FRAGMENT ? ',"fragment":true' : ''}${f & F.TRUNCATED ? ',"truncated":true' : ''}}`;
   }
   return `${ts},${b.proto[i]},${addr(b, i, true)},${ports ? b.sport[i] : ''},${addr(b, i, false)},${ports ? b.dport[i] : ''},${b.wirelen[i]},${id ?? ''}\n`;
 }
@@ -109,7 +109,8 @@ export function registerTuples(program: Command): void {
       'Decodes a pcap or pcapng capture (gzip-compressed or not, - for stdin) the way every other command does and prints ' +
         'one line per IP packet: ts,proto,saddr,sport,daddr,dport,wirelen,l4_id. Fragments carry their datagram\'s ports; ports are ' +
         'empty where the protocol has none or the capture cut them. l4_id is the identifying field of a protocol without ports ' +
-        '(ICMP echo id=N/seq=N, ESP/AH spi=0x..., GRE key=0x...), which some backends hash in their place. What was skipped, and why, goes to stderr.',
+        '(ICMP echo id=N/seq=N, ESP/AH spi=0x..., GRE key=0x...), which some backends hash in their place. ts is empty (JSON null) for a packet ' +
+        'the capture gave no time (pcapng simple packet blocks), as tshark shows it. What was skipped, and why, goes to stderr.',
     )
     .argument('[file]', "capture file (pcap, pcapng, .gz) or '-' for stdin")
     .option('-r, --read <file>', 'the capture file, as tcpdump -r takes it (instead of the argument)')
@@ -179,6 +180,8 @@ Exit codes: 0 ok, 1 damaged or unreadable capture (the message names the byte of
         if (o.json) write(`\n  ],\n  "stats": ${JSON.stringify(st)}\n}\n`);
         if (spool) await spool.copyTo(process.stdout);
         process.stderr.write(`${st.packets} IP packets (${st.bytes} bytes on the wire); ${st.truncated} with the transport header cut by the snap length, ${st.fragments} fragments; skipped: ${describeSkipped(st)}\n`);
+        const untimed = untimedNote(st.untimed);
+        if (untimed) process.stderr.write(`note: ${untimed}\n`);
       } finally {
         src.close();
         spool?.remove();

@@ -147,8 +147,8 @@ describe.each(['xt_cluster', 'nft'] as const)('backend %s on the running kernel'
     const moved = config(backend, '0x9e3779b9', ['[]', '[2]', '[1, 3]']).c;
     const { answers } = await trafficRound(moved);
     expect(answers.includes('node1')).toBe(false);
-    // remove-first: the old owner lets go before the new one takes it
-    const rf = await moveBucket(c, 2, 'node1', 'remove-first', opts());
+    // release-first (formerly remove-first): the old owner lets go before the new one takes it
+    const rf = await moveBucket(c, 2, 'node1', 'release-first', opts());
     expect(rf.hosts.map((h) => [h.host, h.before, h.after])).toEqual([['node2', [2], []], ['node1', [], [2]]]);
     expect((await clusterStatus(c, opts())).owners).toEqual({ 1: ['node3'], 2: ['node1'], 3: ['node3'] });
     const back = await applyConfig(c, opts());

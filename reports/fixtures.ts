@@ -183,6 +183,13 @@ export function failoverFixture(): FailoverResult {
       { policy: 'takeover-next', lost_packets: 3759, duplicated_packets: 44, broken_connections: 216, recovery_s: 1.5, max_node_share: 0.4983 },
       { policy: 'takeover-spread', lost_packets: 3759, duplicated_packets: 51, broken_connections: 229, recovery_s: 1.5, max_node_share: 0.3341 },
     ],
+    handover: {
+      mode: 'release-first', apply_s: 0.03, delivery_s: 0.001,
+      per_mode: [
+        { mode: 'release-first', gap_s: 0.031, overlap_s: 0, lost_packets: 125, duplicated_packets: 0, broken_connections: 1350, recovery_s: 0.263 },
+        { mode: 'add-first', gap_s: 0, overlap_s: 0.031, lost_packets: 0, duplicated_packets: 126, broken_connections: 1362, recovery_s: 0.062 },
+      ],
+    },
     run: { workers: 1, elapsed_s: 0.41, packets_per_s: 488080, peak_rss_bytes: 96_000_000 },
   };
 }

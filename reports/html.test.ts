@@ -42,6 +42,14 @@ describe('report HTML', () => {
     }
   });
 
+  it('failover: the handover section gives each order\'s window and cost', () => {
+    const r = failoverFixture();
+    const html = renderReport(r);
+    expect(html).toContain('id="handover"');
+    for (const m of r.handover!.per_mode) for (const v of [m.lost_packets, m.duplicated_packets, m.broken_connections]) expect(html).toContain(`data-v="${v}"`);
+    expect(renderReport({ ...r, handover: undefined })).not.toContain('id="handover"');
+  });
+
   it('one chart per metric and config, a comparison, the migration matrix', () => {
     const r = simulateFixture();
     const html = renderReport(r);

@@ -432,6 +432,12 @@ export function renderFailoverHtml(r: FailoverResult): string {
     b.push(table('phases', [{ label: 'phase' }, { label: 'from (s)' }, { label: 'to (s)' }, { label: 'node' }, { label: 'packets' }, { label: 'bytes' }, { label: 'share' }], rows));
   }
 
+  if (r.handover) {
+    const h = r.handover;
+    b.push(`<h2 id="handover">Handover of the voluntary leave</h2><p>The same events and traffic once per order (the scenario's: ${esc(h.mode)}; one kernel update ${esc(String(h.apply_s))} s, one beat delivery ${esc(String(h.delivery_s))} s). release-first: nobody holds the buckets during the gap, their packets are lost and a SYN is retransmitted; add-first: two nodes hold them during the overlap, packets are duplicated and both answer a SYN, so the client resets the connection.</p>` +
+      table('handover', [{ label: 'order' }, { label: 'gap (s)' }, { label: 'overlap (s)' }, { label: 'lost packets' }, { label: 'duplicated' }, { label: 'broken connections' }],
+        h.per_mode.map((m) => [m.mode, num(m.gap_s, 'f3'), num(m.overlap_s, 'f3'), num(m.lost_packets), num(m.duplicated_packets), num(m.broken_connections)])));
+  }
   if (r.compare?.length) {
     b.push(`<h2 id="compare">Policies compared</h2>` + table('compare', [{ label: 'policy' }, { label: 'lost packets' }, { label: 'duplicated' }, { label: 'broken connections' }, { label: 'recovery (s)' }, { label: 'max node share' }],
       r.compare.map((c) => [c.policy, num(c.lost_packets), num(c.duplicated_packets), num(c.broken_connections), num(c.recovery_s, 'f2'), num(c.max_node_share, 'pct')])));

@@ -148,3 +148,102 @@ export function writePcap(path: string, recs: Rec[], o: Parameters<typeof pcap>[
   writeFileSync(path, pcap(recs, o));
   return path;
 }
+
+/** One pcapng packet: an enhanced packet block with a timestamp (µs since 1970), or a simple packet block (`ts` omitted). */
+export interface NgRec { ts?: number; data: Uint8Array }
+
+/**
+ * A little-endian pcapng with one section (version `major.minor`, default 1.0)
+ * and one interface of `linktype` (default microsecond resolution).
+ */
+export function pcapng(recs: NgRec[], o: { linktype?: number; major?: number; minor?: number } = {}): Uint8Array {
+  const blocks: Uint8Array[] = [];
+  const block = (type: number, body: Uint8Array): void => {
+    const len = 12 + ((body.length + 3) & ~3);
+    const b = new Uint8Array(len);
+    const v = new DataView(b.buffer);
+    v.setUint32(0, type, true); v.setUint32(4, len, true);
+    b.set(body, 8);
+    v.setUint32(len - 4, len, true);
+    blocks.push(b);
+  };
+  const shb = new Uint8Array(16);
+  const sv = new DataView(shb.buffer);
+  sv.setUint32(0, 0x1a2b3c4d, true); sv.setUint16(4, o.major ?? 1, true); sv.setUint16(6, o.minor ?? 0, true);
+  sv.setInt32(8, -1, true); sv.setInt32(12, -1, true);
+  block(0x0a0d0d0a, shb);
+  const idb = new Uint8Array(8);
+  new DataView(idb.buffer).setUint16(0, o.linktype ?? 1, true);
+  block(1, idb);
+  for (const r of recs) {
+    if (r.ts === undefined) {
+      const body = new Uint8Array(4 + r.data.length);
+      new DataView(body.buffer).setUint32(0, r.data.length, true);
+      body.set(r.data, 4);
+      block(3, body);
+    } else {
+      const body = new Uint8Array(20 + r.data.length);
+      const v = new DataView(body.buffer);
+      v.setUint32(4, Math.floor(r.ts / 2 ** 32), true); v.setUint32(8, r.ts >>> 0, true);
+      v.setUint32(12, r.data.length, true); v.setUint32(16, r.data.length, true);
+      body.set(r.data, 20);
+      block(6, body);
+    }
+  }
+  const out = new Uint8Array(blocks.reduce((s, b) => s + b.length, 0));
+  let p = 0;
+  for (const b of blocks) { out.set(b, p); p += b.length; }
+  return out;
+}
+
+/** GRE (RFC 2890) carrying `inner` as `proto` (an ethertype), with the key field when `key` is given. */
+export function gre(inner: Uint8Array, proto: number, key?: number): Uint8Array {
+  const h = key === undefined ? 4 : 8;
+  const b = new Uint8Array(h + inner.length);
+  b[0] = key === undefined ? 0 : 0x20; b[2] = proto >> 8; b[3] = proto & 255;
+  if (key !== undefined) { b[4] = key >>> 24; b[5] = (key >> 16) & 255; b[6] = (key >> 8) & 255; b[7] = key & 255; }
+  b.set(inner, h);
+  return b;
+}
+/** ESP (RFC 4303): SPI, sequence number, then `payload` opaque bytes. */
+export function esp(spi: number, seq: number, payload = 32): Uint8Array {
+  const b = new Uint8Array(8 + payload);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, spi); v.setUint32(4, seq);
+  for (let i = 0; i < payload; i++) b[8 + i] = (i * 13 + 5) & 255;
+  return b;
+}
+/** A PPP frame (DLT_PPP): ff 03 unless `acfc`, then the protocol (one byte with `pfc`). */
+export function ppp(payload: Uint8Array, proto: number, o: { acfc?: boolean; pfc?: boolean } = {}): Uint8Array {
+  const h = [...(o.acfc ? [] : [0xff, 0x03]), ...(o.pfc ? [proto & 255] : [proto >> 8, proto & 255])];
+  const b = new Uint8Array(h.length + payload.length);
+  b.set(h); b.set(payload, h.length);
+  return b;
+}
+/** A PPPoE session header (RFC 2516) and the PPP protocol, before `payload`. */
+export function pppoe(payload: Uint8Array, proto: number, session = 0x11): Uint8Array {
+  const b = new Uint8Array(8 + payload.length);
+  b[0] = 0x11; b[2] = session >> 8; b[3] = session & 255; b[4] = (payload.length + 2) >> 8; b[5] = (payload.length + 2) & 255;
+  b[6] = proto >> 8; b[7] = proto & 255;
+  b.set(payload, 8);
+  return b;
+}
+/**
+ * An NFLOG record (LINKTYPE_NFLOG): header (family, version 0, resource id
+ * `group` big-endian), a prefix TLV, a hardware-protocol TLV and the payload
+ * TLV (type 9), TLV headers in the byte order `le`.
+ */
+export function nflog(payload: Uint8Array, family: number, le: boolean, group = 5): Uint8Array {
+  const tlvs: [number, Uint8Array][] = [[10, new TextEncoder().encode('test\0')], [1, Uint8Array.of(0x08, 0x00, 3, 0)], [9, payload]];
+  const size = 4 + tlvs.reduce((s, [, d]) => s + ((4 + d.length + 3) & ~3), 0);
+  const b = new Uint8Array(size);
+  const v = new DataView(b.buffer);
+  b[0] = family; b[1] = 0; v.setUint16(2, group);
+  let o = 4;
+  for (const [t, d] of tlvs) {
+    v.setUint16(o, 4 + d.length, le); v.setUint16(o + 2, t, le);
+    b.set(d, o + 4);
+    o += (4 + d.length + 3) & ~3;
+  }
+  return b;
+}

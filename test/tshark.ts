@@ -17,7 +17,7 @@ export interface Row {
   proto: number;
   sport: number | null;
   dport: number | null;
-  /** ICMP echo `id=N/seq=N` (tshark's icmp.ident/seq); ours also ESP/AH SPI and GRE key, which tshark's fields here do not show. */
+  /** ICMP echo `id=N/seq=N` (tshark's icmp.ident/seq), ESP/AH `spi=0x...` (esp.spi, ah.spi), GRE `key=0x...` (gre.key). */
   l4id: string | null;
   frag: boolean;
   fragKey: string;
@@ -28,7 +28,11 @@ const FIELDS = [
   'tcp.srcport', 'tcp.dstport', 'udp.srcport', 'udp.dstport', 'icmp.type', 'icmp.ident', 'icmp.seq',
   'icmpv6.type', 'icmpv6.echo.identifier', 'icmpv6.echo.sequence_number', 'ip.flags.mf', 'ip.frag_offset', 'ip.id',
   'ipv6.fraghdr.offset', 'ipv6.fraghdr.more', 'ipv6.fraghdr.ident', 'sctp.srcport', 'sctp.dstport', 'frame.protocols',
+  'gre.key', 'esp.spi', 'ah.spi',
 ] as const;
+
+/** Outer protocols without ports whose identifying field tuples shows in l4_id (GRE key, ESP/AH SPI). */
+const NO_PORTS: Record<string, number> = { gre: 47, esp: 50, ah: 51 };
 
 /** tshark's view of every IP frame (first occurrence of each field: the outer header). */
 export function tsharkRows(file: string): Row[] {
@@ -45,7 +49,16 @@ export function tsharkRows(file: string): Row[] {
     let proto = -1, sport: number | null = null, dport: number | null = null, l4id: string | null = null;
     const ipProto = n(c['ip.proto']);
     const isIcmp = v6 ? c['icmpv6.type'] !== '' : ipProto === 1;
-    if (isIcmp) {
+    // The protocol right after the outer IP header (and its IPv6 extension headers): a tunnel's inner
+    // packet fills tcp.* / udp.* too, and those are not the outer packet's ports.
+    const layers = c['frame.protocols'].split(':');
+    const ipAt = layers.findIndex((x) => x === 'ip' || x === 'ipv6');
+    const outer = ipAt < 0 ? '' : layers.slice(ipAt + 1).find((x) => !x.startsWith('ipv6.')) ?? '';
+    if (NO_PORTS[outer] !== undefined) {
+      proto = NO_PORTS[outer]!;
+      const id = outer === 'gre' ? c['gre.key'] : outer === 'esp' ? c['esp.spi'] : c['ah.spi'];
+      if (id !== '') l4id = `${outer === 'gre' ? 'key' : 'spi'}=0x${Number(id).toString(16).padStart(8, '0')}`;
+    } else if (isIcmp) {
       proto = v6 ? 58 : 1;
       const t = Number(v6 ? c['icmpv6.type'] : c['icmp.type']);
       const echo = v6 ? t === 128 || t === 129 : t === 0 || t === 8;
@@ -130,9 +143,10 @@ export function compareRows(ours: Row[], theirs: Row[], max = 20): string[] {
     if (a.dst !== t.dst) bad.push(`daddr ${a.dst} vs ${t.dst}`);
     if (t.proto >= 0 && a.proto !== t.proto) bad.push(`proto ${a.proto} vs ${t.proto}`);
     if (t.sport !== null && (a.sport !== t.sport || a.dport !== t.dport)) bad.push(`ports ${a.sport}/${a.dport} vs ${t.sport}/${t.dport}`);
-    if (t.sport === null && [1, 6, 17, 58, 132].includes(t.proto) && a.sport !== null && !t.frag) bad.push(`ports ${a.sport}/${a.dport} where tshark shows none`);
-    // ICMP echo identifier/sequence: their own column (tuples' l4_id), never ports.
+    if (t.sport === null && [1, 6, 17, 47, 50, 51, 58, 132].includes(t.proto) && a.sport !== null && !t.frag) bad.push(`ports ${a.sport}/${a.dport} where tshark shows none`);
+    // ICMP echo identifier/sequence, SPI, GRE key: their own column (tuples' l4_id), never ports; none where tshark has none.
     if (t.l4id !== null && a.l4id !== t.l4id) bad.push(`l4_id ${a.l4id} vs ${t.l4id}`);
+    if (t.l4id === null && [1, 47, 50, 51, 58].includes(t.proto) && a.l4id !== null && !t.frag) bad.push(`l4_id ${a.l4id} where tshark shows none`);
     if (a.frag !== t.frag) bad.push(`fragment ${a.frag} vs ${t.frag}`);
     if (bad.length) diffs.push(`packet ${i + 1}: ${bad.join('; ')}`);
   }

@@ -25,9 +25,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ClusterNet, CLUSTER_IP, SUBNET, nodeIp, runPrefix } from '../../test/netns-cluster.ts';
+import { readLog, until, type LogLine } from '../../test/agent-log.ts';
 import { parseConfig, type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { applyConfig, clusterStatus, removeConfig, type GlueOptions } from '../control/apply.ts';
 import { runnerFor } from '../exec/runner.ts';
@@ -115,19 +116,7 @@ failover: { policy: lowest, failback: ${failback}, handover: ${handover} }
 
 const opts: GlueOptions = { runnerOf: (n) => runnerFor(n.name, n.host) };
 
-interface LogLine { ts: string; event: string; node: string; [k: string]: unknown }
-const readLog = (f: string): LogLine[] => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogLine) : []);
 const wall = (l: LogLine): number => Date.parse(l.ts);
-
-async function until<T>(what: string, fn: () => T | null | undefined | false | Promise<T | null | undefined | false>, timeoutMs: number, everyMs = 25): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 class Agents {
   procs: (ChildProcess | null)[] = [null, null, null];
@@ -272,12 +261,20 @@ events: [ { at: ${(10 + phase).toFixed(4)}, crash: node3 } ]
       expect(lossS).toBeLessThanOrEqual(modelS + INTERVAL / 5 + PROBE_MS / 1000 + slackS);
 
       /** A planned handover: no connection broken; the few whose first SYN fell into the gap were answered on the retransmission. */
-      const handover = (from: number, to: number, owners: (bucket: number) => string[]): { n: number; delayed: Attempt[] } => {
+      const handover = (from: number, to: number, owners: (bucket: number) => string[], mv: { bucket: number; old: number; new: number }): { n: number; delayed: Attempt[] } => {
         const xs = probe.between(from, to);
         expect(xs.filter((x) => x.a === ''), 'no new connection lost').toEqual([]);
         expect(xs.filter((x) => !owners(bucketOf.get(x.src)!).includes(x.a))).toEqual([]);
         const delayed = xs.filter((x) => x.ms >= DELAYED_MS);
-        if (delayed.length) expect(Math.max(...delayed.map((x) => x.t)) - Math.min(...delayed.map((x) => x.t)), 'the handover gap stays short').toBeLessThanOrEqual(300);
+        if (delayed.length) {
+          // The gap lies between the old owner's release command and the end of the new owner's add command (the
+          // agents log both, with their duration): a bound measured here, not a wall-clock constant (a fixed 300 ms
+          // failed with the machine loaded).
+          const applied = (i: number, add: boolean): LogLine => readLog(logs[i]!).find((l) => l.event === 'applied' && wall(l) >= from && (l.to as number[]).includes(mv.bucket) === add && (l.from as number[]).includes(mv.bucket) !== add)!;
+          const rel = applied(mv.old, false), add = applied(mv.new, true);
+          const bound = wall(add) - (wall(rel) - (rel.took_ms as number)) + 2 * PROBE_MS;
+          expect(Math.max(...delayed.map((x) => x.t)) - Math.min(...delayed.map((x) => x.t)), `the SYNs dropped in the gap lie between the release command's start and the add command's end (${bound.toFixed(0)} ms)`).toBeLessThanOrEqual(bound);
+        }
         return { n: xs.length, delayed };
       };
 
@@ -295,7 +292,7 @@ events: [ { at: ${(10 + phase).toFixed(4)}, crash: node3 } ]
       expect(readLog(logs[0]!).some((l) => l.event === 'release' && l.bucket === 3 && String(l.cause).includes('handed to node3'))).toBe(true);
       expect(readLog(logs[2]!).some((l) => l.event === 'failback' && l.bucket === 3 && wall(l) >= tr)).toBe(true);
       await sleep(PROBE_TIMEOUT_MS + 200);
-      const fb = handover(tr, trDone, (k) => (k === 3 ? ['node1', 'node3'] : [`node${k}`]));
+      const fb = handover(tr, trDone, (k) => (k === 3 ? ['node1', 'node3'] : [`node${k}`]), { bucket: 3, old: 0, new: 2 });
 
       // 4. node2 leaves voluntarily.
       const tl = Date.now();
@@ -313,7 +310,7 @@ events: [ { at: ${(10 + phase).toFixed(4)}, crash: node3 } ]
       expect(l2.some((l) => l.event === 'leave-release' && l.bucket === 2 && String(l.cause).includes('handed to node1'))).toBe(true);
       expect(readLog(logs[0]!).some((l) => l.event === 'dead' && l.peer === 'node2')).toBe(false);
       await sleep(PROBE_TIMEOUT_MS + 300);
-      const lv = handover(tl, tlDone + 300, (k) => (k === 2 ? ['node1', 'node2'] : [`node${k}`]));
+      const lv = handover(tl, tlDone + 300, (k) => (k === 2 ? ['node1', 'node2'] : [`node${k}`]), { bucket: 2, old: 1, new: 0 });
       expect(lv.n).toBeGreaterThan(20);
       console.log(`[${backend}] failback: ${fb.n} new connections during it, 0 broken, ${fb.delayed.length} answered on a SYN retransmission; leave: took ${((tlDone - tl) / 1000).toFixed(3)} s, ${lv.n} new connections, 0 broken, ${lv.delayed.length} answered on a SYN retransmission (model: no gap, nothing lost)`);
 
@@ -484,7 +481,10 @@ describe('heartbeat agent, failback manual (nft)', () => {
     writeFileSync(file, configText('nft', keyFile, '[3]', 'release-first', 'manual'));
     const c: ClusterConfig = parseConfig(readFileSync(file, 'utf8'), file).config;
     const logs = NAMES.map((n) => join(net.dir, `manual-${n}.jsonl`));
-    const agents = new Agents(file, logs);
+    // A start-up window that covers the skew between the three agents' starts (loading tsx on a loaded machine
+    // took seconds apart): with the default 0.6 s window a late agent joined the running cluster as a restarted
+    // node, and under failback manual it rightly got nothing back, so the configured owner sets never came.
+    const agents = new Agents(file, logs, [0, 1, 2].map(() => ['--startup', '8']));
     const hosts = async (): Promise<string> => JSON.stringify((await clusterStatus(c, opts)).hosts.map((h) => h.actual));
     try {
       await removeConfig(c, opts);

@@ -35,6 +35,7 @@
 import { adoptView, assignOwners, decide, type AgentEvent, type AgentState, type Measurements, type PolicyConfig } from '../../sim/cluster/policies.ts';
 import { bitsOf, bucketBit, type ClusterModel } from '../../sim/cluster/ownership.ts';
 import { PROTOCOL_VERSION, type BeatBody, type BeatView, type Health } from './protocol.ts';
+import { mayAdd, mayRelease, orphanClaimer, orphanGrace, type HandoverMode } from '../../sim/cluster/handover.ts';
 
 export interface CoreOptions {
   model: ClusterModel;
@@ -63,7 +64,8 @@ export interface CoreOptions {
   handover?: Handover;
 }
 
-export type Handover = 'release-first' | 'add-first';
+/** The handover order (sim/cluster/handover.ts holds its rules, shared with the failover model). */
+export type Handover = HandoverMode;
 
 /** One structured log record (the daemon adds time and node). */
 export interface LogRecord {
@@ -388,7 +390,7 @@ export class AgentCore {
       if (t + 1e-9 < this.notBefore[b]!) continue;
       if (unknownClaims) continue;
       // release-first: a live node still holds it, so wait for its release (it follows in its next beat).
-      if (releaseFirst && (claim[b]! & ~selfBit) >>> 0) continue;
+      if (!mayAdd(this.o.handover, ((claim[b]! & ~selfBit) >>> 0) !== 0)) continue;
       want = (want | bucketBit(b)) >>> 0;
       res.added.push({ bucket: b + 1, cause: this.cause[b]! });
     }
@@ -398,20 +400,21 @@ export class AgentCore {
       // release-first: the new owner is live, established, and its view (eligible nodes) equals ours, so it
       // computes the same owner sets and takes the bucket as soon as it sees our release.
       const np = newOwner >= 0 ? this.peers[newOwner]! : null;
-      const ready = releaseFirst && np !== null && np.view !== null && ((s.alive >>> newOwner) & 1) === 1 && !np.leaving && np.view.eligible === s.eligible;
+      const ready = np !== null && np.view !== null && ((s.alive >>> newOwner) & 1) === 1 && !np.leaving && np.view.eligible === s.eligible;
       const expired = this.leaving && t >= this.leaveDeadline;
-      if (acked || ready || expired) {
+      if (mayRelease(this.o.handover, { acked, ready, expired })) {
         want = (want & ~bucketBit(b)) >>> 0;
-        res.removed.push({ bucket: b + 1, cause: acked ? `claimed by ${this.m.names[newOwner]}` : ready ? `handed to ${this.m.names[newOwner]} (its view agrees; it takes the bucket on our release)` : `leave timeout (${this.o.leave_timeout_s} s) without takeover acknowledgement` });
+        res.removed.push({ bucket: b + 1, cause: acked ? `claimed by ${this.m.names[newOwner]}` : ready && releaseFirst ? `handed to ${this.m.names[newOwner]} (its view agrees; it takes the bucket on our release)` : `leave timeout (${this.o.leave_timeout_s} s) without takeover acknowledgement` });
       }
     }
     // Orphans and duplicates, as the live nodes' kernels have them.
-    const grace = this.o.takeover_delay_s + 2 * this.o.interval_s;
+    const grace = orphanGrace(this.o.takeover_delay_s, this.o.interval_s);
     const orphans: number[] = [], dups: string[] = [];
-    let lowest = -1;
+    let candidates = 0;
     for (let i = 0; i < this.m.names.length; i++) {
-      if ((s.alive >>> i) & 1 && (i === this.self ? !this.leaving : this.peers[i]!.view !== null && !this.peers[i]!.leaving)) { lowest = i; break; }
+      if ((s.alive >>> i) & 1 && (i === this.self ? !this.leaving : this.peers[i]!.view !== null && !this.peers[i]!.leaving)) candidates = (candidates | bucketBit(i)) >>> 0;
     }
+    const lowest = orphanClaimer(candidates);
     for (let b = 0; b < this.m.buckets; b++) {
       const c = claim[b]!;
       if (c === 0) {

@@ -30,6 +30,7 @@ import { performance } from 'node:perf_hooks';
 import { FailoverSchema, heartbeatOf, type ClusterConfig, type Heartbeat } from '../../sim/core/cluster-config.ts';
 import { DataError } from '../../sim/core/errors.ts';
 import { clusterModel } from '../../sim/cluster/ownership.ts';
+import { defaultLeaveTimeout } from '../../sim/cluster/handover.ts';
 import type { PolicyConfig } from '../../sim/cluster/policies.ts';
 import { AgentCore, numbersOf } from './core.ts';
 import { glueActions, type OwnershipActions } from './actions.ts';
@@ -52,6 +53,8 @@ export interface AgentOptions {
   healthInterval_s?: number;
   /** Give up waiting for the takeover acknowledgement after this long. */
   leaveTimeout_s?: number;
+  /** Start-up listening window (default dead_after x interval_s): peers heard within it form the cluster together. */
+  startup_s?: number;
   /** Allowed difference between a beat's timestamp and our clock. */
   clockWindow_s?: number;
   jsonLog?: string;
@@ -291,7 +294,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     metrics,
   });
   // The start-up listening window begins now that beats can arrive (preparing the kernel may take a while).
-  const core = new AgentCore({ model: clusterModel(c), policy, self, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, leave_timeout_s: o.leaveTimeout_s ?? Math.max(5, 4 * hb.dead_after * hb.interval_s), t0: now(), inc, handover });
+  const core = new AgentCore({ model: clusterModel(c), policy, self, interval_s: hb.interval_s, dead_after: hb.dead_after, takeover_delay_s: hb.takeover_delay_s, leave_timeout_s: o.leaveTimeout_s ?? defaultLeaveTimeout(hb.interval_s, hb.dead_after), startup_s: o.startup_s, t0: now(), inc, handover });
   core.setOwned(maskOfNums(kv.owned), kv.load);
   metrics.load = kv.load;
   agent = new Agent(core, o, hb, log, transport, actions, metrics);

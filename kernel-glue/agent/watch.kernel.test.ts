@@ -9,9 +9,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ClusterNet, CLUSTER_IP, CLIENT_IP, nodeIp, runPrefix } from '../../test/netns-cluster.ts';
+import { readLog, until, type LogLine } from '../../test/agent-log.ts';
 import { parseConfig, type ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { clusterStatus, removeConfig } from '../control/apply.ts';
 
@@ -26,19 +27,7 @@ let file: string;
 let c: ClusterConfig;
 const procs: ChildProcess[] = [];
 
-interface LogLine { ts: string; event: string; [k: string]: unknown }
-const readLog = (f: string): LogLine[] => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogLine) : []);
 const logOf = (n: string): string => join(net.dir, `${n}.jsonl`);
-
-async function until<T>(what: string, fn: () => T | null | undefined | false | Promise<T | null | undefined | false>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 beforeAll(() => {
   net = new ClusterNet({ prefix: PREFIX, nodes: 2, clientHosts: [] });

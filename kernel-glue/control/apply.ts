@@ -10,6 +10,7 @@
  * run already changed, so the cluster is left as it was; the report says what
  * happened where.
  */
+import type { HandoverMode } from '../../sim/cluster/handover.ts';
 import type { ClusterConfig } from '../../sim/core/cluster-config.ts';
 import { checkConfig } from '../../sim/core/cluster-config.ts';
 import { DataError } from '../../sim/core/errors.ts';
@@ -210,12 +211,16 @@ export async function applyConfig(c: ClusterConfig, o: GlueOptions = {}): Promis
   return { ok: hosts.every((h) => !h.error), action: 'apply', hosts };
 }
 
-export type MoveOrder = 'add-first' | 'remove-first';
+/**
+ * The order of a move, in the agent's words (sim/cluster/handover.ts): `add-first` or `release-first`
+ * (spelled `remove-first` before the vocabulary was unified; parseHandover still accepts it).
+ */
+export type MoveOrder = HandoverMode;
 
 /**
  * Moves node number `k` (bucket k-1) to node `to`: the new owner takes it, then
  * the old owners drop it (add-first: a brief window where both accept, i.e.
- * duplicates) or the other way round (remove-first: a brief window where
+ * duplicates) or the other way round (release-first: a brief window where
  * nobody does, i.e. loss). Needs every involved host's rules to match the config.
  */
 export async function moveBucket(c: ClusterConfig, k: number, to: string, order: MoveOrder = 'add-first', o: GlueOptions = {}): Promise<RunReport> {
@@ -238,7 +243,7 @@ export async function moveBucket(c: ClusterConfig, k: number, to: string, order:
   const losers = involved.filter((s) => s !== target);
   if (order === 'add-first') add(target, tgtAfter);
   for (const s of losers) add(s, (s.st.owners ?? []).filter((x) => x !== k));
-  if (order === 'remove-first') add(target, tgtAfter);
+  if (order === 'release-first') add(target, tgtAfter);
   const hosts = await execute(c, prepared, o, 'owners updated');
   return { ok: hosts.every((h) => !h.error), action: 'move', hosts };
 }

@@ -11,6 +11,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanupStale, deleteNetns, sh, runPrefix } from '../../test/netns-cluster.ts';
+import { sendFrames } from './sender.ts';
+import type { Rewritten } from './rewrite.ts';
 
 const PREFIX = runPrefix('cipsim-rate-');
 const A = `${PREFIX}a`, B = `${PREFIX}b`;
@@ -113,6 +115,19 @@ describe('replay rate control', () => {
     process.stderr.write(`replay rate: requested 40 Mbit/s, measured at the receiver ${mbps.toFixed(2)} Mbit/s over ${m.seconds.toFixed(2)} s\n`);
     expect(Math.abs(mbps / 40 - 1)).toBeLessThan(0.05);
     expect(Math.abs(run.report.rate.achievedShare - 1)).toBeLessThan(0.05);
+  });
+
+  it('reports frames sent while it sends (what replay\'s progress bar shows), never going back, ending at most at the total', async () => {
+    // 200 blank 60-byte frames x 5 loops at 2,000/s: about half a second, so the first report
+    // (the sender reports at once, then every 100 ms) always comes, whatever the load.
+    const n = 200, len = 60, loops = 5;
+    const rw = { bytes: new Uint8Array(n * len), start: Uint32Array.from({ length: n }, (_, i) => i * len), len: new Uint32Array(n).fill(len), ts: new Float64Array(n), count: n } as unknown as Rewritten;
+    const seen: number[] = [];
+    const r = await sendFrames(rw, { iface: 'a0', rate: { mode: 'pps', value: 2000 }, loops, prefix: ['ip', 'netns', 'exec', A], onProgress: (k) => seen.push(k) });
+    expect(r.sent).toBe(n * loops);
+    expect(seen.length).toBeGreaterThan(0);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThanOrEqual(seen[i - 1]!);
+    expect(seen.at(-1)!).toBeLessThanOrEqual(n * loops);
   });
 
   it("--multiplier 4 plays the capture's own timing 4x faster", async () => {

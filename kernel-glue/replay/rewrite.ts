@@ -19,7 +19,7 @@ import { DataError } from '../../sim/core/errors.ts';
 import { createBatch, L4, type TupleBatch } from '../../sim/traffic/batch.ts';
 import { Defrag, FRAG_DROPPED, FRAG_RESOLVED } from '../../sim/traffic/defrag.ts';
 import { newRawRecord, openCapture, type CaptureOptions } from '../../sim/traffic/capture.ts';
-import { DEC, decodeFrame } from '../../sim/traffic/decode.ts';
+import { DEC, decodeFrame, link, LINK_SHORT, linkEndOf, linktypeSupported, locateLink } from '../../sim/traffic/decode.ts';
 import { checksumOf, onesSum, pseudoSum6 } from '../../sim/traffic/checksum.ts';
 import { PcapWriter } from '../../sim/traffic/pcap-writer.ts';
 
@@ -187,49 +187,19 @@ function ctClassL4(b: Uint8Array, l4: number, len: number, proto: number): numbe
   return CT.NEW;
 }
 
-/** Where the IP header starts, whether VLAN tags were stripped and whether it is IPv6, or a skip reason. */
-function locateIp(buf: Uint8Array, off: number, cap: number, lt: number): { ip: number; vlan: boolean; v6: boolean } | string {
-  let et: number, p: number, vlan = false;
-  switch (lt) {
-    case 1: {
-      if (cap < 14) return 'short-frame';
-      et = (buf[off + 12]! << 8) | buf[off + 13]!;
-      p = off + 14;
-      while (et === 0x8100 || et === 0x88a8 || et === 0x9100) {
-        if (p + 4 > off + cap) return 'short-frame';
-        et = (buf[p + 2]! << 8) | buf[p + 3]!;
-        p += 4;
-        vlan = true;
-      }
-      break;
-    }
-    case 113:
-      if (cap < 16) return 'short-frame';
-      et = (buf[off + 14]! << 8) | buf[off + 15]!;
-      p = off + 16;
-      break;
-    case 276:
-      if (cap < 20) return 'short-frame';
-      et = (buf[off]! << 8) | buf[off + 1]!;
-      p = off + 20;
-      break;
-    case 0: case 108: {
-      if (cap < 4) return 'short-frame';
-      const le = buf[off]! | (buf[off + 1]! << 8), be = (buf[off + 2]! << 8) | buf[off + 3]!;
-      // AF_INET6 is 10 (Linux), 24, 28 or 30 (BSDs) in DLT_NULL/LOOP headers.
-      et = le === 2 || be === 2 ? 0x0800 : [10, 24, 28, 30].includes(le) || [10, 24, 28, 30].includes(be) ? 0x86dd : 0;
-      p = off + 4;
-      break;
-    }
-    case 101: case 12: case 14: case 228: case 229:
-      et = cap > 0 && buf[off]! >>> 4 === 4 ? 0x0800 : 0x86dd;
-      p = off;
-      break;
-    default:
-      return `linktype-${lt}`;
-  }
-  if (et !== 0x0800 && et !== 0x86dd) return 'non-ip';
-  return { ip: p, vlan, v6: et === 0x86dd };
+/**
+ * Where the IP header starts, where the packet ends (an NFLOG payload ends
+ * before its record), whether VLAN tags were stripped, whether the link
+ * layer may have cut the packet (NFLOG's copy range) and whether it is IPv6,
+ * or a skip reason. The link layer is read by the decoder's own locateLink
+ * (sim/traffic/decode.ts).
+ */
+function locateIp(buf: Uint8Array, off: number, cap: number, lt: number): { ip: number; end: number; vlan: boolean; cut: boolean; v6: boolean } | string {
+  if (!linktypeSupported(lt)) return `linktype-${lt}`;
+  const p = locateLink(buf, off, cap, lt);
+  if (p === LINK_SHORT) return 'short-frame';
+  if (p < 0 || (link.et !== 0x0800 && link.et !== 0x86dd)) return 'non-ip';
+  return { ip: p, end: linkEndOf(), vlan: link.vlan, cut: link.cut, v6: link.et === 0x86dd };
 }
 
 interface Train {
@@ -294,7 +264,7 @@ export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
       stats.records++;
       const r = locateIp(rec.buf, rec.off, rec.caplen, rec.linktype);
       if (typeof r === 'string') { skip(r); continue; }
-      const ip = r.ip, b = rec.buf, capEnd = rec.off + rec.caplen;
+      const ip = r.ip, b = rec.buf, capEnd = r.end;
       // The cluster address has one family; packets of the other never reach its rules.
       if (r.v6 !== (cip6 !== null)) { skip(r.v6 ? 'ipv6' : 'ipv4'); continue; }
       if (cip6) {
@@ -302,7 +272,7 @@ export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
         if (b[ip]! >>> 4 !== 6) { skip('non-ip'); continue; }
         const plen = (b[ip + 4]! << 8) | b[ip + 5]!, tot = 40 + plen, nh = b[ip + 6]!;
         if (plen === 0) { skip('malformed-ip'); continue; } // a jumbogram (or nothing at all)
-        if (ip + tot > capEnd) { skip(rec.caplen < rec.wirelen ? 'truncated' : 'malformed-ip'); continue; }
+        if (ip + tot > capEnd) { skip(rec.caplen < rec.wirelen || r.cut ? 'truncated' : 'malformed-ip'); continue; }
         if (tot > mtu) { skip('larger-than-mtu'); continue; }
         // Extension headers (fragments among them) are not modelled for IPv6: skipped and counted, never guessed.
         if (nh === 44) { skip('ipv6-fragment'); continue; }
@@ -324,7 +294,7 @@ export function rewriteCapture(path: string, o: RewriteOptions): Rewritten {
       const tot = (b[ip + 2]! << 8) | b[ip + 3]!;
       if (ihl < 20 || tot < ihl) { skip('malformed-ip'); continue; }
       // A frame cut by the snap length cannot be sent as the original: its checksum would cover bytes we never saw.
-      if (ip + tot > capEnd) { skip(rec.caplen < rec.wirelen ? 'truncated' : 'malformed-ip'); continue; }
+      if (ip + tot > capEnd) { skip(rec.caplen < rec.wirelen || r.cut ? 'truncated' : 'malformed-ip'); continue; }
       if (tot > mtu) { skip('larger-than-mtu'); continue; }
       const proto = b[ip + 9]!;
       if (UNMODELLED.has(proto)) { skip(`protocol-${proto}`); continue; }

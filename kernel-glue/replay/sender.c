@@ -58,13 +58,16 @@ static void sleep_until(uint64_t t) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: replay-sender IFACE pps|mbps|mult|top VALUE LOOPS < frames\n");
+  if (argc != 5 && !(argc == 6 && !strcmp(argv[5], "progress"))) {
+    fprintf(stderr, "usage: replay-sender IFACE pps|mbps|mult|top VALUE LOOPS [progress] < frames\n");
     return 2;
   }
   const char *ifname = argv[1], *mode = argv[2];
   double value = atof(argv[3]);
   long loops = atol(argv[4]);
+  /* "progress": a line "P <frames sent>" on stdout at most ten times a second, for the caller's progress bar */
+  int progress = argc == 6;
+  uint64_t next_report = 0;
   int m = !strcmp(mode, "pps") ? 0 : !strcmp(mode, "mbps") ? 1 : !strcmp(mode, "mult") ? 2 : !strcmp(mode, "top") ? 3 : -1;
   if (m < 0 || (m < 3 && !(value > 0)) || loops < 1) {
     fprintf(stderr, "replay-sender: bad mode/value/loops\n");
@@ -210,6 +213,11 @@ int main(int argc, char **argv) {
     last = after;
     sent += (uint64_t)c;
     g += (uint64_t)c;
+    if (progress && after >= next_report) {
+      printf("P %llu\n", (unsigned long long)sent);
+      fflush(stdout);
+      next_report = after + 100000000ull;
+    }
   }
   uint64_t end = now_ns() - start;
   printf("{\"sent\":%llu,\"bytes\":%llu,\"first_ns\":%llu,\"last_ns\":%llu,\"elapsed_ns\":%llu,\"retries\":%llu}\n", (unsigned long long)sent,

@@ -83,17 +83,28 @@ export interface SendOptions {
   loops: number;
   /** Run the sender through this prefix (e.g. ['ip', 'netns', 'exec', 'ns1']). */
   prefix?: string[];
+  /** Called with the frames sent so far, at most ten times a second (the sender reports them). */
+  onProgress?: (sent: number) => void;
 }
 
 /** Sends the frames; resolves with what the sender measured. */
 export function sendFrames(rw: Rewritten, o: SendOptions): Promise<SendResult> {
   const bin = ensureSender();
   const v = o.rate.mode === 'top' ? '0' : String(o.rate.value);
-  const argv = [...(o.prefix ?? []), bin, o.iface, o.rate.mode, v, String(o.loops)];
+  const argv = [...(o.prefix ?? []), bin, o.iface, o.rate.mode, v, String(o.loops), ...(o.onProgress ? ['progress'] : [])];
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '', err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (!o.onProgress) return;
+      // Progress lines ("P <sent>") come before the result line; only whole lines count.
+      let nl: number;
+      while ((nl = out.indexOf('\n')) >= 0 && out.startsWith('P ')) {
+        o.onProgress(Number(out.slice(2, nl)));
+        out = out.slice(nl + 1);
+      }
+    });
     child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
     child.on('error', (e) => reject(new DataError(`--via ${o.iface}`, `cannot start the sender: ${e.message}`)));
     child.on('close', (code) => {

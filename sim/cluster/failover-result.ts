@@ -10,6 +10,7 @@ import type { OwnershipTimeline } from './heartbeat.ts';
 import type { Scenario } from './scenario.ts';
 import { summarizeRun, type FailoverPartial } from './timeline.ts';
 import { firstFault } from './events.ts';
+import { HANDOVER_MODES } from './handover.ts';
 
 /** The first fault's time, from the scenario alone. */
 export function firstFaultOf(sc: Scenario): number | null {
@@ -30,6 +31,8 @@ export function failoverResult(
   part: FailoverPartial,
   input: Omit<InputSummary, 'packets' | 'bytes' | 'duration_s'>,
   run: { workers: number; elapsed_s: number },
+  /** One timeline per handover mode (HANDOVER_MODES order), evaluated after `timelines` in `part.runs`; empty when the scenario has no leave. */
+  handovers: OwnershipTimeline[] = [],
 ): FailoverResult {
   const tl = timelines[0]!;
   const main = summarizeRun(part, 0, tl);
@@ -71,6 +74,7 @@ export function failoverResult(
       const s = summarizeRun(part, k, t);
       return { policy: t.policy.policy, ...s.totals, recovery_s: round(s.totals.recovery_s), max_node_share: s.max_node_share };
     }) : undefined,
+    handover: handovers.length ? handoverCost(sc, handovers, part, timelines.length, round) : undefined,
     windows: tl.windows.map((w) => ({ from_s: round(w.from_s), to_s: w.to_s === Infinity ? null : round(w.to_s), orphaned: w.orphaned, doubled: w.doubled })),
     run: {
       workers: run.workers,
@@ -78,5 +82,33 @@ export function failoverResult(
       packets_per_s: run.elapsed_s > 0 ? part.packets / run.elapsed_s : 0,
       peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
     },
+  };
+}
+
+/** What each handover order costs on this traffic: totals, and the time after the first leave with a bucket unheld / held twice. */
+function handoverCost(sc: Scenario, handovers: OwnershipTimeline[], part: FailoverPartial, offset: number, round: (x: number) => number): NonNullable<FailoverResult['handover']> {
+  const leaveAt = sc.events.find((e) => e.kind === 'leave')!.t;
+  return {
+    mode: sc.handover,
+    apply_s: sc.heartbeat.apply_s,
+    delivery_s: sc.heartbeat.jitter_s / 2,
+    per_mode: handovers.map((tl, k) => {
+      let gap = 0, overlap = 0;
+      // Per segment after the leave: any bucket with no holder, any with several.
+      for (let s = 0; s < tl.starts.length; s++) {
+        const from = Math.max(tl.starts[s]!, leaveAt), to = s + 1 < tl.starts.length ? tl.starts[s + 1]! : from;
+        if (!(to > from)) continue;
+        let none = false, many = false;
+        for (let b = 0; b < tl.buckets; b++) {
+          const o = tl.owners[s * tl.buckets + b]!;
+          if (o === 0) none = true;
+          else if (o & (o - 1)) many = true;
+        }
+        if (none) gap += to - from;
+        if (many) overlap += to - from;
+      }
+      const t = summarizeRun(part, offset + k, tl).totals;
+      return { mode: HANDOVER_MODES[k]!, gap_s: round(gap), overlap_s: round(overlap), ...t, recovery_s: round(t.recovery_s) };
+    }),
   };
 }

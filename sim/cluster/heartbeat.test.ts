@@ -40,12 +40,34 @@ describe('heartbeat detection and takeover timing', () => {
     // node1 (the lowest survivor) applies: 13 s + its jitter on the 10 s beat from node2 + 0.5 s.
     expect(a.recovered_at).toBeCloseTo(13.5 + 0.2 * jitterUnit(9, 1, 0, 10), 12);
   });
-  it('a voluntary leave hands over at once: no orphan, no duplicate', () => {
-    const tl = buildTimeline(parseScenario(scenarioYaml(3, 'events:\n  - { at: 10s, leave: node3 }'), 't.yaml'));
-    expect(at(tl, 9.99)).toEqual([1, 2, 4]);
-    expect(at(tl, 10)).toEqual([1, 2, 1]);
-    expect(tl.windows).toEqual([]);
-    expect(tl.recovered_at).toBe(10);
+  it('a voluntary leave, release-first: the leaver releases when node1\'s next beat (11 s) shows it ready, node1 adds one update later: a gap', () => {
+    const tl = buildTimeline(parseScenario(scenarioYaml(3, 'events:\n  - { at: 10s, leave: node3 }\nhandover: release-first', '{ interval_s: 1, dead_after: 3, takeover_delay_s: 0.5, jitter_s: 0, apply_s: 0.05 }'), 't.yaml'));
+    // Beat 11 arrives at 11 s (jitter 0); release applied at 11.05; node1 sees the announcement at once and adds at 11.10.
+    expect(at(tl, 11.049)).toEqual([1, 2, 4]);
+    expect(at(tl, 11.05)).toEqual([1, 2, 0]);
+    expect(at(tl, 11.099)).toEqual([1, 2, 0]);
+    expect(at(tl, 11.1 + 1e-9)).toEqual([1, 2, 1]);
+    expect(tl.windows.map((w) => [w.orphaned, w.doubled])).toEqual([[[3], []]]);
+    expect(tl.windows[0]!.from_s).toBeCloseTo(11.05, 9);
+    expect(tl.windows[0]!.to_s).toBeCloseTo(11.1, 9);
+    expect(tl.recovered_at).toBeCloseTo(11.1, 9);
+  });
+  it('a voluntary leave, add-first: node1 adds on hearing the leave, the leaver releases on seeing the claim: an overlap', () => {
+    const tl = buildTimeline(parseScenario(scenarioYaml(3, 'events:\n  - { at: 10s, leave: node3 }\nhandover: add-first', '{ interval_s: 1, dead_after: 3, takeover_delay_s: 0.5, jitter_s: 0.02, apply_s: 0.05 }'), 't.yaml'));
+    // Delivery = mean jitter 0.01 s: add at 10.06, release at 10.12.
+    expect(at(tl, 10.059)).toEqual([1, 2, 4]);
+    expect(at(tl, 10.061)).toEqual([1, 2, 5]);
+    expect(at(tl, 10.119)).toEqual([1, 2, 5]);
+    expect(at(tl, 10.121)).toEqual([1, 2, 1]);
+    expect(tl.windows.map((w) => [w.orphaned, w.doubled])).toEqual([[[], [3]]]);
+    expect(tl.windows[0]!.to_s - tl.windows[0]!.from_s).toBeCloseTo(0.06, 9);
+  });
+  it('a leave nobody hears (the leaver is cut off): it keeps its buckets until its leave timeout, then they are orphaned until detected', () => {
+    const tl = buildTimeline(parseScenario(scenarioYaml(3, 'events:\n  - { at: 5s, partition: [[node1, node2], [node3]] }\n  - { at: 5.5s, leave: node3 }', '{ interval_s: 1, dead_after: 3, takeover_delay_s: 0, jitter_s: 0, apply_s: 0.05 }'), 't.yaml'));
+    // node1 and node2 take bucket 3 at 8 s (node3 silent since 5 s): duplicates until node3's timeout (max(5, 4 x 3 x 1) = 12 s) + one update.
+    expect(at(tl, 8.01)).toEqual([1, 2, 5]);
+    expect(at(tl, 17.549)).toEqual([1, 2, 5]);
+    expect(at(tl, 17.55)).toEqual([1, 2, 1]);
   });
   it('a partition makes each side take the other\'s buckets (split brain); the heal resolves it', () => {
     const tl = buildTimeline(parseScenario(scenarioYaml(3, 'events:\n  - { at: 10s, partition: [[node1, node2], [node3]] }\n  - { at: 20s, heal: true }'), 't.yaml'));

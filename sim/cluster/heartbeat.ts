@@ -16,8 +16,15 @@
  *   lets the 10 s beat through. So a crash at 10 s with beats every 1 s and
  *   dead_after 3 is detected at 13 s (+ jitter), applied at 13 s + takeover delay.
  * - A crashed node accepts nothing from its crash time on (packets with ts >= t).
- * - A voluntary leave is a planned handover: survivors that hear the leaver
- *   add its buckets at the same instant it drops them (no gap, no duplicate).
+ * - A voluntary leave is a planned handover, timed by handover.ts (the rules
+ *   the agent runs): release-first, the leaver releases each bucket when the
+ *   new owner's next beat (sent after it heard the leave) arrives, plus one
+ *   kernel update (`apply_s`); the new owner adds it one announcement delivery
+ *   (mean jitter, jitter_s / 2) plus one update later: a gap. add-first, the
+ *   new owner adds on hearing the leave, the leaver releases on seeing the
+ *   claim: an overlap of the same length. The leaver accepts packets until
+ *   its last release (it stops beating at the leave, but survivors already
+ *   heard it leave, so nobody waits for its death).
  * - A restarted node owns nothing until it has heard a beat from another node;
  *   it then adopts that node's view and the failback mode decides.
  * - The state before t = 0 is the config's; beats start at t = 0.
@@ -28,6 +35,7 @@ import type { ScenarioEvent } from './events.ts';
 import { firstFault } from './events.ts';
 import { adoptView, allNodes, decide, initialState, type AgentEvent, type AgentState, type Measurements, type PolicyConfig } from './policies.ts';
 import { bucketBit, formatBuckets, ownersPerBucket, popcount32 } from './ownership.ts';
+import { defaultLeaveTimeout, handoverSteps, orphanGrace, type HandoverMode, type HandoverTiming } from './handover.ts';
 
 const EPS = 1e-9;
 
@@ -331,7 +339,8 @@ class Heap {
 }
 const less = (x: QEvent, y: QEvent): boolean => x.t < y.t || (x.t === y.t && x.seq < y.seq);
 
-interface MaskOp { t: number; seq: number; inc: number; type: 'down' | 'up' | 'apply'; mask: number }
+/** apply: the node's whole mask; clear: remove these buckets (a leaver's handover release). */
+interface MaskOp { t: number; seq: number; inc: number; type: 'down' | 'up' | 'apply' | 'clear'; mask: number }
 
 /**
  * Runs every node's controller through the scenario and returns the
@@ -342,8 +351,8 @@ interface MaskOp { t: number; seq: number; inc: number; type: 'down' | 'up' | 'a
  * mask over time (maskChanges), the ownership segments and violation windows
  * (segmentsOf), and when the cluster recovered (recoveryOf).
  */
-export function buildTimeline(sc: Scenario, policy: PolicyConfig = sc.policy, meas?: Measurements, opts: { exhaustiveBeats?: boolean } = {}): OwnershipTimeline {
-  const { ops, events } = runControllers(sc, policy, meas, opts.exhaustiveBeats);
+export function buildTimeline(sc: Scenario, policy: PolicyConfig = sc.policy, meas?: Measurements, opts: { exhaustiveBeats?: boolean; handover?: HandoverMode } = {}): OwnershipTimeline {
+  const { ops, events } = runControllers(sc, policy, meas, opts.exhaustiveBeats, opts.handover ?? sc.handover);
   const changes = maskChanges(ops, sc.model.home, sc.model.names, events);
   const sg = segmentsOf(changes, sc.model.names.length, sc.model.buckets);
   const r = recoveryOf(firstFault(sc.events), sg.windows);
@@ -356,7 +365,7 @@ export function buildTimeline(sc: Scenario, policy: PolicyConfig = sc.policy, me
  * events in time order: the events to log, and per node the operations on
  * its kernel mask (down, up, apply) in decision order.
  */
-function runControllers(sc: Scenario, policy: PolicyConfig, meas: Measurements | undefined, exhaustiveBeats: boolean | undefined): { ops: MaskOp[][]; events: FailoverEvent[] } {
+function runControllers(sc: Scenario, policy: PolicyConfig, meas: Measurements | undefined, exhaustiveBeats: boolean | undefined, handover: HandoverMode): { ops: MaskOp[][]; events: FailoverEvent[] } {
   const w = new World(sc, exhaustiveBeats);
   const { n, D } = w;
   const m = sc.model;
@@ -392,13 +401,20 @@ function runControllers(sc: Scenario, policy: PolicyConfig, meas: Measurements |
   // Which incarnation each state belongs to: a restarted node has no view until it adopts one.
   const stateInc: number[] = names.map(() => 0);
   const init = initialState(m, policy, meas);
+  // A leaving node's kernel keeps accepting until its handover releases the buckets (handover.ts): its
+  // 'down' waits for its last release (collected below), never past its next start.
+  const leaves = new Map<string, { node: number; t: number; releases: number[] }>();
+  for (const e of sc.events) if (e.kind === 'leave') leaves.set(`${e.node}@${e.t}`, { node: e.node, t: e.t, releases: [] });
+  const downOps: { j: number; l: Incarnation; next: number }[] = [];
   for (let j = 0; j < n; j++) {
     const l0 = w.lives[j]![0]!;
     states[j] = init;
     ops[j]!.push({ t: -Infinity, seq: -1, inc: 0, type: 'up', mask: init.owners[j]! });
     for (let i = 0; i < n; i++) if (i !== j) pushTransitions(j, 0, perceive(w.beats(i, j), i, 0, Math.min(l0.down, w.horizon), true, 0, 0, D));
+    w.lives[j]!.forEach((l, li) => {
+      if (l.down !== Infinity) downOps.push({ j, l, next: w.lives[j]![li + 1]?.up ?? Infinity });
+    });
     for (const l of w.lives[j]!) {
-      if (l.down !== Infinity) ops[j]!.push({ t: l.down, seq: seq++, inc: l.inc, type: 'down', mask: 0 });
       if (l.inc > 0) {
         ops[j]!.push({ t: l.up, seq: seq++, inc: l.inc, type: 'up', mask: 0 });
         // Adoption: the first beat heard from anyone after the restart.
@@ -456,9 +472,25 @@ function runControllers(sc: Scenario, policy: PolicyConfig, meas: Measurements |
       if (e.kind === 'alive' && !alive) events.push({ t: e.t, kind: 'detected', node: names[j], detail: `${names[j]} hears ${names[e.node]} again${e.restarted ? ' (restarted)' : ' (it never went down)'}` });
       step(e.kind === 'alive' ? { kind: 'alive', node: e.node, t: e.t, restarted: e.restarted } : { kind: e.kind, node: e.node, t: e.t });
     }
+    const before = states[j]!;
     states[j] = st;
     stateInc[j] = e.inc;
-    if (changed) ops[j]!.push({ t: e.t + (e.kind === 'leave' ? 0 : delay), seq: seq++, inc: e.inc, type: 'apply', mask: st.owners[j]! });
+    if (changed && e.kind === 'leave') {
+      // The planned handover from the leaver to this node, timed as the agent runs it (handover.ts).
+      const lv = leaves.get(`${e.node}@${e.t}`);
+      const leaverMask = before.owners[e.node]!;
+      const gained = (st.owners[j]! & ~before.owners[j]! & leaverMask) >>> 0;
+      const steps = handoverSteps(e.t, [{ from: e.node, to: j, buckets: gained }], handover, handoverTiming(w, e.node));
+      let addAt = e.t;
+      for (const x of steps) {
+        if (x.node === j && x.add) addAt = Math.max(addAt, x.t);
+        else if (x.node === e.node && x.remove) {
+          ops[e.node]!.push({ t: x.t, seq: seq++, inc: w.lifeAt(e.node, e.t - EPS)?.inc ?? 0, type: 'clear', mask: x.remove });
+          lv?.releases.push(x.t);
+        }
+      }
+      ops[j]!.push({ t: addAt, seq: seq++, inc: e.inc, type: 'apply', mask: st.owners[j]! });
+    } else if (changed) ops[j]!.push({ t: e.t + delay, seq: seq++, inc: e.inc, type: 'apply', mask: st.owners[j]! });
     if (wake !== null) {
       const key = `${j}@${wake}`;
       if (!ticks.has(key)) {
@@ -468,7 +500,47 @@ function runControllers(sc: Scenario, policy: PolicyConfig, meas: Measurements |
     }
   }
 
+  // Down: at the end of life, or, for a leave, once its handover released everything (the leave timeout at the latest).
+  for (const { j, l, next } of downOps) {
+    const lv = leaves.get(`${j}@${l.down}`);
+    // Nobody heard the leave: nobody takes over, and the leaver lets go at its timeout (either order).
+    const t = lv && lv.releases.length ? Math.min(Math.max(l.down, ...lv.releases), next) : lv && !leaverHeard(w, j, l.down) ? Math.min(l.down + leaveTimeout(sc) + sc.heartbeat.apply_s, next) : l.down;
+    ops[j]!.push({ t, seq: seq++, inc: l.inc, type: 'down', mask: 0 });
+  }
+
   return { ops, events };
+}
+
+const leaveTimeout = (sc: Scenario): number => defaultLeaveTimeout(sc.heartbeat.interval_s, sc.heartbeat.dead_after);
+
+/** Does any node that is up hear the leaver's announcement? (If none does, nobody takes over: it waits out its timeout.) */
+function leaverHeard(w: World, node: number, t: number): boolean {
+  for (let j = 0; j < w.n; j++) if (j !== node && w.lifeAt(j, t) && w.linkUp(node, j, t + 2 * EPS)) return true;
+  return false;
+}
+
+/**
+ * The timing facts of a handover from `leaver` in this scenario: a beat's delivery is the mean jitter,
+ * a kernel update `apply_s`, and the new owner is ready when its first periodic beat sent after it heard
+ * the leave reaches the leaver (beats at k x interval, as everywhere in this model).
+ */
+function handoverTiming(w: World, leaver: number): HandoverTiming {
+  const hb = w.sc.heartbeat;
+  const I = hb.interval_s;
+  const timeout = defaultLeaveTimeout(I, hb.dead_after);
+  return {
+    apply_s: hb.apply_s,
+    delivery_s: hb.jitter_s / 2,
+    grace_s: orphanGrace(hb.takeover_delay_s, I),
+    leave_timeout_s: timeout,
+    readyAt: (to, heardAt) => {
+      // A beat sent at exactly heardAt went out before the node heard the leave (events act after beats).
+      for (let k = Math.floor(heardAt / I + EPS) + 1; k * I <= heardAt + timeout + I; k++) {
+        if (w.lifeAt(to, k * I) && w.linkUp(to, leaver, k * I)) return w.beats(to, leaver).arrival(k);
+      }
+      return null;
+    },
+  };
 }
 
 /** Each node's kernel mask over time: decisions apply in decision order, only within the incarnation that made them. Mask changes are logged to `events`. */
@@ -476,7 +548,8 @@ function maskChanges(ops: MaskOp[][], home: number[], names: string[], events: F
   const n = names.length;
   const changes: { t: number; node: number; mask: number; down: boolean }[] = [];
   for (let j = 0; j < n; j++) {
-    const order = { down: 0, up: 1, apply: 2 } as const;
+    // A handover's release at the moment the leaver goes down is still logged: clear before down.
+    const order = { clear: -1, down: 0, up: 1, apply: 2 } as const;
     const list = ops[j]!.sort((a, b) => a.t - b.t || order[a.type] - order[b.type] || a.seq - b.seq);
     let inc = -1, lastSeq = -Infinity, mask = 0;
     for (const op of list) {
@@ -489,13 +562,15 @@ function maskChanges(ops: MaskOp[][], home: number[], names: string[], events: F
         lastSeq = op.seq;
         mask = op.mask;
         changes.push({ t: op.t, node: j, mask, down: false });
-      } else if (op.inc === inc && op.seq > lastSeq) {
-        lastSeq = op.seq;
-        if (op.mask !== mask) {
+      } else if (op.inc === inc && (op.seq > lastSeq || op.type !== 'apply')) {
+        // A later decision overrides an earlier one; a handover release acts on what is there when it runs.
+        if (op.type === 'apply') lastSeq = op.seq;
+        const next = op.type === 'clear' ? (mask & ~op.mask) >>> 0 : op.mask;
+        if (next !== mask) {
           const prev = mask;
-          mask = op.mask;
+          mask = next;
           changes.push({ t: op.t, node: j, mask, down: false });
-          events.push(maskChangeLog(op.t, j, prev, mask, home, names));
+          events.push(op.type === 'clear' ? { t: op.t, kind: 'leave', node: names[j], detail: `${names[j]} releases ${formatBuckets(prev & ~mask)} (handover; now owns ${formatBuckets(mask) || 'nothing'})` } : maskChangeLog(op.t, j, prev, mask, home, names));
         }
       }
     }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { builtinScenario, loadScenario, parseScenario } from './scenario.ts';
+import { DEFAULT_APPLY_S } from './scenario.ts';
 import { parseDuration } from './events.ts';
 import { DataError } from '../core/errors.ts';
 import { scenarioYaml } from './test-helpers.ts';
@@ -36,7 +37,8 @@ describe('scenario files', () => {
     writeFileSync(f, 'cluster: cluster.yaml\nheartbeat: { takeover_delay_s: 0.2 }\nevents:\n  - { at: 30s, rejoin: b }\n  - { at: 10s, crash: b }\n');
     const sc = loadScenario(f);
     expect(sc.events.map((e) => [e.t, e.kind])).toEqual([[10, 'crash'], [30, 'rejoin']]);
-    expect(sc.heartbeat).toEqual({ interval_s: 0.5, dead_after: 4, takeover_delay_s: 0.2, jitter_s: 0, seed: 1 });
+    expect(sc.heartbeat).toEqual({ interval_s: 0.5, dead_after: 4, takeover_delay_s: 0.2, jitter_s: 0, seed: 1, apply_s: DEFAULT_APPLY_S });
+    expect(sc.handover).toBe('release-first');
     expect(sc.model.names).toEqual(['a', 'b']);
     expect(sc.config_source).toBe('cluster.yaml');
   });

@@ -5,7 +5,8 @@
  *
  *   name: node2 crashes
  *   cluster: cluster.yaml          # a path (relative to this file) or the config inline
- *   heartbeat: { interval_s: 1, dead_after: 3, takeover_delay_s: 0.5, jitter_s: 0.02, seed: 1 }
+ *   heartbeat: { interval_s: 1, dead_after: 3, takeover_delay_s: 0.5, jitter_s: 0.02, seed: 1, apply_s: 0.02 }
+ *   handover: release-first        # release-first | add-first (default: the config's failover.handover)
  *   policy: lowest                 # lowest | least-loaded | spread | backup
  *   backup: { node2: [node3, node1] }   # for policy backup (default: the next nodes in order)
  *   failback: immediate            # immediate | stable (with stable_s) | manual
@@ -28,6 +29,14 @@ import { ClusterConfigSchema, checkConfig, heartbeatOf, loadConfig, type Cluster
 import { clusterModel, type ClusterModel } from './ownership.ts';
 import { FAILBACKS, POLICIES, type PolicyConfig } from './policies.ts';
 import { parseDuration, type ScenarioEvent } from './events.ts';
+import { HANDOVER_MODES, type HandoverMode } from './handover.ts';
+
+/**
+ * Default time one kernel owner-set update takes (decision to kernel), seconds: the order of the agent's
+ * `applied.took_ms` on an idle machine (one nft or iptables process). A planned handover's gap or overlap
+ * lasts one beat delivery plus one update (handover.ts).
+ */
+export const DEFAULT_APPLY_S = 0.02;
 
 const dur = z.union([z.number(), z.string()]).refine((v) => parseDuration(v) !== null, 'a time such as 12.5s, 500ms, 2m or a number of seconds').transform((v) => parseDuration(v)!);
 const name = z.string();
@@ -60,7 +69,9 @@ export const ScenarioSchema = z.object({
     takeover_delay_s: z.number().min(0).optional(),
     jitter_s: z.number().min(0).optional(),
     seed: z.number().int().optional(),
+    apply_s: z.number().min(0).optional(),
   }).strict().optional(),
+  handover: z.enum(HANDOVER_MODES).optional(),
   policy: z.enum(POLICIES).default('lowest'),
   backup: z.record(z.string(), z.array(z.string())).optional(),
   failback: z.enum(FAILBACKS).default('immediate'),
@@ -78,6 +89,8 @@ export interface HeartbeatParams {
   jitter_s: number;
   /** Seeds the jitter so a scenario always gives the same answer. */
   seed: number;
+  /** One kernel owner-set update (decision to kernel holding it), seconds: the length of a handover's gap or overlap beside a beat's delivery. */
+  apply_s: number;
 }
 
 export interface ConntrackParams {
@@ -96,6 +109,8 @@ export interface Scenario {
   model: ClusterModel;
   heartbeat: HeartbeatParams;
   policy: PolicyConfig;
+  /** Planned handover order (leave): the scenario's, else the config's failover.handover. */
+  handover: HandoverMode;
   conntrack: ConntrackParams;
   bin_s?: number;
   traffic?: z.infer<typeof TrafficSchema>;
@@ -133,6 +148,7 @@ export function parseScenario(text: string, file: string, baseDir = dirname(file
     takeover_delay_s: s.heartbeat?.takeover_delay_s ?? hb0.takeover_delay_s,
     jitter_s: s.heartbeat?.jitter_s ?? hb0.jitter_s,
     seed: s.heartbeat?.seed ?? 1,
+    apply_s: s.heartbeat?.apply_s ?? DEFAULT_APPLY_S,
   };
 
   const backup = scenarioBackup(s, model, y);
@@ -146,6 +162,7 @@ export function parseScenario(text: string, file: string, baseDir = dirname(file
     model,
     heartbeat,
     policy: { policy: s.policy, failback: s.failback, stable_s: s.stable_s, backup },
+    handover: s.handover ?? config.failover?.handover ?? 'release-first',
     conntrack: s.conntrack,
     bin_s: s.bin_s,
     traffic: s.traffic,

@@ -174,7 +174,18 @@ export class FailoverEvaluator {
           if (isSyn) {
             if (st === FS.UNSEEN || st === FS.BROKEN || st === FS.CLOSED) run.connections++;
             if (own === 0) st = FS.PENDING;
-            else {
+            else if ((own & (own - 1)) !== 0) {
+              // Two nodes accept the SYN and both answer it (each its own ISN). The client's ACK of the first
+              // SYN-ACK reaches the second node as an unacceptable ACK in SYN-RECV, which answers with a RST
+              // whose sequence number is that ACK's acknowledgement, i.e. exactly what the client expects
+              // next: the client accepts it and the connection is reset (RFC 9293 §3.10.7.4; Linux
+              // tcp_check_req, source reading; measured as resets in agent.kernel.test.ts).
+              flows.holders[q] = own;
+              run.broken++;
+              run.bin_broken[bin]!++;
+              st = FS.BROKEN;
+              // The SYN itself was accepted (twice: acc = own); what follows belongs to a reset connection.
+            } else {
               flows.holders[q] = (st === FS.OPEN ? flows.holders[q]! | own : own) >>> 0;
               st = FS.OPEN;
             }

@@ -220,6 +220,12 @@ export interface FailoverResult {
   /** Per time bin: packets accepted by each node, lost and duplicated. */
   timeline: { bin_s: number; t0: number; nodes: string[]; per_node: number[][]; lost: number[]; duplicated: number[]; broken: number[] };
   compare?: ({ policy: string } & FailoverTotals & { max_node_share: number })[];
+  /**
+   * Scenarios with a voluntary leave: what the planned handover costs in each order (sim/cluster/handover.ts),
+   * the same events and traffic run once per mode. `gap_s` / `overlap_s`: total time after the first leave in
+   * which some bucket had no holder / two holders.
+   */
+  handover?: { mode: string; apply_s: number; delivery_s: number; per_mode: ({ mode: string; gap_s: number; overlap_s: number } & FailoverTotals)[] };
   /** Ownership invariant violations over time (scenario only, independent of the traffic). */
   windows?: FailoverWindow[];
   /** What the terminal warned about (e.g. events after the traffic ended), for scripts. */

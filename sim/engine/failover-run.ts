@@ -10,6 +10,7 @@ import { createBatch } from '../traffic/batch.ts';
 import { buildSelector } from '../select/build.ts';
 import { selectorSpecOf } from '../select/from-config.ts';
 import { buildTimeline } from '../cluster/heartbeat.ts';
+import { HANDOVER_MODES } from '../cluster/handover.ts';
 import { POLICIES, type Measurements, type PolicyConfig } from '../cluster/policies.ts';
 import { BucketMeter, mergeFailoverPartials, type FailoverPartial } from '../cluster/timeline.ts';
 import { binWidthOf, failoverResult, firstFaultOf } from '../cluster/failover-result.ts';
@@ -79,14 +80,17 @@ export async function runFailoverParallel(sc: Scenario, o: FailoverRunOptions): 
     meas = meter.measurements();
   }
   const timelines = policies.map((p) => buildTimeline(sc, p, meas));
+  // A voluntary leave: the same traffic once per handover order, so the result can say what each costs.
+  const handovers = sc.events.some((e) => e.kind === 'leave') ? HANDOVER_MODES.map((m) => buildTimeline(sc, sc.policy, meas, { handover: m })) : [];
+  const all = [...timelines, ...handovers];
   const evalOpts = { t0, bin_s: binWidthOf(sc), conntrack: sc.conntrack };
   const n = Math.max(1, o.workers);
   // A synthetic input deals whole connections to shares (by connection key), so each worker generates
   // only its own. Any other input: every worker reads all of it and keeps its own connections (by a
   // direction-free hash), since a byte range of a capture could split a connection's two directions.
   const tasks: FailoverTask[] = o.input.kind === 'synthetic'
-    ? planInputShares(o.input, n).map((input) => ({ kind: 'failover', input, partition: null, selector: spec, clusterIp, timelines, eval: evalOpts, batchCapacity: cap }))
-    : Array.from({ length: n }, (_, index) => ({ kind: 'failover', input: o.input, partition: n > 1 ? { index, count: n } : null, selector: spec, clusterIp, timelines, eval: evalOpts, batchCapacity: cap }));
+    ? planInputShares(o.input, n).map((input) => ({ kind: 'failover', input, partition: null, selector: spec, clusterIp, timelines: all, eval: evalOpts, batchCapacity: cap }))
+    : Array.from({ length: n }, (_, index) => ({ kind: 'failover', input: o.input, partition: n > 1 ? { index, count: n } : null, selector: spec, clusterIp, timelines: all, eval: evalOpts, batchCapacity: cap }));
   // Progress through shared memory, as simulate's shares report it. Partitions each read the whole
   // input (a packet counts once: their mean); shares of synthetic traffic read their own part (the sum).
   const progressBuf = new SharedArrayBuffer(8 * tasks.length);
@@ -106,5 +110,5 @@ export async function runFailoverParallel(sc: Scenario, o: FailoverRunOptions): 
   }
   // The last word is the whole input (a short run may end before the first tick).
   if (o.onProgress) tick();
-  return failoverResult(sc, timelines, mergeFailoverPartials(parts), o.summary, { workers: o.workers, elapsed_s: (performance.now() - started) / 1000 });
+  return failoverResult(sc, timelines, mergeFailoverPartials(parts), o.summary, { workers: o.workers, elapsed_s: (performance.now() - started) / 1000 }, handovers);
 }

@@ -66,6 +66,7 @@ export function mergePartials(shares: SimPartial[], sink: SinkOptions, flowTimeo
     ingest.bytes += p.ingest.bytes;
     ingest.truncated += p.ingest.truncated;
     ingest.fragments += p.ingest.fragments;
+    ingest.untimed += p.ingest.untimed ?? 0;
     for (const [k, v] of Object.entries(p.ingest.skipped)) ingest.skipped[k] = (ingest.skipped[k] ?? 0) + v;
     if (p.ingest.packets > 0) {
       ingest.firstTs = Math.min(ingest.firstTs, p.ingest.firstTs);

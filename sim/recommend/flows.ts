@@ -52,6 +52,8 @@ export interface FlowTable {
   /** Packets the pass read and how many were addressed elsewhere (not to the cluster IP). */
   packetsRead: number;
   notToCluster: number;
+  /** Packets the inputs gave no timestamp (pcapng simple packet blocks; input.ts untimedNote). */
+  untimed: number;
 }
 
 export interface CollectOptions {
@@ -74,7 +76,7 @@ class TableBuilder {
       for (let i = 0; i < t.count; i++) copySlot(t.tuples, i, n.tuples, i);
       n.packets.set(t.packets); n.bytes.set(t.bytes); n.orig.set(t.orig); n.start.set(t.start); n.srcHash.set(t.srcHash);
       n.late.set(t.late); n.flowW.set(t.flowW);
-      n.count = t.count; n.packetsRead = t.packetsRead; n.notToCluster = t.notToCluster; n.cut = t.cut; n.outOfOrder = t.outOfOrder;
+      n.count = t.count; n.packetsRead = t.packetsRead; n.notToCluster = t.notToCluster; n.cut = t.cut; n.outOfOrder = t.outOfOrder; n.untimed = t.untimed;
       this.t = n;
     }
     return this.t.count++;
@@ -85,7 +87,7 @@ class TableBuilder {
 export function emptyTable(cap: number): FlowTable {
   return {
     count: 0, tuples: createBatch(cap), packets: new Float64Array(cap), bytes: new Float64Array(cap), orig: new Uint8Array(cap),
-    start: new Float64Array(cap), srcHash: new Uint32Array(cap), late: new Uint8Array(cap), flowW: new Uint8Array(cap), cut: 0, outOfOrder: 0, packetsRead: 0, notToCluster: 0,
+    start: new Float64Array(cap), srcHash: new Uint32Array(cap), late: new Uint8Array(cap), flowW: new Uint8Array(cap), cut: 0, outOfOrder: 0, packetsRead: 0, notToCluster: 0, untimed: 0,
   };
 }
 
@@ -238,6 +240,7 @@ export function collectFlows(o: CollectOptions): FlowTable {
     } finally {
       input.close();
     }
+    tb.t.untimed += input.stats.untimed;
     v4.finish(true); v6.finish(true);
   }
   tb.t.packetsRead = read;

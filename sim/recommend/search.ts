@@ -19,6 +19,7 @@ import { resolveProfile } from '../select/profile.ts';
 import { bandSeeds, reseed } from '../select/reseed.ts';
 import { MAX_BUCKETS } from '../cluster/ownership.ts';
 import type { PolicyConfig } from '../cluster/policies.ts';
+import { untimedNote } from '../traffic/input.ts';
 import { subTable, type FlowTable } from './flows.ts';
 import { aggregate, allSplit, hashRows, metricIndex, partLoads, sourceSplit, timeSplit } from './loads.ts';
 import { bestLayout, maxOverMean, nodeLoads, scoreLayout, type LayoutProblem, type LayoutScore } from './layout.ts';
@@ -281,6 +282,8 @@ export function recommend(o: RecommendOptions): Recommendation {
   if (t.outOfOrder) warnings.push(`${t.outOfOrder} packets came after the cut (the median packet time) with earlier timestamps (the input is not in time order): they count in the later half`);
   if (!Number.isFinite(t.cut)) warnings.push('the input spans no time: there is no later half to check on');
   if (t.count < 1000) warnings.push(`only ${t.count} flows: held-out numbers are noisy`);
+  const untimed = untimedNote(t.untimed);
+  if (untimed) warnings.push(untimed);
   // The verdict is about the spread with every node up; a layout that only spreads a failure better is named, not chosen.
   function failureNote(): string {
     const better = cards.filter((c) => current.heldOut.worstFailure - c.held_out.worst_after_failure >= 0.1).sort((a, b) => a.held_out.worst_after_failure - b.held_out.worst_after_failure)[0];

@@ -42,7 +42,29 @@ export function parsePcapHeader(h: Uint8Array, name: string): PcapHeader | null 
   if (h.length < 24) throw new DataError(`${name}: byte ${h.length}`, `pcap file header is cut short (${h.length} of 24 bytes)`);
   const major = u16(h, 4, le);
   if (major !== 2) throw new DataError(`${name}: byte 4`, `pcap version ${major}.${u16(h, 6, le)} is not 2.x`);
-  return { le, nano, snaplen: u32(h, 16, le), linktype: u32(h, 20, le) & 0xffff };
+  const field = u32(h, 20, le);
+  // The link-type field: bits 0-15 the link type, 16-25 reserved, 26 "FCS length present", 28-31 the FCS
+  // length. libpcap takes bits 0-25 as the link type, so reserved bits make a type it does not know, and it
+  // refuses the file (measured, libpcap 1.10.3 via tcpdump -r: 0x00010001 "unknown data link type 65537";
+  // 0x14000001, FCS bits, reads as Ethernet). We refuse the same fields.
+  if ((field & LT_RESERVED) !== 0) {
+    throw new DataError(`${name}: byte 20`, `link-type field 0x${field.toString(16).padStart(8, '0')} has reserved bits 16-25 set (link type ${field & 0x03ffffff}); libpcap refuses such a file`);
+  }
+  return { le, nano, snaplen: u32(h, 16, le), linktype: field & 0xffff };
+}
+
+/** Reserved bits 16-25 of pcap's link-type field (libpcap's LT_RESERVED1). */
+const LT_RESERVED = 0x03ff0000;
+
+/**
+ * pcapng section versions libpcap reads: 1.0, and 1.2, which some writers put
+ * out (measured, libpcap 1.10.3 via tcpdump -r: 1.1 and 1.3 are "unsupported
+ * pcapng savefile version"; tshark 4.0.17 refuses them too). Throws naming the
+ * version field's byte offset.
+ */
+export function checkPcapngVersion(name: string, off: number, major: number, minor: number): void {
+  if (major === 1 && (minor === 0 || minor === 2)) return;
+  throw new DataError(`${name}: byte ${off}`, `pcapng section version ${major}.${minor} is not supported (libpcap reads 1.0 and 1.2)`);
 }
 
 export function unknownLinktype(name: string, off: number, lt: number): DataError {

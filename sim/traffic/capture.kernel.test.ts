@@ -9,67 +9,29 @@
  * by field.
  * Needs root; the namespaces are created here and always removed.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareRows, ourRows, tsharkRows } from '../../test/tshark.ts';
 import * as fr from '../../test/frames.ts';
+import { capturing, deleteNetns, inNs, removeCaptures, sh, vethPair } from '../../test/capture-tools.ts';
 import { openCapture } from './capture.ts';
 import { createBatch } from './batch.ts';
 import { openSynthetic } from './synthetic.ts';
 import { PcapWriter } from './pcap-writer.ts';
-import { cleanupStale, deleteNetns, runPrefix } from '../../test/netns-cluster.ts';
+import { cleanupStale, runPrefix } from '../../test/netns-cluster.ts';
 
 const PREFIX = runPrefix('cipsim-kcap-');
 const A = `${PREFIX}a`, B = `${PREFIX}b`;
 let dir = '';
 const caps: Record<string, string> = {};
 
-function sh(args: string[], input?: string): string {
-  return execFileSync(args[0]!, args.slice(1), { encoding: 'utf8', input, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], timeout: 30_000 });
-}
-const inNs = (ns: string, ...args: string[]): string => sh(['ip', 'netns', 'exec', ns, ...args]);
-
-async function startTcpdump(ns: string, args: string[], file: string): Promise<ChildProcess> {
-  // --immediate-mode: without it libpcap hands packets over a TPACKET_V3 block at a
-  // time, and the last block (the end of the traffic) is lost when tcpdump is stopped.
-  const p = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '--immediate-mode', '-U', '-n', ...args, '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
-  await new Promise<void>((res, rej) => {
-    let err = '';
-    const t = setTimeout(() => rej(new Error(`tcpdump did not start: ${err}`)), 10_000);
-    p.stderr!.on('data', (d: Buffer) => { err += d.toString(); if (err.includes('listening on')) { clearTimeout(t); res(); } });
-    p.once('exit', (c) => { clearTimeout(t); rej(new Error(`tcpdump exited ${c}: ${err}`)); });
-  });
-  return p;
-}
-async function stop(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) throw new Error(`tcpdump ended before the traffic was done (exit ${p.exitCode}, signal ${p.signalCode}): something on this machine killed it`);
-  const done = new Promise<void>((res) => p.once('exit', () => res()));
-  p.kill('SIGINT');
-  await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
-  if (p.exitCode === null) p.kill('SIGKILL');
-}
-
-function cleanup(): void {
-  cleanupStale(PREFIX);
-  deleteNetns([A, B]);
-}
-
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kcap-'));
-  cleanup();
-  sh(['ip', 'netns', 'add', A]);
-  sh(['ip', 'netns', 'add', B]);
-  sh(['ip', 'link', 'add', 'vA', 'netns', A, 'type', 'veth', 'peer', 'name', 'vB', 'netns', B]);
-  for (const [ns, dev, me, peer] of [[A, 'vA', 1, 2], [B, 'vB', 2, 1]] as const) {
-    inNs(ns, 'ip', 'link', 'set', 'lo', 'up');
-    inNs(ns, 'ip', 'link', 'set', dev, 'up', 'mtu', '1500');
-    inNs(ns, 'ip', 'addr', 'add', `10.77.0.${me}/24`, 'dev', dev);
-    inNs(ns, 'ip', '-6', 'addr', 'add', `fd77::${me}/64`, 'dev', dev, 'nodad');
-    void peer;
-  }
+  cleanupStale(PREFIX);
+  vethPair(A, B, '10.77.0', 'fd77::');
   // VLAN-tagged frames to put on the wire with tcpreplay.
   const tagged: Uint8Array[] = [];
   const tags = [[0x8100], [0x88a8, 0x8100], [0x9100, 0x8100]];
@@ -90,12 +52,7 @@ beforeAll(async () => {
   caps.eth = join(dir, 'eth.pcap');
   caps.sll2 = join(dir, 'any.pcap');
   caps.sll = join(dir, 'any-sll1.pcap');
-  const dumps = [
-    await startTcpdump(B, ['-i', 'vB'], caps.eth),
-    await startTcpdump(B, ['-i', 'any'], caps.sll2),
-    await startTcpdump(B, ['-i', 'any', '-y', 'LINUX_SLL'], caps.sll),
-  ];
-  try {
+  await capturing(B, [[['-i', 'vB'], caps.eth], [['-i', 'any'], caps.sll2], [['-i', 'any', '-y', 'LINUX_SLL'], caps.sll]], async () => {
     // A TCP server in B: reads, answers, closes.
     const server = spawn('ip', ['netns', 'exec', B, process.execPath, '-e',
       "require('net').createServer(s=>{s.on('data',d=>s.end(Buffer.alloc(3000,65)))}).listen(8080,'::',()=>console.log('up'))"], { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -118,15 +75,12 @@ beforeAll(async () => {
     } finally {
       server.kill('SIGKILL');
     }
-  } finally {
-    for (const d of dumps) await stop(d);
-  }
+  });
 }, 120_000);
 
 afterAll(() => {
-  cleanup();
-  if (dir && !process.env.KEEP_CAPTURES) rmSync(dir, { recursive: true, force: true });
-  else if (dir) console.log('captures kept in', dir);
+  deleteNetns([A, B]);
+  removeCaptures(dir);
 });
 
 function same(file: string): number {

@@ -20,7 +20,7 @@ import { copySlot, createBatch, F, L4, type TupleBatch } from './batch.ts';
 import { ByteInput, openByteInput } from './byte-input.ts';
 import { DEC, DEC_REASON, decodeFrame, fragInfo, linktypeSupported, writeL4 } from './decode.ts';
 import * as format from './capture-format.ts';
-import { type Iface, parsePcapHeader, unknownLinktype } from './capture-format.ts';
+import { checkPcapngVersion, type Iface, parsePcapHeader, unknownLinktype } from './capture-format.ts';
 import { Defrag, FRAG_DROPPED, FRAG_RESOLVED, type DefragLimits } from './defrag.ts';
 import { CARRY_DATA, FragmentCarry, noteFragment, type CarriedFragments } from './frag-carry.ts';
 import { fastLoopFor, fastPcapSwitch, fastState, fastSums } from './pcap-fast.ts';
@@ -65,6 +65,8 @@ export interface CaptureOptions {
 }
 
 const STOP_FULL = 0, STOP_END = 1, STOP_FRAG = 2;
+/** exDig value of a slot without a timestamp (pcapng simple packet block): formatTs prints ''. */
+const UNTIMED = 255;
 /**
  * Ring slot states besides a pending datagram's defrag slot (>= 0): -1 ready
  * to deliver; the others are skipped and counted by reason.
@@ -224,7 +226,8 @@ export class CaptureInput implements PacketInput {
 
   /**
    * The exact timestamp of slot i of the batch last filled, as text with the
-   * capture's precision (Float64 seconds cannot hold nanoseconds since 1970).
+   * capture's precision (Float64 seconds cannot hold nanoseconds since 1970);
+   * '' for a packet the capture gave no timestamp (a pcapng simple packet block).
    */
   formatTs(b: TupleBatch, i: number): string {
     if (this.fmt === Fmt.PCAP) {
@@ -238,6 +241,7 @@ export class CaptureInput implements PacketInput {
     }
     const ns = this.exNs[i]!;
     const dig = this.exDig[i]!;
+    if (dig === UNTIMED) return '';
     const sec = Math.round(b.ts[i]! - ns * 1e-9);
     if (dig === 0) return String(sec);
     const frac = String(Math.round(ns / 10 ** (9 - Math.min(dig, 9)))).padStart(Math.min(dig, 9), '0');
@@ -443,6 +447,10 @@ export class CaptureInput implements PacketInput {
       const roff = inp.base + pos;
       if (roff >= end) { this.stop = STOP_END; break; }
       // DataView loads compile to one load (+bswap); byte-wise assembly was measured ~2x slower.
+      // A sub-second field of a second or more (frac >= 1e6 or 1e9, written by broken tools) carries into the
+      // seconds: ts is their sum, and the nanosecond side lane keeps frac % 1e9 so that formatTs prints the same
+      // instant. One rule for both precisions. tshark 4.0.17 prints such a field raw after the dot
+      // (1700000000.1500000000 for 1.5e9 ns) and tcpdump 4.99 likewise; neither is a time, so we carry.
       const sec = dv.getUint32(pos, le), frac = dv.getUint32(pos + 4, le), caplen = dv.getUint32(pos + 8, le), wirelen = dv.getUint32(pos + 12, le);
       if (caplen > maxCap) {
         inp.pos = pos;
@@ -470,13 +478,13 @@ export class CaptureInput implements PacketInput {
       const r = decode(buf, p, caplen, lt, dst, n, wirelen - caplen);
       if (r === 0) {
         tsl[n] = ts; wl[n] = wirelen;
-        if (nano) exNs[n] = frac;
+        if (nano) exNs[n] = frac % 1e9;
         n++;
         continue;
       }
       if (r === DEC_FRAGMENT) {
         tsl[n] = ts; wl[n] = wirelen;
-        if (nano) exNs[n] = frac;
+        if (nano) exNs[n] = frac % 1e9;
         this.lastTs = ts;
         this.stop = STOP_FRAG;
         inp.pos = pos;
@@ -592,8 +600,8 @@ export class CaptureInput implements PacketInput {
     switch (type) {
       case SHB: {
         if (blen < 28) { this.bad(off, `section header block of ${blen} bytes is too short`); return 1; }
-        const major = u16(buf, pos + 12, le);
-        if (major !== 1) { this.bad(off + 12, `pcapng version ${major} is not 1.x`); return 1; }
+        // An unknown version is no damage to skip: the section's blocks cannot be read, so even lenient refuses.
+        checkPcapngVersion(this.name, off + 12, u16(buf, pos + 12, le), u16(buf, pos + 14, le));
         this.le = le;
         this.ifaces = [];
         return 1;
@@ -644,8 +652,11 @@ export class CaptureInput implements PacketInput {
         if (type === 3 && iface.snaplen > 0 && caplen > iface.snaplen) caplen = iface.snaplen;
         let sec: number, frac: number;
         if (type === 3) {
-          // A simple packet block has no timestamp: keep the previous packet's.
-          sec = Math.floor(this.spbTs); frac = 0;
+          // A simple packet block has no timestamp (pcapng spec; tshark 4.0.17 prints frame.time_epoch empty,
+          // libpcap gives 0). Its slot prints no time (formatTs gives ''), and time-based state (conntrack,
+          // flow and fragment timeouts, --from/--to) takes it as arriving with no time passed since the
+          // previous packet (before any timed packet: at 0). Counted in stats.untimed, which the commands report.
+          sec = this.spbTs; frac = 0;
         } else if (iface.pow2 === 0) {
           // 64-bit units / 10^k without BigInt: long division in 16-bit steps (all values stay below 2^53).
           const d = iface.div;
@@ -663,8 +674,7 @@ export class CaptureInput implements PacketInput {
           if (p2 >= 32) { sec = Math.floor(hi / 2 ** (p2 - 32)); frac = (hi - sec * 2 ** (p2 - 32)) * 4294967296 + lo; }
           else { sec = hi * 2 ** (32 - p2) + Math.floor(lo / 2 ** p2); frac = lo % 2 ** p2; }
         }
-        sec += iface.offset;
-        const ts = sec + frac / iface.div;
+        const ts = type === 3 ? sec : sec + iface.offset + frac / iface.div;
         if (ts < this.from) { countSkip(this.stats, 'before-window'); return 1; }
         if (ts > this.to) return 0;
         this.spbTs = ts;
@@ -674,7 +684,8 @@ export class CaptureInput implements PacketInput {
           dst.ts[n] = ts;
           dst.wirelen[n] = wirelen;
           exNs![n] = iface.pow2 === 0 ? (iface.digits <= 9 ? frac * 10 ** (9 - iface.digits) : Math.round(frac / 10 ** (iface.digits - 9))) : Math.round((frac / iface.div) * 1e9);
-          exDig![n] = Math.min(9, iface.digits);
+          exDig![n] = type === 3 ? UNTIMED : Math.min(9, iface.digits);
+          if (type === 3) this.stats.untimed++;
           return r === DEC.OK ? 2 : 3;
         }
         countSkip(this.stats, DEC_REASON[r]!);

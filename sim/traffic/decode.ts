@@ -22,8 +22,9 @@ export const DEC_REASON = ['', 'non-ip', 'truncated-ip', 'malformed', ''] as con
 
 /** Link types we decode (LINKTYPE_* values from pcap-linktype(7)). */
 export const LINKTYPES: Record<number, string> = {
-  0: 'NULL (BSD loopback)', 1: 'Ethernet', 12: 'raw IP (BSD)', 14: 'raw IP (BSD)', 101: 'raw IP', 108: 'LOOP (OpenBSD loopback)',
-  113: 'Linux cooked (SLL)', 228: 'raw IPv4', 229: 'raw IPv6', 276: 'Linux cooked v2 (SLL2)',
+  0: 'NULL (BSD loopback)', 1: 'Ethernet', 9: 'PPP', 12: 'raw IP (BSD)', 14: 'raw IP (BSD)', 50: 'PPP in HDLC framing',
+  51: 'PPPoE', 101: 'raw IP', 108: 'LOOP (OpenBSD loopback)', 113: 'Linux cooked (SLL)', 204: 'PPP with direction',
+  228: 'raw IPv4', 229: 'raw IPv6', 239: 'NFLOG (tcpdump -i nflog:N)', 276: 'Linux cooked v2 (SLL2)',
 };
 
 export function linktypeSupported(lt: number): boolean {
@@ -193,7 +194,10 @@ function decodeIPv6(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: n
   const capEnd = end < wireEnd ? end : wireEnd;
   let q = p + 40;
   let isFrag = false, fragData = 0;
-  for (let hops = 0; hops < 32; hops++) {
+  // Walk every extension header, as the kernel's ipv6_skip_exthdr/ipv6_find_hdr do (net/ipv6/exthdrs_core.c,
+  // source reading): they have no count limit, only the packet's length. Each header moves q on by at least
+  // 8 bytes and the walk stops where the captured bytes end, so the loop is bounded by the frame.
+  for (;;) {
     if (nh === 0 || nh === 43 || nh === 60) {
       if (capEnd - q < 2) { if (wireEnd - q < 2) return MALFORMED; truncL4(b, i, nh); return OK; }
       const len = (buf[q + 1]! + 1) << 3;
@@ -239,24 +243,173 @@ function decodeIPv6(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: n
   return OK;
 }
 
-function decodeIP(buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number, missing: number): number {
-  if (p >= end) return TRUNC_IP;
-  const v = buf[p]! >> 4;
-  if (v === 4) return decodeIPv4(buf, p, end, b, i, missing);
-  if (v === 6) return decodeIPv6(buf, p, end, b, i, missing);
-  return MALFORMED;
+/** locateLink results besides an offset: the frame ends inside its link header(s); the payload is not IPv4/IPv6. */
+export const LINK_SHORT = -1, LINK_OTHER = -2;
+
+/**
+ * What locateLink found besides the offset: `et` the network protocol as an
+ * ethertype (0x0800 IPv4, 0x86dd IPv6; for raw-IP link types read from the
+ * version nibble, 0 when it is neither), `vlan` whether 802.1Q/QinQ tags were
+ * skipped, `cut` whether the link layer may have cut the packet short without
+ * the record saying so (NFLOG's copy range), so the IP header's length is to
+ * be believed over the captured bytes.
+ */
+export const link = { et: 0, vlan: false, cut: false };
+
+/** PPP protocol numbers of IPv4 and IPv6 (RFC 1332, RFC 5072), as ethertypes. */
+function pppToEthertype(proto: number): number {
+  return proto === 0x0021 ? 0x0800 : proto === 0x0057 ? 0x86dd : 0;
 }
 
-function byEthertype(et: number, buf: Uint8Array, p: number, end: number, b: TupleBatch, i: number, missing: number): number {
-  // 802.1Q, 802.1ad (QinQ) and the old 0x9100 QinQ tag: skip each 4-byte tag.
+/**
+ * A PPP header at buf[p] (RFC 1661/1662 as pcap-linktype(7) describes DLT_PPP):
+ * the HDLC address/control bytes ff 03 when present, then the protocol field,
+ * one byte when compressed (PFC: its low bit set), else two; or a Cisco HDLC
+ * header. Sets link.et; returns the payload offset or LINK_SHORT.
+ */
+function pppHeader(buf: Uint8Array, p: number, end: number): number {
+  // Cisco HDLC framing (address 0x0f unicast / 0x8f multicast, control 0, an ethertype) shares these link
+  // types: Wireshark writes LINKTYPE_PPP_HDLC as 9 and decodes it in either (text2pcap -l 50, 4.0.17).
+  if (end - p >= 4 && (buf[p] === 0x0f || buf[p] === 0x8f) && buf[p + 1] === 0) return afterEthertype((buf[p + 2]! << 8) | buf[p + 3]!, buf, p + 4, end);
+  if (end - p >= 2 && buf[p] === 0xff && buf[p + 1] === 0x03) p += 2;
+  if (p >= end) return LINK_SHORT;
+  let proto = buf[p]!;
+  if ((proto & 1) !== 0) p += 1;
+  else {
+    if (end - p < 2) return LINK_SHORT;
+    proto = (proto << 8) | buf[p + 1]!;
+    p += 2;
+  }
+  link.et = pppToEthertype(proto);
+  return p;
+}
+
+/**
+ * Skips VLAN tags (802.1Q, 802.1ad, the old 0x9100) and a PPPoE session
+ * header (ethertype 0x8864: 6 bytes, then the PPP protocol) after an
+ * ethertype; sets link.et to the protocol they carry.
+ */
+function afterEthertype(et: number, buf: Uint8Array, p: number, end: number): number {
   while (et === 0x8100 || et === 0x88a8 || et === 0x9100) {
-    if (end - p < 4) return TRUNC_IP;
+    if (end - p < 4) return LINK_SHORT;
     et = (buf[p + 2]! << 8) | buf[p + 3]!;
     p += 4;
+    link.vlan = true;
   }
-  if (et === 0x0800) return decodeIPv4(buf, p, end, b, i, missing);
-  if (et === 0x86dd) return decodeIPv6(buf, p, end, b, i, missing);
-  return NON_IP;
+  if (et === 0x8864) {
+    if (end - p < 8) return LINK_SHORT;
+    link.et = pppToEthertype((buf[p + 6]! << 8) | buf[p + 7]!);
+    return p + 8;
+  }
+  link.et = et;
+  return p;
+}
+
+/**
+ * NFLOG (`tcpdump -i nflog:N`, LINKTYPE_NFLOG 239): a 4-byte header (address
+ * family, version, resource id) and TLVs of {length, type} in the capturing
+ * host's byte order, length including the 4-byte TLV header, each padded to 4
+ * bytes; the packet, from its network header on, is the NFULA_PAYLOAD TLV
+ * (type 9). pcap-linktype(7) and libpcap's pcap/nflog.h. The byte order is
+ * told by the type field: every NFULA type is below 256, so exactly one of its
+ * two bytes is zero. The payload is what the rule's copy range let through
+ * (link.cut): its IP header tells the packet's length on the wire.
+ */
+function nflog(buf: Uint8Array, off: number, end: number): number {
+  if (end - off < 4) return LINK_SHORT;
+  const family = buf[off]!;
+  let p = off + 4;
+  while (end - p >= 4) {
+    const le = buf[p + 3] === 0 && buf[p + 2] !== 0;
+    const len = le ? buf[p]! | (buf[p + 1]! << 8) : (buf[p]! << 8) | buf[p + 1]!;
+    const type = le ? buf[p + 2]! : buf[p + 3]!;
+    if (len < 4) return LINK_SHORT;
+    if (type === 9) {
+      // The snap length may cut the TLV itself: the packet then ends with the record.
+      link.cut = true;
+      link.et = family === 2 ? 0x0800 : family === 10 ? 0x86dd : 0;
+      if (len < end - p) linkEnd = p + len;
+      return p + 4;
+    }
+    if (len > end - p) return LINK_SHORT;
+    p += (len + 3) & ~3;
+  }
+  // No payload TLV (a rule that logs no packet bytes): nothing to decode.
+  return LINK_OTHER;
+}
+
+/** A raw IP packet at buf[p]: link.et from its version nibble (0 when neither 4 nor 6). */
+function afterRaw(buf: Uint8Array, p: number, end: number): number {
+  if (p >= end) return LINK_SHORT;
+  const v = buf[p]! >> 4;
+  link.et = v === 4 ? 0x0800 : v === 6 ? 0x86dd : 0;
+  return p;
+}
+
+/** Last byte of the frame locateLink walked (NFLOG's payload may end before the record). */
+let linkEnd = 0;
+
+/**
+ * Where the network header of a frame of link type `lt` (LINKTYPE_* values of
+ * pcap-linktype(7)) starts, for the decoder here and for replay's rewriter
+ * (kernel-glue/replay/rewrite.ts): one reading of every link layer. Returns
+ * the offset, with `link` and the frame's end (linkEndOf) set, or LINK_SHORT /
+ * LINK_OTHER.
+ */
+export function locateLink(buf: Uint8Array, off: number, caplen: number, lt: number): number {
+  const end = off + caplen;
+  link.et = 0; link.vlan = false; link.cut = false;
+  linkEnd = end;
+  switch (lt) {
+    case 1:
+      if (caplen < 14) return LINK_SHORT;
+      return afterEthertype((buf[off + 12]! << 8) | buf[off + 13]!, buf, off + 14, end);
+    case 113:
+      if (caplen < 16) return LINK_SHORT;
+      return afterEthertype((buf[off + 14]! << 8) | buf[off + 15]!, buf, off + 16, end);
+    case 276:
+      if (caplen < 20) return LINK_SHORT;
+      return afterEthertype((buf[off]! << 8) | buf[off + 1]!, buf, off + 20, end);
+    case 101: case 12: case 14:
+      return afterRaw(buf, off, end);
+    case 228:
+      link.et = 0x0800;
+      return off;
+    case 229:
+      link.et = 0x86dd;
+      return off;
+    case 0: case 108: {
+      if (caplen < 4) return LINK_SHORT;
+      // NULL: address family in the capturing host's byte order; LOOP: network order.
+      const be = ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
+      const le = ((buf[off + 3]! << 24) | (buf[off + 2]! << 16) | (buf[off + 1]! << 8) | buf[off]!) >>> 0;
+      const fam = lt === 108 ? be : be < 256 ? be : le;
+      link.et = fam === 2 ? 0x0800 : fam === 10 || fam === 24 || fam === 28 || fam === 30 ? 0x86dd : 0;
+      return off + 4;
+    }
+    case 9:
+      return pppHeader(buf, off, end);
+    case 204:
+      // PPP_WITH_DIR: one byte of direction (0 received, else sent), then PPP.
+      return caplen < 1 ? LINK_SHORT : pppHeader(buf, off + 1, end);
+    case 50:
+      // PPP_HDLC: PPP in HDLC-like framing, or Cisco HDLC.
+      return pppHeader(buf, off, end);
+    case 51:
+      // PPP_ETHER: a PPPoE session header (6 bytes), then the PPP protocol.
+      if (caplen < 8) return LINK_SHORT;
+      link.et = pppToEthertype((buf[off + 6]! << 8) | buf[off + 7]!);
+      return off + 8;
+    case 239:
+      return nflog(buf, off, end);
+    default:
+      return LINK_OTHER;
+  }
+}
+
+/** The end of the network packet locateLink last found (before the record's end for NFLOG). */
+export function linkEndOf(): number {
+  return linkEnd;
 }
 
 /**
@@ -265,38 +418,17 @@ function byEthertype(et: number, buf: Uint8Array, p: number, end: number, b: Tup
  * the capture cut, which the kernel did see. Returns a DEC code.
  */
 export function decodeFrame(buf: Uint8Array, off: number, caplen: number, linktype: number, b: TupleBatch, i: number, missing: number): number {
-  const end = off + caplen;
   if (missing < 0) missing = 0;
-  switch (linktype) {
-    case 1: {
-      if (caplen < 14) return TRUNC_IP;
-      const et = (buf[off + 12]! << 8) | buf[off + 13]!;
-      if (et === 0x0800) return decodeIPv4(buf, off + 14, end, b, i, missing);
-      return byEthertype(et, buf, off + 14, end, b, i, missing);
-    }
-    case 101: case 12: case 14:
-      return decodeIP(buf, off, end, b, i, missing);
-    case 228:
-      return decodeIPv4(buf, off, end, b, i, missing);
-    case 229:
-      return decodeIPv6(buf, off, end, b, i, missing);
-    case 113:
-      if (caplen < 16) return TRUNC_IP;
-      return byEthertype((buf[off + 14]! << 8) | buf[off + 15]!, buf, off + 16, end, b, i, missing);
-    case 276:
-      if (caplen < 20) return TRUNC_IP;
-      return byEthertype((buf[off]! << 8) | buf[off + 1]!, buf, off + 20, end, b, i, missing);
-    case 0: case 108: {
-      if (caplen < 4) return TRUNC_IP;
-      // NULL: address family in the capturing host's byte order; LOOP: network order.
-      const be = ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
-      const le = ((buf[off + 3]! << 24) | (buf[off + 2]! << 16) | (buf[off + 1]! << 8) | buf[off]!) >>> 0;
-      const fam = linktype === 108 ? be : be < 256 ? be : le;
-      if (fam === 2) return decodeIPv4(buf, off + 4, end, b, i, missing);
-      if (fam === 10 || fam === 24 || fam === 28 || fam === 30) return decodeIPv6(buf, off + 4, end, b, i, missing);
-      return NON_IP;
-    }
-    default:
-      return NON_IP;
-  }
+  // The common case inline: Ethernet + IPv4.
+  if (linktype === 1 && caplen >= 14 && buf[off + 12] === 0x08 && buf[off + 13] === 0) return decodeIPv4(buf, off + 14, off + caplen, b, i, missing);
+  const p = locateLink(buf, off, caplen, linktype);
+  if (p === LINK_SHORT) return TRUNC_IP;
+  if (p < 0) return NON_IP;
+  // NFLOG's copy range cuts packets without the record knowing: the IP header's length is the wire's.
+  if (link.cut) missing = 0xffff;
+  const et = link.et, end = linkEnd;
+  if (et === 0x0800) return decodeIPv4(buf, p, end, b, i, missing);
+  if (et === 0x86dd) return decodeIPv6(buf, p, end, b, i, missing);
+  // Raw-IP link types whose first nibble is neither 4 nor 6: a broken packet, not another protocol.
+  return linktype === 101 || linktype === 12 || linktype === 14 ? MALFORMED : NON_IP;
 }

@@ -27,6 +27,12 @@ export interface IngestStats {
   truncated: number;
   /** Delivered packets that were fragments, carrying their datagram's L4 fields (F.FRAGMENT). */
   fragments: number;
+  /**
+   * Capture records read without a timestamp (pcapng simple packet blocks):
+   * time-based state takes them as arriving with no time passed since the
+   * previous packet (see `untimedNote`).
+   */
+  untimed: number;
 }
 
 export interface PacketInput {
@@ -42,7 +48,7 @@ export interface PacketInput {
 }
 
 export function newStats(): IngestStats {
-  return { packets: 0, bytes: 0, skipped: {}, firstTs: NaN, lastTs: NaN, truncated: 0, fragments: 0 };
+  return { packets: 0, bytes: 0, skipped: {}, firstTs: NaN, lastTs: NaN, truncated: 0, fragments: 0, untimed: 0 };
 }
 
 /** Adds `n` to a skip reason. */
@@ -101,6 +107,17 @@ export function accountBatch(stats: IngestStats, b: TupleBatch, from: number, to
   scratch.fill(0);
   sumLanes(b, from, to, scratch);
   accountSums(stats, b, from, to, scratch);
+}
+
+/**
+ * What the tools do with `untimed` packets the capture gave no time, for a
+ * warning, or null when there were none.
+ */
+export function untimedNote(untimed: number): string | null {
+  if (!untimed) return null;
+  return `${untimed} packets have no timestamp (pcapng simple packet blocks): they print with an empty ts, and ` +
+    'timeouts (conntrack, flows, fragment reassembly) and --from/--to take them as arriving with no time passed since ' +
+    'the packet before (at time 0 before any timed packet)';
 }
 
 /** One line for humans: "12 non-ip, 3 malformed". */

@@ -16,7 +16,7 @@
 import { isMainThread } from 'node:worker_threads';
 import { DataError, UsageError } from '../core/errors.ts';
 import { copySlot, createBatch, type TupleBatch } from './batch.ts';
-import { DEC, DEC_REASON, decodeFrame } from './decode.ts';
+import { DEC, DEC_REASON, decodeFrame, linktypeSupported } from './decode.ts';
 import { FragmentHold } from './frag-hold.ts';
 import { accountBatch, countSkip, newStats, type IngestStats } from './input.ts';
 
@@ -77,7 +77,9 @@ export async function openLive(opts: LiveOptions = {}): Promise<LiveInput> {
   } catch (e) {
     throw new DataError(`live capture on ${device}`, `${(e as Error).message}${opts.filter ? ` (filter '${opts.filter}')` : ''}`);
   }
-  const linktype = LINK[lt];
+  // `cap` names four link types and reports the others as "Unknown linktype N" (NFLOG on nflog:N is 239).
+  const other = /^Unknown linktype (\d+)$/.exec(lt);
+  const linktype = LINK[lt] ?? (other && linktypeSupported(Number(other[1])) ? Number(other[1]) : undefined);
   if (linktype === undefined) { cap.close(); throw new DataError(`live capture on ${device}`, `link type ${lt} is not supported`); }
   cap.setMinBytes?.(0);
 

