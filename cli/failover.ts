@@ -14,7 +14,8 @@ import { DataError, UsageError } from '../sim/core/errors.ts';
 import { workerCount } from './workers.ts';
 import { buildSelector } from '../sim/select/build.ts';
 import { selectorSpecOf } from '../sim/select/from-config.ts';
-import { parseIPv4 } from '../sim/core/addr.ts';
+import { parseClusterIp } from '../sim/engine/cluster-filter.ts';
+import { refuseSyntheticToV6 } from './simulate.ts';
 import type { FailoverResult } from '../sim/core/result.ts';
 import { builtinScenario, loadScenario, type Scenario } from '../sim/cluster/scenario.ts';
 import { SCENARIOS } from '../sim/traffic/synthetic.ts';
@@ -106,7 +107,10 @@ each order's cost on the same traffic (terminal, --json .handover, --report).`,
         tp.seed = Number(o.seed);
       }
       if (o.pcap !== undefined && o.synthetic !== undefined) throw new UsageError('give --pcap or --synthetic, not both');
-      const server = parseIPv4(sc.config.cluster.ip) ?? 0;
+      const cluster = parseClusterIp(sc.config.cluster.ip);
+      if (cluster === null) throw new UsageError(`cluster.ip: '${sc.config.cluster.ip}' is not an IPv4 or IPv6 address`);
+      if (o.pcap === undefined) refuseSyntheticToV6(cluster, sc.config.cluster.ip);
+      const server = typeof cluster === 'number' ? cluster : 0;
       let input: InputSpec;
       let summary: Parameters<typeof runFailoverParallel>[1]['summary'];
       let t0 = 0;

@@ -8,7 +8,7 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { UsageError } from '../sim/core/errors.ts';
 import { loadConfig, formatProblems, type ClusterConfig } from '../sim/core/cluster-config.ts';
-import { parseIPv4, parseIPv6 } from '../sim/core/addr.ts';
+import { parseClusterIp } from '../sim/engine/cluster-filter.ts';
 import { CURRENT_KERNEL, DEFAULT_CLUSTERIP_KERNEL, type Backend } from '../sim/core/spec.ts';
 import type { InputFile, Metric, RecommendResult } from '../sim/core/result.ts';
 import { SCHEMA_VERSION, TOOL, VERSION } from '../sim/core/version.ts';
@@ -20,7 +20,7 @@ import { backendRefusal, recommend } from '../sim/recommend/search.ts';
 import { configYaml } from '../sim/recommend/config-out.ts';
 import { writeReport } from '../reports/write.ts';
 import { addSelectorOptions, selectorSpecFromFlags, type SelectorFlags } from './hash.ts';
-import { addInputOptions, DEFAULT_SCENARIO, type InputFlags } from './simulate.ts';
+import { addInputOptions, DEFAULT_SCENARIO, refuseSyntheticToV6, type InputFlags } from './simulate.ts';
 import { formatRecommend } from './recommend-format.ts';
 
 interface RecommendFlags extends SelectorFlags, InputFlags {
@@ -140,8 +140,9 @@ Then check it: clusterip-sim simulate --pcap edge.pcap --config better.yaml; clu
       } else throw new UsageError('say what runs now: --config cluster.yaml, or selector flags (--backend clusterip --hashmode sourceip --total-nodes 4)');
       if (current.nodes.length > 32) throw new UsageError(`${current.nodes.length} nodes: the takeover policies handle at most 32`);
       const ipText = o.clusterIp ?? current.cluster.ip;
-      const clusterIp = parseIPv4(ipText);
-      if (clusterIp === null) throw new UsageError(parseIPv6(ipText) ? `cluster address ${ipText}: the filter that keeps only packets to the cluster address is IPv4-only so far (IPv6 tuples hash fine; glue and replay take IPv6 cluster addresses)` : `--cluster-ip: '${ipText}' is not an IPv4 address`);
+      const clusterIp = parseClusterIp(ipText);
+      if (clusterIp === null) throw new UsageError(`--cluster-ip: '${ipText}' is not an IPv4 or IPv6 address`);
+      if (kind === 'synthetic') refuseSyntheticToV6(clusterIp, ipText);
       const kernel = o.kernel ?? current.cluster.kernel ?? (current.cluster.backend === 'clusterip' ? DEFAULT_CLUSTERIP_KERNEL : CURRENT_KERNEL);
       const backends = (o.backends ?? current.cluster.backend).split(',').map((s) => s.trim()).filter(Boolean);
       for (const b of backends) if (!['clusterip', 'xt_cluster', 'nft'].includes(b)) throw new UsageError(`--backends: '${b}' is not one of clusterip, xt_cluster, nft`);

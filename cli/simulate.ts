@@ -17,7 +17,7 @@ import { buildSelector } from '../sim/select/build.ts';
 import type { Selector, SelectorSpec } from '../sim/select/selector.ts';
 import { loadConfig, formatProblems, type ClusterConfig } from '../sim/core/cluster-config.ts';
 import { selectorSpecOf } from '../sim/select/from-config.ts';
-import { parseIPv4, parseIPv6 } from '../sim/core/addr.ts';
+import { parseClusterIp, type ClusterIp } from '../sim/engine/cluster-filter.ts';
 import { runSimulation, runShares, defaultWorkers } from '../sim/engine/run.ts';
 import type { MergedRun } from '../sim/engine/merge.ts';
 import { parseShard, planRun, type ShardSpec } from '../sim/engine/shard-plan.ts';
@@ -86,7 +86,7 @@ export interface SimulateJob extends MergeJob {
   synthetic?: SimulateResult['input']['synthetic'];
   /** Each configuration: its id (A, B, ...), selector spec, and node names from its cluster config. */
   configs: { id: string; spec: SelectorSpec; names?: string[] }[];
-  clusterIp: number | null;
+  clusterIp: ClusterIp | null;
   mixed: number[] | null;
   flowTimeout: number;
   topSources: boolean;
@@ -348,10 +348,11 @@ async function simulate(o: SimulateFlags, live: LiveRecording | null): Promise<v
   }
   if (builtIn && !o.clusterIp) clusterIpText = DEFAULT_SCENARIO.clusterIp;
   if (!clusterIpText && kind === 'synthetic') clusterIpText = DEFAULT_SCENARIO.clusterIp;
-  let clusterIp: number | null = null;
+  let clusterIp: ClusterIp | null = null;
   if (clusterIpText) {
-    clusterIp = parseIPv4(clusterIpText);
-    if (clusterIp === null) throw new UsageError(parseIPv6(clusterIpText) ? `cluster address ${clusterIpText}: the filter that keeps only packets to the cluster address is IPv4-only so far (IPv6 tuples hash fine; glue and replay take IPv6 cluster addresses)` : `--cluster-ip: '${clusterIpText}' is not an IPv4 address`);
+    clusterIp = parseClusterIp(clusterIpText);
+    if (clusterIp === null) throw new UsageError(`--cluster-ip: '${clusterIpText}' is not an IPv4 or IPv6 address`);
+    if (kind === 'synthetic') refuseSyntheticToV6(clusterIp, clusterIpText);
   }
   let mixed: number[] | null = null;
   if (o.mixed) {
@@ -410,6 +411,14 @@ export function addOutputOptions(cmd: Command): Command {
  * and `ct` keys match nothing: kernel-semantics §4.2, §5.3), so such a
  * configuration is refused rather than simulated.
  */
+/**
+ * The built-in traffic generators make IPv4 packets only (sim/traffic/synthetic.ts): with an IPv6
+ * cluster address none would reach the cluster, so a run would count nothing. Refused, not run.
+ */
+export function refuseSyntheticToV6(clusterIp: ClusterIp, text: string): void {
+  if (typeof clusterIp !== 'number') throw new UsageError(`cluster address ${text} is IPv6, and the built-in traffic is IPv4 only: give --pcap (or --csv) with IPv6 traffic to it`);
+}
+
 function refuseWithoutConntrack(spec: SelectorSpec, id: string): void {
   const which = id ? `configuration ${id}: ` : '';
   if (spec.backend !== 'nft') throw new UsageError(`--no-conntrack: ${which}${spec.backend} needs conntrack (it matches no packet without it); --no-conntrack applies to nft expressions without ct keys`);

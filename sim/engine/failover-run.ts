@@ -17,8 +17,7 @@ import { binWidthOf, failoverResult, firstFaultOf } from '../cluster/failover-re
 import type { Scenario } from '../cluster/scenario.ts';
 import type { FailoverResult, InputSummary } from '../core/result.ts';
 import { openInput, planInputShares } from './inputs.ts';
-import { keepToClusterIp } from './cluster-filter.ts';
-import { parseIPv4 } from '../core/addr.ts';
+import { keepToClusterIp, parseClusterIp, type ClusterIp } from './cluster-filter.ts';
 import { processFailoverShare } from './failover-share.ts';
 import { runTasks } from './run.ts';
 import type { FailoverTask, InputSpec } from './task.ts';
@@ -35,7 +34,7 @@ export interface FailoverRunOptions {
    * the server's replies and other traffic never meet the rule); generated
    * traffic is all addressed to the cluster. null: every packet counts.
    */
-  clusterIp?: number | null;
+  clusterIp?: ClusterIp | null;
   comparePolicies?: boolean;
   /** Capture time of scenario time 0: 0 for generated traffic; the first packet's time for a capture. */
   t0?: number;
@@ -61,7 +60,7 @@ export async function runFailoverParallel(sc: Scenario, o: FailoverRunOptions): 
   const sel = buildSelector(spec);
   const t0 = o.t0 ?? 0;
   const cap = o.batchCapacity ?? 65536;
-  const clusterIp = o.clusterIp !== undefined ? o.clusterIp : o.input.kind === 'pcap' || o.input.kind === 'csv' ? parseIPv4(sc.config.cluster.ip) : null;
+  const clusterIp = o.clusterIp !== undefined ? o.clusterIp : o.input.kind === 'pcap' || o.input.kind === 'csv' ? parseClusterIp(sc.config.cluster.ip) : null;
   const policies: PolicyConfig[] = [sc.policy];
   if (o.comparePolicies) for (const p of POLICIES) if (p !== sc.policy.policy) policies.push({ ...sc.policy, policy: p });
   let meas: Measurements | undefined;

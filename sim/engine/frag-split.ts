@@ -17,6 +17,7 @@ import { openCapture } from '../traffic/capture.ts';
 import { buildSelector } from '../select/build.ts';
 import type { Selector, SelectorSpec } from '../select/selector.ts';
 import { parseNftHash } from '../select/nft-expr.ts';
+import { isToClusterIp, type ClusterIp } from './cluster-filter.ts';
 
 /**
  * Whether `--no-conntrack` can split a datagram under this selector: an nft
@@ -31,7 +32,7 @@ export function canSplitWithoutConntrack(spec: SelectorSpec): boolean {
 }
 
 /** Per selector, the datagrams whose fragments would not all get the same answer (node, no node) without conntrack. */
-export function countSplitDatagrams(paths: readonly string[], specs: readonly SelectorSpec[], clusterIp: number | null, lenient = false): number[] {
+export function countSplitDatagrams(paths: readonly string[], specs: readonly SelectorSpec[], clusterIp: ClusterIp | null, lenient = false): number[] {
   return splitPass(paths.map((path) => ({ path })), specs, clusterIp, lenient).counts;
 }
 
@@ -60,7 +61,7 @@ export interface SplitPass {
 }
 
 /** The pass over consecutive stretches of one stream (files in order, or a byte range of one). */
-export function splitPass(inputs: readonly { path: string; start?: number; end?: number }[], specs: readonly SelectorSpec[], clusterIp: number | null, lenient = false): SplitPass {
+export function splitPass(inputs: readonly { path: string; start?: number; end?: number }[], specs: readonly SelectorSpec[], clusterIp: ClusterIp | null, lenient = false): SplitPass {
   const sels: Selector[] = specs.map((s) => buildSelector(s));
   const cap = DEFAULT_BATCH_CAPACITY;
   const batch = createBatch(cap);
@@ -85,7 +86,7 @@ export function splitPass(inputs: readonly { path: string; start?: number; end?:
           if ((batch.flags[i]! & F.FRAGMENT) === 0) continue;
           const v4 = batch.family[i] === FAMILY_IPV4;
           // Only packets to the cluster IP meet the rule (cluster-filter.ts).
-          if (clusterIp !== null && !(v4 && batch.daddr[i] === clusterIp >>> 0)) continue;
+          if (clusterIp !== null && !isToClusterIp(batch, i, clusterIp)) continue;
           // The kernel's reassembly key: addresses, identification, and (IPv4) protocol.
           let key = `${ids[i]}/${batch.proto[i]}/`;
           if (v4) key += `${batch.saddr[i]}>${batch.daddr[i]}`;

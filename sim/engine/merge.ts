@@ -17,6 +17,7 @@ import { replayCarried } from '../traffic/frag-carry.ts';
 import { copySlot, createBatch, type TupleBatch } from '../traffic/batch.ts';
 import { processInput } from './share.ts';
 import type { JudgeStats } from '../cluster/ct-model.ts';
+import type { ClusterIp } from './cluster-filter.ts';
 
 export interface MergedRun {
   C: number;
@@ -34,7 +35,7 @@ export function runMerge(t: MergeTask): MergedRun {
   return mergePartials(t.parts, t.sink, t.flowTimeout, t.clusterIp);
 }
 
-export function mergePartials(shares: SimPartial[], sink: SinkOptions, flowTimeout: number, clusterIp: number | null): MergedRun {
+export function mergePartials(shares: SimPartial[], sink: SinkOptions, flowTimeout: number, clusterIp: ClusterIp | null): MergedRun {
   const parts = [...shares, ...edgePartials(shares, sink, flowTimeout, clusterIp)];
   const bucketsPerConfig = sink.buckets;
   const C = bucketsPerConfig.length;
@@ -100,7 +101,7 @@ export function mergePartials(shares: SimPartial[], sink: SinkOptions, flowTimeo
  * and the share after may continue it), so joinShares sees the connection
  * as a single pass does. What stays incomplete is counted as skipped once.
  */
-function edgePartials(parts: SimPartial[], sink: SinkOptions, flowTimeout: number, clusterIp: number | null): SimPartial[] {
+function edgePartials(parts: SimPartial[], sink: SinkOptions, flowTimeout: number, clusterIp: ClusterIp | null): SimPartial[] {
   const out: SimPartial[] = [];
   const inputs = [...new Set(parts.filter((p) => p.carry).map((p) => p.chain.input))].sort((a, b) => a - b);
   for (const input of inputs) {

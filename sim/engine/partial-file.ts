@@ -35,6 +35,7 @@ import { directionDependent } from './share.ts';
 import { mergePartials, type MergedRun } from './merge.ts';
 import type { SimPartial } from './task.ts';
 import type { SplitPass } from './frag-split.ts';
+import { formatClusterIp, type ClusterIp } from './cluster-filter.ts';
 
 /**
  * Bumped whenever what a partial holds changes meaning. 2: shares carry the
@@ -212,7 +213,7 @@ export interface MergeJob {
   mixed: number[] | null;
   flowTimeout: number;
   topSources: boolean;
-  clusterIp: number | null;
+  clusterIp: ClusterIp | null;
 }
 
 /** The merge of every shard's partials: what the single run's merge gives (merge.ts, in this thread). */
@@ -288,6 +289,14 @@ function firstDifference(a: unknown, b: unknown, at: string): string | null {
 }
 
 function describe(path: string, a: unknown, b: unknown): string {
+  // The cluster address in its text form, not its numbers (an IPv6 one differs lane by lane).
+  if (path.startsWith('job.clusterIp')) {
+    const ip = (j: unknown): string => {
+      const c = (j as { clusterIp?: ClusterIp | null } | undefined)?.clusterIp;
+      return c === null || c === undefined ? 'none' : formatClusterIp(c);
+    };
+    return `cluster address ${ip(b)} here, ${ip(a)} there`;
+  }
   const get = (v: unknown): unknown => path.split('.').slice(1).reduce<unknown>((x, k) => (x && typeof x === 'object' ? (x as Record<string, unknown>)[k] : undefined), v);
   return `${path}: ${JSON.stringify(get(b))} here, ${JSON.stringify(get(a))} there`;
 }

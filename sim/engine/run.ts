@@ -16,12 +16,13 @@ import { planShares } from '../traffic/share-plan.ts';
 import { DEFAULT_SOURCE_BUDGET, type SourceSpill } from './source-table.ts';
 import type { CtScanTask, MergeTask, SimPartial, SimTask, InputSpec } from './task.ts';
 import { makeTempDir } from '../core/temp-dir.ts';
+import type { ClusterIp } from './cluster-filter.ts';
 
 export interface RunOptions {
   inputs: InputSpec[];
   selectors: SelectorSpec[];
   buckets: number[];
-  clusterIp: number | null;
+  clusterIp: ClusterIp | null;
   mixed: number[] | null;
   /** 0 = in-process (no worker threads); default: chosen from the inputs' size (chooseWorkers). */
   workers?: number;

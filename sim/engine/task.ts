@@ -9,6 +9,7 @@ import type { CarriedFragments } from '../traffic/frag-carry.ts';
 import type { SyntheticOptions } from '../traffic/synthetic.ts';
 import type { OwnershipTimeline } from '../cluster/heartbeat.ts';
 import type { EvalOptions } from '../cluster/timeline.ts';
+import type { ClusterIp } from './cluster-filter.ts';
 
 export type InputSpec =
   /** `noDefrag`: a namespace without conntrack (`simulate --no-conntrack`): fragments are hashed one by one (capture.ts). */
@@ -25,7 +26,7 @@ export interface SimTask {
   input: InputSpec;
   selectors: SelectorSpec[];
   /** Numeric cluster IP: only packets to it are hashed by the cluster. null: every packet counts. */
-  clusterIp: number | null;
+  clusterIp: ClusterIp | null;
   /** Mixed cluster: mixed[k-1] = index of the selector node k runs. */
   mixed: number[] | null;
   /** Progress: Float64Array(progress)[slot] = packets done, updated once per batch. */
@@ -108,7 +109,7 @@ export interface MergeTask {
   sink: SinkOptions;
   flowTimeout: number;
   /** The shares' cluster IP (SimTask.clusterIp): carried fragments completed in the merge meet the same filter. */
-  clusterIp: number | null;
+  clusterIp: ClusterIp | null;
 }
 
 /** A failover share: the timelines are computed once in the main thread and shared by every worker. */
@@ -119,7 +120,7 @@ export interface FailoverTask {
   partition: { index: number; count: number } | null;
   selector: SelectorSpec;
   /** Numeric cluster IP: only packets to it meet the cluster rule (as in simulate). null: every packet counts. */
-  clusterIp: number | null;
+  clusterIp: ClusterIp | null;
   timelines: OwnershipTimeline[];
   eval: EvalOptions;
   batchCapacity?: number;

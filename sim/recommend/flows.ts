@@ -23,6 +23,7 @@ import { ConnTable, DEFAULT_FLOW_TIMEOUT, BY0, BY1, LAST, META, PK0, PK1, REC, S
 import { originalDirection } from '../engine/flow-sink.ts';
 import { openInput } from '../engine/inputs.ts';
 import type { InputSpec } from '../engine/task.ts';
+import { keepToClusterIp, isToClusterIp, type ClusterIp } from '../engine/cluster-filter.ts';
 
 /** Per direction flow: its tuple (in `tuples`, REPLY flag for the reply direction) and what it carried. */
 export interface FlowTable {
@@ -58,7 +59,7 @@ export interface FlowTable {
 export interface CollectOptions {
   inputs: InputSpec[];
   /** Numeric cluster IP: only packets to it meet the cluster rule; null: every packet. */
-  clusterIp: number | null;
+  clusterIp: ClusterIp | null;
   flowTimeout?: number;
 }
 
@@ -155,7 +156,7 @@ const RESERVOIR = 1 << 16;
  * (reservoir sampling with a fixed seed: the same input gives the same cut),
  * in a pass that only decodes. Infinity when the packets span no time.
  */
-export function medianTime(inputs: InputSpec[], clusterIp: number | null): number {
+export function medianTime(inputs: InputSpec[], clusterIp: ClusterIp | null): number {
   const batch = createBatch(DEFAULT_BATCH_CAPACITY);
   const sample = new Float64Array(RESERVOIR);
   let seen = 0, rng = 0x9e3779b9, first = Infinity, last = -Infinity;
@@ -166,7 +167,7 @@ export function medianTime(inputs: InputSpec[], clusterIp: number | null): numbe
         const n = input.fill(batch);
         if (n === 0) break;
         for (let i = 0; i < n; i++) {
-          if (clusterIp !== null && !(batch.family[i] === FAMILY_IPV4 && batch.daddr[i] === (clusterIp >>> 0))) continue;
+          if (clusterIp !== null && !isToClusterIp(batch, i, clusterIp)) continue;
           const ts = batch.ts[i]!;
           if (ts < first) first = ts;
           if (ts > last) last = ts;
@@ -217,14 +218,8 @@ export function collectFlows(o: CollectOptions): FlowTable {
         read += n;
         let m = n;
         if (o.clusterIp !== null) {
-          m = 0;
-          for (let i = 0; i < n; i++) {
-            if (batch.family[i] === FAMILY_IPV4 && batch.daddr[i] === (o.clusterIp >>> 0)) {
-              if (m !== i) copySlot(batch, i, batch, m);
-              m++;
-            }
-          }
-          other += n - m;
+          other += keepToClusterIp(batch, o.clusterIp);
+          m = batch.count;
         }
         v4.sweep(); v6.sweep();
         for (let i = 0; i < m; i++) {
