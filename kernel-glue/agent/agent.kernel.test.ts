@@ -38,6 +38,16 @@ import { parseScenario } from '../../sim/cluster/scenario.ts';
 import { buildTimeline } from '../../sim/cluster/heartbeat.ts';
 import { encodeBeat, PROTOCOL_VERSION } from './protocol.ts';
 
+/**
+ * Waits for a line in an agent's JSON log. The kernel shows a new owner set as soon as an agent's
+ * command has run; the agent logs it once that command's process has exited and its callback ran,
+ * which a loaded machine delays past a status poll (seen in CI with two suites side by side: the
+ * status matched, the log line was not there yet). So log lines after a status check are awaited.
+ */
+async function logged(file: string, what: string, match: (l: LogLine) => boolean): Promise<void> {
+  await until(what, () => readLog(file).some(match), 10_000, 50);
+}
+
 const PREFIX = runPrefix('cipsim-agent-');
 const PORT = 8080;
 const HB_PORT = 7946;
@@ -229,7 +239,7 @@ describe.each(['nft', 'xt_cluster'] as const)('heartbeat agent, backend %s, on t
       expect(takeoverS, 'takeover read back within dead_after x interval + interval (+ slack)').toBeLessThanOrEqual(DEAD_AFTER * INTERVAL + INTERVAL + slackS);
       const dead = readLog(logs[0]!).find((l) => l.event === 'dead' && l.peer === 'node3')!;
       expect(dead).toBeTruthy();
-      expect(readLog(logs[1]!).some((l) => l.event === 'dead' && l.peer === 'node3')).toBe(true);
+      await logged(logs[1]!, 'node2 logs node3 dead', (l) => l.event === 'dead' && l.peer === 'node3');
       await sleep(600 + PROBE_TIMEOUT_MS + 100);
       const during = probe.between(tcDown, tcDown + 1200);
       const b3 = during.filter((x) => bucketOf.get(x.src) === 3);
@@ -288,9 +298,9 @@ events: [ { at: ${(10 + phase).toFixed(4)}, crash: node3 } ]
       await until('bucket 3 back on node3 only', async () => JSON.stringify(await status()) === JSON.stringify({ node1: [1], node2: [2], node3: [3] }), 15_000, 100);
       const trDone = Date.now();
       expect(readLog(logs[2]!).findLast((l) => l.event === 'established')).toMatchObject({ mode: 'join' });
-      expect(readLog(logs[0]!).some((l) => l.event === 'rejoin' && l.peer === 'node3' && l.restarted === true)).toBe(true);
-      expect(readLog(logs[0]!).some((l) => l.event === 'release' && l.bucket === 3 && String(l.cause).includes('handed to node3'))).toBe(true);
-      expect(readLog(logs[2]!).some((l) => l.event === 'failback' && l.bucket === 3 && wall(l) >= tr)).toBe(true);
+      await logged(logs[0]!, 'node1 logs node3 rejoining as a restarted node', (l) => l.event === 'rejoin' && l.peer === 'node3' && l.restarted === true);
+      await logged(logs[0]!, 'node1 logs bucket 3 handed to node3', (l) => l.event === 'release' && l.bucket === 3 && String(l.cause).includes('handed to node3'));
+      await logged(logs[2]!, 'node3 logs the failback of bucket 3', (l) => l.event === 'failback' && l.bucket === 3 && wall(l) >= tr);
       await sleep(PROBE_TIMEOUT_MS + 200);
       const fb = handover(tr, trDone, (k) => (k === 3 ? ['node1', 'node3'] : [`node${k}`]), { bucket: 3, old: 0, new: 2 });
 
@@ -503,8 +513,8 @@ describe('heartbeat agent, failback manual (nft)', () => {
       const tf = Date.now();
       agents.kill(2, 'SIGUSR1');
       await until('failback after SIGUSR1', async () => (await hosts()) === '[[1],[2],[3]]', 5000, 50);
-      for (const i of [0, 1]) expect(readLog(logs[i]!).some((l) => l.event === 'failback-request' && l.peer === 'node3' && wall(l) >= tf)).toBe(true);
-      expect(readLog(logs[0]!).some((l) => l.event === 'release' && l.bucket === 3 && wall(l) >= tf)).toBe(true);
+      for (const i of [0, 1]) await logged(logs[i]!, `${NAMES[i]} logs node3's failback request`, (l) => l.event === 'failback-request' && l.peer === 'node3' && wall(l) >= tf);
+      await logged(logs[0]!, 'node1 logs the release of bucket 3', (l) => l.event === 'release' && l.bucket === 3 && wall(l) >= tf);
     } finally {
       agents.killAll();
       await removeConfig(c, opts).catch(() => undefined);
