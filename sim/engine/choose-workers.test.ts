@@ -43,3 +43,16 @@ it('estimates a capture\'s packets from its records (within a factor of 2: a cap
     expect(chooseWorkers([{ kind: 'pcap', path: f, limit: 10 }]).packets).toBe(10);
   }
 });
+
+it('chooses one worker for a large capture on two cores (the conntrack first pass over the earlier range costs more than the second core gives), every core with more', () => {
+  const f = capture('big.pcap', 1000, 96);
+  const big = { kind: 'pcap' as const, path: f, limit: IN_PROCESS_PACKETS };
+  expect(chooseWorkers([big], { cores: 2, byteRanges: true })).toMatchObject({ workers: 1, packets: IN_PROCESS_PACKETS });
+  expect(chooseWorkers([big], { cores: 2, byteRanges: true }).why).toMatch(/conntrack state/);
+  expect(chooseWorkers([big], { cores: 8, byteRanges: true })).toEqual({ workers: 8, packets: IN_PROCESS_PACKETS });
+  // No conntrack (nothing carried across an edge) or synthetic traffic (split by flows): every core.
+  expect(chooseWorkers([{ ...big, noDefrag: true }], { cores: 2, byteRanges: true }).workers).toBe(2);
+  // failover splits by flow, each partition reading the whole capture: nothing crosses an edge.
+  expect(chooseWorkers([big], { cores: 2 }).workers).toBe(2);
+  expect(chooseWorkers([{ kind: 'synthetic', name: 'default', seed: 1, packets: IN_PROCESS_PACKETS }], { cores: 2, byteRanges: true }).workers).toBe(2);
+});

@@ -77,6 +77,8 @@ export interface WorkerChoice {
   workers: number;
   /** Packets the inputs were estimated to hold. */
   packets: number;
+  /** Why fewer workers than cores, when that is the choice. */
+  why?: string;
 }
 
 /**
@@ -84,10 +86,20 @@ export interface WorkerChoice {
  * IN_PROCESS_PACKETS, else one worker per CPU (defaultWorkers). A capture's
  * packets are estimated from its size and the records in its first MiB.
  */
-export function chooseWorkers(inputs: InputSpec[]): WorkerChoice {
+export function chooseWorkers(inputs: InputSpec[], o: { cores?: number; byteRanges?: boolean } = {}): WorkerChoice {
+  const cores = o.cores ?? defaultWorkers();
   let packets = 0;
   for (const s of inputs) packets += estimatePackets(s);
-  return { workers: packets < IN_PROCESS_PACKETS ? 0 : defaultWorkers(), packets };
+  if (packets < IN_PROCESS_PACKETS) return { workers: 0, packets };
+  // A capture cut into byte ranges carries each connection's conntrack state across the cut with
+  // a first pass over the earlier range (startStates below). On two cores that pass costs more than
+  // the second core gives: measured on this project's 2-core machine, 2026-12-07, quiet, `simulate
+  // --pcap` of 1M packets 1.27-1.37 s on one worker against 1.60-1.78 s on two, and 5M 3.4-3.6 s
+  // against 3.7-4.3 s. With more cores the ranges' first passes run side by side and the split wins.
+  if (o.byteRanges && cores <= 2 && inputs.some((s) => s.kind === 'pcap' && judges(s))) {
+    return { workers: 1, packets, why: 'two workers would carry conntrack state across their edge with a first pass over the earlier half, which costs more than a second core gives' };
+  }
+  return { workers: cores, packets };
 }
 
 /** About how many packets an input holds (cheap: at most one MiB read). */
@@ -160,7 +172,7 @@ export type FinishShares<X> = (run: PoolRun, parts: SimPartial[], merge: MergeTa
 export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Promise<{ out: X; workers: number; workersChosen: WorkerChoice | null; elapsedS: number; sharesS: number; peakRss: number }> {
   const t0 = performance.now();
   // No worker count given: chosen from the inputs' size (a shard's plan was cut for defaultWorkers).
-  const auto = o.workers === undefined && !o.plan ? chooseWorkers(o.inputs) : null;
+  const auto = o.workers === undefined && !o.plan ? chooseWorkers(o.inputs, { byteRanges: true }) : null;
   const workers = auto ? auto.workers : o.workers ?? defaultWorkers();
   const flowTimeout = o.flowTimeout ?? DEFAULT_FLOW_TIMEOUT;
   // Each share knows its place in its stream: byte ranges of a capture, and rotated files, are one stream cut in pieces.
