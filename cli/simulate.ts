@@ -385,7 +385,7 @@ async function simulate(o: SimulateFlags, live: LiveRecording | null): Promise<v
   progress.done();
   if (run.workersChosen) {
     const w = run.workersChosen;
-    err(`simulate: ${w.workers === 0 ? 'ran in-process (no worker threads)' : `${w.workers} worker thread${w.workers === 1 ? "" : "s"}`}, chosen from the input's size (about ${Number(w.packets.toPrecision(2)).toLocaleString('en-US')} packets)${w.why ? ` on ${defaultWorkers()} cores: ${w.why}` : ''}; --workers N to choose\n`);
+    err(`simulate: ${w.workers === 0 ? 'ran in-process (no worker threads)' : `${w.workers} worker thread${w.workers === 1 ? '' : 's'}`}, chosen from the input's size (about ${Number(w.packets.toPrecision(2)).toLocaleString('en-US')} packets)${w.why ? ` on ${defaultWorkers()} cores: ${w.why}` : ''}; --workers N to choose\n`);
   }
   await Promise.all(hashing);
   const result = simulateResult(job, run.merged, files, o, { workers: run.workers, elapsed_s: run.elapsedS, shares_s: run.sharesS, packets_per_s: run.elapsedS > 0 ? run.merged.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss });

@@ -83,8 +83,10 @@ export interface WorkerChoice {
 
 /**
  * Chooses the worker count from the inputs' size: in-process under
- * IN_PROCESS_PACKETS, else one worker per CPU (defaultWorkers). A capture's
- * packets are estimated from its size and the records in its first MiB.
+ * IN_PROCESS_PACKETS, else one worker per CPU (defaultWorkers), except one
+ * worker for a capture cut into byte ranges (`byteRanges`: simulate's shares)
+ * on two cores or fewer (see below). `cores` defaults to defaultWorkers().
+ * A capture's packets are estimated from its size and the records in its first MiB.
  */
 export function chooseWorkers(inputs: InputSpec[], o: { cores?: number; byteRanges?: boolean } = {}): WorkerChoice {
   const cores = o.cores ?? defaultWorkers();
