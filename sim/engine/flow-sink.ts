@@ -62,6 +62,8 @@ export interface SinkOptions {
 }
 
 const BAND_CHUNK = 8192;
+/** Flows hashed under every seed before their sums: 32 seeds' buckets of a block (128 KB) stay in L2. */
+const BAND_BLOCK = 1024;
 
 export function emptySummary(o: SinkOptions): FlowSummary {
   const C = o.buckets.length;
@@ -100,7 +102,9 @@ export class FlowSink {
   private readonly src: SourceTable;
   private readonly band: { c: number; sels: Selector[] }[] = [];
   private readonly bandBatch: TupleBatch;
+  /** Bucket of each queued flow under each seed: [seed * BAND_CHUNK + slot], and a view per seed for its selector. */
   private readonly bandOut: Int32Array;
+  private readonly bandOuts: Int32Array[];
   /** bandFlush's list of the queued flows a node loads (slots of the band batch). */
   private readonly bandLive: Int32Array;
   private readonly bandPk = new Float64Array(BAND_CHUNK);
@@ -125,7 +129,8 @@ export class FlowSink {
       if (this.s.configs[c]!.band) this.band.push({ c, sels: seeds.map((seed) => buildSelector(reseed(spec, seed)!)) });
     });
     this.bandBatch = createBatch(BAND_CHUNK);
-    this.bandOut = new Int32Array(BAND_CHUNK);
+    this.bandOut = new Int32Array(BAND_SEEDS * BAND_CHUNK);
+    this.bandOuts = Array.from({ length: BAND_SEEDS }, (_, t) => this.bandOut.subarray(t * BAND_CHUNK, (t + 1) * BAND_CHUNK));
     this.bandLive = new Int32Array(BAND_CHUNK);
     this.bandBk = new Int32Array(BAND_CHUNK * o.selectors.length);
   }
@@ -209,7 +214,7 @@ export class FlowSink {
   }
 
   private bandFlush(): void {
-    const n = this.bandN, b = this.bandBatch, out = this.bandOut;
+    const n = this.bandN, b = this.bandBatch;
     if (n === 0) return;
     b.count = n;
     for (const { c, sels } of this.band) {
@@ -226,16 +231,25 @@ export class FlowSink {
       const live = this.bandLive;
       let m = 0;
       for (let i = 0; i < n; i++) if (bk[i * C + c]! >= 0) live[m++] = i;
-      for (let t = 0; t < sels.length; t++) {
-        sels[t]!.select(b, out, 0, n);
-        const base = t * 4 * N;
-        for (let j = 0; j < m; j++) {
-          const i = live[j]!, x = out[i]!;
-          if (x < 0) continue;
-          band[base + x] = band[base + x]! + pk[i]!;
-          band[base + N + x] = band[base + N + x]! + by[i]!;
-          band[base + 2 * N + x] = band[base + 2 * N + x]! + w[i]!;
-          band[base + 3 * N + x] = band[base + 3 * N + x]! + conn[i]!;
+      // Seed by seed over a block of flows, then flow by flow over the seeds: consecutive
+      // additions go to different seeds' cells, so none waits for the one before (seed-major,
+      // each flow's add to the node of the flow before it was one dependent chain). Each cell
+      // still adds its flows in queue order.
+      const outs = this.bandOut, T = sels.length;
+      for (let j0 = 0; j0 < m; j0 += BAND_BLOCK) {
+        const j1 = Math.min(m, j0 + BAND_BLOCK), from = live[j0]!, to = live[j1 - 1]! + 1;
+        for (let t = 0; t < T; t++) sels[t]!.select(b, this.bandOuts[t]!, from, to);
+        for (let j = j0; j < j1; j++) {
+          const i = live[j]!, p = pk[i]!, y = by[i]!, f = w[i]!, k = conn[i]!;
+          for (let t = 0; t < T; t++) {
+            const x = outs[t * BAND_CHUNK + i]!;
+            if (x < 0) continue;
+            const base = t * 4 * N + x;
+            band[base] = band[base]! + p;
+            band[base + N] = band[base + N]! + y;
+            band[base + 2 * N] = band[base + 2 * N]! + f;
+            band[base + 3 * N] = band[base + 3 * N]! + k;
+          }
         }
       }
     }
