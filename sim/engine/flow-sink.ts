@@ -62,7 +62,13 @@ export interface SinkOptions {
 }
 
 const BAND_CHUNK = 8192;
-/** Flows hashed under every seed before their sums: 32 seeds' buckets of a block (128 KB) stay in L2. */
+/**
+ * Words from one seed's buckets to the next in bandOut: a chunk and one cache line. Rows a
+ * multiple of 4 KB apart would put a flow's 32 buckets in one L1 set (8 ways), a miss per
+ * bucket read (measured: that load was the hottest line of the band).
+ */
+const BAND_ROW = BAND_CHUNK + 16;
+/** Queue slots hashed under every seed before their sums: 32 seeds' buckets of a block (128 KB) stay in L2. A multiple of 16. */
 const BAND_BLOCK = 1024;
 
 export function emptySummary(o: SinkOptions): FlowSummary {
@@ -102,7 +108,7 @@ export class FlowSink {
   private readonly src: SourceTable;
   private readonly band: { c: number; sels: Selector[] }[] = [];
   private readonly bandBatch: TupleBatch;
-  /** Bucket of each queued flow under each seed: [seed * BAND_CHUNK + slot], and a view per seed for its selector. */
+  /** Bucket of each queued flow under each seed: [seed * BAND_ROW + slot], and a view per seed for its selector. */
   private readonly bandOut: Int32Array;
   private readonly bandOuts: Int32Array[];
   /** bandFlush's list of the queued flows a node loads (slots of the band batch). */
@@ -129,8 +135,8 @@ export class FlowSink {
       if (this.s.configs[c]!.band) this.band.push({ c, sels: seeds.map((seed) => buildSelector(reseed(spec, seed)!)) });
     });
     this.bandBatch = createBatch(BAND_CHUNK);
-    this.bandOut = new Int32Array(BAND_SEEDS * BAND_CHUNK);
-    this.bandOuts = Array.from({ length: BAND_SEEDS }, (_, t) => this.bandOut.subarray(t * BAND_CHUNK, (t + 1) * BAND_CHUNK));
+    this.bandOut = new Int32Array(BAND_SEEDS * BAND_ROW);
+    this.bandOuts = Array.from({ length: BAND_SEEDS }, (_, t) => this.bandOut.subarray(t * BAND_ROW, t * BAND_ROW + BAND_CHUNK));
     this.bandLive = new Int32Array(BAND_CHUNK);
     this.bandBk = new Int32Array(BAND_CHUNK * o.selectors.length);
   }
@@ -254,10 +260,18 @@ export class FlowSink {
     // additions go to different seeds' cells, so none waits for the one before (seed-major,
     // each flow's add to the node of the flow before it was one dependent chain). Each cell
     // still adds its flows in queue order.
-    for (let j0 = 0; j0 < m; j0 += BAND_BLOCK) {
-      const j1 = Math.min(m, j0 + BAND_BLOCK), from = live[j0]!, to = live[j1 - 1]! + 1;
-      for (let t = 0; t < sels.length; t++) sels[t]!.select(b, this.bandOuts[t]!, from, to);
+    // Blocks are ranges of queue slots, whole multiples of 16 (the WebAssembly selectors take 16
+    // packets at a time and leave a range's last odd few to the TypeScript path: with blocks cut at
+    // live flows, those were a fifth of the band's selects, and the slowest part of it).
+    let j0 = 0;
+    for (let s0 = 0; s0 < n && j0 < m; s0 += BAND_BLOCK) {
+      const s1 = Math.min(n, s0 + BAND_BLOCK);
+      let j1 = j0;
+      while (j1 < m && live[j1]! < s1) j1++;
+      if (j1 === j0) continue;
+      for (let t = 0; t < sels.length; t++) sels[t]!.select(b, this.bandOuts[t]!, s0, s1);
       this.bandSums(this.s.configs[c]!.band!, this.o.buckets[c]!, sels.length, j0, j1);
+      j0 = j1;
     }
   }
 
@@ -268,7 +282,7 @@ export class FlowSink {
     for (let j = j0; j < j1; j++) {
       const i = live[j]!, p = pk[i]!, y = by[i]!, f = w[i]!, k = conn[i]!;
       for (let t = 0; t < T; t++) {
-        const x = outs[t * BAND_CHUNK + i]!;
+        const x = outs[t * BAND_ROW + i]!;
         if (x < 0) continue;
         const base = t * 4 * N + x;
         band[base] = band[base]! + p;
