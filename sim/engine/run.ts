@@ -12,6 +12,7 @@ import { DEFAULT_FLOW_TIMEOUT } from './conn-table.ts';
 import { workerEntry } from './bundle.ts';
 import { runMerge, type MergedRun } from './merge.ts';
 import { planRun, type ShardWork } from './shard-plan.ts';
+import { shareWeights } from './share-weights.ts';
 import { planShares } from '../traffic/share-plan.ts';
 import { DEFAULT_SOURCE_BUDGET, type SourceSpill } from './source-table.ts';
 import type { CtScanTask, MergeTask, SimPartial, SimTask, InputSpec } from './task.ts';
@@ -178,7 +179,10 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   const workers = auto ? auto.workers : o.workers ?? defaultWorkers();
   const flowTimeout = o.flowTimeout ?? DEFAULT_FLOW_TIMEOUT;
   // Each share knows its place in its stream: byte ranges of a capture, and rotated files, are one stream cut in pieces.
-  const plan = o.plan ?? planRun(o.inputs, workers);
+  // One capture cut for several workers, its conntrack state carried across the cuts: the later
+  // ranges are smaller by their wait for the first pass over the earlier ones (share-weights.ts).
+  const carries = workers > 1 && o.inputs.length === 1 && o.inputs[0]!.kind === 'pcap' && judges(o.inputs[0]!);
+  const plan = o.plan ?? planRun(o.inputs, workers, undefined, carries ? shareWeights(workers) : undefined);
   const shares = plan.shares;
   const topSources = o.topSources ?? true;
   // The runs live in a directory of this run's own, removed when it ends (whatever happened,
@@ -202,12 +206,22 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   let out: X;
   let sharesS = 0;
   try {
-    out = await onPool(workers, tasks.length, async (run) => {
+    out = await onPool(workers, tasks.length, async (pooled) => {
+      const run = process.env.CLUSTERIP_SIM_DEBUG ? timed(pooled, t0) : pooled;
       // One thread: the shares run one after another, in stream order, so each share's end state is the
       // next one's start state and no first pass is needed (only over a shard's earlier files).
       const inOrder = workers <= 1;
-      await startStates(run, tasks, plan.before ?? [], inOrder);
-      const parts = inOrder ? await runInOrder(run, tasks) : await Promise.all(tasks.map((t) => run<SimTask, SimPartial>(t, processShare)));
+      let parts: SimPartial[];
+      if (inOrder) {
+        await startStates(run, tasks, plan.before ?? [], true, () => {});
+        parts = await runInOrder(run, tasks);
+      } else {
+        // Each share counts as soon as its start state is known: the first share of a stream at once,
+        // beside the first passes over it (share-weights.ts sized the later shares for that wait).
+        const running = new Map<SimTask, Promise<SimPartial>>();
+        await startStates(run, tasks, plan.before ?? [], false, (t) => running.set(t, run<SimTask, SimPartial>(t, processShare)));
+        parts = await Promise.all(tasks.map((t) => running.get(t) ?? run<SimTask, SimPartial>(t, processShare)));
+      }
       sharesS = (performance.now() - t0) / 1000;
       clearInterval(timer);
       tick();
@@ -234,8 +248,13 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
  * Costs one more read of those shares; only runs cut in several shares on
  * several threads pay it (`inOrder`, one thread: only a shard's earlier files
  * are scanned; runInOrder carries the state from share to share).
+ *
+ * `ready(task)` is called for each task once its start state is set (at once
+ * for a task that needs none), in stream order, so the caller can start its
+ * counting pass while the later first passes still run; it returns when
+ * every task has been made ready.
  */
-async function startStates(run: PoolRun, tasks: SimTask[], before: InputSpec[], inOrder: boolean): Promise<void> {
+async function startStates(run: PoolRun, tasks: SimTask[], before: InputSpec[], inOrder: boolean, ready: (t: SimTask) => void): Promise<void> {
   const chains = new Map<number, SimTask[]>();
   for (const t of tasks) if (judges(t.input)) chains.set(t.chain.input, [...(chains.get(t.chain.input) ?? []), t]);
   if (inOrder) {
@@ -249,23 +268,32 @@ async function startStates(run: PoolRun, tasks: SimTask[], before: InputSpec[], 
   // A shard of a run split across machines (shard-plan.ts `before`): what precedes its block, where this machine can read it.
   const readable = before.every((s) => s.kind !== 'pcap' || s.path === '-' || existsSync(s.path));
   if (!readable) process.stderr.write('simulate: the capture files before this shard\'s block are not on this machine, so the conntrack state at its start is not read: connections running into the shard are judged from their first packet in it, which may differ from a single run\n');
+  const waiting = new Set<SimTask>();
   const work: { chain: SimTask[]; lead: number; scans: Promise<CtTransfer>[] }[] = [];
   for (const chain of chains.values()) {
     chain.sort((a, b) => a.chain.share - b.chain.share);
     const lead = chain[0]!.chain.input === 0 && readable ? before : [];
     if (chain.length + lead.length < 2) continue;
-    const t0 = chain[0]!, scan = (input: InputSpec, first: boolean): Promise<CtTransfer> =>
+    // A stream's first share, without a lead, starts from the empty table: it counts beside the first passes.
+    for (const t of lead.length ? chain : chain.slice(1)) waiting.add(t);
+    work.push({ chain, lead: lead.length, scans: [] });
+  }
+  for (const t of tasks) if (!waiting.has(t)) ready(t);
+  for (const w of work) {
+    const { chain, lead } = w, t0 = chain[0]!;
+    const scan = (input: InputSpec, first: boolean): Promise<CtTransfer> =>
       run<CtScanTask, CtTransfer>({ kind: 'ct-scan', input, chain: { ...t0.chain, first }, flowTimeout: t0.flowTimeout, tcpLoose: t0.tcpLoose ?? true }, scanShare);
-    const scans = [...lead.map((s, k) => scan(s, k === 0)), ...chain.slice(0, -1).map((t) => scan(t.input, t.chain.first))];
-    work.push({ chain, lead: lead.length, scans });
+    w.scans = [...before.slice(0, lead).map((s, k) => scan(s, k === 0)), ...chain.slice(0, -1).map((t) => scan(t.input, t.chain.first))];
   }
   for (const { chain, lead, scans } of work) {
-    const transfers = await Promise.all(scans);
     const j = new Judge(chain[0]!.tcpLoose ?? true, chain[0]!.flowTimeout);
-    transfers.forEach((t, k) => {
-      j.compose(t);
-      if (k + 1 - lead >= 0) chain[k + 1 - lead]!.ctStart = j.state();
-    });
+    for (let k = 0; k < scans.length; k++) {
+      j.compose(await scans[k]!);
+      const t = chain[k + 1 - lead];
+      if (!t) continue;
+      t.ctStart = j.state();
+      ready(t);
+    }
   }
 }
 
@@ -316,6 +344,23 @@ export async function onPool<X>(workers: number, tasks: number, body: (run: Pool
   } finally {
     await pool.destroy();
   }
+}
+
+/**
+ * A PoolRun that writes each task's start and end (seconds since `t0`) to
+ * stderr: CLUSTERIP_SIM_DEBUG's timeline of a run (which share waited for
+ * which first pass, how long the merge took).
+ */
+function timed(run: PoolRun, t0: number): PoolRun {
+  const at = (): string => ((performance.now() - t0) / 1000).toFixed(3);
+  return async (task, inProcess, transfer) => {
+    const t = task as { kind?: string; chain?: SimTask['chain'] };
+    const name = `${t.kind ?? 'count'}${t.chain ? ` share ${t.chain.share} of stream ${t.chain.input}` : ''}`;
+    const start = at();
+    const r = await run(task, inProcess, transfer);
+    process.stderr.write(`timeline: ${name}: ${start} -> ${at()} s\n`);
+    return r;
+  };
 }
 
 /** Every distinct ArrayBuffer under `v` (plain objects, arrays, typed arrays). */
