@@ -6,7 +6,7 @@ import os from 'node:os';
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import type { SelectorSpec } from '../select/selector.ts';
 import { directionDependent, judges, processShare, scanShare } from './share.ts';
-import { Judge, type CtState, type CtTransfer } from '../cluster/ct-model.ts';
+import type { CtState, CtTransfer } from '../cluster/ct-model.ts';
 import { buildSelector } from '../select/build.ts';
 import { DEFAULT_FLOW_TIMEOUT } from './conn-table.ts';
 import { workerEntry } from './bundle.ts';
@@ -243,8 +243,8 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
  * sit in an earlier share than the rest, and its packets' verdicts depend on
  * them. Each share but the last of a stream is first scanned for what it does
  * to the conntrack model's table (ct-model.ts Judge.transfer, in parallel);
- * the transfers are chained in stream order into each share's start state,
- * which its counting pass starts from: every verdict equals a single pass.
+ * each share's counting pass composes the transfers before it, in stream
+ * order, into its start state: every verdict equals a single pass.
  * Costs one more read of those shares; only runs cut in several shares on
  * several threads pay it (`inOrder`, one thread: only a shard's earlier files
  * are scanned; runInOrder carries the state from share to share).
@@ -286,12 +286,13 @@ async function startStates(run: PoolRun, tasks: SimTask[], before: InputSpec[], 
     w.scans = [...before.slice(0, lead).map((s, k) => scan(s, k === 0)), ...chain.slice(0, -1).map((t) => scan(t.input, t.chain.first))];
   }
   for (const { chain, lead, scans } of work) {
-    const j = new Judge(chain[0]!.tcpLoose ?? true, chain[0]!.flowTimeout);
+    const transfers: CtTransfer[] = [];
     for (let k = 0; k < scans.length; k++) {
-      j.compose(await scans[k]!);
+      transfers.push(await scans[k]!);
       const t = chain[k + 1 - lead];
       if (!t) continue;
-      t.ctStart = j.state();
+      // The share composes its start state itself, in its worker (one table built once, not here and there).
+      t.ctCompose = transfers.slice();
       ready(t);
     }
   }
