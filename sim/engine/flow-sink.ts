@@ -256,13 +256,12 @@ export class FlowSink {
     const live = this.bandLive;
     let m = 0;
     for (let i = 0; i < n; i++) if (bk[i * C + c]! >= 0) live[m++] = i;
-    // Seed by seed over a block of flows, then flow by flow over the seeds: consecutive
+    // Seed by seed over a block of queue slots, then flow by flow over the seeds: consecutive
     // additions go to different seeds' cells, so none waits for the one before (seed-major,
     // each flow's add to the node of the flow before it was one dependent chain). Each cell
-    // still adds its flows in queue order.
-    // Blocks are ranges of queue slots, whole multiples of 16 (the WebAssembly selectors take 16
-    // packets at a time and leave a range's last odd few to the TypeScript path: with blocks cut at
-    // live flows, those were a fifth of the band's selects, and the slowest part of it).
+    // still adds its flows in queue order. Blocks are whole multiples of 16 slots: the
+    // WebAssembly selectors take 16 packets at a time and leave a range's odd tail to the
+    // (much slower) TypeScript path; blocks cut at live flows sent a fifth of the selects there.
     let j0 = 0;
     for (let s0 = 0; s0 < n && j0 < m; s0 += BAND_BLOCK) {
       const s1 = Math.min(n, s0 + BAND_BLOCK);
