@@ -302,118 +302,109 @@ export interface CtTransfer {
 
 /**
  * One address family's model entries (the Judge keeps an IPv4 and an IPv6
- * one), laid out as engine/conn-table.ts's ConnTable: dense records (entries
- * 0 .. count-1) found through an open-addressing slot array of [key hash,
- * entry + 1] with linear probing, so a probe reads the small slot array and
- * one record. A record is R words of `rec` holding everything the model keeps
- * of a key, so a packet touches one cache line of it: key words [0, kw),
- * META = code | assumed << 5 at kw, PEND = pending id + 1 (scan mode; 0: none)
- * at kw + 1, and the last packet's time as the Float64 in words R-2, R-1
- * (`recF`, the same buffer). Growing re-places only the slots, from the
- * stored hashes; a sweep compacts the records in order and re-places the
- * slots of those it keeps.
+ * one): open addressing with linear probing over records that hold
+ * everything the model keeps of a key, so a probe reads one cache line (two
+ * IPv4 records share one; a table a sweep keeps at most half full rarely
+ * probes past it). Record of slot s, R words at s * R of `rec`: key words
+ * [0, kw) (word 0 = family << 8 | proto, never 0: 0 marks a free slot), META =
+ * code | assumed << 5 at kw, PEND = pending id + 1 (scan mode; 0: none) at
+ * kw + 1, and the last packet's time as the Float64 in words R-2, R-1
+ * (`recF`, the same buffer). Growing and sweeping re-place the records they
+ * keep, reading the old ones in order.
  */
 class CtTable {
   /** Words per record (a power of two: 32 bytes for IPv4, 64 for IPv6). */
   readonly R: number;
   /** Float64s per record; the last packet's time is the record's last one. */
   readonly fr: number;
-  count = 0;
+  /** Used slots. */
+  size = 0;
   rec: Uint32Array;
   recF: Float64Array;
-  slotw: Int32Array;
   mask: number;
+  private readonly scratch: Uint32Array;
 
   constructor(readonly kw: number, readonly minSlots: number) {
     this.R = kw === 4 ? 8 : 16;
     this.fr = this.R >> 1;
-    this.slotw = new Int32Array(minSlots * 2);
+    this.scratch = new Uint32Array(kw);
     this.mask = minSlots - 1;
-    this.rec = new Uint32Array((minSlots >> 1) * this.R);
+    this.rec = new Uint32Array(minSlots * this.R);
     this.recF = new Float64Array(this.rec.buffer);
   }
 
-  /** Before a probe that may insert: slots at most half full, so linear probing stays short. */
+  /** Before a probe that may insert: at most half the slots used, so linear probing stays short. */
   room(): void {
-    if ((this.count + 1) * 2 > this.mask + 1) this.setSlots((this.mask + 1) * 2, null);
+    if ((this.size + 1) * 2 > this.mask + 1) this.rebuild((this.mask + 1) * 2, -Infinity);
   }
 
-  /** The slot of key k (hash h): its entry's, or the free one to insert into. */
+  /** The slot of key k (hash h): its record's, or the free one to insert into. */
   probe(k: Uint32Array, h: number): number {
-    const sw = this.slotw, mask = this.mask, rec = this.rec, kw = this.kw, R = this.R;
+    const mask = this.mask, rec = this.rec, kw = this.kw, R = this.R;
     for (let s = h & mask; ; s = (s + 1) & mask) {
-      const x = sw[2 * s + 1]!;
-      if (x === 0) return s;
-      if (sw[2 * s] !== h) continue;
-      const o = (x - 1) * R;
+      const o = s * R;
+      if (rec[o] === 0) return s;
       let w = 0;
       while (w < kw && rec[o + w] === k[w]) w++;
       if (w === kw) return s;
     }
   }
 
-  /** A new entry for key k (hash h) in free slot s: state 0, no pending id, last packet 0. */
-  insert(s: number, h: number, k: Uint32Array): number {
-    if ((this.count + 1) * this.R > this.rec.length) this.setRecords(this.count * 2);
-    const e = this.count++, R = this.R, kw = this.kw, rec = this.rec, o = e * R;
-    this.slotw[2 * s] = h;
-    this.slotw[2 * s + 1] = e + 1;
+  /** A record for key k in free slot s: state 0, no pending id, last packet 0. */
+  insert(s: number, k: Uint32Array): void {
+    const R = this.R, kw = this.kw, rec = this.rec, o = s * R;
+    this.size++;
     for (let w = 0; w < kw; w++) rec[o + w] = k[w]!;
     rec[o + kw] = 0;
     rec[o + kw + 1] = 0;
-    this.recF[e * this.fr + this.fr - 1] = 0;
-    return e;
+    this.recF[s * this.fr + this.fr - 1] = 0;
   }
 
-  /** Entries whose last packet is at or after `cutoff`, or pending (a sweep keeps them). */
+  /** The probe hash of the key in slot s (keyHash, as the lookups compute it). */
+  private hashAt(s: number): number {
+    const o = s * this.R, rec = this.rec;
+    if (this.kw === 4) return hash4(rec[o]!, rec[o + 1]!, rec[o + 2]!, rec[o + 3]!);
+    for (let w = 0; w < this.kw; w++) this.scratch[w] = rec[o + w]!;
+    return keyHash(this.scratch, 0, this.kw);
+  }
+
+  /** Whether slot s holds a record a sweep at `cutoff` keeps: its last packet at or after the cutoff, or pending. */
+  private keeps(s: number, cutoff: number): boolean {
+    return this.recF[s * this.fr + this.fr - 1]! >= cutoff || this.rec[s * this.R + this.kw + 1] !== 0;
+  }
+
+  /** Records a sweep at `cutoff` keeps. */
   kept(cutoff: number): number {
     let n = 0;
-    const rec = this.rec, recF = this.recF, R = this.R, fr = this.fr, p = this.kw + 1;
-    for (let e = 0; e < this.count; e++) if (recF[e * fr + fr - 1]! >= cutoff || rec[e * R + p] !== 0) n++;
+    const rec = this.rec, R = this.R;
+    for (let s = 0; s <= this.mask; s++) if (rec[s * R] !== 0 && this.keeps(s, cutoff)) n++;
     return n;
   }
 
-  /** Drops the entries a sweep does not keep (`kept`), compacting the records in order; slots and records shrink with them. */
+  /** Drops the records a sweep does not keep; the table shrinks with them (slots for four times the rest). */
   compact(cutoff: number): void {
-    const rec = this.rec, recF = this.recF, R = this.R, fr = this.fr, p = this.kw + 1, n = this.count;
-    const remap = new Int32Array(n);
-    let w = 0;
-    for (let e = 0; e < n; e++) {
-      if (recF[e * fr + fr - 1]! < cutoff && rec[e * R + p] === 0) { remap[e] = -1; continue; }
-      if (w !== e) for (let j = 0; j < R; j++) rec[w * R + j] = rec[e * R + j]!;
-      remap[e] = w++;
-    }
-    this.count = w;
+    const n = this.kept(cutoff);
     let slots = this.minSlots;
-    while (slots < w * 4) slots <<= 1;
-    this.setSlots(slots, remap);
-    if (this.rec.length > this.minSlots * R && w * 4 * R < this.rec.length) this.setRecords(w * 2);
+    while (slots < n * 4) slots <<= 1;
+    this.rebuild(slots, cutoff);
   }
 
-  /** A new slot array of n slots, from the old one's hashes (no record is read); `remap`: entries moved (-1: dropped). */
-  private setSlots(n: number, remap: Int32Array | null): void {
-    const old = this.slotw, sw = new Int32Array(n * 2), mask = n - 1;
-    for (let q = 0; q < old.length; q += 2) {
-      const x = old[q + 1]!;
-      if (x === 0) continue;
-      const e = remap ? remap[x - 1]! : x - 1;
-      if (e < 0) continue;
-      const h = old[q]!;
-      let s = h & mask;
-      while (sw[2 * s + 1] !== 0) s = (s + 1) & mask;
-      sw[2 * s] = h;
-      sw[2 * s + 1] = e + 1;
+  /** Re-places the records kept at `cutoff` (-Infinity: all) into `slots` slots. */
+  private rebuild(slots: number, cutoff: number): void {
+    const old = this.rec, R = this.R, oldSlots = this.mask + 1;
+    const rec = new Uint32Array(slots * R), mask = slots - 1;
+    let size = 0;
+    for (let q = 0; q < oldSlots; q++) {
+      if (old[q * R] === 0 || !this.keeps(q, cutoff)) continue;
+      let s = this.hashAt(q) & mask;
+      while (rec[s * R] !== 0) s = (s + 1) & mask;
+      for (let w = 0; w < R; w++) rec[s * R + w] = old[q * R + w]!;
+      size++;
     }
-    this.slotw = sw;
-    this.mask = mask;
-  }
-
-  /** Record arrays for max(n, minSlots / 2) entries, the live ones copied. */
-  private setRecords(n: number): void {
-    const rec = new Uint32Array(Math.max(n, this.minSlots >> 1) * this.R);
-    rec.set(this.rec.subarray(0, this.count * this.R));
     this.rec = rec;
     this.recF = new Float64Array(rec.buffer);
+    this.mask = mask;
+    this.size = size;
   }
 }
 
@@ -483,7 +474,9 @@ export class Judge {
   judge(b: TupleBatch): void {
     const n = b.count;
     if (n > 0 && this.scanning && this.scanFrom === -Infinity) this.scanFrom = b.ts[0]! + this.timeout + SLACK;
-    const flags = b.flags, l4 = b.l4flags, proto = b.proto, family = b.family, st = this.stats;
+    const flags = b.flags, l4 = b.l4flags, proto = b.proto, family = b.family, tsL = b.ts, st = this.stats;
+    const saddr = b.saddr, daddr = b.daddr, sport = b.sport, dport = b.dport;
+    const steps = this.steps, timeout = this.timeout, scanning = this.scanning, t = this.t4;
     for (let i = 0; i < n; i++) {
       const fl = flags[i]!, lf = l4[i]!;
       // Cut before the TCP flags, or already INVALID (the decoder's header checks): nothing to follow.
@@ -492,24 +485,57 @@ export class Judge {
       const counts = (fl & F.FRAGMENT) === 0 || (lf & L4.COMPLETES) !== 0;
       const p = proto[i]!;
       let v: number;
-      if (p === 6) {
-        v = family[i] === FAMILY_IPV6 ? this.general(b, i, K.TCP, fl, counts) : this.tcp4(b, i, fl, counts);
+      if (p === 6 && family[i] !== FAMILY_IPV6) {
+        // IPv4 TCP, nearly every packet the model follows: connKey (conn-key.ts) and CtTable.probe written
+        // out for the 4-word key, which stays in registers, and apply's usual case (a live entry, a valid
+        // packet that counts, no scan) inline. ct-model.test.ts holds this path equal to a plain
+        // reference over random streams.
+        const sa = saddr[i]!, da = daddr[i]!, sp = sport[i]!, dp = dport[i]!;
+        const k0 = (4 << 8) | 6;
+        let d: number, A: number, B: number, P: number;
+        if (sa < da || (sa === da && sp <= dp)) { d = 0; A = sa; B = da; P = ((sp << 16) | dp) >>> 0; }
+        else { d = 1; A = da; B = sa; P = ((dp << 16) | sp) >>> 0; }
+        t.room();
+        const rec = t.rec, mask = t.mask;
+        let s = hash4(k0, A, B, P) & mask, o = s << 3;
+        while (rec[o] !== 0 && !(rec[o + 1] === A && rec[o + 3] === P && rec[o + 2] === B && rec[o] === k0)) { s = (s + 1) & mask; o = s << 3; }
+        const ts = tsL[i]!, fb = (fl >>> FB_SHIFT) & 15;
+        if (rec[o] !== 0) {
+          const meta = rec[o + 4]!;
+          if (!scanning && counts && ts - t.recF[(s << 2) + 3]! <= timeout) {
+            const q = steps[((K.TCP * NCODES + (meta & 31)) << 5) | (fb << 1) | d]!;
+            if (q & 0x60) {
+              const assumed = q >>> 7, was = (meta >>> 5) & 1;
+              if (assumed & ~was) st.assumed++;
+              rec[o + 4] = (q & 31) | ((assumed | was) << 5);
+              t.recF[(s << 2) + 3] = ts;
+              if (ts > this.newest) this.newest = ts;
+              continue;
+            }
+          }
+        } else {
+          const k = this.k;
+          k[0] = k0; k[1] = A; k[2] = B; k[3] = P;
+        }
+        v = this.apply(t, s, ts, K.TCP, fb, d, counts);
       } else if (p === 1 || p === 58) {
-        const t = b.l4a[i]! >>> 24;
-        const kind = (lf & L4.HAS4) === 0 ? K.ICMP_NONE : p === 1 ? ICMP4_KIND[t]! : icmpKind(p, t);
+        const ty = b.l4a[i]! >>> 24;
+        const kind = (lf & L4.HAS4) === 0 ? K.ICMP_NONE : p === 1 ? ICMP4_KIND[ty]! : icmpKind(p, ty);
         if (kind === K.ICMP_NONE) {
           l4[i] = lf | L4.CT_INVALID;
           st.invalid++;
-          if (p === 1 ? t === 3 || t === 4 || t === 5 || t === 11 || t === 12 : t >= 1 && t <= 4) st.icmpErrors++;
+          if (p === 1 ? ty === 3 || ty === 4 || ty === 5 || ty === 11 || ty === 12 : ty >= 1 && ty <= 4) st.icmpErrors++;
           continue;
         }
         v = this.general(b, i, kind, fl, counts);
+      } else if (p === 6) {
+        v = this.general(b, i, K.TCP, fl, counts);
       } else {
         // UDP and the generic tracker: every packet opens or refreshes its entry, so its verdict never
         // depends on the table, and the key (protocol included, conn-key.ts) is no other kind's: no
         // packet's verdict reads such an entry. Skipping the table changes no answer; the newest
         // time still moves, so the sweeps (and a scan's CtTransfer.newest) fall as before.
-        if (counts && b.ts[i]! > this.newest) this.newest = b.ts[i]!;
+        if (counts && tsL[i]! > this.newest) this.newest = tsL[i]!;
         continue;
       }
       if (v === V.INVALID) {
@@ -520,92 +546,60 @@ export class Judge {
     if (this.newest - this.lastSweep >= this.timeout / 4) { this.lastSweep = this.newest; this.sweep(this.newest - this.timeout - SLACK); }
   }
 
-  /**
-   * An IPv4 TCP packet: connKey (conn-key.ts) and CtTable.probe written out
-   * for the 4-word key, which stays in registers (ct-model.test.ts holds this
-   * path equal to the general one over random streams).
-   */
-  private tcp4(b: TupleBatch, i: number, fl: number, counts: boolean): number {
-    const sa = b.saddr[i]!, da = b.daddr[i]!, sp = b.sport[i]!, dp = b.dport[i]!;
-    const k0 = (4 << 8) | 6;
-    let d: number, A: number, B: number, P: number;
-    if (sa < da || (sa === da && sp <= dp)) { d = 0; A = sa; B = da; P = ((sp << 16) | dp) >>> 0; }
-    else { d = 1; A = da; B = sa; P = ((dp << 16) | sp) >>> 0; }
-    const h = hash4(k0, A, B, P), t = this.t4;
-    t.room();
-    const sw = t.slotw, mask = t.mask, rec = t.rec;
-    let s = h & mask;
-    for (;;) {
-      const x = sw[2 * s + 1]!;
-      if (x === 0) {
-        // Not there: the key for an insert.
-        const k = this.k;
-        k[0] = k0; k[1] = A; k[2] = B; k[3] = P;
-        this.probeHash = h;
-        break;
-      }
-      if (sw[2 * s] === h) {
-        const o = (x - 1) << 3;
-        if (rec[o] === k0 && rec[o + 1] === A && rec[o + 2] === B && rec[o + 3] === P) break;
-      }
-      s = (s + 1) & mask;
-    }
-    return this.apply(t, s, b.ts[i]!, K.TCP, (fl >>> FB_SHIFT) & 15, d, counts);
-  }
-
   /** Any other packet the model follows (IPv6, ICMP queries): its key through this.k. */
   private general(b: TupleBatch, i: number, kind: number, fl: number, counts: boolean): number {
     const d = this.key(b, i, kind);
     const t = this.table();
-    t.room();
     return this.apply(t, t.probe(this.k, this.probeHash), b.ts[i]!, kind, (fl >>> FB_SHIFT) & 15, d, counts);
   }
 
-  /** The table of the key in this.k (word 0 holds its family), with probeHash set. */
+  /** The table of the key in this.k (word 0 holds its family), with room for an insert; sets probeHash. */
   private table(): CtTable {
     const t = this.k[0]! >>> 8 === 6 ? this.t6 : this.t4;
+    t.room();
     this.probeHash = keyHash(this.k, 0, t.kw);
     return t;
   }
 
   /**
-   * One packet of the key in this.k through the model: slot s of table t
-   * (its entry's, or free for it), `fb` its TCP flag bits (STEPS). Returns
-   * the verdict.
+   * One packet of the key through the model: slot s of table t (its
+   * record's, or the free one for it, the key then in this.k), `fb` its TCP
+   * flag bits (STEPS). Returns the verdict.
    */
   private apply(t: CtTable, s: number, ts: number, kind: number, fb: number, d: number, counts: boolean): number {
-    let e = t.slotw[2 * s + 1]! - 1;
-    const live = e >= 0 && ts - t.recF[e * t.fr + t.fr - 1]! <= this.timeout;
-    const meta = live ? t.rec[e * t.R + t.kw]! : 0;
-    const p = this.steps[((kind * NCODES + (meta & 31)) << 5) | (fb << 1) | d]!;
-    if (this.scanning && counts) e = this.follow(t, s, e, live, ts, kind, fb, d);
-    const verdict = (p >>> 5) & 3;
+    let used = t.rec[s * t.R] !== 0;
+    const live = used && ts - t.recF[s * t.fr + t.fr - 1]! <= this.timeout;
+    const meta = live ? t.rec[s * t.R + t.kw]! : 0;
+    const q = this.steps[((kind * NCODES + (meta & 31)) << 5) | (fb << 1) | d]!;
+    if (this.scanning && counts) used = this.follow(t, s, used, live, ts, kind, fb, d);
+    const verdict = (q >>> 5) & 3;
     if (verdict === V.INVALID || !counts) return verdict;
-    if (e < 0) e = t.insert(s, this.probeHash, this.k);
-    const assumed = p >>> 7, was = (meta >>> 5) & 1;
+    if (!used) t.insert(s, this.k);
+    const assumed = q >>> 7, was = (meta >>> 5) & 1;
     if (assumed && !was) this.stats.assumed++;
-    t.rec[e * t.R + t.kw] = (p & 31) | ((assumed | was) << 5);
-    t.recF[e * t.fr + t.fr - 1] = ts;
+    t.rec[s * t.R + t.kw] = (q & 31) | ((assumed | was) << 5);
+    t.recF[s * t.fr + t.fr - 1] = ts;
     if (ts > this.newest) this.newest = ts;
     return verdict;
   }
 
   /**
    * Scan mode: logs a packet of a key whose state may still depend on the
-   * share before, until it no longer does. `e` is the key's entry (-1: none);
-   * returns it (a key that becomes pending is inserted in state 0).
+   * share before, until it no longer does. Returns whether slot s is used
+   * now (a key that becomes pending is inserted in state 0).
    */
-  private follow(t: CtTable, s: number, e: number, live: boolean, ts: number, kind: number, fb: number, d: number): number {
-    let id = e >= 0 ? t.rec[e * t.R + t.kw + 1]! - 1 : -1;
+  private follow(t: CtTable, s: number, used: boolean, live: boolean, ts: number, kind: number, fb: number, d: number): boolean {
+    const pend = s * t.R + t.kw + 1;
+    let id = used ? t.rec[pend]! - 1 : -1;
     if (id < 0) {
       // Only a key first seen (in this share) within reach of the share before can depend on it.
-      if (live || e >= 0 || ts > this.scanFrom) return e;
+      if (live || used || ts > this.scanFrom) return used;
       id = this.possible.length;
       this.possible.push(kind === K.TCP ? ALL_TCP : ALL_OTHER);
       this.pendKeys = grown(this.pendKeys, (id + 1) * KW);
       for (let w = 0; w < KW; w++) this.pendKeys[id * KW + w] = w < t.kw ? this.k[w]! : 0;
-      e = t.insert(s, this.probeHash, this.k);
-      t.rec[e * t.R + t.kw + 1] = id + 1;
+      t.insert(s, this.k);
+      t.rec[pend] = id + 1;
     }
     const r = this.logN++;
     this.logTs = grown(this.logTs, r + 1); this.logWord = grown(this.logWord, r + 1); this.logId = grown(this.logId, r + 1);
@@ -622,8 +616,8 @@ export class Judge {
     }
     this.possible[id] = next;
     // One state, reached by a packet valid in every case (so it refreshed the entry in every case): settled.
-    if (allValid && (next & (next - 1)) === 0) { this.possible[id] = -1; t.rec[e * t.R + t.kw + 1] = 0; }
-    return e;
+    if (allValid && (next & (next - 1)) === 0) { this.possible[id] = -1; t.rec[pend] = 0; }
+    return true;
   }
 
   /** This share's CtTransfer (scan mode). */
@@ -649,22 +643,22 @@ export class Judge {
 
   /**
    * The entries as columns, IPv4 first (without the keys still pending in scan
-   * mode when `settledOnly`). As the table: entries idle past the timeout stay
-   * until a sweep drops them, and a reader judges them by their age.
+   * mode when `settledOnly`). As in the table: entries idle past the timeout
+   * stay until a sweep drops them, and a reader judges them by their age.
    */
   state(settledOnly = false): CtState {
     const tables = [this.t4, this.t6];
     let n = 0;
-    for (const t of tables) for (let e = 0; e < t.count; e++) if (!(settledOnly && t.rec[e * t.R + t.kw + 1])) n++;
+    for (const t of tables) for (let s = 0; s <= t.mask; s++) if (t.rec[s * t.R] !== 0 && !(settledOnly && t.rec[s * t.R + t.kw + 1])) n++;
     // Sized as the entries kept, code-0 ones included (a scan inserts a pending key before its first valid packet).
     const st: CtState = { count: 0, keys: new Uint32Array(n * KW), code: new Uint8Array(n), last: new Float64Array(n), assumed: new Uint8Array(n) };
     for (const t of tables) {
-      for (let e = 0; e < t.count; e++) {
-        const o = e * t.R, meta = t.rec[o + t.kw]!;
-        if ((settledOnly && t.rec[o + t.kw + 1]) || (meta & 31) === 0) continue;
+      for (let s = 0; s <= t.mask; s++) {
+        const o = s * t.R, meta = t.rec[o + t.kw]!;
+        if (t.rec[o] === 0 || (settledOnly && t.rec[o + t.kw + 1]) || (meta & 31) === 0) continue;
         const j = st.count++;
         st.keys.set(t.rec.subarray(o, o + t.kw), j * KW);
-        st.code[j] = meta & 31; st.last[j] = t.recF[e * t.fr + t.fr - 1]!; st.assumed[j] = (meta >>> 5) & 1;
+        st.code[j] = meta & 31; st.last[j] = t.recF[s * t.fr + t.fr - 1]!; st.assumed[j] = (meta >>> 5) & 1;
       }
     }
     return st;
@@ -675,11 +669,9 @@ export class Judge {
     for (let j = 0; j < st.count; j++) {
       const t = this.setKey(st.keys, j);
       const s = t.probe(this.k, this.probeHash);
-      let e = t.slotw[2 * s + 1]! - 1;
-      if (e < 0) e = t.insert(s, this.probeHash, this.k);
-      const o = e * t.R + t.kw;
-      t.rec[o] = st.code[j]! | (st.assumed[j]! << 5);
-      t.recF[e * t.fr + t.fr - 1] = st.last[j]!;
+      if (t.rec[s * t.R] === 0) t.insert(s, this.k);
+      t.rec[s * t.R + t.kw] = st.code[j]! | (st.assumed[j]! << 5);
+      t.recF[s * t.fr + t.fr - 1] = st.last[j]!;
       if (st.last[j]! > this.newest) this.newest = st.last[j]!;
     }
   }
@@ -700,13 +692,11 @@ export class Judge {
     this.sweep(this.newest - this.timeout - SLACK);
   }
 
-  /** Key j of `keys` (KW words a key) into this.k; returns its table, with room for an insert and probeHash set. */
+  /** Key j of `keys` (KW words a key) into this.k; returns its table (table()). */
   private setKey(keys: Uint32Array, j: number): CtTable {
     const k = this.k;
     for (let w = 0; w < KW; w++) k[w] = keys[j * KW + w]!;
-    const t = this.table();
-    t.room();
-    return t;
+    return this.table();
   }
 
   /**
@@ -733,7 +723,7 @@ export class Judge {
    * CPU. The rule counts both tables together, as one table did before.
    */
   private sweep(cutoff: number): void {
-    const size = this.t4.count + this.t6.count;
+    const size = this.t4.size + this.t6.size;
     const kept = this.t4.kept(cutoff) + this.t6.kept(cutoff);
     if (kept === size || (size - kept) * 4 < size) return;
     this.t4.compact(cutoff);
