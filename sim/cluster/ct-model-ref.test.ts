@@ -13,7 +13,7 @@
 import { describe, expect, it } from 'vitest';
 import { createBatch, F, FAMILY_IPV6, L4, type TupleBatch } from '../traffic/batch.ts';
 import { connKey, connKeyWords } from './conn-key.ts';
-import { CT_KW, Judge, K, packetKind, step, V, wireFlags, type CtState, type CtTransfer, type JudgeStats, type StepOut } from './ct-model.ts';
+import { CT_KW, Judge, K, packetKind, SET_INVALID, SET_NEXT, step, stepSet, V, wireFlags, type CtState, type CtTransfer, type JudgeStats, type StepOut } from './ct-model.ts';
 
 const KW = CT_KW;
 const SLACK = 5;
@@ -332,6 +332,47 @@ describe('the step table is step', () => {
             }
           }
         }
+      }
+    }
+  });
+});
+
+describe('a scan\'s step over a set of states (stepSet)', () => {
+  it('equals step from each state of every set a scan can reach, and no reachable set ever settles', () => {
+    const o: StepOut = { code: 0, verdict: 0, assumed: false };
+    for (const loose of [false, true]) {
+      for (const [kinds, start] of [[[K.TCP], (1 << 19) - 1], [[K.ICMP_REQUEST, K.ICMP_REPLY], 0b111]] as const) {
+        // Every set reachable from a pending key's start (Judge.follow), breadth first.
+        const seen = new Set<number>([start]), todo = [start];
+        let settling = 0, checked = 0;
+        while (todo.length > 0) {
+          const was = todo.pop()! | 1;
+          for (const kind of kinds) {
+            for (let fb = 0; fb < 16; fb++) {
+              for (const d of [0, 1]) {
+                let next = 0, invalid = false;
+                for (let c = 0; c < 19; c++) {
+                  if (!(was & (1 << c))) continue;
+                  step(c, kind, wireFlags(fb << 2), d, loose, o);
+                  if (o.verdict === V.INVALID) { invalid = true; next |= 1 << c; } else next |= 1 << o.code;
+                }
+                const x = stepSet(loose, was, kind, fb, d);
+                checked++;
+                if ((x & SET_NEXT) !== next || ((x & SET_INVALID) !== 0) !== invalid) {
+                  expect({ loose, kind, was, fb, d, next: x & SET_NEXT, invalid: (x & SET_INVALID) !== 0 }).toEqual({ loose, kind, was, fb, d, next, invalid });
+                }
+                if (!invalid && (next & (next - 1)) === 0) settling++;
+                else if (!seen.has(next)) { seen.add(next); todo.push(next); }
+              }
+            }
+          }
+          expect(seen.size).toBeLessThan(100_000);
+        }
+        expect(checked).toBeGreaterThan(32);
+        // A finding, not a rule: the fresh start every set keeps (the earlier entry may have expired) is
+        // INVALID for all but a SYN or a loose ACK, and sIG leaves the other states as they were, so no key
+        // a scan follows settles: each one's packets are all logged, to the end of the share.
+        expect(settling).toBe(0);
       }
     }
   });
