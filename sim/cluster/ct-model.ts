@@ -248,7 +248,7 @@ const SLACK = 5;
  * i = ((kind * NCODES + code) << 5) | (fb << 1) | d, where fb is the batch's
  * TCP flag bits F.SYN..F.FIN shifted down ((f >>> 2) & 15). Each entry packs
  * step's outputs: code | verdict << 5 | assumed << 7. Filled by calling
- * `step` itself, so the table is the function (ct-model.test.ts holds them equal).
+ * `step` itself, so the table is the function (ct-model-ref.test.ts holds them equal).
  */
 const FB_SHIFT = 2;
 if ((F.SYN | F.ACK | F.RST | F.FIN) !== 15 << FB_SHIFT) throw new Error('ct-model: the batch\'s TCP flag bits are no longer F.SYN..F.FIN at bits 2..5');
@@ -274,6 +274,8 @@ function stepTable(loose: boolean): Uint8Array {
 }
 const STEPS = [stepTable(false), stepTable(true)] as const;
 
+export const SET_INVALID = 1 << 30;
+
 /**
  * A scan's step over a set of states (Judge.follow), 7 codes at a time: for
  * one packet (kind, fb, d; the `combo`, its STEPS index without the code),
@@ -282,7 +284,7 @@ const STEPS = [stepTable(false), stepTable(true)] as const;
  * packet is INVALID in stays itself), with bit 30 set when the packet is
  * INVALID in any of them. Filled per combo on first use from STEPS.
  */
-const SET_CHUNK = 7, SET_INVALID = 1 << 30;
+const SET_CHUNK = 7;
 const NCOMBOS = (NKINDS << 5);
 const SETS = [new Int32Array(NCOMBOS * 384), new Int32Array(NCOMBOS * 384)] as const;
 const SETS_FILLED = [new Uint8Array(NCOMBOS), new Uint8Array(NCOMBOS)] as const;
@@ -304,9 +306,8 @@ function fillSets(loose: 0 | 1, combo: number): void {
   SETS_FILLED[loose][combo] = 1;
 }
 
-/** stepSet's answer: the states reached (bit per code), and SET_INVALID when the packet is INVALID in any. */
+/** stepSet's answer: the states reached (bit per code, SET_NEXT), and SET_INVALID when the packet is INVALID in any. */
 export const SET_NEXT = (1 << NCODES) - 1;
-export { SET_INVALID };
 
 /**
  * `step` from every state of the set `was` (bit per code) for one packet
@@ -459,9 +460,10 @@ class CtTable {
  * Follows every connection of a packet stream through `step`, in capture
  * order, and sets L4.CT_INVALID on the packets the model refuses. Entries
  * idle for longer than `timeout` seconds are gone (one idle timeout for every
- * protocol and state, as engine/conn-table.ts). Tables as ConnTable's
- * (CtTable); no per-packet allocation; a sweep every quarter timeout drops old
- * entries once a quarter of them are, so memory follows the live connections.
+ * protocol and state, as engine/conn-table.ts). One open-addressing table of
+ * 32-byte records for IPv4 keys and one of 64-byte records for IPv6 (CtTable);
+ * no per-packet allocation; a sweep every quarter timeout drops old entries
+ * once a quarter of them are, so memory follows the live connections.
  * The IPv4 TCP packet, nearly every packet a model follows, takes a path of
  * its own: its key compared in registers, `step` one table load (STEPS).
  *
@@ -472,7 +474,11 @@ class CtTable {
  * the share before, so their packets are logged until every state they could
  * have started from (plus a fresh start, in case the earlier entry expired)
  * has led to one state through a packet valid in all of them; from there on
- * their state is the same whatever came before. `compose` chains the
+ * their state is the same whatever came before. (With the kernel's table as
+ * modelled that never happens: the fresh start refuses all but a SYN or a
+ * loose ACK, and sIG leaves the other states as they were, so every packet
+ * of such a key is logged; ct-model-ref.test.ts checks every reachable set.)
+ * `compose` chains the
  * transfers in order into each share's start state, and the counting pass
  * starts each share's Judge from it (`seed`): every verdict equals one pass
  * over the whole capture.
@@ -527,7 +533,7 @@ export class Judge {
       if (p === 6 && family[i] !== FAMILY_IPV6) {
         // IPv4 TCP, nearly every packet the model follows: connKey (conn-key.ts) and CtTable.probe written
         // out for the 4-word key, which stays in registers, and apply's usual case (a live entry, a valid
-        // packet that counts, no scan) inline. ct-model.test.ts holds this path equal to a plain
+        // packet that counts, no scan) inline. ct-model-ref.test.ts holds this path equal to a plain
         // reference over random streams.
         const sa = saddr[i]!, da = daddr[i]!, sp = sport[i]!, dp = dport[i]!;
         const k0 = (4 << 8) | 6;
