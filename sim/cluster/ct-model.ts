@@ -532,8 +532,8 @@ export class Judge {
       let v: number;
       if (p === 6 && family[i] !== FAMILY_IPV6) {
         // IPv4 TCP, nearly every packet the model follows: connKey (conn-key.ts) and CtTable.probe written
-        // out for the 4-word key, which stays in registers, and apply's usual case (a live entry, a valid
-        // packet that counts, no scan) inline. ct-model-ref.test.ts holds this path equal to a plain
+        // out for the 4-word key, which stays in registers, and apply's usual case (a live entry not
+        // pending in a scan, a valid packet that counts) inline. ct-model-ref.test.ts holds this path equal to a plain
         // reference over random streams.
         const sa = saddr[i]!, da = daddr[i]!, sp = sport[i]!, dp = dport[i]!;
         const k0 = (4 << 8) | 6;
@@ -547,7 +547,8 @@ export class Judge {
         const ts = tsL[i]!, fb = (fl >>> FB_SHIFT) & 15;
         if (rec[o] !== 0) {
           const meta = rec[o + 4]!;
-          if (!scanning && counts && ts - t.recF[(s << 2) + 3]! <= timeout) {
+          // A scan follows only pending keys (follow() returns at once for any other entry).
+          if ((!scanning || rec[o + 5] === 0) && counts && ts - t.recF[(s << 2) + 3]! <= timeout) {
             const q = steps[((K.TCP * NCODES + (meta & 31)) << 5) | (fb << 1) | d]!;
             if (q & 0x60) {
               const assumed = q >>> 7, was = (meta >>> 5) & 1;
