@@ -1,0 +1,617 @@
+/**
+ * AssemblyScript (compiled to WebAssembly by sim/select/wasm/build.ts) for
+ * the synthetic generator's general path: the same flows, the same draws in
+ * the same order, the same two-tier queue (a binary heap for the current
+ * 64 us bucket, a timing wheel of 2^15 buckets behind it) and the same lanes
+ * as SyntheticInput in sim/traffic/synthetic.ts, which stays the reference
+ * and the fallback. synthetic-wasm.test.ts holds the two equal.
+ *
+ * One instance generates one share of one scenario. Its memory is its own
+ * (a shared memory synthetic-wasm.ts creates per input, growable): the flow
+ * records, the heap, the wheel, the Zipf table, and a staging area of CHUNK
+ * packets' lanes that synthetic-wasm.ts copies into the batch with
+ * TypedArray.set (the staging stays in cache; the copy is cheap next to
+ * generating). The batch's IPv6 lanes, family and l4flags are not staged:
+ * every synthetic packet is IPv4 with both L4 words (family 4, l4flags 3).
+ *
+ * Why a second form: the JavaScript loop's profile is flat (no line above
+ * 7 %); here an active flow is one 64-byte record (as in bench/native/gen.c)
+ * and every lane store is one instruction, with no bounds checks.
+ *
+ * Floating point: every f64 operation here is one IEEE operation (+, -, *,
+ * /, floor, ceil, min, max) that JavaScript does identically; Math.pow is not
+ * (AssemblyScript's own pow may differ in the last bit from V8's), so pow is
+ * imported from JavaScript (env.pow = Math.pow) and the Zipf table is built
+ * by JavaScript and copied in (zipfTable()).
+ */
+
+// @ts-ignore: decorator
+@external("env", "pow")
+declare function jsPow(x: f64, y: f64): f64;
+
+// Scenario and flow-kind codes: synthetic.ts's SC_* and K_*.
+const SC_DEFAULT = 0, SC_UNIFORM = 1, SC_ZIPF = 3, SC_NAT = 4, SC_PORTSCAN = 5, SC_SYNFLOOD = 6, SC_STEADY = 7, SC_MIX = 8;
+const K_TCP = 0, K_DNS = 1, K_UDPSTREAM = 2, K_PING = 3, K_SYN = 4, K_ONEWAY = 5;
+// batch.ts F bits
+const F_PORTS: u32 = 1, F_SYN: u32 = 4, F_ACK: u32 = 8, F_FIN: u32 = 0x20;
+
+const INC: u32 = 0x6d2b79f5;
+const UNIT: f64 = 1.0 / 4294967296.0;
+const CLUSTER_IP: u32 = 0xc000020a;
+const ZIPF_N: i32 = 50000;
+const STEADY_WARMUP_US: f64 = 20000000;
+const WHEEL: i32 = 1 << 15;
+const WHEEL_MASK: i32 = WHEEL - 1;
+
+/** Packets staged per call of fill (the lanes of CHUNK packets: about 150 KB). */
+export const CHUNK: i32 = 4096;
+
+const POOLS_BASE = memory.data<u32>([0x0a000000, 0xac100000, 0xc0a80000, 0x64400000, 0xc6120000]);
+const POOLS_MASK = memory.data<u32>([0x00ffffff, 0x000fffff, 0x0000ffff, 0x003fffff, 0x0001ffff]);
+const NAT = memory.data<u32>([0xcb007101, 0xcb007102, 0xcb007103, 0xcb007104]);
+const MIX_BLOCKS = memory.data<u32>([0x0a000000, 0xc0a80000, 0x64400000, 0x2d000000, 0x59000000, 0xb9000000]);
+const MIX_VIPS = memory.data<u32>([0xc6336401, 0xc6336402, 0xc6336403]);
+
+// ---- configuration (init) ----
+let sc: i32 = 0;
+let seed: i32 = 0;
+let total: f64 = 0;
+let maxFlows: f64 = 0;
+let shareIndex: u32 = 0;
+let shareCount: u32 = 1;
+let gapUs: u32 = 1;
+let epoch: f64 = 0;
+let server: u32 = 0;
+let durUs: f64 = 0;
+let spanUs: f64 = 0;
+let tcpShare: f64 = 0;
+let clients: f64 = 1;
+
+// ---- memory: staging lanes, wheel, Zipf table, then the growable arrays ----
+let TS: usize = 0, WIRELEN: usize = 0, SADDR: usize = 0, DADDR: usize = 0, L4A: usize = 0, L4B: usize = 0;
+let SPORT: usize = 0, DPORT: usize = 0, PROTO: usize = 0, FLAGS: usize = 0;
+let WHEAD: usize = 0, WBITS: usize = 0, ZIPF: usize = 0;
+/** Flow records (REC bytes each), the free list (i32), the heap (f64 keys, i32 slots). */
+let FLOWS: usize = 0, FREE: usize = 0, HKEY: usize = 0, HSLOT: usize = 0;
+let cap: i32 = 0;
+let freeN: i32 = 0;
+let heapN: i32 = 0;
+let wN: i32 = 0;
+let curIdx: f64 = -1;
+let curPos: i32 = 0;
+let curEnd: f64 = 0;
+
+/*
+ * A flow record. next (µs of its next packet), id (flow number) and gap as
+ * f64 like synthetic.ts's Float64Arrays; link is the wheel bucket's chain.
+ */
+const REC: i32 = 64;
+const O_NEXT = 0, O_ID = 8, O_GAP = 16, O_IDX = 24, O_SIZE = 28, O_RNG = 32, O_CLIENT = 36, O_SERVER = 40;
+const O_CSEQ = 44, O_SSEQ = 48, O_CPORT = 52, O_SPORT = 54, O_LEN = 56, O_KIND = 58, O_PROTO = 59, O_LINK = 60;
+
+// @ts-ignore: decorator
+@inline function rec(s: i32): usize { return FLOWS + (<usize>s << 6); }
+
+// ---- the pending flow (synthetic.ts's p* fields) ----
+let nextFlow: f64 = 0;
+let assigned: f64 = 0;
+let exhausted = false;
+let pF: f64 = -1;
+let pStart: f64 = 0;
+let pFirst: f64 = 0;
+let pK0: i32 = 0;
+let pSize: i32 = 0;
+let pKind: i32 = 0;
+let pProto: u32 = 0;
+let pClient: u32 = 0;
+let pServer: u32 = 0;
+let pCport: u32 = 0;
+let pSport: u32 = 0;
+let pLen: u32 = 0;
+let pGap: f64 = 0;
+let pR: u32 = 0;
+
+/** Bytes from the stub runtime's heap, 16-aligned (never freed: an instance lives as long as its input). */
+function alloc(bytes: usize): usize {
+  return (heap.alloc(bytes + 16) + 15) & ~<usize>15;
+}
+
+// @ts-ignore: decorator
+@inline function mval(s: u32): u32 {
+  let t = (s ^ (s >>> 15)) * (1 | s);
+  t = (t + (t ^ (t >>> 7)) * (61 | t)) ^ t;
+  return t ^ (t >>> 14);
+}
+
+/** prng.ts seedMix. */
+function seedMix(a: u32, b: u32): u32 {
+  let h = ((a ^ 0x9e3779b9) * 0x85ebca6b) ^ b;
+  h = (h ^ (h >>> 13)) * 0xc2b2ae35;
+  return h ^ (h >>> 16);
+}
+
+/** checksum.ts checksumOf for the small sums here. */
+function checksumOf(sum: u32): u32 {
+  let s = sum;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return ~s & 0xffff;
+}
+
+function udpChecksum(sa: u32, da: u32, sp: u32, dp: u32, len: u32): u32 {
+  const c = checksumOf((sa >>> 16) + (sa & 0xffff) + (da >>> 16) + (da & 0xffff) + 17 + len + sp + dp + len);
+  return c == 0 ? 0xffff : c;
+}
+
+function heavySize(u: f64, min: f64, max: f64): i32 {
+  const x = min / jsPow(1 - u * 0.999999, 1 / 1.2);
+  return <i32>Math.min(max, Math.max(min, Math.floor(x)));
+}
+
+function zipfClient(a: u32): u32 {
+  const u = <f64>a * UNIT;
+  let lo = 0, hi = ZIPF_N - 1;
+  while (lo < hi) { const m = (lo + hi) >> 1; if (load<f64>(ZIPF + (<usize>m << 3)) < u) lo = m + 1; else hi = m; }
+  return 0x64400000 | (<u32>(lo + 1) * 0x9e3779b1 >>> 10);
+}
+
+function poolClient(a: u32, b: u32): u32 {
+  const p = <usize>(a % 5) << 2;
+  return load<u32>(POOLS_BASE + p) | (b & load<u32>(POOLS_MASK + p));
+}
+
+/**
+ * Sets the scenario up (synthetic.ts has validated every value) and lays
+ * out the memory; stagingLane() says where each staged lane is. The caller then fills the Zipf table (zipfTable()) and calls
+ * start().
+ */
+export function init(scenario: i32, seed_: i32, total_: f64, maxFlows_: f64, index: u32, count: u32, gapUs_: u32, epoch_: f64, server_: u32, durUs_: f64, spanUs_: f64, tcpShare_: f64, clients_: f64): void {
+  sc = scenario; seed = seed_; total = total_; maxFlows = maxFlows_; shareIndex = index; shareCount = count;
+  gapUs = gapUs_; epoch = epoch_; server = server_; durUs = durUs_; spanUs = spanUs_; tcpShare = tcpShare_; clients = clients_;
+  const c = <usize>CHUNK;
+  TS = alloc(c << 3); WIRELEN = alloc(c << 2); SADDR = alloc(c << 2); DADDR = alloc(c << 2);
+  L4A = alloc(c << 2); L4B = alloc(c << 2); SPORT = alloc(c << 1); DPORT = alloc(c << 1);
+  PROTO = alloc(c); FLAGS = alloc(c);
+  WHEAD = alloc(<usize>WHEEL << 2);
+  memory.fill(WHEAD, 0xff, <usize>WHEEL << 2);
+  WBITS = alloc(<usize>WHEEL >>> 3);
+  memory.fill(WBITS, 0, <usize>WHEEL >>> 3);
+  if (sc == SC_DEFAULT || sc == SC_ZIPF) ZIPF = alloc(<usize>ZIPF_N << 3);
+  grow(1024);
+}
+
+/** Draws the first flow: after init and after the caller filled the Zipf table. */
+export function start(): void {
+  queueNextFlow();
+}
+
+/** Where the Zipf table goes (50,000 f64), or 0 when the scenario has none. */
+export function zipfTable(): usize { return ZIPF; }
+
+/** The staging lanes' addresses, in the order ts, wirelen, saddr, daddr, l4a, l4b, sport, dport, proto, flags. */
+export function stagingLane(k: i32): usize {
+  switch (k) {
+    case 0: return TS; case 1: return WIRELEN; case 2: return SADDR; case 3: return DADDR; case 4: return L4A;
+    case 5: return L4B; case 6: return SPORT; case 7: return DPORT; case 8: return PROTO; default: return FLAGS;
+  }
+}
+
+function grow(n: i32): void {
+  const old = cap;
+  const flows = alloc(<usize>n << 6), free = alloc(<usize>n << 2), hkey = alloc(<usize>n << 3), hslot = alloc(<usize>n << 2);
+  if (old > 0) {
+    memory.copy(flows, FLOWS, <usize>old << 6);
+    memory.copy(free, FREE, <usize>freeN << 2);
+    memory.copy(hkey, HKEY, <usize>heapN << 3);
+    memory.copy(hslot, HSLOT, <usize>heapN << 2);
+  }
+  FLOWS = flows; FREE = free; HKEY = hkey; HSLOT = hslot;
+  for (let s = n - 1; s >= old; s--) freeSlot(s);
+  cap = n;
+}
+
+/** synthetic.ts queueNextFlow. */
+function queueNextFlow(): void {
+  pF = -1;
+  while (!exhausted) {
+    if (assigned >= total || nextFlow >= maxFlows) { exhausted = true; return; }
+    const f = nextFlow;
+    nextFlow += 1;
+    const size0 = sc == SC_STEADY || sc == SC_MIX ? drawOneway(f) : drawClassic(f);
+    if (size0 == 0) continue;
+    const size = Math.min(<f64>size0, total - assigned);
+    assigned += size;
+    if (shareCount > 1 && shareOfPending() != shareIndex) continue;
+    pF = f;
+    pSize = <i32>size;
+    return;
+  }
+}
+
+/** synthetic.ts drawClassic (the same draws in the same order). */
+function drawClassic(f: f64): i32 {
+  const fi = <i64>f;
+  let r = seedMix(<u32>seed, <u32>fi);
+  r += INC; const u1 = <f64>mval(r) * UNIT;
+  r += INC; const u2 = <f64>mval(r) * UNIT;
+  let kind = K_TCP, size: i32;
+  switch (sc) {
+    case SC_PORTSCAN: case SC_SYNFLOOD: kind = K_SYN; size = 1; break;
+    case SC_DEFAULT:
+      if (u1 < 0.72) { kind = K_TCP; size = heavySize(u2, 6, 20000); }
+      else if (u1 < 0.88) { kind = K_DNS; size = 2; }
+      else if (u1 < 0.95) { kind = K_UDPSTREAM; size = heavySize(u2, 4, 5000); }
+      else { kind = K_PING; size = 2 * (1 + <i32>Math.floor(u2 * 5)); }
+      break;
+    default:
+      size = heavySize(u2, 6, 400);
+  }
+  r += INC;
+  const start = f * <f64>gapUs + <f64>(mval(r) % gapUs);
+  pStart = start;
+  pFirst = start;
+  pK0 = 0;
+  pKind = kind;
+  pProto = kind == K_PING ? 1 : kind == K_DNS || kind == K_UDPSTREAM ? 17 : 6;
+  pServer = CLUSTER_IP;
+  r += INC; const a = mval(r);
+  r += INC; const b = mval(r);
+  switch (sc) {
+    case SC_UNIFORM: case SC_SYNFLOOD: pClient = (((a % 223) + 1) << 24) | (b & 0xffffff); break;
+    case SC_NAT: pClient = load<u32>(NAT + ((<usize>a & 3) << 2)); break;
+    case SC_PORTSCAN: pClient = 0xc6336407; break;
+    case SC_ZIPF: pClient = zipfClient(a); break;
+    case SC_DEFAULT: pClient = (a & 7) < 3 ? zipfClient(a >>> 3) : poolClient(a >>> 3, b); break;
+    default: pClient = poolClient(a, b);
+  }
+  r += INC;
+  const c = mval(r);
+  pCport = sc == SC_PORTSCAN ? 40000 + <u32>(fi % 7) : 1024 + (c % 64512);
+  pSport = sc == SC_PORTSCAN ? <u32>(fi % 65535) + 1 : sc == SC_SYNFLOOD ? 80
+    : kind == K_DNS ? 53 : kind == K_UDPSTREAM ? 443 : kind == K_PING ? <u32>fi & 0xffff : (c >>> 16) & 1 ? 443 : 80;
+  pR = r;
+  return size;
+}
+
+/** synthetic.ts drawOneway (steady, mix). */
+function drawOneway(f: f64): i32 {
+  let r = seedMix(<u32>seed, <u32><i64>f);
+  r += INC; const u1 = <f64>mval(r) * UNIT;
+  r += INC; const u2 = <f64>mval(r) * UNIT;
+  r += INC; const u3 = <f64>mval(r) * UNIT;
+  r += INC; const u4 = <f64>mval(r) * UNIT;
+  r += INC; const u5 = <f64>mval(r) * UNIT;
+  r += INC; const u6 = <f64>mval(r) * UNIT;
+  r += INC; const u7 = <f64>mval(r) * UNIT;
+  pKind = K_ONEWAY;
+  let size: i32;
+  if (sc == SC_STEADY) {
+    // synthetic.ts keeps clients below 2^31 for this path (c * 7 wraps as >>> 0 does there).
+    const c = <u32>Math.floor(u1 * clients);
+    pClient = 0x0a000001 + c * 7 + (c >>> 8) * 3;
+    const tcp = u2 < tcpShare;
+    pProto = tcp ? 6 : 17;
+    pCport = 1024 + <u32>Math.floor(u3 * 64000);
+    pSport = tcp ? (u4 < 0.7 ? 443 : 80) : u4 < 0.5 ? 53 : 4500;
+    pServer = server;
+    const start = Math.floor(((f + u5) * spanUs) / maxFlows) - STEADY_WARMUP_US;
+    const npk = 3 + Math.floor(u6 * u7 * 80);
+    r += INC;
+    const gap = Math.floor((0.05 + <f64>mval(r) * UNIT * 0.9) * 1e6);
+    const k0 = start < 0 ? Math.ceil(-start / gap) : 0;
+    const kEnd = Math.min(npk, Math.ceil((durUs - start) / gap));
+    pStart = start;
+    pK0 = <i32>k0;
+    pFirst = start + k0 * gap;
+    pGap = gap;
+    pLen = 0;
+    size = <i32>Math.max(0, kEnd - k0);
+  } else {
+    const block = load<u32>(MIX_BLOCKS + (<usize>Math.floor(u1 * 6) << 2));
+    const host = block >= 0x2d000000 && block < 0x60000000 ? <u32>Math.floor(u2 * 0x1000000) : <u32>Math.floor(u2 * 0x10000);
+    pClient = block + host;
+    pServer = load<u32>(MIX_VIPS + (<usize>Math.floor(u3 * 3) << 2));
+    r += INC; const u8 = <f64>mval(r) * UNIT;
+    if (u4 < 0.8) {
+      pProto = 6;
+      pCport = 32768 + <u32>Math.floor(u5 * 28232);
+      pSport = u6 < 0.6 ? 443 : u6 < 0.85 ? 80 : u6 < 0.95 ? 22 : 1024 + <u32>Math.floor(u7 * 64000);
+    } else if (u4 < 0.97) {
+      pProto = 17;
+      pCport = 1024 + <u32>Math.floor(u5 * 64000);
+      pSport = u6 < 0.6 ? 53 : u6 < 0.8 ? 443 : 123;
+    } else if (u4 < 0.99) {
+      pProto = 1;
+      pCport = <u32>Math.floor(u5 * 65536);
+      pSport = <u32>Math.floor(u6 * 100);
+    } else {
+      pProto = 50;
+      pCport = <u32>Math.floor(u5 * 65536);
+      pSport = <u32>Math.floor(u6 * 65536);
+    }
+    size = <i32>Math.min(5000, Math.floor(1 / jsPow(1 - u7, 1 / 1.2)));
+    r += INC; const u9 = <f64>mval(r) * UNIT;
+    pLen = u8 < 0.4 ? 66 + <u32>Math.floor(u9 * 60) : 1514 - <u32>Math.floor(u9 * 200);
+    r += INC;
+    const v = mval(r);
+    pStart = f * 10 + <f64>(v % 10);
+    pFirst = pStart;
+    pK0 = 0;
+    pGap = <f64>(200 + ((v >>> 8) % 5000));
+  }
+  pR = r;
+  return size;
+}
+
+/** synthetic.ts shareOfPending: the share of the pending flow's connection key. */
+function shareOfPending(): u32 {
+  if (pKind == K_ONEWAY) {
+    let h = seedMix(pProto, pClient);
+    h = seedMix(h, pCport);
+    h = seedMix(h, pSport);
+    h = seedMix(h, pServer);
+    return h % shareCount;
+  }
+  const icmp = pKind == K_PING;
+  let h = seedMix(icmp ? 1 : 6, pClient);
+  h = seedMix(h, icmp ? 0 : pCport);
+  h = seedMix(h, pSport);
+  return h % shareCount;
+}
+
+/** synthetic.ts startFlow. */
+function startFlow(): i32 {
+  if (freeN == 0) grow(cap * 2);
+  freeN--;
+  const s = load<i32>(FREE + (<usize>freeN << 2));
+  const x = rec(s);
+  let r = pR;
+  store<f64>(x, pF, O_ID);
+  store<f64>(x, pFirst, O_NEXT);
+  store<i32>(x, pK0, O_IDX);
+  store<i32>(x, pK0 + pSize, O_SIZE);
+  store<u8>(x, <u8>pKind, O_KIND);
+  store<u8>(x, <u8>pProto, O_PROTO);
+  store<u32>(x, pClient, O_CLIENT);
+  store<u32>(x, pServer, O_SERVER);
+  store<u16>(x, <u16>pCport, O_CPORT);
+  store<u16>(x, <u16>pSport, O_SPORT);
+  store<u16>(x, <u16>pLen, O_LEN);
+  store<f64>(x, pGap, O_GAP);
+  r += INC; store<u32>(x, mval(r), O_CSEQ);
+  r += INC; store<u32>(x, mval(r), O_SSEQ);
+  store<u32>(x, r, O_RNG);
+  queueNextFlow();
+  return s;
+}
+
+// @ts-ignore: decorator
+@inline function freeSlot(s: i32): void { store<i32>(FREE + (<usize>freeN << 2), s); freeN++; }
+// @ts-ignore: decorator
+@inline function idOf(s: i32): f64 { return load<f64>(rec(s), O_ID); }
+// @ts-ignore: decorator
+@inline function hk(i: i32): f64 { return load<f64>(HKEY + (<usize>i << 3)); }
+// @ts-ignore: decorator
+@inline function hs(i: i32): i32 { return load<i32>(HSLOT + (<usize>i << 2)); }
+// @ts-ignore: decorator
+@inline function setH(i: i32, key: f64, s: i32): void { store<f64>(HKEY + (<usize>i << 3), key); store<i32>(HSLOT + (<usize>i << 2), s); }
+
+function heapPush(s: i32, key: f64): void {
+  const id = idOf(s);
+  let i = heapN++;
+  while (i > 0) {
+    const p = (i - 1) >> 1;
+    const pk = hk(p);
+    if (pk < key || (pk == key && idOf(hs(p)) < id)) break;
+    setH(i, pk, hs(p));
+    i = p;
+  }
+  setH(i, key, s);
+}
+
+function heapSiftTop(s: i32, key: f64): void {
+  const id = idOf(s), n = heapN;
+  let i = 0;
+  for (;;) {
+    let c = 2 * i + 1;
+    if (c >= n) break;
+    let ck = hk(c);
+    if (c + 1 < n) {
+      const dk = hk(c + 1);
+      if (dk < ck || (dk == ck && idOf(hs(c + 1)) < idOf(hs(c)))) { c++; ck = dk; }
+    }
+    if (key < ck || (key == ck && id < idOf(hs(c)))) break;
+    setH(i, ck, hs(c));
+    i = c;
+  }
+  setH(i, key, s);
+}
+
+function heapPop(): void {
+  const n = --heapN;
+  if (n > 0) heapSiftTop(hs(n), hk(n));
+}
+
+/** Wire bytes of the packets of the last fill. */
+export let lastBytes: f64 = 0;
+
+/** Set when a packet fell past the wheel (synthetic.ts throws; fill returns -1 and synthetic-wasm.ts throws). */
+let pastWheel = false;
+
+function schedule(s: i32, key: f64): void {
+  if (key < curEnd) { heapPush(s, key); return; }
+  if (heapN == 0 && wN == 0) {
+    curIdx = Math.floor(key / 64);
+    curEnd = (curIdx + 1) * 64;
+    heapPush(s, key);
+    return;
+  }
+  const d = Math.floor(key / 64) - curIdx;
+  if (d >= <f64>WHEEL) { pastWheel = true; return; }
+  const pos = (curPos + <i32>d) & WHEEL_MASK;
+  const h = WHEAD + (<usize>pos << 2);
+  store<i32>(rec(s), load<i32>(h), O_LINK);
+  store<i32>(h, s);
+  const w = WBITS + (<usize>(pos >>> 5) << 2);
+  store<u32>(w, load<u32>(w) | (1 << (pos & 31)));
+  wN++;
+}
+
+function advance(): bool {
+  if (wN == 0) return false;
+  let p = (curPos + 1) & WHEEL_MASK, d = 1;
+  for (;;) {
+    const word = load<u32>(WBITS + (<usize>(p >>> 5) << 2)) >>> (p & 31);
+    if (word != 0) { d += <i32>ctz(word); break; }
+    const step = 32 - (p & 31);
+    d += step;
+    p = (p + step) & WHEEL_MASK;
+  }
+  const pos = (curPos + d) & WHEEL_MASK;
+  curIdx += <f64>d;
+  curPos = pos;
+  curEnd = (curIdx + 1) * 64;
+  const h = WHEAD + (<usize>pos << 2);
+  let s = load<i32>(h);
+  store<i32>(h, -1);
+  const w = WBITS + (<usize>(pos >>> 5) << 2);
+  store<u32>(w, load<u32>(w) & ~(1 << (pos & 31)));
+  while (s >= 0) {
+    const next = load<i32>(rec(s), O_LINK);
+    heapPush(s, load<f64>(rec(s), O_NEXT));
+    wN--;
+    s = next;
+  }
+  return true;
+}
+
+/**
+ * Generates up to `max` (<= CHUNK) packets into the staging lanes from
+ * index 0; returns how many (fewer: the scenario is done), or -1 when a
+ * packet fell past the timing wheel (a bug; synthetic.ts throws there too).
+ * Sets lastBytes to the packets' wire bytes.
+ */
+export function fill(max: i32): i32 {
+  let n = 0;
+  let bytes: u32 = 0;
+  while (n < max) {
+    const any = heapN > 0 || advance();
+    if (pF >= 0 && (!any || pStart <= hk(0))) {
+      const first = pFirst;
+      const s = startFlow();
+      // Emit now when due before every queued flow and the next flow's start (synthetic.ts fill).
+      if ((any && first >= hk(0)) || (pF >= 0 && first > pStart)) { schedule(s, first); if (pastWheel) return -1; continue; }
+      bytes += emit(s, n++);
+      const x = rec(s);
+      if (load<i32>(x, O_IDX) >= load<i32>(x, O_SIZE)) freeSlot(s);
+      else schedule(s, load<f64>(x, O_NEXT));
+      if (pastWheel) return -1;
+      continue;
+    }
+    if (!any) break;
+    const s = hs(0);
+    bytes += emit(s, n++);
+    const x = rec(s);
+    const key = load<f64>(x, O_NEXT);
+    if (load<i32>(x, O_IDX) >= load<i32>(x, O_SIZE)) { heapPop(); freeSlot(s); }
+    else if (key < curEnd) heapSiftTop(s, key);
+    else { heapPop(); schedule(s, key); if (pastWheel) return -1; }
+  }
+  lastBytes = <f64>bytes;
+  return n;
+}
+
+/** synthetic.ts emit: packet idx of flow s into staging slot i; returns its wire length. */
+function emit(s: i32, i: i32): u32 {
+  const x = rec(s);
+  const k = load<i32>(x, O_IDX), size = load<i32>(x, O_SIZE), kind = <i32>load<u8>(x, O_KIND);
+  let r = load<u32>(x, O_RNG);
+  r += INC; const u = <f64>mval(r) * UNIT;
+  r += INC; const u2 = <f64>mval(r) * UNIT;
+  const us = load<f64>(x, O_NEXT);
+  let up = true;
+  let proto: u32 = 6, flags: u32 = 0, len: u32 = 54, l4a: u32 = 0, l4b: u32 = 0, sport: u32 = 0, dport: u32 = 0;
+  const client = load<u32>(x, O_CLIENT), cport = <u32>load<u16>(x, O_CPORT), sp = <u32>load<u16>(x, O_SPORT);
+  let srv = CLUSTER_IP;
+  let gap: f64 = 0;
+  switch (kind) {
+    case K_SYN:
+      flags = F_SYN; len = 54; break;
+    case K_TCP: {
+      const teardown = size >= 6 ? size - 3 : 99;
+      let payload: u32 = 0;
+      if (k == 0) { flags = F_SYN; }
+      else if (k == 1) { flags = F_SYN | F_ACK; up = false; }
+      else if (k == 2) { flags = F_ACK; }
+      if (k >= 3 && k < teardown) {
+        flags = F_ACK;
+        up = u < 0.35;
+        payload = u2 < 0.45 ? 1460 : u2 < 0.75 ? <u32>Math.floor(u2 * 200) : <u32>Math.floor(200 + u2 * 1260);
+        if (payload == 0) payload = 1;
+      } else if (k >= 3) {
+        const t = size >= 6 ? k - teardown : k - 3;
+        flags = t == 2 ? F_ACK : F_FIN | F_ACK;
+        up = t != 1;
+      }
+      len = 54 + payload;
+      const seqc = load<u32>(x, O_CSEQ), seqs = load<u32>(x, O_SSEQ);
+      l4b = up ? seqc : seqs;
+      const adv = payload + ((flags & (F_SYN | F_FIN)) != 0 ? 1 : 0);
+      if (up) store<u32>(x, seqc + adv, O_CSEQ); else store<u32>(x, seqs + adv, O_SSEQ);
+      gap = k < 3 ? 200 + u * 30000 : 50 + u2 * 20000;
+      break;
+    }
+    case K_DNS:
+      proto = 17; up = k == 0; len = up ? 42 + 30 + <u32>Math.floor(u * 40) : 42 + 60 + <u32>Math.floor(u * 400); gap = 500 + u * 40000; break;
+    case K_UDPSTREAM:
+      proto = 17; up = k == 0 || u < 0.2; len = up ? 42 + 40 + <u32>Math.floor(u2 * 100) : 42 + 1200 + <u32>Math.floor(u2 * 150); gap = 100 + u * 5000; break;
+    case K_PING:
+      proto = 1; up = (k & 1) == 0; len = 98; gap = up ? 300 + u * 20000 : 1000000; break;
+    default: { // K_ONEWAY
+      proto = <u32>load<u8>(x, O_PROTO);
+      srv = load<u32>(x, O_SERVER);
+      const fixed = <u32>load<u16>(x, O_LEN);
+      if (proto == 6) flags = k == 0 ? F_SYN : k == size - 1 ? F_FIN | F_ACK : F_ACK;
+      len = fixed != 0 ? fixed : proto == 6 && k == 0 ? 60 : 60 + <u32>Math.floor(u * 1400);
+      gap = load<f64>(x, O_GAP);
+      break;
+    }
+  }
+  const saddr = up ? client : srv, daddr = up ? srv : client;
+  if (proto == 1) {
+    if (kind == K_ONEWAY) {
+      sport = cport; dport = sp;
+      l4a = (8 << 24) | checksumOf((8 << 8) + cport + sp);
+      l4b = (cport << 16) | sp;
+    } else {
+      const type: u32 = up ? 8 : 0, id = sp, seq = <u32>(k >> 1);
+      l4a = (type << 24) | checksumOf((type << 8) + id + seq);
+      l4b = (id << 16) | seq;
+      sport = id; dport = seq;
+    }
+  } else if (proto == 50) {
+    sport = cport; dport = sp;
+    l4a = (cport << 16) | sp;
+    l4b = 1;
+  } else {
+    sport = up ? cport : sp; dport = up ? sp : cport;
+    l4a = (sport << 16) | dport;
+    if (proto == 17) { const ul = len - 34; l4b = (ul << 16) | udpChecksum(saddr, daddr, sport, dport, ul); }
+    flags |= F_PORTS;
+  }
+  const sec = Math.floor(us / 1e6);
+  const j = <usize>i;
+  store<f64>(TS + (j << 3), sec + epoch + (us - sec * 1e6) * 1e-6);
+  store<u32>(WIRELEN + (j << 2), len);
+  store<u32>(SADDR + (j << 2), saddr);
+  store<u32>(DADDR + (j << 2), daddr);
+  store<u32>(L4A + (j << 2), l4a);
+  store<u32>(L4B + (j << 2), l4b);
+  store<u16>(SPORT + (j << 1), <u16>sport);
+  store<u16>(DPORT + (j << 1), <u16>dport);
+  store<u8>(PROTO + j, <u8>proto);
+  store<u8>(FLAGS + j, <u8>flags);
+  store<u32>(x, r, O_RNG);
+  store<i32>(x, k + 1, O_IDX);
+  store<f64>(x, us + Math.max(1, Math.floor(gap)), O_NEXT);
+  return len;
+}
