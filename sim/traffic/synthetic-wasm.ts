@@ -19,8 +19,12 @@ import { FAMILY_IPV4, L4, type TupleBatch } from './batch.ts';
 /** Where the build writes the module (git-ignored). */
 export const GEN_WASM_PATH = join(dirname(fileURLToPath(import.meta.url)), 'wasm', 'build', 'gen.wasm');
 
-/** Tests turn the WebAssembly path off to run the TypeScript one in the same process. */
-export const syntheticWasmSwitch = { on: true };
+/**
+ * Tests turn the WebAssembly path off (on = false) to run the TypeScript one
+ * in the same process, and read `delivered` (packets the module made, all
+ * generators of this thread) to see that it ran.
+ */
+export const syntheticWasmSwitch = { on: true, delivered: 0 };
 
 /** The slice of the WebAssembly JS API used here (the project's `lib` has no DOM types). */
 interface WasmApi {
@@ -136,6 +140,7 @@ export function openWasmGenerator(p: GenParams): WasmGenerator | null {
         if (k < want) break;
       }
       b.count = n;
+      syntheticWasmSwitch.delivered += n;
       return n;
     },
   };

@@ -216,8 +216,10 @@ class SyntheticInput implements PacketInput {
     if (sc === SC_DEFAULT || sc === SC_ZIPF) zipfTable();
     // The general path in WebAssembly (sim/traffic/wasm/assembly/gen.ts) when built; the one-SYN
     // scenarios keep fillSyns, and steady keeps this loop for a client count whose addresses
-    // wrap past 2^32 differently in 32-bit math (2^31 clients or more).
-    this.wasm = sc === SC_SYNFLOOD || sc === SC_PORTSCAN || this.clients >= 2 ** 31 ? null : openWasmGenerator({
+    // wrap past 2^32 differently in 32-bit math (2^31 clients or more); the module numbers flows
+    // in 32 bits (a classic scenario has at most one flow per packet).
+    const wasmFits = this.clients < 2 ** 31 && Math.min(this.total, this.maxFlows) < 2 ** 32;
+    this.wasm = sc === SC_SYNFLOOD || sc === SC_PORTSCAN || !wasmFits ? null : openWasmGenerator({
       sc, seed: this.seed, total: this.total, maxFlows: this.maxFlows, index: this.index, count: this.count, gapUs: this.gapUs,
       epoch: this.epoch, server: this.server, durUs: this.durUs, spanUs: this.spanUs, tcpShare: this.tcpShare, clients: this.clients,
       zipf: sc === SC_DEFAULT || sc === SC_ZIPF ? zipfCdf : null,

@@ -71,8 +71,8 @@ let clients: f64 = 1;
 let TS: usize = 0, WIRELEN: usize = 0, SADDR: usize = 0, DADDR: usize = 0, L4A: usize = 0, L4B: usize = 0;
 let SPORT: usize = 0, DPORT: usize = 0, PROTO: usize = 0, FLAGS: usize = 0;
 let WHEAD: usize = 0, WBITS: usize = 0, ZIPF: usize = 0;
-/** Flow records (REC bytes each), the free list (i32), the heap (f64 keys, i32 slots). */
-let FLOWS: usize = 0, FREE: usize = 0, HKEY: usize = 0, HSLOT: usize = 0;
+/** Flow records (REC bytes each), the free list (i32), the heap (16-byte entries, see ent). */
+let FLOWS: usize = 0, FREE: usize = 0, HEAP: usize = 0;
 let cap: i32 = 0;
 let freeN: i32 = 0;
 let heapN: i32 = 0;
@@ -82,8 +82,9 @@ let curPos: i32 = 0;
 let curEnd: f64 = 0;
 
 /*
- * A flow record. next (µs of its next packet), id (flow number) and gap as
- * f64 like synthetic.ts's Float64Arrays; link is the wheel bucket's chain.
+ * A flow record. next (µs of its next packet) and gap as f64 like
+ * synthetic.ts's Float64Arrays; id the flow number (u32, see ent); link the
+ * wheel bucket's chain.
  */
 const REC: i32 = 64;
 const O_NEXT = 0, O_ID = 8, O_GAP = 16, O_IDX = 24, O_SIZE = 28, O_RNG = 32, O_CLIENT = 36, O_SERVER = 40;
@@ -197,14 +198,13 @@ export function stagingLane(k: i32): usize {
 
 function grow(n: i32): void {
   const old = cap;
-  const flows = alloc(<usize>n << 6), free = alloc(<usize>n << 2), hkey = alloc(<usize>n << 3), hslot = alloc(<usize>n << 2);
+  const flows = alloc(<usize>n << 6), free = alloc(<usize>n << 2), heapArea = alloc(<usize>n << 4);
   if (old > 0) {
     memory.copy(flows, FLOWS, <usize>old << 6);
     memory.copy(free, FREE, <usize>freeN << 2);
-    memory.copy(hkey, HKEY, <usize>heapN << 3);
-    memory.copy(hslot, HSLOT, <usize>heapN << 2);
+    memory.copy(heapArea, HEAP, <usize>heapN << 4);
   }
-  FLOWS = flows; FREE = free; HKEY = hkey; HSLOT = hslot;
+  FLOWS = flows; FREE = free; HEAP = heapArea;
   for (let s = n - 1; s >= old; s--) freeSlot(s);
   cap = n;
 }
@@ -365,7 +365,7 @@ function startFlow(): i32 {
   const s = load<i32>(FREE + (<usize>freeN << 2));
   const x = rec(s);
   let r = pR;
-  store<f64>(x, pF, O_ID);
+  store<u32>(x, <u32>pF, O_ID);
   store<f64>(x, pFirst, O_NEXT);
   store<i32>(x, pK0, O_IDX);
   store<i32>(x, pK0 + pSize, O_SIZE);
@@ -386,49 +386,58 @@ function startFlow(): i32 {
 
 // @ts-ignore: decorator
 @inline function freeSlot(s: i32): void { store<i32>(FREE + (<usize>freeN << 2), s); freeN++; }
+/*
+ * The heap: 16-byte entries (key f64, flow number u32, slot i32), so that a
+ * comparison's tie-break reads the entry, not the flow's record, and an
+ * entry moves as one v128. Flow numbers fit 32 bits: synthetic.ts runs this
+ * module only when the scenario has fewer than 2^32 flows.
+ */
 // @ts-ignore: decorator
-@inline function idOf(s: i32): f64 { return load<f64>(rec(s), O_ID); }
+@inline function ent(i: i32): usize { return HEAP + (<usize>i << 4); }
 // @ts-ignore: decorator
-@inline function hk(i: i32): f64 { return load<f64>(HKEY + (<usize>i << 3)); }
+@inline function hk(i: i32): f64 { return load<f64>(ent(i)); }
 // @ts-ignore: decorator
-@inline function hs(i: i32): i32 { return load<i32>(HSLOT + (<usize>i << 2)); }
+@inline function hs(i: i32): i32 { return load<i32>(ent(i), 12); }
 // @ts-ignore: decorator
-@inline function setH(i: i32, key: f64, s: i32): void { store<f64>(HKEY + (<usize>i << 3), key); store<i32>(HSLOT + (<usize>i << 2), s); }
+@inline function setH(e: usize, key: f64, id: u32, s: i32): void { store<f64>(e, key); store<u32>(e, id, 8); store<i32>(e, s, 12); }
 
 function heapPush(s: i32, key: f64): void {
-  const id = idOf(s);
+  const id = load<u32>(rec(s), O_ID);
   let i = heapN++;
   while (i > 0) {
     const p = (i - 1) >> 1;
-    const pk = hk(p);
-    if (pk < key || (pk == key && idOf(hs(p)) < id)) break;
-    setH(i, pk, hs(p));
+    const e = ent(p);
+    const pk = load<f64>(e);
+    if (pk < key || (pk == key && load<u32>(e, 8) < id)) break;
+    v128.store(ent(i), v128.load(e));
     i = p;
   }
-  setH(i, key, s);
+  setH(ent(i), key, id, s);
 }
 
-function heapSiftTop(s: i32, key: f64): void {
-  const id = idOf(s), n = heapN;
+/** Moves the top (flow s, number id, whose key became `key`) down to its place. */
+function heapSiftTop(s: i32, key: f64, id: u32): void {
+  const n = heapN;
   let i = 0;
   for (;;) {
     let c = 2 * i + 1;
     if (c >= n) break;
-    let ck = hk(c);
+    let e = ent(c);
+    let ck = load<f64>(e);
     if (c + 1 < n) {
-      const dk = hk(c + 1);
-      if (dk < ck || (dk == ck && idOf(hs(c + 1)) < idOf(hs(c)))) { c++; ck = dk; }
+      const dk = load<f64>(e, 16);
+      if (dk < ck || (dk == ck && load<u32>(e, 24) < load<u32>(e, 8))) { c++; e += 16; ck = dk; }
     }
-    if (key < ck || (key == ck && id < idOf(hs(c)))) break;
-    setH(i, ck, hs(c));
+    if (key < ck || (key == ck && id < load<u32>(e, 8))) break;
+    v128.store(ent(i), v128.load(e));
     i = c;
   }
-  setH(i, key, s);
+  setH(ent(i), key, id, s);
 }
 
 function heapPop(): void {
   const n = --heapN;
-  if (n > 0) heapSiftTop(hs(n), hk(n));
+  if (n > 0) { const e = ent(n); heapSiftTop(load<i32>(e, 12), load<f64>(e), load<u32>(e, 8)); }
 }
 
 /** Wire bytes of the packets of the last fill. */
@@ -513,7 +522,7 @@ export function fill(max: i32): i32 {
     const x = rec(s);
     const key = load<f64>(x, O_NEXT);
     if (load<i32>(x, O_IDX) >= load<i32>(x, O_SIZE)) { heapPop(); freeSlot(s); }
-    else if (key < curEnd) heapSiftTop(s, key);
+    else if (key < curEnd) heapSiftTop(s, key, load<u32>(x, O_ID));
     else { heapPop(); schedule(s, key); if (pastWheel) return -1; }
   }
   lastBytes = <f64>bytes;
