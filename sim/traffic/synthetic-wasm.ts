@@ -149,15 +149,29 @@ export function openWasmGenerator(p: GenParams): WasmGenerator | null {
 /**
  * Makes slots [from, to) IPv4 slots, as synthetic.ts's clearIpv6 does one at a
  * time: a slot that holds something else gets zero IPv6 lanes (the batch
- * contract); one that already holds IPv4 has them.
+ * contract); one that already holds IPv4 has them. The family bytes are
+ * checked four at a time where aligned (a reused batch is all IPv4: 3 % of
+ * uniform's time byte by byte).
  */
 function makeIpv4(b: TupleBatch, from: number, to: number): void {
   const family = b.family;
-  for (let i = from; i < to; i++) {
-    if (family[i] !== FAMILY_IPV4) {
-      b.saddr6.fill(0, i << 2, (i << 2) + 4);
-      b.daddr6.fill(0, i << 2, (i << 2) + 4);
-      family[i] = FAMILY_IPV4;
+  let i = from;
+  for (; i < to && ((family.byteOffset + i) & 3) !== 0; i++) if (family[i] !== FAMILY_IPV4) clearSlot(b, i);
+  const words = (to - i) >> 2;
+  if (words > 0) {
+    const w = new Uint32Array(family.buffer, family.byteOffset + i, words);
+    for (let k = 0; k < words; k++) {
+      if (w[k] !== ALL_IPV4) for (let j = i + (k << 2), e = j + 4; j < e; j++) if (family[j] !== FAMILY_IPV4) clearSlot(b, j);
     }
+    i += words << 2;
   }
+  for (; i < to; i++) if (family[i] !== FAMILY_IPV4) clearSlot(b, i);
+}
+
+const ALL_IPV4 = FAMILY_IPV4 * 0x01010101;
+
+function clearSlot(b: TupleBatch, i: number): void {
+  b.saddr6.fill(0, i << 2, (i << 2) + 4);
+  b.daddr6.fill(0, i << 2, (i << 2) + 4);
+  b.family[i] = FAMILY_IPV4;
 }
