@@ -71,8 +71,14 @@ let tcpShare: f64 = 0;
 let clients: f64 = 1;
 
 // ---- memory: staging lanes, wheel, Zipf table, then the growable arrays ----
-let TS: usize = 0, WIRELEN: usize = 0, SADDR: usize = 0, DADDR: usize = 0, L4A: usize = 0, L4B: usize = 0;
-let SPORT: usize = 0, DPORT: usize = 0, PROTO: usize = 0, FLAGS: usize = 0;
+/**
+ * The staging lanes, one block: each lane at a constant offset from STAGE, so
+ * that the packet writer's ten stores take one base (immediate offsets).
+ */
+let STAGE: usize = 0;
+const S_TS = 0, S_WIRELEN = CHUNK << 3, S_SADDR = S_WIRELEN + (CHUNK << 2), S_DADDR = S_SADDR + (CHUNK << 2);
+const S_L4A = S_DADDR + (CHUNK << 2), S_L4B = S_L4A + (CHUNK << 2), S_SPORT = S_L4B + (CHUNK << 2), S_DPORT = S_SPORT + (CHUNK << 1);
+const S_PROTO = S_DPORT + (CHUNK << 1), S_FLAGS = S_PROTO + CHUNK, S_END = S_FLAGS + CHUNK;
 let WHEAD: usize = 0, WBITS: usize = 0, ZIPF: usize = 0;
 /** Flow records (REC bytes each), the free list (i32), the heap (16-byte entries, see ent). */
 let FLOWS: usize = 0, FREE: usize = 0, HEAP: usize = 0;
@@ -173,10 +179,7 @@ function poolClient(a: u32, b: u32): u32 {
 export function init(scenario: i32, seed_: i32, total_: f64, maxFlows_: f64, index: u32, count: u32, gapUs_: u32, epoch_: f64, server_: u32, durUs_: f64, spanUs_: f64, tcpShare_: f64, clients_: f64): void {
   sc = scenario; seed = seed_; total = total_; maxFlows = maxFlows_; shareIndex = index; shareCount = count;
   gapUs = gapUs_; epoch = epoch_; server = server_; durUs = durUs_; spanUs = spanUs_; tcpShare = tcpShare_; clients = clients_;
-  const c = <usize>CHUNK;
-  TS = alloc(c << 3); WIRELEN = alloc(c << 2); SADDR = alloc(c << 2); DADDR = alloc(c << 2);
-  L4A = alloc(c << 2); L4B = alloc(c << 2); SPORT = alloc(c << 1); DPORT = alloc(c << 1);
-  PROTO = alloc(c); FLAGS = alloc(c);
+  STAGE = alloc(<usize>S_END);
   WHEAD = alloc(<usize>WHEEL << 2);
   memory.fill(WHEAD, 0xff, <usize>WHEEL << 2);
   WBITS = alloc(<usize>WHEEL >>> 3);
@@ -196,8 +199,9 @@ export function zipfTable(): usize { return ZIPF; }
 /** The staging lanes' addresses, in the order ts, wirelen, saddr, daddr, l4a, l4b, sport, dport, proto, flags. */
 export function stagingLane(k: i32): usize {
   switch (k) {
-    case 0: return TS; case 1: return WIRELEN; case 2: return SADDR; case 3: return DADDR; case 4: return L4A;
-    case 5: return L4B; case 6: return SPORT; case 7: return DPORT; case 8: return PROTO; default: return FLAGS;
+    case 0: return STAGE + S_TS; case 1: return STAGE + S_WIRELEN; case 2: return STAGE + S_SADDR; case 3: return STAGE + S_DADDR;
+    case 4: return STAGE + S_L4A; case 5: return STAGE + S_L4B; case 6: return STAGE + S_SPORT; case 7: return STAGE + S_DPORT;
+    case 8: return STAGE + S_PROTO; default: return STAGE + S_FLAGS;
   }
 }
 
@@ -635,17 +639,17 @@ export function fill(max: i32): i32 {
     flags |= F_PORTS;
   }
   const sec = Math.floor(us / 1e6);
-  const j = <usize>i;
-  store<f64>(TS + (j << 3), sec + epoch + (us - sec * 1e6) * 1e-6);
-  store<u32>(WIRELEN + (j << 2), len);
-  store<u32>(SADDR + (j << 2), saddr);
-  store<u32>(DADDR + (j << 2), daddr);
-  store<u32>(L4A + (j << 2), l4a);
-  store<u32>(L4B + (j << 2), l4b);
-  store<u16>(SPORT + (j << 1), <u16>sport);
-  store<u16>(DPORT + (j << 1), <u16>dport);
-  store<u8>(PROTO + j, <u8>proto);
-  store<u8>(FLAGS + j, <u8>flags);
+  const j = <usize>i, a8 = STAGE + (j << 3), a4 = STAGE + (j << 2), a2 = STAGE + (j << 1), a1 = STAGE + j;
+  store<f64>(a8, sec + epoch + (us - sec * 1e6) * 1e-6, S_TS);
+  store<u32>(a4, len, S_WIRELEN);
+  store<u32>(a4, saddr, S_SADDR);
+  store<u32>(a4, daddr, S_DADDR);
+  store<u32>(a4, l4a, S_L4A);
+  store<u32>(a4, l4b, S_L4B);
+  store<u16>(a2, <u16>sport, S_SPORT);
+  store<u16>(a2, <u16>dport, S_DPORT);
+  store<u8>(a1, <u8>proto, S_PROTO);
+  store<u8>(a1, <u8>flags, S_FLAGS);
   store<u32>(x, r, O_RNG);
   store<i32>(x, k + 1, O_IDX);
   store<f64>(x, us + Math.max(1, Math.floor(gap)), O_NEXT);
