@@ -1,11 +1,12 @@
 /**
  * The synthetic generator's WebAssembly path (synthetic-wasm.ts, gen.ts)
- * against its TypeScript loop (synthetic.ts), the reference: every scenario,
- * several seeds, sizes and shares, batch capacities on both sides of the
- * module's staging chunk (so batch and chunk boundaries fall everywhere),
- * batches reused from an IPv6 fill, and a run whose active flows outgrow the
- * module's first memory and crowd its buckets. Every lane of every packet and the stats must be
- * the same.
+ * against its TypeScript loops (synthetic.ts), the reference: every scenario
+ * (synflood and portscan through both sides' one-SYN loops), several seeds,
+ * sizes and shares, batch capacities on both sides of the module's staging
+ * chunk (so batch and chunk boundaries fall everywhere), batches reused from
+ * an IPv6 fill, and a run whose active flows outgrow the module's first
+ * memory and crowd its buckets. Every lane of every packet and the stats
+ * must be the same.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createBatch, FAMILY_IPV6, type TupleBatch } from './batch.ts';
@@ -45,9 +46,8 @@ function run(name: string, o: SyntheticOptions, capacity: number, wasm: boolean)
     }
   }
   const made = syntheticWasmSwitch.delivered - before;
-  // synflood and portscan keep their own JavaScript loop (one SYN per flow, no queue);
   // CLUSTERIP_SIM_NO_WASM turns the module off (then both runs are the TypeScript loop)
-  const viaWasm = wasm && name !== 'synflood' && name !== 'portscan' && !process.env.CLUSTERIP_SIM_NO_WASM;
+  const viaWasm = wasm && !process.env.CLUSTERIP_SIM_NO_WASM;
   expect(made, `${name}: packets the module made`).toBe(viaWasm ? rows.length : 0);
   return { rows, stats: JSON.stringify(src.stats) };
 }

@@ -32,6 +32,7 @@ interface GenExports {
   start(): void;
   stagingLane(k: number): number;
   fill(max: number): number;
+  fillSyns(max: number): number;
   CHUNK: { value: number };
   lastBytes: { value: number };
 }
@@ -51,6 +52,8 @@ export interface GenParams {
   spanUs: number;
   tcpShare: number;
   clients: number;
+  /** Every flow is one SYN (synflood, portscan): the module's loop for them, as synthetic.ts's fillSyns. */
+  oneSyn: boolean;
   /** The Zipf CDF (default, zipf), built by synthetic.ts with JavaScript's Math.pow. */
   zipf: Float64Array | null;
 }
@@ -81,6 +84,7 @@ export function openWasmGenerator(p: GenParams): WasmGenerator | null {
   const buf = memory.buffer;
   if (p.zipf) new Float64Array(buf, x.zipfTable(), p.zipf.length).set(p.zipf);
   x.start();
+  const gen = p.oneSyn ? x.fillSyns : x.fill;
   const chunk = x.CHUNK.value;
   const at = (k: number): number => x.stagingLane(k);
   const ts = new Float64Array(buf, at(0), chunk), wirelen = new Uint32Array(buf, at(1), chunk);
@@ -97,7 +101,7 @@ export function openWasmGenerator(p: GenParams): WasmGenerator | null {
       bytes = 0;
       while (n < capacity) {
         const want = Math.min(chunk, capacity - n);
-        const k = x.fill(want);
+        const k = gen(want);
         if (k < 0) throw new Error('synthetic: a packet is past the timing wheel (a bug: no gap is that long)');
         if (k > 0) {
           b.ts.set(ts.subarray(0, k), n);

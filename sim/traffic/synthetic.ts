@@ -214,15 +214,15 @@ class SyntheticInput implements PacketInput {
     this.gapUs = sc === SC_SYNFLOOD || sc === SC_PORTSCAN ? 10 : sc === SC_DEFAULT ? 400 : 100;
     this.epoch = sc === SC_STEADY ? 0 : SYNTHETIC_EPOCH;
     if (sc === SC_DEFAULT || sc === SC_ZIPF) zipfTable();
-    // The general path in WebAssembly (sim/traffic/wasm/assembly/gen.ts) when built; the one-SYN
-    // scenarios keep fillSyns, and steady keeps this loop for a client count whose addresses
-    // wrap past 2^32 differently in 32-bit math (2^31 clients or more); the module numbers flows
-    // in 32 bits (a classic scenario has at most one flow per packet).
+    // The WebAssembly generator (sim/traffic/wasm/assembly/gen.ts) when built. This class's loops
+    // run instead for a steady client count whose addresses wrap past 2^32 differently in 32-bit
+    // math (2^31 clients or more), and past 2^32 flows (the module numbers flows in 32 bits; a
+    // classic scenario has at most one flow per packet).
     const wasmFits = this.clients < 2 ** 31 && Math.min(this.total, this.maxFlows) < 2 ** 32;
-    this.wasm = sc === SC_SYNFLOOD || sc === SC_PORTSCAN || !wasmFits ? null : openWasmGenerator({
+    this.wasm = !wasmFits ? null : openWasmGenerator({
       sc, seed: this.seed, total: this.total, maxFlows: this.maxFlows, index: this.index, count: this.count, gapUs: this.gapUs,
       epoch: this.epoch, server: this.server, durUs: this.durUs, spanUs: this.spanUs, tcpShare: this.tcpShare, clients: this.clients,
-      zipf: sc === SC_DEFAULT || sc === SC_ZIPF ? zipfCdf : null,
+      oneSyn: sc === SC_SYNFLOOD || sc === SC_PORTSCAN, zipf: sc === SC_DEFAULT || sc === SC_ZIPF ? zipfCdf : null,
     });
     if (this.wasm) return;
     this.grow(1024);
@@ -581,6 +581,7 @@ class SyntheticInput implements PacketInput {
    * flow takes its "emit now" branch); here a packet is written straight from
    * the pending flow, with no slot, heap or per-packet draws (a SYN's packet
    * uses none): synflood 6.9 -> 13.6 M packets/s (bundled, alternating runs, load ~13).
+   * gen.ts's fillSyns is this loop in WebAssembly (synflood 9.5-10 -> 18-28 M/s, load ~7).
    */
   private fillSyns(b: TupleBatch): number {
     const capacity = b.capacity, epoch = this.epoch;

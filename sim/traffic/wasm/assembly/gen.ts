@@ -559,6 +559,35 @@ export function fill(max: i32): i32 {
   return n;
 }
 
+/**
+ * fill for the scenarios whose flows are one SYN each (synflood, portscan),
+ * as synthetic.ts's fillSyns: flow f starts in [f * gap, (f + 1) * gap), so
+ * each flow's packet comes before the next flow's and none is ever queued;
+ * each packet is written straight from the pending flow.
+ */
+export function fillSyns(max: i32): i32 {
+  let n = 0;
+  while (n < max && pF >= 0) {
+    const us = pStart;
+    const sec = Math.floor(us / 1e6);
+    const j = <usize>n, a8 = STAGE + (j << 3), a4 = STAGE + (j << 2), a2 = STAGE + (j << 1), a1 = STAGE + j;
+    store<f64>(a8, sec + epoch + (us - sec * 1e6) * 1e-6, S_TS);
+    store<u32>(a4, 54, S_WIRELEN);
+    store<u32>(a4, pClient, S_SADDR);
+    store<u32>(a4, CLUSTER_IP, S_DADDR);
+    store<u32>(a4, (pCport << 16) | pSport, S_L4A);
+    store<u32>(a4, 0, S_L4B);
+    store<u16>(a2, <u16>pCport, S_SPORT);
+    store<u16>(a2, <u16>pSport, S_DPORT);
+    store<u8>(a1, 6, S_PROTO);
+    store<u8>(a1, <u8>(F_SYN | F_PORTS), S_FLAGS);
+    n++;
+    queueNextFlow();
+  }
+  lastBytes = <f64>(n * 54);
+  return n;
+}
+
 /** synthetic.ts emit: packet idx of flow s into staging slot i; returns its wire length. */
 // @ts-ignore: decorator
 @inline function emit(s: i32, i: i32): u32 {
