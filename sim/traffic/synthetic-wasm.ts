@@ -78,7 +78,14 @@ export function openWasmGenerator(p: GenParams): WasmGenerator | null {
   if (!m) return null;
   // 16 pages hold the staging lanes, the wheel, the Zipf table and the first 1,024 flows; the
   // module grows it for more flows (a shared memory grows in place: these views stay valid).
-  const memory = new WA.Memory({ initial: 16, maximum: 65536, shared: true });
+  // Each memory reserves address space (the engine's guard regions): when the engine refuses one,
+  // this input runs the TypeScript loops, which make the same packets.
+  let memory: { buffer: SharedArrayBuffer };
+  try {
+    memory = new WA.Memory({ initial: 16, maximum: 65536, shared: true });
+  } catch {
+    return null;
+  }
   const x = new WA.Instance(m, { env: { memory, abort, pow: Math.pow } }).exports as unknown as GenExports;
   x.init(p.sc, p.seed, p.total, p.maxFlows, p.index, p.count, p.gapUs, p.epoch, p.server, p.durUs, p.spanUs, p.tcpShare, p.clients);
   const buf = memory.buffer;
