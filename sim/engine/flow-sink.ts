@@ -62,6 +62,14 @@ export interface SinkOptions {
 }
 
 const BAND_CHUNK = 8192;
+/**
+ * Words from one seed's buckets to the next in bandOut: a chunk and one cache line. Rows a
+ * multiple of 4 KB apart would put a flow's 32 buckets in one L1 set (8 ways), a miss per
+ * bucket read (measured: that load was the hottest line of the band).
+ */
+const BAND_ROW = BAND_CHUNK + 16;
+/** Queue slots hashed under every seed before their sums: 32 seeds' buckets of a block (128 KB) stay in L2. A multiple of 16. */
+const BAND_BLOCK = 1024;
 
 export function emptySummary(o: SinkOptions): FlowSummary {
   const C = o.buckets.length;
@@ -100,7 +108,9 @@ export class FlowSink {
   private readonly src: SourceTable;
   private readonly band: { c: number; sels: Selector[] }[] = [];
   private readonly bandBatch: TupleBatch;
+  /** Bucket of each queued flow under each seed: [seed * BAND_ROW + slot], and a view per seed for its selector. */
   private readonly bandOut: Int32Array;
+  private readonly bandOuts: Int32Array[];
   /** bandFlush's list of the queued flows a node loads (slots of the band batch). */
   private readonly bandLive: Int32Array;
   private readonly bandPk = new Float64Array(BAND_CHUNK);
@@ -125,7 +135,8 @@ export class FlowSink {
       if (this.s.configs[c]!.band) this.band.push({ c, sels: seeds.map((seed) => buildSelector(reseed(spec, seed)!)) });
     });
     this.bandBatch = createBatch(BAND_CHUNK);
-    this.bandOut = new Int32Array(BAND_CHUNK);
+    this.bandOut = new Int32Array(BAND_SEEDS * BAND_ROW);
+    this.bandOuts = Array.from({ length: BAND_SEEDS }, (_, t) => this.bandOut.subarray(t * BAND_ROW, t * BAND_ROW + BAND_CHUNK));
     this.bandLive = new Int32Array(BAND_CHUNK);
     this.bandBk = new Int32Array(BAND_CHUNK * o.selectors.length);
   }
@@ -135,61 +146,70 @@ export class FlowSink {
    * (merge.ts, when two halves counted apart turn out to be one connection).
    */
   consume(r: FlowRecords, sign: 1 | -1 = 1): void {
+    for (let n = 0; n < r.count; n++) this.consumeEntry(r, n, sign);
+  }
+
+  /**
+   * Entry n of `r`. A function of its own rather than the body of consume's
+   * loop: V8 compiles a long-running loop while it runs and drops that code
+   * when a branch first taken later needs it; with the body inline, each time
+   * was a compile of consume with everything it calls inlined (three on the
+   * 1M capture), now it is one of this body.
+   */
+  private consumeEntry(r: FlowRecords, n: number, sign: number): void {
     const S = this.s, C = r.c, C4 = 4 * C, kw = r.kw, v6 = kw === 10, aw = v6 ? 4 : 1;
     const { keys, rec, bk } = r;
     const mixed = this.o.mixed, dirDep = this.o.dirDep;
-    for (let n = 0; n < r.count; n++) {
-      const q = n * REC, ko = n * kw;
-      const orig = originalDirection(rec, q);
-      const meta = rec[q + META]!;
-      S.connections += sign;
-      const start = firstTs(rec, q);
-      if (start < S.firstTs) S.firstTs = start;
-      if (rec[q + LAST]! > S.lastTs) S.lastTs = rec[q + LAST]!;
-      for (let d = 0; d < 2; d++) {
-        if (!(meta & (d === 0 ? SEEN0 : SEEN1))) continue;
-        const reply = d !== orig;
-        const pk = rec[q + (d === 0 ? PK0 : PK1)]!, by = rec[q + (d === 0 ? BY0 : BY1)]!;
-        S.flows += sign;
-        S.sumP += sign * pk; S.sumP2 += sign * pk * pk; S.sumB += sign * by; S.sumB2 += sign * by * by;
-        const bo = n * C4 + d * 2 + (reply ? 1 : 0);
-        // Source address of this direction: endpoint A for direction 0, B for 1.
-        const sa = ko + 1 + (d === 0 ? 0 : aw);
-        const sk = this.sk;
-        sk[2] = v6 ? 6 : 4;
-        for (let w = 0; w < 4; w++) sk[3 + w] = w < aw ? keys[sa + w]! : 0;
-        for (let c = 0; c < C; c++) {
-          const b = bk[bo + c * 4]!;
-          if (b < 0) continue;
-          const cf = S.configs[c]!;
-          cf.flows[b] = cf.flows[b]! + sign;
-          if (!reply) cf.connections[b] = cf.connections[b]! + sign;
-          if (dirDep[c]) {
-            cf.packets[b] = cf.packets[b]! + sign * pk;
-            cf.frames[b] = cf.frames[b]! + sign * rec[q + FR0 + d]!;
-            cf.bytes[b] = cf.bytes[b]! + sign * by;
-          }
-          if (this.sources) { sk[0] = c; sk[1] = b; this.src.add(sk, 0, sign * pk, sign * by); }
+    const q = n * REC, ko = n * kw;
+    const orig = originalDirection(rec, q);
+    const meta = rec[q + META]!;
+    S.connections += sign;
+    const start = firstTs(rec, q);
+    if (start < S.firstTs) S.firstTs = start;
+    if (rec[q + LAST]! > S.lastTs) S.lastTs = rec[q + LAST]!;
+    for (let d = 0; d < 2; d++) {
+      if (!(meta & (d === 0 ? SEEN0 : SEEN1))) continue;
+      const reply = d !== orig;
+      const pk = rec[q + (d === 0 ? PK0 : PK1)]!, by = rec[q + (d === 0 ? BY0 : BY1)]!;
+      S.flows += sign;
+      S.sumP += sign * pk; S.sumP2 += sign * pk * pk; S.sumB += sign * by; S.sumB2 += sign * by * by;
+      const bo = n * C4 + d * 2 + (reply ? 1 : 0);
+      // Source address of this direction: endpoint A for direction 0, B for 1.
+      const sa = ko + 1 + (d === 0 ? 0 : aw);
+      const sk = this.sk;
+      sk[2] = v6 ? 6 : 4;
+      for (let w = 0; w < 4; w++) sk[3 + w] = w < aw ? keys[sa + w]! : 0;
+      for (let c = 0; c < C; c++) {
+        const b = bk[bo + c * 4]!;
+        if (b < 0) continue;
+        const cf = S.configs[c]!;
+        cf.flows[b] = cf.flows[b]! + sign;
+        if (!reply) cf.connections[b] = cf.connections[b]! + sign;
+        if (dirDep[c]) {
+          cf.packets[b] = cf.packets[b]! + sign * pk;
+          cf.frames[b] = cf.frames[b]! + sign * rec[q + FR0 + d]!;
+          cf.bytes[b] = cf.bytes[b]! + sign * by;
         }
-        const x = bk[bo]!;
-        for (let j = 1; j < C; j++) {
-          const y = bk[bo + j * 4]!;
-          if (x < 0 || y < 0) continue;
-          const m = S.migrations[j - 1]!, cell = x * this.o.buckets[j]! + y;
-          m.flows[cell] = m.flows[cell]! + sign;
-          if (!reply) m.connections[cell] = m.connections[cell]! + sign;
-          m.packets[cell] = m.packets[cell]! + sign * pk;
-          m.bytes[cell] = m.bytes[cell]! + sign * by;
-        }
-        if (mixed && S.mixed) {
-          // Node k accepts the flow when the selector it runs puts it in bucket k-1.
-          let acc = 0;
-          for (let k = 0; k < mixed.length; k++) if (bk[bo + mixed[k]! * 4] === k) acc++;
-          if (acc === 0) S.mixed.none += sign;
-          else if (acc > 1) S.mixed.several += sign;
-        }
-        if (this.band.length) this.bandAdd(keys, ko, kw, d, sign, pk, by, reply, bk, bo);
+        if (this.sources) { sk[0] = c; sk[1] = b; this.src.add(sk, 0, sign * pk, sign * by); }
       }
+      const x = bk[bo]!;
+      for (let j = 1; j < C; j++) {
+        const y = bk[bo + j * 4]!;
+        if (x < 0 || y < 0) continue;
+        const m = S.migrations[j - 1]!, cell = x * this.o.buckets[j]! + y;
+        m.flows[cell] = m.flows[cell]! + sign;
+        if (!reply) m.connections[cell] = m.connections[cell]! + sign;
+        m.packets[cell] = m.packets[cell]! + sign * pk;
+        m.bytes[cell] = m.bytes[cell]! + sign * by;
+      }
+      if (mixed && S.mixed) {
+        // Node k accepts the flow when the selector it runs puts it in bucket k-1.
+        let acc = 0;
+        for (let k = 0; k < mixed.length; k++) if (bk[bo + mixed[k]! * 4] === k) acc++;
+        if (acc === 0) S.mixed.none += sign;
+        else if (acc > 1) S.mixed.several += sign;
+      }
+      if (this.band.length) this.bandAdd(keys, ko, kw, d, sign, pk, by, reply, bk, bo);
     }
   }
 
@@ -209,37 +229,67 @@ export class FlowSink {
   }
 
   private bandFlush(): void {
-    const n = this.bandN, b = this.bandBatch, out = this.bandOut;
+    const n = this.bandN;
     if (n === 0) return;
-    b.count = n;
-    for (const { c, sels } of this.band) {
-      const N = this.o.buckets[c]!, band = this.s.configs[c]!.band!;
-      // Selectors that follow the conntrack direction read the reply flag; the others must not see it.
-      if (this.o.dirDep[c]) for (let i = 0; i < n; i++) b.flags[i] = this.bandReply[i] ? b.flags[i]! | F.REPLY : b.flags[i]! & ~F.REPLY;
-      else for (let i = 0; i < n; i++) b.flags[i] = b.flags[i]! & ~F.REPLY;
-      const C = this.o.selectors.length, bk = this.bandBk;
-      const pk = this.bandPk, by = this.bandBy, w = this.bandW, conn = this.bandConn;
-      // Only the flows the node loads count: the queued tuple is rebuilt from the key with whole
-      // ports and no INVALID flag, so a flow with no node or an unknown one (ports cut by the
-      // snaplen) would get a node here. Neither outcome depends on the seed, so the flows that
-      // count are listed once for all 32 seeds (in queue order, so the sums are added in the same order).
-      const live = this.bandLive;
-      let m = 0;
-      for (let i = 0; i < n; i++) if (bk[i * C + c]! >= 0) live[m++] = i;
-      for (let t = 0; t < sels.length; t++) {
-        sels[t]!.select(b, out, 0, n);
-        const base = t * 4 * N;
-        for (let j = 0; j < m; j++) {
-          const i = live[j]!, x = out[i]!;
-          if (x < 0) continue;
-          band[base + x] = band[base + x]! + pk[i]!;
-          band[base + N + x] = band[base + N + x]! + by[i]!;
-          band[base + 2 * N + x] = band[base + 2 * N + x]! + w[i]!;
-          band[base + 3 * N + x] = band[base + 3 * N + x]! + conn[i]!;
-        }
+    this.bandBatch.count = n;
+    for (let j = 0; j < this.band.length; j++) this.bandConfig(this.band[j]!.c, this.band[j]!.sels, n);
+    this.bandN = 0;
+  }
+
+  /**
+   * The queued flows' loads under configuration c's reseeded selectors.
+   * (bandFlush, bandConfig and bandSums are three functions, not one, so that
+   * V8 compiles each hot loop by itself: with the loops nested in one
+   * function, each first run of an inner loop threw away the compiled code
+   * of the whole, measured as four compiles of bandFlush on the 1M capture.)
+   */
+  private bandConfig(c: number, sels: Selector[], n: number): void {
+    const b = this.bandBatch;
+    // Selectors that follow the conntrack direction read the reply flag; the others must not see it.
+    if (this.o.dirDep[c]) for (let i = 0; i < n; i++) b.flags[i] = this.bandReply[i] ? b.flags[i]! | F.REPLY : b.flags[i]! & ~F.REPLY;
+    else for (let i = 0; i < n; i++) b.flags[i] = b.flags[i]! & ~F.REPLY;
+    const C = this.o.selectors.length, bk = this.bandBk;
+    // Only the flows the node loads count: the queued tuple is rebuilt from the key with whole
+    // ports and no INVALID flag, so a flow with no node or an unknown one (ports cut by the
+    // snaplen) would get a node here. Neither outcome depends on the seed, so the flows that
+    // count are listed once for all 32 seeds (in queue order, so the sums are added in the same order).
+    const live = this.bandLive;
+    let m = 0;
+    for (let i = 0; i < n; i++) if (bk[i * C + c]! >= 0) live[m++] = i;
+    // Seed by seed over a block of queue slots, then flow by flow over the seeds: consecutive
+    // additions go to different seeds' cells, so none waits for the one before (seed-major,
+    // each flow's add to the node of the flow before it was one dependent chain). Each cell
+    // still adds its flows in queue order. Blocks are whole multiples of 16 slots: the
+    // WebAssembly selectors take 16 packets at a time and leave a range's odd tail to the
+    // (much slower) TypeScript path; blocks cut at live flows sent a fifth of the selects there.
+    let j0 = 0;
+    for (let s0 = 0; s0 < n && j0 < m; s0 += BAND_BLOCK) {
+      const s1 = Math.min(n, s0 + BAND_BLOCK);
+      let j1 = j0;
+      while (j1 < m && live[j1]! < s1) j1++;
+      if (j1 === j0) continue;
+      for (let t = 0; t < sels.length; t++) sels[t]!.select(b, this.bandOuts[t]!, s0, s1);
+      this.bandSums(this.s.configs[c]!.band!, this.o.buckets[c]!, sels.length, j0, j1);
+      j0 = j1;
+    }
+  }
+
+  /** Adds queued flows live[j0 .. j1) to `band` (N nodes, T seeds) at the nodes bandOut holds for them. */
+  private bandSums(band: Float64Array, N: number, T: number, j0: number, j1: number): void {
+    const live = this.bandLive, outs = this.bandOut;
+    const pk = this.bandPk, by = this.bandBy, w = this.bandW, conn = this.bandConn;
+    for (let j = j0; j < j1; j++) {
+      const i = live[j]!, p = pk[i]!, y = by[i]!, f = w[i]!, k = conn[i]!;
+      for (let t = 0; t < T; t++) {
+        const x = outs[t * BAND_ROW + i]!;
+        if (x < 0) continue;
+        const base = t * 4 * N + x;
+        band[base] = band[base]! + p;
+        band[base + N] = band[base + N]! + y;
+        band[base + 2 * N] = band[base + 2 * N]! + f;
+        band[base + 3 * N] = band[base + 3 * N]! + k;
       }
     }
-    this.bandN = 0;
   }
 
   /** The counters so far (flushes pending work); plain data, for posting to the main thread. */

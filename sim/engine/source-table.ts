@@ -52,12 +52,25 @@ const WRITE_CHUNK = 4096;
 
 let runSeq = 0;
 
-/** An open-addressing table of SourceCounts, spilling sorted runs past its budget. */
+/**
+ * An open-addressing table of SourceCounts, spilling sorted runs past its budget.
+ *
+ * Layout, for the cache: an add is a random access (one per direction flow
+ * and configuration, over up to 2^18 entries: several MB, past L2). Each
+ * entry is one record in the run file's layout (7 key words, the key's hash
+ * in the pad word, packets and bytes as f64: 48 bytes, so key and counters
+ * share a cache line or two), found through a slot array of [hash, entry + 1]
+ * pairs that a probe compares before reading any record. The former layout
+ * (slots of indices, then key words and counters in two more arrays) read
+ * three lines per add.
+ */
 export class SourceTable {
   count = 0;
-  keys: Uint32Array;
-  vals: Float64Array;
   readonly runs: string[] = [];
+  /** Records: RUN_U32 words each, as u32 (key words, hash) and f64 (lanes 4 and 5: packets, bytes) over one buffer. */
+  private ru: Uint32Array;
+  private rf: Float64Array;
+  /** [key hash, entry + 1] per slot; entry + 1 = 0 is empty. Twice as many slots as records: at most half full. */
   private slots: Int32Array;
   private mask: number;
   private readonly spill: SourceSpill | null;
@@ -65,57 +78,93 @@ export class SourceTable {
   constructor(cap = 1 << 12, spill: SourceSpill | null = null) {
     this.spill = spill;
     if (spill) while (cap > 16 && cap > spill.budget) cap >>= 1;
-    this.keys = new Uint32Array(cap * SRC_KW);
-    this.vals = new Float64Array(cap * 2);
-    this.slots = new Int32Array(cap * 2).fill(-1);
+    const buf = new ArrayBuffer(cap * RUN_BYTES);
+    this.ru = new Uint32Array(buf);
+    this.rf = new Float64Array(buf);
+    this.slots = new Int32Array(cap * 4);
     this.mask = cap * 2 - 1;
+  }
+
+  /** Records the table has room for. */
+  private get capacity(): number {
+    return this.ru.length / RUN_U32;
   }
 
   add(k: Uint32Array, ko: number, pk: number, by: number): void {
     let h = 0x2f1a8b3c;
     for (let w = 0; w < SRC_KW; w++) h = mix32(h, k[ko + w]!);
-    let s = fmix32(h) & this.mask;
-    const keys = this.keys;
+    h = fmix32(h);
+    const ru = this.ru, sl = this.slots, mask = this.mask;
+    let s = h & mask;
     for (;;) {
-      const idx = this.slots[s]!;
-      if (idx < 0) break;
-      const o = idx * SRC_KW;
-      let eq = true;
-      for (let w = 0; w < SRC_KW; w++) if (keys[o + w] !== k[ko + w]) { eq = false; break; }
-      if (eq) { this.vals[idx * 2] = this.vals[idx * 2]! + pk; this.vals[idx * 2 + 1] = this.vals[idx * 2 + 1]! + by; return; }
-      s = (s + 1) & this.mask;
+      const x = sl[2 * s + 1]!;
+      if (x === 0) break;
+      if (sl[2 * s] === h) {
+        const o = (x - 1) * RUN_U32;
+        let eq = true;
+        for (let w = 0; w < SRC_KW; w++) if (ru[o + w] !== k[ko + w]) { eq = false; break; }
+        if (eq) {
+          const f = (x - 1) * (RUN_U32 / 2) + 4, rf = this.rf;
+          rf[f] = rf[f]! + pk;
+          rf[f + 1] = rf[f + 1]! + by;
+          return;
+        }
+      }
+      s = (s + 1) & mask;
     }
     if (this.spill && this.count >= this.spill.budget) { this.spillRun(); this.add(k, ko, pk, by); return; }
-    if ((this.count + 1) * SRC_KW > this.keys.length) { this.grow(); this.add(k, ko, pk, by); return; }
-    const idx = this.count++;
-    for (let w = 0; w < SRC_KW; w++) keys[idx * SRC_KW + w] = k[ko + w]!;
-    this.vals[idx * 2] = pk;
-    this.vals[idx * 2 + 1] = by;
-    this.slots[s] = idx;
+    if (this.count + 1 > this.capacity) { this.grow(); this.add(k, ko, pk, by); return; }
+    const idx = this.count++, o = idx * RUN_U32;
+    for (let w = 0; w < SRC_KW; w++) ru[o + w] = k[ko + w]!;
+    ru[o + SRC_KW] = h;
+    this.rf[idx * (RUN_U32 / 2) + 4] = pk;
+    this.rf[idx * (RUN_U32 / 2) + 5] = by;
+    sl[2 * s] = h;
+    sl[2 * s + 1] = idx + 1;
   }
 
+  /** Twice the records and slots; the records are copied in order, the slots refilled from the stored hashes. */
   private grow(): void {
-    const n = this.count, oldK = this.keys, oldV = this.vals;
-    const cap = (oldK.length / SRC_KW) * 2;
-    this.keys = new Uint32Array(cap * SRC_KW);
-    this.vals = new Float64Array(cap * 2);
-    this.slots = new Int32Array(cap * 2).fill(-1);
+    const cap = this.capacity * 2, buf = new ArrayBuffer(cap * RUN_BYTES);
+    const ru = new Uint32Array(buf);
+    ru.set(this.ru);
+    this.ru = ru;
+    this.rf = new Float64Array(buf);
+    this.slots = new Int32Array(cap * 4);
     this.mask = cap * 2 - 1;
-    this.count = 0;
-    for (let i = 0; i < n; i++) this.add(oldK, i * SRC_KW, oldV[i * 2]!, oldV[i * 2 + 1]!);
+    this.fillSlots();
+  }
+
+  /** Slots for records 0 .. count-1, from the hashes they hold. */
+  private fillSlots(): void {
+    const sl = this.slots, mask = this.mask, ru = this.ru;
+    for (let i = 0; i < this.count; i++) {
+      const h = ru[i * RUN_U32 + SRC_KW]! | 0;
+      let s = h & mask;
+      while (sl[2 * s + 1] !== 0) s = (s + 1) & mask;
+      sl[2 * s] = h;
+      sl[2 * s + 1] = i + 1;
+    }
   }
 
   /** Writes every entry to a new run file, sorted by key, and empties the table (its arrays stay). */
   private spillRun(): void {
     const path = join(this.spill!.dir, `sources-${process.pid}-${threadId}-${runSeq++}.run`);
-    writeRun(path, { count: this.count, keys: this.keys, vals: this.vals, runs: [] });
+    writeRun(path, this.columns());
     this.runs.push(path);
     this.count = 0;
-    this.slots.fill(-1);
+    this.slots.fill(0);
   }
 
+  /** The entries as columns (copies), with the runs spilled so far. */
   columns(): SourceCounts {
-    return { count: this.count, keys: this.keys.slice(0, this.count * SRC_KW), vals: this.vals.slice(0, this.count * 2), runs: [...this.runs] };
+    const n = this.count, keys = new Uint32Array(n * SRC_KW), vals = new Float64Array(n * 2), ru = this.ru, rf = this.rf;
+    for (let i = 0; i < n; i++) {
+      for (let w = 0; w < SRC_KW; w++) keys[i * SRC_KW + w] = ru[i * RUN_U32 + w]!;
+      vals[i * 2] = rf[i * (RUN_U32 / 2) + 4]!;
+      vals[i * 2 + 1] = rf[i * (RUN_U32 / 2) + 5]!;
+    }
+    return { count: n, keys, vals, runs: [...this.runs] };
   }
 }
 
