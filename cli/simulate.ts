@@ -7,7 +7,6 @@ import { closeSync, createReadStream, existsSync, openSync, statSync, writeSync 
 import { join } from 'node:path';
 import { makeTempDir, type TempDir } from '../sim/core/temp-dir.ts';
 import type { IngestStats } from '../sim/traffic/input.ts';
-import { writeReport } from '../reports/write.ts';
 import { Option, type Command } from 'commander';
 import { DataError, GateError, UsageError } from '../sim/core/errors.ts';
 import { workerCount } from './workers.ts';
@@ -15,8 +14,7 @@ import { addSelectorOptions, selectorSpecFromFlags, type SelectorFlags } from '.
 import { splitArgs } from '../sim/select/iptables-rule.ts';
 import { buildSelector } from '../sim/select/build.ts';
 import type { Selector, SelectorSpec } from '../sim/select/selector.ts';
-import { loadConfig, formatProblems, type ClusterConfig } from '../sim/core/cluster-config.ts';
-import { selectorSpecOf } from '../sim/select/from-config.ts';
+import type { ClusterConfig } from '../sim/core/cluster-config.ts';
 import { parseClusterIp, type ClusterIp } from '../sim/engine/cluster-filter.ts';
 import { runSimulation, runShares, defaultWorkers } from '../sim/engine/run.ts';
 import type { MergedRun } from '../sim/engine/merge.ts';
@@ -121,12 +119,21 @@ function namesFor(sel: Selector, cfg?: ClusterConfig): string[] | undefined {
   return names;
 }
 
+/**
+ * A cluster YAML as a candidate, with what `glue apply` would object to
+ * (formatted; '' if nothing). The config modules load only now: they bring
+ * zod (about a hundred modules, 0.08 s of a run's start on the 2-core bench
+ * machine), which a run given selector flags does not need.
+ */
+async function loadCandidate(path: string): Promise<{ cand: Candidate; problems: string }> {
+  const [{ loadConfig, formatProblems }, { selectorSpecOf }] = await Promise.all([import('../sim/core/cluster-config.ts'), import('../sim/select/from-config.ts')]);
+  const l = loadConfig(path);
+  return { cand: { id: '', spec: selectorSpecOf(l.config), config: l.config }, problems: l.problems.length ? formatProblems(l) : '' };
+}
+
 /** A --compare value: a cluster YAML file, or selector flags as one string. */
-function parseCompare(text: string, base: SelectorFlags): Candidate {
-  if (/\.ya?ml$/i.test(text.trim()) || existsSync(text.trim())) {
-    const l = loadConfig(text.trim());
-    return { id: '', spec: selectorSpecOf(l.config), config: l.config };
-  }
+async function parseCompare(text: string, base: SelectorFlags): Promise<Candidate> {
+  if (/\.ya?ml$/i.test(text.trim()) || existsSync(text.trim())) return (await loadCandidate(text.trim())).cand;
   const words = splitArgs(text);
   const o: Record<string, string> = {};
   for (let i = 0; i < words.length; i++) {
@@ -328,10 +335,10 @@ async function simulate(o: SimulateFlags, live: LiveRecording | null): Promise<v
   if (loose.length && o.config) throw new UsageError(`--config carries the whole configuration; drop ${loose.join(', ')} (or give them in --compare '...')`);
   if (loose.length && !(o.backend || o.nft || o.rule)) throw new UsageError(`${loose.join(', ')} without a backend would be ignored: add --backend clusterip|xt_cluster (or --nft EXPR, --rule RULE)`);
   if (o.config) {
-    const l = loadConfig(o.config);
-    if (l.problems.length) err(`warning: ${o.config} would not pass \`glue apply\`:\n${formatProblems(l)}\n`);
-    cands.push({ id: '', spec: selectorSpecOf(l.config), config: l.config });
-    clusterIpText ??= l.config.cluster.ip;
+    const { cand, problems } = await loadCandidate(o.config);
+    if (problems) err(`warning: ${o.config} would not pass \`glue apply\`:\n${problems}\n`);
+    cands.push(cand);
+    clusterIpText ??= cand.config!.cluster.ip;
   } else if (o.backend || o.nft || o.rule) {
     cands.push({ id: '', spec: selectorSpecFromFlags(o).spec });
   } else {
@@ -339,7 +346,7 @@ async function simulate(o: SimulateFlags, live: LiveRecording | null): Promise<v
     cands.push({ id: '', spec: { backend: 'clusterip', hashmode: 'sourceip-sourceport', totalNodes: 4, hashInit: 0, kernel: '6.1', endian: 'little' } });
     if (!o.compare?.length) cands.push({ id: '', spec: { backend: 'xt_cluster', totalNodes: 4, hashSeed: 0, kernel: '6.18', endian: 'little' } });
   }
-  for (const c of o.compare ?? []) cands.push(parseCompare(c, cands[0]?.config ? {} : o));
+  for (const c of o.compare ?? []) cands.push(await parseCompare(c, cands[0]?.config ? {} : o));
   cands.forEach((c, i) => (c.id = ids(i)));
   if (noConntrack) for (const c of cands) refuseWithoutConntrack(c.spec, c.id);
   const selectors = cands.map((c) => buildSelector(c.spec));
@@ -499,6 +506,8 @@ export async function emitSimulate(result: SimulateResult, o: GateFlags & { json
   else process.stdout.write(formatSimulate(result));
   if (o.report || o.png) {
     const html = o.report ?? 'clusterip-sim-report.html';
+    // The report's modules (templates, chart code) load only when a report is asked for.
+    const { writeReport } = await import('../reports/write.ts');
     const w = await writeReport(result, html, o.png);
     process.stderr.write(`report: ${w.html}${w.pngs.length ? ` and ${w.pngs.length} PNG charts in ${o.png}` : ''}\n`);
   }
