@@ -33,6 +33,7 @@ import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../s
 import { SCHEMA_VERSION, TOOL, VERSION } from '../sim/core/version.ts';
 import { estimatePackets, Progress } from './progress.ts';
 import { formatSimulate } from './simulate-format.ts';
+import { grouped } from '../reports/format.ts';
 
 /** The built-in scenario when no input is given. */
 export const DEFAULT_SCENARIO = { name: 'default', packets: 200_000, seed: 1, clusterIp: '192.0.2.10' };
@@ -266,7 +267,7 @@ async function recordLive(o: SimulateFlags): Promise<LiveRecording> {
     }
     // The recording has a row per fragment (with its datagram's ports), and a CSV row is one packet:
     // the nodes' counters would show one per datagram (conntrack defragments first). Said, not hidden.
-    if (fragments > 0) process.stderr.write(`warning: ${fragments.toLocaleString('en-US')} of the captured packets were IP fragments: simulate --live counts each fragment as a packet (a node's counter counts one per datagram); for per-datagram counts capture to a file (tcpdump -w) and run simulate --pcap on it\n`);
+    if (fragments > 0) process.stderr.write(`warning: ${grouped(fragments)} of the captured packets were IP fragments: simulate --live counts each fragment as a packet (a node's counter counts one per datagram); for per-datagram counts capture to a file (tcpdump -w) and run simulate --pcap on it\n`);
     return { dir, csv, device: o.live!, stats };
   } catch (e) {
     dir.remove();
@@ -375,7 +376,7 @@ async function simulate(o: SimulateFlags, live: LiveRecording | null): Promise<v
   // Not given: the engine chooses from the input's size (and this says so below).
   const workers = o.workers === undefined ? undefined : workerCount(o.workers, defaultWorkers, err);
   const flowTimeout = num(o.flowTimeout, '--flow-timeout', 0.001, 1e9)!;
-  if (builtIn) err(`simulate: no input given, running the built-in scenario '${DEFAULT_SCENARIO.name}' (${packets.toLocaleString('en-US')} packets, seed ${seed}) to ${clusterIpText}\n`);
+  if (builtIn) err(`simulate: no input given, running the built-in scenario '${DEFAULT_SCENARIO.name}' (${grouped(packets)} packets, seed ${seed}) to ${clusterIpText}\n`);
   const job: SimulateJob = {
     kind, ...(synthetic ? { synthetic } : {}),
     configs: cands.map((c, i) => ({ id: c.id, spec: c.spec, ...(c.config ? { names: namesFor(selectors[i]!, c.config) } : {}) })),
@@ -392,7 +393,7 @@ async function simulate(o: SimulateFlags, live: LiveRecording | null): Promise<v
   progress.done();
   if (run.workersChosen) {
     const w = run.workersChosen;
-    err(`simulate: ${w.workers === 0 ? 'ran in-process (no worker threads)' : `${w.workers} worker thread${w.workers === 1 ? '' : 's'}`}, chosen from the input's size (about ${Number(w.packets.toPrecision(2)).toLocaleString('en-US')} packets)${w.why ? ` on ${defaultWorkers()} cores: ${w.why}` : ''}; --workers N to choose\n`);
+    err(`simulate: ${w.workers === 0 ? 'ran in-process (no worker threads)' : `${w.workers} worker thread${w.workers === 1 ? '' : 's'}`}, chosen from the input's size (about ${grouped(Number(w.packets.toPrecision(2)))} packets)${w.why ? ` on ${defaultWorkers()} cores: ${w.why}` : ''}; --workers N to choose\n`);
   }
   await Promise.all(hashing);
   const result = simulateResult(job, run.merged, files, o, { workers: run.workers, elapsed_s: run.elapsedS, shares_s: run.sharesS, packets_per_s: run.elapsedS > 0 ? run.merged.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss });
@@ -450,7 +451,7 @@ function splitWarnings(job: SimulateJob, counts: number[]): string[] {
   const out: string[] = [];
   splitConfigs(job).forEach((c, k) => {
     const n = counts[k]!;
-    if (n > 0) out.push(`${c.id ? `configuration ${c.id}: ` : ''}${n.toLocaleString('en-US')} fragmented datagram${n === 1 ? '' : 's'} would be split across nodes if the nodes ran without conntrack (nothing defragments then, and '${c.spec.backend === 'nft' ? c.spec.expr : ''}' reads ports from every fragment): keep conntrack in use on the nodes, or hash addresses only; --no-conntrack shows that case`);
+    if (n > 0) out.push(`${c.id ? `configuration ${c.id}: ` : ''}${grouped(n)} fragmented datagram${n === 1 ? '' : 's'} would be split across nodes if the nodes ran without conntrack (nothing defragments then, and '${c.spec.backend === 'nft' ? c.spec.expr : ''}' reads ports from every fragment): keep conntrack in use on the nodes, or hash addresses only; --no-conntrack shows that case`);
   });
   return out;
 }
@@ -471,10 +472,10 @@ export function simulateResult(job: SimulateJob, m: MergedRun, files: InputFile[
   if (m.notToCluster) skipped['not to the cluster ip'] = m.notToCluster;
   const warnings: string[] = [];
   if (m.ct && m.ct.assumed > 0) {
-    warnings.push(`conntrack: ${m.ct.assumed.toLocaleString('en-US')} TCP connection${m.ct.assumed === 1 ? '' : 's'} went on after the SYN without the answer in the capture (one direction only?): the model assumed the server's SYN|ACK, as the nodes' conntrack would have seen it`);
+    warnings.push(`conntrack: ${grouped(m.ct.assumed)} TCP connection${m.ct.assumed === 1 ? '' : 's'} went on after the SYN without the answer in the capture (one direction only?): the model assumed the server's SYN|ACK, as the nodes' conntrack would have seen it`);
   }
   if (m.ct && m.ct.icmpErrors > 0) {
-    warnings.push(`conntrack: ${m.ct.icmpErrors.toLocaleString('en-US')} ICMP error${m.ct.icmpErrors === 1 ? '' : 's'} counted as INVALID (no node): the kernel passes an error whose inner header matches a tracked connection as RELATED; the model does not read inner headers (source reading, kernel-semantics §4.2)`);
+    warnings.push(`conntrack: ${grouped(m.ct.icmpErrors)} ICMP error${m.ct.icmpErrors === 1 ? '' : 's'} counted as INVALID (no node): the kernel passes an error whose inner header matches a tracked connection as RELATED; the model does not read inner headers (source reading, kernel-semantics §4.2)`);
   }
   if (job.clusterIp === null && job.kind !== 'synthetic') {
     // Both directions of every connection are hashed: the server's replies (source = the cluster IP) become traffic
