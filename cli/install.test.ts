@@ -54,7 +54,7 @@ describe('the installed command line', () => {
     expect(typo.stderr).toContain('(Did you mean hash?)');
   }, 120_000);
 
-  it('simulate over a capture with selector flags loads no config, YAML or report modules and no ICU data (start-up it does not need)', () => {
+  it('simulate over a capture with selector flags loads no config, YAML, report, zlib or readline modules and no ICU data (start-up it does not need)', () => {
     const dir = testDir('clusterip-sim-startup-');
     const cap = writePcap(join(dir, 'small.pcap'), Array.from({ length: 40 }, (_, k) => ({
       ts: [1_700_000_000, k * 1000] as [number, number],
@@ -69,7 +69,7 @@ let intl = 0;
 const NF = Intl.NumberFormat, tl = Number.prototype.toLocaleString;
 Intl.NumberFormat = function (...a) { intl++; return new NF(...a); };
 Number.prototype.toLocaleString = function (...a) { intl++; return tl.apply(this, a); };
-process.on('exit', () => process._rawDebug('intl formatters: ' + intl));
+process.on('exit', () => { process._rawDebug('intl formatters: ' + intl); process._rawDebug('builtins: ' + process.moduleLoadList.join(',')); });
 `);
     const r = spawnSync(process.execPath, ['--import', pathToFileURL(preload).href, BIN, 'simulate', '--pcap', cap, '--backend', 'clusterip', '--hashmode', 'sourceip-sourceport', '--total-nodes', '4', '--cluster-ip', '192.0.2.10', '--json'], { encoding: 'utf8', timeout: 120_000 });
     expect(r.status, r.stderr).toBe(0);
@@ -82,6 +82,10 @@ process.on('exit', () => process._rawDebug('intl formatters: ' + intl));
     expect(sources).toContain('// sim/engine/run.ts');
     expect(sources.filter((s) => /cluster-config|yaml-input|reports\/(write|html|page)/.test(s))).toEqual([]);
     expect(r.stderr).toContain('intl formatters: 0');
+    // Node's own modules that only a compressed capture, a CSV input or a shard's partial file needs.
+    const builtins = /^builtins: (.*)$/m.exec(r.stderr)![1]!.split(',');
+    expect(builtins).toContain('NativeModule fs');
+    expect(builtins.filter((m) => /^NativeModule (zlib|readline)$/.test(m))).toEqual([]);
   }, 120_000);
 
   it('the shipped systemd unit starts the compiled entry with node, not npx', () => {

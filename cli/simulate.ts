@@ -19,7 +19,7 @@ import { parseClusterIp, type ClusterIp } from '../sim/engine/cluster-filter.ts'
 import { runSimulation, runShares, defaultWorkers } from '../sim/engine/run.ts';
 import type { MergedRun } from '../sim/engine/merge.ts';
 import { parseShard, planRun, type ShardSpec } from '../sim/engine/shard-plan.ts';
-import { foldSourceRuns, writePartial, type MergeJob } from '../sim/engine/partial-file.ts';
+import type { MergeJob } from '../sim/engine/partial-file.ts';
 import { directionDependent } from '../sim/engine/share.ts';
 import { canSplitWithoutConntrack, countSplitDatagrams, splitPass } from '../sim/engine/frag-split.ts';
 import { hashesConntrackOriginal, parseNftHash } from '../sim/select/nft-expr.ts';
@@ -539,6 +539,8 @@ async function writeShard(o: SimulateFlags, job: SimulateJob, runOpts: Parameter
   if (plan.mode === 'bytes' && o.workers !== undefined && Number(o.workers) > 1) {
     process.stderr.write(`simulate: note: a byte-range shard reads its range on one thread (--workers ${o.workers} not used); give the file more shards instead\n`);
   }
+  // The partial-file module (and zlib with it) loads only for a shard's run.
+  const { foldSourceRuns, writePartial } = await import('../sim/engine/partial-file.ts');
   const progress = new Progress(process.stderr, 0);
   const r = await runShares({ ...runOpts, plan, onProgress: (done, rss) => progress.update(done, rss) }, async (_run, parts) => foldSourceRuns(parts));
   progress.done();
