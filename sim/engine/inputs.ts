@@ -20,16 +20,17 @@ export function openInput(spec: InputSpec): PacketInput {
 /**
  * Splits one input into at most `parts` shares that workers read on their own
  * (DESIGN.md: each worker reads its own byte range of a capture; a synthetic
- * scenario deals whole flows to shares).
+ * scenario deals whole flows to shares). `weights`: a capture's byte ranges
+ * in these proportions (traffic/share-plan.ts); the other kinds split evenly.
  */
-export function planInputShares(spec: InputSpec, parts: number): InputSpec[] {
+export function planInputShares(spec: InputSpec, parts: number, weights?: readonly number[]): InputSpec[] {
   switch (spec.kind) {
     case 'synthetic':
       return Array.from({ length: parts }, (_, index) => ({ ...spec, share: { index, count: parts } }));
     case 'pcap':
       // A --limit counts packets from the start of the file, so it cannot be split.
       if (spec.limit !== undefined || parts <= 1) return [spec];
-      return planShares(spec.path, parts).map((r) => ({ ...spec, start: r.start, end: r.end }));
+      return planShares(spec.path, parts, weights).map((r) => ({ ...spec, start: r.start, end: r.end }));
     case 'csv':
       return [spec];
   }

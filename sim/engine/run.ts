@@ -6,12 +6,13 @@ import os from 'node:os';
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import type { SelectorSpec } from '../select/selector.ts';
 import { directionDependent, judges, processShare, scanShare } from './share.ts';
-import { Judge, type CtState, type CtTransfer } from '../cluster/ct-model.ts';
+import type { CtState, CtTransfer } from '../cluster/ct-model.ts';
 import { buildSelector } from '../select/build.ts';
 import { DEFAULT_FLOW_TIMEOUT } from './conn-table.ts';
 import { workerEntry } from './bundle.ts';
 import { runMerge, type MergedRun } from './merge.ts';
 import { planRun, type ShardWork } from './shard-plan.ts';
+import { shareWeights } from './share-weights.ts';
 import { planShares } from '../traffic/share-plan.ts';
 import { DEFAULT_SOURCE_BUDGET, type SourceSpill } from './source-table.ts';
 import type { CtScanTask, MergeTask, SimPartial, SimTask, InputSpec } from './task.ts';
@@ -178,7 +179,10 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   const workers = auto ? auto.workers : o.workers ?? defaultWorkers();
   const flowTimeout = o.flowTimeout ?? DEFAULT_FLOW_TIMEOUT;
   // Each share knows its place in its stream: byte ranges of a capture, and rotated files, are one stream cut in pieces.
-  const plan = o.plan ?? planRun(o.inputs, workers);
+  // One capture cut for several workers, its conntrack state carried across the cuts: the later
+  // ranges are smaller by their wait for the first pass over the earlier ones (share-weights.ts).
+  const carries = workers > 1 && o.inputs.length === 1 && o.inputs[0]!.kind === 'pcap' && judges(o.inputs[0]!);
+  const plan = o.plan ?? planRun(o.inputs, workers, undefined, carries ? shareWeights(workers) : undefined);
   const shares = plan.shares;
   const topSources = o.topSources ?? true;
   // The runs live in a directory of this run's own, removed when it ends (whatever happened,
@@ -202,12 +206,22 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
   let out: X;
   let sharesS = 0;
   try {
-    out = await onPool(workers, tasks.length, async (run) => {
+    out = await onPool(workers, tasks.length, async (pooled) => {
+      const run = process.env.CLUSTERIP_SIM_DEBUG ? timed(pooled, t0) : pooled;
       // One thread: the shares run one after another, in stream order, so each share's end state is the
       // next one's start state and no first pass is needed (only over a shard's earlier files).
       const inOrder = workers <= 1;
-      await startStates(run, tasks, plan.before ?? [], inOrder);
-      const parts = inOrder ? await runInOrder(run, tasks) : await Promise.all(tasks.map((t) => run<SimTask, SimPartial>(t, processShare)));
+      let parts: SimPartial[];
+      if (inOrder) {
+        await startStates(run, tasks, plan.before ?? [], true, () => {});
+        parts = await runInOrder(run, tasks);
+      } else {
+        // Each share counts as soon as its start state is known: the first share of a stream at once,
+        // beside the first passes over it (share-weights.ts sized the later shares for that wait).
+        const running = new Map<SimTask, Promise<SimPartial>>();
+        await startStates(run, tasks, plan.before ?? [], false, (t) => running.set(t, run<SimTask, SimPartial>(t, processShare)));
+        parts = await Promise.all(tasks.map((t) => running.get(t) ?? run<SimTask, SimPartial>(t, processShare)));
+      }
       sharesS = (performance.now() - t0) / 1000;
       clearInterval(timer);
       tick();
@@ -229,13 +243,18 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
  * sit in an earlier share than the rest, and its packets' verdicts depend on
  * them. Each share but the last of a stream is first scanned for what it does
  * to the conntrack model's table (ct-model.ts Judge.transfer, in parallel);
- * the transfers are chained in stream order into each share's start state,
- * which its counting pass starts from: every verdict equals a single pass.
+ * each share's counting pass composes the transfers before it, in stream
+ * order, into its start state: every verdict equals a single pass.
  * Costs one more read of those shares; only runs cut in several shares on
  * several threads pay it (`inOrder`, one thread: only a shard's earlier files
  * are scanned; runInOrder carries the state from share to share).
+ *
+ * `ready(task)` is called for each task once its start state is set (at once
+ * for a task that needs none), in stream order, so the caller can start its
+ * counting pass while the later first passes still run; it returns when
+ * every task has been made ready.
  */
-async function startStates(run: PoolRun, tasks: SimTask[], before: InputSpec[], inOrder: boolean): Promise<void> {
+async function startStates(run: PoolRun, tasks: SimTask[], before: InputSpec[], inOrder: boolean, ready: (t: SimTask) => void): Promise<void> {
   const chains = new Map<number, SimTask[]>();
   for (const t of tasks) if (judges(t.input)) chains.set(t.chain.input, [...(chains.get(t.chain.input) ?? []), t]);
   if (inOrder) {
@@ -249,23 +268,33 @@ async function startStates(run: PoolRun, tasks: SimTask[], before: InputSpec[], 
   // A shard of a run split across machines (shard-plan.ts `before`): what precedes its block, where this machine can read it.
   const readable = before.every((s) => s.kind !== 'pcap' || s.path === '-' || existsSync(s.path));
   if (!readable) process.stderr.write('simulate: the capture files before this shard\'s block are not on this machine, so the conntrack state at its start is not read: connections running into the shard are judged from their first packet in it, which may differ from a single run\n');
+  const waiting = new Set<SimTask>();
   const work: { chain: SimTask[]; lead: number; scans: Promise<CtTransfer>[] }[] = [];
   for (const chain of chains.values()) {
     chain.sort((a, b) => a.chain.share - b.chain.share);
     const lead = chain[0]!.chain.input === 0 && readable ? before : [];
     if (chain.length + lead.length < 2) continue;
-    const t0 = chain[0]!, scan = (input: InputSpec, first: boolean): Promise<CtTransfer> =>
+    // A stream's first share, without a lead, starts from the empty table: it counts beside the first passes.
+    for (const t of lead.length ? chain : chain.slice(1)) waiting.add(t);
+    work.push({ chain, lead: lead.length, scans: [] });
+  }
+  for (const t of tasks) if (!waiting.has(t)) ready(t);
+  for (const w of work) {
+    const { chain, lead } = w, t0 = chain[0]!;
+    const scan = (input: InputSpec, first: boolean): Promise<CtTransfer> =>
       run<CtScanTask, CtTransfer>({ kind: 'ct-scan', input, chain: { ...t0.chain, first }, flowTimeout: t0.flowTimeout, tcpLoose: t0.tcpLoose ?? true }, scanShare);
-    const scans = [...lead.map((s, k) => scan(s, k === 0)), ...chain.slice(0, -1).map((t) => scan(t.input, t.chain.first))];
-    work.push({ chain, lead: lead.length, scans });
+    w.scans = [...before.slice(0, lead).map((s, k) => scan(s, k === 0)), ...chain.slice(0, -1).map((t) => scan(t.input, t.chain.first))];
   }
   for (const { chain, lead, scans } of work) {
-    const transfers = await Promise.all(scans);
-    const j = new Judge(chain[0]!.tcpLoose ?? true, chain[0]!.flowTimeout);
-    transfers.forEach((t, k) => {
-      j.compose(t);
-      if (k + 1 - lead >= 0) chain[k + 1 - lead]!.ctStart = j.state();
-    });
+    const transfers: CtTransfer[] = [];
+    for (let k = 0; k < scans.length; k++) {
+      transfers.push(await scans[k]!);
+      const t = chain[k + 1 - lead];
+      if (!t) continue;
+      // The share composes its start state itself, in its worker (one table built once, not here and there).
+      t.ctCompose = transfers.slice();
+      ready(t);
+    }
   }
 }
 
@@ -316,6 +345,23 @@ export async function onPool<X>(workers: number, tasks: number, body: (run: Pool
   } finally {
     await pool.destroy();
   }
+}
+
+/**
+ * A PoolRun that writes each task's start and end (seconds since `t0`) to
+ * stderr: CLUSTERIP_SIM_DEBUG's timeline of a run (which share waited for
+ * which first pass, how long the merge took).
+ */
+function timed(run: PoolRun, t0: number): PoolRun {
+  const at = (): string => ((performance.now() - t0) / 1000).toFixed(3);
+  return async (task, inProcess, transfer) => {
+    const t = task as { kind?: string; chain?: SimTask['chain'] };
+    const name = `${t.kind ?? 'count'}${t.chain ? ` share ${t.chain.share} of stream ${t.chain.input}` : ''}`;
+    const start = at();
+    const r = await run(task, inProcess, transfer);
+    process.stderr.write(`timeline: ${name}: ${start} -> ${at()} s\n`);
+    return r;
+  };
 }
 
 /** Every distinct ArrayBuffer under `v` (plain objects, arrays, typed arrays). */

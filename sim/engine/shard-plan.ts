@@ -69,8 +69,10 @@ export function parseShard(text: string): ShardSpec {
 /**
  * The shares of shard `shard` (default: the whole run as one shard), each
  * input split further into at most `workers` shares where it can be.
+ * `weights` (one per worker): a single capture's byte ranges in those
+ * proportions (engine/share-weights.ts); other inputs split evenly.
  */
-export function planRun(inputs: InputSpec[], workers: number, shard: ShardSpec = { index: 0, count: 1 }): ShardWork {
+export function planRun(inputs: InputSpec[], workers: number, shard: ShardSpec = { index: 0, count: 1 }, weights?: readonly number[]): ShardWork {
   const { index: I, count: N } = shard;
   const w = Math.max(1, workers);
   const kinds = new Set(inputs.map((s) => s.kind));
@@ -84,7 +86,7 @@ export function planRun(inputs: InputSpec[], workers: number, shard: ShardSpec =
     const lo = Math.floor((I * F) / N), hi = Math.floor(((I + 1) * F) / N);
     const shares: PlannedShare[] = [];
     for (let f = lo; f < hi; f++) {
-      const parts = planInputShares(inputs[f]!, w);
+      const parts = planInputShares(inputs[f]!, w, F === 1 && weights?.length === w ? weights : undefined);
       parts.forEach((input, k) => shares.push({ input, chain: { input: 0, share: f * STRIDE + k, first: f === 0 && k === 0, last: f === F - 1 && k === parts.length - 1 } }));
     }
     return { shares, mode: N > 1 ? 'files' : 'whole', reports: range(lo, hi), ...(lo > 0 ? { before: inputs.slice(0, lo) } : {}) };

@@ -92,7 +92,7 @@ export function processShare(task: SimTask): SimPartial {
  * continue one of the share before (merge.ts's share of fragments completed
  * at an edge, which sits between two shares). `judging`: conntrack validity
  * is modelled (cluster/ct-model.ts; see `judges`). The datagrams merge.ts
- * completes at an edge are judged from the state in `task.ctStart` if any,
+ * completes at an edge are judged from the state in `task.ctStart` and `task.ctCompose` if any,
  * else each alone.
  */
 export function processInput(task: Omit<SimTask, 'input'>, src: PacketInput, allHead = false, judging = true): SimPartial {
@@ -130,6 +130,11 @@ export function processInput(task: Omit<SimTask, 'input'>, src: PacketInput, all
   // from the state run.ts composed for the share's start.
   const judge = judging ? new Judge(task.tcpLoose ?? true, task.flowTimeout) : null;
   if (judge && task.ctStart) judge.seed(task.ctStart);
+  if (judge && task.ctCompose) {
+    for (const t of task.ctCompose) judge.compose(t);
+    // Composing replays the earlier shares' pending packets: those count in their own share.
+    Object.assign(judge.stats, { invalid: 0, assumed: 0, icmpErrors: 0 });
+  }
   try {
     for (;;) {
       const n = src.fill(batch);

@@ -1,7 +1,7 @@
 /** What the main thread sends a worker, and what comes back. Plain data and typed arrays only. */
 import type { SelectorSpec } from '../select/selector.ts';
 import type { FlowRecords } from './conn-table.ts';
-import type { CtState, JudgeStats } from '../cluster/ct-model.ts';
+import type { CtState, CtTransfer, JudgeStats } from '../cluster/ct-model.ts';
 import type { FlowSummary, SinkOptions } from './flow-sink.ts';
 import type { SourceSpill } from './source-table.ts';
 import type { IngestStats } from '../traffic/input.ts';
@@ -55,8 +55,14 @@ export interface SimTask {
    * a TCP ACK without an entry opens one (cluster/ct-model.ts).
    */
   tcpLoose?: boolean;
-  /** The conntrack model's state at this share's start (run.ts composes it from the earlier shares' CtScanTasks); absent: empty. */
+  /** The conntrack model's state at this share's start (a shard's lead, or the share before's end when they run in order); absent: empty. */
   ctStart?: CtState;
+  /**
+   * The first passes over every share before this one in its stream, in
+   * order (run.ts startStates): the share composes them into its start state
+   * itself (ct-model.ts Judge.compose), after `ctStart` if any.
+   */
+  ctCompose?: CtTransfer[];
   /** Return the model's state at the share's end (`SimPartial.ctEnd`): run.ts hands it to the next share when they run one after another. */
   wantCtEnd?: boolean;
 }

@@ -4,7 +4,7 @@
  * type; tshark's decoding is the reference, compared field by field.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -214,6 +214,21 @@ describe('streaming, limits and shares', () => {
     }
     writeFileSync(p('big.pcap.gz'), gzipSync(readFileSync(f)));
     expect(planShares(p('big.pcap.gz'), 4)).toHaveLength(1);
+  });
+
+  it('planShares with weights: ranges in those proportions of the bytes, still record-aligned and whole', () => {
+    const f = gen('weighted.pcap', 'default', 40000);
+    const whole = ourRows(f);
+    const size = statSync(f).size;
+    for (const weights of [[1, 0.45], [1, 0.5, 0.5, 0.25]]) {
+      const shares = planShares(f, weights.length, weights);
+      expect(shares.length).toBe(weights.length);
+      expect(shares.flatMap((s) => ourRows(f, s))).toEqual(whole);
+      const total = weights.reduce((a, b) => a + b, 0);
+      // Each cut lands on the first record boundary after its target: within one record (< 2 KB here).
+      shares.forEach((s, k) => expect(Math.abs(s.end - s.start - (size - 24) * weights[k]! / total)).toBeLessThan(4096));
+    }
+    expect(() => planShares(f, 2, [1])).toThrow(RangeError);
   });
 
   it('a pcapng with two sections of different byte order', () => {

@@ -15,8 +15,22 @@ import { openByteInput } from './byte-input.ts';
  * header would read the whole file). A .gz file or stdin is one range. A
  * pcapng file with several sections is split only at section starts, because
  * a share must start where its interfaces are known.
+ *
+ * `weights` (one per part, any positive scale) cuts the ranges in those
+ * proportions of the file's bytes instead of evenly: engine/share-weights.ts
+ * gives a run's later shares less, because their worker first reads the
+ * earlier ones for the conntrack state at their start.
  */
-export function planShares(path: string, parts: number): { start: number; end: number }[] {
+export function planShares(path: string, parts: number, weights?: readonly number[]): { start: number; end: number }[] {
+  if (weights && weights.length !== parts) throw new RangeError(`planShares: ${weights.length} weights for ${parts} parts`);
+  const total = weights ? weights.reduce((a, b) => a + b, 0) : parts;
+  // Where cut k (1 <= k < parts) falls, as a fraction of the file.
+  const at = (k: number): number => {
+    if (!weights) return k / parts;
+    let w = 0;
+    for (let j = 0; j < k; j++) w += weights[j]!;
+    return w / total;
+  };
   const probe = new CaptureInput(path, {});
   try {
     const inp = probe.input;
@@ -31,7 +45,7 @@ export function planShares(path: string, parts: number): { start: number; end: n
         candidates = shbs.slice(1);
         const want: number[] = [];
         for (let k = 1; k < parts; k++) {
-          const target = (size * k) / parts;
+          const target = size * at(k);
           let best = candidates[0]!;
           for (const c of candidates) if (Math.abs(c - target) < Math.abs(best - target)) best = c;
           want.push(best);
@@ -41,9 +55,9 @@ export function planShares(path: string, parts: number): { start: number; end: n
     }
     const cuts: number[] = [];
     for (let k = 1; k < parts; k++) {
-      let at = Math.floor((size * k) / parts);
-      if (probe.isPcapng) at &= ~3;
-      const found = resyncFrom(path, at, probe.isPcapng);
+      let off = Math.floor(size * at(k));
+      if (probe.isPcapng) off &= ~3;
+      const found = resyncFrom(path, off, probe.isPcapng);
       if (found >= 0) cuts.push(found);
     }
     return toRanges(first, size, cuts);
