@@ -195,7 +195,7 @@ export function registerSimulate(program: Command): void {
     .option('--compare <spec>', "another configuration over the same traffic (repeatable): a cluster YAML, or flags in quotes, e.g. --compare '--backend xt_cluster --hash-seed 0x1' --compare '--total-nodes 5'", (v: string, prev: string[] = []) => [...prev, v])
     .option('--mixed <ids>', 'a mixed cluster: which configuration each node runs, e.g. A,A,B,A (node 3 runs B); reports packets no node or several nodes accept')
     .option('--cluster-ip <ip>', 'only packets to this address are hashed (default: the config\'s ip; all packets if none)')
-    .option('--workers <n>', 'worker threads (0 = in-process; default: chosen from the input\'s size, in-process under 500,000 packets, else one per CPU)')
+    .option('--workers <n>', 'worker threads (0 = in-process; default: chosen from the input\'s size, in-process under 500,000 packets, else one per CPU, but one for a capture on two cores or fewer unless --no-conntrack: a second would cost more than it gives)')
     .option('--flow-timeout <s>', 'a connection (both directions of a 5-tuple) ends after this many seconds without a packet; ' +
       'the next packet of that 5-tuple opens a new one. Bounds memory on long captures (the table holds only what was active ' +
       'within the timeout). The kernel keeps idle UDP 30-120 s and idle established TCP 5 days', String(DEFAULT_FLOW_TIMEOUT))
