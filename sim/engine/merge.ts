@@ -7,7 +7,8 @@
  * order-independent and the joining follows input order, so 1 or N workers
  * give the same result.
  */
-import { ConnTable, HEAD, keyHash, META, newRecords, pushRecord, REC } from './conn-table.ts';
+import { ConnTable, HEAD, META, newRecords, pushRecord, REC } from './conn-table.ts';
+import { keyHash } from '../hash/mix.ts';
 import { addSummary, emptySummary, FlowSink, type FlowSummary, type SinkOptions } from './flow-sink.ts';
 import { mergeSources } from './source-merge.ts';
 import type { SourceCounts } from './source-table.ts';

@@ -7,21 +7,14 @@
  * memory. Otherwise, or without the build, the compiled JavaScript loop
  * (pcap-fast.ts) runs; both decode exactly what decode.ts does.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { batchMemory, batchReadWindow, type TupleBatch } from './batch.ts';
 import { fastPcapSwitch } from './pcap-fast.ts';
+import { WA, wasmModuleAt } from './wasm-module.ts';
 
 /** Where the build writes the module (git-ignored). */
 export const PCAP_WASM_PATH = join(dirname(fileURLToPath(import.meta.url)), 'wasm', 'build', 'pcap.wasm');
-
-/** The slice of the WebAssembly JS API used here (the project's `lib` has no DOM types). */
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: Record<string, Record<string, unknown>>) => { exports: Record<string, unknown> };
-}
-const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 type LoopFn = (win: number, pos: number, stop: number, lim: number, n: number, max: number, maxCap: number, le: number, from: number, to: number, out: number) => number;
 type LanesFn = (...offsets: number[]) => void;
@@ -44,20 +37,6 @@ export interface WasmPcapLoop {
   readonly delivered: number;
 }
 
-let compiled: object | null | undefined;
-
-function module(): object | null {
-  if (compiled !== undefined) return compiled;
-  compiled = null;
-  if (process.env.CLUSTERIP_SIM_NO_WASM || !existsSync(PCAP_WASM_PATH)) return compiled;
-  try {
-    compiled = new WA.Module(readFileSync(PCAP_WASM_PATH));
-  } catch {
-    compiled = null;
-  }
-  return compiled;
-}
-
 const abort = (): never => { throw new Error('pcap.wasm aborted'); };
 const loops = new WeakMap<SharedArrayBuffer, WasmPcapLoop | null>();
 
@@ -66,7 +45,7 @@ export function wasmPcapFor(b: TupleBatch): WasmPcapLoop | null {
   if (!fastPcapSwitch.wasm) return null;
   const hit = loops.get(b.buffer);
   if (hit !== undefined) return hit;
-  const m = module();
+  const m = wasmModuleAt(PCAP_WASM_PATH);
   const memory = batchMemory(b.buffer);
   const window = batchReadWindow(b);
   let loop: WasmPcapLoop | null = null;

@@ -18,10 +18,11 @@
  * per-flow objects.
  */
 import { createBatch, DEFAULT_BATCH_CAPACITY, F, L4, FAMILY_IPV4, type TupleBatch } from './batch.ts';
-import { newStats, accountBatch, type IngestStats, type PacketInput } from './input.ts';
+import { newStats, accountBatch, accountSums, type IngestStats, type PacketInput } from './input.ts';
 import { checksumOf } from './checksum.ts';
 import { UsageError } from '../core/errors.ts';
 import { mulberryValue, MULBERRY_INCREMENT, seedMix, UNIT } from '../core/prng.ts';
+import { openWasmGenerator, type WasmGenerator } from './synthetic-wasm.ts';
 
 export const CLUSTER_IP = 0xc000020a; // 192.0.2.10
 
@@ -213,9 +214,23 @@ class SyntheticInput implements PacketInput {
     this.gapUs = sc === SC_SYNFLOOD || sc === SC_PORTSCAN ? 10 : sc === SC_DEFAULT ? 400 : 100;
     this.epoch = sc === SC_STEADY ? 0 : SYNTHETIC_EPOCH;
     if (sc === SC_DEFAULT || sc === SC_ZIPF) zipfTable();
+    // The WebAssembly generator (sim/traffic/wasm/assembly/gen.ts) when built. This class's loops
+    // run instead for a steady client count whose addresses wrap past 2^32 differently in 32-bit
+    // math (2^31 clients or more), and past 2^32 flows (the module numbers flows in 32 bits; a
+    // classic scenario has at most one flow per packet).
+    const wasmFits = this.clients < 2 ** 31 && Math.min(this.total, this.maxFlows) < 2 ** 32;
+    this.wasm = !wasmFits ? null : openWasmGenerator({
+      sc, seed: this.seed, total: this.total, maxFlows: this.maxFlows, index: this.index, count: this.count, gapUs: this.gapUs,
+      epoch: this.epoch, server: this.server, durUs: this.durUs, spanUs: this.spanUs, tcpShare: this.tcpShare, clients: this.clients,
+      oneSyn: sc === SC_SYNFLOOD || sc === SC_PORTSCAN, zipf: sc === SC_DEFAULT || sc === SC_ZIPF ? zipfCdf : null,
+    });
+    if (this.wasm) return;
     this.grow(1024);
     this.queueNextFlow();
   }
+
+  /** The WebAssembly generator doing this input's work, or null (this class's loop does). */
+  private readonly wasm: WasmGenerator | null;
 
   close(): void { /* nothing held */ }
 
@@ -522,6 +537,12 @@ class SyntheticInput implements PacketInput {
   }
 
   fill(b: TupleBatch): number {
+    if (this.wasm) {
+      const n = this.wasm.fill(b);
+      wasmTotals[0] = this.wasm.bytes;
+      accountSums(this.stats, b, 0, n, wasmTotals);
+      return n;
+    }
     if (this.sc === SC_SYNFLOOD || this.sc === SC_PORTSCAN) return this.fillSyns(b);
     let n = 0;
     const capacity = b.capacity;
@@ -560,6 +581,7 @@ class SyntheticInput implements PacketInput {
    * flow takes its "emit now" branch); here a packet is written straight from
    * the pending flow, with no slot, heap or per-packet draws (a SYN's packet
    * uses none): synflood 6.9 -> 13.6 M packets/s (bundled, alternating runs, load ~13).
+   * gen.ts's fillSyns is this loop in WebAssembly (synflood 9.5-10 -> 18-28 M/s, load ~7).
    */
   private fillSyns(b: TupleBatch): number {
     const capacity = b.capacity, epoch = this.epoch;
@@ -692,6 +714,9 @@ class SyntheticInput implements PacketInput {
     this.fNext[s] = us + Math.max(1, Math.floor(gap));
   }
 }
+
+/** accountSums' totals for a WebAssembly fill: wire bytes; no synthetic packet is truncated or a fragment. */
+const wasmTotals = new Float64Array(3);
 
 /** Makes slot i an IPv4 slot. The batch contract: IPv4 slots have zero IPv6 lanes (batch.ts); a slot that already holds IPv4 has them. */
 function clearIpv6(b: TupleBatch, i: number): void {

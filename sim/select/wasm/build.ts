@@ -2,7 +2,9 @@
  * Builds the project's AssemblyScript modules with SIMD enabled:
  * sim/select/wasm/assembly/select.ts into sim/select/wasm/build/select.wasm
  * (the selectors) and sim/traffic/wasm/assembly/pcap.ts into
- * sim/traffic/wasm/build/pcap.wasm (the pcap reader's hot loop). Run by
+ * sim/traffic/wasm/build/pcap.wasm (the pcap reader's hot loop) and
+ * sim/traffic/wasm/assembly/gen.ts into sim/traffic/wasm/build/gen.wasm (the
+ * synthetic generator's general path). Run by
  * `npm ci` (the `prepare` script) and by `npm run build:wasm`; the benches and
  * the wasm tests rebuild a module when its source is newer.
  *
@@ -16,6 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { WASM_PATH } from '../wasm.ts';
 import { PCAP_WASM_PATH } from '../../traffic/pcap-wasm.ts';
+import { GEN_WASM_PATH } from '../../traffic/synthetic-wasm.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const WASM_SOURCE = join(HERE, 'assembly', 'select.ts');
@@ -23,6 +26,7 @@ export const WASM_SOURCE = join(HERE, 'assembly', 'select.ts');
 export const WASM_MODULES: readonly { source: string; out: string }[] = [
   { source: WASM_SOURCE, out: WASM_PATH },
   { source: join(HERE, '..', '..', 'traffic', 'wasm', 'assembly', 'pcap.ts'), out: PCAP_WASM_PATH },
+  { source: join(HERE, '..', '..', 'traffic', 'wasm', 'assembly', 'gen.ts'), out: GEN_WASM_PATH },
 ];
 
 /** The flags the module is built with (part of what the tests pin). */
