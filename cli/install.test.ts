@@ -7,11 +7,13 @@
  */
 import { describe, expect, it, beforeAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { bundleFresh } from '../sim/engine/bundle.ts';
 import { buildCli, CLI_BUNDLE } from './build.ts';
+import { ether, ipv4, tcp, writePcap } from '../test/frames.ts';
+import { testDir } from '../test/tmp.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'clusterip-sim.js');
@@ -50,6 +52,40 @@ describe('the installed command line', () => {
     const typo = run(['hsah']);
     expect(typo.code).toBe(2);
     expect(typo.stderr).toContain('(Did you mean hash?)');
+  }, 120_000);
+
+  it('simulate over a capture with selector flags loads no config, YAML, report, zlib or readline modules and no ICU data (start-up it does not need)', () => {
+    const dir = testDir('clusterip-sim-startup-');
+    const cap = writePcap(join(dir, 'small.pcap'), Array.from({ length: 40 }, (_, k) => ({
+      ts: [1_700_000_000, k * 1000] as [number, number],
+      data: ether(ipv4({ proto: 6, src: `10.0.${k % 7}.${k + 1}`, dst: '192.0.2.10' }, tcp(1024 + k, 80, 0x02)), 0x0800),
+    })));
+    // A preload that lists every module the run loads (a loader hook) and counts Intl number formatters made.
+    const preload = join(dir, 'watch.mjs');
+    writeFileSync(preload, `
+import { register } from 'node:module';
+register('data:text/javascript,' + encodeURIComponent('export async function load(url, ctx, next) { process._rawDebug("loaded: " + url); return next(url, ctx); }'));
+let intl = 0;
+const NF = Intl.NumberFormat, tl = Number.prototype.toLocaleString;
+Intl.NumberFormat = function (...a) { intl++; return new NF(...a); };
+Number.prototype.toLocaleString = function (...a) { intl++; return tl.apply(this, a); };
+process.on('exit', () => { process._rawDebug('intl formatters: ' + intl); process._rawDebug('builtins: ' + process.moduleLoadList.join(',')); });
+`);
+    const r = spawnSync(process.execPath, ['--import', pathToFileURL(preload).href, BIN, 'simulate', '--pcap', cap, '--backend', 'clusterip', '--hashmode', 'sourceip-sourceport', '--total-nodes', '4', '--cluster-ip', '192.0.2.10', '--json'], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).input.packets).toBe(40);
+    const loaded = r.stderr.split('\n').filter((l) => l.startsWith('loaded: ')).map((l) => l.slice(8));
+    expect(loaded.some((u) => u.includes('/dist/cli/simulate-')), 'the compiled simulate module ran').toBe(true);
+    expect(loaded.filter((u) => /node_modules\/(zod|yaml|piscina)\//.test(u))).toEqual([]);
+    // esbuild marks each source's part of a chunk with a comment naming the source.
+    const sources = loaded.filter((u) => u.includes('/dist/cli/')).flatMap((u) => readFileSync(fileURLToPath(u), 'utf8').match(/^\/\/ \S+\.ts$/gm) ?? []);
+    expect(sources).toContain('// sim/engine/run.ts');
+    expect(sources.filter((s) => /cluster-config|yaml-input|reports\/(write|html|page)/.test(s))).toEqual([]);
+    expect(r.stderr).toContain('intl formatters: 0');
+    // Node's own modules that only a compressed capture, a CSV input or a shard's partial file needs.
+    const builtins = /^builtins: (.*)$/m.exec(r.stderr)![1]!.split(',');
+    expect(builtins).toContain('NativeModule fs');
+    expect(builtins.filter((m) => /^NativeModule (zlib|readline)$/.test(m))).toEqual([]);
   }, 120_000);
 
   it('the shipped systemd unit starts the compiled entry with node, not npx', () => {

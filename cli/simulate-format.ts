@@ -2,11 +2,11 @@
 import { worthANote } from '../sim/select/profile.ts';
 import type { ConfigResult, DistributionStats, SimulateResult } from '../sim/core/result.ts';
 import { decideVerdict, simulateHeadline } from '../sim/analysis/verdict.ts';
-import { fmtBytes as bytes } from '../reports/format.ts';
+import { fmtBytes as bytes, fmtNum } from '../reports/format.ts';
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 const share = (x: number): string => (x < 0.01 ? `${(x * 100).toFixed(2)}%` : pct(x));
-const int = (x: number): string => Math.round(x).toLocaleString('en-US');
+const int = (x: number): string => fmtNum(x, 'int');
 function table(rows: string[][], right: boolean[]): string {
   const w = rows[0]!.map((_, j) => Math.max(...rows.map((r) => r[j]!.length)));
   return rows.map((r) => '  ' + r.map((c, j) => (right[j] ? c.padStart(w[j]!) : c.padEnd(w[j]!))).join('  ').trimEnd()).join('\n') + '\n';

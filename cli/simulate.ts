@@ -7,7 +7,6 @@ import { closeSync, createReadStream, existsSync, openSync, statSync, writeSync 
 import { join } from 'node:path';
 import { makeTempDir, type TempDir } from '../sim/core/temp-dir.ts';
 import type { IngestStats } from '../sim/traffic/input.ts';
-import { writeReport } from '../reports/write.ts';
 import { Option, type Command } from 'commander';
 import { DataError, GateError, UsageError } from '../sim/core/errors.ts';
 import { workerCount } from './workers.ts';
@@ -15,13 +14,12 @@ import { addSelectorOptions, selectorSpecFromFlags, type SelectorFlags } from '.
 import { splitArgs } from '../sim/select/iptables-rule.ts';
 import { buildSelector } from '../sim/select/build.ts';
 import type { Selector, SelectorSpec } from '../sim/select/selector.ts';
-import { loadConfig, formatProblems, type ClusterConfig } from '../sim/core/cluster-config.ts';
-import { selectorSpecOf } from '../sim/select/from-config.ts';
+import type { ClusterConfig } from '../sim/core/cluster-config.ts';
 import { parseClusterIp, type ClusterIp } from '../sim/engine/cluster-filter.ts';
 import { runSimulation, runShares, defaultWorkers } from '../sim/engine/run.ts';
 import type { MergedRun } from '../sim/engine/merge.ts';
 import { parseShard, planRun, type ShardSpec } from '../sim/engine/shard-plan.ts';
-import { foldSourceRuns, writePartial, type MergeJob } from '../sim/engine/partial-file.ts';
+import type { MergeJob } from '../sim/engine/partial-file.ts';
 import { directionDependent } from '../sim/engine/share.ts';
 import { canSplitWithoutConntrack, countSplitDatagrams, splitPass } from '../sim/engine/frag-split.ts';
 import { hashesConntrackOriginal, parseNftHash } from '../sim/select/nft-expr.ts';
@@ -35,6 +33,7 @@ import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../s
 import { SCHEMA_VERSION, TOOL, VERSION } from '../sim/core/version.ts';
 import { estimatePackets, Progress } from './progress.ts';
 import { formatSimulate } from './simulate-format.ts';
+import { grouped } from '../reports/format.ts';
 
 /** The built-in scenario when no input is given. */
 export const DEFAULT_SCENARIO = { name: 'default', packets: 200_000, seed: 1, clusterIp: '192.0.2.10' };
@@ -121,12 +120,21 @@ function namesFor(sel: Selector, cfg?: ClusterConfig): string[] | undefined {
   return names;
 }
 
+/**
+ * A cluster YAML as a candidate, with what `glue apply` would object to
+ * (formatted; '' if nothing). The config modules load only now: they bring
+ * zod (about a hundred modules, 0.08 s of a run's start on the 2-core bench
+ * machine), which a run given selector flags does not need.
+ */
+async function loadCandidate(path: string): Promise<{ cand: Candidate; problems: string }> {
+  const [{ loadConfig, formatProblems }, { selectorSpecOf }] = await Promise.all([import('../sim/core/cluster-config.ts'), import('../sim/select/from-config.ts')]);
+  const l = loadConfig(path);
+  return { cand: { id: '', spec: selectorSpecOf(l.config), config: l.config }, problems: l.problems.length ? formatProblems(l) : '' };
+}
+
 /** A --compare value: a cluster YAML file, or selector flags as one string. */
-function parseCompare(text: string, base: SelectorFlags): Candidate {
-  if (/\.ya?ml$/i.test(text.trim()) || existsSync(text.trim())) {
-    const l = loadConfig(text.trim());
-    return { id: '', spec: selectorSpecOf(l.config), config: l.config };
-  }
+async function parseCompare(text: string, base: SelectorFlags): Promise<Candidate> {
+  if (/\.ya?ml$/i.test(text.trim()) || existsSync(text.trim())) return (await loadCandidate(text.trim())).cand;
   const words = splitArgs(text);
   const o: Record<string, string> = {};
   for (let i = 0; i < words.length; i++) {
@@ -187,7 +195,7 @@ export function registerSimulate(program: Command): void {
     .option('--compare <spec>', "another configuration over the same traffic (repeatable): a cluster YAML, or flags in quotes, e.g. --compare '--backend xt_cluster --hash-seed 0x1' --compare '--total-nodes 5'", (v: string, prev: string[] = []) => [...prev, v])
     .option('--mixed <ids>', 'a mixed cluster: which configuration each node runs, e.g. A,A,B,A (node 3 runs B); reports packets no node or several nodes accept')
     .option('--cluster-ip <ip>', 'only packets to this address are hashed (default: the config\'s ip; all packets if none)')
-    .option('--workers <n>', 'worker threads (0 = in-process; default: chosen from the input\'s size, in-process under 500,000 packets, else one per CPU)')
+    .option('--workers <n>', 'worker threads (0 = in-process; default: chosen from the input\'s size, in-process under 500,000 packets, else one per CPU, but one for a capture on two cores or fewer unless --no-conntrack: a second would cost more than it gives)')
     .option('--flow-timeout <s>', 'a connection (both directions of a 5-tuple) ends after this many seconds without a packet; ' +
       'the next packet of that 5-tuple opens a new one. Bounds memory on long captures (the table holds only what was active ' +
       'within the timeout). The kernel keeps idle UDP 30-120 s and idle established TCP 5 days', String(DEFAULT_FLOW_TIMEOUT))
@@ -259,7 +267,7 @@ async function recordLive(o: SimulateFlags): Promise<LiveRecording> {
     }
     // The recording has a row per fragment (with its datagram's ports), and a CSV row is one packet:
     // the nodes' counters would show one per datagram (conntrack defragments first). Said, not hidden.
-    if (fragments > 0) process.stderr.write(`warning: ${fragments.toLocaleString('en-US')} of the captured packets were IP fragments: simulate --live counts each fragment as a packet (a node's counter counts one per datagram); for per-datagram counts capture to a file (tcpdump -w) and run simulate --pcap on it\n`);
+    if (fragments > 0) process.stderr.write(`warning: ${grouped(fragments)} of the captured packets were IP fragments: simulate --live counts each fragment as a packet (a node's counter counts one per datagram); for per-datagram counts capture to a file (tcpdump -w) and run simulate --pcap on it\n`);
     return { dir, csv, device: o.live!, stats };
   } catch (e) {
     dir.remove();
@@ -328,10 +336,10 @@ async function simulate(o: SimulateFlags, live: LiveRecording | null): Promise<v
   if (loose.length && o.config) throw new UsageError(`--config carries the whole configuration; drop ${loose.join(', ')} (or give them in --compare '...')`);
   if (loose.length && !(o.backend || o.nft || o.rule)) throw new UsageError(`${loose.join(', ')} without a backend would be ignored: add --backend clusterip|xt_cluster (or --nft EXPR, --rule RULE)`);
   if (o.config) {
-    const l = loadConfig(o.config);
-    if (l.problems.length) err(`warning: ${o.config} would not pass \`glue apply\`:\n${formatProblems(l)}\n`);
-    cands.push({ id: '', spec: selectorSpecOf(l.config), config: l.config });
-    clusterIpText ??= l.config.cluster.ip;
+    const { cand, problems } = await loadCandidate(o.config);
+    if (problems) err(`warning: ${o.config} would not pass \`glue apply\`:\n${problems}\n`);
+    cands.push(cand);
+    clusterIpText ??= cand.config!.cluster.ip;
   } else if (o.backend || o.nft || o.rule) {
     cands.push({ id: '', spec: selectorSpecFromFlags(o).spec });
   } else {
@@ -339,7 +347,7 @@ async function simulate(o: SimulateFlags, live: LiveRecording | null): Promise<v
     cands.push({ id: '', spec: { backend: 'clusterip', hashmode: 'sourceip-sourceport', totalNodes: 4, hashInit: 0, kernel: '6.1', endian: 'little' } });
     if (!o.compare?.length) cands.push({ id: '', spec: { backend: 'xt_cluster', totalNodes: 4, hashSeed: 0, kernel: '6.18', endian: 'little' } });
   }
-  for (const c of o.compare ?? []) cands.push(parseCompare(c, cands[0]?.config ? {} : o));
+  for (const c of o.compare ?? []) cands.push(await parseCompare(c, cands[0]?.config ? {} : o));
   cands.forEach((c, i) => (c.id = ids(i)));
   if (noConntrack) for (const c of cands) refuseWithoutConntrack(c.spec, c.id);
   const selectors = cands.map((c) => buildSelector(c.spec));
@@ -368,7 +376,7 @@ async function simulate(o: SimulateFlags, live: LiveRecording | null): Promise<v
   // Not given: the engine chooses from the input's size (and this says so below).
   const workers = o.workers === undefined ? undefined : workerCount(o.workers, defaultWorkers, err);
   const flowTimeout = num(o.flowTimeout, '--flow-timeout', 0.001, 1e9)!;
-  if (builtIn) err(`simulate: no input given, running the built-in scenario '${DEFAULT_SCENARIO.name}' (${packets.toLocaleString('en-US')} packets, seed ${seed}) to ${clusterIpText}\n`);
+  if (builtIn) err(`simulate: no input given, running the built-in scenario '${DEFAULT_SCENARIO.name}' (${grouped(packets)} packets, seed ${seed}) to ${clusterIpText}\n`);
   const job: SimulateJob = {
     kind, ...(synthetic ? { synthetic } : {}),
     configs: cands.map((c, i) => ({ id: c.id, spec: c.spec, ...(c.config ? { names: namesFor(selectors[i]!, c.config) } : {}) })),
@@ -385,7 +393,7 @@ async function simulate(o: SimulateFlags, live: LiveRecording | null): Promise<v
   progress.done();
   if (run.workersChosen) {
     const w = run.workersChosen;
-    err(`simulate: ${w.workers === 0 ? 'ran in-process (no worker threads)' : `${w.workers} worker thread${w.workers === 1 ? '' : 's'}`}, chosen from the input's size (about ${Number(w.packets.toPrecision(2)).toLocaleString('en-US')} packets)${w.why ? ` on ${defaultWorkers()} cores: ${w.why}` : ''}; --workers N to choose\n`);
+    err(`simulate: ${w.workers === 0 ? 'ran in-process (no worker threads)' : `${w.workers} worker thread${w.workers === 1 ? '' : 's'}`}, chosen from the input's size (about ${grouped(Number(w.packets.toPrecision(2)))} packets)${w.why ? ` on ${defaultWorkers()} cores: ${w.why}` : ''}; --workers N to choose\n`);
   }
   await Promise.all(hashing);
   const result = simulateResult(job, run.merged, files, o, { workers: run.workers, elapsed_s: run.elapsedS, shares_s: run.sharesS, packets_per_s: run.elapsedS > 0 ? run.merged.ingest.packets / run.elapsedS : 0, peak_rss_bytes: run.peakRss });
@@ -443,7 +451,7 @@ function splitWarnings(job: SimulateJob, counts: number[]): string[] {
   const out: string[] = [];
   splitConfigs(job).forEach((c, k) => {
     const n = counts[k]!;
-    if (n > 0) out.push(`${c.id ? `configuration ${c.id}: ` : ''}${n.toLocaleString('en-US')} fragmented datagram${n === 1 ? '' : 's'} would be split across nodes if the nodes ran without conntrack (nothing defragments then, and '${c.spec.backend === 'nft' ? c.spec.expr : ''}' reads ports from every fragment): keep conntrack in use on the nodes, or hash addresses only; --no-conntrack shows that case`);
+    if (n > 0) out.push(`${c.id ? `configuration ${c.id}: ` : ''}${grouped(n)} fragmented datagram${n === 1 ? '' : 's'} would be split across nodes if the nodes ran without conntrack (nothing defragments then, and '${c.spec.backend === 'nft' ? c.spec.expr : ''}' reads ports from every fragment): keep conntrack in use on the nodes, or hash addresses only; --no-conntrack shows that case`);
   });
   return out;
 }
@@ -464,10 +472,10 @@ export function simulateResult(job: SimulateJob, m: MergedRun, files: InputFile[
   if (m.notToCluster) skipped['not to the cluster ip'] = m.notToCluster;
   const warnings: string[] = [];
   if (m.ct && m.ct.assumed > 0) {
-    warnings.push(`conntrack: ${m.ct.assumed.toLocaleString('en-US')} TCP connection${m.ct.assumed === 1 ? '' : 's'} went on after the SYN without the answer in the capture (one direction only?): the model assumed the server's SYN|ACK, as the nodes' conntrack would have seen it`);
+    warnings.push(`conntrack: ${grouped(m.ct.assumed)} TCP connection${m.ct.assumed === 1 ? '' : 's'} went on after the SYN without the answer in the capture (one direction only?): the model assumed the server's SYN|ACK, as the nodes' conntrack would have seen it`);
   }
   if (m.ct && m.ct.icmpErrors > 0) {
-    warnings.push(`conntrack: ${m.ct.icmpErrors.toLocaleString('en-US')} ICMP error${m.ct.icmpErrors === 1 ? '' : 's'} counted as INVALID (no node): the kernel passes an error whose inner header matches a tracked connection as RELATED; the model does not read inner headers (source reading, kernel-semantics §4.2)`);
+    warnings.push(`conntrack: ${grouped(m.ct.icmpErrors)} ICMP error${m.ct.icmpErrors === 1 ? '' : 's'} counted as INVALID (no node): the kernel passes an error whose inner header matches a tracked connection as RELATED; the model does not read inner headers (source reading, kernel-semantics §4.2)`);
   }
   if (job.clusterIp === null && job.kind !== 'synthetic') {
     // Both directions of every connection are hashed: the server's replies (source = the cluster IP) become traffic
@@ -499,6 +507,8 @@ export async function emitSimulate(result: SimulateResult, o: GateFlags & { json
   else process.stdout.write(formatSimulate(result));
   if (o.report || o.png) {
     const html = o.report ?? 'clusterip-sim-report.html';
+    // The report's modules (templates, chart code) load only when a report is asked for.
+    const { writeReport } = await import('../reports/write.ts');
     const w = await writeReport(result, html, o.png);
     process.stderr.write(`report: ${w.html}${w.pngs.length ? ` and ${w.pngs.length} PNG charts in ${o.png}` : ''}\n`);
   }
@@ -529,6 +539,8 @@ async function writeShard(o: SimulateFlags, job: SimulateJob, runOpts: Parameter
   if (plan.mode === 'bytes' && o.workers !== undefined && Number(o.workers) > 1) {
     process.stderr.write(`simulate: note: a byte-range shard reads its range on one thread (--workers ${o.workers} not used); give the file more shards instead\n`);
   }
+  // The partial-file module (and zlib with it) loads only for a shard's run.
+  const { foldSourceRuns, writePartial } = await import('../sim/engine/partial-file.ts');
   const progress = new Progress(process.stderr, 0);
   const r = await runShares({ ...runOpts, plan, onProgress: (done, rss) => progress.update(done, rss) }, async (_run, parts) => foldSourceRuns(parts));
   progress.done();

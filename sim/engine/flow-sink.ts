@@ -300,6 +300,7 @@ export class FlowSink {
   }
 }
 
+
 /**
  * Adds summary `b` into `a` (every field is a sum, a min or a max: order does
  * not matter), except the sources: source-merge.ts merges those (they may

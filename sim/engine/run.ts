@@ -70,6 +70,11 @@ export function defaultWorkers(): number {
  * Measured on the 2-core bench machine (2026-12-07, loaded): 100k full-size
  * packets in-process 0.68-1.03 s against 0.96-1.08 s on one worker and
  * 1.76-1.86 s on two (bench/suites/simulate.ts measures each size).
+ * Not higher: at 1M packets in-process costs about the CPU of one worker
+ * (2026-12-07, load 6-7: 1.18-1.28 s against 1.17-1.35 s, `--no-hash`), but
+ * an in-process run keeps the main thread, so simulate's SHA-256 of the
+ * capture runs after it instead of beside it (with the hash: 4.6-7.9 s wall
+ * against 3.9 s on one worker).
  */
 export const IN_PROCESS_PACKETS = 500_000;
 

@@ -5,7 +5,8 @@
  * times and has no 2 GiB limit, and memory stays bounded for any file size.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import * as zlib from 'node:zlib';
+import { createRequire } from 'node:module';
+import type * as Zlib from 'node:zlib';
 import { DataError } from '../core/errors.ts';
 import { READ_WINDOW_BYTES } from './batch.ts';
 
@@ -56,6 +57,8 @@ function fdPull(fd: number, positional: boolean, owned: boolean): Pull {
  * write directly (the public *Sync functions need the whole input at once).
  */
 function gzipPull(inner: Pull, name: string): Pull {
+  // node:zlib loads only for a compressed capture: the others do not pay its start-up.
+  const zlib = createRequire(import.meta.url)('node:zlib') as typeof Zlib;
   const z = zlib.createGunzip() as unknown as { _handle: { writeSync: (...a: unknown[]) => void; onerror: (m: string, e: number) => void }; _writeState: Uint32Array; close(): void };
   const handle = z._handle, state = z._writeState;
   if (!handle || typeof handle.writeSync !== 'function' || !state) throw new DataError(name, 'this Node.js cannot stream gzip synchronously; gunzip the capture first');

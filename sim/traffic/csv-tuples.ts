@@ -10,7 +10,6 @@
  * Every error names file:line and the column.
  */
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { DataError } from '../core/errors.ts';
 import { createBatch, DEFAULT_BATCH_CAPACITY, type TupleBatch } from './batch.ts';
@@ -200,6 +199,8 @@ export async function* readCsvTuples(
     input.once('error', (e: NodeJS.ErrnoException) => reject(new DataError(name, e.code === 'ENOENT' ? 'no such file' : e.message)));
   });
   await opened;
+  // node:readline loads only here: a run that reads no CSV (simulate --pcap) does not pay for it.
+  const { createInterface } = await import('node:readline');
   const rl = createInterface({ input, crlfDelay: Infinity });
   const batch = createBatch(capacity);
   const lines = new Uint32Array(capacity);
