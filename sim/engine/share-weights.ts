@@ -22,19 +22,20 @@
  * Cost of the first pass over range 0 (a plain conntrack pass from an empty
  * table: read, decode, judge) per byte, as a fraction of the counting pass
  * (decode, judge, hash, connections, sink) over the same bytes. Measured on
- * this project's 2-core machine, 2026-12-07, quiet: 1M packets of the bench's
- * default mix, 0.48-0.85 s against 0.88-1.17 s on full frames (0.54-0.73) and
- * 0.38-0.47 s against 0.70-1.06 s at snaplen 96 (0.44-0.54).
+ * this project's 2-core machine, 2026-12-07 06:09 UTC, quiet, CPU time in one
+ * process: 1M packets of the bench's default mix, 0.34-0.42 s against
+ * 0.82-0.96 s on full frames (0.41-0.44) and 0.24-0.30 s against 0.72 s at
+ * snaplen 96 (0.33-0.42).
  */
-export const FIRST_PASS_COST = 0.55;
+export const FIRST_PASS_COST = 0.42;
 
 /**
  * The same for a range after the first (scan mode: every key that may
  * continue one of the range before is followed under every state it could
- * have started in, and its packets logged): measured the same day and way,
- * 0.66-0.97 of the counting pass on full frames, 1.06-1.23 at snaplen 96.
+ * have started in, and its packets logged): 0.45 s against 0.7-0.8 s, the
+ * same capture and day.
  */
-export const SCAN_PASS_COST = 1.0;
+export const SCAN_PASS_COST = 0.6;
 
 /** The smallest range a weight may give, as a fraction of range 0's. */
 const MIN_WEIGHT = 0.05;
