@@ -101,9 +101,12 @@ export function chooseWorkers(inputs: InputSpec[], o: { cores?: number; byteRang
   if (packets < IN_PROCESS_PACKETS) return { workers: 0, packets };
   // A capture cut into byte ranges carries each connection's conntrack state across the cut with
   // a first pass over the earlier range (startStates below). On two cores that pass costs more than
-  // the second core gives: measured on this project's 2-core machine, 2026-12-07, quiet, `simulate
-  // --pcap` of 1M packets 1.27-1.37 s on one worker against 1.60-1.78 s on two, and 5M 3.4-3.6 s
-  // against 3.7-4.3 s. With more cores the ranges' first passes run side by side and the split wins.
+  // the second core gives, even with the first range counting beside it and the later one cut
+  // smaller (share-weights.ts): measured on this project's 2-vCPU machine, 2026-12-07 06:10 UTC,
+  // quiet, `simulate --pcap` of 5M packets 2.5-3.8 s on one worker against 2.6-3.6 s on two, of 1M
+  // 0.9-1.3 s against 1.2-1.3 s (the two vCPUs share the memory bandwidth the page-cache copies
+  // need: our C job gains only 1.15-1.43 from its second thread there). With more cores the
+  // ranges' first passes run side by side and the split wins.
   if (o.byteRanges && cores <= 2 && inputs.some((s) => s.kind === 'pcap' && judges(s))) {
     return { workers: 1, packets, why: 'two workers would carry conntrack state across their edge with a first pass over the earlier half, which costs more than a second core gives' };
   }
