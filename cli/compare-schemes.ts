@@ -5,7 +5,7 @@
  * node fails, is added or returns, and speed.
  */
 import { writeReport } from '../reports/write.ts';
-import { SCHEMA_VERSION, TOOL, VERSION } from '../sim/core/version.ts';
+import { SCHEMA_VERSION, TOOL } from '../sim/core/version.ts';
 import { Command, Option } from 'commander';
 import { DataError, UsageError } from '../sim/core/errors.ts';
 import { existsSync } from 'node:fs';

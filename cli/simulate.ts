@@ -30,7 +30,7 @@ import { analyse, migration, type AnalysisOptions } from '../sim/analysis/distri
 import { simulateHeadline } from '../sim/analysis/verdict.ts';
 import { DEFAULT_FLOW_TIMEOUT } from '../sim/engine/conn-table.ts';
 import type { ConfigResult, Gate, InputFile, Metric, SimulateResult } from '../sim/core/result.ts';
-import { SCHEMA_VERSION, TOOL, VERSION } from '../sim/core/version.ts';
+import { SCHEMA_VERSION, TOOL } from '../sim/core/version.ts';
 import { estimatePackets, Progress } from './progress.ts';
 import { formatSimulate } from './simulate-format.ts';
 import { grouped } from '../reports/format.ts';

@@ -5,7 +5,7 @@
  * together (in-process or on workers) is sim/engine/failover-run.ts.
  */
 import type { FailoverResult, InputSummary } from '../core/result.ts';
-import { SCHEMA_VERSION, TOOL, VERSION } from '../core/version.ts';
+import { SCHEMA_VERSION, TOOL } from '../core/version.ts';
 import type { OwnershipTimeline } from './heartbeat.ts';
 import type { Scenario } from './scenario.ts';
 import { summarizeRun, type FailoverPartial } from './timeline.ts';

@@ -25,7 +25,7 @@
  * No per-packet allocation; expired entries are ended every quarter timeout
  * of capture time.
  */
-import { countsAsPacket, F, FAMILY_IPV6, type TupleBatch } from '../traffic/batch.ts';
+import { countsAsPacket, F, type TupleBatch } from '../traffic/batch.ts';
 import { hash4, keyHash } from '../hash/mix.ts';
 import { connKey } from '../cluster/conn-key.ts';
 

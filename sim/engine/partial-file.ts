@@ -25,7 +25,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { DataError } from '../core/errors.ts';
-import { SCHEMA_VERSION, TOOL, VERSION } from '../core/version.ts';
+import { TOOL, VERSION } from '../core/version.ts';
 import type { InputFile } from '../core/result.ts';
 import { RUN_BYTES, RUN_U32, SRC_KW, newSourceTable, type SourceCounts } from './source-table.ts';
 import type { ShardMode, ShardSpec } from './shard-plan.ts';

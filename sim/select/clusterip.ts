@@ -16,7 +16,7 @@ import { UsageError } from '../core/errors.ts';
 import { endianFact, resolveProfile, type ClusteripEra, type Fact } from './profile.ts';
 import { compileSelect, FINAL3 } from './compile.ts';
 import { wasmFor, wasmSelect, type SelectorOptions } from './wasm.ts';
-import { CLUSTERIP_MODES, NO_BUCKET, UNKNOWN_BUCKET, bswap16, type ClusteripMode, type Selector, type SelectorSpec } from './selector.ts';
+import { CLUSTERIP_MODES, NO_BUCKET, UNKNOWN_BUCKET, bswap16, type Selector, type SelectorSpec } from './selector.ts';
 
 import { CLUSTERIP_MAX_NODES } from '../core/spec.ts';
 

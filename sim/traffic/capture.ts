@@ -77,7 +77,6 @@ const MOVE_MIN_PACKETS = 64;
 // Module-local aliases: imported bindings are getter calls under tsx, too slow per packet.
 const decode = decodeFrame;
 const DEC_FRAGMENT = DEC.FRAGMENT;
-const DEC_OK = DEC.OK;
 const REASON: readonly string[] = DEC_REASON;
 const u32 = format.u32, u16 = format.u16;
 const PCAP_MAX_CAPLEN = format.PCAP_MAX_CAPLEN, PCAPNG_MAX_BLOCK = format.PCAPNG_MAX_BLOCK, SHB = format.SHB, BOM = format.BOM;
