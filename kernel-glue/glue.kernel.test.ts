@@ -86,15 +86,10 @@ async function trafficRound(c: ClusterConfig): Promise<{ answers: string[]; pred
 }
 
 beforeAll(async () => {
-  net = new ClusterNet({ prefix: PREFIX, nodes: 3, clientHosts: CLIENT_HOSTS });
-  try {
-    net.setup();
-    ssh = await net.startSshd(2);
-    await net.startNameServers(NAMES, PORT);
-  } catch (e) {
-    net.teardown();
-    throw e;
-  }
+  net = await ClusterNet.open({ prefix: PREFIX, nodes: 3, clientHosts: CLIENT_HOSTS }, async (n) => {
+    ssh = await n.startSshd(2);
+    await n.startNameServers(NAMES, PORT);
+  });
 });
 
 afterAll(() => {

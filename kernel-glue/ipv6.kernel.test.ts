@@ -67,14 +67,9 @@ async function trafficRound(c: ClusterConfig): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  net = new ClusterNet({ prefix: PREFIX, nodes: 3, clientHosts: CLIENT_HOSTS, ipv6: true });
-  try {
-    net.setup();
-    await net.startNameServers(NAMES, PORT, CLUSTER_IP6);
-  } catch (e) {
-    net.teardown();
-    throw e;
-  }
+  net = await ClusterNet.open({ prefix: PREFIX, nodes: 3, clientHosts: CLIENT_HOSTS, ipv6: true }, async (n) => {
+    await n.startNameServers(NAMES, PORT, CLUSTER_IP6);
+  });
 });
 
 afterAll(() => {

@@ -57,19 +57,14 @@ function expectPredicted(c: ClusterConfig, round: number): string[] {
 }
 
 beforeAll(async () => {
-  net = new ClusterNet({ prefix: PREFIX, nodes: 2, clientHosts: CLIENT_HOSTS });
-  try {
-    net.setup();
-    for (const ns of net.nodes) net.ns(ns, ['ip', 'addr', 'add', `${IP2}/32`, 'dev', 'eth0']);
-    await net.startNameServers(NAMES, PORT);
-    await net.startNameServers(NAMES, PORT, IP2);
-    const file = join(net.dir, 'two.yaml');
+  net = await ClusterNet.open({ prefix: PREFIX, nodes: 2, clientHosts: CLIENT_HOSTS }, async (n) => {
+    for (const ns of n.nodes) n.ns(ns, ['ip', 'addr', 'add', `${IP2}/32`, 'dev', 'eth0']);
+    await n.startNameServers(NAMES, PORT);
+    await n.startNameServers(NAMES, PORT, IP2);
+    const file = join(n.dir, 'two.yaml');
     writeFileSync(file, fileText());
     [web, dns] = loadClusters(file).map((l) => l.config) as [ClusterConfig, ClusterConfig];
-  } catch (e) {
-    net.teardown();
-    throw e;
-  }
+  });
 });
 
 afterAll(async () => {

@@ -132,6 +132,23 @@ export class ClusterNet {
     this.dir = mkdtempSync(join(tmpdir(), `${o.prefix}`));
   }
 
+  /**
+   * A cluster set up in its namespaces, then `prepare`d (servers, files,
+   * rules): if either step throws, everything made so far is torn down
+   * before the error goes on, so a failed beforeAll leaves nothing behind.
+   */
+  static async open(o: TopologyOptions, prepare: (net: ClusterNet) => void | Promise<void> = () => {}): Promise<ClusterNet> {
+    const net = new ClusterNet(o);
+    try {
+      net.setup();
+      await prepare(net);
+      return net;
+    } catch (e) {
+      net.teardown();
+      throw e;
+    }
+  }
+
   ns(name: string, argv: string[], input?: string): string {
     return sh(['ip', 'netns', 'exec', name, ...argv], input);
   }

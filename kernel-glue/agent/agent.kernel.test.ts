@@ -163,14 +163,9 @@ function sendUdp(ns: string, from: string | null, to: string, payload: Buffer): 
 }
 
 beforeAll(async () => {
-  net = new ClusterNet({ prefix: PREFIX, nodes: 3, clientHosts: CLIENT_HOSTS });
-  try {
-    net.setup();
-    await net.startNameServers(NAMES, PORT);
-  } catch (e) {
-    net.teardown();
-    throw e;
-  }
+  net = await ClusterNet.open({ prefix: PREFIX, nodes: 3, clientHosts: CLIENT_HOSTS }, async (n) => {
+    await n.startNameServers(NAMES, PORT);
+  });
 }, 120_000);
 
 afterAll(() => {

@@ -57,19 +57,14 @@ async function until<T>(what: string, fn: () => T | null | undefined | false, ti
 const procs: ChildProcess[] = [];
 
 beforeAll(async () => {
-  net = new ClusterNet({ prefix: PREFIX, nodes: 2, clientHosts: CLIENT_HOSTS });
-  try {
-    net.setup();
-    await net.startNameServers(NAMES, PORT);
-    const keyFile = join(net.dir, 'hb.key');
+  net = await ClusterNet.open({ prefix: PREFIX, nodes: 2, clientHosts: CLIENT_HOSTS }, async (n) => {
+    await n.startNameServers(NAMES, PORT);
+    const keyFile = join(n.dir, 'hb.key');
     writeFileSync(keyFile, 'metrics-test-heartbeat-key-0123456789\n');
     chmodSync(keyFile, 0o600);
-    file = join(net.dir, 'cluster.yaml');
+    file = join(n.dir, 'cluster.yaml');
     writeFileSync(file, configText(keyFile));
-  } catch (e) {
-    net.teardown();
-    throw e;
-  }
+  });
 }, 120_000);
 
 afterAll(async () => {

@@ -47,23 +47,18 @@ function tableOf(ns: string): string {
 }
 
 beforeAll(async () => {
-  net = new ClusterNet({ prefix: PREFIX, nodes: 3, clientHosts: [] });
-  try {
-    net.setup();
-    for (const ns of net.nodes) net.ns(ns, ['ip', 'route', 'add', SOURCES, 'via', CLIENT_IP]);
-    await net.startNameServers(NAMES, PORT);
-    file = join(net.dir, 'cluster.yaml');
+  net = await ClusterNet.open({ prefix: PREFIX, nodes: 3, clientHosts: [] }, async (n) => {
+    for (const ns of n.nodes) n.ns(ns, ['ip', 'route', 'add', SOURCES, 'via', CLIENT_IP]);
+    await n.startNameServers(NAMES, PORT);
+    file = join(n.dir, 'cluster.yaml');
     writeFileSync(file, `cluster: { name: web, ip: ${CLUSTER_IP}, interface: eth0, mac: "01:00:5e:00:00:30", backend: nft, seed: 0x5eed, total_nodes: 3 }
 nodes:
-${net.nodes.map((ns, i) => `  - { name: ${NAMES[i]}, owns: [${i + 1}], host: { netns: ${ns} } }`).join('\n')}
+${n.nodes.map((ns, i) => `  - { name: ${NAMES[i]}, owns: [${i + 1}], host: { netns: ${ns} } }`).join('\n')}
 `);
     c = loadClusters(file)[0]!.config;
     const r = await applyConfig(c, {});
     if (!r.ok) throw new Error(`apply failed: ${JSON.stringify(r.hosts.map((h) => h.error))}`);
-  } catch (e) {
-    net.teardown();
-    throw e;
-  }
+  });
 }, 120_000);
 
 afterAll(async () => {

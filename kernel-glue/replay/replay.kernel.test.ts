@@ -55,22 +55,17 @@ function replay(args: string[]): { code: number; stdout: string; stderr: string 
 }
 
 beforeAll(async () => {
-  net = new ClusterNet({ prefix: PREFIX, nodes: 3, clientHosts: [] });
-  try {
-    net.setup();
-    fx.mix = join(net.dir, 'mix.pcap');
+  net = await ClusterNet.open({ prefix: PREFIX, nodes: 3, clientHosts: [] }, async (n) => {
+    fx.mix = join(n.dir, 'mix.pcap');
     const g = spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'gen', 'default', '--packets', '3000', '--seed', '11', '--out', fx.mix], { cwd: ROOT, encoding: 'utf8' });
     if (g.status !== 0) throw new Error(g.stderr);
-    fx.real = join(net.dir, 'real.pcap');
+    fx.real = join(n.dir, 'real.pcap');
     await captureRealTraffic('cipsim-rpf-', fx.real);
-    fx.realng = join(net.dir, 'real.pcapng');
+    fx.realng = join(n.dir, 'real.pcapng');
     toPcapng(fx.real, fx.realng);
-    fx.vlan = join(net.dir, 'vlan.pcap');
+    fx.vlan = join(n.dir, 'vlan.pcap');
     addVlanTag(fx.real, fx.vlan);
-  } catch (e) {
-    net.teardown();
-    throw e;
-  }
+  });
 });
 
 afterAll(() => {
