@@ -727,8 +727,13 @@ export class Judge {
     }
   }
 
-  /** Applies a share's transfer to this table (which holds the state at that share's start). */
+  /**
+   * Applies a share's transfer to this table (which holds the state at that
+   * share's start). The stats stay as they were: the replayed packets are
+   * counted by the pass over the share that holds them.
+   */
   compose(tr: CtTransfer): void {
+    const assumed = this.stats.assumed;
     const p = tr.pending;
     for (let j = 0; j < p.count; j++) {
       const t = this.setKey(p.keys, j);
@@ -738,6 +743,7 @@ export class Judge {
         this.apply(t, s, p.ts[r]!, w & 7, FB_OF_TH[(w >>> 3) & 0x3f]!, (w >>> 9) & 1, true);
       }
     }
+    this.stats.assumed = assumed;
     this.seed(tr.ends);
     if (tr.newest > this.newest) this.newest = tr.newest;
     this.sweep(this.newest - this.timeout - SLACK);

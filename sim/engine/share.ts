@@ -130,11 +130,7 @@ export function processInput(task: Omit<SimTask, 'input'>, src: PacketInput, all
   // from the state run.ts composed for the share's start.
   const judge = judging ? new Judge(task.tcpLoose ?? true, task.flowTimeout) : null;
   if (judge && task.ctStart) judge.seed(task.ctStart);
-  if (judge && task.ctCompose) {
-    for (const t of task.ctCompose) judge.compose(t);
-    // Composing replays the earlier shares' pending packets: those count in their own share.
-    Object.assign(judge.stats, { invalid: 0, assumed: 0, icmpErrors: 0 });
-  }
+  if (judge && task.ctCompose) for (const t of task.ctCompose) judge.compose(t);
   try {
     for (;;) {
       const n = src.fill(batch);
