@@ -228,7 +228,7 @@ export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Prom
         // beside the first passes over it (share-weights.ts sized the later shares for that wait).
         const running = new Map<SimTask, Promise<SimPartial>>();
         await startStates(run, tasks, plan.before ?? [], false, (t) => running.set(t, run<SimTask, SimPartial>(t, processShare)));
-        parts = await Promise.all(tasks.map((t) => running.get(t) ?? run<SimTask, SimPartial>(t, processShare)));
+        parts = await Promise.all(tasks.map((t) => running.get(t)!));
       }
       sharesS = (performance.now() - t0) / 1000;
       clearInterval(timer);
@@ -286,6 +286,7 @@ async function startStates(run: PoolRun, tasks: SimTask[], before: InputSpec[], 
     for (const t of lead.length ? chain : chain.slice(1)) waiting.add(t);
     work.push({ chain, lead: lead.length, scans: [] });
   }
+  // The shares that need no start state are handed on before any first pass is queued (the pool runs tasks in order).
   for (const t of tasks) if (!waiting.has(t)) ready(t);
   for (const w of work) {
     const { chain, lead } = w, t0 = chain[0]!;
