@@ -389,7 +389,7 @@ async function simulate(o: SimulateFlags, live: LiveRecording | null): Promise<v
   // A capture's total is estimated from its size (marked ~), so the bar, percentage and ETA show for it too.
   const estimate = kind === 'pcap' && process.stderr.isTTY ? estimatePackets(files.map((f) => f.path)) : 0;
   const progress = new Progress(process.stderr, kind === 'synthetic' ? packets : estimate, kind !== 'synthetic');
-  const run = await runSimulation({ ...runOpts, onProgress: (done, rss) => progress.update(done, rss) });
+  const run = await runSimulation({ ...runOpts, mainIdle: hashing.length === 0, onProgress: (done, rss) => progress.update(done, rss) });
   progress.done();
   if (run.workersChosen) {
     const w = run.workersChosen;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createBatch } from '../traffic/batch.ts';
 import { PcapWriter } from '../traffic/pcap-writer.ts';
 import { openSynthetic } from '../traffic/synthetic.ts';
-import { chooseWorkers, defaultWorkers, IN_PROCESS_PACKETS } from './run.ts';
+import { chooseWorkers, defaultWorkers, IN_PROCESS_IDLE_PACKETS, IN_PROCESS_PACKETS } from './run.ts';
 
 let dir = '';
 beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'choose-workers-test-')); });
@@ -55,4 +55,17 @@ it('chooses one worker for a large capture on two cores (the conntrack first pas
   // failover splits by flow, each partition reading the whole capture: nothing crosses an edge.
   expect(chooseWorkers([big], { cores: 2 }).workers).toBe(2);
   expect(chooseWorkers([{ kind: 'synthetic', name: 'default', seed: 1, packets: IN_PROCESS_PACKETS }], { cores: 2, byteRanges: true }).workers).toBe(2);
+});
+
+it('keeps a mid-sized capture in-process on two cores when the main thread has nothing of its own to do (no SHA-256 beside the run)', () => {
+  const f = capture('idle.pcap', 1000, 96);
+  const mid = { kind: 'pcap' as const, path: f, limit: IN_PROCESS_IDLE_PACKETS - 1 };
+  const c = chooseWorkers([mid], { cores: 2, byteRanges: true, mainIdle: true });
+  expect(c.workers).toBe(0);
+  expect(c.why).toMatch(/starting a worker costs more/);
+  // The main thread hashing the capture: one worker, so the hash runs beside it.
+  expect(chooseWorkers([mid], { cores: 2, byteRanges: true }).workers).toBe(1);
+  // Past the limit (no progress line in-process) and on more cores: as before.
+  expect(chooseWorkers([{ ...mid, limit: IN_PROCESS_IDLE_PACKETS }], { cores: 2, byteRanges: true, mainIdle: true }).workers).toBe(1);
+  expect(chooseWorkers([mid], { cores: 8, byteRanges: true, mainIdle: true }).workers).toBe(8);
 });

@@ -44,6 +44,12 @@ export interface RunOptions {
   onProgress?: (packets: number, rss: number) => void;
   /** nf_conntrack_tcp_loose of the nodes (default true, the kernel's default; cluster/ct-model.ts). */
   tcpLoose?: boolean;
+  /**
+   * The main thread has nothing of its own to do while the shares run (simulate
+   * --no-hash: no SHA-256 of the inputs beside them). chooseWorkers then keeps a
+   * mid-sized capture in-process on two cores (IN_PROCESS_IDLE_PACKETS).
+   */
+  mainIdle?: boolean;
   /** The shares to run (shard-plan.ts; a shard of a run split across machines); default: all of `inputs`. */
   plan?: ShardWork;
 }
@@ -78,6 +84,20 @@ export function defaultWorkers(): number {
  */
 export const IN_PROCESS_PACKETS = 500_000;
 
+/**
+ * On two cores or fewer, a capture cut into byte ranges runs on one worker
+ * (see chooseWorkers), so nothing runs beside it but the main thread's own
+ * work. When the main thread has none (`mainIdle`: no SHA-256 of the capture),
+ * the run stays in-process up to this many packets: the worker's start (its
+ * isolate, the bundle, the merge's own warm-up) costs more than it gives.
+ * Measured on the 2-vCPU bench machine (2026-12-07 07:50 UTC, quiet,
+ * `simulate --no-hash --json`, 1M full-size packets): 0.67-0.68 s in-process
+ * against 0.78-0.83 s on one worker; at 5M 2.07 s against 2.10 s. Not higher:
+ * an in-process run cannot draw its progress line (the loop holds the thread),
+ * and 2M packets take about a second and a half.
+ */
+export const IN_PROCESS_IDLE_PACKETS = 2_000_000;
+
 /** The worker count chosen for a run's inputs when none is given, and the packet estimate it came from. */
 export interface WorkerChoice {
   workers: number;
@@ -94,7 +114,7 @@ export interface WorkerChoice {
  * on two cores or fewer (see below). `cores` defaults to defaultWorkers().
  * A capture's packets are estimated from its size and the records in its first MiB.
  */
-export function chooseWorkers(inputs: InputSpec[], o: { cores?: number; byteRanges?: boolean } = {}): WorkerChoice {
+export function chooseWorkers(inputs: InputSpec[], o: { cores?: number; byteRanges?: boolean; mainIdle?: boolean } = {}): WorkerChoice {
   const cores = o.cores ?? defaultWorkers();
   let packets = 0;
   for (const s of inputs) packets += estimatePackets(s);
@@ -108,6 +128,7 @@ export function chooseWorkers(inputs: InputSpec[], o: { cores?: number; byteRang
   // need: our C job gains only 1.15-1.43 from its second thread there). With more cores the
   // ranges' first passes run side by side and the split wins.
   if (o.byteRanges && cores <= 2 && inputs.some((s) => s.kind === 'pcap' && judges(s))) {
+    if (o.mainIdle && packets < IN_PROCESS_IDLE_PACKETS) return { workers: 0, packets, why: 'one thread does the work either way, and starting a worker costs more than it gives when nothing runs beside it' };
     return { workers: 1, packets, why: 'two workers would carry conntrack state across their edge with a first pass over the earlier half, which costs more than a second core gives' };
   }
   return { workers: cores, packets };
@@ -183,7 +204,7 @@ export type FinishShares<X> = (run: PoolRun, parts: SimPartial[], merge: MergeTa
 export async function runShares<X>(o: RunOptions, finish: FinishShares<X>): Promise<{ out: X; workers: number; workersChosen: WorkerChoice | null; elapsedS: number; sharesS: number; peakRss: number }> {
   const t0 = performance.now();
   // No worker count given: chosen from the inputs' size (a shard's plan was cut for defaultWorkers).
-  const auto = o.workers === undefined && !o.plan ? chooseWorkers(o.inputs, { byteRanges: true }) : null;
+  const auto = o.workers === undefined && !o.plan ? chooseWorkers(o.inputs, { byteRanges: true, mainIdle: o.mainIdle ?? false }) : null;
   const workers = auto ? auto.workers : o.workers ?? defaultWorkers();
   const flowTimeout = o.flowTimeout ?? DEFAULT_FLOW_TIMEOUT;
   // Each share knows its place in its stream: byte ranges of a capture, and rotated files, are one stream cut in pieces.
