@@ -29,9 +29,7 @@ export function buildNative(workDir: string, source: string, extra: string[] = [
   const outDir = join(workDir, 'native');
   mkdirSync(outDir, { recursive: true });
   const bin = join(outDir, binName ?? basename(source).replace(/\.c$/, ''));
-  const headers = readdirSync(NATIVE_SRC_DIR).filter((f) => f.endsWith('.h')).map((f) => join(NATIVE_SRC_DIR, f));
-  const newest = Math.max(...[src, ...headers].map((f) => statSync(f).mtimeMs));
-  if (existsSync(bin) && statSync(bin).mtimeMs >= newest) return bin;
+  if (current(bin, src)) return bin;
   try {
     // Flags before the source, libraries (-l...) after it, as the linker wants.
     const pre = extra.filter((f) => !f.startsWith('-l')), libs = extra.filter((f) => f.startsWith('-l'));
@@ -43,6 +41,66 @@ export function buildNative(workDir: string, source: string, extra: string[] = [
   }
   return bin;
 }
+
+/** Whether `bin` was built after `src` and every header beside it last changed. */
+function current(bin: string, src: string): boolean {
+  const headers = readdirSync(NATIVE_SRC_DIR).filter((f) => f.endsWith('.h')).map((f) => join(NATIVE_SRC_DIR, f));
+  const newest = Math.max(...[src, ...headers].map((f) => statSync(f).mtimeMs));
+  return existsSync(bin) && statSync(bin).mtimeMs >= newest;
+}
+
+/**
+ * Linear memory of a WebAssembly build, fixed: 2 GiB from the start, never
+ * grown. Node 20's WASI crashed the process (SIGSEGV in a keyed load of its
+ * own JavaScript) on the first write to stdout after the module's memory had
+ * grown past its start (pcap_sim on 1M packets, 2026-12-07); reserved up
+ * front, pages are still only touched as malloc hands them out. A program
+ * that needs more fails with its own out-of-memory message.
+ */
+const WASM_MEMORY = 2 ** 31;
+
+/**
+ * Compiles `bench/native/<source>` to WebAssembly (`clang --target=wasm32-wasi
+ * -O2`, Debian's wasi-libc) as `<workDir>/native/<name>.wasm`, for
+ * runWasi: the same C, run by Node. Rebuilds as buildNative does.
+ * Throws naming the packages when clang or wasi-libc is missing.
+ */
+export function buildWasi(workDir: string, source: string, extra: string[] = []): string {
+  const src = join(NATIVE_SRC_DIR, source);
+  if (!existsSync(src)) throw new Error(`native source ${src} not found`);
+  const outDir = join(workDir, 'native');
+  mkdirSync(outDir, { recursive: true });
+  const bin = join(outDir, basename(source).replace(/\.c$/, '.wasm'));
+  if (current(bin, src)) return bin;
+  const args = ['--target=wasm32-wasi', '--sysroot=/usr', ...NATIVE_CFLAGS, ...extra, '-Wl,-z,stack-size=8388608', `-Wl,--initial-memory=${WASM_MEMORY}`, `-Wl,--max-memory=${WASM_MEMORY}`, '-o', bin, src];
+  try {
+    execFileSync('clang', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { stderr?: Buffer; code?: string };
+    if (err.code === 'ENOENT') throw new Error(`clang not found: install ${WASI_PACKAGES} (they are in .ci/run APT_PACKAGES)`);
+    throw new Error(`clang ${args.join(' ')} failed (it needs ${WASI_PACKAGES}):\n${err.stderr?.toString() ?? String(e)}`);
+  }
+  return bin;
+}
+
+/** Debian packages behind buildWasi. */
+export const WASI_PACKAGES = 'clang lld wasi-libc libclang-rt-14-dev-wasm32';
+
+/**
+ * Runs a WebAssembly build under Node's WASI in a fresh process
+ * (wasi-run.mjs: plain JavaScript, so the process starts as fast as a user's
+ * would), returns its stdout; a non-zero exit throws with its stderr. Paths in
+ * `args` must be absolute (the whole file system is the program's root).
+ */
+export function runWasi(wasm: string, args: string[]): string {
+  const r = spawnSync(process.execPath, ['--no-warnings', WASI_RUNNER, wasm, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`${wasm} ${args.join(' ')} exited ${r.status ?? r.signal}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** bench/harness/wasi-run.mjs. */
+export const WASI_RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'wasi-run.mjs');
 
 /** Runs a native binary, returns its stdout; a non-zero exit throws with its stderr. */
 export function runNative(bin: string, args: string[]): string {

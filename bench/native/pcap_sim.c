@@ -59,12 +59,20 @@
  * (Wall time, CLOCK_MONOTONIC, from before the threads start to after they
  * are joined and summed: the bench compares the wall time of 2 threads.)
  * Build: cc -O2 -std=gnu11 -Wall -Wextra -pthread -o pcap_sim pcap_sim.c
+ *
+ * The same source also builds for WebAssembly (clang --target=wasm32-wasi,
+ * bench/harness/native.ts buildWasi), run by Node on one thread
+ * (bench/harness/wasi-run.mjs): the same work as our engine, in the same
+ * runtime, as a C compiler would write it. Without threads there, the ranges
+ * run one after another.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#ifndef __wasi__
 #include <pthread.h>
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1242,7 +1250,9 @@ int main(int argc, char **argv)
   if (maxcap > PCAPNG_MAX_BLOCK) maxcap = PCAPNG_MAX_BLOCK;
 
   lane_t *lanes = aligned_alloc(64, ((nt * sizeof(lane_t) + 63) / 64) * 64);
+#ifndef __wasi__
   pthread_t *th = xcalloc((size_t)nt, sizeof(pthread_t));
+#endif
   if (!lanes) { fprintf(stderr, "pcap_sim: out of memory\n"); return 1; }
   for (int r = 0; r < reps; r++) {
     memset(lanes, 0, nt * sizeof(lane_t));
@@ -1257,11 +1267,16 @@ int main(int argc, char **argv)
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+#ifdef __wasi__
+    /* WebAssembly under WASI has no threads: the ranges run one after another on this one. */
+    for (int t = 0; t < nt; t++) run_lane(&lanes[t]);
+#else
     for (int t = 0; t < nt; t++) {
       int e = pthread_create(&th[t], NULL, run_lane, &lanes[t]);
       if (e) { fprintf(stderr, "pcap_sim: pthread_create: %s\n", strerror(e)); return 1; }
     }
     for (int t = 0; t < nt; t++) pthread_join(th[t], NULL);
+#endif
     for (int t = 0; t < nt; t++) if (lanes[t].err[0]) { fprintf(stderr, "pcap_sim: %s\n", lanes[t].err); return 1; }
     /* The sums: counters add; the sources of every thread go into the first one's table. */
     lane_t *S = &lanes[0];
@@ -1294,7 +1309,9 @@ int main(int argc, char **argv)
            (unsigned long long)S->conns_total, (unsigned long long)S->src.count);
     fflush(stdout);
   }
+#ifndef __wasi__
   free(th);
+#endif
   free(lanes);
   return 0;
 }

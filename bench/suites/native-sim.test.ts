@@ -6,14 +6,15 @@
  * change. Three captures: the bench's default mix; the same kind of traffic
  * stretched in time (idle timeouts, sweeps between batches, timestamp ties
  * and reordering) with some clients moved to other protocols and to IPv6;
- * and a snaplen that cuts the ports (unknown nodes). Expected numbers come
+ * and a snaplen that cuts the ports (unknown nodes). The WebAssembly build of
+ * the same C (run by Node, as the bench runs it) must count the same. Expected numbers come
  * from the engine in the same run, never from a stored run.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildNativeSim, captureRanges, nativeSimulate, type NativeSimResult } from './native-sim.ts';
+import { buildNativeSim, buildWasiSim, captureRanges, nativeSimulate, wasiSimulate, type NativeSimResult } from './native-sim.ts';
 import { ensureCapture } from './ingest.ts';
 import { processShare } from '../../sim/engine/share.ts';
 import { createBatch, FAMILY_IPV6 } from '../../sim/traffic/batch.ts';
@@ -27,12 +28,14 @@ const N = 4;
 
 let dir = '';
 let exe = '';
+let wasm = '';
 let ctx: BenchContext;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'native-sim-'));
   ctx = { quick: true, workDir: dir, log: () => {}, emit: () => {} };
   exe = buildNativeSim(dir);
+  wasm = buildWasiSim(dir);
 });
 afterAll(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
 
@@ -184,6 +187,10 @@ function crossCheck(file: string): { one: NativeSimResult; js: ReturnType<typeof
   }
   expect(one.counts.band.length).toBe(32 * 4 * N);
   expect(one.counts).toEqual(js.counts);
+  // The same C built for WebAssembly and run by Node (the bench's one-thread counterpart) counts the same.
+  const w = wasiSimulate(wasm, file, whole);
+  expect(w.packets).toBe(js.packets);
+  expect(w.counts).toEqual(js.counts);
   return { one, js };
 }
 
@@ -200,6 +207,8 @@ function twoRanges(file: string, one: NativeSimResult): void {
   // Connections cut at the boundary are not joined in C (the engine joins them in merge.ts): never fewer.
   expect(two.counts.connectionsTotal).toBeGreaterThanOrEqual(one.counts.connectionsTotal);
   expect(two.counts.flowsTotal).toBeGreaterThanOrEqual(one.counts.flowsTotal);
+  // WebAssembly runs the ranges one after another, composing conntrack state as the threads do: the same counters.
+  expect(wasiSimulate(wasm, file, ranges).counts).toEqual(two.counts);
 }
 
 describe('pcap_sim (C reference of the simulate job)', () => {

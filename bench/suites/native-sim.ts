@@ -6,7 +6,8 @@
  * nodes, hash-init 0, kernel 6.1, little-endian; flow timeout 120 s).
  */
 import { statSync } from 'node:fs';
-import { buildNative, runNative } from '../harness/native.ts';
+import { resolve } from 'node:path';
+import { buildNative, buildWasi, runNative, runWasi } from '../harness/native.ts';
 import { planInputShares } from '../../sim/engine/inputs.ts';
 
 /** Per-node counters, node k+1 at index k. */
@@ -44,6 +45,14 @@ export function buildNativeSim(workDir: string): string {
 }
 
 /**
+ * Builds the same pcap_sim.c for WebAssembly (buildWasi), for wasiSimulate:
+ * the C job in our own runtime, on one thread.
+ */
+export function buildWasiSim(workDir: string): string {
+  return buildWasi(workDir, 'pcap_sim.c', ['-Werror']);
+}
+
+/**
  * The byte ranges our engine's workers would read (planInputShares), with
  * the bounds it leaves implicit filled in: one share is the whole file after
  * the 24-byte header.
@@ -62,9 +71,21 @@ export function captureRanges(file: string, parts: number): { start: number; end
  * Throws if the program fails or if two repeats disagree on the counters.
  */
 export function nativeSimulate(exe: string, file: string, ranges: { start: number; end: number }[], repeats = 1): NativeSimResult {
+  return simulateWith(runNative, exe, file, ranges, repeats);
+}
+
+/**
+ * nativeSimulate for the WebAssembly build (buildWasiSim), run by Node in a
+ * fresh process: the ranges run one after another on one thread.
+ */
+export function wasiSimulate(wasm: string, file: string, ranges: { start: number; end: number }[], repeats = 1): NativeSimResult {
+  return simulateWith(runWasi, wasm, resolve(file), ranges, repeats);
+}
+
+function simulateWith(run: (exe: string, args: string[]) => string, exe: string, file: string, ranges: { start: number; end: number }[], repeats: number): NativeSimResult {
   if (ranges.length === 0) throw new Error('nativeSimulate: no ranges');
   const args = [file, String(repeats), ...ranges.flatMap((r) => [String(r.start), String(r.end)])];
-  const lines = runNative(exe, args).trim().split('\n');
+  const lines = run(exe, args).trim().split('\n');
   if (lines.length !== 2 * repeats) throw new Error(`${exe}: expected ${2 * repeats} lines, got ${lines.length}`);
   const seconds: number[] = [];
   let packetCount = -1, counts: NativeSimCounts | null = null, first = '';
