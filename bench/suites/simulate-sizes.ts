@@ -165,6 +165,6 @@ export async function simulateSizes(ctx: BenchContext): Promise<void> {
 
 export const simulateSizesSuite: Suite = {
   name: 'simulate-sizes',
-  description: 'simulate from the command line (fresh process, workers chosen) at 100k-40M packets vs the C job run the same way; scaling at 5M',
+  description: 'simulate from the command line (fresh process, workers chosen) at 100k-40M packets vs the C job run the same way; scaling at 5M, beside the C job built for WebAssembly and run by Node',
   run: simulateSizes,
 };
