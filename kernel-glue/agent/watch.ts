@@ -23,11 +23,13 @@ type HealthSection = NonNullable<ClusterConfig['health']>;
 export interface RawSocket {
   send(buf: Buffer, offset: number, length: number, address: string, cb: (err: Error | null) => void): void;
   on(ev: 'message', cb: (buf: Buffer, source: string) => void): void;
-  on(ev: 'error', cb: (err: Error) => void): void;
+  /** A failed poll is emitted with no error object (raw-socket's HandleIOEvent), then the socket closes. */
+  on(ev: 'error', cb: (err?: Error) => void): void;
+  on(ev: 'close', cb: () => void): void;
   close(): void;
 }
 export interface RawModule {
-  createSocket(o: { protocol: number }): RawSocket & { setOption(level: number, option: number, value: number): void };
+  createSocket(o: { protocol: number }): RawSocket & { setOption(level: number, option: number, value: number): void; pauseRecv(): void };
   Protocol: { ICMP: number };
   SocketLevel: { IPPROTO_IP: number };
   SocketOption: { IP_HDRINCL: number };
@@ -103,17 +105,26 @@ export class TroubleWatch {
   /** Echo every interval; a request without a reply before the next one counts as a miss. */
   private startGateway(g: NonNullable<HealthSection['gateway']>): void {
     const raw = loadRawSocket();
-    const sock = raw.createSocket({ protocol: raw.Protocol.ICMP });
-    this.sock = sock;
     const id = process.pid & 0xffff;
     let seq = 0;
     let answered = true;
     let misses = 0;
-    sock.on('message', (buf, source) => {
-      const r = echoReplyOf(buf);
-      if (r && r.id === id && r.seq === (seq & 0xffff) && source === g.address) answered = true;
-    });
-    sock.on('error', (e) => this.o.emit({ event: 'gateway-error', error: e.message }));
+    // raw-socket closes a socket whose poll failed (emitting 'error' with no error object), and a
+    // closed socket never sends again: the next tick opens a new one, so that a local failure is
+    // reported as such instead of turning into gateway misses.
+    let sock: RawSocket | null = null;
+    const open = (): RawSocket => {
+      const s = raw.createSocket({ protocol: raw.Protocol.ICMP });
+      s.on('message', (buf, source) => {
+        const r = echoReplyOf(buf);
+        if (r && r.id === id && r.seq === (seq & 0xffff) && source === g.address) answered = true;
+      });
+      s.on('error', (e) => this.o.emit({ event: 'gateway-error', error: e?.message ?? 'the raw ICMP socket failed (reopened on the next echo)' }));
+      s.on('close', () => { if (sock === s) sock = null; });
+      this.sock = s;
+      return s;
+    };
+    sock = open();
     const tick = (): void => {
       if (this.o.paused()) return;
       if (!answered) {
@@ -126,6 +137,7 @@ export class TroubleWatch {
       }
       answered = false;
       seq++;
+      sock ??= open();
       sock.send(echoRequest(raw, id, seq), 0, 16, g.address, (err) => {
         if (err) this.o.emit({ event: 'gateway-error', error: err.message });
       });

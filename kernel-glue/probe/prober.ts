@@ -110,7 +110,9 @@ function startCapture(iface: string, filter: string, file: string): Promise<{ st
       resolve({
         stop: () => new Promise<void>((res) => {
           if (p.exitCode !== null || p.signalCode !== null) return res();
-          p.on('exit', () => res());
+          // Bounded: a tcpdump that does not stop on SIGTERM is killed rather than waited for.
+          const kill = setTimeout(() => p.kill('SIGKILL'), STOP_TIMEOUT_MS);
+          p.on('exit', () => { clearTimeout(kill); res(); });
           // SIGTERM, not SIGINT: a parent started in the background (sh `&`) passes SIGINT on ignored.
           p.kill('SIGTERM');
         }),
@@ -119,18 +121,41 @@ function startCapture(iface: string, filter: string, file: string): Promise<{ st
   });
 }
 
-/** Sends every datagram through one raw IPv4 socket with IP_HDRINCL. */
+/** How long tcpdump gets to stop on SIGTERM before it is killed, and the probes to be sent, ms. */
+const STOP_TIMEOUT_MS = 5000;
+const SEND_TIMEOUT_MS = 10_000;
+
+/**
+ * Sends every datagram through one raw IPv4 socket with IP_HDRINCL. Bounded:
+ * raw-socket reports a failed poll as an 'error' event with no error object
+ * and closes the socket, leaving the sends it had queued without their
+ * callbacks; an error, a close with sends left, or SEND_TIMEOUT_MS without
+ * them all ends the wait with a DataError (before, the command waited for
+ * ever beside its running tcpdump).
+ */
 async function sendAll(datagrams: Buffer[], dest: string): Promise<void> {
   const raw = loadRawSocket('glue probe');
   const sock = raw.createSocket({ protocol: 255 }); // IPPROTO_RAW: send only, header included
   sock.setOption(raw.SocketLevel.IPPROTO_IP, raw.SocketOption.IP_HDRINCL, 1);
-  let failed: Error | null = null;
-  sock.on('error', (e) => void (failed ??= e));
+  // Send only: raw-socket polls for reading too, and when a socket is readable (a pending socket
+  // error counts) it reports that instead of its being writable, which would hold the sends back.
+  sock.pauseRecv();
+  const where = `raw socket to ${dest}`;
+  let left = datagrams.length;
   try {
-    for (const d of datagrams) {
-      await new Promise<void>((res, rej) => sock.send(d, 0, d.length, dest, (e) => (e ? rej(new DataError(`raw socket to ${dest}`, e.message)) : res())));
-    }
-    if (failed) throw new DataError(`raw socket to ${dest}`, (failed as Error).message);
+    if (left === 0) return;
+    await new Promise<void>((resolve, reject) => {
+      const fail = (why: string): void => { clearTimeout(timer); reject(new DataError(where, `${why}; ${left} of ${datagrams.length} probes unsent`)); };
+      const timer = setTimeout(() => fail(`not sent after ${SEND_TIMEOUT_MS / 1000} s`), SEND_TIMEOUT_MS);
+      sock.on('error', (e?: Error) => fail(e?.message ? `the socket failed: ${e.message}` : 'the socket failed'));
+      sock.on('close', () => { if (left > 0) fail('the socket closed'); });
+      for (const d of datagrams) {
+        sock.send(d, 0, d.length, dest, (e?: Error | null) => {
+          if (e) return fail(e.message);
+          if (--left === 0) { clearTimeout(timer); resolve(); }
+        });
+      }
+    });
   } finally {
     sock.close();
   }
