@@ -24,12 +24,8 @@ export const NATIVE_CFLAGS = ['-O2', '-std=gnu11', '-Wall', '-Wextra'];
  * Throws with the compiler's message when it fails or when `cc` is missing.
  */
 export function buildNative(workDir: string, source: string, extra: string[] = [], binName?: string): string {
-  const src = join(NATIVE_SRC_DIR, source);
-  if (!existsSync(src)) throw new Error(`native source ${src} not found`);
-  const outDir = join(workDir, 'native');
-  mkdirSync(outDir, { recursive: true });
-  const bin = join(outDir, binName ?? basename(source).replace(/\.c$/, ''));
-  if (current(bin, src)) return bin;
+  const { src, bin, fresh } = target(workDir, source, binName ?? basename(source).replace(/\.c$/, ''));
+  if (fresh) return bin;
   try {
     // Flags before the source, libraries (-l...) after it, as the linker wants.
     const pre = extra.filter((f) => !f.startsWith('-l')), libs = extra.filter((f) => f.startsWith('-l'));
@@ -42,11 +38,20 @@ export function buildNative(workDir: string, source: string, extra: string[] = [
   return bin;
 }
 
-/** Whether `bin` was built after `src` and every header beside it last changed. */
-function current(bin: string, src: string): boolean {
+/**
+ * The source `bench/native/<source>` (which must exist), the output
+ * `<workDir>/native/<name>` (its folder made), and whether that output was
+ * built after the source and every header beside it last changed.
+ */
+function target(workDir: string, source: string, name: string): { src: string; bin: string; fresh: boolean } {
+  const src = join(NATIVE_SRC_DIR, source);
+  if (!existsSync(src)) throw new Error(`native source ${src} not found`);
+  const outDir = join(workDir, 'native');
+  mkdirSync(outDir, { recursive: true });
+  const bin = join(outDir, name);
   const headers = readdirSync(NATIVE_SRC_DIR).filter((f) => f.endsWith('.h')).map((f) => join(NATIVE_SRC_DIR, f));
   const newest = Math.max(...[src, ...headers].map((f) => statSync(f).mtimeMs));
-  return existsSync(bin) && statSync(bin).mtimeMs >= newest;
+  return { src, bin, fresh: existsSync(bin) && statSync(bin).mtimeMs >= newest };
 }
 
 /**
@@ -66,12 +71,8 @@ const WASM_MEMORY = 2 ** 31;
  * Throws naming the packages when clang or wasi-libc is missing.
  */
 export function buildWasi(workDir: string, source: string, extra: string[] = []): string {
-  const src = join(NATIVE_SRC_DIR, source);
-  if (!existsSync(src)) throw new Error(`native source ${src} not found`);
-  const outDir = join(workDir, 'native');
-  mkdirSync(outDir, { recursive: true });
-  const bin = join(outDir, basename(source).replace(/\.c$/, '.wasm'));
-  if (current(bin, src)) return bin;
+  const { src, bin, fresh } = target(workDir, source, basename(source).replace(/\.c$/, '.wasm'));
+  if (fresh) return bin;
   const args = ['--target=wasm32-wasi', '--sysroot=/usr', ...NATIVE_CFLAGS, ...extra, '-Wl,-z,stack-size=8388608', `-Wl,--initial-memory=${WASM_MEMORY}`, `-Wl,--max-memory=${WASM_MEMORY}`, '-o', bin, src];
   try {
     execFileSync('clang', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -93,14 +94,19 @@ export const WASI_PACKAGES = 'clang lld wasi-libc libclang-rt-14-dev-wasm32';
  * `args` must be absolute (the whole file system is the program's root).
  */
 export function runWasi(wasm: string, args: string[]): string {
-  const r = spawnSync(process.execPath, ['--no-warnings', WASI_RUNNER, wasm, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, wasiArgv(wasm, args), { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(`${wasm} ${args.join(' ')} exited ${r.status ?? r.signal}: ${r.stderr}`);
   return r.stdout;
 }
 
 /** bench/harness/wasi-run.mjs. */
-export const WASI_RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'wasi-run.mjs');
+const WASI_RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'wasi-run.mjs');
+
+/** Node's arguments that run `wasm` with `args` (runWasi; a bench that times the process spawns them itself). */
+export function wasiArgv(wasm: string, args: string[]): string[] {
+  return ['--no-warnings', WASI_RUNNER, wasm, ...args];
+}
 
 /** Runs a native binary, returns its stdout; a non-zero exit throws with its stderr. */
 export function runNative(bin: string, args: string[]): string {

@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { plan, summarize, type BenchContext, type Suite } from '../harness/harness.ts';
 import { ensureCapture } from './ingest.ts';
 import { buildNativeSim, buildWasiSim, captureRanges } from './native-sim.ts';
-import { WASI_PACKAGES, WASI_RUNNER } from '../harness/native.ts';
+import { WASI_PACKAGES, wasiArgv } from '../harness/native.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -44,29 +44,19 @@ function oursCli(file: string, workers?: number): CliRun {
   return { seconds, packets: j.input.packets, workers: j.run.workers, peakRss: j.run.peak_rss_bytes };
 }
 
-/** One fresh pcap_sim process over `file` on `threads` threads: wall seconds spawn to exit. */
-function cCli(exe: string, file: string, threads: number): { seconds: number; packets: number } {
-  const ranges = captureRanges(file, threads);
-  const args = [file, '1', ...ranges.flatMap((x) => [String(x.start), String(x.end)])];
-  const t0 = performance.now();
-  const r = spawnSync(exe, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
-  const seconds = (performance.now() - t0) / 1000;
-  if (r.status !== 0) throw new Error(`${exe} ${file} failed: ${r.stderr}`);
-  return { seconds, packets: Number(r.stdout.split(/\s+/)[0]) };
-}
-
 /**
- * One fresh Node process running pcap_sim.c built for WebAssembly (the same
- * job in our runtime, one thread: WASI has no threads) over the whole
- * capture: wall seconds spawn to exit.
+ * One fresh pcap_sim process over `file` on `threads` threads: wall seconds
+ * spawn to exit. `wasm`: `exe` is its WebAssembly build, run by Node (the
+ * same job in our runtime; WASI has no threads, so the ranges run one after
+ * another on one).
  */
-function wasmCli(wasm: string, file: string): { seconds: number; packets: number } {
-  const [r0] = captureRanges(file, 1);
-  const args = ['--no-warnings', WASI_RUNNER, wasm, resolve(file), '1', String(r0!.start), String(r0!.end)];
+function cCli(exe: string, file: string, threads: number, wasm = false): { seconds: number; packets: number } {
+  const ranges = captureRanges(file, threads);
+  const args = [resolve(file), '1', ...ranges.flatMap((x) => [String(x.start), String(x.end)])];
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const r = wasm ? spawnSync(process.execPath, wasiArgv(exe, args), { encoding: 'utf8', maxBuffer: 1 << 28 }) : spawnSync(exe, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
   const seconds = (performance.now() - t0) / 1000;
-  if (r.status !== 0) throw new Error(`${wasm} ${file} failed (exit ${r.status ?? r.signal}): ${r.stderr}`);
+  if (r.status !== 0) throw new Error(`${exe} ${file} failed (exit ${r.status ?? r.signal}): ${r.stderr}`);
   return { seconds, packets: Number(r.stdout.split(/\s+/)[0]) };
 }
 
@@ -131,7 +121,7 @@ export async function simulateSizes(ctx: BenchContext): Promise<void> {
   const o1: number[] = [], o2: number[] = [], c1: number[] = [], c2: number[] = [], w1: number[] = [];
   for (let r = -warmup; r < reps; r++) {
     const a = oursCli(file, 1), m = cCli(exe, file, 1), b = oursCli(file, 2), n = cCli(exe, file, 2);
-    const w = wasm ? wasmCli(wasm, file) : null;
+    const w = wasm ? cCli(wasm, file, 1, true) : null;
     if (w && w.packets !== m.packets) throw new Error(`${file}: the C job in WebAssembly counted ${w.packets} packets, in C ${m.packets}`);
     if (r < 0) continue;
     o1.push(a.packets / a.seconds); o2.push(b.packets / b.seconds); c1.push(m.packets / m.seconds); c2.push(n.packets / n.seconds);
